@@ -1,0 +1,3 @@
+from tenement.cli import main
+
+main()
