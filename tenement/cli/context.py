@@ -47,7 +47,8 @@ def global_options(f: Callable[..., Any]) -> Callable[..., Any]:
             envvar="TENEMENT_SERVER",
             expose_value=False,
             callback=_store("server"),
-            help=f"Server URL for client commands (default: {DEFAULT_SERVER}) [env: TENEMENT_SERVER]",
+            help=f"Server URL for client commands (default: {DEFAULT_SERVER}) "
+            "[env: TENEMENT_SERVER]",
         ),
         click.option(
             "--token",
