@@ -1,0 +1,68 @@
+"""The database: schema, migrations, backups, and the queries every layer uses.
+
+Public face of the store layer; other layers import from here only. Layout:
+``tables.py`` (the schema as SQLAlchemy tables), ``store.py`` (:class:`Store`, built from
+one class per concept: ``tokens.py``, ``instances.py``, ``logs.py``, ``audit.py``,
+``lease.py``), ``schema.py`` (which revision a database is at, without Alembic),
+``migrate.py`` (Alembic, loaded only when needed), ``backup.py``; the migration
+scripts live in the top-level ``migrations/`` (``tenement/_migrations`` when installed).
+"""
+
+from tenement.store.audit import AuditRow
+from tenement.store.backup import (
+    backup_database,
+    backup_dir_for,
+    list_backups,
+    prune_backups,
+    restore_backup,
+)
+from tenement.store.errors import BackupError, StoreError, UnknownRevision, UnrecognisedDatabase
+from tenement.store.instances import InstanceRecord
+from tenement.store.lease import ServerRow
+from tenement.store.logs import LogEntry
+from tenement.store.migrate import MigrationReport, RevisionInfo, migrate_to_head
+from tenement.store.schema import (
+    SchemaKind,
+    SchemaStatus,
+    is_at_head,
+    schema_status,
+)
+from tenement.store.store import Store, default_url, open_store
+from tenement.store.tokens import (
+    TenantTokenRow,
+    generate_token,
+    hash_token,
+    token_prefix,
+    verify_token,
+)
+
+__all__ = [
+    "AuditRow",
+    "BackupError",
+    "InstanceRecord",
+    "LogEntry",
+    "MigrationReport",
+    "RevisionInfo",
+    "SchemaKind",
+    "SchemaStatus",
+    "ServerRow",
+    "Store",
+    "StoreError",
+    "TenantTokenRow",
+    "UnknownRevision",
+    "UnrecognisedDatabase",
+    "backup_database",
+    "backup_dir_for",
+    "default_url",
+    "generate_token",
+    "hash_token",
+    "is_at_head",
+    "list_backups",
+    "migrate_to_head",
+    "open_store",
+    "prune_backups",
+    "restore_backup",
+    "schema_status",
+    "token_prefix",
+    "verify_token",
+]

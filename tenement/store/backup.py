@@ -1,0 +1,159 @@
+"""Backups of a SQLite database with SQLite's online backup API.
+
+A backup is a consistent copy even while a server writes (WAL). Automatic backups go
+to ``{data_dir}/backups/`` as ``tenement-{revision}-{UTC time}.db`` (``revision`` is
+the schema revision the copy is at, ``reference-0.2.2`` for an unversioned reference
+database) and only the newest :data:`KEEP_BACKUPS` of those files are kept; other files
+in that directory are never touched.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sqlite3
+from datetime import UTC, datetime
+from pathlib import Path
+
+from tenement.store import _sqlite
+from tenement.store.errors import BackupError
+from tenement.store.store import Store
+
+log = logging.getLogger(__name__)
+
+KEEP_BACKUPS = 5
+
+_NAME = re.compile(r"^tenement-(?P<label>.+)-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.db$")
+
+
+def backup_dir_for(data_dir: Path) -> Path:
+    """``{data_dir}/backups``."""
+    return data_dir / "backups"
+
+
+def _sqlite_file(store: Store) -> Path:
+    path = _sqlite.sqlite_path(store.url)
+    if path is None:
+        raise BackupError(
+            f"tenement backs up only SQLite database files, not {store.display_url}; "
+            "back that database up with its own tools"
+        )
+    return path
+
+
+def _free_name(directory: Path, label: str, now: datetime) -> Path:
+    stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
+    candidate = directory / f"tenement-{label}-{stamp}.db"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = directory / f"tenement-{label}-{stamp}-{n}.db"
+    return candidate
+
+
+def _copy(source: sqlite3.Connection, target: Path) -> None:
+    partial = target.with_name(target.name + ".partial")
+    partial.unlink(missing_ok=True)
+    destination = sqlite3.connect(partial)
+    try:
+        source.backup(destination)
+    finally:
+        destination.close()
+    partial.replace(target)
+
+
+def backup_database(
+    store: Store,
+    destination: Path,
+    *,
+    label: str,
+    now: datetime | None = None,
+    keep: int | None = KEEP_BACKUPS,
+) -> Path:
+    """Copy the database into ``destination`` (a directory, or a file path ending ``.db``).
+
+    Args:
+        label: the revision the copy is at, put in the file name.
+        keep: in a directory, keep only the newest ``keep`` tenement backups (None: all).
+
+    Returns:
+        the backup file.
+
+    Raises:
+        BackupError: the database is not a SQLite file, or the copy failed.
+    """
+    _sqlite_file(store)
+    destination = destination.expanduser()
+    if destination.suffix == ".db" and not destination.is_dir():
+        destination.parent.mkdir(parents=True, exist_ok=True)
+        target, directory = destination, None
+    else:
+        destination.mkdir(parents=True, exist_ok=True)
+        target, directory = _free_name(destination, label, now or datetime.now(UTC)), destination
+    raw = store.engine.raw_connection()
+    try:
+        _copy(raw.driver_connection, target)
+    except (sqlite3.Error, OSError) as exc:
+        raise BackupError(f"could not back up {store.display_url} to {target}: {exc}") from exc
+    finally:
+        raw.close()
+    target.chmod(0o600)
+    log.info("backed up %s to %s", store.display_url, target)
+    if directory is not None and keep is not None:
+        prune_backups(directory, keep)
+    return target
+
+
+def list_backups(directory: Path) -> list[Path]:
+    """tenement's backup files in ``directory``, oldest first (by the time in the name)."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for path in directory.iterdir():
+        match = _NAME.match(path.name)
+        if match and path.is_file():
+            found.append((match["time"], int(match["n"] or 1), path))
+    return [path for _, _, path in sorted(found)]
+
+
+def prune_backups(directory: Path, keep: int) -> list[Path]:
+    """Delete all but the newest ``keep`` backups in ``directory``; returns what was deleted."""
+    backups = list_backups(directory)
+    doomed = backups[: max(len(backups) - keep, 0)]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+        log.info("deleted old backup %s", path)
+    return doomed
+
+
+def restore_backup(store: Store, source: Path) -> None:
+    """Replace the database's content with the backup ``source``, in place.
+
+    Done through the backup API into the open database, so WAL and ``-shm`` files
+    stay consistent (copying a file over ``tenement.db`` does not). Stop the server first.
+
+    Raises:
+        BackupError: ``source`` is missing or not a sound SQLite database.
+    """
+    _sqlite_file(store)
+    if not source.is_file():
+        raise BackupError(f"backup {source} does not exist")
+    try:
+        backup = sqlite3.connect(f"file:{source}?mode=ro", uri=True)
+    except sqlite3.Error as exc:
+        raise BackupError(f"could not open backup {source}: {exc}") from exc
+    try:
+        check = backup.execute("PRAGMA quick_check").fetchone()
+        if check is None or check[0] != "ok":
+            raise BackupError(f"backup {source} is damaged ({check and check[0]})")
+        raw = store.engine.raw_connection()
+        try:
+            backup.backup(raw.driver_connection)
+        finally:
+            raw.close()
+    except sqlite3.DatabaseError as exc:
+        raise BackupError(f"{source} is not a usable SQLite backup: {exc}") from exc
+    finally:
+        backup.close()
+    store.engine.dispose()
+    log.info("restored %s from %s", store.display_url, source)

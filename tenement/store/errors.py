@@ -1,0 +1,54 @@
+"""What the store raises. Every message says what was found and what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tenement.errors import TenementError
+
+
+class StoreError(TenementError):
+    """A database problem the user can act on."""
+
+
+class UnknownRevision(StoreError):
+    """The database is at a schema revision this tenement does not know (a newer release's).
+
+    Attributes:
+        revision: the database's revision.
+        head: this tenement's newest revision.
+        backup_dir: where backups are kept, if known.
+    """
+
+    def __init__(self, revision: str, head: str, backup_dir: Path | None = None) -> None:
+        self.revision = revision
+        self.head = head
+        self.backup_dir = backup_dir
+        where = f" from {backup_dir}/" if backup_dir is not None else ""
+        super().__init__(
+            f"database is at schema revision {revision}, which this tenement does not know "
+            f"(its newest is {head}); a newer tenement wrote it. To go back: run "
+            f"`ten db downgrade {head}` with the newer tenement, or stop tenement and restore "
+            f"a backup{where} with `ten db restore FILE`."
+        )
+
+
+class UnrecognisedDatabase(StoreError):
+    """The database holds tables that are neither tenement's nor the reference 0.2.2's.
+
+    Attributes:
+        url: the database (password hidden).
+        tables: the tables that were not recognised.
+    """
+
+    def __init__(self, url: str, tables: tuple[str, ...], reason: str) -> None:
+        self.url = url
+        self.tables = tables
+        super().__init__(
+            f"{url} is not a tenement database: {reason}. tenement will not touch it; "
+            "point data_dir (or database_url) at an empty or tenement database."
+        )
+
+
+class BackupError(StoreError):
+    """A backup could not be written or restored."""

@@ -1,0 +1,124 @@
+"""The supervisor lease (one server supervises a data dir at a time) and the server list.
+
+Times are epoch seconds passed in by the caller, so the logic is testable without
+waiting. A lease is held until ``expires_at``; its holder renews it well before then.
+"""
+
+from __future__ import annotations
+
+import attrs
+import sqlalchemy as sa
+
+from tenement.store._base import StoreBase, upsert
+from tenement.store.tables import lease, servers
+
+#: the one lease the store knows
+SUPERVISOR_LEASE = "supervisor"
+
+
+@attrs.frozen
+class ServerRow:
+    """A running ``ten serve`` as it registered itself."""
+
+    server_id: str
+    pid: int
+    url: str
+    started_at: float
+    last_seen: float
+
+    @classmethod
+    def from_row(cls, row: sa.Row) -> ServerRow:
+        return cls(
+            server_id=row.server_id,
+            pid=row.pid,
+            url=row.url,
+            started_at=row.started_at,
+            last_seen=row.last_seen,
+        )
+
+
+class LeaseQueries(StoreBase):
+    """The lease and server part of :class:`~tenement.store.Store`."""
+
+    def try_acquire_lease(self, holder: str, ttl_s: float, now: float) -> bool:
+        """Take the lease if it is free, expired or already ``holder``'s; True if taken."""
+        with self._write() as conn:
+            row = conn.execute(sa.select(lease).where(lease.c.name == SUPERVISOR_LEASE)).first()
+            if row is None:
+                conn.execute(
+                    lease.insert().values(
+                        name=SUPERVISOR_LEASE,
+                        holder=holder,
+                        acquired_at=now,
+                        expires_at=now + ttl_s,
+                    )
+                )
+                return True
+            if row.holder != holder and row.expires_at > now:
+                return False
+            acquired_at = row.acquired_at if row.holder == holder else now
+            conn.execute(
+                lease.update()
+                .where(lease.c.name == SUPERVISOR_LEASE)
+                .values(holder=holder, acquired_at=acquired_at, expires_at=now + ttl_s)
+            )
+            return True
+
+    def renew_lease(self, holder: str, ttl_s: float, now: float) -> bool:
+        """Extend ``holder``'s lease to ``now + ttl_s``; False if someone else holds it now."""
+        with self._write() as conn:
+            result = conn.execute(
+                lease.update()
+                .where(lease.c.name == SUPERVISOR_LEASE, lease.c.holder == holder)
+                .values(expires_at=now + ttl_s)
+            )
+            return result.rowcount > 0
+
+    def release_lease(self, holder: str) -> None:
+        """Give the lease up if ``holder`` has it; otherwise do nothing."""
+        with self._write() as conn:
+            conn.execute(
+                lease.delete().where(lease.c.name == SUPERVISOR_LEASE, lease.c.holder == holder)
+            )
+
+    def lease_holder(self, now: float) -> str | None:
+        """Who holds an unexpired lease at ``now``, or None."""
+        with self._read() as conn:
+            return conn.scalar(
+                sa.select(lease.c.holder).where(
+                    lease.c.name == SUPERVISOR_LEASE, lease.c.expires_at > now
+                )
+            )
+
+    def register_server(self, server_id: str, pid: int, url: str, now: float) -> None:
+        """Announce a running server (replacing an earlier row with the same id)."""
+        with self._write() as conn:
+            upsert(
+                conn,
+                servers,
+                {"server_id": server_id},
+                {"pid": pid, "url": url, "started_at": now, "last_seen": now},
+            )
+
+    def server_heartbeat(self, server_id: str, now: float) -> bool:
+        """Mark a server as seen at ``now``; False if it is not registered."""
+        with self._write() as conn:
+            result = conn.execute(
+                servers.update().where(servers.c.server_id == server_id).values(last_seen=now)
+            )
+            return result.rowcount > 0
+
+    def unregister_server(self, server_id: str) -> None:
+        """Remove a server's row (it is stopping)."""
+        with self._write() as conn:
+            conn.execute(servers.delete().where(servers.c.server_id == server_id))
+
+    def live_servers(self, now: float, max_age_s: float) -> list[ServerRow]:
+        """Servers seen within ``max_age_s`` of ``now``, oldest start first."""
+        with self._read() as conn:
+            rows = conn.execute(
+                sa.select(servers)
+                .where(servers.c.last_seen >= now - max_age_s)
+                .order_by(servers.c.started_at, servers.c.server_id)
+            )
+            return [ServerRow.from_row(row) for row in rows]

@@ -1,0 +1,52 @@
+"""The :class:`Store` and :func:`open_store`."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import sqlalchemy as sa
+
+from tenement.store import _sqlite
+from tenement.store.audit import AuditQueries
+from tenement.store.instances import InstanceQueries
+from tenement.store.lease import LeaseQueries
+from tenement.store.logs import LogQueries
+from tenement.store.tokens import TokenQueries
+
+
+class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQueries):
+    """The database: tokens, instances, logs, audit trail, lease and servers.
+
+    Every method is blocking and thread-safe; from trio call them through
+    :meth:`run` (``await store.run(store.load_instances)``). Each method is one
+    transaction. Open it with :func:`open_store`; bring its schema up to date with
+    :func:`~tenement.store.migrate_to_head` first.
+    """
+
+
+def default_url(data_dir: str | object) -> str:
+    """``sqlite:///{data_dir}/tenement.db``, the reference's database file."""
+    return f"sqlite:///{data_dir}/tenement.db"
+
+
+@contextlib.contextmanager
+def open_store(url: str, *, create_dirs: bool = True) -> Iterator[Store]:
+    """Open the database at ``url`` (any SQLAlchemy URL); it is not migrated.
+
+    On SQLite every connection uses WAL, ``busy_timeout`` 5 s and foreign keys, and the
+    file (with ``create_dirs``, its directory too) is created when missing.
+
+    Resource handling: the engine and its connections are closed on exit.
+    """
+    path = _sqlite.sqlite_path(url)
+    if path is not None and create_dirs:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        _sqlite.configure(engine)
+    store = Store(engine)
+    try:
+        yield store
+    finally:
+        store.close()
