@@ -1,0 +1,81 @@
+"""tenement.toml -> frozen attrs objects; aliases, warnings, validation.
+
+The public face of the config layer. Layout:
+
+- ``_model``: the values (:class:`Config`, :class:`Settings`, :class:`Service`, ...), the
+  errors and warnings, and template filling (:func:`render`);
+- ``_parse``: TOML text -> :class:`Config` (checks every key, collects warnings);
+- ``_discovery``: which file to read (:func:`load_config`).
+
+Unsupported isolations (``sandbox``, ``litebox``, ``quark``, ``firecracker``, ``qemu``)
+load with an ``unsupported`` warning so that any config written for the reference still
+loads; `ten config --check` rejects them and spawning raises :class:`UnsupportedIsolation`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from tenement.config._discovery import SAMPLE_CONFIG, find_config, load_config
+from tenement.config._model import (
+    CONFIG_FILENAME,
+    DEFAULT_DATA_DIR,
+    ISOLATIONS,
+    RESTART_POLICIES,
+    SECONDS,
+    SUPPORTED_ISOLATIONS,
+    Config,
+    ConfigError,
+    ConfigNotFound,
+    ConfigWarning,
+    Mount,
+    Routing,
+    Service,
+    Settings,
+    TlsSettings,
+    UnsupportedIsolation,
+    render,
+)
+
+__all__ = [
+    "CONFIG_FILENAME",
+    "DEFAULT_DATA_DIR",
+    "ISOLATIONS",
+    "RESTART_POLICIES",
+    "SAMPLE_CONFIG",
+    "SECONDS",
+    "SUPPORTED_ISOLATIONS",
+    "Config",
+    "ConfigError",
+    "ConfigNotFound",
+    "ConfigWarning",
+    "Mount",
+    "Routing",
+    "Service",
+    "Settings",
+    "TlsSettings",
+    "UnsupportedIsolation",
+    "config_as_dict",
+    "find_config",
+    "load_config",
+    "render",
+]
+
+
+def config_as_dict(config: Config) -> dict[str, Any]:
+    """The effective config as JSON-ready data (paths as strings, tuples as lists).
+
+    Every key with its value or default; ``warnings`` are left out (they are not config).
+    """
+
+    def plain(instance: Any, field: Any, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
+
+    return attrs.asdict(
+        config,
+        value_serializer=plain,
+        filter=lambda field, value: field.name != "warnings",
+    )

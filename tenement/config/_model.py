@@ -1,0 +1,324 @@
+"""The values a tenement.toml describes: frozen attrs objects, their defaults, templates.
+
+Nothing here reads a file; :mod:`tenement.config._parse` builds these from TOML text and
+:mod:`tenement.config._discovery` finds the file.
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+
+import attrs
+
+from tenement.errors import TenementError
+
+SECONDS = 1.0
+
+#: every isolation a config may name (the reference's ``RuntimeType`` values)
+ISOLATIONS = ("process", "namespace", "sandbox", "litebox", "quark", "firecracker", "qemu")
+#: the isolations this build can start; others load, but `ten config --check` and spawn reject them
+SUPPORTED_ISOLATIONS = ("process", "namespace")
+RESTART_POLICIES = ("always", "on-failure", "never")
+
+DEFAULT_DATA_DIR = Path("tenement-data")
+CONFIG_FILENAME = "tenement.toml"
+
+
+class ConfigError(TenementError, ValueError):
+    """tenement.toml (or a --data-dir/--config value) cannot be used as it is.
+
+    Attributes:
+        path: the file the problem is in, when there is one.
+        line: 1-based line of the problem in that file, when known.
+        table: the TOML table (``"service.notes"``), ``""`` for the top level, None if unknown.
+        key: the key inside that table, when the problem is about one key.
+        problems: every problem found, one human line each (the message lists them all).
+    """
+
+    exit_code = 2
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: Path | None = None,
+        line: int | None = None,
+        table: str | None = None,
+        key: str | None = None,
+        problems: tuple[str, ...] = (),
+    ) -> None:
+        super().__init__(message)
+        self.path = path
+        self.line = line
+        self.table = table
+        self.key = key
+        self.problems = problems or (message,)
+
+
+class ConfigNotFound(ConfigError, FileNotFoundError):
+    """No tenement.toml where we looked; the message says where that was."""
+
+
+class UnsupportedIsolation(ConfigError):
+    """A service asks for an isolation this build cannot start (e.g. ``sandbox``)."""
+
+
+def locate(path: Path | None, line: int | None, table: str | None, key: str | None) -> str:
+    """``/etc/tenement.toml:7: [service.notes] idle_timeout`` — where a problem is."""
+    where = str(path) if path is not None else "<config>"
+    if line is not None:
+        where = f"{where}:{line}"
+    subject = []
+    if table:
+        subject.append(f"[{table}]")
+    if key is not None:
+        subject.append(key)
+    return f"{where}: {' '.join(subject)}" if subject else where
+
+
+@attrs.frozen
+class ConfigWarning:
+    """Something in tenement.toml that was accepted but deserves attention.
+
+    ``str()`` is the line shown to the user: ``file:line: [table] key: message``.
+
+    Attributes:
+        category: ``unknown`` (ignored key or table), ``deprecated`` (old spelling, still
+            honoured), ``duplicate`` (a repeated value, kept once) or ``unsupported``
+            (loads, but this build cannot run it; `ten config --check` rejects it).
+    """
+
+    message: str
+    category: str
+    path: Path | None = None
+    line: int | None = None
+    table: str | None = None
+    key: str | None = None
+
+    def __str__(self) -> str:
+        return f"{locate(self.path, self.line, self.table, self.key)}: {self.message}"
+
+
+def render(
+    template: str,
+    *,
+    name: str,
+    id: str,
+    data_dir: Path | str,
+    socket: str,
+    port: int | None,
+) -> str:
+    """Fill a command/args/env template, as the reference does.
+
+    Plain string replacement in this order: ``{name}`` (service), ``{id}`` (tenant),
+    ``{data_dir}`` (the global data dir, not the instance's), ``{socket}`` (the resolved
+    socket path), ``{port}`` (the allocated port, empty when there is none). Other braces
+    are left as they are.
+    """
+    return (
+        template.replace("{name}", name)
+        .replace("{id}", id)
+        .replace("{data_dir}", str(data_dir))
+        .replace("{socket}", socket)
+        .replace("{port}", "" if port is None else str(port))
+    )
+
+
+@attrs.frozen
+class TlsSettings:
+    """``[settings.tls]``: built-in ACME TLS (parsed for compatibility)."""
+
+    enabled: bool = False
+    acme_email: str | None = None
+    domain: str | None = None
+    #: None means {data_dir}/acme
+    cache_dir: Path | None = None
+    staging: bool = False
+    https_port: int = 443
+    http_port: int = 80
+    dns_provider: str | None = None
+
+
+@attrs.frozen
+class Settings:
+    """``[settings]``. After loading, ``data_dir`` is absolute."""
+
+    data_dir: Path = DEFAULT_DATA_DIR
+    health_check_interval: float = 10 * SECONDS
+    max_restarts: int = 3
+    restart_window: float = 300 * SECONDS
+    backoff_base_ms: int = 1000
+    backoff_max_ms: int = 60000
+    #: any SQLAlchemy URL; None means sqlite at {data_dir}/tenement.db
+    database_url: str | None = None
+    #: the reference's behaviour: any id on a direct route spawns an instance
+    wake_any_id: bool = False
+    tls: TlsSettings = attrs.field(factory=TlsSettings)
+
+    def database_url_or_default(self) -> str:
+        """``database_url`` with ``{data_dir}`` filled in, else SQLite in data_dir."""
+        if self.database_url is None:
+            return f"sqlite:///{self.data_dir}/tenement.db"
+        return self.database_url.replace("{data_dir}", str(self.data_dir))
+
+
+@attrs.frozen
+class Mount:
+    """One ``[[service.X.mounts]]`` entry (container isolations only)."""
+
+    source: str
+    destination: str
+    readonly: bool = False
+
+
+@attrs.frozen
+class Service:
+    """``[service.<name>]``: how to run one app, once per tenant.
+
+    Durations are seconds. ``idle_timeout`` None or 0 means never stop an idle instance.
+    """
+
+    name: str
+    command: str
+    args: tuple[str, ...] = ()
+    isolation: str = "namespace"
+    socket: str = "/tmp/tenement/{name}-{id}.sock"
+    health: str | None = None
+    env: dict[str, str] = attrs.field(factory=dict)
+    workdir: str | None = None
+    restart: str = "on-failure"
+    idle_timeout: float | None = None
+    startup_timeout: float = 10 * SECONDS
+    request_timeout: float = 30 * SECONDS
+    #: grace between SIGTERM to the process group and SIGKILL
+    stop_timeout: float = 5 * SECONDS
+    memory_limit_mb: int | None = None
+    cpu_shares: int | None = None
+    storage_quota_mb: int | None = None
+    storage_persist: bool = True
+    kernel: str | None = None
+    rootfs: str | None = None
+    memory_mb: int = 256
+    vcpus: int = 1
+    vsock_port: int = 5000
+    image: str | None = None
+    mounts: tuple[Mount, ...] = ()
+
+    def socket_path(self, tenant: str) -> str:
+        """The socket template with ``{name}`` and ``{id}`` filled (nothing else)."""
+        return self.socket.replace("{name}", self.name).replace("{id}", tenant)
+
+    def instance_dir(self, data_dir: Path, tenant: str) -> Path:
+        """``{data_dir}/{name}/{id}``: the tenant's own directory (quota, storage_persist)."""
+        return Path(data_dir) / self.name / tenant
+
+    def argv(self, tenant: str, *, data_dir: Path, port: int | None) -> list[str]:
+        """The program and its arguments for one tenant, templates filled.
+
+        With ``args`` empty, ``command`` is split like a shell would (no shell runs: pipes
+        and ``&&`` mean nothing) and each word is filled; otherwise ``command`` is the
+        program, verbatim apart from templates, and each arg is filled. Splitting before
+        filling keeps a ``{data_dir}`` with spaces in one word.
+        """
+        words = shlex.split(self.command) if not self.args else [self.command, *self.args]
+        fill = self._filler(tenant, data_dir=data_dir, port=port)
+        return [fill(word) for word in words]
+
+    def environment(self, tenant: str, *, data_dir: Path, port: int | None) -> dict[str, str]:
+        """The configured ``env`` for one tenant, templates filled (no inherited variables)."""
+        fill = self._filler(tenant, data_dir=data_dir, port=port)
+        return {key: fill(value) for key, value in self.env.items()}
+
+    def unsupported_reason(self) -> str | None:
+        """Why this build cannot start the service, or None when it can."""
+        if self.isolation in SUPPORTED_ISOLATIONS:
+            return None
+        return (
+            f"isolation '{self.isolation}' is not supported by this build "
+            f"(supported: {', '.join(SUPPORTED_ISOLATIONS)})"
+        )
+
+    def require_supported(self) -> None:
+        """Raise :class:`UnsupportedIsolation` if this build cannot start the service."""
+        reason = self.unsupported_reason()
+        if reason is not None:
+            raise UnsupportedIsolation(
+                f"service '{self.name}': {reason}", table=f"service.{self.name}", key="isolation"
+            )
+
+    def _filler(self, tenant: str, *, data_dir: Path, port: int | None):  # type: ignore[no-untyped-def]
+        socket = self.socket_path(tenant)
+
+        def fill(template: str) -> str:
+            return render(
+                template, name=self.name, id=tenant, data_dir=data_dir, socket=socket, port=port
+            )
+
+        return fill
+
+
+@attrs.frozen
+class Routing:
+    """``[routing]``: parsed for compatibility; the reference never used it either."""
+
+    default: str | None = None
+    subdomain: dict[str, str] = attrs.field(factory=dict)
+    path: dict[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen
+class Config:
+    """A whole tenement.toml with every default filled in.
+
+    Build it with :func:`tenement.config.load_config` (discovery), :meth:`from_toml` or
+    :meth:`from_text`; ``__init__`` takes finished values.
+    """
+
+    settings: Settings = attrs.field(factory=Settings)
+    #: in file order
+    services: dict[str, Service] = attrs.field(factory=dict)
+    #: service name -> tenant ids spawned at start
+    instances: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
+    routing: Routing = attrs.field(factory=Routing)
+    #: the file it was read from, None for a built-in config
+    source: Path | None = None
+    #: what was accepted but deserves attention (unknown keys, deprecated spellings, ...)
+    warnings: tuple[ConfigWarning, ...] = attrs.field(default=(), eq=False)
+
+    @classmethod
+    def from_toml(
+        cls, path: Path, *, cwd: Path | None = None, data_dir: Path | None = None
+    ) -> Config:
+        """Read one tenement.toml (no discovery). See :meth:`from_text` for the arguments."""
+        from tenement.config._parse import read_config_file
+
+        return read_config_file(Path(path), cwd=cwd, data_dir=data_dir)
+
+    @classmethod
+    def from_text(
+        cls,
+        text: str,
+        *,
+        source: Path | None = None,
+        cwd: Path | None = None,
+        data_dir: Path | None = None,
+    ) -> Config:
+        """Parse TOML text.
+
+        Args:
+            text: the TOML document.
+            source: the file it came from, used in messages and kept as ``Config.source``.
+            cwd: what a relative data_dir is relative to (default: the process's cwd).
+            data_dir: overrides ``settings.data_dir`` (from --data-dir / TENEMENT_DATA_DIR).
+
+        Raises:
+            ConfigError: malformed TOML or invalid values, all problems in one message.
+        """
+        from tenement.config._parse import parse_config
+
+        return parse_config(text, source=source, cwd=cwd, data_dir=data_dir)
+
+    def unsupported(self) -> tuple[ConfigWarning, ...]:
+        """The warnings that `ten config --check` turns into errors."""
+        return tuple(w for w in self.warnings if w.category == "unsupported")

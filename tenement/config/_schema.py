@@ -1,0 +1,226 @@
+"""What each tenement.toml table may hold: one checker per key.
+
+A checker takes the value tomllib produced and returns the finished value, or raises
+:class:`Invalid` saying what the key allows.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+from tenement.config._model import ISOLATIONS, RESTART_POLICIES
+
+TILDE_HINT = (
+    "Tilde is not expanded; pass an absolute path (e.g. $HOME/.local/share/tenement) instead."
+)
+
+
+class Invalid(Exception):
+    """A value is not what its key allows; the message says what is.
+
+    ``subkey`` names the entry of a table value (``env``) that is wrong.
+    """
+
+    def __init__(self, message: str, subkey: str | None = None) -> None:
+        super().__init__(message)
+        self.subkey = subkey
+
+
+# -- value checkers: value from tomllib -> finished value, or Invalid ------------------
+
+
+def describe(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"the boolean {str(value).lower()}"
+    if isinstance(value, int):
+        return f"the integer {value}"
+    if isinstance(value, float):
+        return f"the number {value}"
+    if isinstance(value, str):
+        return f'the string "{value}"'
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, dict):
+        return "a table"
+    if isinstance(value, datetime | date | time):
+        return f"the date/time {value.isoformat()}"
+    return repr(value)
+
+
+def string(value: Any) -> str:
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {describe(value)}")
+    if not value:
+        raise Invalid("expected a non-empty string, got an empty one")
+    return value
+
+
+def boolean(value: Any) -> bool:
+    if not isinstance(value, bool):
+        raise Invalid(f"expected true or false, got {describe(value)}")
+    return value
+
+
+def number(value: Any, unit: str) -> int | float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise Invalid(f"expected a number of {unit} (e.g. 30), got {describe(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise Invalid(f"expected a finite number of {unit}, got {value}")
+    if value < 0:
+        raise Invalid(f"expected 0 or more {unit}, got {value}")
+    return value
+
+
+def seconds(value: Any) -> float:
+    return float(number(value, "seconds"))
+
+
+def positive_seconds(value: Any) -> float:
+    result = seconds(value)
+    if result == 0:
+        raise Invalid("expected more than 0 seconds, got 0")
+    return result
+
+
+def count(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise Invalid(f"expected a whole number (e.g. 3), got {describe(value)}")
+    if value < 0:
+        raise Invalid(f"expected 0 or more, got {value}")
+    return value
+
+
+def port(value: Any) -> int:
+    port = count(value)
+    if not 1 <= port <= 65535:
+        raise Invalid(f"expected a TCP port from 1 to 65535, got {port}")
+    return port
+
+
+def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
+    def check(value: Any) -> str:
+        if not isinstance(value, str) or value not in options:
+            raise Invalid(f"expected one of {', '.join(options)}; got {describe(value)}")
+        return value
+
+    return check
+
+
+def health_path(value: Any) -> str:
+    path = string(value)
+    if not path.startswith("/"):
+        raise Invalid(f'expected an HTTP path starting with "/" (e.g. "/health"), got "{path}"')
+    return path
+
+
+def string_list(value: Any) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        raise Invalid(
+            f'expected an array of strings (e.g. ["--port", "{{port}}"]), got {describe(value)}'
+        )
+    for item in value:
+        if not isinstance(item, str):
+            raise Invalid(f"expected an array of strings, but it holds {describe(item)}")
+    return tuple(value)
+
+
+def string_table(what: str) -> Callable[[Any], dict[str, str]]:
+    def check(value: Any) -> dict[str, str]:
+        if not isinstance(value, dict):
+            raise Invalid(f"expected a table of {what}, got {describe(value)}")
+        for key, item in value.items():
+            if not isinstance(item, str):
+                raise Invalid(
+                    f'expected a string, got {describe(item)} (quote it: {key} = "...")', key
+                )
+        return dict(value)
+
+    return check
+
+
+def env_table(value: Any) -> dict[str, str]:
+    env = string_table("environment variables")(value)
+    for key in env:
+        if not key or "=" in key or "\0" in key:
+            raise Invalid(f"'{key}' is not a valid environment variable name", key)
+    return env
+
+
+def path(value: Any) -> Path:
+    text = string(value)
+    if text.startswith("~"):
+        raise Invalid(f"path \"{text}\" starts with '~'. {TILDE_HINT}")
+    return Path(text)
+
+
+# -- schemas: key -> checker, one per table kind ----------------------------------------
+
+SETTINGS: dict[str, Callable[[Any], Any]] = {
+    "data_dir": path,
+    "health_check_interval": positive_seconds,
+    "max_restarts": count,
+    "restart_window": seconds,
+    "backoff_base_ms": count,
+    "backoff_max_ms": count,
+    "database_url": string,
+    "wake_any_id": boolean,
+}
+TLS: dict[str, Callable[[Any], Any]] = {
+    "enabled": boolean,
+    "acme_email": string,
+    "domain": string,
+    "cache_dir": path,
+    "staging": boolean,
+    "https_port": port,
+    "http_port": port,
+    "dns_provider": string,
+}
+SERVICE: dict[str, Callable[[Any], Any]] = {
+    "command": string,
+    "args": string_list,
+    "isolation": choice(ISOLATIONS),
+    "socket": string,
+    "health": health_path,
+    "env": env_table,
+    "workdir": string,
+    "restart": choice(RESTART_POLICIES),
+    "idle_timeout": seconds,
+    "startup_timeout": seconds,
+    "request_timeout": seconds,
+    "stop_timeout": seconds,
+    "memory_limit_mb": count,
+    "cpu_shares": count,
+    "storage_quota_mb": count,
+    "storage_persist": boolean,
+    "kernel": string,
+    "rootfs": string,
+    "memory_mb": count,
+    "vcpus": count,
+    "vsock_port": count,
+    "image": string,
+}
+MOUNT: dict[str, Callable[[Any], Any]] = {
+    "source": string,
+    "destination": string,
+    "readonly": boolean,
+}
+ROUTING: dict[str, Callable[[Any], Any]] = {
+    "default": string,
+    "subdomain": string_table("subdomain -> service"),
+    "path": string_table("path -> service"),
+}
+TOP_LEVEL = ("settings", "service", "instances", "routing")
+#: aliases accepted with a deprecation warning: old spelling -> new
+SERVICE_ALIASES = {"runtime": "isolation"}
+TOP_ALIASES = {"process": "service"}
+#: where each kind of key belongs, to say so when one is in the wrong table
+HOMES = {
+    "[settings]": (*SETTINGS, "tls"),
+    "[settings.tls]": tuple(TLS),
+    "[service.NAME]": (*SERVICE, "mounts", *SERVICE_ALIASES),
+    "[routing]": tuple(ROUTING),
+}
