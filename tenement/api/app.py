@@ -1,0 +1,188 @@
+"""The API as one ASGI app: public paths, authentication, a small router.
+
+Order per request (reference §2): public paths answer without a token; every other path,
+known or not, needs a valid token first (an unknown path without one is 401, with one
+404 ``Not found``); then the route runs. Handlers raise
+:class:`~tenement.errors.TenementError`; :mod:`tenement.api.errors` picks the status.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import attrs
+
+from tenement.api import http
+from tenement.api.auth import Authenticator, Identity, RateLimited, Unauthorized
+from tenement.api.errors import ApiError, status_for
+from tenement.config import Settings
+from tenement.errors import TenementError
+from tenement.ids import InstanceRef
+from tenement.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+#: paths that need no token (reference), plus our OpenAPI document
+PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/api/telemetry", "/api/openapi.json"})
+PUBLIC_PREFIXES = ("/assets/",)
+
+
+@attrs.frozen(kw_only=True)
+class ApiContext:
+    """What every handler may use; built once by :func:`tenement.api.build_api`."""
+
+    supervisor: Any
+    store: Any
+    settings: Settings
+    domain: str
+    proxy_metrics: Any
+    ready: Callable[[], bool]
+    authenticator: Authenticator
+    collector: Any
+    keepalive_seconds: float
+
+
+@attrs.frozen
+class Request:
+    """One API request: the ASGI scope and receive, who sent it, and the path parameters."""
+
+    scope: Scope
+    receive: Receive
+    identity: Identity | None
+    params: dict[str, str]
+
+    @property
+    def tenant(self) -> str | None:
+        """The tenant of a tenant token; None for the admin (or a public path)."""
+        return self.identity.tenant if self.identity is not None else None
+
+    def query(self) -> dict[str, str]:
+        return http.query(self.scope)
+
+    async def json(self) -> dict[str, Any]:
+        return await http.read_json_object(self.scope, self.receive)
+
+    def instance(self) -> InstanceRef:
+        """The ``{id}`` path parameter, parsed and checked against a tenant token.
+
+        Raises:
+            InvalidInstanceId: 400 for an id that is not ``service:tenant``.
+            ApiError: 403 when a tenant token names another tenant's instance.
+        """
+        ref = InstanceRef.parse(self.params["id"])
+        self.require_tenant(ref.tenant)
+        return ref
+
+    def require_tenant(self, tenant: str) -> None:
+        if self.tenant is not None and tenant != self.tenant:
+            raise ApiError(403, f"Tenant token can only access instance '{self.tenant}'")
+
+    def require_admin(self, message: str) -> None:
+        if self.tenant is not None:
+            raise ApiError(403, message)
+
+
+#: a handler answers with a Response, or sends its own (streaming) response and returns None
+Handler = Callable[[ApiContext, Request, Send], Awaitable[http.Response | None]]
+
+
+@attrs.frozen
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    segments: tuple[str, ...] = attrs.field(init=False)
+
+    def __attrs_post_init__(self) -> None:
+        object.__setattr__(self, "segments", tuple(self.path.strip("/").split("/")))
+
+    def match(self, parts: tuple[str, ...]) -> dict[str, str] | None:
+        if len(parts) != len(self.segments):
+            return None
+        params = {}
+        for pattern, part in zip(self.segments, parts, strict=True):
+            if pattern.startswith("{"):
+                if not part:
+                    return None
+                params[pattern[1:-1]] = part
+            elif pattern != part:
+                return None
+        return params
+
+
+class ApiApp:
+    """The ASGI application (HTTP only; lifespan is acknowledged, websockets refused)."""
+
+    def __init__(self, context: ApiContext, routes: list[Route]) -> None:
+        self.context = context
+        self.routes = routes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await _lifespan(receive, send)
+            return
+        if scope["type"] != "http":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        response = await self._respond(scope, receive, send)
+        if response is not None:
+            await response(send)
+
+    async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
+        path = scope["path"]
+        identity = None
+        if not _is_public(path):
+            client = scope.get("client")
+            client_key = client[0] if client else "local"
+            try:
+                identity = await self.context.authenticator.authenticate(
+                    http.header(scope, b"authorization"), client_key
+                )
+            except Unauthorized:
+                return http.empty(401)
+            except RateLimited:
+                return http.empty(429)
+        method = "GET" if scope["method"] == "HEAD" else scope["method"]
+        parts = tuple(path.strip("/").split("/"))
+        allowed = []
+        for route in self.routes:
+            params = route.match(parts)
+            if params is None:
+                continue
+            if route.method != method:
+                allowed.append(route.method)
+                continue
+            request = Request(scope, receive, identity, params)
+            try:
+                return await route.handler(self.context, request, send)
+            except TenementError as exc:
+                status = status_for(exc)
+                if status >= 500:
+                    log.warning("%s %s failed: %s", method, path, exc)
+                return http.error_response(status, exc.message)
+        if allowed:
+            if "GET" in allowed:
+                allowed.append("HEAD")
+            return http.empty(405, ((b"allow", ",".join(allowed).encode()),))
+        if path.startswith("/assets/"):
+            # The reference's SPA fallback: an unknown asset is the dashboard page.
+            from tenement.api.dashboard import index
+
+            return await index(self.context, Request(scope, receive, None, {}), send)
+        return http.text(404, "Not found")
+
+
+def _is_public(path: str) -> bool:
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

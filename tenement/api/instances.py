@@ -1,0 +1,121 @@
+"""``/api/instances``: list, spawn, stop, restart, weight, health and storage.
+
+A tenant token reaches only its own instances (the reference lets it read any
+instance's storage; we scope that too). Audit rows are the supervisor's job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenement.api import http
+from tenement.api.app import ApiContext, Request
+from tenement.api.errors import ApiError
+from tenement.ids import NAME_RULE, is_valid_name
+from tenement.types import Send
+
+#: the largest weight; larger requested weights are capped to it (reference)
+MAX_WEIGHT = 100
+
+
+def listen_address(view: Any) -> str:
+    """Where an instance listens: ``127.0.0.1:<port>`` for TCP apps, else its socket path."""
+    return f"127.0.0.1:{view.port}" if view.port is not None else view.socket
+
+
+def live_views(supervisor: Any, tenant: str | None = None) -> list[Any]:
+    """The instances that are not stopped (a tenant sees only its own), sorted by id."""
+    views = [
+        view
+        for view in supervisor.instances()
+        if view.state != "stopped" and (tenant is None or view.tenant == tenant)
+    ]
+    return sorted(views, key=lambda view: view.id)
+
+
+def instance_json(view: Any) -> dict[str, Any]:
+    return {
+        "id": view.id,
+        "socket": listen_address(view),
+        "uptime_secs": view.uptime_secs,
+        "idle_secs": view.idle_secs,
+        "restarts": view.restarts,
+        "health": str(view.health),
+        "storage_used_bytes": view.storage_used_bytes,
+        "storage_quota_bytes": view.storage_quota_bytes,
+        "weight": view.weight,
+        # ours (added in 0.3.0)
+        "service": view.service,
+        "tenant": view.tenant,
+        "state": view.state,
+        "pid": view.pid,
+        "port": view.port,
+        "active_connections": view.active_connections,
+    }
+
+
+def spawn_json(instance: str, view: Any) -> dict[str, Any]:
+    return {"instance": instance, "socket": view.socket, "port": view.port}
+
+
+def check_name(kind: str, value: str) -> str:
+    if not is_valid_name(value):
+        raise ApiError(400, f"Invalid {kind} '{value}': must be {NAME_RULE}")
+    return value
+
+
+async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
+    views = live_views(api.supervisor, request.tenant)
+    return http.json_response([instance_json(view) for view in views])
+
+
+async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
+    body = await request.json()
+    service = check_name("process name", http.field(body, "process", str))
+    tenant = check_name("instance id", http.field(body, "id", str))
+    request.require_tenant(tenant)
+    view = await api.supervisor.spawn(service, tenant)
+    return http.json_response(spawn_json(f"{service}:{tenant}", view))
+
+
+async def stop(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    await api.supervisor.stop(str(ref))
+    return http.empty(204)
+
+
+async def restart(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    view = await api.supervisor.restart(str(ref))
+    return http.json_response(spawn_json(request.params["id"], view))
+
+
+async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    body = await request.json()
+    weight = min(http.non_negative_int(body, "weight"), MAX_WEIGHT)
+    applied = await api.supervisor.set_weight(str(ref), weight)
+    return http.json_response({"instance": str(ref), "weight": applied})
+
+
+async def health(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    try:
+        state = await api.supervisor.check_health(str(ref))
+    except LookupError:
+        # The reference answers "unknown" for an instance that is not running.
+        state = "unknown"
+    return http.json_response({"instance": str(ref), "health": str(state)})
+
+
+async def storage(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    info = api.supervisor.storage(str(ref))
+    return http.json_response(
+        {
+            "used_bytes": info.used_bytes,
+            "quota_bytes": info.quota_bytes,
+            "usage_percent": info.usage_percent if info.quota_bytes is not None else None,
+            "path": info.path,
+        }
+    )

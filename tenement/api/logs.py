@@ -1,0 +1,89 @@
+"""``GET /api/logs``: captured output from the store, filtered; a tenant sees its own."""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import attrs
+import trio
+
+from tenement.api import http
+from tenement.api.app import ApiContext, Request
+from tenement.api.errors import ApiError
+from tenement.types import Send
+
+LEVELS = ("stdout", "stderr")
+
+
+@attrs.frozen(kw_only=True)
+class LogFilter:
+    """The query's filters; a tenant token's ``instance_id`` is forced to its tenant."""
+
+    process: str | None = None
+    instance_id: str | None = None
+    level: str | None = None
+
+    @classmethod
+    def from_query(cls, query: dict[str, str], tenant: str | None) -> LogFilter:
+        level = query.get("level")
+        return cls(
+            process=query.get("process") or None,
+            instance_id=tenant if tenant is not None else (query.get("id") or None),
+            # The reference ignores an unknown level rather than refusing it.
+            level=level if level in LEVELS else None,
+        )
+
+    def matches(self, entry: Any) -> bool:
+        return (
+            (self.process is None or entry.process == self.process)
+            and (self.instance_id is None or entry.instance_id == self.instance_id)
+            and (self.level is None or entry.level == self.level)
+        )
+
+
+def entry_json(entry: Any) -> dict[str, Any]:
+    return {
+        "timestamp": entry.timestamp_ms,
+        "level": entry.level,
+        "process": entry.process,
+        "instance_id": entry.instance_id,
+        "message": entry.message,
+    }
+
+
+def count_param(query: dict[str, str], name: str) -> int | None:
+    """A non-negative integer query parameter, or None when absent.
+
+    Raises:
+        ApiError: 400 naming the parameter (as the reference, with a JSON body).
+    """
+    raw = query.get(name)
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit():
+        raise ApiError(400, f"Query parameter `{name}` must be a non-negative integer, got {raw!r}")
+    return int(raw)
+
+
+async def query_store(
+    store: Any, filters: LogFilter, *, search: str | None, limit: int | None
+) -> list[Any]:
+    """The last ``limit`` matching entries, oldest first, read in a worker thread."""
+    call = functools.partial(
+        store.query_logs,
+        process=filters.process,
+        instance_id=filters.instance_id,
+        level=filters.level,
+        search=search or None,
+        limit=limit,
+    )
+    return await trio.to_thread.run_sync(call)
+
+
+async def list_logs(api: ApiContext, request: Request, send: Send) -> http.Response:
+    query = request.query()
+    filters = LogFilter.from_query(query, request.tenant)
+    limit = count_param(query, "limit")
+    entries = await query_store(api.store, filters, search=query.get("search"), limit=limit)
+    return http.json_response([entry_json(entry) for entry in entries])

@@ -1,0 +1,177 @@
+"""``GET /metrics``: Prometheus text with the reference's metric names (§5.12).
+
+Nothing is counted here: a custom collector reads the supervisor's instances and the
+proxy's request metrics at scrape time. prometheus-client is imported on the first
+scrape (it costs ~80 ms to import, which ``ten serve`` should not pay at startup).
+Label values are escaped (the reference does not escape them).
+
+The proxy metrics object is read through :func:`request_series`; it must offer
+``statistics()`` returning an object whose ``instances`` maps an instance id
+(``service:tenant``) to per-instance stats with ``requests_total`` (int),
+``duration_sum_ms`` (float), ``bucket_counts`` (per-bucket counts over
+:data:`BUCKETS_MS` plus the overflow bucket, not cumulative) and optionally
+``p99_ms`` (float).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import attrs
+
+#: histogram bucket upper bounds in milliseconds (reference)
+BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+
+#: what the text is: the 0.0.4 exposition format generate_latest writes
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+@attrs.frozen
+class RequestSeries:
+    """Proxied-request figures for one instance."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    requests_total: int
+    duration_sum_ms: float
+    bucket_counts: tuple[int, ...]
+    p99_ms: float
+
+    @property
+    def duration_avg_ms(self) -> float:
+        return self.duration_sum_ms / self.requests_total if self.requests_total else 0.0
+
+
+def quantile_from_buckets(counts: Sequence[int], q: float) -> float:
+    """The ``q`` quantile estimated from per-bucket counts (linear within a bucket).
+
+    The overflow bucket answers with the last finite bound.
+    """
+    total = sum(counts)
+    if total == 0:
+        return 0.0
+    rank = q * total
+    seen = 0
+    lower = 0.0
+    for upper, count in zip((*BUCKETS_MS, math.inf), counts, strict=False):
+        if count and seen + count >= rank:
+            if upper == math.inf:
+                return float(BUCKETS_MS[-1])
+            return lower + (upper - lower) * (rank - seen) / count
+        seen += count
+        lower = float(upper)
+    return float(BUCKETS_MS[-1])
+
+
+def request_series(proxy_metrics: Any) -> list[RequestSeries]:
+    """Every instance's request figures from the proxy's ``statistics()`` ([] without one)."""
+    if proxy_metrics is None:
+        return []
+    stats = proxy_metrics.statistics()
+    series = []
+    for instance_id, item in sorted(stats.instances.items()):
+        service, _, tenant = instance_id.partition(":")
+        counts = tuple(item.bucket_counts)
+        p99 = getattr(item, "p99_ms", None)
+        series.append(
+            RequestSeries(
+                instance_id=instance_id,
+                service=service,
+                tenant=tenant,
+                requests_total=int(item.requests_total),
+                duration_sum_ms=float(item.duration_sum_ms),
+                bucket_counts=counts,
+                p99_ms=float(p99) if p99 is not None else quantile_from_buckets(counts, 0.99),
+            )
+        )
+    return series
+
+
+class MetricsCollector:
+    """A prometheus-client collector over the supervisor and the proxy's metrics."""
+
+    def __init__(self, supervisor: Any, proxy_metrics: Any) -> None:
+        self._supervisor = supervisor
+        self._proxy_metrics = proxy_metrics
+
+    def describe(self) -> Iterable[Any]:
+        return []
+
+    def collect(self) -> Iterable[Any]:
+        from prometheus_client.core import (
+            CounterMetricFamily,
+            GaugeMetricFamily,
+            HistogramMetricFamily,
+        )
+
+        series = request_series(self._proxy_metrics)
+        requests = CounterMetricFamily(
+            "tenement_requests", "Total number of HTTP requests", labels=("instance", "process")
+        )
+        duration = HistogramMetricFamily(
+            "tenement_request_duration_ms",
+            "Request duration in milliseconds",
+            labels=("instance", "process"),
+        )
+        for item in series:
+            labels = (item.tenant, item.service)
+            requests.add_metric(labels, item.requests_total)
+            cumulative, buckets = 0, []
+            for bound, count in zip((*BUCKETS_MS, "+Inf"), item.bucket_counts, strict=False):
+                cumulative += count
+                buckets.append((str(bound), cumulative))
+            duration.add_metric(labels, buckets, item.duration_sum_ms)
+        yield requests
+        yield duration
+
+        views = [view for view in self._supervisor.instances() if view.state != "stopped"]
+        up = GaugeMetricFamily("tenement_instances_up", "Number of running instances")
+        up.add_metric((), sum(1 for view in views if view.state == "running"))
+        yield up
+        restarts = CounterMetricFamily(
+            "tenement_instance_restarts", "Total instance restarts", labels=("id", "process")
+        )
+        used = GaugeMetricFamily(
+            "tenement_instance_storage_bytes",
+            "Current storage usage in bytes",
+            labels=("id", "process"),
+        )
+        quota = GaugeMetricFamily(
+            "tenement_instance_storage_quota_bytes",
+            "Configured storage quota in bytes (0 = unlimited)",
+            labels=("id", "process"),
+        )
+        ratio = GaugeMetricFamily(
+            "tenement_instance_storage_usage_ratio",
+            "Storage usage ratio (0.0 to 1.0+)",
+            labels=("id", "process"),
+        )
+        for view in views:
+            labels = (view.tenant, view.service)
+            restarts.add_metric(labels, view.restarts)
+            used.add_metric(labels, view.storage_used_bytes)
+            if view.storage_quota_bytes is not None:
+                quota.add_metric(labels, view.storage_quota_bytes)
+                ratio.add_metric(labels, _ratio(view.storage_used_bytes, view.storage_quota_bytes))
+        yield restarts
+        yield used
+        yield quota
+        yield ratio
+
+
+def _ratio(used: int, quota: int) -> float:
+    if quota == 0:
+        return 1.0 if used > 0 else 0.0
+    return round(used / quota, 4)
+
+
+def render_metrics(collector: MetricsCollector) -> bytes:
+    """The exposition text for one scrape (blocking only on the first import)."""
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(collector)
+    return generate_latest(registry)

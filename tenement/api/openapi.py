@@ -1,0 +1,434 @@
+"""The OpenAPI 3.1 document of the REST API, served at ``GET /api/openapi.json``.
+
+The document is the API's compatibility contract: ``tests/contract`` keeps a snapshot
+per release and fails when a path, method, status or field of an earlier release is
+missing here. Add to it freely; remove nothing within a major version.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tenement._version import __version__
+
+NAME_PATTERN = "^[A-Za-z0-9_-]{1,63}$"
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] | None = None) -> dict[str, Any]:
+    return {
+        "type": "object",
+        "properties": properties,
+        "required": list(properties if required is None else required),
+    }
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": f"#/components/schemas/{name}"}
+
+
+def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+INT = {"type": "integer", "minimum": 0}
+STR = {"type": "string"}
+NUM = {"type": "number"}
+NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
+HEALTH = {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy", "failed"]}
+
+
+def _schemas() -> dict[str, Any]:
+    return {
+        "Error": _obj({"error": {**STR, "description": "What went wrong, for a person."}}),
+        "Status": _obj({"status": {"type": "string", "enum": ["ok", "starting"]}}),
+        "Instance": _obj(
+            {
+                "id": {**STR, "description": "service:tenant"},
+                "socket": {**STR, "description": "127.0.0.1:<port>, or the Unix socket path"},
+                "uptime_secs": INT,
+                "idle_secs": INT,
+                "restarts": INT,
+                "health": HEALTH,
+                "storage_used_bytes": INT,
+                "storage_quota_bytes": NULLABLE_INT,
+                "weight": {"type": "integer", "minimum": 0, "maximum": 100},
+                "service": {**STR, "description": "Added in 0.3.0."},
+                "tenant": {**STR, "description": "Added in 0.3.0."},
+                "state": {
+                    "type": "string",
+                    "enum": ["starting", "running", "stopped", "failed"],
+                    "description": "Added in 0.3.0.",
+                },
+                "pid": {**NULLABLE_INT, "description": "Added in 0.3.0."},
+                "port": {**NULLABLE_INT, "description": "Added in 0.3.0."},
+                "active_connections": {**INT, "description": "Added in 0.3.0."},
+            }
+        ),
+        "SpawnRequest": _obj(
+            {
+                "process": {**STR, "pattern": NAME_PATTERN},
+                "id": {**STR, "pattern": NAME_PATTERN},
+            }
+        ),
+        "SpawnResponse": _obj({"instance": STR, "socket": STR, "port": NULLABLE_INT}),
+        "WeightRequest": _obj(
+            {
+                "weight": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "description": "Values above 100 are capped to 100.",
+                }
+            }
+        ),
+        "WeightResponse": _obj(
+            {
+                "instance": STR,
+                "weight": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "maximum": 100,
+                    "description": "The weight applied (after capping).",
+                },
+            }
+        ),
+        "InstanceHealth": _obj({"instance": STR, "health": HEALTH}),
+        "Storage": _obj(
+            {
+                "used_bytes": INT,
+                "quota_bytes": NULLABLE_INT,
+                "usage_percent": {
+                    "type": ["number", "null"],
+                    "description": "used / quota * 100; null without a quota.",
+                },
+                "path": STR,
+            }
+        ),
+        "DeployRequest": _obj(
+            {
+                "process": {**STR, "pattern": NAME_PATTERN},
+                "version": {**STR, "pattern": NAME_PATTERN},
+                "weight": {"type": "integer", "minimum": 0, "default": 100},
+                "timeout": {
+                    "type": "integer",
+                    "minimum": 0,
+                    "default": 30,
+                    "description": "Seconds to wait for the new instance to become healthy.",
+                },
+            },
+            required=("process", "version"),
+        ),
+        "DeployResponse": _obj(
+            {
+                "instance": STR,
+                "socket": STR,
+                "weight": INT,
+                "status": {"type": "string", "enum": ["healthy"]},
+            }
+        ),
+        "RouteRequest": _obj(
+            {
+                "process": {**STR, "pattern": NAME_PATTERN},
+                "from": {**STR, "pattern": NAME_PATTERN},
+                "to": {**STR, "pattern": NAME_PATTERN},
+            }
+        ),
+        "RouteResponse": _obj(
+            {"from_instance": STR, "to_instance": STR, "from_weight": INT, "to_weight": INT}
+        ),
+        "LogEntry": _obj(
+            {
+                "timestamp": {**INT, "description": "Epoch milliseconds."},
+                "level": {"type": "string", "enum": ["stdout", "stderr"]},
+                "process": STR,
+                "instance_id": {**STR, "description": "The tenant id."},
+                "message": STR,
+            }
+        ),
+        "Telemetry": _obj(
+            {
+                "summary": _obj(
+                    {"total_instances": INT, "healthy_instances": INT, "total_requests": INT}
+                ),
+                "instances": {"type": "array", "items": _ref("TelemetryInstance")},
+            }
+        ),
+        "TelemetryInstance": _obj(
+            {
+                "id": STR,
+                "process": STR,
+                "instance": STR,
+                "health": HEALTH,
+                "uptime_secs": INT,
+                "idle_secs": INT,
+                "restarts": INT,
+                "weight": INT,
+                "requests_total": INT,
+                "request_duration_avg_ms": NUM,
+                "request_duration_p99_ms": NUM,
+                "storage_used_bytes": INT,
+                "storage_quota_bytes": NULLABLE_INT,
+            }
+        ),
+        "TlsStatus": _obj(
+            {
+                "enabled": {"type": "boolean"},
+                "domain": {"type": ["string", "null"]},
+                "staging": {"type": "boolean"},
+                "https_port": INT,
+                "http_port": INT,
+                "recommendation": {"type": ["string", "null"]},
+            }
+        ),
+    }
+
+
+def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
+    descriptions = {
+        400: "Bad request: a malformed instance id, invalid JSON, or a bad query parameter.",
+        403: "A tenant token used on another tenant's instance, or on an admin-only endpoint.",
+        404: "No such instance.",
+        413: "Request body too large.",
+        415: "The body is not declared as application/json.",
+        422: "A field is missing or has the wrong type.",
+        500: "The supervisor could not do it (unknown service, spawn or deploy failure).",
+    }
+    out: dict[str, Any] = dict(ok or {})
+    for code in codes:
+        if code in (401, 429):
+            continue
+        out[str(code)] = _json(_ref("Error"), descriptions[code])
+    return out
+
+
+AUTH_RESPONSES = {
+    "401": {"description": "Missing or invalid bearer token (empty body)."},
+    "429": {"description": "Too many invalid tokens from this client recently (empty body)."},
+}
+JSON_BODY_ERRORS = (400, 413, 415, 422)
+
+
+def _op(
+    summary: str,
+    responses: dict[str, Any],
+    *,
+    public: bool = False,
+    body: str | None = None,
+    params: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    if public:
+        op["security"] = []
+    else:
+        op["responses"].update(AUTH_RESPONSES)
+    if body is not None:
+        op["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": _ref(body)}},
+        }
+    if params:
+        op["parameters"] = params
+    return op
+
+
+def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": schema,
+        "description": description,
+    }
+
+
+INSTANCE_ID = {
+    "name": "id",
+    "in": "path",
+    "required": True,
+    "schema": {"type": "string"},
+    "description": "Instance id, service:tenant (e.g. notes:alice).",
+}
+LOG_FILTERS = [
+    _query("process", STR, "Only this service."),
+    _query("id", STR, "Only this tenant (a tenant token always sees only its own)."),
+    _query("level", STR, "stdout or stderr; other values are ignored."),
+]
+
+
+def _paths() -> dict[str, Any]:
+    scoped = {"parameters": [INSTANCE_ID]}
+    return {
+        "/": {
+            "get": _op(
+                "The dashboard page",
+                {"200": {"description": "HTML", "content": {"text/html": {}}}},
+                public=True,
+            )
+        },
+        "/health": {
+            "get": _op(
+                "Readiness",
+                {
+                    "200": _json(_ref("Status"), 'Ready: {"status":"ok"}.'),
+                    "503": _json(_ref("Status"), "Starting or stopping."),
+                },
+                public=True,
+            )
+        },
+        "/metrics": {
+            "get": _op(
+                "Prometheus metrics",
+                {"200": {"description": "Prometheus text", "content": {"text/plain": {}}}},
+                public=True,
+            )
+        },
+        "/api/openapi.json": {
+            "get": _op(
+                "This document",
+                {"200": {"description": "OpenAPI 3.1", "content": {"application/json": {}}}},
+                public=True,
+            )
+        },
+        "/api/telemetry": {
+            "get": _op(
+                "Overview of every instance and its proxied requests",
+                {"200": _json(_ref("Telemetry"), "Telemetry.")},
+                public=True,
+            )
+        },
+        "/api/instances": {
+            "get": _op(
+                "Running instances (a tenant token sees its own)",
+                {"200": _json({"type": "array", "items": _ref("Instance")}, "Instances.")},
+            )
+        },
+        "/api/instances/spawn": {
+            "post": _op(
+                "Start an instance (idempotent)",
+                _responses(
+                    *JSON_BODY_ERRORS,
+                    403,
+                    500,
+                    ok={"200": _json(_ref("SpawnResponse"), "Started.")},
+                ),
+                body="SpawnRequest",
+            )
+        },
+        "/api/instances/{id}": {
+            **scoped,
+            "delete": _op(
+                "Stop an instance",
+                _responses(400, 403, 404, ok={"204": {"description": "Stopped."}}),
+            ),
+        },
+        "/api/instances/{id}/restart": {
+            **scoped,
+            "post": _op(
+                "Restart an instance (starts it if it is not running)",
+                _responses(
+                    400, 403, 404, 500, ok={"200": _json(_ref("SpawnResponse"), "Started.")}
+                ),
+            ),
+        },
+        "/api/instances/{id}/weight": {
+            **scoped,
+            "put": _op(
+                "Set an instance's routing weight",
+                _responses(
+                    *JSON_BODY_ERRORS, 403, 404, ok={"200": _json(_ref("WeightResponse"), "Set.")}
+                ),
+                body="WeightRequest",
+            ),
+        },
+        "/api/instances/{id}/health": {
+            **scoped,
+            "get": _op(
+                "Run a health check now",
+                _responses(400, 403, ok={"200": _json(_ref("InstanceHealth"), "Health.")}),
+            ),
+        },
+        "/api/instances/{id}/storage": {
+            **scoped,
+            "get": _op(
+                "Disk usage of the instance's data dir",
+                _responses(400, 403, 404, ok={"200": _json(_ref("Storage"), "Usage.")}),
+            ),
+        },
+        "/api/deploy": {
+            "post": _op(
+                "Start service:version with a weight and wait until it is healthy (admin)",
+                _responses(
+                    *JSON_BODY_ERRORS,
+                    403,
+                    500,
+                    ok={"200": _json(_ref("DeployResponse"), "Healthy.")},
+                ),
+                body="DeployRequest",
+            )
+        },
+        "/api/route": {
+            "post": _op(
+                "Move all traffic from one version to another (admin)",
+                _responses(
+                    *JSON_BODY_ERRORS,
+                    403,
+                    500,
+                    ok={"200": _json(_ref("RouteResponse"), "Swapped.")},
+                ),
+                body="RouteRequest",
+            )
+        },
+        "/api/logs": {
+            "get": _op(
+                "Captured output, oldest first: the last `limit` matches",
+                _responses(
+                    400, ok={"200": _json({"type": "array", "items": _ref("LogEntry")}, "Entries.")}
+                ),
+                params=[
+                    *LOG_FILTERS,
+                    _query("search", STR, "Words to find in the message."),
+                    _query("limit", INT, "At most this many (the newest); all when absent."),
+                ],
+            )
+        },
+        "/api/logs/stream": {
+            "get": _op(
+                "New log entries as server-sent events (data: <LogEntry JSON>)",
+                _responses(
+                    400,
+                    ok={"200": {"description": "SSE stream", "content": {"text/event-stream": {}}}},
+                ),
+                params=[
+                    *LOG_FILTERS,
+                    _query(
+                        "backlog", INT, "First send the last N matching entries. Added in 0.3.0."
+                    ),
+                ],
+            )
+        },
+        "/api/tls/status": {
+            "get": _op("Built-in TLS settings", {"200": _json(_ref("TlsStatus"), "TLS status.")})
+        },
+    }
+
+
+def openapi_document() -> dict[str, Any]:
+    """A fresh copy of the document (callers may serialise or change it)."""
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "tenement",
+            "version": __version__,
+            "description": (
+                "Management API of the tenement process hypervisor. Every path except "
+                "/, /assets/*, /health, /metrics, /api/telemetry and /api/openapi.json needs "
+                "`Authorization: Bearer <token>` (an admin token, or a tenant token that reaches "
+                "only that tenant's instances)."
+            ),
+        },
+        "components": {
+            "schemas": _schemas(),
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
+        },
+        "security": [{"bearer": []}],
+        "paths": _paths(),
+    }

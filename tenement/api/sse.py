@@ -1,0 +1,89 @@
+"""``GET /api/logs/stream``: new log entries as server-sent events.
+
+Each entry is one ``data: <LogEntry JSON>`` event; a comment frame (``: keep-alive``)
+goes out after every :data:`KEEPALIVE_SECONDS` without one, so proxies keep the
+connection open. A tenant token sees only its own entries (the reference streams
+everything to any token). ``backlog=N`` first sends the last N matching entries
+from the store (ours; the reference sends only new entries).
+
+A subscriber that falls far behind misses entries rather than slowing the supervisor.
+"""
+
+from __future__ import annotations
+
+import json
+
+import trio
+
+from tenement.api.app import ApiContext, Request
+from tenement.api.logs import LogFilter, count_param, entry_json, query_store
+from tenement.types import Receive, Send
+
+KEEPALIVE_SECONDS = 15.0
+KEEPALIVE_FRAME = b": keep-alive\n\n"
+
+
+def event(entry: object) -> bytes:
+    return b"data: " + json.dumps(entry_json(entry), separators=(",", ":")).encode() + b"\n\n"
+
+
+async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
+    query = request.query()
+    filters = LogFilter.from_query(query, request.tenant)
+    backlog_size = count_param(query, "backlog")
+    # Subscribe before reading the backlog, so no entry falls between the two; the
+    # overlap is dropped below.
+    feed = api.supervisor.subscribe_logs()
+    with feed:
+        backlog = []
+        if backlog_size:
+            backlog = await query_store(api.store, filters, search=None, limit=backlog_size)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 200,
+                "headers": [
+                    (b"content-type", b"text/event-stream"),
+                    (b"cache-control", b"no-cache"),
+                    (b"x-accel-buffering", b"no"),
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        for entry in backlog:
+            await send({"type": "http.response.body", "body": event(entry), "more_body": True})
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_cancel_on_disconnect, request.receive, nursery.cancel_scope)
+            await _forward(feed, filters, set(backlog), api.keepalive_seconds, send)
+            nursery.cancel_scope.cancel()
+    # After a disconnect the server drops this send; that is fine.
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _forward(
+    feed: trio.MemoryReceiveChannel, filters: LogFilter, seen: set, keepalive: float, send: Send
+) -> None:
+    """Send matching entries (skipping ones the backlog already sent) until the feed ends."""
+    while True:
+        with trio.move_on_after(keepalive) as idle:
+            try:
+                entry = await feed.receive()
+            except trio.EndOfChannel:
+                return
+        if idle.cancelled_caught:
+            await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
+            continue
+        if seen:
+            if entry in seen:
+                continue
+            seen.clear()
+        if filters.matches(entry):
+            await send({"type": "http.response.body", "body": event(entry), "more_body": True})
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return

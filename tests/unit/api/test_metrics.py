@@ -1,0 +1,145 @@
+"""Prometheus text: the reference's names, buckets and labels, escaped values."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tenement.api.metrics import (
+    BUCKETS_MS,
+    MetricsCollector,
+    quantile_from_buckets,
+    render_metrics,
+    request_series,
+)
+
+
+@attrs.frozen
+class View:
+    id: str
+    service: str
+    tenant: str
+    state: str = "running"
+    restarts: int = 0
+    storage_used_bytes: int = 0
+    storage_quota_bytes: int | None = None
+
+
+@attrs.frozen
+class Instances:
+    views: tuple[View, ...]
+
+    def instances(self) -> list[View]:
+        return list(self.views)
+
+
+@attrs.frozen
+class Item:
+    requests_total: int
+    duration_sum_ms: float
+    bucket_counts: tuple[int, ...]
+
+
+@attrs.frozen
+class Stats:
+    instances: dict[str, Item]
+
+
+@attrs.frozen
+class ProxyMetrics:
+    stats: Stats
+
+    def statistics(self) -> Stats:
+        return self.stats
+
+
+def counts(**by_bound: int) -> tuple[int, ...]:
+    """Per-bucket counts from e.g. le_10=2, inf=1."""
+    bounds = [f"le_{b}" for b in BUCKETS_MS] + ["inf"]
+    return tuple(by_bound.get(name, 0) for name in bounds)
+
+
+def scrape(views: tuple[View, ...], items: dict[str, Item]) -> dict[str, list]:
+    text = render_metrics(MetricsCollector(Instances(views), ProxyMetrics(Stats(items))))
+    return {family.name: family.samples for family in text_string_to_metric_families(text.decode())}
+
+
+def test_every_reference_family_with_its_labels() -> None:
+    views = (
+        View(
+            "notes:alice",
+            "notes",
+            "alice",
+            restarts=2,
+            storage_used_bytes=512,
+            storage_quota_bytes=1024,
+        ),
+        View("notes:bob", "notes", "bob", state="starting"),
+        View("notes:gone", "notes", "gone", state="stopped"),
+    )
+    items = {"notes:alice": Item(3, 30.0, counts(le_5=1, le_10=1, inf=1))}
+    families = scrape(views, items)
+    assert set(families) == {
+        "tenement_requests",
+        "tenement_request_duration_ms",
+        "tenement_instances_up",
+        "tenement_instance_restarts",
+        "tenement_instance_storage_bytes",
+        "tenement_instance_storage_quota_bytes",
+        "tenement_instance_storage_usage_ratio",
+    }
+    (requests,) = families["tenement_requests"]
+    assert requests.name == "tenement_requests_total"
+    assert requests.labels == {"instance": "alice", "process": "notes"}
+    assert requests.value == 3
+    buckets = {
+        s.labels["le"]: s.value
+        for s in families["tenement_request_duration_ms"]
+        if s.name.endswith("_bucket")
+    }
+    assert list(buckets) == [*(str(b) for b in BUCKETS_MS), "+Inf"]
+    assert list(buckets.values()) == [0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3]
+    assert [s.value for s in families["tenement_instances_up"]] == [1]
+    restarts = {s.labels["id"]: s.value for s in families["tenement_instance_restarts"]}
+    assert restarts == {"alice": 2, "bob": 0}
+    (ratio,) = families["tenement_instance_storage_usage_ratio"]
+    assert ratio.value == 0.5
+
+
+def test_bucket_bounds_render_as_the_reference_does() -> None:
+    text = render_metrics(
+        MetricsCollector(Instances(()), ProxyMetrics(Stats({"a:b": Item(1, 1.0, counts(le_1=1))})))
+    ).decode()
+    assert 'tenement_request_duration_ms_bucket{instance="b",le="1",process="a"} 1.0' in text
+    assert 'tenement_request_duration_ms_bucket{instance="b",le="5000",process="a"} 1.0' in text
+    assert 'tenement_request_duration_ms_bucket{instance="b",le="+Inf",process="a"} 1.0' in text
+    assert "# TYPE tenement_instances_up gauge" in text
+
+
+def test_label_values_are_escaped() -> None:
+    tricky = 'we"ird\\name'
+    text = render_metrics(
+        MetricsCollector(Instances((View(f"s:{tricky}", "s", tricky),)), None)
+    ).decode()
+    assert 'id="we\\"ird\\\\name"' in text
+
+
+def test_without_proxy_metrics_there_are_no_request_series() -> None:
+    assert request_series(None) == []
+
+
+@pytest.mark.parametrize(
+    ("bucket_counts", "expected"),
+    [
+        (counts(), 0.0),
+        (counts(le_1=100), 0.99),
+        (counts(le_10=100), 5 + 5 * 0.99),
+        (counts(le_1=99, le_500=1), 1.0),
+        (counts(le_1=98, le_500=2), 250 + 250 * 0.5),
+        (counts(inf=5), 5000.0),
+    ],
+    ids=["empty", "all-fast", "one-bucket", "edge", "split", "overflow"],
+)
+def test_p99_from_buckets(bucket_counts: tuple[int, ...], expected: float) -> None:
+    assert quantile_from_buckets(bucket_counts, 0.99) == pytest.approx(expected)
