@@ -1,0 +1,168 @@
+"""`ten spawn`, `stop`, `restart`, `ps` (alias `ls`) and `health`: one instance at a time.
+
+Thin commands: parse the instance argument, call the server's REST API through
+:mod:`tenement.cli.client` (imported inside the callbacks), print the reference's lines.
+"""
+
+from __future__ import annotations
+
+import click
+
+from tenement.cli.context import CliContext, global_options, pass_cli
+from tenement.errors import TenementError
+from tenement.ids import InstanceRef, InvalidInstanceId
+
+
+class InvalidInstanceFormat(TenementError):
+    """An instance argument that is not ``process:id``; exit 1 as the reference does."""
+
+    exit_code = 1
+
+
+def parse_instance(text: str, *, example: str = "api:prod") -> InstanceRef:
+    """Parse a ``process:id`` argument, with the reference's message for a missing part.
+
+    Raises:
+        InvalidInstanceFormat: no colon or an empty part (the reference's words), or a
+            part that is not a valid name (the rule it breaks).
+    """
+    try:
+        return InstanceRef.parse(text)
+    except InvalidInstanceId as exc:
+        service, sep, tenant = text.partition(":")
+        if not sep or not service or not tenant:
+            raise InvalidInstanceFormat(
+                f"Invalid instance format '{text}'. Use 'process:id' (e.g., {example})"
+            ) from exc
+        raise InvalidInstanceFormat(exc.message) from exc
+
+
+def echo_json(text: str) -> None:
+    """Print a JSON body as the server sent it (``--json``), with one final newline."""
+    click.echo(text.rstrip("\n"))
+
+
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print the server's JSON answer as it is"
+)
+
+
+@click.command(short_help="Spawn a new process instance (e.g., ten spawn api:prod)")
+@click.argument("instance")
+@click.option("--id", "-i", "old_id", hidden=True, help="Old form: ten spawn api --id prod")
+@global_options
+@pass_cli
+def spawn(cli: CliContext, instance: str, old_id: str | None) -> None:
+    """Spawn a new process instance (e.g., ten spawn api:prod).
+
+    INSTANCE is process:id. Spawning a running instance changes nothing.
+    """
+    if old_id is not None:
+        if ":" in instance:
+            raise click.UsageError(
+                f"give the instance either as '{instance}' or with --id, not both"
+            )
+        instance = f"{instance}:{old_id}"
+        click.echo(
+            f"Note: `--id` is deprecated; use `ten spawn {instance}`",
+            err=True,
+        )
+    ref = parse_instance(instance)
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        body = client.json(
+            "POST",
+            "/api/instances/spawn",
+            json_body={"process": ref.service, "id": ref.tenant},
+        )
+    click.echo(f"Spawned {body.get('instance', ref)}")
+    if body.get("port") is not None:
+        click.echo(f"Listening on 127.0.0.1:{body['port']}")
+
+
+@click.command(short_help="Stop a running instance (e.g., ten stop api:prod)")
+@click.argument("instance")
+@global_options
+@pass_cli
+def stop(cli: CliContext, instance: str) -> None:
+    """Stop a running instance (e.g., ten stop api:prod)."""
+    ref = parse_instance(instance)
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        client.request("DELETE", f"/api/instances/{ref}")
+    click.echo(f"Stopped {ref}")
+
+
+@click.command(short_help="Restart an instance (e.g., ten restart api:prod)")
+@click.argument("instance")
+@global_options
+@pass_cli
+def restart(cli: CliContext, instance: str) -> None:
+    """Restart an instance (e.g., ten restart api:prod).
+
+    A configured instance that is not running is started.
+    """
+    ref = parse_instance(instance)
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        client.request("POST", f"/api/instances/{ref}/restart")
+    click.echo(f"Restarted {ref}")
+
+
+def _ps(cli: CliContext, as_json: bool) -> None:
+    from tenement.cli import render
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        response = client.request("GET", "/api/instances")
+        if as_json:
+            echo_json(response.text)
+            return
+        instances = client.decode(response)
+    click.echo(render.ps_table(instances, cli.server))
+
+
+@click.command(short_help="List running instances")
+@json_option
+@global_options
+@pass_cli
+def ps(cli: CliContext, as_json: bool) -> None:
+    """List running instances."""
+    _ps(cli, as_json)
+
+
+@click.command(hidden=True, short_help="List running instances (alias of ps)")
+@json_option
+@global_options
+@pass_cli
+def ls(cli: CliContext, as_json: bool) -> None:
+    """List running instances (alias of ps)."""
+    _ps(cli, as_json)
+
+
+@click.command(short_help="Check health of an instance (e.g., ten health api:prod)")
+@click.argument("instance")
+@json_option
+@global_options
+@pass_cli
+def health(cli: CliContext, instance: str, as_json: bool) -> None:
+    """Check health of an instance (e.g., ten health api:prod).
+
+    Runs an active check now; an instance that is not running is `unknown`.
+    """
+    ref = parse_instance(instance)
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        response = client.request("GET", f"/api/instances/{ref}/health")
+        if as_json:
+            echo_json(response.text)
+            return
+        body = client.decode(response)
+    click.echo(f"{body.get('instance', ref)}: {body.get('health', 'unknown')}")
+
+
+COMMANDS = (spawn, stop, restart, ps, ls, health)
