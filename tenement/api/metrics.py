@@ -5,18 +5,16 @@ proxy's request metrics at scrape time. prometheus-client is imported on the fir
 scrape (it costs ~80 ms to import, which ``ten serve`` should not pay at startup).
 Label values are escaped (the reference does not escape them).
 
-The proxy metrics object is read through :func:`request_series`; it must offer
-``statistics()`` returning an object whose ``instances`` maps an instance id
-(``service:tenant``) to per-instance stats with ``requests_total`` (int),
-``duration_sum_ms`` (float), ``bucket_counts`` (per-bucket counts over
-:data:`BUCKETS_MS` plus the overflow bucket, not cumulative) and optionally
-``p99_ms`` (float).
+The proxy's metrics object (``tenement.proxy.ProxyMetrics``; duck-typed, the API may
+not import the proxy) is read through :func:`request_series`: its ``statistics()`` has
+``series``, each with ``instance_id``, ``service``, ``requests_total``,
+``duration_sum_ms``, ``bucket_counts`` (cumulative, one per bound in :data:`BUCKETS_MS`)
+and ``p99_ms``.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Any
 
 import attrs
@@ -30,7 +28,13 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 @attrs.frozen
 class RequestSeries:
-    """Proxied-request figures for one instance."""
+    """Proxied-request figures for one instance.
+
+    Attributes:
+        bucket_counts: cumulative counts per bound in :data:`BUCKETS_MS` (``le``); the
+            ``+Inf`` bucket is ``requests_total``.
+        p99_ms: the proxy's 99th percentile of recent durations.
+    """
 
     instance_id: str
     service: str
@@ -45,49 +49,25 @@ class RequestSeries:
         return self.duration_sum_ms / self.requests_total if self.requests_total else 0.0
 
 
-def quantile_from_buckets(counts: Sequence[int], q: float) -> float:
-    """The ``q`` quantile estimated from per-bucket counts (linear within a bucket).
-
-    The overflow bucket answers with the last finite bound.
-    """
-    total = sum(counts)
-    if total == 0:
-        return 0.0
-    rank = q * total
-    seen = 0
-    lower = 0.0
-    for upper, count in zip((*BUCKETS_MS, math.inf), counts, strict=False):
-        if count and seen + count >= rank:
-            if upper == math.inf:
-                return float(BUCKETS_MS[-1])
-            return lower + (upper - lower) * (rank - seen) / count
-        seen += count
-        lower = float(upper)
-    return float(BUCKETS_MS[-1])
-
-
 def request_series(proxy_metrics: Any) -> list[RequestSeries]:
-    """Every instance's request figures from the proxy's ``statistics()`` ([] without one)."""
+    """Every instance's request figures, sorted by id ([] without proxy metrics)."""
     if proxy_metrics is None:
         return []
-    stats = proxy_metrics.statistics()
     series = []
-    for instance_id, item in sorted(stats.instances.items()):
-        service, _, tenant = instance_id.partition(":")
-        counts = tuple(item.bucket_counts)
-        p99 = getattr(item, "p99_ms", None)
+    for item in proxy_metrics.statistics().series:
+        service, _, tenant = item.instance_id.partition(":")
         series.append(
             RequestSeries(
-                instance_id=instance_id,
-                service=service,
+                instance_id=item.instance_id,
+                service=item.service or service,
                 tenant=tenant,
                 requests_total=int(item.requests_total),
                 duration_sum_ms=float(item.duration_sum_ms),
-                bucket_counts=counts,
-                p99_ms=float(p99) if p99 is not None else quantile_from_buckets(counts, 0.99),
+                bucket_counts=tuple(int(n) for n in item.bucket_counts),
+                p99_ms=float(item.p99_ms),
             )
         )
-    return series
+    return sorted(series, key=lambda item: item.instance_id)
 
 
 class MetricsCollector:
@@ -119,10 +99,11 @@ class MetricsCollector:
         for item in series:
             labels = (item.tenant, item.service)
             requests.add_metric(labels, item.requests_total)
-            cumulative, buckets = 0, []
-            for bound, count in zip((*BUCKETS_MS, "+Inf"), item.bucket_counts, strict=False):
-                cumulative += count
-                buckets.append((str(bound), cumulative))
+            buckets = [
+                (_bound(bound), count)
+                for bound, count in zip(BUCKETS_MS, item.bucket_counts, strict=True)
+            ]
+            buckets.append(("+Inf", item.requests_total))
             duration.add_metric(labels, buckets, item.duration_sum_ms)
         yield requests
         yield duration
@@ -160,6 +141,11 @@ class MetricsCollector:
         yield used
         yield quota
         yield ratio
+
+
+def _bound(bound: float) -> str:
+    """``1`` rather than ``1.0``, as the reference writes ``le``."""
+    return str(int(bound)) if float(bound).is_integer() else str(bound)
 
 
 def _ratio(used: int, quota: int) -> float:

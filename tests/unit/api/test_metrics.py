@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import attrs
-import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tenement.api.metrics import (
     BUCKETS_MS,
     MetricsCollector,
-    quantile_from_buckets,
     render_metrics,
     request_series,
 )
+from tenement.proxy import ProxyMetrics
 
 
 @attrs.frozen
@@ -34,34 +33,17 @@ class Instances:
         return list(self.views)
 
 
-@attrs.frozen
-class Item:
-    requests_total: int
-    duration_sum_ms: float
-    bucket_counts: tuple[int, ...]
+def proxy_metrics(durations: dict[str, list[float]]) -> ProxyMetrics:
+    """The proxy's real metrics object, fed the given request durations."""
+    metrics = ProxyMetrics()
+    for instance_id, values in durations.items():
+        for duration_ms in values:
+            metrics.record(instance_id, instance_id.partition(":")[0], duration_ms)
+    return metrics
 
 
-@attrs.frozen
-class Stats:
-    instances: dict[str, Item]
-
-
-@attrs.frozen
-class ProxyMetrics:
-    stats: Stats
-
-    def statistics(self) -> Stats:
-        return self.stats
-
-
-def counts(**by_bound: int) -> tuple[int, ...]:
-    """Per-bucket counts from e.g. le_10=2, inf=1."""
-    bounds = [f"le_{b}" for b in BUCKETS_MS] + ["inf"]
-    return tuple(by_bound.get(name, 0) for name in bounds)
-
-
-def scrape(views: tuple[View, ...], items: dict[str, Item]) -> dict[str, list]:
-    text = render_metrics(MetricsCollector(Instances(views), ProxyMetrics(Stats(items))))
+def scrape(views: tuple[View, ...], durations: dict[str, list[float]]) -> dict[str, list]:
+    text = render_metrics(MetricsCollector(Instances(views), proxy_metrics(durations)))
     return {family.name: family.samples for family in text_string_to_metric_families(text.decode())}
 
 
@@ -78,8 +60,7 @@ def test_every_reference_family_with_its_labels() -> None:
         View("notes:bob", "notes", "bob", state="starting"),
         View("notes:gone", "notes", "gone", state="stopped"),
     )
-    items = {"notes:alice": Item(3, 30.0, counts(le_5=1, le_10=1, inf=1))}
-    families = scrape(views, items)
+    families = scrape(views, {"notes:alice": [3.0, 7.0, 6000.0]})
     assert set(families) == {
         "tenement_requests",
         "tenement_request_duration_ms",
@@ -108,9 +89,7 @@ def test_every_reference_family_with_its_labels() -> None:
 
 
 def test_bucket_bounds_render_as_the_reference_does() -> None:
-    text = render_metrics(
-        MetricsCollector(Instances(()), ProxyMetrics(Stats({"a:b": Item(1, 1.0, counts(le_1=1))})))
-    ).decode()
+    text = render_metrics(MetricsCollector(Instances(()), proxy_metrics({"a:b": [1.0]}))).decode()
     assert 'tenement_request_duration_ms_bucket{instance="b",le="1",process="a"} 1.0' in text
     assert 'tenement_request_duration_ms_bucket{instance="b",le="5000",process="a"} 1.0' in text
     assert 'tenement_request_duration_ms_bucket{instance="b",le="+Inf",process="a"} 1.0' in text
@@ -127,19 +106,3 @@ def test_label_values_are_escaped() -> None:
 
 def test_without_proxy_metrics_there_are_no_request_series() -> None:
     assert request_series(None) == []
-
-
-@pytest.mark.parametrize(
-    ("bucket_counts", "expected"),
-    [
-        (counts(), 0.0),
-        (counts(le_1=100), 0.99),
-        (counts(le_10=100), 5 + 5 * 0.99),
-        (counts(le_1=99, le_500=1), 1.0),
-        (counts(le_1=98, le_500=2), 250 + 250 * 0.5),
-        (counts(inf=5), 5000.0),
-    ],
-    ids=["empty", "all-fast", "one-bucket", "edge", "split", "overflow"],
-)
-def test_p99_from_buckets(bucket_counts: tuple[int, ...], expected: float) -> None:
-    assert quantile_from_buckets(bucket_counts, 0.99) == pytest.approx(expected)
