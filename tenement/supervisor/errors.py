@@ -1,0 +1,48 @@
+"""The supervisor's errors; each message says what happened and what to do."""
+
+from __future__ import annotations
+
+from tenement.errors import TenementError
+
+
+class UnknownService(TenementError, LookupError):
+    """No ``[service.X]`` of that name (the reference's "Unknown process: X")."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__(f"Unknown process: {service}")
+        self.service = service
+
+
+class InstanceNotFound(TenementError, LookupError):
+    """No running (or failed) instance of that id."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(f"Instance not found: {instance_id}")
+        self.instance_id = instance_id
+
+
+class WakeError(TenementError):
+    """A request's instance could not be started in time (the proxy answers 503)."""
+
+    def __init__(self, instance_id: str, message: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+class DeployError(TenementError):
+    """A deployed instance did not become healthy (it was stopped again)."""
+
+    def __init__(self, instance_id: str, message: str) -> None:
+        super().__init__(message)
+        self.instance_id = instance_id
+
+
+class SupervisorBusy(TenementError):
+    """Another live server supervises the same database."""
+
+    def __init__(self, holder: str, database: str) -> None:
+        super().__init__(
+            f"another tenement server ({holder}) is supervising the instances in {database}; "
+            "stop it first, or give this server a different data_dir"
+        )
+        self.holder = holder

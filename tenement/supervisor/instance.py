@@ -1,0 +1,162 @@
+"""One instance (``service:tenant``): its live state, and the frozen views others read.
+
+:class:`Instance` is the supervisor's mutable bookkeeping for one instance; only the
+supervisor changes it. Everything handed out is a frozen value: :class:`InstanceView` for
+the API and ``ten ps``, :class:`Target` for the proxy.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import attrs
+import trio
+
+from tenement.supervisor.health import Health, HealthState
+
+STARTING = "starting"
+RUNNING = "running"
+STOPPED = "stopped"
+FAILED = "failed"
+
+
+@attrs.frozen
+class Target:
+    """Where the proxy sends a request for an instance."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    port: int | None
+    socket: str
+    weight: int
+
+
+@attrs.frozen
+class InstanceView:
+    """A snapshot of one instance, as the API and ``ten ps`` show it."""
+
+    id: str
+    service: str
+    tenant: str
+    pid: int | None
+    port: int | None
+    socket: str
+    weight: int
+    health: Health
+    state: str
+    uptime_secs: int
+    idle_secs: int
+    restarts: int
+    storage_used_bytes: int
+    storage_quota_bytes: int | None
+    active_connections: int
+
+
+@attrs.define(eq=False)
+class Run:
+    """One process of an instance, from its launch to its exit.
+
+    Attributes:
+        process: the ``TenantProcess``.
+        port: its TCP port (None: it listens on its Unix socket).
+        exited: set by the watcher when the process is gone; ``exit_code`` then holds its code.
+        handed_over: set once the launcher is done with it (ready or past startup_timeout):
+            from then on a crash is the watcher's to handle.
+        ready: it accepted a connection.
+        trouble_scope: cancelling it makes the watcher act (set ``trouble`` first).
+        trouble: why the watcher acts: ``"exit"`` or ``"unhealthy"``.
+    """
+
+    process: Any
+    port: int | None
+    exited: trio.Event = attrs.Factory(trio.Event)
+    handed_over: trio.Event = attrs.Factory(trio.Event)
+    ready: bool = False
+    exit_code: int | None = None
+    trouble: str | None = None
+    trouble_scope: trio.CancelScope | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+
+@attrs.define(eq=False)
+class Instance:
+    """The supervisor's live record of one instance.
+
+    Attributes:
+        run: the current process, None when none runs.
+        lock: serialises spawn, stop and restart of this instance (and so makes wake-once:
+            concurrent wakes queue on it and find the instance running).
+        watcher: the cancel scope of the task watching (or restarting) the instance.
+        last_activity: ``trio.current_time()``-based time of the last routed request.
+        restart_times: epoch seconds of restarts (the restart policy prunes it).
+    """
+
+    service: str
+    tenant: str
+    socket: str
+    port: int | None = None
+    weight: int = 100
+    state: str = STOPPED
+    health_state: HealthState = attrs.Factory(HealthState)
+    run: Run | None = None
+    started_at: float | None = None
+    restart_times: tuple[float, ...] = ()
+    restarts_total: int = 0
+    storage_used_bytes: int = 0
+    active_connections: int = 0
+    last_activity: float = 0.0
+    lock: trio.Lock = attrs.Factory(trio.Lock)
+    watcher: trio.CancelScope | None = None
+
+    @property
+    def id(self) -> str:
+        return f"{self.service}:{self.tenant}"
+
+    @property
+    def health(self) -> Health:
+        return self.health_state.health
+
+    @property
+    def pid(self) -> int | None:
+        return None if self.run is None else self.run.pid
+
+    @property
+    def running(self) -> bool:
+        return self.run is not None and self.state in (STARTING, RUNNING)
+
+    @property
+    def routable(self) -> bool:
+        """Running, past its start, not failed: the proxy may send it requests."""
+        return self.run is not None and self.state == RUNNING
+
+    def touch(self) -> None:
+        self.last_activity = trio.current_time()
+
+    def target(self) -> Target:
+        return Target(self.id, self.service, self.tenant, self.port, self.socket, self.weight)
+
+    def view(self, *, quota_bytes: int | None) -> InstanceView:
+        now = trio.current_time()
+        uptime = 0 if self.started_at is None or not self.running else time.time() - self.started_at
+        return InstanceView(
+            id=self.id,
+            service=self.service,
+            tenant=self.tenant,
+            pid=self.pid,
+            port=self.port,
+            socket=self.socket,
+            weight=self.weight,
+            health=self.health,
+            state=self.state,
+            uptime_secs=max(0, int(uptime)),
+            idle_secs=max(0, int(now - self.last_activity)) if self.running else 0,
+            restarts=self.restarts_total,
+            storage_used_bytes=self.storage_used_bytes,
+            storage_quota_bytes=quota_bytes,
+            active_connections=self.active_connections,
+        )
