@@ -86,7 +86,11 @@ async def stop(api: ApiContext, request: Request, send: Send) -> http.Response:
 
 async def restart(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    view = await api.supervisor.restart(str(ref))
+    if api.supervisor.get(str(ref)) is None:
+        # As the reference: restarting an instance that is not running starts it.
+        view = await api.supervisor.spawn(ref.service, ref.tenant)
+    else:
+        view = await api.supervisor.restart(str(ref))
     return http.json_response(spawn_json(request.params["id"], view))
 
 

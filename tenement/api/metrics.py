@@ -108,9 +108,10 @@ class MetricsCollector:
         yield requests
         yield duration
 
-        views = [view for view in self._supervisor.instances() if view.state != "stopped"]
+        stats = self._supervisor.statistics()
+        views = self._supervisor.instances()
         up = GaugeMetricFamily("tenement_instances_up", "Number of running instances")
-        up.add_metric((), sum(1 for view in views if view.state == "running"))
+        up.add_metric((), stats.instances_up)
         yield up
         restarts = CounterMetricFamily(
             "tenement_instance_restarts", "Total instance restarts", labels=("id", "process")
@@ -130,9 +131,11 @@ class MetricsCollector:
             "Storage usage ratio (0.0 to 1.0+)",
             labels=("id", "process"),
         )
+        # Every instance ever restarted keeps its series, as the reference's counters do.
+        for service, tenant, count in stats.instance_restarts:
+            restarts.add_metric((tenant, service), count)
         for view in views:
             labels = (view.tenant, view.service)
-            restarts.add_metric(labels, view.restarts)
             used.add_metric(labels, view.storage_used_bytes)
             if view.storage_quota_bytes is not None:
                 quota.add_metric(labels, view.storage_quota_bytes)

@@ -26,11 +26,27 @@ class View:
 
 
 @attrs.frozen
+class Statistics:
+    instances_up: int
+    instance_restarts: tuple[tuple[str, str, int], ...]
+
+
+@attrs.frozen
 class Instances:
+    """The two supervisor reads the collector makes."""
+
     views: tuple[View, ...]
 
     def instances(self) -> list[View]:
-        return list(self.views)
+        return [view for view in self.views if view.state != "stopped"]
+
+    def statistics(self) -> Statistics:
+        return Statistics(
+            instances_up=sum(1 for view in self.views if view.state == "running"),
+            instance_restarts=tuple(
+                (view.service, view.tenant, view.restarts) for view in self.views if view.restarts
+            ),
+        )
 
 
 def proxy_metrics(durations: dict[str, list[float]]) -> ProxyMetrics:
@@ -59,6 +75,7 @@ def test_every_reference_family_with_its_labels() -> None:
         ),
         View("notes:bob", "notes", "bob", state="starting"),
         View("notes:gone", "notes", "gone", state="stopped"),
+        View("notes:old", "notes", "old", state="stopped", restarts=4),
     )
     families = scrape(views, {"notes:alice": [3.0, 7.0, 6000.0]})
     assert set(families) == {
@@ -83,7 +100,7 @@ def test_every_reference_family_with_its_labels() -> None:
     assert list(buckets.values()) == [0, 1, 2, 2, 2, 2, 2, 2, 2, 2, 3]
     assert [s.value for s in families["tenement_instances_up"]] == [1]
     restarts = {s.labels["id"]: s.value for s in families["tenement_instance_restarts"]}
-    assert restarts == {"alice": 2, "bob": 0}
+    assert restarts == {"alice": 2, "old": 4}
     (ratio,) = families["tenement_instance_storage_usage_ratio"]
     assert ratio.value == 0.5
 
