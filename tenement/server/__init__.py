@@ -1,0 +1,1 @@
+"""`ten serve`: the server process (HTTP serving in :mod:`tenement.server.http`)."""
