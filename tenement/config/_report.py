@@ -42,7 +42,8 @@ class Locator:
             header = _HEADER.match(line)
             if header:
                 table = _dotted(header.group(1))
-                self.headers.setdefault(table, number)
+                for end in range(1, len(table) + 1):  # [a.b] also declares [a]
+                    self.headers.setdefault(table[:end], number)
                 continue
             key = _KEY.match(line)
             if key:
@@ -90,15 +91,12 @@ class Report:
     ) -> None:
         what = "table" if isinstance(value, dict) else "key"
         message = f"unknown {what}, ignored"
+        elsewhere = [name for name, keys in schema.HOMES.items() if key in keys and name != home]
         close = difflib.get_close_matches(key, list(known), n=1, cutoff=0.6)
-        if close:
+        if elsewhere:
+            message += f" ('{key}' belongs in {elsewhere[0]})"
+        elif close:
             message += f" (did you mean '{close[0]}'?)"
-        else:
-            elsewhere = [
-                name for name, keys in schema.HOMES.items() if key in keys and name != home
-            ]
-            if elsewhere:
-                message += f" ('{key}' belongs in {elsewhere[0]})"
         if what == "table":
             self.warn((*table, key), None, message, "unknown")
         else:
