@@ -1,0 +1,231 @@
+"""The proxy as an ASGI app: Host -> instance -> forwarded request (reference §5.6-5.9).
+
+Answers it gives by itself (plain text, sanitised as the reference's):
+
+====  ================================  ==============================================
+400   ``Bad request``                   a Host under the domain no hostname can have
+404   ``Not found``                     unknown service, invalid name, or a tenant that
+                                        is not running and may not be woken
+502   ``Bad gateway``                   the tenant failed before its response head
+503   ``Service temporarily unavailable``  waking failed, or no instance answered
+504   ``Gateway timeout``               no response head within ``request_timeout``
+====  ================================  ==============================================
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+
+import trio
+
+from tenement.errors import TenementError
+from tenement.proxy.backends import Backends, Target
+from tenement.proxy.forward import (
+    ClientGone,
+    ForwardFailed,
+    ForwardTimedOut,
+    forward_http,
+)
+from tenement.proxy.metrics import ProxyMetrics, ProxyStatistics
+from tenement.proxy.routing import (
+    NOT_FOUND,
+    Direct,
+    Fallback,
+    Rejected,
+    fallback_order,
+    parse_host,
+    weighted_pick,
+)
+from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
+from tenement.proxy.websocket import relay_websocket, upgrade_websocket
+from tenement.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+#: how long a connect may take before the instance counts as dead (reference v0.2.2)
+PROBE_SECONDS = 0.150
+#: how often a dead direct target is looked up again, and for how long
+RETRY_INTERVAL_SECONDS = 0.100
+RETRY_DEADLINE_SECONDS = 15.0
+
+UNAVAILABLE = Rejected(503, "Service temporarily unavailable")
+BAD_GATEWAY = Rejected(502, "Bad gateway")
+GATEWAY_TIMEOUT = Rejected(504, "Gateway timeout")
+
+
+class Proxy:
+    """Routes requests for tenant hosts to their instances; everything else to ``fallback``.
+
+    Args:
+        backends: the running instances (the supervisor; see
+            :class:`tenement.proxy.Backends`).
+        domain: the base domain; ``alice.notes.<domain>`` reaches ``notes:alice``.
+        fallback: the ASGI app for every other host (API and dashboard), and for
+            ``lifespan``.
+        rng: the weighted pick's random source (seed it in tests).
+
+    Resource handling: owns a connection pool; call :meth:`aclose` when done serving.
+    """
+
+    def __init__(
+        self,
+        backends: Backends,
+        *,
+        domain: str,
+        fallback: ASGIApp,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._backends = backends
+        self._domain = domain.strip().lower().rstrip(".")
+        self._fallback = fallback
+        self._rng = rng or random.Random()
+        self._upstream = Upstream()
+        self.metrics = ProxyMetrics()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind != "http" and kind != "websocket":
+            return await self._fallback(scope, receive, send)
+        host = None
+        for name, value in scope["headers"]:
+            if name == b"host":
+                host = value.decode("latin-1")
+                break
+        route = parse_host(host, self._domain)
+        if isinstance(route, Fallback):
+            return await self._fallback(scope, receive, send)
+        self.metrics.request()
+        if isinstance(route, Rejected):
+            return await self._answer(scope, send, route)
+        service = self._backends.service(route.service)
+        if service is None:
+            return await self._answer(scope, send, NOT_FOUND)
+        if isinstance(route, Direct):
+            found = await self._connect_direct(route.service, route.tenant)
+        else:
+            found = await self._connect_weighted(route.service)
+        if isinstance(found, Rejected):
+            return await self._answer(scope, send, found)
+        target, conn = found
+        timeout = service.request_timeout
+        with self._backends.connection(target.instance_id):
+            started = trio.current_time()
+            try:
+                if kind == "http":
+                    head_at = await forward_http(
+                        self._upstream, conn, scope, receive, send, timeout=timeout
+                    )
+                else:
+                    answer = await upgrade_websocket(conn, scope, receive, timeout=timeout)
+                    head_at = trio.current_time()
+            except ForwardTimedOut as exc:
+                failure: Rejected | None = GATEWAY_TIMEOUT
+                log.warning("%s: %s", target.instance_id, exc)
+            except ForwardFailed as exc:
+                failure = BAD_GATEWAY
+                log.warning("%s: %s", target.instance_id, exc)
+            except ClientGone:
+                return None
+            else:
+                failure = None
+            if failure is not None:
+                head_at = trio.current_time()
+            self.metrics.record(target.instance_id, target.service, (head_at - started) * 1000.0)
+            if failure is not None:
+                return await self._answer(scope, send, failure)
+            if kind == "websocket":
+                await relay_websocket(conn, answer, scope, receive, send)
+        return None
+
+    async def _connect_direct(
+        self, service: str, tenant: str
+    ) -> tuple[Target, Connection] | Rejected:
+        """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s)."""
+        backends = self._backends
+        target = backends.target(service, tenant)
+        if target is None:
+            if not backends.may_wake(service, tenant):
+                return NOT_FOUND
+            try:
+                target = await backends.wake(service, tenant)
+            except TenementError as exc:
+                log.warning("waking %s:%s failed: %s", service, tenant, exc)
+                return UNAVAILABLE
+        conn = await self._probe(target)
+        if conn is not None:
+            return target, conn
+        with trio.move_on_after(RETRY_DEADLINE_SECONDS):
+            while True:
+                await trio.sleep(RETRY_INTERVAL_SECONDS)
+                again = backends.target(service, tenant)
+                if again is not None:
+                    conn = await self._probe(again)
+                    if conn is not None:
+                        return again, conn
+        log.warning(
+            "%s:%s did not accept connections for %g s", service, tenant, RETRY_DEADLINE_SECONDS
+        )
+        return UNAVAILABLE
+
+    async def _connect_weighted(self, service: str) -> tuple[Target, Connection] | Rejected:
+        """Weighted pick; if it is dead, the other instances with weight > 0 in order."""
+        targets = self._backends.weighted_targets(service)
+        picked = weighted_pick(targets, self._rng)
+        if picked is None:
+            return UNAVAILABLE
+        for target in (picked, *fallback_order(targets, picked)):
+            conn = await self._probe(target)
+            if conn is not None:
+                return target, conn
+        return UNAVAILABLE
+
+    async def _probe(self, target: Target) -> Connection | None:
+        """A connection to ``target`` within :data:`PROBE_SECONDS`, or None if it is dead."""
+        with trio.move_on_after(PROBE_SECONDS):
+            try:
+                return await self._upstream.acquire(Address.of(target))
+            except UpstreamUnavailable:
+                return None
+        return None
+
+    async def _answer(self, scope: Scope, send: Send, answer: Rejected) -> None:
+        self.metrics.own_response(answer.status)
+        await respond(scope, send, answer.status, answer.message)
+
+    def statistics(self) -> ProxyStatistics:
+        """Requests per instance and the connection pool's counters."""
+        own = self.metrics.statistics()
+        pool = self._upstream.statistics()
+        return ProxyStatistics(
+            series=own.series,
+            requests_total=own.requests_total,
+            responses_by_status=own.responses_by_status,
+            connections_opened=pool.connections_opened,
+            connections_reused=pool.connections_reused,
+            idle_connections=pool.idle_connections,
+        )
+
+    async def aclose(self) -> None:
+        """Close idle tenant connections. Idempotent."""
+        await self._upstream.aclose()
+
+
+async def respond(scope: Scope, send: Send, status: int, text: str) -> None:
+    """Answer with a short plain-text body (or refuse a WebSocket with that status)."""
+    body = text.encode()
+    headers = [
+        (b"content-type", b"text/plain; charset=utf-8"),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if scope["type"] == "websocket":
+        if "websocket.http.response" in scope.get("extensions", {}):
+            await send(
+                {"type": "websocket.http.response.start", "status": status, "headers": headers}
+            )
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 1008})
+        return
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,348 @@
+"""One HTTP request forwarded to a tenant over a pooled connection, streamed both ways.
+
+Bodies never sit whole in memory: each ASGI ``http.request`` chunk is written upstream
+as it arrives, and each piece read from the tenant (at most
+:data:`~tenement.proxy.upstream.READ_SIZE`) goes to the client before the next read.
+Both directions wait for the other side to take the data (the ASGI server's ``send``
+returns when the bytes are written), so a slow reader slows the writer instead of
+filling memory.
+
+Request framing: ``Content-Length`` passes through; a body of unknown length (the client
+sent it chunked) goes upstream chunked; a whole body that fits the first ASGI message gets
+an exact ``Content-Length``.
+
+Error handling: failures before the response head become :class:`ForwardFailed` (502) or
+:class:`ForwardTimedOut` (504) for the caller to answer. After the head was sent, a broken
+tenant connection ends the ASGI call without finishing the body, so the server closes the
+client connection and the client sees a truncated response, never a silent short one.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import h11
+import trio
+
+from tenement.errors import TenementError
+from tenement.proxy.headers import request_headers, response_headers
+from tenement.proxy.upstream import Connection, Upstream, UpstreamError
+from tenement.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+#: methods that may be sent twice (RFC 9110 §9.2.2): retried once on a stale connection
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
+_BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+
+
+class ForwardFailed(TenementError):
+    """The tenant failed before sending a response head (-> 502)."""
+
+
+class ForwardTimedOut(TenementError):
+    """The tenant sent no response head within the service's request_timeout (-> 504)."""
+
+
+class ClientGone(Exception):
+    """The client disconnected; nothing is left to answer."""
+
+
+def request_target(scope: Scope) -> bytes:
+    """Path and query as the client sent them (``raw_path``, else the encoded path)."""
+    path = scope.get("raw_path") or scope["path"].encode("utf-8")
+    query = scope.get("query_string") or b""
+    return path + b"?" + query if query else path
+
+
+def _client_host(scope: Scope) -> str | None:
+    client = scope.get("client")
+    return client[0] if client else None
+
+
+async def forward_http(
+    upstream: Upstream,
+    conn: Connection,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    timeout: float,
+) -> float:
+    """Send the request in ``scope``/``receive`` over ``conn`` and relay the response.
+
+    A request whose body is whole in the first ASGI message is written, then the
+    response is read. A longer body is written by a second task while the response is
+    read (full duplex), so a tenant that answers before it has read everything (an
+    echo, an early 413) never deadlocks against us.
+
+    A pooled connection that turns out stale (it fails before the tenant sent a byte) is
+    replaced once by a new one, for an idempotent request with a whole body.
+
+    Args:
+        upstream: the pool ``conn`` came from; it gets the connection back (or closed).
+        conn: a connection to the chosen tenant; ownership passes to this function.
+        timeout: seconds from now until the response head must have arrived.
+
+    Returns:
+        ``trio.current_time()`` when the response head arrived.
+
+    Raises:
+        ForwardFailed: connection or protocol failure before the response head.
+        ForwardTimedOut: no response head within ``timeout``.
+        ClientGone: the client disconnected before the response head.
+    """
+    method = scope["method"]
+    headers = request_headers(
+        scope["headers"], client_host=_client_host(scope), scheme=scope["scheme"]
+    )
+    try:
+        message = await receive()
+    except BaseException:
+        conn.close()
+        raise
+    if message["type"] == "http.disconnect":
+        upstream.release(conn)  # untouched: still good
+        raise ClientGone
+    body = message.get("body", b"")
+    more = message.get("more_body", False)
+    if not any(name == b"content-length" for name, _ in headers):
+        if more:
+            headers.append((b"transfer-encoding", b"chunked"))
+        elif body or method in _BODY_METHODS:
+            headers.append((b"content-length", str(len(body)).encode()))
+    request = h11.Request(method=method, target=request_target(scope), headers=headers)
+    if more:
+        return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
+
+    try:
+        with trio.move_on_after(timeout) as deadline:
+            try:
+                response = await _exchange(conn, request, body)
+            except UpstreamError:
+                stale = conn.reused and not conn.received_any
+                conn.close()
+                if not (stale and method in IDEMPOTENT):
+                    raise
+                log.debug("stale pooled connection to %s; retrying once", conn.address)
+                conn = await upstream.open(conn.address)
+                response = await _exchange(conn, request, body)
+        if deadline.cancelled_caught:
+            raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
+        head_at = trio.current_time()
+        await _send_head(send, response)
+    except UpstreamError as exc:
+        conn.close()
+        raise ForwardFailed(str(exc)) from exc
+    except BaseException:
+        conn.close()
+        raise
+    await _relay_body(upstream, conn, receive, send, watch=True)
+    return head_at
+
+
+async def _exchange(conn: Connection, request: h11.Request, body: bytes) -> h11.Response:
+    """Write a request with a whole body, then read the final response head.
+
+    A write that fails still looks for a response: a tenant may answer early (413) and
+    close its side.
+    """
+    try:
+        await conn.send(request)
+        if body:
+            await conn.send(h11.Data(data=body))
+        await conn.send(h11.EndOfMessage())
+    except UpstreamError:
+        if conn.h11.their_state is h11.SEND_RESPONSE:
+            try:
+                return await _read_head(conn)
+            except UpstreamError:
+                pass
+        raise
+    return await _read_head(conn)
+
+
+class _Upload:
+    """What the request-body task reports to the response side."""
+
+    __slots__ = ("client_gone",)
+
+    def __init__(self) -> None:
+        self.client_gone = False
+
+
+async def _forward_duplex(
+    upstream: Upstream,
+    conn: Connection,
+    request: h11.Request,
+    body: bytes,
+    receive: Receive,
+    send: Send,
+    timeout: float,
+) -> float:
+    """:func:`forward_http` for a streamed request body: one task writes it, this one
+    reads the response. The writer, once done, watches for the client leaving."""
+    upload = _Upload()
+    relaying = False
+    failure: TenementError | None = None
+    response: h11.Response | None = None
+    head_at = 0.0
+    try:
+        async with trio.open_nursery() as nursery:
+            # exceptions are turned into `failure` here: a nursery would wrap them in a group
+            try:
+                with trio.move_on_after(timeout) as deadline:
+                    await conn.send(request)
+                    if body:
+                        await conn.send(h11.Data(data=body))
+                    nursery.start_soon(_write_body, conn, receive, upload, nursery.cancel_scope)
+                    response = await _read_head(conn)
+                if deadline.cancelled_caught:
+                    failure = ForwardTimedOut(
+                        f"{conn.address} sent no response within {timeout:g} s"
+                    )
+            except UpstreamError as exc:
+                failure = ForwardFailed(str(exc))
+            if failure is None and response is not None:
+                head_at = trio.current_time()
+                await _send_head(send, response)
+                relaying = True  # from here on, _relay_body owns conn
+                await _relay_body(upstream, conn, receive, send, watch=False)
+            nursery.cancel_scope.cancel()
+    except BaseException:
+        if not relaying:
+            conn.close()
+        raise
+    if response is None or failure is not None:
+        conn.close()
+        if failure is not None:
+            raise failure
+        raise ClientGone
+    return head_at
+
+
+async def _write_body(
+    conn: Connection, receive: Receive, upload: _Upload, cancel: trio.CancelScope
+) -> None:
+    done = False
+    try:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                upload.client_gone = True
+                cancel.cancel()
+                return
+            if done:
+                continue
+            chunk = message.get("body", b"")
+            if chunk:
+                await conn.send(h11.Data(data=chunk))
+            if not message.get("more_body", False):
+                await conn.send(h11.EndOfMessage())
+                done = True
+    except UpstreamError:
+        # the tenant stopped reading; its answer, or the failure, comes from the reader
+        return
+
+
+async def _send_head(send: Send, response: h11.Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": response.status_code,
+            "headers": response_headers(response.headers),
+        }
+    )
+
+
+async def _read_head(conn: Connection) -> h11.Response:
+    while True:
+        event = await conn.next_event()
+        if isinstance(event, h11.Response):
+            return event
+        if isinstance(event, h11.InformationalResponse):
+            continue
+        raise UpstreamError(f"unexpected {type(event).__name__} from {conn.address}")
+
+
+async def _relay_body(
+    upstream: Upstream, conn: Connection, receive: Receive, send: Send, *, watch: bool
+) -> None:
+    """Relay the response body; ``conn`` goes back to the pool as soon as the tenant's
+    message ended (before the last piece goes to the client), else it is closed.
+
+    What h11 already holds is sent without waiting (most small responses arrive with
+    their head). With ``watch``, a body that needs more reads runs beside a task that
+    watches for the client's ``http.disconnect``, so that a client who leaves stops the
+    relay.
+    """
+    pending: bytes | None = None
+    relay = _BodyRelay(upstream, conn)
+    try:
+        while True:
+            event = conn.buffered_event()
+            if event is None:
+                break
+            if isinstance(event, h11.Data):
+                if pending:
+                    await send({"type": "http.response.body", "body": pending, "more_body": True})
+                pending = bytes(event.data)
+            elif isinstance(event, h11.EndOfMessage):
+                relay.finish()
+                await send({"type": "http.response.body", "body": pending or b""})
+                return
+        if pending:
+            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        if watch:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+                await relay.pump(send)
+                nursery.cancel_scope.cancel()
+        else:
+            await relay.pump(send)
+    except UpstreamError as exc:
+        relay.broke = exc
+    finally:
+        if not relay.released:
+            conn.close()  # the tenant broke off, or the client left mid-body
+    if relay.broke is not None:
+        log.warning("response body from %s broke off: %s", conn.address, relay.broke)
+
+
+class _BodyRelay:
+    __slots__ = ("broke", "conn", "released", "upstream")
+
+    def __init__(self, upstream: Upstream, conn: Connection) -> None:
+        self.upstream = upstream
+        self.conn = conn
+        self.released = False
+        self.broke: UpstreamError | None = None
+
+    def finish(self) -> None:
+        self.released = True
+        self.upstream.release(self.conn)  # pooled if our request was complete too
+
+    async def pump(self, send: Send) -> None:
+        """Read and send body pieces until the end; an upstream failure is kept in
+        :attr:`broke` (raising it inside a nursery would wrap it in a group)."""
+        try:
+            while True:
+                event = await self.conn.next_event()
+                if isinstance(event, h11.Data):
+                    await send(
+                        {"type": "http.response.body", "body": bytes(event.data), "more_body": True}
+                    )
+                elif isinstance(event, h11.EndOfMessage):
+                    self.finish()
+                    await send({"type": "http.response.body", "body": b""})
+                    return
+        except UpstreamError as exc:
+            self.broke = exc
+
+
+async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            scope.cancel()
+            return

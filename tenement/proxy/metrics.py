@@ -1,0 +1,132 @@
+"""Request counts and durations per instance, for ``/metrics`` and ``/api/telemetry``.
+
+Recording is a few integer updates and one slot write in a fixed ring: no locks (trio
+runs one task at a time), no allocation after an instance's first request, no I/O.
+Durations are measured to the response head, as the reference does, so a long download
+does not count as a slow request.
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+
+import attrs
+
+#: histogram upper bounds in milliseconds (reference §5.12); ``+Inf`` is implied
+BUCKETS_MS: tuple[float, ...] = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
+#: raw durations kept per instance for the p99
+RING_SIZE = 1024
+
+
+@attrs.frozen
+class RequestSeries:
+    """One instance's requests.
+
+    Attributes:
+        bucket_counts: cumulative counts for each bound in :data:`BUCKETS_MS` (Prometheus
+            ``le`` semantics); the ``+Inf`` bucket is ``requests_total``.
+        p99_ms: the 99th percentile of the last :data:`RING_SIZE` durations (0.0 before
+            the first request).
+    """
+
+    instance_id: str
+    service: str
+    requests_total: int
+    duration_sum_ms: float
+    bucket_counts: tuple[int, ...]
+    avg_ms: float
+    p99_ms: float
+
+
+@attrs.frozen
+class ProxyStatistics:
+    """What the proxy has done since it started.
+
+    Attributes:
+        series: one entry per instance that was sent a request, in first-seen order.
+        requests_total: every request the proxy routed to a tenant host (including the
+            ones answered with an error below).
+        responses_by_status: the proxy's own answers (400, 404, 502, 503, 504) -> count.
+    """
+
+    series: tuple[RequestSeries, ...]
+    requests_total: int
+    responses_by_status: tuple[tuple[int, int], ...]
+    connections_opened: int = 0
+    connections_reused: int = 0
+    idle_connections: int = 0
+
+
+class _Series:
+    __slots__ = ("buckets", "count", "pos", "ring", "service", "sum_ms")
+
+    def __init__(self, service: str, ring_size: int) -> None:
+        self.service = service
+        self.count = 0
+        self.sum_ms = 0.0
+        self.buckets = [0] * (len(BUCKETS_MS) + 1)
+        self.ring = [0.0] * ring_size
+        self.pos = 0
+
+
+class ProxyMetrics:
+    """Counters the proxy updates per request; read them with :meth:`statistics`."""
+
+    def __init__(self, *, ring_size: int = RING_SIZE) -> None:
+        self._series: dict[str, _Series] = {}
+        self._ring_size = ring_size
+        self._requests = 0
+        self._own_responses: dict[int, int] = {}
+
+    def request(self) -> None:
+        """A request arrived for a tenant host."""
+        self._requests += 1
+
+    def own_response(self, status: int) -> None:
+        """The proxy answered by itself with ``status`` (an error)."""
+        self._own_responses[status] = self._own_responses.get(status, 0) + 1
+
+    def record(self, instance_id: str, service: str, duration_ms: float) -> None:
+        """A request reached ``instance_id`` and got its response head after ``duration_ms``."""
+        series = self._series.get(instance_id)
+        if series is None:
+            series = self._series[instance_id] = _Series(service, self._ring_size)
+        series.count += 1
+        series.sum_ms += duration_ms
+        series.buckets[bisect.bisect_left(BUCKETS_MS, duration_ms)] += 1
+        series.ring[series.pos] = duration_ms
+        series.pos = (series.pos + 1) % self._ring_size
+
+    def statistics(self) -> ProxyStatistics:
+        return ProxyStatistics(
+            series=tuple(_freeze(iid, s) for iid, s in self._series.items()),
+            requests_total=self._requests,
+            responses_by_status=tuple(sorted(self._own_responses.items())),
+        )
+
+
+def _freeze(instance_id: str, s: _Series) -> RequestSeries:
+    cumulative = []
+    total = 0
+    for n in s.buckets[:-1]:
+        total += n
+        cumulative.append(total)
+    return RequestSeries(
+        instance_id=instance_id,
+        service=s.service,
+        requests_total=s.count,
+        duration_sum_ms=s.sum_ms,
+        bucket_counts=tuple(cumulative),
+        avg_ms=s.sum_ms / s.count if s.count else 0.0,
+        p99_ms=percentile(s.ring[: min(s.count, len(s.ring))], 0.99),
+    )
+
+
+def percentile(values: list[float], q: float) -> float:
+    """The nearest-rank ``q`` quantile of ``values`` (0.0 for none)."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    rank = max(1, math.ceil(q * len(ordered)))
+    return ordered[rank - 1]

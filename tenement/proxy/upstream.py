@@ -1,0 +1,277 @@
+"""Pooled HTTP/1.1 connections to tenants: h11 over trio sockets.
+
+One :class:`Upstream` per proxy keeps, for each address (a TCP port on 127.0.0.1 or a
+Unix socket path), a stack of idle keep-alive connections. A connection goes back to
+the pool only when both sides finished their message cleanly and the tenant did not
+ask to close; anything else (an error, a cancellation, ``Connection: close``) closes it.
+
+Before reusing an idle connection, a zero-timeout ``select()`` checks that the tenant
+has not closed it meanwhile (an idle connection is readable only when the peer sent EOF
+or garbage), which spares most stale-connection failures. The rest are handled by the
+caller's one retry (``tenement/proxy/forward.py``).
+
+Timeouts belong to the caller: :meth:`Upstream.acquire` and every read and write wait as
+long as the surrounding cancel scope allows.
+"""
+
+from __future__ import annotations
+
+import logging
+import select
+import socket
+from typing import Protocol
+
+import attrs
+import h11
+import trio
+
+from tenement.errors import TenementError
+
+log = logging.getLogger(__name__)
+
+#: bytes asked of the kernel per read; also the largest piece of body held at once
+READ_SIZE = 64 * 1024
+#: idle connections kept per address; more are closed when released
+MAX_IDLE_PER_ADDRESS = 32
+#: an idle connection older than this is closed instead of reused
+MAX_IDLE_SECONDS = 60.0
+
+
+class UpstreamError(TenementError):
+    """The tenant could not be reached or broke the HTTP exchange."""
+
+
+class UpstreamUnavailable(UpstreamError):
+    """Connecting to the tenant failed (nothing listens, or the socket file is gone)."""
+
+
+class UpstreamProtocolError(UpstreamError):
+    """The connection failed, or the tenant spoke something that is not HTTP/1.1."""
+
+
+class HasAddress(Protocol):
+    @property
+    def port(self) -> int | None: ...
+
+    @property
+    def socket(self) -> str: ...
+
+
+@attrs.frozen
+class Address:
+    """Where a tenant listens: TCP ``127.0.0.1:port``, else the Unix socket ``path``."""
+
+    port: int | None
+    path: str = ""
+
+    @classmethod
+    def of(cls, target: HasAddress) -> Address:
+        if target.port is not None:
+            return cls(target.port)
+        return cls(None, target.socket)
+
+    def __str__(self) -> str:
+        return f"127.0.0.1:{self.port}" if self.port is not None else f"unix:{self.path}"
+
+
+class Connection:
+    """One HTTP/1.1 client connection: a trio stream and its h11 state machine.
+
+    Attributes:
+        reused: it came from the pool (it served a request before).
+        received_any: some bytes arrived during the current exchange; a failure on a
+            reused connection before that is a stale connection, safe to retry.
+    """
+
+    __slots__ = ("address", "h11", "idle_since", "received_any", "reused", "stream")
+
+    def __init__(self, address: Address, stream: trio.SocketStream) -> None:
+        self.address = address
+        self.stream = stream
+        self.h11 = h11.Connection(h11.CLIENT)
+        self.reused = False
+        self.received_any = False
+        self.idle_since = 0.0
+
+    async def send(self, event: h11.Event) -> None:
+        """Serialise ``event`` and write it.
+
+        Raises:
+            UpstreamProtocolError: the write failed or h11 refused the event.
+        """
+        try:
+            data = self.h11.send(event)
+            if data:
+                await self.stream.send_all(data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
+        except h11.LocalProtocolError as exc:
+            raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
+
+    async def next_event(self) -> h11.Event:
+        """The next event from the tenant, reading from the socket when h11 needs data.
+
+        Raises:
+            UpstreamProtocolError: the read failed, or the tenant broke the protocol
+                (including closing before its response was complete).
+        """
+        conn = self.h11
+        try:
+            while True:
+                event = conn.next_event()
+                if event is not h11.NEED_DATA:
+                    return event  # type: ignore[return-value]
+                data = await self.stream.receive_some(READ_SIZE)
+                if data:
+                    self.received_any = True
+                conn.receive_data(data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise UpstreamProtocolError(f"reading from {self.address} failed: {exc}") from exc
+        except h11.RemoteProtocolError as exc:
+            raise UpstreamProtocolError(f"bad response from {self.address}: {exc}") from exc
+
+    def buffered_event(self) -> h11.Event | None:
+        """The next event if h11 can produce it without reading, else None."""
+        try:
+            event = self.h11.next_event()
+        except h11.RemoteProtocolError as exc:
+            raise UpstreamProtocolError(f"bad response from {self.address}: {exc}") from exc
+        return None if event is h11.NEED_DATA else event  # type: ignore[return-value]
+
+    @property
+    def finished_cleanly(self) -> bool:
+        return self.h11.our_state is h11.DONE and self.h11.their_state is h11.DONE
+
+    def close(self) -> None:
+        """Close the socket now (synchronous; never fails)."""
+        self.stream.socket.close()
+
+
+def _peer_closed(conn: Connection) -> bool:
+    """True when an idle connection is readable: EOF or unexpected bytes from the tenant."""
+    try:
+        readable, _, _ = select.select([conn.stream.socket.fileno()], [], [], 0)
+    except (OSError, ValueError):
+        return True
+    return bool(readable)
+
+
+@attrs.frozen
+class UpstreamStatistics:
+    connections_opened: int
+    connections_reused: int
+    idle_connections: int
+
+
+class Upstream:
+    """Connection pools to tenants, one per :class:`Address`.
+
+    Resource handling: owns every connection it opened; :meth:`aclose` closes the idle
+    ones. A connection handed out by :meth:`acquire` belongs to the caller until it is
+    given back with :meth:`release` (which keeps or closes it).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_idle_per_address: int = MAX_IDLE_PER_ADDRESS,
+        max_idle_seconds: float = MAX_IDLE_SECONDS,
+    ) -> None:
+        self._idle: dict[Address, list[Connection]] = {}
+        self._max_idle = max_idle_per_address
+        self._max_idle_seconds = max_idle_seconds
+        self._opened = 0
+        self._reused = 0
+        self._closed = False
+
+    async def acquire(self, address: Address) -> Connection:
+        """A live idle connection to ``address``, or a new one.
+
+        Raises:
+            UpstreamUnavailable: nothing accepts connections at ``address``.
+        """
+        idle = self._idle.get(address)
+        if idle:
+            now = trio.current_time()
+            while idle:
+                conn = idle.pop()
+                if now - conn.idle_since > self._max_idle_seconds:
+                    # the stack is oldest-first below this one: drop them all
+                    conn.close()
+                    for old in idle:
+                        old.close()
+                    idle.clear()
+                    break
+                if _peer_closed(conn):
+                    conn.close()
+                    continue
+                conn.reused = True
+                conn.received_any = False
+                self._reused += 1
+                await trio.lowlevel.checkpoint()
+                return conn
+            del self._idle[address]
+        return await self.open(address)
+
+    async def open(self, address: Address) -> Connection:
+        """A new connection to ``address``, never from the pool.
+
+        Raises:
+            UpstreamUnavailable: the connect failed.
+        """
+        if self._closed:
+            raise UpstreamUnavailable("the proxy is shutting down")
+        try:
+            if address.port is not None:
+                sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+                try:
+                    await sock.connect(("127.0.0.1", address.port))
+                except BaseException:
+                    sock.close()
+                    raise
+                stream = trio.SocketStream(sock)
+            else:
+                stream = await trio.open_unix_socket(address.path)
+        except OSError as exc:
+            raise UpstreamUnavailable(f"cannot connect to {address}: {exc}") from exc
+        self._opened += 1
+        return Connection(address, stream)
+
+    def release(self, conn: Connection) -> None:
+        """Give ``conn`` back: pooled if its exchange ended cleanly and the tenant keeps
+        it open, closed otherwise."""
+        state = conn.h11
+        if self._closed:
+            conn.close()
+            return
+        if state.our_state is not h11.IDLE or state.their_state is not h11.IDLE:
+            if not conn.finished_cleanly:
+                conn.close()
+                return
+            try:
+                state.start_next_cycle()
+            except h11.LocalProtocolError:
+                conn.close()
+                return
+        idle = self._idle.setdefault(conn.address, [])
+        if len(idle) >= self._max_idle:
+            conn.close()
+            return
+        conn.idle_since = trio.current_time()
+        idle.append(conn)
+
+    def statistics(self) -> UpstreamStatistics:
+        return UpstreamStatistics(
+            connections_opened=self._opened,
+            connections_reused=self._reused,
+            idle_connections=sum(len(v) for v in self._idle.values()),
+        )
+
+    async def aclose(self) -> None:
+        """Close every idle connection and refuse new ones. Idempotent."""
+        self._closed = True
+        for idle in self._idle.values():
+            for conn in idle:
+                conn.close()
+        self._idle.clear()
+        await trio.lowlevel.checkpoint()

@@ -1,0 +1,278 @@
+"""A WebSocket relayed between an ASGI ``websocket`` scope and a tenant (wsproto client).
+
+The reference has no WebSocket support; here a ``websocket`` request on a tenant's host
+opens its own connection to the tenant, performs the upgrade with the client's headers
+(hop-by-hop and handshake headers replaced, X-Forwarded-* added), and then copies
+messages both ways until either side closes:
+
+- the tenant accepts -> the client is accepted with the tenant's subprotocol and headers;
+- the tenant refuses (any non-101 answer) -> the client gets the tenant's status and body
+  when the server supports the ``websocket.http.response`` extension, else a close (403);
+- the client leaves -> the tenant gets a close frame with the client's code;
+- the tenant closes or its connection drops -> the client is closed with the tenant's
+  code (1011 when the connection was lost without a close frame).
+
+Messages are whole (ASGI has no fragments): a fragmented message from the tenant is
+gathered up to :data:`MAX_MESSAGE_BYTES`; a bigger one closes both sides with 1009.
+Pings from the tenant are answered here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import attrs
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.connection import ConnectionState
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Message,
+    Ping,
+    RejectConnection,
+    RejectData,
+    Request,
+    TextMessage,
+)
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from tenement.proxy.forward import ClientGone, ForwardFailed, ForwardTimedOut, request_target
+from tenement.proxy.headers import request_headers, response_headers
+from tenement.proxy.upstream import READ_SIZE, Connection
+from tenement.types import Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+#: the largest message relayed from a tenant (hypercorn's default for clients)
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+
+_WS_RESPONSE_OWN = frozenset(
+    {b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-protocol"}
+)
+_STREAM_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError)
+
+
+@attrs.frozen
+class Upgrade:
+    """The tenant's answer to the upgrade, and the WebSocket state to relay with."""
+
+    ws: WSConnection
+    answer: AcceptConnection | RejectConnection
+
+
+async def upgrade_websocket(
+    conn: Connection, scope: Scope, receive: Receive, *, timeout: float
+) -> Upgrade:
+    """Ask the tenant on ``conn`` to upgrade, with the client's headers.
+
+    Args:
+        conn: a fresh or idle connection to the tenant; on success the caller owns it
+            (pass it to :func:`relay_websocket`), on failure it is closed here.
+        timeout: seconds until the tenant must have answered the upgrade.
+
+    Raises:
+        ForwardTimedOut: no answer within ``timeout``.
+        ForwardFailed: the tenant could not be reached or answered with something that
+            is not HTTP.
+        ClientGone: the client left before its handshake arrived.
+    """
+    try:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            raise ClientGone
+        ws = WSConnection(ConnectionType.CLIENT)
+        host = next((v for n, v in scope["headers"] if n == b"host"), b"").decode("latin-1")
+        headers = request_headers(
+            scope["headers"],
+            client_host=scope["client"][0] if scope.get("client") else None,
+            scheme=scope.get("scheme", "ws"),
+            websocket=True,
+        )
+        request = Request(
+            host=host,
+            target=request_target(scope).decode("latin-1"),
+            extra_headers=headers,
+            subprotocols=list(scope.get("subprotocols") or ()),
+        )
+        with trio.move_on_after(timeout):
+            return Upgrade(ws, await _handshake(conn, ws, request))
+        raise ForwardTimedOut(f"{conn.address} did not answer the WebSocket upgrade")
+    except BaseException:
+        conn.close()
+        raise
+
+
+async def relay_websocket(
+    conn: Connection, upgrade: Upgrade, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Accept (or refuse, as the tenant did) the client, then copy messages both ways
+    until one side closes. Always closes ``conn``."""
+    ws, answer = upgrade.ws, upgrade.answer
+    try:
+        if isinstance(answer, RejectConnection):
+            await _refuse(conn, ws, scope, send, answer)
+            return
+        await send(
+            {
+                "type": "websocket.accept",
+                "subprotocol": answer.subprotocol,
+                "headers": [
+                    (n, v)
+                    for n, v in response_headers(answer.extra_headers)
+                    if n.lower() not in _WS_RESPONSE_OWN
+                ],
+            }
+        )
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_client_to_tenant, conn, ws, receive, nursery.cancel_scope)
+            await _tenant_to_client(conn, ws, send)
+            nursery.cancel_scope.cancel()
+    finally:
+        conn.close()
+
+
+async def _handshake(
+    conn: Connection, ws: WSConnection, request: Request
+) -> AcceptConnection | RejectConnection:
+    try:
+        await conn.stream.send_all(ws.send(request))
+        while True:
+            for event in ws.events():
+                if isinstance(event, AcceptConnection | RejectConnection):
+                    return event
+            data = await conn.stream.receive_some(READ_SIZE)
+            if not data:
+                raise ForwardFailed(f"{conn.address} closed during the WebSocket upgrade")
+            ws.receive_data(data)
+    except _STREAM_ERRORS as exc:
+        raise ForwardFailed(f"WebSocket upgrade to {conn.address} failed: {exc}") from exc
+    except RemoteProtocolError as exc:
+        raise ForwardFailed(f"bad WebSocket upgrade answer from {conn.address}: {exc}") from exc
+
+
+async def _refuse(
+    conn: Connection, ws: WSConnection, scope: Scope, send: Send, answer: RejectConnection
+) -> None:
+    """Pass the tenant's refusal on: its status and body, or a plain close."""
+    if "websocket.http.response" not in scope.get("extensions", {}):
+        await send({"type": "websocket.close", "code": 1008})
+        return
+    await send(
+        {
+            "type": "websocket.http.response.start",
+            "status": answer.status_code,
+            "headers": response_headers(answer.headers),
+        }
+    )
+    finished = not answer.has_body
+    while not finished:
+        for event in ws.events():
+            if isinstance(event, RejectData):
+                await send(
+                    {"type": "websocket.http.response.body", "body": event.data, "more_body": True}
+                )
+                finished = event.body_finished
+        if finished:
+            break
+        try:
+            data = await conn.stream.receive_some(READ_SIZE)
+            ws.receive_data(data or None)
+        except (*_STREAM_ERRORS, RemoteProtocolError):
+            break
+        if not data:
+            break
+    await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
+
+
+async def _client_to_tenant(
+    conn: Connection, ws: WSConnection, receive: Receive, done: trio.CancelScope
+) -> None:
+    while True:
+        message = await receive()
+        kind = message["type"]
+        if kind == "websocket.receive":
+            text = message.get("text")
+            event: Message = (
+                TextMessage(text) if text is not None else BytesMessage(message.get("bytes") or b"")
+            )
+        elif kind == "websocket.disconnect":
+            code = _sendable(message.get("code", 1000), lost=1001)
+            if ws.state is ConnectionState.OPEN:
+                try:
+                    with trio.move_on_after(1):
+                        await conn.stream.send_all(ws.send(CloseConnection(code=code)))
+                except (*_STREAM_ERRORS, LocalProtocolError):
+                    pass
+            done.cancel()
+            return
+        else:
+            continue
+        try:
+            await conn.stream.send_all(ws.send(event))
+        except (*_STREAM_ERRORS, LocalProtocolError):
+            return  # the tenant side is gone; _tenant_to_client sees it and closes
+
+
+async def _tenant_to_client(conn: Connection, ws: WSConnection, send: Send) -> None:
+    parts: list[str | bytes] = []
+    size = 0
+    while True:
+        try:
+            data = await conn.stream.receive_some(READ_SIZE)
+        except _STREAM_ERRORS:
+            data = b""
+        try:
+            ws.receive_data(data or None)
+        except (RemoteProtocolError, LocalProtocolError):
+            await send({"type": "websocket.close", "code": 1011})
+            return
+        for event in ws.events():
+            if isinstance(event, Message):
+                parts.append(event.data)
+                size += len(event.data)
+                if size > MAX_MESSAGE_BYTES:
+                    log.warning("WebSocket message from %s over %d bytes", conn.address, size)
+                    await _close_both(conn, ws, send, 1009)
+                    return
+                if not event.message_finished:
+                    continue
+                if isinstance(event, TextMessage):
+                    await send({"type": "websocket.send", "text": "".join(parts)})  # type: ignore[arg-type]
+                else:
+                    await send({"type": "websocket.send", "bytes": b"".join(parts)})  # type: ignore[arg-type]
+                parts.clear()
+                size = 0
+            elif isinstance(event, Ping):
+                try:
+                    await conn.stream.send_all(ws.send(event.response()))
+                except (*_STREAM_ERRORS, LocalProtocolError):
+                    pass
+            elif isinstance(event, CloseConnection):
+                if ws.state is ConnectionState.REMOTE_CLOSING:
+                    try:
+                        await conn.stream.send_all(ws.send(event.response()))
+                    except (*_STREAM_ERRORS, LocalProtocolError):
+                        pass
+                code = _sendable(event.code, lost=1011)
+                await send({"type": "websocket.close", "code": code, "reason": event.reason or ""})
+                return
+
+
+async def _close_both(conn: Connection, ws: WSConnection, send: Send, code: int) -> None:
+    try:
+        await conn.stream.send_all(ws.send(CloseConnection(code=code)))
+    except (*_STREAM_ERRORS, LocalProtocolError):
+        pass
+    await send({"type": "websocket.close", "code": code})
+
+
+def _sendable(code: int, *, lost: int) -> int:
+    """A close code that may go in a close frame: 1005 (none given) -> 1000, 1006/1015
+    (the connection was lost) and anything out of range -> ``lost``."""
+    if code == 1005:
+        return 1000
+    if code in (1006, 1015) or not 1000 <= code <= 4999:
+        return lost
+    return code

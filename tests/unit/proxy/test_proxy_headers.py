@@ -1,0 +1,93 @@
+"""Hop-by-hop headers dropped both ways; X-Forwarded-* added."""
+
+from __future__ import annotations
+
+from tenement.proxy.headers import request_headers, response_headers
+
+
+def names(headers: list[tuple[bytes, bytes]]) -> list[bytes]:
+    return [n for n, _ in headers]
+
+
+def test_hop_by_hop_request_headers_are_dropped() -> None:
+    incoming = [
+        (b"host", b"alice.notes.example.com"),
+        (b"connection", b"keep-alive, X-Secret"),
+        (b"x-secret", b"1"),
+        (b"keep-alive", b"timeout=5"),
+        (b"proxy-authorization", b"Basic xx"),
+        (b"proxy-connection", b"keep-alive"),
+        (b"te", b"trailers"),
+        (b"trailer", b"x-t"),
+        (b"transfer-encoding", b"chunked"),
+        (b"upgrade", b"h2c"),
+        (b"expect", b"100-continue"),
+        (b"authorization", b"Bearer t"),
+        (b"content-length", b"3"),
+    ]
+    out = request_headers(incoming, client_host="10.0.0.9", scheme="http")
+    assert names(out) == [
+        b"host",
+        b"authorization",
+        b"content-length",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+        b"x-forwarded-host",
+    ]
+    assert dict(out)[b"host"] == b"alice.notes.example.com"
+    assert dict(out)[b"x-forwarded-host"] == b"alice.notes.example.com"
+
+
+def test_forwarded_for_appends_the_client() -> None:
+    out = dict(
+        request_headers(
+            [(b"host", b"h"), (b"x-forwarded-for", b"1.2.3.4"), (b"x-forwarded-for", b"5.6.7.8")],
+            client_host="127.0.0.1",
+            scheme="https",
+        )
+    )
+    assert out[b"x-forwarded-for"] == b"1.2.3.4, 5.6.7.8, 127.0.0.1"
+    assert out[b"x-forwarded-proto"] == b"https"
+
+
+def test_forwarded_proto_and_host_from_a_front_proxy_are_kept() -> None:
+    out = request_headers(
+        [(b"host", b"h"), (b"x-forwarded-proto", b"https"), (b"x-forwarded-host", b"orig")],
+        client_host=None,
+        scheme="http",
+    )
+    assert out.count((b"x-forwarded-proto", b"https")) == 1
+    assert dict(out)[b"x-forwarded-host"] == b"orig"
+    assert b"x-forwarded-for" not in dict(out)
+
+
+def test_websocket_upgrade_drops_handshake_headers() -> None:
+    out = request_headers(
+        [
+            (b"host", b"h"),
+            (b"upgrade", b"websocket"),
+            (b"connection", b"Upgrade"),
+            (b"sec-websocket-key", b"k"),
+            (b"sec-websocket-version", b"13"),
+            (b"sec-websocket-protocol", b"chat"),
+            (b"cookie", b"a=b"),
+        ],
+        client_host="127.0.0.1",
+        scheme="ws",
+        websocket=True,
+    )
+    assert names(out) == [b"cookie", b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"]
+
+
+def test_hop_by_hop_response_headers_are_dropped() -> None:
+    out = response_headers(
+        [
+            (b"content-type", b"text/plain"),
+            (b"connection", b"close, X-Internal"),
+            (b"x-internal", b"1"),
+            (b"transfer-encoding", b"chunked"),
+            (b"keep-alive", b"timeout=5"),
+            (b"set-cookie", b"a=b"),
+        ]
+    )
+    assert out == [(b"content-type", b"text/plain"), (b"set-cookie", b"a=b")]
