@@ -13,14 +13,22 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 
+if TYPE_CHECKING:
+    from tenement.config import Config
+
 
 def _seconds(value: float) -> str:
     return f"{int(value)}s" if float(value).is_integer() else f"{value}s"
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _debug_str(text: str) -> str:
@@ -37,7 +45,7 @@ def _debug_str(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def describe(config) -> list[str]:  # type: ignore[no-untyped-def]
+def describe(config: Config) -> list[str]:
     """The reference's `ten config` lines for a loaded config."""
     settings = config.settings
     lines = [
@@ -89,9 +97,10 @@ def config(cli: CliContext, as_json: bool, check: bool) -> None:
                 table=first.table,
                 key=first.key,
             )
-        count = len(loaded.warnings)
-        suffix = f", {count} warning{'s' if count != 1 else ''}" if count else ""
-        click.echo(f"{loaded.source}: OK ({len(loaded.services)} services{suffix})")
+        counts = [_plural(len(loaded.services), "service")]
+        if loaded.warnings:
+            counts.append(_plural(len(loaded.warnings), "warning"))
+        click.echo(f"{loaded.source}: OK ({', '.join(counts)})")
         return
     if as_json:
         click.echo(json.dumps(config_as_dict(loaded), indent=2))
