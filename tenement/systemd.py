@@ -106,21 +106,42 @@ def listen_sockets(environ: MutableMapping[str, str]) -> list[ListenSocket]:
         closes this process's copy only: systemd keeps its own and the kernel keeps
         queueing connections for the next process.
     """
+    adopted: list[ListenSocket] = []
+    try:
+        for fd, name in listen_fds_from_environ(environ, os.getpid()):
+            adopted.append(ListenSocket(sock=adopt_listen_socket(fd, name), name=name, fd=fd))
+    except BaseException:
+        for done in adopted:
+            done.sock.close()
+        raise
+    for done in adopted:
+        log.info("adopted listening socket %s", done.describe())
+    return adopted
+
+
+def listen_fds_from_environ(environ: MutableMapping[str, str], pid: int) -> list[tuple[int, str]]:
+    """``(fd, name)`` for each fd ``LISTEN_*`` in ``environ`` passes to process ``pid``.
+
+    The parsing half of :func:`listen_sockets` (no fd is touched); consumes the variables.
+
+    Raises:
+        SystemdError: a variable is malformed or the names do not match the count.
+    """
     pid_text = environ.pop("LISTEN_PID", None)
     count_text = environ.pop("LISTEN_FDS", None)
     names_text = environ.pop("LISTEN_FDNAMES", None)
     if pid_text is None or count_text is None:
         return []
     try:
-        pid = int(pid_text)
+        listen_pid = int(pid_text)
         count = int(count_text)
     except ValueError:
         raise SystemdError(
             f"LISTEN_PID={pid_text!r} / LISTEN_FDS={count_text!r} are not numbers;"
             " start tenement from a .socket unit or unset them"
         ) from None
-    if pid != os.getpid():
-        log.debug("LISTEN_FDS are for pid %s, not us (%s): ignored", pid, os.getpid())
+    if listen_pid != pid:
+        log.debug("LISTEN_FDS are for pid %s, not us (%s): ignored", listen_pid, pid)
         return []
     if count < 0:
         raise SystemdError(f"LISTEN_FDS={count} is negative")
@@ -132,22 +153,15 @@ def listen_sockets(environ: MutableMapping[str, str]) -> list[ListenSocket]:
             raise SystemdError(
                 f"LISTEN_FDNAMES names {len(names)} fds ({names_text!r}) but LISTEN_FDS={count}"
             )
-    adopted: list[ListenSocket] = []
-    try:
-        for offset, name in enumerate(names):
-            fd = LISTEN_FDS_START + offset
-            adopted.append(ListenSocket(sock=_adopt(fd, name), name=name, fd=fd))
-    except BaseException:
-        for done in adopted:
-            done.sock.close()
-        raise
-    for done in adopted:
-        log.info("adopted listening socket %s", done.describe())
-    return adopted
+    return [(LISTEN_FDS_START + offset, name) for offset, name in enumerate(names)]
 
 
-def _adopt(fd: int, name: str) -> socket.socket:
-    """Check that ``fd`` is a listening stream socket and wrap it."""
+def adopt_listen_socket(fd: int, name: str) -> socket.socket:
+    """Wrap ``fd`` as a socket after checking it is a listening stream socket.
+
+    Raises:
+        SystemdError: it is not (the fd is left open and untouched then).
+    """
     label = f"fd {fd} ({name})"
     try:
         mode = os.fstat(fd).st_mode
@@ -179,7 +193,7 @@ def _adopt(fd: int, name: str) -> socket.socket:
             )
         sock.set_inheritable(False)
     except BaseException:
-        sock.detach()  # leave the fd as we found it; it is not ours to close on a refusal
+        sock.detach()  # leave the fd as we found it
         raise
     return sock
 
