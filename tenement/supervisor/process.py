@@ -1,0 +1,400 @@
+"""Start, watch, adopt and stop one tenant process.
+
+A tenant outlives the server that started it: it runs in its own session and
+process group, reads /dev/null, appends its stdout and stderr to its own log files
+(the server holds no pipe to it), inherits no file descriptor of ours, and is
+watched through a pidfd, which works the same for our own child and for a process
+a previous server started (:meth:`TenantProcess.adopt`).
+
+Stopping is one routine (:meth:`TenantProcess.terminate`): SIGTERM to the process
+group, a bounded wait for the whole group, SIGKILL to the group (and the cgroup),
+wait again. It always waits for the processes to be gone before it returns.
+
+``isolation = "namespace"`` (Linux, CAP_SYS_ADMIN) runs the command under
+``unshare --pid --fork --mount --mount-proc --kill-child`` (util-linux) with a tiny
+init (``_nsinit.py``) as pid 1: the tenant sees its own /proc and pid namespace,
+the recorded pid is ``unshare``'s, and its process group still holds the whole
+tree, so stop works the same way. An exit by signal N is reported as 128+N there.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import trio
+
+from tenement.errors import TenementError
+from tenement.supervisor import cgroups, procfs
+
+if TYPE_CHECKING:
+    from tenement.supervisor.spec import ProcessSpec
+
+log = logging.getLogger(__name__)
+
+#: how long to wait for processes to vanish after SIGKILL before giving up (D state, NFS)
+KILL_WAIT_SECONDS = 10.0
+#: log files are created with these permissions (the tenant's output may be private)
+LOG_FILE_MODE = 0o640
+NAMESPACE_INIT = Path(__file__).with_name("_nsinit.py")
+NAMESPACE_NEEDS_ROOT = 'namespace isolation needs root (CAP_SYS_ADMIN); set isolation = "process"'
+
+
+class SpawnError(TenementError):
+    """A tenant process could not be started (or died before accepting connections).
+
+    Attributes:
+        command: the program that was to run, when known.
+    """
+
+    def __init__(self, message: str, *, command: str | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
+
+def _pidfd_exited(pidfd: int) -> bool:
+    """Whether the process behind ``pidfd`` has exited (readable pidfd), without blocking."""
+    poller = select.poll()
+    poller.register(pidfd, select.POLLIN)
+    return bool(poller.poll(0))
+
+
+class TenantProcess:
+    """A running tenant: our child, or a process adopted from an earlier server.
+
+    Attributes:
+        pid: the process id (``unshare``'s under namespace isolation).
+        pgid: its process group id (equal to ``pid``: it leads its own session).
+        start_ticks: its start time (/proc stat field 22), against pid reuse.
+        is_child: True when this server started it (its exit code is known).
+        cgroup: its cgroup directory, or None.
+    """
+
+    def __init__(
+        self,
+        *,
+        pid: int,
+        pgid: int,
+        start_ticks: int,
+        pidfd: int,
+        popen: subprocess.Popen[bytes] | None = None,
+        cgroup: Path | None = None,
+    ) -> None:
+        self.pid = pid
+        self.pgid = pgid
+        self.start_ticks = start_ticks
+        self.cgroup = cgroup
+        self._pidfd: int | None = pidfd
+        self._popen = popen
+        self._exited = False
+
+    def __repr__(self) -> str:
+        return f"<TenantProcess pid={self.pid} child={self.is_child} exited={self._exited}>"
+
+    @property
+    def is_child(self) -> bool:
+        return self._popen is not None
+
+    @property
+    def returncode(self) -> int | None:
+        """The exit code once our child exited and was reaped (-N: killed by signal N).
+
+        Always None for an adopted process: only its parent learns its status.
+        """
+        return None if self._popen is None else self._popen.returncode
+
+    @classmethod
+    def adopt(cls, pid: int, start_ticks: int) -> TenantProcess | None:
+        """Take over a tenant an earlier server started.
+
+        Returns:
+            The process, or None when ``pid`` is gone, a zombie, or a different
+            process (its start time is not ``start_ticks``: the pid was reused).
+        """
+        try:
+            pidfd = os.pidfd_open(pid)
+        except (ProcessLookupError, OSError):
+            return None
+        # Checked after opening the pidfd: if the start time still matches now, the
+        # pidfd refers to that very process.
+        stat = procfs.read_stat(pid)
+        if stat is None or stat.exited or stat.start_ticks != start_ticks:
+            os.close(pidfd)
+            return None
+        cgroup_path = procfs.cgroup_of(pid)
+        cgroup = None
+        if cgroup_path and cgroup_path != "/":
+            directory = cgroups.CGROUP_ROOT / cgroup_path.lstrip("/")
+            if directory.parent.name in (cgroups.TENANTS_DIR, cgroups.FALLBACK_BASE.name):
+                cgroup = directory
+        return cls(pid=pid, pgid=stat.pgrp, start_ticks=start_ticks, pidfd=pidfd, cgroup=cgroup)
+
+    def alive(self) -> bool:
+        """Whether the process still runs (a zombie counts as exited; our child gets reaped)."""
+        if not self._exited and self._pidfd is not None and _pidfd_exited(self._pidfd):
+            self._mark_exited()
+        return not self._exited
+
+    async def wait_exited(self) -> int | None:
+        """Wait until the process exits; reap it if it is our child.
+
+        Several tasks may wait at once.
+
+        Returns:
+            Its exit code for our own child (-N when killed by signal N); None for an
+            adopted process, whose status only its real parent learns.
+        """
+        if not self._exited and self._pidfd is not None:
+            # Each waiter waits on its own duplicate: trio allows one waiter per fd.
+            fd = os.dup(self._pidfd)
+            try:
+                await trio.lowlevel.wait_readable(fd)
+            finally:
+                os.close(fd)
+            self._mark_exited()
+        return self.returncode
+
+    def _mark_exited(self) -> None:
+        self._exited = True
+        if self._popen is not None:
+            self._popen.poll()
+
+    def _signal_group(self, signum: int) -> None:
+        """Send ``signum`` to the whole process group (the leader alone if it leads none)."""
+        target = -self.pgid if self.pgid == self.pid else self.pid
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(target, signum)
+
+    def _leftovers(self) -> list[procfs.ProcStat]:
+        """Live members of the tenant's session or group, other than an exited leader."""
+        members = procfs.session_members(self.pid, started_since=self.start_ticks)
+        if self.pgid != self.pid:
+            return [m for m in members if m.pid == self.pid]
+        return members
+
+    async def _wait_gone(self) -> None:
+        """Wait until the leader and every other member of its session have exited."""
+        await self.wait_exited()
+        while True:
+            members = self._leftovers()
+            if not members:
+                return
+            for member in members:
+                try:
+                    fd = os.pidfd_open(member.pid)
+                except ProcessLookupError:
+                    continue
+                try:
+                    if procfs.read_start_ticks(member.pid) == member.start_ticks:
+                        await trio.lowlevel.wait_readable(fd)
+                finally:
+                    os.close(fd)
+
+    async def terminate(self, grace_seconds: float) -> bool:
+        """Stop the process and everything in its group; return when all are gone.
+
+        SIGTERM to the process group, wait up to ``grace_seconds`` for the leader and
+        every other member, then SIGKILL the group (and the cgroup) and wait again.
+        Idempotent: a process already gone returns at once.
+
+        Cancellation: the grace wait is cancellable; cancelling it escalates to
+        SIGKILL at once, and the kill and its wait run shielded (bounded by
+        :data:`KILL_WAIT_SECONDS`).
+
+        Returns:
+            True when SIGKILL was needed (something outlived the grace period).
+        """
+        if not self.alive() and not self._leftovers():
+            self._finish()
+            return False
+        self._signal_group(signal.SIGTERM)
+        killed = False
+        try:
+            with trio.move_on_after(grace_seconds):
+                await self._wait_gone()
+        finally:
+            with trio.move_on_after(KILL_WAIT_SECONDS, shield=True) as scope:
+                if self.alive() or self._leftovers():
+                    killed = True
+                    log.warning(
+                        "pid %s (group %s) still running %.1f s after SIGTERM; sending SIGKILL",
+                        self.pid,
+                        self.pgid,
+                        grace_seconds,
+                    )
+                    self._signal_group(signal.SIGKILL)
+                    if self.cgroup is not None:
+                        cgroups.kill_all(self.cgroup)
+                    await self._wait_gone()
+            if scope.cancelled_caught:
+                log.error(
+                    "pid %s (group %s) still not gone %.0f s after SIGKILL",
+                    self.pid,
+                    self.pgid,
+                    KILL_WAIT_SECONDS,
+                )
+            self._finish()
+        return killed
+
+    def _finish(self) -> None:
+        """Release the pidfd and the cgroup once the process is gone."""
+        if self.alive():
+            return
+        if self._pidfd is not None:
+            os.close(self._pidfd)
+            self._pidfd = None
+        if self.cgroup is not None and not cgroups.populated(self.cgroup):
+            cgroups.remove(self.cgroup)
+            self.cgroup = None
+
+
+def kill_stale_group(pid: int, start_ticks: int) -> int:
+    """SIGKILL what is left of a tenant recorded as (``pid``, ``start_ticks``).
+
+    Only processes that are provably the tenant's are touched: the leader when its
+    start time matches, and, when the leader is gone, the members of its session
+    (a pid number is not reused while it names a live session) that started after it.
+    A pid now held by another process (different start time) means the tenant's
+    session is empty: nothing is killed.
+
+    Returns:
+        The number of processes signalled.
+    """
+    stat = procfs.read_stat(pid)
+    if stat is not None and not stat.exited and stat.start_ticks != start_ticks:
+        return 0
+    members = procfs.session_members(pid, started_since=start_ticks)
+    if stat is not None and not stat.exited and stat.pgrp != pid:
+        members = [stat]  # it leads no group of its own: only the process itself
+    for member in members:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(member.pid, signal.SIGKILL)
+    if members:
+        log.warning("killed %d stale process(es) of pid %s", len(members), pid)
+    return len(members)
+
+
+def _namespace_argv(argv: tuple[str, ...]) -> list[str]:
+    """The command line that runs ``argv`` in new PID and mount namespaces."""
+    if not sys.platform.startswith("linux"):
+        raise SpawnError('namespace isolation requires Linux. Set isolation = "process"')
+    if not procfs.has_cap_sys_admin():
+        raise SpawnError(NAMESPACE_NEEDS_ROOT)
+    unshare = shutil.which("unshare")
+    if unshare is None:
+        raise SpawnError(
+            'namespace isolation needs util-linux\'s "unshare" on PATH; '
+            'install util-linux or set isolation = "process"'
+        )
+    return [
+        unshare,
+        "--pid",
+        "--fork",
+        "--mount",
+        "--mount-proc",
+        "--kill-child",
+        "--",
+        sys.executable,
+        "-I",
+        "-S",
+        str(NAMESPACE_INIT),
+        *argv,
+    ]
+
+
+def _check_command(spec: ProcessSpec) -> None:
+    """Fail now, with the exec error, when ``spec.argv[0]`` cannot be run (namespace mode).
+
+    Process mode learns it from the exec itself; behind ``unshare`` the exec
+    happens in the namespace's init, too late to raise.
+    """
+    program = spec.argv[0]
+    if "/" in program:
+        path = Path(spec.cwd or ".") / program
+        if not path.exists():
+            raise SpawnError(f"No such file or directory: {program!r}", command=program)
+        if not os.access(path, os.X_OK) or path.is_dir():
+            raise SpawnError(f"Permission denied: {program!r}", command=program)
+    elif shutil.which(program, path=spec.env.get("PATH", os.defpath)) is None:
+        raise SpawnError(f"No such file or directory: {program!r}", command=program)
+
+
+def _open_log(path: Path) -> int:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
+
+
+async def start_process(spec: ProcessSpec) -> TenantProcess:
+    """Start the process ``spec`` describes.
+
+    The process leads a new session and process group, reads /dev/null, appends its
+    stdout and stderr to ``spec.stdout_path`` / ``spec.stderr_path`` (created with
+    their directories), and inherits no file descriptor but 0, 1 and 2. With
+    ``memory_limit_mb``/``cpu_shares`` it is placed in a cgroup (or runs without the
+    limits, with a warning, where cgroups v2 is not usable).
+
+    Returns:
+        The running process. It does not wait for the process to accept connections
+        (see :func:`tenement.supervisor.readiness.wait_accepting`).
+
+    Raises:
+        SpawnError: the command cannot be executed ("No such file or directory:
+            './app'"), the workdir is missing, namespace isolation is not possible
+            here, or a cgroup limit could not be applied (the process is killed).
+    """
+    if spec.isolation == "namespace":
+        argv = _namespace_argv(spec.argv)
+        _check_command(spec)
+    elif spec.isolation == "process":
+        argv = list(spec.argv)
+    else:
+        raise SpawnError(f'isolation = "{spec.isolation}" is not supported by this tenement')
+    stdout = _open_log(spec.stdout_path)
+    try:
+        stderr = _open_log(spec.stderr_path)
+        try:
+            popen = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=spec.env,
+                cwd=spec.cwd,
+                close_fds=True,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            name = exc.filename if exc.filename is not None else spec.argv[0]
+            raise SpawnError(f"{exc.strerror}: {name!r}", command=spec.argv[0]) from None
+        finally:
+            os.close(stderr)
+    finally:
+        os.close(stdout)
+    # Our unreaped child: its pid cannot be reused, so the pidfd and stat are its own.
+    pidfd = os.pidfd_open(popen.pid)
+    start_ticks = procfs.read_start_ticks(popen.pid) or 0
+    process = TenantProcess(
+        pid=popen.pid, pgid=popen.pid, start_ticks=start_ticks, pidfd=pidfd, popen=popen
+    )
+    try:
+        process.cgroup = cgroups.place(
+            popen.pid,
+            spec.cgroup_name,
+            memory_limit_mb=spec.memory_limit_mb,
+            cpu_shares=spec.cpu_shares,
+        )
+    except cgroups.CgroupError as exc:
+        with trio.CancelScope(shield=True):
+            await process.terminate(0)
+        raise SpawnError(str(exc)) from exc
+    log.info("started %s (pid %s): %s", spec.cgroup_name, popen.pid, " ".join(spec.argv))
+    await trio.lowlevel.checkpoint()
+    return process

@@ -1,0 +1,155 @@
+"""What /proc says about a process: start time, process group, session, cgroup.
+
+Tenants outlive the server, so a pid read back from the database must be checked
+against the process start time (``/proc/<pid>/stat`` field 22, in clock ticks since
+boot) before anything signals it: a pid number is reused once its process is gone.
+
+All functions are sync and cheap (one small read each, except :func:`session_members`,
+which scans ``/proc``). A process that vanishes while being read is reported as
+gone (``None``), never as an error.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import attrs
+
+PROC = Path("/proc")
+
+#: bit of CAP_SYS_ADMIN in the capability masks of /proc/<pid>/status
+CAP_SYS_ADMIN_BIT = 21
+
+
+@attrs.frozen
+class ProcStat:
+    """The fields of ``/proc/<pid>/stat`` tenement uses.
+
+    Attributes:
+        pid: the process id (in the pid namespace of our /proc).
+        comm: the command name (may contain spaces and parentheses).
+        state: one letter, ``"Z"`` for a zombie (exited, not yet reaped).
+        ppid: parent pid.
+        pgrp: process group id.
+        session: session id.
+        start_ticks: start time after boot in clock ticks (field 22).
+    """
+
+    pid: int
+    comm: str
+    state: str
+    ppid: int
+    pgrp: int
+    session: int
+    start_ticks: int
+
+    @classmethod
+    def parse(cls, text: str) -> ProcStat:
+        """Parse the text of ``/proc/<pid>/stat``.
+
+        The command name sits between the first ``(`` and the LAST ``)``, and may
+        itself contain spaces and parentheses, so the numeric fields are split
+        only after the last ``)``.
+
+        Raises:
+            ValueError: the text is not a stat line.
+        """
+        open_paren = text.index("(")
+        close_paren = text.rindex(")")
+        pid = int(text[:open_paren])
+        comm = text[open_paren + 1 : close_paren]
+        # rest[0] is field 3 (state), so field N is rest[N - 3]
+        rest = text[close_paren + 1 :].split()
+        return cls(
+            pid=pid,
+            comm=comm,
+            state=rest[0],
+            ppid=int(rest[1]),
+            pgrp=int(rest[2]),
+            session=int(rest[3]),
+            start_ticks=int(rest[19]),
+        )
+
+    @property
+    def exited(self) -> bool:
+        """True for a zombie or a dead task: it runs no more code."""
+        return self.state in ("Z", "X", "x")
+
+
+def read_stat(pid: int) -> ProcStat | None:
+    """The stat of ``pid``, or None when there is no such process."""
+    try:
+        text = (PROC / str(pid) / "stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    try:
+        return ProcStat.parse(text)
+    except (ValueError, IndexError):
+        return None
+
+
+def read_start_ticks(pid: int) -> int | None:
+    """Start time of ``pid`` in clock ticks after boot (stat field 22), None if gone."""
+    stat = read_stat(pid)
+    return None if stat is None else stat.start_ticks
+
+
+def session_members(session: int, *, started_since: int = 0) -> list[ProcStat]:
+    """Live (non-zombie) processes in ``session`` that started at or after ``started_since``.
+
+    A tenant is started in its own session (its pid is its session id and process
+    group id), so this finds the tenant and everything it forked that did not
+    call ``setsid`` itself, even after the tenant's leader has exited.
+    """
+    found = []
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        stat = read_stat(int(entry.name))
+        if stat is None or stat.exited:
+            continue
+        if stat.session == session and stat.start_ticks >= started_since:
+            found.append(stat)
+    return found
+
+
+def group_members(pgid: int) -> list[ProcStat]:
+    """Live (non-zombie) processes whose process group is ``pgid``."""
+    found = []
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        stat = read_stat(int(entry.name))
+        if stat is not None and not stat.exited and stat.pgrp == pgid:
+            found.append(stat)
+    return found
+
+
+def has_cap_sys_admin() -> bool:
+    """Whether this process holds CAP_SYS_ADMIN (needed for PID and mount namespaces)."""
+    try:
+        text = (PROC / "self" / "status").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("CapEff:"):
+            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN_BIT & 1)
+    return False
+
+
+def cgroup_of(pid: int | str = "self") -> str | None:
+    """The cgroup v2 path of a process (``"/system.slice/tenement.service"``).
+
+    Returns:
+        The path from the ``0::`` line of ``/proc/<pid>/cgroup``, or None when the
+        process is gone or is in no cgroup v2 hierarchy.
+    """
+    try:
+        text = (PROC / str(pid) / "cgroup").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("0::"):
+            return line[3:]
+    return None

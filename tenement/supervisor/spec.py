@@ -1,0 +1,193 @@
+"""From a configured service and a tenant id to the exact process to start.
+
+:func:`build_spec` is pure (no I/O): it interpolates the templates, splits the
+command, builds the environment and names the log files. :mod:`.process` starts
+what it describes.
+
+Environment: a tenant inherits tenement's environment (as in the reference), minus
+what belongs to tenement's own service manager context (:data:`SCRUBBED_NAMES`,
+:data:`SCRUBBED_PREFIXES`): a tenant that saw ``LISTEN_FDS`` or ``NOTIFY_SOCKET``
+would take our sockets or speak to systemd for us. The service's ``env`` goes
+over that (so a service may set any of these names itself on purpose), then
+``PORT`` (when a port is allocated) and ``SOCKET_PATH``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from pathlib import Path
+
+import attrs
+
+from tenement.config import Service
+from tenement.supervisor.process import SpawnError
+
+#: isolation modes this tenement can start
+ISOLATIONS = ("process", "namespace")
+
+#: exact names never passed on to a tenant: systemd's per-service context
+#: (socket activation, notify, watchdog, journal, fd store, invocation, service
+#: directories and credentials, memory pressure, ExecStop/OnFailure results)
+SCRUBBED_NAMES = frozenset(
+    {
+        "NOTIFY_SOCKET",
+        "JOURNAL_STREAM",
+        "FDSTORE",
+        "INVOCATION_ID",
+        "SYSTEMD_EXEC_PID",
+        "MAINPID",
+        "MANAGERPID",
+        "CREDENTIALS_DIRECTORY",
+        "RUNTIME_DIRECTORY",
+        "STATE_DIRECTORY",
+        "CACHE_DIRECTORY",
+        "LOGS_DIRECTORY",
+        "CONFIGURATION_DIRECTORY",
+        "MEMORY_PRESSURE_WATCH",
+        "MEMORY_PRESSURE_WRITE",
+        "SERVICE_RESULT",
+        "EXIT_CODE",
+        "EXIT_STATUS",
+        "REMOTE_ADDR",
+        "REMOTE_PORT",
+    }
+)
+
+#: name prefixes never passed on: socket activation (LISTEN_FDS, LISTEN_PID,
+#: LISTEN_FDNAMES), watchdog (WATCHDOG_USEC, WATCHDOG_PID), OnFailure= context
+#: (MONITOR_*), timer/path triggers (TRIGGER_*) and tenement's own settings and
+#: secrets (TENEMENT_TOKEN, TENEMENT_CONFIG, TENEMENT_DATA_DIR, ...)
+SCRUBBED_PREFIXES = ("LISTEN_", "WATCHDOG_", "MONITOR_", "TRIGGER_", "TENEMENT_")
+
+
+@attrs.frozen
+class ProcessSpec:
+    """Everything needed to start one tenant process.
+
+    Attributes:
+        argv: program and arguments (no shell).
+        env: the complete environment of the process.
+        cwd: working directory, None for tenement's own.
+        stdout_path: file stdout is appended to.
+        stderr_path: file stderr is appended to.
+        isolation: ``"process"`` or ``"namespace"``.
+        memory_limit_mb: cgroup ``memory.max`` in MiB (None or 0: no limit).
+        cpu_shares: cgroup ``cpu.weight`` (clamped to 1-10000; None: not set).
+        cgroup_name: the instance id, ``"notes:alice"``, naming its cgroup and its log lines.
+    """
+
+    argv: tuple[str, ...]
+    env: dict[str, str]
+    cwd: str | None
+    stdout_path: Path
+    stderr_path: Path
+    isolation: str = "process"
+    memory_limit_mb: int | None = None
+    cpu_shares: int | None = None
+    cgroup_name: str = ""
+
+
+def render_template(
+    template: str, *, name: str, id: str, data_dir: str, socket: str, port: int | None
+) -> str:
+    """The reference's interpolation: plain replace of {name} {id} {data_dir} {socket} {port}.
+
+    In that order, so a value containing a later placeholder is replaced too (as
+    in the reference). ``{port}`` becomes "" without a port.
+    """
+    return (
+        template.replace("{name}", name)
+        .replace("{id}", id)
+        .replace("{data_dir}", data_dir)
+        .replace("{socket}", socket)
+        .replace("{port}", "" if port is None else str(port))
+    )
+
+
+def socket_path(service: Service, tenant: str) -> str:
+    """The service's ``socket`` template with ``{name}`` and ``{id}`` filled in."""
+    return service.socket.replace("{name}", service.name).replace("{id}", tenant)
+
+
+def scrub_environ(environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` without tenement's service-manager context (module docstring)."""
+    return {
+        key: value
+        for key, value in environ.items()
+        if key not in SCRUBBED_NAMES and not key.startswith(SCRUBBED_PREFIXES)
+    }
+
+
+def log_paths(log_dir: Path, service: str, tenant: str) -> tuple[Path, Path]:
+    """``{log_dir}/{service}/{tenant}.stdout.log`` and ``.stderr.log``."""
+    base = log_dir / service
+    return base / f"{tenant}.stdout.log", base / f"{tenant}.stderr.log"
+
+
+def build_spec(
+    service: Service,
+    tenant: str,
+    *,
+    data_dir: Path,
+    port: int | None,
+    environ: Mapping[str, str],
+    log_dir: Path,
+) -> ProcessSpec:
+    """The process that runs ``tenant`` of ``service``.
+
+    Args:
+        service: the configured service.
+        tenant: the tenant id (already validated).
+        data_dir: the global ``settings.data_dir`` (the ``{data_dir}`` template value).
+        port: the allocated TCP port, or None.
+        environ: the environment tenement runs in (inherited, after scrubbing).
+        log_dir: the directory of tenant log files.
+
+    Raises:
+        SpawnError: the command is empty or cannot be split (unbalanced quotes),
+            or the isolation mode is not one this tenement can start.
+    """
+    if service.isolation not in ISOLATIONS:
+        raise SpawnError(
+            f'isolation = "{service.isolation}" is not supported by this tenement '
+            f'([service.{service.name}]); use isolation = "process" or "namespace"'
+        )
+    socket = socket_path(service, tenant)
+
+    def render(template: str) -> str:
+        return render_template(
+            template, name=service.name, id=tenant, data_dir=str(data_dir), socket=socket, port=port
+        )
+
+    command = render(service.command)
+    if service.args:
+        argv = (command, *(render(arg) for arg in service.args))
+    else:
+        try:
+            argv = tuple(shlex.split(command))
+        except ValueError as exc:
+            raise SpawnError(
+                f"cannot split the command of [service.{service.name}] ({command!r}): {exc}"
+            ) from None
+    if not argv or not argv[0]:
+        raise SpawnError(f"[service.{service.name}] has an empty command")
+
+    env = scrub_environ(environ)
+    env.update({key: render(value) for key, value in service.env.items()})
+    if port is not None:
+        env["PORT"] = str(port)
+    env["SOCKET_PATH"] = socket
+
+    stdout_path, stderr_path = log_paths(log_dir, service.name, tenant)
+    return ProcessSpec(
+        argv=argv,
+        env=env,
+        cwd=service.workdir,
+        stdout_path=stdout_path,
+        stderr_path=stderr_path,
+        isolation=service.isolation,
+        memory_limit_mb=service.memory_limit_mb,
+        cpu_shares=service.cpu_shares,
+        cgroup_name=f"{service.name}:{tenant}",
+    )
