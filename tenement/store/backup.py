@@ -10,8 +10,10 @@ in that directory are never touched.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sqlite3
+import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -41,25 +43,36 @@ def _sqlite_file(store: Store) -> Path:
     return path
 
 
-def _free_name(directory: Path, label: str, now: datetime) -> Path:
+def _reserve_name(directory: Path, label: str, now: datetime) -> Path:
+    """Create (empty, exclusively) and return a backup file name no one else has taken."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
-    candidate = directory / f"tenement-{label}-{stamp}.db"
     n = 1
-    while candidate.exists():
-        n += 1
-        candidate = directory / f"tenement-{label}-{stamp}-{n}.db"
-    return candidate
+    while True:
+        suffix = "" if n == 1 else f"-{n}"
+        candidate = directory / f"tenement-{label}-{stamp}{suffix}.db"
+        try:
+            os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            n += 1
+            continue
+        return candidate
 
 
 def _copy(source: sqlite3.Connection, target: Path) -> None:
-    partial = target.with_name(target.name + ".partial")
-    partial.unlink(missing_ok=True)
-    destination = sqlite3.connect(partial)
+    """Back ``source`` up into a private temporary file, then move it onto ``target``."""
+    fd, partial_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    partial = Path(partial_name)
     try:
-        source.backup(destination)
+        destination = sqlite3.connect(partial)
+        try:
+            source.backup(destination)
+        finally:
+            destination.close()
+        partial.chmod(0o600)
+        partial.replace(target)
     finally:
-        destination.close()
-    partial.replace(target)
+        partial.unlink(missing_ok=True)
 
 
 def backup_database(
@@ -89,15 +102,17 @@ def backup_database(
         target, directory = destination, None
     else:
         destination.mkdir(parents=True, exist_ok=True)
-        target, directory = _free_name(destination, label, now or datetime.now(UTC)), destination
+        target = _reserve_name(destination, label, now or datetime.now(UTC))
+        directory = destination
     raw = store.engine.raw_connection()
     try:
         _copy(raw.driver_connection, target)
     except (sqlite3.Error, OSError) as exc:
+        if directory is not None:
+            target.unlink(missing_ok=True)
         raise BackupError(f"could not back up {store.display_url} to {target}: {exc}") from exc
     finally:
         raw.close()
-    target.chmod(0o600)
     log.info("backed up %s to %s", store.display_url, target)
     if directory is not None and keep is not None:
         prune_backups(directory, keep)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -174,3 +175,32 @@ def test_is_at_head_does_not_import_alembic(tmp_path: Path) -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_two_servers_migrating_at_once_both_succeed_once(tmp_path: Path) -> None:
+    """The second runner waits for the first's write lock, then finds nothing left to do."""
+    with open_store(url(tmp_path)) as store:
+        upgrade(store, "0001", backup_dir=None)
+        store.set_admin_token_hash("kept")
+    barrier = threading.Barrier(2)
+    reports: list[object] = []
+    errors: list[BaseException] = []
+
+    def migrate() -> None:
+        try:
+            with open_store(url(tmp_path)) as own:
+                barrier.wait()
+                reports.append(migrate_to_head(own, backup_dir=tmp_path / "backups"))
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=migrate) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert sorted(r.changed for r in reports) == [False, True]  # type: ignore[attr-defined]
+    with open_store(url(tmp_path)) as store:
+        assert is_at_head(store)
+        assert store.admin_token_hash() == "kept"
