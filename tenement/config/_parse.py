@@ -31,8 +31,6 @@ from tenement.config._model import (
 from tenement.config._report import Locator, Report, check_fields, ensure_table
 from tenement.ids import NAME_RULE, is_valid_name
 
-# -- the document -----------------------------------------------------------------------
-
 
 def check_data_dir_override(path: Path, origin: str = "--data-dir") -> Path:
     """Reject a ``~`` path given by flag or environment, with the reference's message."""
@@ -47,7 +45,7 @@ def check_data_dir_override(path: Path, origin: str = "--data-dir") -> Path:
 
 
 def _absolute(path: Path, cwd: Path) -> Path:
-    return Path(os.path.normpath(cwd / path))
+    return Path(os.path.abspath(cwd / path))
 
 
 def _settings(report: Report, data: Any, *, cwd: Path, data_dir: Path | None) -> Settings:
@@ -265,7 +263,7 @@ def read_config_file(path: Path, *, cwd: Path | None, data_dir: Path | None) -> 
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror}", path=path) from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # an editor's byte-order mark is harmless
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise ConfigError(

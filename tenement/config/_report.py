@@ -111,6 +111,11 @@ class Report:
         )
 
     def raise_if_failed(self) -> None:
+        """Raise one :class:`ConfigError` listing every problem, if there was any.
+
+        The warnings are appended to its message: a typo that warns (``comand``) is often
+        the cause of the error (no ``command``).
+        """
         if not self.problems:
             return
         lines = tuple(
@@ -118,8 +123,9 @@ class Report:
             for message, line, table, key in self.problems
         )
         _, line, table, key = self.problems[0]
+        message = "\n".join([*lines, *(f"warning: {w}" for w in self.warnings)])
         raise ConfigError(
-            "\n".join(lines), path=self.source, line=line, table=table, key=key, problems=lines
+            message, path=self.source, line=line, table=table, key=key, problems=lines
         )
 
 

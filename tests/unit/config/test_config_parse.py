@@ -221,7 +221,8 @@ def test_alias_conflicts_fail(filename: str, expected: str) -> None:
     path = CONFIGS / filename
     with pytest.raises(ConfigError) as caught:
         Config.from_toml(path, cwd=CWD)
-    assert str(caught.value) == f"{path}{expected}"
+    assert caught.value.problems == (f"{path}{expected}",)
+    assert str(caught.value).startswith(f"{path}{expected}")
     assert caught.value.exit_code == 2
 
 
@@ -744,3 +745,21 @@ def test_tilde_override_is_rejected_with_the_reference_message() -> None:
         "path (e.g. $HOME/.local/share/tenement) instead."
     )
     assert caught.value.exit_code == 2
+
+
+def test_error_message_keeps_the_warnings_that_explain_it() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse('[service.a]\ncomand = "x"\n')
+    assert str(caught.value) == (
+        f"{SOURCE}:1: [service.a]: missing required key 'command' "
+        '(e.g. command = "python3 app.py")\n'
+        f"warning: {SOURCE}:2: [service.a] comand: unknown key, ignored "
+        "(did you mean 'command'?)"
+    )
+    assert len(caught.value.problems) == 1
+
+
+def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
+    path = tmp_path / "tenement.toml"
+    path.write_bytes(b'\xef\xbb\xbf[service.a]\ncommand = "x"\n')
+    assert list(Config.from_toml(path, cwd=tmp_path).services) == ["a"]
