@@ -1,0 +1,176 @@
+"""A live `ten serve` for the client commands to talk to.
+
+The server runs as a real process in ``tmp_path`` with a tenement.toml whose service
+``api`` is a tiny Python HTTP app (isolation "process"), after ``ten token-gen``.
+
+``TENEMENT_TEST_SERVER_CMD`` replaces ``python -m tenement`` as the program that gets
+``serve --port P`` and ``token-gen`` (e.g. ``TENEMENT_TEST_SERVER_CMD=/opt/ref/ten`` runs the
+same tests against the reference binary to prove parity).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import textwrap
+from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+import trio
+from click.testing import CliRunner
+
+from tenement.cli import ten
+from tenement.cli.context import CliContext
+
+SERVER_CMD_VAR = "TENEMENT_TEST_SERVER_CMD"
+START_TIMEOUT = 30
+
+#: the tenant: answers every GET with 200, logs one stdout and one stderr line per request
+APP = textwrap.dedent(
+    """
+    import os, sys
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            print("GET", self.path, flush=True)
+            print("served", self.path, file=sys.stderr, flush=True)
+            body = b"ok"
+            self.send_response(200)
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+    """
+)
+
+
+@attrs.frozen
+class LiveServer:
+    """A running server: its URL, admin token and project directory."""
+
+    url: str
+    token: str
+    project: Path
+    data_dir: Path
+    program: tuple[str, ...]
+
+    @property
+    def is_reference(self) -> bool:
+        return not (len(self.program) >= 2 and self.program[1:] == ("-m", "tenement"))
+
+
+@attrs.frozen
+class Outcome:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+def invoke(
+    args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None, input: str = ""
+) -> Outcome:
+    """Run ``ten ARGS`` in-process in ``cwd`` (blocking), the way a shell would."""
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(
+            ten, list(args), obj=CliContext(), env=dict(env or {}), input=input
+        )
+    finally:
+        os.chdir(old)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server_program() -> tuple[str, ...]:
+    """What to run for `serve` and `token-gen` (read before the per-test env is cleaned)."""
+    override = os.environ.get(SERVER_CMD_VAR)
+    if override:
+        return tuple(shlex.split(override))
+    return (sys.executable, "-m", "tenement")
+
+
+def write_project(project: Path) -> None:
+    (project / "app.py").write_text(APP)
+    (project / "tenement.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [settings]
+            data_dir = "./data"
+
+            [service.api]
+            command = "{sys.executable} app.py"
+            health = "/health"
+            isolation = "process"
+            """
+        )
+    )
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/health", timeout=1).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+async def _stop(proc: trio.Process) -> None:
+    if proc.returncode is None:
+        proc.send_signal(signal.SIGTERM)
+        with trio.move_on_after(20):
+            await proc.wait()
+    if proc.returncode is None:
+        proc.kill()
+        await proc.wait()
+
+
+@pytest.fixture
+async def live_server(tmp_path: Path, server_program: tuple[str, ...]) -> AsyncIterator[LiveServer]:
+    """`ten serve --port P` in a fresh project; stopped with SIGTERM after the test."""
+    project = tmp_path / "project"
+    project.mkdir()
+    write_project(project)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
+    subprocess.run(
+        [*server_program, "token-gen"], cwd=project, env=env, check=True,
+        capture_output=True, timeout=60,
+    )  # fmt: skip
+    data_dir = project / "data"
+    token = (data_dir / "api_token").read_text().strip()
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "serve.log"
+    with log_path.open("wb") as log_file:
+        proc = await trio.lowlevel.open_process(
+            [*server_program, "serve", "--port", str(port)],
+            cwd=project, env=env, stdout=log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    try:
+        with trio.fail_after(START_TIMEOUT):
+            while not _healthy(url):
+                if proc.returncode is not None:
+                    pytest.fail(f"ten serve exited {proc.returncode}:\n{log_path.read_text()}")
+                await trio.sleep(0.05)
+        yield LiveServer(url, token, project, data_dir, server_program)
+    finally:
+        await _stop(proc)
