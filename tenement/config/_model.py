@@ -6,7 +6,6 @@ Nothing here reads a file; :mod:`tenement.config._parse` builds these from TOML 
 
 from __future__ import annotations
 
-import shlex
 from pathlib import Path
 
 import attrs
@@ -213,23 +212,6 @@ class Service:
         """``{data_dir}/{name}/{id}``: the tenant's own directory (quota, storage_persist)."""
         return Path(data_dir) / self.name / tenant
 
-    def argv(self, tenant: str, *, data_dir: Path, port: int | None) -> list[str]:
-        """The program and its arguments for one tenant, templates filled.
-
-        With ``args`` empty, ``command`` is split like a shell would (no shell runs: pipes
-        and ``&&`` mean nothing) and each word is filled; otherwise ``command`` is the
-        program, verbatim apart from templates, and each arg is filled. Splitting before
-        filling keeps a ``{data_dir}`` with spaces in one word.
-        """
-        words = shlex.split(self.command) if not self.args else [self.command, *self.args]
-        fill = self._filler(tenant, data_dir=data_dir, port=port)
-        return [fill(word) for word in words]
-
-    def environment(self, tenant: str, *, data_dir: Path, port: int | None) -> dict[str, str]:
-        """The configured ``env`` for one tenant, templates filled (no inherited variables)."""
-        fill = self._filler(tenant, data_dir=data_dir, port=port)
-        return {key: fill(value) for key, value in self.env.items()}
-
     def unsupported_reason(self) -> str | None:
         """Why this build cannot start the service, or None when it can."""
         if self.isolation in SUPPORTED_ISOLATIONS:
@@ -246,16 +228,6 @@ class Service:
             raise UnsupportedIsolation(
                 f"service '{self.name}': {reason}", table=f"service.{self.name}", key="isolation"
             )
-
-    def _filler(self, tenant: str, *, data_dir: Path, port: int | None):  # type: ignore[no-untyped-def]
-        socket = self.socket_path(tenant)
-
-        def fill(template: str) -> str:
-            return render(
-                template, name=self.name, id=tenant, data_dir=data_dir, socket=socket, port=port
-            )
-
-        return fill
 
 
 @attrs.frozen

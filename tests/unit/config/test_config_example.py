@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import trio
 
-from tenement.config import Config
+from tenement.config import Config, render
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
@@ -26,9 +26,16 @@ def test_example_config_loads_without_warnings() -> None:
     assert notes.health == "/health"
     notes.require_supported()
     # The app keeps its notes in the instance's own directory (quota, storage_persist).
-    env = notes.environment("alice", data_dir=config.settings.data_dir, port=30000)
-    assert Path(env["DATA_DIR"]) == notes.instance_dir(config.settings.data_dir, "alice")
-    assert env["TENANT"] == "alice"
+    values = {
+        "name": "notes",
+        "id": "alice",
+        "data_dir": config.settings.data_dir,
+        "socket": notes.socket_path("alice"),
+        "port": 30000,
+    }
+    data_dir = render(notes.env["DATA_DIR"], **values)
+    assert Path(data_dir) == notes.instance_dir(config.settings.data_dir, "alice")
+    assert render(notes.env["TENANT"], **values) == "alice"
 
 
 def _free_port() -> int:

@@ -58,48 +58,6 @@ def test_instance_dir_is_data_dir_name_id() -> None:
 
 
 @pytest.mark.parametrize(
-    ("command", "args", "expected"),
-    [
-        pytest.param(
-            "python3 app.py --port {port}",
-            (),
-            ["python3", "app.py", "--port", "30001"],
-            id="command-split",
-        ),
-        pytest.param(
-            "python3 'my app.py' --data {data_dir}/{id}",
-            (),
-            ["python3", "my app.py", "--data", "/srv/my data/alice"],
-            id="quotes-and-spaces",
-        ),
-        pytest.param(
-            "/usr/bin/my app",
-            ("--id", "{id}"),
-            ["/usr/bin/my app", "--id", "alice"],
-            id="args-make-command-verbatim",
-        ),
-        pytest.param("run && echo {id}", (), ["run", "&&", "echo", "alice"], id="no-shell"),
-    ],
-)
-def test_argv(command: str, args: tuple[str, ...], expected: list[str]) -> None:
-    service = Service(name="notes", command=command, args=args)
-    assert service.argv("alice", data_dir=Path("/srv/my data"), port=30001) == expected
-
-
-def test_environment_fills_every_value() -> None:
-    service = Service(
-        name="notes",
-        command="x",
-        env={"DATA_DIR": "{data_dir}/{name}/{id}", "SOCK": "{socket}", "PLAIN": "v"},
-    )
-    assert service.environment("alice", data_dir=Path("/srv/t"), port=None) == {
-        "DATA_DIR": "/srv/t/notes/alice",
-        "SOCK": "/tmp/tenement/notes-alice.sock",
-        "PLAIN": "v",
-    }
-
-
-@pytest.mark.parametrize(
     ("database_url", "expected"),
     [
         pytest.param(None, "sqlite:////srv/t/tenement.db", id="default-sqlite-in-data-dir"),
