@@ -13,21 +13,17 @@ from __future__ import annotations
 import os
 import shlex
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
 import trio
-from click.testing import CliRunner
 
-from tenement.cli import ten
-from tenement.cli.context import CliContext
+from tests.integration.cli.live import LiveServer, free_port
 
 SERVER_CMD_VAR = "TENEMENT_TEST_SERVER_CMD"
 START_TIMEOUT = 30
@@ -54,51 +50,6 @@ APP = textwrap.dedent(
     HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
     """
 )
-
-
-@attrs.frozen
-class LiveServer:
-    """A running server: its URL, admin token and project directory."""
-
-    url: str
-    token: str
-    project: Path
-    data_dir: Path
-    program: tuple[str, ...]
-
-    @property
-    def is_reference(self) -> bool:
-        return not (len(self.program) >= 2 and self.program[1:] == ("-m", "tenement"))
-
-
-@attrs.frozen
-class Outcome:
-    exit_code: int
-    stdout: str
-    stderr: str
-
-
-def invoke(
-    args: Sequence[str], *, cwd: Path, env: Mapping[str, str] | None = None, input: str = ""
-) -> Outcome:
-    """Run ``ten ARGS`` in-process in ``cwd`` (blocking), the way a shell would."""
-    old = Path.cwd()
-    os.chdir(cwd)
-    try:
-        result = CliRunner().invoke(
-            ten, list(args), obj=CliContext(), env=dict(env or {}), input=input
-        )
-    finally:
-        os.chdir(old)
-    if result.exception is not None and not isinstance(result.exception, SystemExit):
-        raise result.exception
-    return Outcome(result.exit_code, result.stdout, result.stderr)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="session")

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from tests.integration.cli.conftest import LiveServer, Outcome
-from tests.integration.cli.test_instances import ps_rows, ten
+from tests.integration.cli.live import LiveServer, Outcome, ps_rows, ten
 
 
 async def test_deploy_then_route(live_server: LiveServer) -> None:

@@ -6,8 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.cli.conftest import LiveServer, Outcome, free_port, invoke
-from tests.integration.cli.test_instances import ten
+from tests.integration.cli.live import LiveServer, Outcome, free_port, invoke, ten
 
 BAD_FORMAT = "Error: Invalid instance format '{}'. Use 'process:id' (e.g., {})\n"
 

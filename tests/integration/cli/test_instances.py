@@ -5,33 +5,7 @@ from __future__ import annotations
 import json
 import re
 
-import trio
-
-from tests.integration.cli.conftest import LiveServer, Outcome, invoke
-
-
-def ten(server: LiveServer, *args: str) -> Outcome:
-    return invoke([*args, "--server", server.url, "--token", server.token], cwd=server.project)
-
-
-async def wait_healthy(server: LiveServer, instance: str) -> None:
-    with trio.fail_after(20):
-        while ten(server, "health", instance).stdout != f"{instance}: healthy\n":
-            await trio.sleep(0.05)
-
-
-def ps_rows(out: str) -> dict[str, list[str]]:
-    """``ten ps`` output -> {instance: [listen, uptime, idle, health, weight]}."""
-    lines = out.splitlines()
-    assert (
-        lines[0]
-        == "INSTANCE             LISTEN               UPTIME     IDLE       HEALTH   WEIGHT"
-    )
-    return {
-        line.split()[0]: line.split()[1:]
-        for line in lines[1:]
-        if line and " running on " not in line
-    }
+from tests.integration.cli.live import LiveServer, Outcome, invoke, ps_rows, ten, wait_healthy
 
 
 async def test_ps_without_instances(live_server: LiveServer) -> None:

@@ -9,8 +9,7 @@ import sys
 
 import trio
 
-from tests.integration.cli.conftest import LiveServer
-from tests.integration.cli.test_instances import ten, wait_healthy
+from tests.integration.cli.live import LiveServer, ten, wait_healthy
 
 LINE = re.compile(r"\d\d:\d\d:\d\d \[(OUT|ERR)\] api:prod (.*)")
 
