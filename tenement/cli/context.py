@@ -30,10 +30,10 @@ class CliContext:
 
 def _store(field: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
     def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
-        if value is not None and ctx.find_object(CliContext) is not None:
+        if value is not None:
             if field == "server":
                 value = value.rstrip("/")
-            setattr(ctx.find_object(CliContext), field, value)
+            setattr(ctx.ensure_object(CliContext), field, value)
         return value
 
     return callback
