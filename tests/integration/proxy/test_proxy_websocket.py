@@ -1,0 +1,87 @@
+"""WebSockets relayed through the proxy to a real tenant (the reference has none)."""
+
+from __future__ import annotations
+
+import trio
+from conftest import (
+    DOMAIN,
+    Backends,
+    WebSocketClient,
+    fallback_app,
+    serve_proxy,
+    target_for,
+)
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    RejectConnection,
+    TextMessage,
+)
+
+from tenement.proxy import Proxy
+
+HOST = f"alice.notes.{DOMAIN}"
+
+
+async def proxy_to(nursery, backend) -> tuple[int, Backends]:
+    backends = Backends()
+    backends.add(target_for("notes", "alice", backend))
+    server = await serve_proxy(nursery, Proxy(backends, domain=DOMAIN, fallback=fallback_app))
+    return server.port, backends
+
+
+async def test_echo_text_and_bytes(nursery, backends_pool) -> None:
+    port, backends = await proxy_to(nursery, backends_pool["a"])
+    with trio.fail_after(10):
+        client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws", ["chat", "other"])
+        assert isinstance(answer, AcceptConnection)
+        assert answer.subprotocol == "chat"
+        assert (b"x-backend", b"a") in list(answer.extra_headers)
+        assert backends.active["notes:alice"] == 1  # counted while open
+        await client.send("hello")
+        assert await client.receive() == TextMessage(data="hello")
+        await client.send(b"\x00\x01" * 100_000)  # bigger than one read
+        assert await client.receive() == BytesMessage(data=b"\x00\x01" * 100_000)
+        await client.close()
+        while backends.active["notes:alice"]:
+            await trio.sleep(0.01)
+
+
+async def test_tenant_close_code_reaches_the_client(nursery, backends_pool) -> None:
+    port, _ = await proxy_to(nursery, backends_pool["a"])
+    with trio.fail_after(10):
+        client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
+        assert isinstance(answer, AcceptConnection)
+        await client.send("close-me")
+        closed = await client.receive()
+    assert isinstance(closed, CloseConnection)
+    assert closed.code == 4001
+
+
+async def test_tenant_refusal_is_passed_on(nursery, backends_pool) -> None:
+    port, _ = await proxy_to(nursery, backends_pool["a"])
+    with trio.fail_after(10):
+        _, answer, body = await WebSocketClient.connect(port, HOST, "/reject")
+    assert isinstance(answer, RejectConnection)
+    assert answer.status_code == 403
+    assert body == b"nope"
+
+
+async def test_dead_tenant_refuses_with_503(nursery) -> None:
+    backends = Backends()
+    backends.add(target_for("notes", "dead", None))
+    server = await serve_proxy(nursery, Proxy(backends, domain=DOMAIN, fallback=fallback_app))
+    with trio.fail_after(10):
+        _, answer, body = await WebSocketClient.connect(server.port, f"notes.{DOMAIN}", "/ws")
+    assert isinstance(answer, RejectConnection)
+    assert answer.status_code == 503
+    assert body == b"Service temporarily unavailable"
+
+
+async def test_unknown_host_websocket_goes_to_fallback(nursery, backends_pool) -> None:
+    port, _ = await proxy_to(nursery, backends_pool["a"])
+    with trio.fail_after(10):
+        _, answer, _ = await WebSocketClient.connect(port, DOMAIN, "/ws")
+    assert isinstance(answer, RejectConnection)  # the fallback closes before accepting
+    assert answer.status_code == 403
