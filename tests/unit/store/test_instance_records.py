@@ -73,3 +73,8 @@ def test_delete(store: Store) -> None:
 def test_weight_outside_0_100_is_refused_by_the_database(store: Store) -> None:
     with pytest.raises(sa.exc.IntegrityError):
         store.save_instance(record(weight=101))
+
+
+async def test_store_run_calls_from_trio_in_a_worker_thread(store: Store) -> None:
+    await store.run(store.save_instance, record())
+    assert await store.run(store.load_instances) == [record()]
