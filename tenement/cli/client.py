@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import logging
+import ssl
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,11 @@ class Token:
 def _token_file_path(cli: CliContext, environ: Mapping[str, str], cwd: Path) -> Path:
     """Where ``api_token`` lives: --data-dir/TENEMENT_DATA_DIR, else tenement.toml's data_dir."""
     if cli.data_dir is not None:
+        if str(cli.data_dir).startswith("~"):
+            raise ClientError(
+                f"--data-dir/TENEMENT_DATA_DIR '{cli.data_dir}' starts with '~', which is not "
+                "expanded; give the full path (e.g. $HOME/...)"
+            )
         data_dir = cli.data_dir if cli.data_dir.is_absolute() else cwd / cli.data_dir
         return data_dir / TOKEN_FILE
     from tenement.config import ConfigError, load_config
@@ -127,6 +133,17 @@ def _error_message(response: httpx.Response) -> str:
     return f"Server returned {response.status_code} {response.reason_phrase}".rstrip()
 
 
+def _tls_verification(server: str) -> ssl.SSLContext | bool:
+    """The system's CA store for https (honours SSL_CERT_FILE/SSL_CERT_DIR).
+
+    For plain http nothing is verified, so no certificates are loaded: httpx's default
+    (certifi's bundle) costs about 0.1 s of every command's start.
+    """
+    if server.lower().startswith("https:"):
+        return ssl.create_default_context()
+    return False
+
+
 class ApiClient:
     """Talks to one ``ten serve`` with one token. Use as a context manager.
 
@@ -141,6 +158,7 @@ class ApiClient:
             base_url=self.server,
             headers={"Authorization": f"Bearer {token.value}"},
             timeout=httpx.Timeout(timeout, connect=CONNECT_TIMEOUT),
+            verify=_tls_verification(self.server),
         )
 
     @classmethod
