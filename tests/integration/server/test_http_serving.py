@@ -8,6 +8,8 @@ clients: one request per connection, and keep-alive clients reusing connections.
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 import sys
 from collections import Counter
 from pathlib import Path
@@ -176,8 +178,6 @@ async def test_bare_hypercorn_018_loses_requests_on_restart(tmp_path: Path) -> N
 async def test_started_reports_binds_and_shutdown_without_connections_returns(
     nursery: trio.Nursery,
 ) -> None:
-    import socket
-
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -201,6 +201,111 @@ async def test_started_reports_binds_and_shutdown_without_connections_returns(
     with trio.fail_after(5):
         await done.wait()
     assert sock.fileno() == -1, "serve_http owns and closes the sockets"
+
+
+async def app_ok(scope, receive, send):
+    headers = [(b"content-length", b"2")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+async def read_response(stream: trio.SocketStream) -> tuple[bytes, bytes]:
+    """(head, body) of one HTTP/1.1 response with a Content-Length."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = await stream.receive_some()
+        assert chunk, f"closed after {data!r}"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = int(
+        next(
+            line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")
+        ).split(b":")[1]
+    )
+    while len(body) < length:
+        body += await stream.receive_some()
+    return head.lower(), body
+
+
+def accept_queue_length(listening: socket.socket) -> int:
+    """Connections waiting in the kernel for accept() (tcp_info.tcpi_unacked on a listener)."""
+    info = listening.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 104)
+    return struct.unpack_from("I", info, 24)[0]
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery):
+    """serve_http on 127.0.0.1 (holding a copy of the socket, as systemd would)."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(16)
+    held = sock.dup()
+    shutdown = trio.Event()
+    done = trio.Event()
+
+    async def serve(task_status: trio.TaskStatus[None]) -> None:
+        await serve_http(
+            app_ok, [sock], shutdown=shutdown, grace_seconds=30, task_status=task_status
+        )
+        done.set()
+
+    await nursery.start(serve)
+    yield held, shutdown, done
+    held.close()
+
+
+async def test_connection_accepted_but_unread_at_shutdown_is_answered(server) -> None:
+    held, shutdown, done = server
+    stream = await trio.open_tcp_stream(*held.getsockname())
+    with trio.fail_after(10):
+        while accept_queue_length(held):  # until serve_http has accepted it
+            await trio.sleep(0.001)
+        shutdown.set()
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        head, body = await read_response(stream)
+        assert await stream.receive_some() == b"", "then a clean close"
+        await done.wait()
+    assert head.startswith(b"http/1.1 200")
+    assert b"\r\nconnection: close" in head
+    assert body == b"ok"
+
+
+async def test_keep_alive_connection_idle_at_shutdown_gets_one_more_answer(server) -> None:
+    held, shutdown, done = server
+    request = b"GET / HTTP/1.1\r\nHost: t\r\n\r\n"
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*held.getsockname())
+        await stream.send_all(request)
+        first, _ = await read_response(stream)
+        shutdown.set()
+        await stream.send_all(request)
+        second, body = await read_response(stream)
+        assert await stream.receive_some() == b""
+        await done.wait()
+    assert b"connection: close" not in first
+    assert b"\r\nconnection: close" in second
+    assert body == b"ok"
+
+
+async def test_idle_keep_alive_connection_is_closed_cleanly(server) -> None:
+    held, shutdown, done = server
+    with trio.fail_after(10):
+        stream = await trio.open_tcp_stream(*held.getsockname())
+        await stream.send_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+        await read_response(stream)
+        shutdown.set()
+        assert await stream.receive_some() == b"", "EOF, not a reset"
+        await done.wait()
+
+
+async def test_new_connections_wait_in_the_queue_after_shutdown(server) -> None:
+    held, shutdown, done = server
+    shutdown.set()
+    with trio.fail_after(10):
+        await done.wait()
+    late = socket.create_connection(held.getsockname())
+    with late:
+        assert accept_queue_length(held) == 1, "queued for the next process"
 
 
 def test_config_overrides_are_checked() -> None:
