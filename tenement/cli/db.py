@@ -72,6 +72,28 @@ def _say(line: str) -> None:
     click.echo(line)
 
 
+def refuse_while_serving(store: Store) -> None:
+    """Raise if a server holds the supervisor lease on this database (it must be stopped)."""
+    import time
+
+    import sqlalchemy as sa
+
+    from tenement.errors import TenementError
+
+    with store.engine.connect() as conn:
+        if not sa.inspect(conn).has_table("lease"):
+            return
+    holder = store.lease_holder(time.time())
+    if holder is not None:
+        raise TenementError(
+            f"a tenement server is running on this database (lease held by {holder}); "
+            "stop it first (systemctl stop tenement), or pass --force"
+        )
+
+
+_force = click.option("--force", is_flag=True, help="Even if a server seems to be running")
+
+
 @click.group()
 def db() -> None:
     """Database schema: show, upgrade, downgrade, back up."""
@@ -135,14 +157,17 @@ def upgrade(cli: CliContext, revision: str) -> None:
 
 @db.command()
 @click.argument("revision")
+@_force
 @global_options
 @pass_cli
-def downgrade(cli: CliContext, revision: str) -> None:
+def downgrade(cli: CliContext, revision: str, force: bool) -> None:
     """Back the database up, then downgrade it to REVISION (`base` drops every table)."""
     from tenement.store.migrate import downgrade as run_downgrade
 
     database = local_database(cli)
     with open_local_store(database) as store:
+        if not force and not database.missing:
+            refuse_while_serving(store)
         report = run_downgrade(store, revision, backup_dir=database.backup_dir, say=_say)
     where = report.to_revision or "base (no tables)"
     if report.changed:
@@ -172,9 +197,10 @@ def backup(cli: CliContext, path: Path | None) -> None:
 
 @db.command()
 @click.argument("path", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@_force
 @global_options
 @pass_cli
-def restore(cli: CliContext, path: Path) -> None:
+def restore(cli: CliContext, path: Path, force: bool) -> None:
     """Replace the database with the backup at PATH (stop the server first).
 
     The database as it was is backed up first, into {data_dir}/backups/.
@@ -184,6 +210,8 @@ def restore(cli: CliContext, path: Path) -> None:
     database = local_database(cli)
     with open_local_store(database) as store:
         if not database.missing:
+            if not force:
+                refuse_while_serving(store)
             label = schema_status(store).revision or "none"
             saved = backup_database(store, database.backup_dir, label=label)
             click.echo(f"Backed up the current database to {saved}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -214,3 +215,20 @@ def test_help(command: list[str]) -> None:
     result = run(*command, "--help")
     assert result.exit_code == 0
     assert "Usage:" in result.output
+
+
+@pytest.mark.parametrize("command", [["db", "downgrade", "0001"], ["db", "restore", "copy.db"]])
+def test_downgrade_and_restore_refuse_while_a_server_holds_the_lease(
+    project: Path, command: list[str]
+) -> None:
+    assert run("db", "upgrade").exit_code == 0
+    assert run("db", "backup", "copy.db").exit_code == 0
+    with store_of(project) as server:
+        assert server.try_acquire_lease("server-1", ttl_s=300, now=time.time())
+        refused = run(*command)
+        assert refused.exit_code == 1
+        assert "server-1" in refused.output and "--force" in refused.output
+        with store_of(project) as store:
+            assert schema_status(store).revision == HEAD_REVISION
+        forced = run(*command, "--force")
+        assert forced.exit_code == 0, forced.output
