@@ -18,7 +18,6 @@ from typing import Any
 from tenement.api import dashboard, deploy, http, instances, logs, sse, telemetry
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
-from tenement.api.metrics import MetricsCollector
 from tenement.api.openapi import openapi_document
 from tenement.config import Settings
 from tenement.types import ASGIApp, Send
@@ -34,6 +33,7 @@ def routes() -> list[Route]:
     """Every endpoint (the OpenAPI document describes the same set; a test checks)."""
     return [
         Route("GET", "/", dashboard.index),
+        Route("GET", "/assets/{path}", dashboard.index),
         Route("GET", "/health", telemetry.health),
         Route("GET", "/metrics", telemetry.metrics),
         Route("GET", "/api/openapi.json", _openapi),
@@ -90,7 +90,6 @@ def build_api(
         proxy_metrics=proxy_metrics,
         ready=ready,
         authenticator=authenticator or Authenticator(store),
-        collector=MetricsCollector(supervisor, proxy_metrics),
         keepalive_seconds=keepalive_seconds,
     )
     return ApiApp(context, routes())

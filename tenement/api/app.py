@@ -40,7 +40,6 @@ class ApiContext:
     proxy_metrics: Any
     ready: Callable[[], bool]
     authenticator: Authenticator
-    collector: Any
     keepalive_seconds: float
 
 

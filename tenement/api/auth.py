@@ -33,6 +33,8 @@ FAILURE_WINDOW_SECONDS = 5.0
 VERIFY_THREADS = 4
 #: cached successful verifications kept (cleared when full)
 CACHE_SIZE = 1024
+#: leading plaintext characters that index a tenant token (reference)
+PREFIX_LENGTH = 8
 #: clients tracked by the rate limiter before idle ones are dropped
 MAX_TRACKED_CLIENTS = 10_000
 
@@ -174,10 +176,16 @@ class Authenticator:
 
     async def _identify(self, token: str) -> Identity | None:
         digest = hashlib.sha256(token.encode()).digest()
-        admin_hash, tenant_rows = await trio.to_thread.run_sync(self._lookup, token)
-        # Cached successes first, so a tenant's request never pays for the admin check.
+        # Re-read on every request: a new admin token must replace the old one at once.
+        admin_hash = await trio.to_thread.run_sync(self._store.admin_token_hash)
+        # Cached successes first, so a cached token costs one read and no Argon2.
         if admin_hash is not None and (digest, admin_hash) in self._cache:
             return self._cache[(digest, admin_hash)]
+        tenant_rows = []
+        if len(token) >= PREFIX_LENGTH:
+            tenant_rows = await trio.to_thread.run_sync(
+                self._store.tenant_tokens_with_prefix, token[:PREFIX_LENGTH]
+            )
         for row in tenant_rows:
             cached = self._cache.get((digest, row.token_hash))
             if cached is not None and cached.tenant == row.tenant:
@@ -188,10 +196,6 @@ class Authenticator:
             if await self._verify_in_thread(token, row.token_hash):
                 return self._remember(digest, row.token_hash, Identity(row.tenant))
         return None
-
-    def _lookup(self, token: str):  # type: ignore[no-untyped-def]
-        rows = self._store.tenant_tokens_with_prefix(token[:8]) if len(token) >= 8 else []
-        return self._store.admin_token_hash(), rows
 
     async def _verify_in_thread(self, token: str, token_hash: str) -> bool:
         return await trio.to_thread.run_sync(

@@ -1,8 +1,10 @@
 """``GET /metrics``: Prometheus text with the reference's metric names (§5.12).
 
-Nothing is counted here: a custom collector reads the supervisor's instances and the
-proxy's request metrics at scrape time. prometheus-client is imported on the first
-scrape (it costs ~80 ms to import, which ``ten serve`` should not pay at startup).
+Nothing is counted here: at scrape time :func:`snapshot` reads the supervisor's instances
+and the proxy's request metrics on the event loop (neither is thread-safe), and a custom
+collector renders that frozen snapshot in a worker thread. prometheus-client is imported
+on the first scrape (it costs ~80 ms to import, which ``ten serve`` should not pay at
+startup).
 Label values are escaped (the reference does not escape them).
 
 The proxy's metrics object (``tenement.proxy.ProxyMetrics``; duck-typed, the API may
@@ -70,12 +72,32 @@ def request_series(proxy_metrics: Any) -> list[RequestSeries]:
     return sorted(series, key=lambda item: item.instance_id)
 
 
-class MetricsCollector:
-    """A prometheus-client collector over the supervisor and the proxy's metrics."""
+@attrs.frozen
+class MetricsSnapshot:
+    """Everything one scrape reports, read at one moment."""
 
-    def __init__(self, supervisor: Any, proxy_metrics: Any) -> None:
-        self._supervisor = supervisor
-        self._proxy_metrics = proxy_metrics
+    instances_up: int
+    instance_restarts: tuple[tuple[str, str, int], ...]
+    views: tuple[Any, ...]
+    series: tuple[RequestSeries, ...]
+
+
+def snapshot(supervisor: Any, proxy_metrics: Any) -> MetricsSnapshot:
+    """Read the supervisor and the proxy now. Call it from the event loop."""
+    stats = supervisor.statistics()
+    return MetricsSnapshot(
+        instances_up=stats.instances_up,
+        instance_restarts=tuple(stats.instance_restarts),
+        views=tuple(supervisor.instances()),
+        series=tuple(request_series(proxy_metrics)),
+    )
+
+
+class MetricsCollector:
+    """A prometheus-client collector over one :class:`MetricsSnapshot`."""
+
+    def __init__(self, data: MetricsSnapshot) -> None:
+        self._data = data
 
     def describe(self) -> Iterable[Any]:
         return []
@@ -87,7 +109,7 @@ class MetricsCollector:
             HistogramMetricFamily,
         )
 
-        series = request_series(self._proxy_metrics)
+        data = self._data
         requests = CounterMetricFamily(
             "tenement_requests", "Total number of HTTP requests", labels=("instance", "process")
         )
@@ -96,7 +118,7 @@ class MetricsCollector:
             "Request duration in milliseconds",
             labels=("instance", "process"),
         )
-        for item in series:
+        for item in data.series:
             labels = (item.tenant, item.service)
             requests.add_metric(labels, item.requests_total)
             buckets = [
@@ -108,10 +130,8 @@ class MetricsCollector:
         yield requests
         yield duration
 
-        stats = self._supervisor.statistics()
-        views = self._supervisor.instances()
         up = GaugeMetricFamily("tenement_instances_up", "Number of running instances")
-        up.add_metric((), stats.instances_up)
+        up.add_metric((), data.instances_up)
         yield up
         restarts = CounterMetricFamily(
             "tenement_instance_restarts", "Total instance restarts", labels=("id", "process")
@@ -132,9 +152,9 @@ class MetricsCollector:
             labels=("id", "process"),
         )
         # Every instance ever restarted keeps its series, as the reference's counters do.
-        for service, tenant, count in stats.instance_restarts:
+        for service, tenant, count in data.instance_restarts:
             restarts.add_metric((tenant, service), count)
-        for view in views:
+        for view in data.views:
             labels = (view.tenant, view.service)
             used.add_metric(labels, view.storage_used_bytes)
             if view.storage_quota_bytes is not None:
@@ -157,10 +177,10 @@ def _ratio(used: int, quota: int) -> float:
     return round(used / quota, 4)
 
 
-def render_metrics(collector: MetricsCollector) -> bytes:
-    """The exposition text for one scrape (blocking only on the first import)."""
+def render_metrics(data: MetricsSnapshot) -> bytes:
+    """The exposition text of ``data`` (thread-safe; slow only on the first import)."""
     from prometheus_client import CollectorRegistry, generate_latest
 
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(collector)
+    registry.register(MetricsCollector(data))
     return generate_latest(registry)

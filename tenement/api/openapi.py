@@ -264,6 +264,16 @@ def _paths() -> dict[str, Any]:
                 public=True,
             )
         },
+        "/assets/{path}": {
+            "get": _op(
+                "Dashboard assets; an unknown asset answers with the dashboard page (SPA)",
+                {"200": {"description": "The asset, or the page", "content": {"text/html": {}}}},
+                public=True,
+                params=[
+                    {"name": "path", "in": "path", "required": True, "schema": {"type": "string"}}
+                ],
+            )
+        },
         "/health": {
             "get": _op(
                 "Readiness",

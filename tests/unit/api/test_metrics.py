@@ -7,9 +7,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from tenement.api.metrics import (
     BUCKETS_MS,
-    MetricsCollector,
     render_metrics,
     request_series,
+    snapshot,
 )
 from tenement.proxy import ProxyMetrics
 
@@ -59,7 +59,7 @@ def proxy_metrics(durations: dict[str, list[float]]) -> ProxyMetrics:
 
 
 def scrape(views: tuple[View, ...], durations: dict[str, list[float]]) -> dict[str, list]:
-    text = render_metrics(MetricsCollector(Instances(views), proxy_metrics(durations)))
+    text = render_metrics(snapshot(Instances(views), proxy_metrics(durations)))
     return {family.name: family.samples for family in text_string_to_metric_families(text.decode())}
 
 
@@ -106,7 +106,7 @@ def test_every_reference_family_with_its_labels() -> None:
 
 
 def test_bucket_bounds_render_as_the_reference_does() -> None:
-    text = render_metrics(MetricsCollector(Instances(()), proxy_metrics({"a:b": [1.0]}))).decode()
+    text = render_metrics(snapshot(Instances(()), proxy_metrics({"a:b": [1.0]}))).decode()
     assert 'tenement_request_duration_ms_bucket{instance="b",le="1",process="a"} 1.0' in text
     assert 'tenement_request_duration_ms_bucket{instance="b",le="5000",process="a"} 1.0' in text
     assert 'tenement_request_duration_ms_bucket{instance="b",le="+Inf",process="a"} 1.0' in text
@@ -115,9 +115,7 @@ def test_bucket_bounds_render_as_the_reference_does() -> None:
 
 def test_label_values_are_escaped() -> None:
     tricky = 'we"ird\\name'
-    text = render_metrics(
-        MetricsCollector(Instances((View(f"s:{tricky}", "s", tricky),)), None)
-    ).decode()
+    text = render_metrics(snapshot(Instances((View(f"s:{tricky}", "s", tricky),)), None)).decode()
     assert 'id="we\\"ird\\\\name"' in text
 
 

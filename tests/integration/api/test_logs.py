@@ -1,0 +1,106 @@
+"""``/api/logs`` and the SSE stream over real HTTP, with real tenant output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+from harness import Harness, open_api
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> Harness:
+    async with open_api(tmp_path, keepalive_seconds=0.2) as harness:
+        yield harness
+
+
+async def start(http: httpx.AsyncClient, tenant: str) -> int:
+    response = await http.post("/api/instances/spawn", json={"process": "notes", "id": tenant})
+    assert response.status_code == 200, response.text
+    return response.json()["port"]
+
+
+async def say(port: int, text: str) -> None:
+    """Make the tenant print ``text`` by calling it directly."""
+    with trio.fail_after(20):
+        while True:
+            try:
+                async with httpx.AsyncClient() as direct:
+                    await direct.get(f"http://127.0.0.1:{port}/say", params={"text": text})
+                return
+            except httpx.TransportError:
+                await trio.sleep(0.05)
+
+
+async def wait_logged(http: httpx.AsyncClient, text: str, **params: str) -> list[dict]:
+    with trio.fail_after(20):
+        while True:
+            entries = (await http.get("/api/logs", params={"search": text, **params})).json()
+            if any(entry["message"] == text for entry in entries):
+                return entries
+            await trio.sleep(0.05)
+
+
+async def test_logs_are_filtered_and_a_tenant_sees_only_its_own(api: Harness) -> None:
+    async with api.admin() as admin, api.tenant() as tenant:
+        alice, bob = await start(admin, "alice"), await start(admin, "bob")
+        await say(alice, "hello-from-alice")
+        await say(bob, "hello-from-bob")
+        entries = await wait_logged(admin, "hello-from-alice")
+        assert entries[-1]["process"] == "notes"
+        assert entries[-1]["instance_id"] == "alice"
+        assert entries[-1]["level"] == "stdout"
+        assert isinstance(entries[-1]["timestamp"], int)
+        await wait_logged(admin, "hello-from-bob")
+
+        everything = (await admin.get("/api/logs")).json()
+        assert {entry["instance_id"] for entry in everything} == {"alice", "bob"}
+        own = (await tenant.get("/api/logs", params={"id": "bob"})).json()
+        assert own
+        assert {entry["instance_id"] for entry in own} == {"alice"}
+        last = (await admin.get("/api/logs", params={"id": "alice", "limit": "1"})).json()
+        assert len(last) == 1
+        assert (await admin.get("/api/logs", params={"level": "stderr", "id": "bob"})).json() == []
+
+
+async def read_events(response: httpx.Response, want: int, into: list[str]) -> None:
+    """Collect SSE frames (data events and comments) until ``want`` data events arrived."""
+    buffer = ""
+    async for chunk in response.aiter_text():
+        buffer += chunk
+        while "\n\n" in buffer:
+            frame, buffer = buffer.split("\n\n", 1)
+            into.append(frame)
+            if sum(1 for f in into if f.startswith("data: ")) >= want:
+                return
+
+
+async def test_stream_sends_backlog_then_live_entries_and_keepalives(api: Harness) -> None:
+    async with api.admin() as admin, api.tenant() as tenant:
+        alice, bob = await start(admin, "alice"), await start(admin, "bob")
+        await say(alice, "before-1")
+        await say(alice, "before-2")
+        await wait_logged(admin, "before-2")
+        frames: list[str] = []
+        async with tenant.stream("GET", "/api/logs/stream", params={"backlog": "2"}) as response:
+            assert response.status_code == 200
+            assert response.headers["content-type"] == "text/event-stream"
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(read_events, response, 3, frames)
+                    # Wait for a keep-alive, which proves the backlog went out first.
+                    while ": keep-alive" not in frames:
+                        await trio.sleep(0.01)
+                    await say(bob, "live-bob")  # another tenant's: never shown
+                    await say(alice, "live-alice")
+        events = [json.loads(f.removeprefix("data: ")) for f in frames if f.startswith("data: ")]
+        assert [event["message"] for event in events] == ["before-1", "before-2", "live-alice"]
+        assert all(event["instance_id"] == "alice" for event in events)
+
+
+async def test_stream_needs_a_token(api: Harness) -> None:
+    async with api.client() as anonymous:
+        assert (await anonymous.get("/api/logs/stream")).status_code == 401
