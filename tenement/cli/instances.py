@@ -114,7 +114,7 @@ def restart(cli: CliContext, instance: str) -> None:
 
 def _ps(cli: CliContext, as_json: bool) -> None:
     from tenement.cli import render
-    from tenement.cli.client import open_client
+    from tenement.cli.client import ClientError, open_client
 
     with open_client(cli) as client:
         response = client.request("GET", "/api/instances")
@@ -122,6 +122,11 @@ def _ps(cli: CliContext, as_json: bool) -> None:
             echo_json(response.text)
             return
         instances = client.decode(response)
+    if not isinstance(instances, list) or not all(isinstance(i, dict) for i in instances):
+        raise ClientError(
+            f"Server at {cli.server} answered GET /api/instances with something that is not "
+            "a list of instances; is it a tenement server?"
+        )
     click.echo(render.ps_table(instances, cli.server))
 
 
