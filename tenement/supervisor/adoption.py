@@ -1,0 +1,147 @@
+"""Adoption: a starting supervisor takes over the tenants a previous server left running.
+
+For each instance row: a process with the recorded pid AND the recorded start time
+(``/proc/<pid>/stat`` field 22) is ours, so it is adopted (pidfd watch, port kept, log
+files tailed from the saved offsets, health checks resumed), or, when its service is gone
+from the config, stopped. A row whose process is gone (or whose pid now belongs to another
+process) is marked stopped; nothing is signalled then.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from tenement.config import Service
+from tenement.store import InstanceRecord
+from tenement.supervisor.events import LifecycleEvent
+from tenement.supervisor.health import Health, HealthState
+from tenement.supervisor.instance import FAILED, RUNNING, STARTING, STOPPED, Instance, Run
+from tenement.supervisor.procfs import read_stat
+
+if TYPE_CHECKING:
+    from tenement.supervisor.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+
+class Fate(enum.Enum):
+    """What happens to one recorded instance when a supervisor starts."""
+
+    ADOPT = "adopt"
+    #: ours and alive, but its service is no longer configured
+    STOP = "stop"
+    #: no process (or the pid is someone else's now): the row is marked stopped
+    GONE = "gone"
+    #: recorded as stopped or failed with no process: loaded as it is
+    KEEP = "keep"
+
+
+def fate(record: InstanceRecord, services: Mapping[str, Service], ticks: int | None) -> Fate:
+    """Decide about ``record``, given the current start ticks of its pid (None: no process)."""
+    ours = record.pid is not None and record.start_ticks is not None and ticks == record.start_ticks
+    if not ours:
+        return Fate.KEEP if record.pid is None and record.state in (STOPPED, FAILED) else Fate.GONE
+    if record.service not in services:
+        return Fate.STOP
+    return Fate.ADOPT
+
+
+def _live_start_ticks(pid: int | None) -> int | None:
+    """The start ticks of ``pid`` if it runs (a zombie has exited: None)."""
+    stat = None if pid is None else read_stat(pid)
+    return None if stat is None or stat.exited else stat.start_ticks
+
+
+def _health(text: str) -> Health:
+    try:
+        return Health(text)
+    except ValueError:
+        return Health.UNKNOWN
+
+
+def instance_from_record(record: InstanceRecord, *, now: float) -> Instance:
+    """The in-memory instance for a row (no process attached)."""
+    state = record.state if record.state in (STOPPED, FAILED) else STOPPED
+    health = Health.FAILED if state == FAILED else Health.UNKNOWN
+    return Instance(
+        service=record.service,
+        tenant=record.tenant,
+        socket=record.socket,
+        port=None,
+        weight=record.weight,
+        state=state,
+        health_state=HealthState(health),
+        started_at=record.started_at,
+        restart_times=tuple(record.restart_times),
+        restarts_total=record.restarts_total,
+        last_activity=now,
+    )
+
+
+async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: float) -> int:
+    """Load every row into ``sup``; adopt the live tenants. Returns how many were adopted."""
+    from tenement.supervisor.process import TenantProcess, kill_stale_group
+
+    adopted = 0
+    for record in records:
+        inst = instance_from_record(record, now=now)
+        sup._instances[record.instance_id] = inst
+        ticks = _live_start_ticks(record.pid)
+        decision = fate(record, sup.config.services, ticks)
+        process = None
+        if decision in (Fate.ADOPT, Fate.STOP):
+            assert record.pid is not None and record.start_ticks is not None
+            process = TenantProcess.adopt(record.pid, record.start_ticks)
+            if process is None:  # it exited between the two reads
+                decision = Fate.GONE
+        if decision is Fate.ADOPT:
+            assert process is not None
+            if record.port is not None:
+                sup._ports.reserve(record.port)
+            run = Run(process, record.port)
+            run.ready = True
+            run.handed_over.set()
+            inst.run = run
+            inst.port = record.port
+            inst.state = RUNNING
+            inst.health_state = HealthState(_health(record.health))
+            sup._watch_logs(inst)
+            sup._start_watcher(inst, run)
+            await sup._save(inst)
+            await sup._events.emit(
+                LifecycleEvent(
+                    "adopt",
+                    inst.service,
+                    inst.tenant,
+                    pid=process.pid,
+                    details=f"port {record.port}",
+                )
+            )
+            adopted += 1
+        elif decision is Fate.STOP:
+            assert process is not None
+            log.warning(
+                "stopping %s (pid %s): its service is no longer configured",
+                record.instance_id,
+                record.pid,
+                extra={"INSTANCE": record.instance_id},
+            )
+            await process.terminate(5.0)
+            await sup._save(inst)
+        elif decision is Fate.GONE:
+            if record.pid is not None and record.start_ticks is not None:
+                # the leader is gone (or its pid is another process's now); what is left
+                # of its session is killed only when provably the tenant's
+                kill_stale_group(record.pid, record.start_ticks)
+            if record.state in (STARTING, RUNNING):
+                log.info(
+                    "%s (pid %s) is gone; marking it stopped",
+                    record.instance_id,
+                    record.pid,
+                    extra={"INSTANCE": record.instance_id},
+                )
+            await sup._save(inst)
+    return adopted

@@ -1,0 +1,198 @@
+"""``open_supervisor``: the lease, adoption, background passes, and the way out.
+
+While a supervisor is open it holds the store's supervisor lease (renewed in the
+background), so two servers never manage the same tenants. Its nursery owns one watcher
+per instance, the log tailer, and a maintenance pass every ``health_check_interval``
+(idle reaper, disk usage, log retention).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import trio
+
+from tenement.config import Config
+from tenement.supervisor import idle
+from tenement.supervisor.adoption import adopt_all
+from tenement.supervisor.errors import SupervisorBusy
+from tenement.supervisor.events import LifecycleEvent
+from tenement.supervisor.instance import Instance
+from tenement.supervisor.logtail import LogTailer
+from tenement.supervisor.storage import dir_size, quota_bytes, quota_level
+from tenement.supervisor.supervisor import Supervisor
+
+log = logging.getLogger(__name__)
+
+LEASE_TTL_SECONDS = 30.0
+LEASE_RENEW_SECONDS = 10.0
+#: how long stopping every instance on the way out may take, beyond their grace periods
+SHUTDOWN_SECONDS = 60.0
+#: log retention, checked every this many seconds
+RETENTION_EVERY_SECONDS = 300.0
+LOG_RETENTION_DAYS = 7
+LOG_RETENTION_ROWS = 1_000_000
+DAY_MS = 86_400_000
+
+
+def _holder_alive(holder: str) -> bool:
+    """Whether the lease ``holder`` (``host:pid:token``) may still be running."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return True  # another machine: only its lease expiry tells
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _acquire(store: Any, holder: str) -> None:
+    now = time.time()
+    if store.try_acquire_lease(holder, LEASE_TTL_SECONDS, now):
+        return
+    current = store.lease_holder(now)
+    if current is not None and not _holder_alive(current):
+        log.warning("taking over the lease of %s, which is no longer running", current)
+        store.release_lease(current)
+        if store.try_acquire_lease(holder, LEASE_TTL_SECONDS, now):
+            return
+        current = store.lease_holder(now)
+    raise SupervisorBusy(current or "unknown", store.display_url)
+
+
+@contextlib.asynccontextmanager
+async def open_supervisor(
+    config: Config,
+    store: Any,
+    *,
+    environ: Mapping[str, str] | None = None,
+    log_poll_seconds: float = 0.25,
+) -> AsyncIterator[Supervisor]:
+    """Supervise the instances of ``config`` recorded in ``store``.
+
+    On entry: take the supervisor lease, adopt every recorded live instance, mark the rows
+    of dead ones stopped, start the ``[instances]``, and start the background tasks.
+    On exit: stop every instance (TERM to its group, grace, KILL), unless
+    :meth:`Supervisor.detach` was called: then the rows are flushed and the tenants keep
+    running for the next supervisor to adopt. The lease is released either way.
+
+    Args:
+        config: the loaded configuration (``settings.data_dir`` absolute).
+        store: an open, migrated :class:`~tenement.store.Store`; not closed here.
+        environ: the environment tenants inherit (scrubbed of systemd's variables);
+            ``os.environ`` when None.
+        log_poll_seconds: how often the log tailer looks at idle log files.
+
+    Raises:
+        SupervisorBusy: another live server holds the lease.
+    """
+    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    await store.run(_acquire, store, holder)
+    try:
+        tailer = LogTailer(store, poll_seconds=log_poll_seconds)
+        async with trio.open_nursery() as nursery:
+            sup = Supervisor(
+                config,
+                store,
+                environ=os.environ if environ is None else environ,
+                nursery=nursery,
+                tailer=tailer,
+            )
+            records = await store.run(store.load_instances)
+            adopted = await adopt_all(sup, records, now=trio.current_time())
+            if adopted:
+                log.info("adopted %d running instances", adopted)
+            await nursery.start(tailer.serve)
+            nursery.start_soon(_renew_lease, store, holder)
+            nursery.start_soon(_maintain, sup)
+            for service, tenants in config.instances.items():
+                for tenant in tenants:
+                    nursery.start_soon(sup._spawn_listed, service, tenant)
+            try:
+                yield sup
+            finally:
+                with trio.move_on_after(SHUTDOWN_SECONDS, shield=True):
+                    await sup._shutdown()
+                nursery.cancel_scope.cancel()
+    finally:
+        with trio.CancelScope(shield=True):
+            await store.run(store.release_lease, holder)
+
+
+async def _renew_lease(store: Any, holder: str) -> None:
+    while True:
+        await trio.sleep(LEASE_RENEW_SECONDS)
+        if not await store.run(store.renew_lease, holder, LEASE_TTL_SECONDS, time.time()):
+            log.error("lost the supervisor lease (%s); taking it back", holder)
+            await store.run(_acquire, store, holder)
+
+
+async def _maintain(sup: Supervisor) -> None:
+    """Every ``health_check_interval``: reap idle instances, measure disks, prune logs."""
+    last_retention = -RETENTION_EVERY_SECONDS
+    while True:
+        await trio.sleep(sup.config.settings.health_check_interval)
+        await reap_idle(sup)
+        await measure_storage(sup)
+        if trio.current_time() - last_retention >= RETENTION_EVERY_SECONDS:
+            last_retention = trio.current_time()
+            await prune_logs(sup)
+
+
+async def reap_idle(sup: Supervisor) -> int:
+    """Stop every idle instance (concurrently). Returns how many were stopped."""
+    victims = idle.idle_instances(
+        list(sup._instances.values()), sup.config.services, now=trio.current_time()
+    )
+
+    async def reap(inst: Instance) -> None:
+        def still_idle() -> bool:
+            service = sup.service(inst.service)
+            return idle.is_idle(inst, service, now=trio.current_time())
+
+        await sup._stop(inst, kind="idle_stop", drain=False, still_wanted=still_idle)
+
+    async with trio.open_nursery() as nursery:
+        for inst in victims:
+            nursery.start_soon(reap, inst)
+    return len(victims)
+
+
+async def measure_storage(sup: Supervisor) -> None:
+    """Refresh every running instance's disk usage; log when a soft quota is near or past."""
+    for inst in [i for i in sup._instances.values() if i.running]:
+        used = await trio.to_thread.run_sync(dir_size, sup.instance_dir(inst.service, inst.tenant))
+        inst.storage_used_bytes = used
+        svc = sup.service(inst.service)
+        quota = quota_bytes(svc.storage_quota_mb if svc else None)
+        level = quota_level(used, quota)
+        if level is not None:
+            sup._events.record(
+                LifecycleEvent(
+                    "storage",
+                    inst.service,
+                    inst.tenant,
+                    details=f"storage usage {level}: {used} of {quota} bytes",
+                )
+            )
+
+
+async def prune_logs(sup: Supervisor) -> int:
+    store = sup._store
+    cutoff = int(time.time() * 1000) - LOG_RETENTION_DAYS * DAY_MS
+
+    def prune() -> int:
+        return store.prune_logs(older_than_ms=cutoff, keep_rows=LOG_RETENTION_ROWS)
+
+    return await store.run(prune)
