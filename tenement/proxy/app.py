@@ -89,7 +89,7 @@ class Proxy:
             return await self._fallback(scope, receive, send)
         host = None
         for name, value in scope["headers"]:
-            if name == b"host":
+            if name == b"host" or name == b":authority":
                 host = value.decode("latin-1")
                 break
         route = parse_host(host, self._domain)

@@ -148,10 +148,10 @@ async def _exchange(conn: Connection, request: h11.Request, body: bytes) -> h11.
     close its side.
     """
     try:
-        await conn.send(request)
         if body:
-            await conn.send(h11.Data(data=body))
-        await conn.send(h11.EndOfMessage())
+            await conn.send_all(request, h11.Data(data=body), h11.EndOfMessage())
+        else:
+            await conn.send_all(request, h11.EndOfMessage())
     except UpstreamError:
         if conn.h11.their_state is h11.SEND_RESPONSE:
             try:

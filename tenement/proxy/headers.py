@@ -82,8 +82,13 @@ def request_headers(
     forwarded_for: list[bytes] = []
     host = b""
     has_proto = has_host = False
+    authority = b""
     for name, value in headers:
         name = name.lower()
+        if name.startswith(b":"):  # HTTP/2 pseudo-headers: only :authority carries over
+            if name == b":authority":
+                authority = value
+            continue
         if _is_hop_by_hop(name, named):
             continue
         if name == b"x-forwarded-for":
@@ -98,6 +103,10 @@ def request_headers(
         if websocket and name in _WEBSOCKET_OWN:
             continue
         out.append((name, value))
+    if not host and authority:
+        host = authority
+        if not websocket:
+            out.insert(0, (b"host", host))
     if client_host:
         forwarded_for.append(client_host.encode("latin-1"))
     if forwarded_for:

@@ -108,6 +108,20 @@ class Connection:
         except h11.LocalProtocolError as exc:
             raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
 
+    async def send_all(self, *events: h11.Event) -> None:
+        """Serialise ``events`` and write them with one write (a whole small request).
+
+        Raises:
+            UpstreamProtocolError: the write failed or h11 refused an event.
+        """
+        try:
+            data = b"".join([self.h11.send(event) or b"" for event in events])
+            await self.stream.send_all(data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
+        except h11.LocalProtocolError as exc:
+            raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
+
     async def next_event(self) -> h11.Event:
         """The next event from the tenant, reading from the socket when h11 needs data.
 

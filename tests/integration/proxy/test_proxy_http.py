@@ -360,3 +360,18 @@ async def test_metrics_count_per_instance(nursery, backends_pool) -> None:
     assert stats.requests_total == 5
     assert stats.responses_by_status == ((404, 1),)
     assert json.dumps([s.p99_ms for s in stats.series])
+
+
+async def test_head_and_empty_post(nursery, backends_pool) -> None:
+    backends = Backends()
+    backends.add(target_for("notes", "alice", backends_pool["a"]))
+    _, client = await start(nursery, backends)
+    async with client:
+        head = await client.head("/bytes?n=5000", headers=host("alice.notes"))
+        post = await client.post("/headers", headers=host("alice.notes"))
+        after = await client.get("/", headers=host("alice.notes"))
+    assert head.status_code == 200
+    assert head.headers["content-length"] == "5000"
+    assert head.content == b""
+    assert ["content-length", "0"] in post.json()["headers"]
+    assert after.text == "ok from a"

@@ -91,3 +91,13 @@ def test_hop_by_hop_response_headers_are_dropped() -> None:
         ]
     )
     assert out == [(b"content-type", b"text/plain"), (b"set-cookie", b"a=b")]
+
+
+def test_http2_pseudo_headers_become_host() -> None:
+    out = request_headers(
+        [(b":method", b"GET"), (b":authority", b"alice.notes.example.com"), (b"accept", b"*/*")],
+        client_host=None,
+        scheme="https",
+    )
+    assert out[0] == (b"host", b"alice.notes.example.com")
+    assert not any(name.startswith(b":") for name, _ in out)
