@@ -34,9 +34,12 @@ import trio
 
 from tenement.errors import TenementError
 from tenement.supervisor import cgroups, procfs
+from tenement.supervisor.procfs import read_start_ticks
 
 if TYPE_CHECKING:
     from tenement.supervisor.spec import ProcessSpec
+
+__all__ = ["SpawnError", "TenantProcess", "kill_stale_group", "read_start_ticks", "start_process"]
 
 log = logging.getLogger(__name__)
 
