@@ -7,6 +7,8 @@ everything to any token). ``backlog=N`` first sends the last N matching entries
 from the store (ours; the reference sends only new entries).
 
 A subscriber that falls far behind misses entries rather than slowing the supervisor.
+The stream ends when the server stops being ready (a stop or restart has begun), so an
+open stream never holds up the drain.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from tenement.types import Receive, Send
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE_FRAME = b": keep-alive\n\n"
+#: how often an idle stream checks whether the server is stopping
+STOP_POLL_SECONDS = 0.5
 
 
 def event(entry: object) -> bytes:
@@ -54,31 +58,40 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_disconnect, request.receive, nursery.cancel_scope)
-            await _forward(feed, filters, set(backlog), api.keepalive_seconds, send)
+            await _forward(feed, filters, set(backlog), api, send)
             nursery.cancel_scope.cancel()
     # After a disconnect the server drops this send; that is fine.
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _forward(
-    feed: trio.MemoryReceiveChannel, filters: LogFilter, seen: set, keepalive: float, send: Send
+    feed: trio.MemoryReceiveChannel, filters: LogFilter, seen: set, api: ApiContext, send: Send
 ) -> None:
-    """Send matching entries (skipping ones the backlog already sent) until the feed ends."""
+    """Send matching entries (skipping ones the backlog sent) until the feed or server ends."""
+    was_ready = api.ready()
+    quiet_since = trio.current_time()
     while True:
-        with trio.move_on_after(keepalive) as idle:
+        entry = None
+        # Only the wait is under the timeout: a send cut short would corrupt the stream.
+        with trio.move_on_after(min(api.keepalive_seconds, STOP_POLL_SECONDS)):
             try:
                 entry = await feed.receive()
             except trio.EndOfChannel:
                 return
-        if idle.cancelled_caught:
-            await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
-            continue
-        if seen:
+        ready = api.ready()
+        if was_ready and not ready:
+            return
+        was_ready = was_ready or ready
+        if entry is not None and seen:
             if entry in seen:
                 continue
             seen.clear()
-        if filters.matches(entry):
+        if entry is not None and filters.matches(entry):
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
+            quiet_since = trio.current_time()
+        elif trio.current_time() - quiet_since >= api.keepalive_seconds:
+            await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
+            quiet_since = trio.current_time()
 
 
 async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:

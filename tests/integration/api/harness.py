@@ -9,7 +9,7 @@ the API as its fallback, as ``ten serve`` does) with hypercorn on an ephemeral p
 from __future__ import annotations
 
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -75,7 +75,12 @@ storage_quota_mb = 1
 
 
 @asynccontextmanager
-async def open_api(tmp_path: Path, *, keepalive_seconds: float = 15.0) -> AsyncIterator[Harness]:
+async def open_api(
+    tmp_path: Path,
+    *,
+    keepalive_seconds: float = 15.0,
+    ready: Callable[[], bool] = lambda: True,
+) -> AsyncIterator[Harness]:
     config = Config.from_text(config_text(tmp_path / "data"), cwd=tmp_path)
     admin, tenant = generate_token(), generate_token()
     with open_store(f"sqlite:///{tmp_path}/tenement.db") as store:
@@ -87,7 +92,7 @@ async def open_api(tmp_path: Path, *, keepalive_seconds: float = 15.0) -> AsyncI
             api = build_api(
                 supervisor,
                 store,
-                ready=lambda: True,
+                ready=ready,
                 settings=config.settings,
                 proxy_metrics=metrics,
                 keepalive_seconds=keepalive_seconds,

@@ -104,3 +104,32 @@ async def test_stream_sends_backlog_then_live_entries_and_keepalives(api: Harnes
 async def test_stream_needs_a_token(api: Harness) -> None:
     async with api.client() as anonymous:
         assert (await anonymous.get("/api/logs/stream")).status_code == 401
+
+
+async def test_stream_ends_when_the_server_stops_being_ready(tmp_path: Path) -> None:
+    state = {"ready": True}
+    async with (
+        open_api(tmp_path, ready=lambda: state["ready"]) as api,
+        api.admin() as admin,
+        admin.stream("GET", "/api/logs/stream") as response,
+    ):
+        assert response.status_code == 200
+        state["ready"] = False
+        with trio.fail_after(20):
+            async for _ in response.aiter_bytes():
+                pass  # returns once the server ends the response
+
+
+async def test_a_closed_stream_unsubscribes(api: Harness) -> None:
+    async with api.admin() as admin:
+        port = await start(admin, "alice")
+        async with admin.stream("GET", "/api/logs/stream", params={"backlog": "1"}) as response:
+            assert response.status_code == 200
+            with trio.fail_after(20):
+                while api.supervisor.statistics().logs.subscribers == 0:
+                    await trio.sleep(0.01)
+        # The feed notices a closed subscriber when it next publishes.
+        with trio.fail_after(20):
+            while api.supervisor.statistics().logs.subscribers:
+                await say(port, "after-close")
+                await trio.sleep(0.05)
