@@ -23,8 +23,9 @@ each connection gets its own ``WorkerContext`` whose ``terminated`` event is a
 :class:`_DrainEvent`. hypercorn awaits ``terminated.wait()`` only from the connection's
 idle task (returning means "close this idle connection now"), and asks
 ``terminated.is_set()`` after each response (True means "do not keep the connection
-alive"). HTTP/1.1 is what is drained this way; HTTP/2 (h2c) connections follow
-hypercorn's own shutdown.
+alive"; we answer False and let ``Connection: close`` end the connection instead).
+HTTP/1.1 is what is drained; an HTTP/2 (h2c) connection is not told to go away and is
+cut at ``grace_seconds``.
 
 Lifespan events are not sent: the caller owns startup and shutdown of what the app uses.
 """
