@@ -14,7 +14,8 @@ API (all inside a trio test)::
         holder.port, holder.url          # the TCP socket: 127.0.0.1, "http://127.0.0.1:PORT"
         holder.unix_path                 # the unix socket's path (None without unix=True)
         holder.fd_names                  # ("tcp", "unix"): LISTEN_FDNAMES, in fd order
-        proc = await holder.start([sys.executable, "-m", "tenement", "serve", ...], env=...)
+        proc = await holder.start([sys.executable, "-m", "tenement", "serve", ...],
+                                  env={...}, cwd=tmp_path)   # + open_process options
         await holder.wait_notify("READY=1")          # from the current child's pid
         proc = await holder.restart()                # SIGTERM, wait exit, start again
         code = await holder.stop(signal.SIGUSR2)     # signal, wait, return the exit code
@@ -35,6 +36,7 @@ import sys
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import trio
@@ -64,7 +66,7 @@ class Notification:
 class FdHolder:
     """Holds listening sockets and runs one child at a time on them (see the module doc)."""
 
-    def __init__(self, directory: Path, *, unix: bool) -> None:
+    def __init__(self, directory: Path, *, unix: bool, names: Sequence[str] | None) -> None:
         self.directory = directory
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.tcp.bind(("127.0.0.1", 0))
@@ -81,6 +83,9 @@ class FdHolder:
             unix_sock.listen(4096)
             self.sockets.append(unix_sock)
             self.fd_names = ("tcp", "unix")
+        if names is not None:
+            assert len(names) == len(self.sockets), f"{len(self.sockets)} names, please"
+            self.fd_names = tuple(names)
         self.notify_path = str(directory / "notify.sock")
         self._notify = trio.socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.notifications: list[Notification] = []
@@ -88,6 +93,7 @@ class FdHolder:
         self.process: trio.Process | None = None
         self.argv: Sequence[str] = ()
         self.env: Mapping[str, str] = {}
+        self.process_options: dict[str, Any] = {}
         self.starts = 0
 
     async def _receive_notifications(
@@ -109,14 +115,27 @@ class FdHolder:
             self._changed = trio.Event()
 
     async def start(
-        self, argv: Sequence[str] | None = None, *, env: Mapping[str, str] | None = None
+        self,
+        argv: Sequence[str] | None = None,
+        *,
+        env: Mapping[str, str] | None = None,
+        **process_options: Any,
     ) -> trio.Process:
-        """Start ``argv`` (default: the last one) with the sockets as fds 3, 4, ..."""
+        """Start ``argv`` with the sockets as fds 3, 4, ...
+
+        Args:
+            argv: the command; default: the previous one (as are ``env`` and options).
+            env: variables added to this process's environment for the child.
+            process_options: passed to ``trio.lowlevel.open_process`` (``cwd=``,
+                ``stdout=``, ``stderr=``, ...).
+        """
         assert self.process is None or self.process.returncode is not None, "already running"
         if argv is not None:
             self.argv = list(argv)
         if env is not None:
             self.env = dict(env)
+        if process_options or argv is not None:
+            self.process_options = process_options
         child_env = {
             **os.environ,
             **self.env,
@@ -132,7 +151,10 @@ class FdHolder:
 
             executable = shutil.which(executable) or executable
         self.process = await trio.lowlevel.open_process(
-            [*shim, executable, *self.argv[1:]], env=child_env, pass_fds=held
+            [*shim, executable, *self.argv[1:]],
+            env=child_env,
+            pass_fds=held,
+            **self.process_options,
         )
         self.starts += 1
         return self.process
@@ -194,13 +216,18 @@ class FdHolder:
 
 
 @asynccontextmanager
-async def open_fd_holder(directory: Path, *, unix: bool = False) -> AsyncIterator[FdHolder]:
+async def open_fd_holder(
+    directory: Path, *, unix: bool = False, names: Sequence[str] | None = None
+) -> AsyncIterator[FdHolder]:
     """Bind the sockets (TCP on 127.0.0.1, and a unix socket when ``unix``) and hold them.
+
+    ``names`` sets ``LISTEN_FDNAMES`` (default ``tcp`` and ``unix``; the shipped
+    tenement.socket names both ``tenement``).
 
     ``directory`` holds the unix and notify sockets (use a short path such as
     ``tmp_path``; unix socket paths are limited to 107 bytes).
     """
-    holder = FdHolder(directory, unix=unix)
+    holder = FdHolder(directory, unix=unix, names=names)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(holder._receive_notifications)

@@ -125,13 +125,14 @@ with open(sys.argv[1], "w") as out:
 
 async def test_listen_sockets_adopts_what_a_socket_unit_passes(tmp_path: Path) -> None:
     report = tmp_path / "report"
-    async with open_fd_holder(tmp_path, unix=True) as holder:
+    names = ("tenement", "tenement")  # as units/tenement.socket names them
+    async with open_fd_holder(tmp_path, unix=True, names=names) as holder:
         await holder.start([sys.executable, "-c", LISTENER, str(report)])
         with trio.fail_after(20):
             assert await holder.process.wait() == 0
     assert report.read_text().splitlines() == [
-        f"fd 3 (tcp) tcp 127.0.0.1:{holder.port}",
-        f"fd 4 (unix) unix {holder.unix_path}",
+        f"fd 3 (tenement) tcp 127.0.0.1:{holder.port}",
+        f"fd 4 (tenement) unix {holder.unix_path}",
         "leaked []",
     ]
 
