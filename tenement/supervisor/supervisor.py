@@ -42,7 +42,7 @@ from tenement.supervisor.instance import (
     Target,
 )
 from tenement.supervisor.logtail import LogSource, LogTailer, TailerStatistics
-from tenement.supervisor.ports import PortAllocator
+from tenement.supervisor.ports import PortAllocator, port_is_free
 from tenement.supervisor.process import SpawnError, start_process
 from tenement.supervisor.readiness import wait_accepting
 from tenement.supervisor.spec import build_spec, log_paths, socket_path
@@ -58,6 +58,12 @@ DRAIN_POLL_SECONDS = 0.05
 #: how often deploy asks an instance for its health
 DEPLOY_POLL_SECONDS = 0.5
 MAX_WEIGHT = 100
+#: starts again on another port when the checked-free port was taken before the bind
+PORT_RACE_RETRIES = 2
+
+
+class _PortTaken(SpawnError):
+    """The tenant exited before accepting, and someone else listens on its port now."""
 
 
 @attrs.frozen
@@ -209,11 +215,14 @@ class Supervisor:
         return inst.target()
 
     def weighted_targets(self, service: str) -> list[Target]:
-        """The routable instances of ``service`` with a weight above 0, by id."""
+        """Every routable instance of ``service`` (weight 0 included), by id.
+
+        The proxy picks among those with a weight above 0.
+        """
         return [
             inst.target()
             for iid, inst in sorted(self._instances.items())
-            if inst.service == service and inst.routable and inst.weight > 0
+            if inst.service == service and inst.routable
         ]
 
     def may_wake(self, service: str, tenant: str) -> bool:
@@ -291,7 +300,20 @@ class Supervisor:
             return inst, True
 
     async def _launch(self, inst: Instance, svc: Service) -> None:
-        """Start a process for ``inst`` and wait for it to accept. The caller holds the lock."""
+        """Start a process for ``inst`` and wait for it to accept. The caller holds the lock.
+
+        A tenant that exits at once because another program took its port between the
+        check and its bind is started again on another port (twice at most).
+        """
+        for _ in range(PORT_RACE_RETRIES):
+            try:
+                await self._launch_once(inst, svc)
+                return
+            except _PortTaken as exc:
+                log.warning("%s; starting it on another port", exc, extra={"INSTANCE": inst.id})
+        await self._launch_once(inst, svc)
+
+    async def _launch_once(self, inst: Instance, svc: Service) -> None:
         port = self._ports.allocate()
         try:
             await trio.to_thread.run_sync(self._prepare_dirs, inst, svc)
@@ -346,6 +368,8 @@ class Supervisor:
             inst.state = STOPPED
             await self._save(inst)
             self._tailer.kick()
+            if not port_is_free(port):
+                raise _PortTaken(f"{inst.id} exited at once: port {port} was taken meanwhile")
             raise SpawnError(
                 f"{inst.id} exited with code {run.exit_code} before accepting connections; "
                 f"see its output with `ten logs {inst.service} --id {inst.tenant}`"

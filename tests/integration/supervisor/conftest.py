@@ -8,10 +8,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from supervisor_support import make_config
 
 from tenement.config import Config
 from tenement.store import Store, migrate_to_head, open_store
+from tests.integration.supervisor.supervisor_support import make_config
 
 
 @pytest.fixture

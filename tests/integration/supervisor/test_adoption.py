@@ -10,12 +10,12 @@ import time
 from pathlib import Path
 
 import pytest
-from supervisor_support import http_get, pid_alive, wait_for
 
 from tenement.config import Config
 from tenement.store import InstanceRecord, Store
 from tenement.supervisor import SupervisorBusy, open_supervisor
 from tenement.supervisor.procfs import read_start_ticks
+from tests.integration.supervisor.supervisor_support import http_get, pid_alive, wait_for
 
 
 async def test_detach_then_adopt(config: Config, store: Store) -> None:

@@ -8,10 +8,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from supervisor_support import http_get, make_config, pid_alive, wait_for
 
 from tenement.store import Store
 from tenement.supervisor import Health, WakeError, open_supervisor
+from tests.integration.supervisor.supervisor_support import (
+    http_get,
+    make_config,
+    pid_alive,
+    wait_for,
+)
 
 
 async def test_a_crash_is_restarted_at_once(supervisor: Any, store: Store) -> None:

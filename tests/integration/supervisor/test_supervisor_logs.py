@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import trio
-from supervisor_support import http_get, wait_for
+
+from tests.integration.supervisor.supervisor_support import http_get, wait_for
 
 
 async def test_output_is_searchable_and_live(supervisor: Any) -> None:

@@ -7,10 +7,15 @@ from typing import Any
 
 import pytest
 import trio
-from supervisor_support import http_get, make_config, pid_alive, wait_for
 
 from tenement.store import Store
 from tenement.supervisor import DeployError, InstanceNotFound, WakeError, open_supervisor
+from tests.integration.supervisor.supervisor_support import (
+    http_get,
+    make_config,
+    pid_alive,
+    wait_for,
+)
 
 
 async def test_fifty_concurrent_wakes_start_one_process(supervisor: Any) -> None:
@@ -62,12 +67,15 @@ async def test_idle_instances_are_stopped_unless_connected(store: Store, tmp_pat
         await wait_for(lambda: sup.get("app:busy") is None)
 
 
-async def test_target_touches_and_weighted_targets_skip_zero(supervisor: Any) -> None:
+async def test_target_and_weighted_targets(supervisor: Any) -> None:
     await supervisor.spawn("app", "a")
     await supervisor.spawn("app", "b")
     assert await supervisor.set_weight("app:b", 0) == 0
     assert await supervisor.set_weight("app:a", 250) == 100
-    assert [t.tenant for t in supervisor.weighted_targets("app")] == ["a"]
+    assert [(t.tenant, t.weight) for t in supervisor.weighted_targets("app")] == [
+        ("a", 100),
+        ("b", 0),
+    ]
     target = supervisor.target("app", "b")
     assert target is not None and target.weight == 0
     assert supervisor.target("app", "nobody") is None
@@ -89,7 +97,10 @@ async def test_deploy_waits_healthy_and_route_swaps(supervisor: Any, store: Stor
     assert (v1.weight, v2.weight) == (100, 10)
     old, new = await supervisor.route("app", "v1", "v2")
     assert (old.weight, new.weight) == (0, 100)
-    assert [t.tenant for t in supervisor.weighted_targets("app")] == ["v2"]
+    assert [(t.tenant, t.weight) for t in supervisor.weighted_targets("app")] == [
+        ("v1", 0),
+        ("v2", 100),
+    ]
     actions = [row.action for row in store.recent_audit(20)]
     assert actions.count("deploy") == 2 and "route" in actions
     with pytest.raises(InstanceNotFound):

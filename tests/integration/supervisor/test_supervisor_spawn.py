@@ -9,7 +9,6 @@ from typing import Any
 import attrs
 import pytest
 import trio
-from supervisor_support import http_get, make_config, pid_alive, wait_for
 
 from tenement.config import Config
 from tenement.store import Store
@@ -19,6 +18,12 @@ from tenement.supervisor import (
     SpawnError,
     UnknownService,
     open_supervisor,
+)
+from tests.integration.supervisor.supervisor_support import (
+    http_get,
+    make_config,
+    pid_alive,
+    wait_for,
 )
 
 
