@@ -161,13 +161,22 @@ class Connection:
         self.stream.socket.close()
 
 
-def _peer_closed(conn: Connection) -> bool:
-    """True when an idle connection is readable: EOF or unexpected bytes from the tenant."""
+def _peer_closed(poller: select.poll, conn: Connection) -> bool:
+    """True when an idle connection is readable: EOF or unexpected bytes from the tenant.
+
+    ``poll``, not ``select``: a busy server has descriptors above select's 1024 limit.
+    """
     try:
-        readable, _, _ = select.select([conn.stream.socket.fileno()], [], [], 0)
+        fd = conn.stream.socket.fileno()
+        if fd < 0:
+            return True
+        poller.register(fd, select.POLLIN)
+        try:
+            return bool(poller.poll(0))
+        finally:
+            poller.unregister(fd)
     except (OSError, ValueError):
         return True
-    return bool(readable)
 
 
 @attrs.frozen
@@ -197,6 +206,8 @@ class Upstream:
         self._opened = 0
         self._reused = 0
         self._closed = False
+        self._poller = select.poll()
+        self._last_sweep = 0.0
 
     async def acquire(self, address: Address) -> Connection:
         """A live idle connection to ``address``, or a new one.
@@ -216,13 +227,17 @@ class Upstream:
                         old.close()
                     idle.clear()
                     break
-                if _peer_closed(conn):
+                if _peer_closed(self._poller, conn):
                     conn.close()
                     continue
                 conn.reused = True
                 conn.received_any = False
                 self._reused += 1
-                await trio.lowlevel.checkpoint()
+                try:
+                    await trio.lowlevel.checkpoint()
+                except BaseException:
+                    conn.close()
+                    raise
                 return conn
             del self._idle[address]
         return await self.open(address)
@@ -271,8 +286,31 @@ class Upstream:
         if len(idle) >= self._max_idle:
             conn.close()
             return
-        conn.idle_since = trio.current_time()
+        now = conn.idle_since = trio.current_time()
         idle.append(conn)
+        if now - self._last_sweep > self._max_idle_seconds / 2:
+            self.sweep(now)
+
+    def sweep(self, now: float) -> None:
+        """Close idle connections that expired or that their tenant closed (a stopped
+        tenant's connections would otherwise hold descriptors until its next request).
+
+        Runs from :meth:`release` at most twice per ``max_idle_seconds``.
+        """
+        self._last_sweep = now
+        for address, idle in list(self._idle.items()):
+            keep = []
+            for conn in idle:
+                if now - conn.idle_since > self._max_idle_seconds or _peer_closed(
+                    self._poller, conn
+                ):
+                    conn.close()
+                else:
+                    keep.append(conn)
+            if keep:
+                self._idle[address] = keep
+            else:
+                del self._idle[address]
 
     def statistics(self) -> UpstreamStatistics:
         return UpstreamStatistics(

@@ -9,7 +9,10 @@ from functools import partial
 import httpx
 import pytest
 import trio
-from conftest import (
+
+from tenement.config import Service
+from tenement.proxy import Proxy
+from tests.integration.proxy.proxy_support import (
     DOMAIN,
     Backends,
     Target,
@@ -19,9 +22,6 @@ from conftest import (
     stop_backend,
     target_for,
 )
-
-from tenement.config import Service
-from tenement.proxy import Proxy
 
 
 def host(name: str) -> dict[str, str]:

@@ -13,9 +13,15 @@ from pathlib import Path
 import h11
 import httpx
 import trio
-from conftest import DOMAIN, Backends, fallback_app, serve_proxy, target_for
 
 from tenement.proxy import Proxy
+from tests.integration.proxy.proxy_support import (
+    DOMAIN,
+    Backends,
+    fallback_app,
+    serve_proxy,
+    target_for,
+)
 
 MB = 1024 * 1024
 BODY_BYTES = 100 * MB

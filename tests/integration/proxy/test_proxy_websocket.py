@@ -3,14 +3,6 @@
 from __future__ import annotations
 
 import trio
-from conftest import (
-    DOMAIN,
-    Backends,
-    WebSocketClient,
-    fallback_app,
-    serve_proxy,
-    target_for,
-)
 from wsproto.events import (
     AcceptConnection,
     BytesMessage,
@@ -20,6 +12,14 @@ from wsproto.events import (
 )
 
 from tenement.proxy import Proxy
+from tests.integration.proxy.proxy_support import (
+    DOMAIN,
+    Backends,
+    WebSocketClient,
+    fallback_app,
+    serve_proxy,
+    target_for,
+)
 
 HOST = f"alice.notes.{DOMAIN}"
 
