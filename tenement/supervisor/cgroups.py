@@ -82,18 +82,20 @@ def cgroup_dir(name: str, *, root: Path = CGROUP_ROOT) -> Path:
     return base_dir(root) / name
 
 
-def place(
-    pid: int,
+def prepare(
     name: str,
     *,
     memory_limit_mb: int | None,
     cpu_shares: int | None,
     root: Path = CGROUP_ROOT,
 ) -> Path | None:
-    """Put ``pid`` in a cgroup of its own with the given limits.
+    """Create the cgroup of instance ``name`` with the given limits, before its process starts.
+
+    The process moves itself in (it writes ``0`` to ``cgroup.procs`` between fork and
+    exec, see :func:`tenement.supervisor.process.start_process`), so nothing it
+    forks can start outside the cgroup.
 
     Args:
-        pid: the tenant's process (the leader of its group).
         name: the instance id; the cgroup's directory name.
         memory_limit_mb: ``memory.max`` in MiB; None or 0 writes no memory limit.
         cpu_shares: ``cpu.weight``, clamped to 1-10000; None writes none.
@@ -131,20 +133,18 @@ def place(
             base,
         )
         return None
+    directory = base / name
     try:
         _enable_controllers(base.parent, wanted)
         base.mkdir(exist_ok=True)
         _enable_controllers(base, wanted)
-        directory = base / name
         directory.mkdir(exist_ok=True)
         if memory_limit_mb:
             (directory / "memory.max").write_text(str(memory_limit_mb * MIB))
         if cpu_shares is not None:
             (directory / "cpu.weight").write_text(str(min(max(cpu_shares, 1), 10000)))
-        (directory / "cgroup.procs").write_text(str(pid))
     except OSError as exc:
         raise CgroupError(f"cannot apply cgroup limits to {name} in {base}: {exc}") from exc
-    log.info("%s placed in cgroup %s", name, directory)
     return directory
 
 

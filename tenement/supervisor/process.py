@@ -20,6 +20,7 @@ tree, so stop works the same way. An exit by signal N is reported as 128+N there
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import select
@@ -335,6 +336,46 @@ def _open_log(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
 
 
+def _spawn(argv: list[str], spec: ProcessSpec, cgroup: Path | None) -> subprocess.Popen[bytes]:
+    """fork + exec ``argv`` as a tenant (see :func:`start_process`); exec errors raise here."""
+    stdout = _open_log(spec.stdout_path)
+    procs = None
+    try:
+        stderr = _open_log(spec.stderr_path)
+        try:
+            enter_cgroup = None
+            if cgroup is not None:
+                # Written by the child itself between fork and exec: it and everything
+                # it ever forks are inside before the tenant's first instruction.
+                procs = os.open(cgroup / "cgroup.procs", os.O_WRONLY | os.O_CLOEXEC)
+                enter_cgroup = functools.partial(os.write, procs, b"0")
+            return subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=stdout,
+                stderr=stderr,
+                env=spec.env,
+                cwd=spec.cwd,
+                close_fds=True,
+                start_new_session=True,
+                preexec_fn=enter_cgroup,
+            )
+        except OSError as exc:
+            name = exc.filename if exc.filename is not None else spec.argv[0]
+            raise SpawnError(f"{exc.strerror}: {name!r}", command=spec.argv[0]) from None
+        except subprocess.SubprocessError as exc:  # only the cgroup write runs in the child
+            raise SpawnError(
+                f"cannot move {spec.cgroup_name} into its cgroup {cgroup}: {exc}",
+                command=spec.argv[0],
+            ) from None
+        finally:
+            os.close(stderr)
+            if procs is not None:
+                os.close(procs)
+    finally:
+        os.close(stdout)
+
+
 async def start_process(spec: ProcessSpec) -> TenantProcess:
     """Start the process ``spec`` describes.
 
@@ -351,7 +392,7 @@ async def start_process(spec: ProcessSpec) -> TenantProcess:
     Raises:
         SpawnError: the command cannot be executed ("No such file or directory:
             './app'"), the workdir is missing, namespace isolation is not possible
-            here, or a cgroup limit could not be applied (the process is killed).
+            here, or a cgroup limit could not be applied (nothing was started).
     """
     if spec.isolation == "namespace":
         argv = _namespace_argv(spec.argv)
@@ -360,44 +401,29 @@ async def start_process(spec: ProcessSpec) -> TenantProcess:
         argv = list(spec.argv)
     else:
         raise SpawnError(f'isolation = "{spec.isolation}" is not supported by this tenement')
-    stdout = _open_log(spec.stdout_path)
     try:
-        stderr = _open_log(spec.stderr_path)
-        try:
-            popen = subprocess.Popen(
-                argv,
-                stdin=subprocess.DEVNULL,
-                stdout=stdout,
-                stderr=stderr,
-                env=spec.env,
-                cwd=spec.cwd,
-                close_fds=True,
-                start_new_session=True,
-            )
-        except OSError as exc:
-            name = exc.filename if exc.filename is not None else spec.argv[0]
-            raise SpawnError(f"{exc.strerror}: {name!r}", command=spec.argv[0]) from None
-        finally:
-            os.close(stderr)
-    finally:
-        os.close(stdout)
+        cgroup = cgroups.prepare(
+            spec.cgroup_name, memory_limit_mb=spec.memory_limit_mb, cpu_shares=spec.cpu_shares
+        )
+    except cgroups.CgroupError as exc:
+        raise SpawnError(str(exc)) from exc
+    try:
+        popen = _spawn(argv, spec, cgroup)
+    except BaseException:
+        if cgroup is not None:
+            cgroups.remove(cgroup)
+        raise
     # Our unreaped child: its pid cannot be reused, so the pidfd and stat are its own.
     pidfd = os.pidfd_open(popen.pid)
     start_ticks = procfs.read_start_ticks(popen.pid) or 0
     process = TenantProcess(
-        pid=popen.pid, pgid=popen.pid, start_ticks=start_ticks, pidfd=pidfd, popen=popen
+        pid=popen.pid,
+        pgid=popen.pid,
+        start_ticks=start_ticks,
+        pidfd=pidfd,
+        popen=popen,
+        cgroup=cgroup,
     )
-    try:
-        process.cgroup = cgroups.place(
-            popen.pid,
-            spec.cgroup_name,
-            memory_limit_mb=spec.memory_limit_mb,
-            cpu_shares=spec.cpu_shares,
-        )
-    except cgroups.CgroupError as exc:
-        with trio.CancelScope(shield=True):
-            await process.terminate(0)
-        raise SpawnError(str(exc)) from exc
     log.info("started %s (pid %s): %s", spec.cgroup_name, popen.pid, " ".join(spec.argv))
     await trio.lowlevel.checkpoint()
     return process

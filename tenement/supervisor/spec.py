@@ -20,7 +20,7 @@ from pathlib import Path
 
 import attrs
 
-from tenement.config import Service
+from tenement.config import Service, render
 from tenement.supervisor.process import SpawnError
 
 #: isolation modes this tenement can start
@@ -88,26 +88,9 @@ class ProcessSpec:
     cgroup_name: str = ""
 
 
-def render_template(
-    template: str, *, name: str, id: str, data_dir: str, socket: str, port: int | None
-) -> str:
-    """The reference's interpolation: plain replace of {name} {id} {data_dir} {socket} {port}.
-
-    In that order, so a value containing a later placeholder is replaced too (as
-    in the reference). ``{port}`` becomes "" without a port.
-    """
-    return (
-        template.replace("{name}", name)
-        .replace("{id}", id)
-        .replace("{data_dir}", data_dir)
-        .replace("{socket}", socket)
-        .replace("{port}", "" if port is None else str(port))
-    )
-
-
 def socket_path(service: Service, tenant: str) -> str:
     """The service's ``socket`` template with ``{name}`` and ``{id}`` filled in."""
-    return service.socket.replace("{name}", service.name).replace("{id}", tenant)
+    return service.socket_path(tenant)
 
 
 def scrub_environ(environ: Mapping[str, str]) -> dict[str, str]:
@@ -148,21 +131,22 @@ def build_spec(
         SpawnError: the command is empty or cannot be split (unbalanced quotes),
             or the isolation mode is not one this tenement can start.
     """
-    if service.isolation not in ISOLATIONS:
+    reason = service.unsupported_reason()
+    if reason is not None or service.isolation not in ISOLATIONS:
         raise SpawnError(
-            f'isolation = "{service.isolation}" is not supported by this tenement '
-            f'([service.{service.name}]); use isolation = "process" or "namespace"'
+            f"[service.{service.name}]: {reason or service.isolation}; "
+            'set isolation = "process" or "namespace"'
         )
-    socket = socket_path(service, tenant)
+    socket = service.socket_path(tenant)
 
-    def render(template: str) -> str:
-        return render_template(
-            template, name=service.name, id=tenant, data_dir=str(data_dir), socket=socket, port=port
+    def fill(template: str) -> str:
+        return render(
+            template, name=service.name, id=tenant, data_dir=data_dir, socket=socket, port=port
         )
 
-    command = render(service.command)
+    command = fill(service.command)
     if service.args:
-        argv = (command, *(render(arg) for arg in service.args))
+        argv = (command, *(fill(arg) for arg in service.args))
     else:
         try:
             argv = tuple(shlex.split(command))
@@ -174,7 +158,7 @@ def build_spec(
         raise SpawnError(f"[service.{service.name}] has an empty command")
 
     env = scrub_environ(environ)
-    env.update({key: render(value) for key, value in service.env.items()})
+    env.update({key: fill(value) for key, value in service.env.items()})
     if port is not None:
         env["PORT"] = str(port)
     env["SOCKET_PATH"] = socket

@@ -11,7 +11,7 @@ import pytest
 import trio
 
 from tenement.supervisor import cgroups
-from tenement.supervisor.process import start_process
+from tenement.supervisor.process import SpawnError, _spawn, start_process
 from tenement.supervisor.spec import ProcessSpec
 
 
@@ -28,9 +28,43 @@ def usable() -> str | None:
     return None
 
 
-pytestmark = pytest.mark.skipif(usable() is not None, reason=str(usable()))
+async def test_the_tenant_enters_its_cgroup_before_exec(tmp_path: Path) -> None:
+    # a stand-in cgroup directory: the child writes "0" (itself) to cgroup.procs
+    # between fork and exec, so nothing it forks can start outside the cgroup
+    cgroup = tmp_path / "notes:alice"
+    cgroup.mkdir()
+    (cgroup / "cgroup.procs").write_text("")
+    spec = ProcessSpec(
+        argv=(sys.executable, "-c", "print('ran')"),
+        env={},
+        cwd=None,
+        stdout_path=tmp_path / "out.log",
+        stderr_path=tmp_path / "err.log",
+        cgroup_name="notes:alice",
+    )
+    popen = _spawn(list(spec.argv), spec, cgroup)
+    assert popen.wait(timeout=30) == 0
+    assert (cgroup / "cgroup.procs").read_text() == "0"
+    assert (tmp_path / "out.log").read_text() == "ran\n"
 
 
+async def test_a_failed_cgroup_entry_fails_the_spawn(tmp_path: Path) -> None:
+    cgroup = tmp_path / "notes:alice"
+    cgroup.mkdir()
+    (cgroup / "cgroup.procs").symlink_to("/dev/full")  # every write fails with ENOSPC
+    spec = ProcessSpec(
+        argv=(sys.executable, "-c", "pass"),
+        env={},
+        cwd=None,
+        stdout_path=tmp_path / "out.log",
+        stderr_path=tmp_path / "err.log",
+        cgroup_name="notes:alice",
+    )
+    with pytest.raises(SpawnError, match="cannot move notes:alice into its cgroup"):
+        _spawn(list(spec.argv), spec, cgroup)
+
+
+@pytest.mark.skipif(usable() is not None, reason=str(usable()))
 async def test_memory_limit_kills_a_tenant_that_exceeds_it(tmp_path: Path) -> None:
     code = "import time; x = bytearray(200 * 1024 * 1024); time.sleep(60)"
     spec = ProcessSpec(

@@ -26,20 +26,19 @@ def root(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_limits_are_written_and_the_pid_moved(root: Path) -> None:
+def test_limits_are_written(root: Path) -> None:
     if cgroups.procfs.cgroup_of("self") not in (None, "/"):
         pytest.skip("this process is in a non-root cgroup; the base differs")
-    directory = cgroups.place(4242, "notes:alice", memory_limit_mb=64, cpu_shares=20000, root=root)
+    directory = cgroups.prepare("notes:alice", memory_limit_mb=64, cpu_shares=20000, root=root)
     assert directory == root / "tenement" / "notes:alice"
     assert (directory / "memory.max").read_text() == str(64 * 1024 * 1024)
     assert (directory / "cpu.weight").read_text() == "10000"  # clamped
-    assert (directory / "cgroup.procs").read_text() == "4242"
     assert (root / "cgroup.subtree_control").read_text() == "+memory +cpu"
     assert (root / "tenement" / "cgroup.subtree_control").read_text() == "+memory +cpu"
 
 
 def test_only_the_asked_limits_are_written(root: Path) -> None:
-    directory = cgroups.place(1, "notes:bob", memory_limit_mb=0, cpu_shares=0, root=root)
+    directory = cgroups.prepare("notes:bob", memory_limit_mb=0, cpu_shares=0, root=root)
     assert directory is not None
     assert not (directory / "memory.max").exists()  # 0 = no limit, as the reference
     assert (directory / "cpu.weight").read_text() == "1"
@@ -47,23 +46,21 @@ def test_only_the_asked_limits_are_written(root: Path) -> None:
 
 
 def test_no_limits_no_cgroup(root: Path) -> None:
-    assert cgroups.place(1, "notes:c", memory_limit_mb=None, cpu_shares=None, root=root) is None
+    assert cgroups.prepare("notes:c", memory_limit_mb=None, cpu_shares=None, root=root) is None
     assert not (root / "tenement" / "notes:c").exists()
 
 
 def test_missing_controller_is_an_error_saying_where(root: Path) -> None:
     (root / "cgroup.controllers").write_text("pids\n")
     with pytest.raises(cgroups.CgroupError, match="controller\\(s\\) memory not available"):
-        cgroups.place(1, "notes:d", memory_limit_mb=8, cpu_shares=None, root=root)
+        cgroups.prepare("notes:d", memory_limit_mb=8, cpu_shares=None, root=root)
 
 
 def test_without_cgroup_v2_the_tenant_runs_unlimited_with_a_warning(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     with caplog.at_level(logging.WARNING, logger="tenement.supervisor.cgroups"):
-        assert (
-            cgroups.place(1, "notes:e", memory_limit_mb=8, cpu_shares=None, root=tmp_path) is None
-        )
+        assert cgroups.prepare("notes:e", memory_limit_mb=8, cpu_shares=None, root=tmp_path) is None
     assert "cgroups v2 is not available" in caplog.text
     assert "notes:e runs without memory/cpu limits" in caplog.text
 

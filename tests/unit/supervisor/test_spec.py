@@ -141,5 +141,10 @@ def test_bad_commands_are_clear_errors(command: str, message: str) -> None:
 
 
 def test_unsupported_isolation_is_an_error_naming_the_alternatives() -> None:
-    with pytest.raises(SpawnError, match='use isolation = "process" or "namespace"'):
+    with pytest.raises(
+        SpawnError,
+        match=r"\[service.notes\]: isolation 'firecracker' is not supported by this build",
+    ):
+        spec_of(Service(name="notes", command="app", isolation="firecracker"))
+    with pytest.raises(SpawnError, match='set isolation = "process" or "namespace"'):
         spec_of(Service(name="notes", command="app", isolation="firecracker"))
