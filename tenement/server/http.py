@@ -24,8 +24,8 @@ each connection gets its own ``WorkerContext`` whose ``terminated`` event is a
 idle task (returning means "close this idle connection now"), and asks
 ``terminated.is_set()`` after each response (True means "do not keep the connection
 alive"; we answer False and let ``Connection: close`` end the connection instead).
-HTTP/1.1 is what is drained; an HTTP/2 (h2c) connection is not told to go away and is
-cut at ``grace_seconds``.
+HTTP/1.1 is what is drained; an HTTP/2 (h2c) connection is not told to go away, and a
+WebSocket is not closed: both are cut at ``grace_seconds``.
 
 Lifespan events are not sent: the caller owns startup and shutdown of what the app uses.
 """
