@@ -167,9 +167,13 @@ class TenantProcess:
         return self.returncode
 
     def _mark_exited(self) -> None:
+        """The leader has exited: reap it if it is ours, and let go of its pidfd."""
         self._exited = True
         if self._popen is not None:
             self._popen.poll()
+        if self._pidfd is not None:
+            os.close(self._pidfd)  # waiters wait on their own duplicates
+            self._pidfd = None
 
     def _signal_group(self, signum: int) -> None:
         """Send ``signum`` to the whole process group (the leader alone if it leads none)."""
@@ -178,14 +182,28 @@ class TenantProcess:
             os.kill(target, signum)
 
     def _leftovers(self) -> list[procfs.ProcStat]:
-        """Live members of the tenant's session or group, other than an exited leader."""
-        members = procfs.session_members(self.pid, started_since=self.start_ticks)
+        """Live members of the tenant's process group (the leader included while it lives).
+
+        One ``kill(-pgid, 0)`` answers "empty" without scanning /proc; only a group
+        that still has members is scanned. Processes that left the group (``setsid``,
+        ``setpgid``) receive none of our signals; a cgroup still reaches them.
+        """
         if self.pgid != self.pid:
-            return [m for m in members if m.pid == self.pid]
-        return members
+            return []  # not a group leader: only the process itself is ours
+        try:
+            os.kill(-self.pgid, 0)
+        except ProcessLookupError:
+            return []
+        except PermissionError:
+            pass
+        return [
+            member
+            for member in procfs.group_members(self.pgid)
+            if member.start_ticks >= self.start_ticks
+        ]
 
     async def _wait_gone(self) -> None:
-        """Wait until the leader and every other member of its session have exited."""
+        """Wait until the leader and every other member of its group have exited."""
         await self.wait_exited()
         while True:
             members = self._leftovers()
@@ -249,12 +267,9 @@ class TenantProcess:
         return killed
 
     def _finish(self) -> None:
-        """Release the pidfd and the cgroup once the process is gone."""
+        """Remove the cgroup once every process in it is gone."""
         if self.alive():
             return
-        if self._pidfd is not None:
-            os.close(self._pidfd)
-            self._pidfd = None
         if self.cgroup is not None and not cgroups.populated(self.cgroup):
             cgroups.remove(self.cgroup)
             self.cgroup = None

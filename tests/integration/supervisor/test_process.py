@@ -358,3 +358,13 @@ async def test_kill_stale_group_spares_a_reused_pid() -> None:
     # our own (live) test process stands in for "the pid now belongs to someone else"
     ticks = read_start_ticks(os.getpid())
     assert kill_stale_group(os.getpid(), ticks + 1) == 0
+
+
+async def test_no_fd_is_kept_once_the_process_exited(tmp_path: Path) -> None:
+    before = len(os.listdir("/proc/self/fd"))
+    process = await start_process(make_spec(tmp_path, "pass"))
+    assert len(os.listdir("/proc/self/fd")) == before + 1  # its pidfd, nothing else
+    with trio.fail_after(10):
+        assert await process.wait_exited() == 0
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert await process.terminate(1) is False
