@@ -35,6 +35,8 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
     query = request.query()
     filters = LogFilter.from_query(query, request.tenant)
     backlog_size = count_param(query, "backlog")
+    # Read before the headers go out: a stop that begins after them must end the stream.
+    was_ready = api.ready()
     # Subscribe before reading the backlog, so no entry falls between the two; the
     # overlap is dropped below.
     feed = api.supervisor.subscribe_logs()
@@ -58,17 +60,22 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_cancel_on_disconnect, request.receive, nursery.cancel_scope)
-            await _forward(feed, filters, set(backlog), api, send)
+            await _forward(feed, filters, set(backlog), api, send, was_ready=was_ready)
             nursery.cancel_scope.cancel()
     # After a disconnect the server drops this send; that is fine.
     await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _forward(
-    feed: trio.MemoryReceiveChannel, filters: LogFilter, seen: set, api: ApiContext, send: Send
+    feed: trio.MemoryReceiveChannel,
+    filters: LogFilter,
+    seen: set,
+    api: ApiContext,
+    send: Send,
+    *,
+    was_ready: bool,
 ) -> None:
     """Send matching entries (skipping ones the backlog sent) until the feed or server ends."""
-    was_ready = api.ready()
     quiet_since = trio.current_time()
     while True:
         entry = None

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import pytest
-from openapi_facts import facts, fields, validate
 
 from tenement.api import openapi_document
+from tests.contract.openapi_facts import facts, fields, validate
 
 SNAPSHOTS = sorted(Path(__file__).parent.glob("openapi-*.json"))
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import trio
-from openapi_facts import response_schema, validate
 
 from tenement.api import openapi_document
+from tests.contract.openapi_facts import response_schema, validate
 from tests.integration.api.harness import open_api
 
 DOC = openapi_document()

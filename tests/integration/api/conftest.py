@@ -6,7 +6,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from harness import Harness, open_api
+
+from tests.integration.api.harness import Harness, open_api
 
 
 @pytest.fixture

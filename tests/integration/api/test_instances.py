@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 import trio
-from harness import Harness, open_api
+
+from tests.integration.api.harness import Harness, open_api
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import httpx
 import trio
-from harness import Harness, open_api
+
+from tests.integration.api.harness import Harness, open_api
 
 
 async def attack_while_using_a_valid_token(

@@ -7,8 +7,9 @@ from pathlib import Path
 import httpx
 import pytest
 import trio
-from harness import Harness, open_api
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.integration.api.harness import Harness, open_api
 
 
 @pytest.fixture
