@@ -218,6 +218,12 @@ def _read_all(
 def _read_new(path: str, inode: int | None, offset: int) -> tuple[int | None, int, list[bytes]]:
     """Complete lines after ``offset`` -> (inode, new offset, lines); inode None if missing."""
     try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, offset, []
+    if st.st_ino == inode and st.st_size == offset:
+        return inode, offset, []  # the common case: nothing new, no open()
+    try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None, offset, []

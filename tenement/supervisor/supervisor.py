@@ -468,9 +468,12 @@ class Supervisor:
         """Restart after a crash or an unhealthy verdict, with backoff; or mark failed."""
         policy = backoff.RestartPolicy.from_settings(self._config.settings)
         kind = "crash_restart" if run.trouble == "exit" else "health_restart"
-        details = (
-            f"exited with code {run.exit_code}" if run.trouble == "exit" else "health check failed"
-        )
+        if run.trouble != "exit":
+            details = "health check failed"
+        elif run.exit_code is None:  # adopted: only its real parent learns the code
+            details = "exited"
+        else:
+            details = f"exited with code {run.exit_code}"
         async with inst.lock:
             if inst.run is run:
                 if not run.exited.is_set():
