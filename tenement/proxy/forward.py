@@ -162,15 +162,6 @@ async def _exchange(conn: Connection, request: h11.Request, body: bytes) -> h11.
     return await _read_head(conn)
 
 
-class _Upload:
-    """What the request-body task reports to the response side."""
-
-    __slots__ = ("client_gone",)
-
-    def __init__(self) -> None:
-        self.client_gone = False
-
-
 async def _forward_duplex(
     upstream: Upstream,
     conn: Connection,
@@ -182,7 +173,6 @@ async def _forward_duplex(
 ) -> float:
     """:func:`forward_http` for a streamed request body: one task writes it, this one
     reads the response. The writer, once done, watches for the client leaving."""
-    upload = _Upload()
     relaying = False
     failure: TenementError | None = None
     response: h11.Response | None = None
@@ -195,7 +185,7 @@ async def _forward_duplex(
                     await conn.send(request)
                     if body:
                         await conn.send(h11.Data(data=body))
-                    nursery.start_soon(_write_body, conn, receive, upload, nursery.cancel_scope)
+                    nursery.start_soon(_write_body, conn, receive, nursery.cancel_scope)
                     response = await _read_head(conn)
                 if deadline.cancelled_caught:
                     failure = ForwardTimedOut(
@@ -221,15 +211,14 @@ async def _forward_duplex(
     return head_at
 
 
-async def _write_body(
-    conn: Connection, receive: Receive, upload: _Upload, cancel: trio.CancelScope
-) -> None:
+async def _write_body(conn: Connection, receive: Receive, cancel: trio.CancelScope) -> None:
+    """Write the rest of the request body, then wait for the client to leave (cancelling
+    the exchange if it leaves first)."""
     done = False
     try:
         while True:
             message = await receive()
             if message["type"] == "http.disconnect":
-                upload.client_gone = True
                 cancel.cancel()
                 return
             if done:

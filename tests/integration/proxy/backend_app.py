@@ -7,6 +7,7 @@ Routes (any method unless said):
   /headers          JSON: method, target, headers (as received)
   /count            reads the body chunk by chunk, answers {"received": n}
   /bytes?n=N        N bytes, streamed in 64 KiB pieces, with Content-Length
+  /early            answers at once without reading the request body
   /echo             answers at once and streams the request body back as it arrives
   /slow?seconds=S   answers after S seconds
   /connections      how many distinct client connections it has seen
@@ -60,6 +61,8 @@ class App:
                 if not message.get("more_body"):
                     break
             return await self.json(send, {"received": received})
+        if path == "/early":
+            return await self.text(send, "too large")  # answers without reading the body
         if path == "/echo":
             await send({"type": "http.response.start", "status": 200, "headers": []})
             while True:

@@ -168,3 +168,74 @@ async def test_client_leaving_mid_download_frees_the_tenant_connection(
         while backends.active["notes:alice"]:
             await trio.sleep(0.01)
     assert server.proxy.statistics().idle_connections == 0  # a half-read one is not kept
+
+
+async def raw_upload(port: int, path: str, total: int, *, stop_after: int | None = None):
+    """POST ``total`` bytes chunked over a raw socket while reading the response;
+    returns (status, body) or None when it stopped uploading after ``stop_after`` bytes
+    and hung up."""
+    conn = h11.Connection(h11.CLIENT)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    result: list = []
+
+    async def upload() -> None:
+        request = h11.Request(
+            method="POST",
+            target=path,
+            headers=[("host", HOST["host"]), ("transfer-encoding", "chunked")],
+        )
+        await stream.send_all(conn.send(request))
+        sent = 0
+        async for piece in pieces(total, 64 * 1024):
+            if stop_after is not None and sent >= stop_after:
+                await stream.aclose()
+                return
+            try:
+                await stream.send_all(conn.send(h11.Data(data=piece)))
+            except trio.BrokenResourceError:
+                return  # the server stopped reading after its answer
+            sent += len(piece)
+        await stream.send_all(conn.send(h11.EndOfMessage()))
+
+    async def download(cancel: trio.CancelScope) -> None:
+        status, body = None, b""
+        while True:
+            event = conn.next_event()
+            if event is h11.NEED_DATA:
+                conn.receive_data(await stream.receive_some(65536))
+            elif isinstance(event, h11.Response):
+                status = event.status_code
+            elif isinstance(event, h11.Data):
+                body += event.data
+            elif isinstance(event, h11.EndOfMessage):
+                result.append((status, body))
+                cancel.cancel()
+                return
+
+    async with trio.open_nursery() as both:
+        both.start_soon(upload)
+        if stop_after is None:
+            both.start_soon(download, both.cancel_scope)
+    await stream.aclose()
+    return result[0] if result else None
+
+
+async def test_early_answer_during_an_upload_reaches_the_client(nursery, backends_pool) -> None:
+    backends = Backends()
+    backends.add(target_for("notes", "alice", backends_pool["a"]))
+    server = await serve_proxy(nursery, Proxy(backends, domain=DOMAIN, fallback=fallback_app))
+    with trio.fail_after(30):
+        assert await raw_upload(server.port, "/early", 50 * MB) == (200, b"too large")
+
+
+async def test_client_leaving_mid_upload_frees_the_tenant_connection(
+    nursery, backends_pool
+) -> None:
+    backends = Backends()
+    backends.add(target_for("notes", "alice", backends_pool["a"]))
+    server = await serve_proxy(nursery, Proxy(backends, domain=DOMAIN, fallback=fallback_app))
+    with trio.fail_after(30):
+        assert await raw_upload(server.port, "/count", 50 * MB, stop_after=MB) is None
+        while backends.active.get("notes:alice", 1):
+            await trio.sleep(0.01)
+    assert server.proxy.statistics().idle_connections == 0
