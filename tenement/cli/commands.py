@@ -6,14 +6,17 @@ import click
 
 
 def all_commands() -> list[click.Command]:
-    from tenement.cli import caddy, deploy, init, instances, logs
-
-    commands: list[click.Command] = []
-    commands += [*instances.COMMANDS, *deploy.COMMANDS, logs.logs, init.init, caddy.caddy]
+    from tenement.cli import caddy, db, deploy, init, instances, logs, serve, tokens
     from tenement.cli.config import config
 
-    commands.append(config)
-    from tenement.cli import db, tokens
-
-    commands += [db.db, *tokens.COMMANDS]
-    return commands
+    return [
+        serve.serve,
+        *instances.COMMANDS,
+        *deploy.COMMANDS,
+        logs.logs,
+        init.init,
+        config,
+        *tokens.COMMANDS,
+        db.db,
+        caddy.caddy,
+    ]

@@ -1,0 +1,242 @@
+"""`ten serve`: store, supervisor, proxy and API wired into one trio run.
+
+Startup order, each step announced with ``STATUS=``:
+
+1. adopt the listening sockets systemd passed (or bind our own);
+2. open the database, back it up and migrate it when it is not at head;
+3. open the supervisor: adopt live tenants, clean up dead rows, spawn ``[instances]``;
+4. serve HTTP; ``READY=1`` once hypercorn accepts.
+
+Shutdown (see docs/operations.md): SIGTERM/SIGINT drains HTTP, then stops every tenant;
+SIGUSR2 (systemd's ``RestartKillSignal=``) drains HTTP and leaves the tenants running for
+the next server to adopt; SIGHUP re-reads tenement.toml in place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, MutableMapping
+
+import attrs
+import trio
+
+from tenement.config import Config
+from tenement.errors import TenementError
+
+log = logging.getLogger(__name__)
+
+SECONDS = 1.0
+#: how long accepted requests get to finish once a stop or restart begins
+DRAIN_GRACE = 10 * SECONDS
+#: a migration may take long on a large database; systemd is told to wait this long more
+MIGRATION_TIMEOUT = 300 * SECONDS
+#: hypercorn re-calls listen() with this; systemd's queue must not shrink under us
+BACKLOG = 4096
+
+
+@attrs.frozen
+class ServeOptions:
+    """What ``ten serve`` was told on its command line."""
+
+    port: int = 8080
+    domain: str = "localhost"
+    #: explicit ``HOST:PORT`` or ``unix:PATH`` addresses; empty means ``0.0.0.0:port``
+    binds: tuple[str, ...] = ()
+
+
+def bind_sockets(options: ServeOptions) -> list[socket.socket]:
+    """Bind our own listening sockets, for a server that systemd did not start.
+
+    Raises:
+        TenementError: an address is malformed or cannot be bound (in use, no permission).
+    """
+    binds = options.binds or (f"0.0.0.0:{options.port}",)
+    sockets = []
+    try:
+        for bind in binds:
+            sockets.append(_bind_one(bind))
+    except BaseException:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def _bind_one(bind: str) -> socket.socket:
+    if bind.startswith("unix:"):
+        path = bind.removeprefix("unix:")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            if os.path.exists(path):
+                os.unlink(path)
+            sock.bind(path)
+        except OSError as exc:
+            sock.close()
+            raise TenementError(f"Cannot listen on {bind}: {exc.strerror}") from exc
+    else:
+        host, sep, port_text = bind.rpartition(":")
+        if not sep or not port_text.isdigit():
+            raise TenementError(f"Invalid bind address '{bind}': use HOST:PORT or unix:PATH")
+        host = host.strip("[]") or "0.0.0.0"
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, int(port_text)))
+        except OSError as exc:
+            sock.close()
+            raise TenementError(f"Cannot listen on {bind}: {exc.strerror}") from exc
+    sock.listen(BACKLOG)
+    return sock
+
+
+async def serve(
+    config: Config,
+    options: ServeOptions,
+    *,
+    environ: MutableMapping[str, str],
+    reload_config: Callable[[], Config],
+    task_status: trio.TaskStatus[list[socket.socket]] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run the server until a stop or restart signal, then return.
+
+    Args:
+        config: the configuration to start with.
+        options: the command line's port, domain and binds.
+        environ: the process environment; systemd's ``LISTEN_*`` variables are consumed.
+        reload_config: called on SIGHUP to read tenement.toml again; a
+            :class:`TenementError` from it keeps the running configuration.
+
+    Resource handling:
+        Owns the listening sockets it binds, and our copies of the ones systemd passed;
+        closes both on return. Tenants are stopped on return unless the stop was a restart.
+    """
+    from tenement.api import build_api
+    from tenement.proxy import Proxy
+    from tenement.server.http import serve_http
+    from tenement.store import is_at_head, migrate_to_head, open_store
+    from tenement.supervisor import open_supervisor
+    from tenement.systemd import (
+        Lifecycle,
+        Notifier,
+        listen_sockets,
+        open_lifecycle_signals,
+        serve_watchdog,
+        watchdog_interval,
+    )
+
+    notifier = Notifier(environ)
+    inherited = [listening.sock for listening in listen_sockets(environ)]
+    sockets = inherited or bind_sockets(options)
+    settings = config.settings
+    ready = False
+
+    def is_ready() -> bool:
+        return ready
+
+    try:
+        async with open_lifecycle_signals() as signals:
+            notifier.status("opening the database")
+            with open_store(settings.database_url_or_default()) as store:
+                if not is_at_head(store):
+                    notifier.status("migrating the database")
+                    notifier.extend_timeout(MIGRATION_TIMEOUT)
+                    report = await store.run(
+                        lambda: migrate_to_head(
+                            store, backup_dir=settings.data_dir / "backups", log=log.info
+                        )
+                    )
+                    log.info("database at %s (backup: %s)", report.to_revision, report.backup)
+                notifier.status("adopting tenants")
+                async with open_supervisor(config, store, environ=environ) as supervisor:
+                    # The API reports the proxy's request metrics, and is the proxy's
+                    # fallback for every host that is not a tenant's.
+                    api = None
+
+                    async def fallback(scope, receive, send):  # type: ignore[no-untyped-def]
+                        await api(scope, receive, send)
+
+                    app = Proxy(supervisor, domain=options.domain, fallback=fallback)
+                    api = build_api(
+                        supervisor,
+                        store,
+                        ready=is_ready,
+                        settings=settings,
+                        domain=options.domain,
+                        proxy_metrics=app.metrics,
+                    )
+                    shutdown = trio.Event()
+                    drained = trio.Event()
+
+                    async def serve_until_drained(*, task_status=trio.TASK_STATUS_IGNORED):  # type: ignore[no-untyped-def]
+                        try:
+                            await serve_http(
+                                app,
+                                sockets,
+                                shutdown=shutdown,
+                                grace_seconds=DRAIN_GRACE,
+                                task_status=task_status,
+                            )
+                        finally:
+                            drained.set()
+
+                    async with trio.open_nursery() as nursery:
+                        await nursery.start(serve_until_drained)
+                        ready = True
+                        notifier.ready()
+                        notifier.status(f"serving {len(supervisor.instances())} instance(s)")
+                        task_status.started(sockets)
+                        interval = watchdog_interval(environ)
+                        if interval is not None:
+                            nursery.start_soon(serve_watchdog, notifier, interval)
+                        async for command in signals:
+                            if command is Lifecycle.RELOAD:
+                                await _reload(supervisor, notifier, reload_config)
+                                continue
+                            ready = False
+                            notifier.stopping()
+                            if command is Lifecycle.RESTART:
+                                notifier.status("restarting: draining, tenants keep running")
+                                supervisor.detach()
+                            else:
+                                notifier.status("stopping: draining, then stopping tenants")
+                            shutdown.set()
+                            break
+                        # serve_http returns once drained; the watchdog goes with the nursery
+                        await drained.wait()
+                        nursery.cancel_scope.cancel()
+                    await app.aclose()
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
+async def _reload(supervisor, notifier, reload_config: Callable[[], Config]) -> None:  # type: ignore[no-untyped-def]
+    notifier.reloading()
+    try:
+        new = reload_config()
+    except TenementError as exc:
+        log.error("reload failed, keeping the running configuration: %s", exc)
+    else:
+        await supervisor.reload(new)
+        log.info("configuration reloaded from %s", new.source)
+    notifier.ready()
+
+
+def run(
+    read_config: Callable[[], Config],
+    options: ServeOptions,
+    *,
+    environ: MutableMapping[str, str],
+    log_level: str = "INFO",
+) -> None:
+    """The body of ``ten serve``: logging, the configuration, then :func:`serve` under trio."""
+    from tenement.systemd import configure_logging
+
+    configure_logging(environ, log_level)
+    config = read_config()
+    for warning in config.warnings:
+        log.warning("%s", warning)
+    trio.run(lambda: serve(config, options, environ=environ, reload_config=read_config))
