@@ -24,23 +24,25 @@ import functools
 import logging
 import os
 import select
-import shutil
 import signal
 import subprocess
-import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import trio
 
-from tenement.errors import TenementError
 from tenement.supervisor import cgroups, procfs
+from tenement.supervisor.namespace import NAMESPACE_NEEDS_ROOT, check_command, namespace_argv
 from tenement.supervisor.procfs import read_start_ticks
+from tenement.supervisor.spec import ProcessSpec, SpawnError
 
-if TYPE_CHECKING:
-    from tenement.supervisor.spec import ProcessSpec
-
-__all__ = ["SpawnError", "TenantProcess", "kill_stale_group", "read_start_ticks", "start_process"]
+__all__ = [
+    "NAMESPACE_NEEDS_ROOT",
+    "SpawnError",
+    "TenantProcess",
+    "kill_stale_group",
+    "read_start_ticks",
+    "start_process",
+]
 
 log = logging.getLogger(__name__)
 
@@ -48,20 +50,6 @@ log = logging.getLogger(__name__)
 KILL_WAIT_SECONDS = 10.0
 #: log files are created with these permissions (the tenant's output may be private)
 LOG_FILE_MODE = 0o640
-NAMESPACE_INIT = Path(__file__).with_name("_nsinit.py")
-NAMESPACE_NEEDS_ROOT = 'namespace isolation needs root (CAP_SYS_ADMIN); set isolation = "process"'
-
-
-class SpawnError(TenementError):
-    """A tenant process could not be started (or died before accepting connections).
-
-    Attributes:
-        command: the program that was to run, when known.
-    """
-
-    def __init__(self, message: str, *, command: str | None = None) -> None:
-        super().__init__(message)
-        self.command = command
 
 
 def _pidfd_exited(pidfd: int) -> bool:
@@ -177,9 +165,14 @@ class TenantProcess:
 
     def _signal_group(self, signum: int) -> None:
         """Send ``signum`` to the whole process group (the leader alone if it leads none)."""
-        target = -self.pgid if self.pgid == self.pid else self.pid
+        if self.pgid != self.pid:
+            # not a group leader: signal the process alone, through its pidfd (no pid reuse)
+            if self._pidfd is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    signal.pidfd_send_signal(self._pidfd, signum)
+            return
         with contextlib.suppress(ProcessLookupError):
-            os.kill(target, signum)
+            os.kill(-self.pgid, signum)
 
     def _leftovers(self) -> list[procfs.ProcStat]:
         """Live members of the tenant's process group (the leader included while it lives).
@@ -301,51 +294,6 @@ def kill_stale_group(pid: int, start_ticks: int) -> int:
     return len(members)
 
 
-def _namespace_argv(argv: tuple[str, ...]) -> list[str]:
-    """The command line that runs ``argv`` in new PID and mount namespaces."""
-    if not sys.platform.startswith("linux"):
-        raise SpawnError('namespace isolation requires Linux. Set isolation = "process"')
-    if not procfs.has_cap_sys_admin():
-        raise SpawnError(NAMESPACE_NEEDS_ROOT)
-    unshare = shutil.which("unshare")
-    if unshare is None:
-        raise SpawnError(
-            'namespace isolation needs util-linux\'s "unshare" on PATH; '
-            'install util-linux or set isolation = "process"'
-        )
-    return [
-        unshare,
-        "--pid",
-        "--fork",
-        "--mount",
-        "--mount-proc",
-        "--kill-child",
-        "--",
-        sys.executable,
-        "-I",
-        "-S",
-        str(NAMESPACE_INIT),
-        *argv,
-    ]
-
-
-def _check_command(spec: ProcessSpec) -> None:
-    """Fail now, with the exec error, when ``spec.argv[0]`` cannot be run (namespace mode).
-
-    Process mode learns it from the exec itself; behind ``unshare`` the exec
-    happens in the namespace's init, too late to raise.
-    """
-    program = spec.argv[0]
-    if "/" in program:
-        path = Path(spec.cwd or ".") / program
-        if not path.exists():
-            raise SpawnError(f"No such file or directory: {program!r}", command=program)
-        if not os.access(path, os.X_OK) or path.is_dir():
-            raise SpawnError(f"Permission denied: {program!r}", command=program)
-    elif shutil.which(program, path=spec.env.get("PATH", os.defpath)) is None:
-        raise SpawnError(f"No such file or directory: {program!r}", command=program)
-
-
 def _open_log(path: Path) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
@@ -408,10 +356,14 @@ async def start_process(spec: ProcessSpec) -> TenantProcess:
         SpawnError: the command cannot be executed ("No such file or directory:
             './app'"), the workdir is missing, namespace isolation is not possible
             here, or a cgroup limit could not be applied (nothing was started).
+
+    Cancellation: only before the process is started; once it runs, the call
+    returns it (the caller owns it and must stop it).
     """
+    await trio.lowlevel.checkpoint_if_cancelled()
     if spec.isolation == "namespace":
-        argv = _namespace_argv(spec.argv)
-        _check_command(spec)
+        argv = namespace_argv(spec.argv)
+        check_command(spec)
     elif spec.isolation == "process":
         argv = list(spec.argv)
     else:
@@ -440,5 +392,6 @@ async def start_process(spec: ProcessSpec) -> TenantProcess:
         cgroup=cgroup,
     )
     log.info("started %s (pid %s): %s", spec.cgroup_name, popen.pid, " ".join(spec.argv))
-    await trio.lowlevel.checkpoint()
+    # Not cancellable from here on: the caller must get the process it now owns.
+    await trio.lowlevel.cancel_shielded_checkpoint()
     return process

@@ -21,7 +21,20 @@ from pathlib import Path
 import attrs
 
 from tenement.config import Service, render
-from tenement.supervisor.process import SpawnError
+from tenement.errors import TenementError
+
+
+class SpawnError(TenementError):
+    """A tenant process could not be started (or died before accepting connections).
+
+    Attributes:
+        command: the program that was to run, when known.
+    """
+
+    def __init__(self, message: str, *, command: str | None = None) -> None:
+        super().__init__(message)
+        self.command = command
+
 
 #: isolation modes this tenement can start
 ISOLATIONS = ("process", "namespace")
