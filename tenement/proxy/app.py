@@ -181,10 +181,17 @@ class Proxy:
         return UNAVAILABLE
 
     async def _probe(self, target: Target) -> Connection | None:
-        """A connection to ``target`` within :data:`PROBE_SECONDS`, or None if it is dead."""
+        """A connection to ``target`` within :data:`PROBE_SECONDS`, or None if it is dead.
+
+        A live pooled connection proves the instance alive without a connect.
+        """
+        address = Address.of(target)
+        conn = self._upstream.take_idle(address)
+        if conn is not None:
+            return conn
         with trio.move_on_after(PROBE_SECONDS):
             try:
-                return await self._upstream.acquire(Address.of(target))
+                return await self._upstream.open(address)
             except UpstreamUnavailable:
                 return None
         return None

@@ -215,32 +215,40 @@ class Upstream:
         Raises:
             UpstreamUnavailable: nothing accepts connections at ``address``.
         """
+        conn = self.take_idle(address)
+        if conn is None:
+            return await self.open(address)
+        try:
+            await trio.lowlevel.checkpoint()
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def take_idle(self, address: Address) -> Connection | None:
+        """A live idle connection to ``address`` from the pool, or None. Never blocks."""
         idle = self._idle.get(address)
-        if idle:
-            now = trio.current_time()
-            while idle:
-                conn = idle.pop()
-                if now - conn.idle_since > self._max_idle_seconds:
-                    # the stack is oldest-first below this one: drop them all
-                    conn.close()
-                    for old in idle:
-                        old.close()
-                    idle.clear()
-                    break
-                if _peer_closed(self._poller, conn):
-                    conn.close()
-                    continue
-                conn.reused = True
-                conn.received_any = False
-                self._reused += 1
-                try:
-                    await trio.lowlevel.checkpoint()
-                except BaseException:
-                    conn.close()
-                    raise
-                return conn
-            del self._idle[address]
-        return await self.open(address)
+        if not idle:
+            return None
+        now = trio.current_time()
+        while idle:
+            conn = idle.pop()
+            if now - conn.idle_since > self._max_idle_seconds:
+                # the stack is oldest-first below this one: drop them all
+                conn.close()
+                for old in idle:
+                    old.close()
+                idle.clear()
+                break
+            if _peer_closed(self._poller, conn):
+                conn.close()
+                continue
+            conn.reused = True
+            conn.received_any = False
+            self._reused += 1
+            return conn
+        del self._idle[address]
+        return None
 
     async def open(self, address: Address) -> Connection:
         """A new connection to ``address``, never from the pool.
