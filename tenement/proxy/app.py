@@ -1,15 +1,17 @@
 """The proxy as an ASGI app: Host -> instance -> forwarded request (reference §5.6-5.9).
 
-Answers it gives by itself (plain text, sanitised as the reference's):
+Answers it gives by itself, in plain text, sanitised as the reference's:
 
-====  ================================  ==============================================
-400   ``Bad request``                   a Host under the domain no hostname can have
-404   ``Not found``                     unknown service, invalid name, or a tenant that
-                                        is not running and may not be woken
-502   ``Bad gateway``                   the tenant failed before its response head
-503   ``Service temporarily unavailable``  waking failed, or no instance answered
-504   ``Gateway timeout``               no response head within ``request_timeout``
-====  ================================  ==============================================
+- 400 ``Bad request``: a Host under the domain that no hostname can have;
+- 404 ``Not found``: unknown service, invalid name, or a tenant that is not running and
+  may not be woken;
+- 502 ``Bad gateway``: the tenant failed before its response head;
+- 503 ``Service temporarily unavailable``: waking failed, or no instance answered;
+- 504 ``Gateway timeout``: no response head within the service's ``request_timeout``.
+
+The active-connection count (``backends.connection``) covers the whole exchange, body
+and WebSocket session included (the reference's ends at the response head), so a stop
+drains streaming responses and the idle reaper leaves an open WebSocket alone.
 """
 
 from __future__ import annotations
