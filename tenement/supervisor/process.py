@@ -48,6 +48,8 @@ log = logging.getLogger(__name__)
 
 #: how long to wait for processes to vanish after SIGKILL before giving up (D state, NFS)
 KILL_WAIT_SECONDS = 10.0
+#: how often to look whether a killed cgroup is empty yet
+CGROUP_POLL_SECONDS = 0.01
 #: log files are created with these permissions (the tenant's output may be private)
 LOG_FILE_MODE = 0o640
 
@@ -249,6 +251,12 @@ class TenantProcess:
                     if self.cgroup is not None:
                         cgroups.kill_all(self.cgroup)
                     await self._wait_gone()
+                if self.cgroup is not None and cgroups.populated(self.cgroup):
+                    # processes that left the group (setsid) are still in the cgroup
+                    log.warning("killing what is left in cgroup %s", self.cgroup)
+                    cgroups.kill_all(self.cgroup)
+                    while cgroups.populated(self.cgroup):
+                        await trio.sleep(CGROUP_POLL_SECONDS)
             if scope.cancelled_caught:
                 log.error(
                     "pid %s (group %s) still not gone %.0f s after SIGKILL",
@@ -276,6 +284,8 @@ def kill_stale_group(pid: int, start_ticks: int) -> int:
     (a pid number is not reused while it names a live session) that started after it.
     A pid now held by another process (different start time) means the tenant's
     session is empty: nothing is killed.
+
+    It does not wait for them to exit.
 
     Returns:
         The number of processes signalled.

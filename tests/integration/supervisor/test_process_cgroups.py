@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
 from tenement.supervisor import cgroups
-from tenement.supervisor.process import SpawnError, _spawn, start_process
+from tenement.supervisor.process import (
+    SpawnError,
+    TenantProcess,
+    _spawn,
+    read_start_ticks,
+    start_process,
+)
 from tenement.supervisor.spec import ProcessSpec
 
 
@@ -86,3 +95,74 @@ async def test_memory_limit_kills_a_tenant_that_exceeds_it(tmp_path: Path) -> No
     assert code == -signal.SIGKILL  # the OOM killer
     await process.terminate(1)
     assert not directory.exists()
+
+
+def cgroup2_mount() -> Path | None:
+    """A writable cgroup v2 hierarchy, with or without controllers (hybrid hosts have one)."""
+    for line in Path("/proc/self/mounts").read_text().splitlines():
+        _, where, kind, *_ = line.split()
+        if kind == "cgroup2" and os.access(where, os.W_OK):
+            return Path(where)
+    return None
+
+
+@pytest.fixture
+def real_cgroup() -> Iterator[Path]:
+    mount = cgroup2_mount()
+    if mount is None:
+        pytest.skip("no writable cgroup v2 hierarchy")
+    own = (cgroups.procfs.cgroup_of("self") or "/").lstrip("/")
+    directory = mount / own / f"tenement-test-{os.getpid()}"
+    try:
+        directory.mkdir()
+    except OSError as exc:
+        pytest.skip(f"cannot create a cgroup in {mount / own}: {exc}")
+    yield directory
+    if directory.exists():
+        cgroups.kill_all(directory)
+        with contextlib.suppress(OSError):
+            directory.rmdir()
+
+
+async def test_stop_kills_processes_that_left_the_group_through_the_cgroup(
+    tmp_path: Path, real_cgroup: Path
+) -> None:
+    # the tenant starts a daemon that calls setsid (leaving the process group, so no
+    # group signal reaches it) and ignores SIGTERM; only the cgroup still holds it
+    code = """
+    import os, signal, time
+    if os.fork() == 0:
+        os.setsid()
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        print(os.getpid(), flush=True)
+        time.sleep(60)
+        os._exit(0)
+    time.sleep(60)
+    """
+    spec = ProcessSpec(
+        argv=(sys.executable, "-c", textwrap.dedent(code)),
+        env={},
+        cwd=None,
+        stdout_path=tmp_path / "out.log",
+        stderr_path=tmp_path / "err.log",
+        cgroup_name="notes:alice",
+    )
+    popen = _spawn(list(spec.argv), spec, real_cgroup)
+    process = TenantProcess(
+        pid=popen.pid,
+        pgid=popen.pid,
+        start_ticks=read_start_ticks(popen.pid),
+        pidfd=os.pidfd_open(popen.pid),
+        popen=popen,
+        cgroup=real_cgroup,
+    )
+    with trio.fail_after(10):
+        while not (tmp_path / "out.log").read_text():
+            await trio.sleep(0.005)
+    daemon = int((tmp_path / "out.log").read_text())
+    assert cgroups.procfs.cgroup_of(daemon).endswith(real_cgroup.name)  # entered before exec
+    assert cgroups.procfs.read_stat(daemon).session == daemon  # out of the tenant's group
+    assert await process.terminate(5) is False  # the group itself obeyed SIGTERM
+    stat = cgroups.procfs.read_stat(daemon)
+    assert stat is None or stat.exited
+    assert not real_cgroup.exists()  # emptied and removed
