@@ -62,7 +62,8 @@ async def test_statistics(supervisor, store: Store) -> None:  # type: ignore[no-
     assert stats.instances_up == 1
     assert stats.instances_failed == 0
     events = dict(stats.events)
-    assert (events["spawn"], events["stop"]) == (2, 1)
+    # a spawn retried on another port (a port race with other programs) counts twice
+    assert events["spawn"] >= 2 and events["stop"] == 1
 
 
 def test_service_type_is_the_config_one() -> None:

@@ -30,8 +30,8 @@ async def test_fifty_concurrent_wakes_start_one_process(supervisor: Any) -> None
                 nursery.start_soon(wake)
     assert len(targets) == 50
     assert len({t.port for t in targets}) == 1
-    events = dict(supervisor.statistics().events)
-    assert (events["spawn"], events["wake"]) == (1, 1)
+    assert dict(supervisor.statistics().events)["wake"] == 1
+    assert len(supervisor.instances()) == 1
     assert (await http_get(targets[0].port))[0] == 200
 
 

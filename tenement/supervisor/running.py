@@ -1,0 +1,354 @@
+"""Starting, watching, restarting and stopping one instance's process.
+
+One watcher task per instance lives in the supervisor's nursery: it waits for the process
+to exit (through its pidfd, so a crash is seen at once) while running the health checks;
+on a crash or an unhealthy verdict it restarts the instance after the restart policy's
+delay (``backoff.py``), or marks it failed. Every change is written to the instance's row
+so that the next server can adopt the tenants (``adoption.py``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import time
+from collections.abc import Callable
+
+import trio
+
+from tenement.config import Service
+from tenement.supervisor import backoff, health
+from tenement.supervisor._base import SupervisorBase
+from tenement.supervisor.events import LifecycleEvent
+from tenement.supervisor.health import Health, HealthState
+from tenement.supervisor.instance import (
+    FAILED,
+    RUNNING,
+    STARTING,
+    STOPPED,
+    Instance,
+    Run,
+)
+from tenement.supervisor.ports import port_is_free
+from tenement.supervisor.process import SpawnError, start_process
+from tenement.supervisor.readiness import wait_accepting
+from tenement.supervisor.spec import build_spec, socket_path
+
+log = logging.getLogger(__name__)
+
+#: a health check that takes longer than this failed (the reference's 5 s)
+HEALTH_CHECK_TIMEOUT = 5.0
+#: how long a stop waits for proxied connections to finish (reference §5.17)
+DRAIN_SECONDS = 5.0
+DRAIN_POLL_SECONDS = 0.05
+#: starts again on another port when the checked-free port was taken before the bind
+PORT_RACE_RETRIES = 2
+
+
+class _PortTaken(SpawnError):
+    """The tenant exited before accepting, and someone else listens on its port now."""
+
+
+class Running(SupervisorBase):
+    """Processes: launch and readiness, the watcher, recovery, stop."""
+
+    async def _launch(self, inst: Instance, svc: Service) -> None:
+        """Start a process for ``inst`` and wait for it to accept. The caller holds the lock.
+
+        A tenant that exits at once because another program took its port between the
+        check and its bind is started again on another port (twice at most).
+        """
+        for _ in range(PORT_RACE_RETRIES):
+            try:
+                await self._launch_once(inst, svc)
+                return
+            except _PortTaken as exc:
+                log.warning("%s; starting it on another port", exc, extra={"INSTANCE": inst.id})
+        await self._launch_once(inst, svc)
+
+    async def _launch_once(self, inst: Instance, svc: Service) -> None:
+        port = self._ports.allocate()
+        try:
+            await trio.to_thread.run_sync(self._prepare_dirs, inst, svc)
+            spec = build_spec(
+                svc,
+                inst.tenant,
+                data_dir=self.data_dir,
+                port=port,
+                environ=self._environ,
+                log_dir=self.log_dir,
+            )
+            process = await start_process(spec)
+        except BaseException as exc:
+            self._ports.release(port)
+            if isinstance(exc, Exception):
+                await self._events.emit(
+                    LifecycleEvent(
+                        "spawn_failed", inst.service, inst.tenant, details=str(exc), success=False
+                    )
+                )
+            raise
+        run = Run(process, port)
+        inst.run = run
+        inst.port = port
+        inst.socket = socket_path(svc, inst.tenant)
+        inst.state = STARTING
+        inst.health_state = HealthState()
+        inst.started_at = time.time()
+        inst.touch()
+        self._watch_logs(inst)
+        self._start_watcher(inst, run)
+        await self._save(inst)
+        await self._events.emit(
+            LifecycleEvent("spawn", inst.service, inst.tenant, pid=run.pid, details=f"port {port}")
+        )
+        with trio.move_on_after(svc.startup_timeout):
+            async with trio.open_nursery() as nursery:
+
+                async def ready() -> None:
+                    await wait_accepting(port, inst.socket)
+                    run.ready = True
+                    nursery.cancel_scope.cancel()
+
+                async def exited() -> None:
+                    await run.exited.wait()
+                    nursery.cancel_scope.cancel()
+
+                nursery.start_soon(ready)
+                nursery.start_soon(exited)
+        if run.exited.is_set():
+            self._release(inst, run)
+            inst.state = STOPPED
+            await self._save(inst)
+            self._tailer.kick()
+            if not port_is_free(port):
+                raise _PortTaken(f"{inst.id} exited at once: port {port} was taken meanwhile")
+            raise SpawnError(
+                f"{inst.id} exited with code {run.exit_code} before accepting connections; "
+                f"see its output with `ten logs {inst.service} --id {inst.tenant}`"
+            )
+        inst.state = RUNNING
+        inst.touch()  # a slow start does not count as idle time
+        run.handed_over.set()
+        await self._save(inst)
+        if run.ready:
+            self._events.record(LifecycleEvent("ready", inst.service, inst.tenant, pid=run.pid))
+        else:
+            self._events.record(
+                LifecycleEvent(
+                    "not_ready",
+                    inst.service,
+                    inst.tenant,
+                    pid=run.pid,
+                    details=f"not accepting on port {port} after {svc.startup_timeout:g} s",
+                )
+            )
+
+    # ---- watching ---------------------------------------------------------------------------
+
+    def _start_watcher(self, inst: Instance, run: Run) -> None:
+        scope = trio.CancelScope()
+        inst.watcher = scope
+        self._nursery.start_soon(self._watch, inst, run, scope)
+
+    async def _watch(self, inst: Instance, run: Run, scope: trio.CancelScope) -> None:
+        with scope:
+            async with trio.open_nursery() as nursery:
+                run.trouble_scope = nursery.cancel_scope
+                nursery.start_soon(self._health_loop, inst, run)
+                code = await run.process.wait_exited()
+                run.exit_code = code
+                run.trouble = "exit"
+                run.exited.set()
+                nursery.cancel_scope.cancel()
+            if run.trouble == "exit":
+                self._tailer.kick()
+                self._events.record(
+                    LifecycleEvent("exit", inst.service, inst.tenant, pid=run.pid, exit_code=code)
+                )
+            if not run.handed_over.is_set():
+                return  # still starting: the launcher reports it
+            await self._recover(inst, run)
+
+    async def _health_loop(self, inst: Instance, run: Run) -> None:
+        await run.handed_over.wait()
+        while True:
+            if await self._check(inst, run) is Health.UNHEALTHY:
+                return
+            await trio.sleep(self._config.settings.health_check_interval)
+
+    async def _check(self, inst: Instance, run: Run) -> Health:
+        """One health check of ``run``; an unhealthy verdict hands it to the watcher."""
+        svc = self.service(inst.service)
+        ok = False
+        with trio.move_on_after(HEALTH_CHECK_TIMEOUT):
+            ok = await health.check(run.port, inst.socket, svc.health if svc else None)
+        if inst.run is not run or inst.state == FAILED:
+            return inst.health
+        before = inst.health
+        inst.health_state = health.after_check(inst.health_state, ok)
+        if inst.health is not before:
+            self._events.record(
+                LifecycleEvent(
+                    "health", inst.service, inst.tenant, pid=run.pid, details=str(inst.health)
+                )
+            )
+            await self._save(inst)
+        if inst.health is Health.UNHEALTHY and run.trouble is None:
+            run.trouble = "unhealthy"
+            if run.trouble_scope is not None:
+                run.trouble_scope.cancel()
+        return inst.health
+
+    async def _recover(self, inst: Instance, run: Run) -> None:
+        """Restart after a crash or an unhealthy verdict, with backoff; or mark failed."""
+        policy = backoff.RestartPolicy.from_settings(self._config.settings)
+        kind = "crash_restart" if run.trouble == "exit" else "health_restart"
+        if run.trouble != "exit":
+            details = "health check failed"
+        elif run.exit_code is None:  # adopted: only its real parent learns the code
+            details = "exited"
+        else:
+            details = f"exited with code {run.exit_code}"
+        async with inst.lock:
+            if inst.run is run:
+                if not run.exited.is_set():
+                    await self._terminate(inst, run)
+                self._release(inst, run)
+        while True:
+            decision = backoff.decide(policy, inst.restart_times, now=time.time())
+            if decision.give_up:
+                inst.state = FAILED
+                inst.health_state = HealthState(
+                    Health.FAILED, inst.health_state.consecutive_failures
+                )
+                await self._save(inst)
+                await self._events.emit(
+                    LifecycleEvent(
+                        "failed",
+                        inst.service,
+                        inst.tenant,
+                        details=f"{details}; {len(decision.history)} restarts within "
+                        f"{policy.window_seconds:g} s (max_restarts = {policy.max_restarts})",
+                        success=False,
+                    )
+                )
+                return
+            inst.restart_times = decision.history
+            inst.restarts_total += 1
+            inst.state = STARTING
+            inst.health_state = HealthState()
+            await self._save(inst)
+            await self._events.emit(
+                LifecycleEvent(
+                    kind,
+                    inst.service,
+                    inst.tenant,
+                    details=f"{details}; restarting in {decision.delay_seconds:g} s",
+                )
+            )
+            await trio.sleep(decision.delay_seconds)
+            async with inst.lock:
+                svc = self.service(inst.service)
+                if inst.run is not None or inst.state != STARTING:
+                    return  # started or stopped by someone else meanwhile
+                if svc is None:
+                    inst.state = STOPPED
+                    await self._save(inst)
+                    return
+                try:
+                    await self._launch(inst, svc)
+                    return
+                except SpawnError as exc:
+                    details = str(exc)
+                    kind = "crash_restart"
+
+    async def _terminate(self, inst: Instance, run: Run) -> None:
+        svc = self.service(inst.service)
+        grace = svc.stop_timeout if svc else 5.0
+        killed = await run.process.terminate(grace)
+        if killed:
+            self._events.record(
+                LifecycleEvent(
+                    "kill",
+                    inst.service,
+                    inst.tenant,
+                    pid=run.pid,
+                    details=f"still running {grace:g} s after SIGTERM; sent SIGKILL",
+                )
+            )
+
+    async def check_health(self, iid: str) -> Health:
+        """Check the instance now; ``unknown`` when it is not running, ``failed`` if failed.
+
+        Raises:
+            InstanceNotFound: no such running or failed instance.
+        """
+        inst = self._registered(iid)
+        if inst.state == FAILED:
+            return Health.FAILED
+        run = inst.run
+        if run is None or not run.handed_over.is_set():
+            return Health.UNKNOWN
+        return await self._check(inst, run)
+
+    # ---- stop and restart -------------------------------------------------------------------
+
+    async def stop(self, iid: str) -> None:
+        """Stop an instance: drain connections (up to 5 s), TERM its group, grace, KILL.
+
+        Releases its port, and deletes its data dir when ``storage_persist = false``. Its
+        weight and restart history are kept for its next start.
+
+        Raises:
+            InstanceNotFound: ``Instance not found: p:i``.
+        """
+        await self._stop(self._registered(iid), kind="stop")
+
+    async def _stop(
+        self,
+        inst: Instance,
+        *,
+        kind: str,
+        drain: bool = True,
+        still_wanted: Callable[[], bool] | None = None,
+    ) -> None:
+        """Stop ``inst`` (see :meth:`stop`); ``still_wanted`` is re-checked under the lock."""
+        if drain and inst.active_connections:
+            with trio.move_on_after(DRAIN_SECONDS):
+                while inst.active_connections:
+                    await trio.sleep(DRAIN_POLL_SECONDS)
+            if inst.active_connections:
+                log.warning(
+                    "stopping %s with %d active connections after %g s",
+                    inst.id,
+                    inst.active_connections,
+                    DRAIN_SECONDS,
+                    extra={"INSTANCE": inst.id},
+                )
+        async with inst.lock:
+            if still_wanted is not None and not still_wanted():
+                return
+            if inst.watcher is not None:
+                inst.watcher.cancel()
+                inst.watcher = None
+            run = inst.run
+            pid = None if run is None else run.pid
+            if run is not None:
+                await self._terminate(inst, run)
+                self._release(inst, run)
+            inst.state = STOPPED
+            inst.health_state = HealthState()
+            svc = self.service(inst.service)
+            await trio.to_thread.run_sync(self._clean_files, inst, svc)
+            await self._save(inst)
+        self._tailer.kick()
+        await self._events.emit(LifecycleEvent(kind, inst.service, inst.tenant, pid=pid))
+
+    def _clean_files(self, inst: Instance, svc: Service | None) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(inst.socket)
+        if svc is not None and not svc.storage_persist:
+            shutil.rmtree(self.instance_dir(inst.service, inst.tenant), ignore_errors=True)
