@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +175,19 @@ async def test_unsupported_isolation_is_a_clear_error(store: Store, tmp_path: Pa
     async with open_supervisor(config, store) as sup:
         with pytest.raises(SpawnError, match="not supported"):
             await sup.spawn("app", "alice")
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("unshare") is None,
+    reason="namespace isolation needs root and util-linux unshare",
+)
+async def test_namespace_isolation_spawn_crash_and_stop(store: Store, tmp_path: Path) -> None:
+    config = make_config(tmp_path, isolation="namespace")
+    async with open_supervisor(config, store) as sup:
+        view = await sup.spawn("app", "ns")
+        status, body = await http_get(view.port)
+        assert status == 200
+        assert body.startswith(b"ns pid=")
+        assert body != f"ns pid={view.pid}".encode()  # its own pid namespace
+        await sup.stop("app:ns")
+        assert not pid_alive(view.pid)
