@@ -13,7 +13,12 @@ import pytest
 import trio
 
 from tenement.supervisor import procfs
-from tenement.supervisor.process import NAMESPACE_NEEDS_ROOT, SpawnError, start_process
+from tenement.supervisor.process import (
+    NAMESPACE_NEEDS_ROOT,
+    SpawnError,
+    TenantProcess,
+    start_process,
+)
 from tenement.supervisor.spec import ProcessSpec
 
 pytestmark = [
@@ -148,3 +153,41 @@ def test_without_cap_sys_admin_the_error_says_what_to_do() -> None:
         timeout=30,
     )
     assert done.stdout.strip() == NAMESPACE_NEEDS_ROOT, done.stderr
+
+
+STARTER = """
+import sys, trio
+from pathlib import Path
+from tenement.supervisor.process import start_process
+from tenement.supervisor.spec import ProcessSpec
+
+async def main():
+    code = "import os, time\\nif os.fork() == 0:\\n    time.sleep(60)\\ntime.sleep(60)"
+    spec = ProcessSpec(
+        argv=(sys.executable, "-c", code), env={}, cwd=None,
+        stdout_path=Path(sys.argv[1]), stderr_path=Path(sys.argv[1]),
+        isolation="namespace", cgroup_name="app:t",
+    )
+    process = await start_process(spec)
+    print(process.pid, process.start_ticks, flush=True)
+
+trio.run(main)
+"""
+
+
+async def test_a_namespaced_tenant_is_adopted_and_stopped_whole(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [sys.executable, "-c", STARTER, str(tmp_path / "t.log")],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=30,
+    )
+    pid, ticks = map(int, done.stdout.split())
+    process = TenantProcess.adopt(pid, ticks)
+    assert process is not None
+    with trio.fail_after(10):
+        while len(members := procfs.session_members(pid)) < 4:  # unshare, init, app, child
+            await trio.sleep(0.005)
+    assert await process.terminate(5) is False
+    assert all(gone(m.pid) for m in members)
