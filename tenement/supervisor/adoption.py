@@ -4,7 +4,9 @@ For each instance row: a process with the recorded pid AND the recorded start ti
 (``/proc/<pid>/stat`` field 22) is ours, so it is adopted (pidfd watch, port kept, log
 files tailed from the saved offsets, health checks resumed), or, when its service is gone
 from the config, stopped. A row whose process is gone (or whose pid now belongs to another
-process) is marked stopped; nothing is signalled then.
+process) is marked stopped, and, when it was running and its service is still configured,
+restarted under the restart policy, as after any crash. A stale process group is killed
+only when provably the tenant's (``kill_stale_group``).
 """
 
 from __future__ import annotations
@@ -136,12 +138,9 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
                 # the leader is gone (or its pid is another process's now); what is left
                 # of its session is killed only when provably the tenant's
                 kill_stale_group(record.pid, record.start_ticks)
-            if record.state in (STARTING, RUNNING):
-                log.info(
-                    "%s (pid %s) is gone; marking it stopped",
-                    record.instance_id,
-                    record.pid,
-                    extra={"INSTANCE": record.instance_id},
-                )
             await sup._save(inst)
+            if record.state in (STARTING, RUNNING) and record.service in sup.config.services:
+                # it died while no server watched it (or was between restarts): a crash
+                inst.state = STARTING
+                sup.revive(inst)
     return adopted

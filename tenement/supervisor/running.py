@@ -204,7 +204,6 @@ class Running(SupervisorBase):
 
     async def _recover(self, inst: Instance, run: Run) -> None:
         """Restart after a crash or an unhealthy verdict, with backoff; or mark failed."""
-        policy = backoff.RestartPolicy.from_settings(self._config.settings)
         kind = "crash_restart" if run.trouble == "exit" else "health_restart"
         if run.trouble != "exit":
             details = "health check failed"
@@ -217,6 +216,22 @@ class Running(SupervisorBase):
                 if not run.exited.is_set():
                     await self._terminate(inst, run)
                 self._release(inst, run)
+        await self._restart_loop(inst, kind, details)
+
+    def revive(self, inst: Instance) -> None:
+        """Restart, under the restart policy, an instance that died while no server watched."""
+        scope = trio.CancelScope()
+        inst.watcher = scope
+
+        async def revive() -> None:
+            with scope:
+                await self._restart_loop(inst, "crash_restart", "exited while no server watched")
+
+        self._nursery.start_soon(revive)
+
+    async def _restart_loop(self, inst: Instance, kind: str, details: str) -> None:
+        """Start ``inst`` again after the policy's delay, until it runs; or mark it failed."""
+        policy = backoff.RestartPolicy.from_settings(self._config.settings)
         while True:
             decision = backoff.decide(policy, inst.restart_times, now=time.time())
             if decision.give_up:

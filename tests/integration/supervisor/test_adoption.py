@@ -46,17 +46,27 @@ async def test_detach_then_adopt(config: Config, store: Store) -> None:
     assert "adopt" in [row.action for row in store.recent_audit(50)]
 
 
-async def test_a_dead_tenant_row_is_cleaned(config: Config, store: Store) -> None:
+async def test_a_tenant_that_died_unwatched_is_restarted(config: Config, store: Store) -> None:
     async with open_supervisor(config, store) as first:
         view = await first.spawn("app", "gone")
         first.detach()
     os.kill(view.pid, signal.SIGKILL)
     await wait_for(lambda: not pid_alive(view.pid))
     async with open_supervisor(config, store) as second:
-        assert second.get("app:gone") is None
-        record = store.get_instance("app:gone")
-        assert (record.state, record.pid) == ("stopped", None)
-        assert second.may_wake("app", "gone")  # known from its row
+        again = await wait_for(lambda: (v := second.get("app:gone")) and v.state == "running" and v)
+        assert again.pid != view.pid
+        assert again.restarts == 1
+        assert store.get_instance("app:gone").pid == again.pid
+        await wait_for(lambda: "crash-restart" in [r.action for r in store.recent_audit(20)])
+
+
+async def test_a_stopped_row_stays_stopped_and_wakeable(config: Config, store: Store) -> None:
+    async with open_supervisor(config, store) as first:
+        await first.spawn("app", "resting")
+        await first.stop("app:resting")
+    async with open_supervisor(config, store) as second:
+        assert second.get("app:resting") is None
+        assert second.may_wake("app", "resting")  # known from its row
 
 
 async def test_pid_reuse_is_not_adopted_nor_killed(config: Config, store: Store) -> None:
@@ -79,9 +89,11 @@ async def test_pid_reuse_is_not_adopted_nor_killed(config: Config, store: Store)
             )
         )
         async with open_supervisor(config, store) as sup:
-            assert sup.get("app:old") is None
-        assert stranger.poll() is None  # still running: never signalled
-        assert store.get_instance("app:old").state == "stopped"
+            # ours died (its pid was reused): restarted as a new process, the stranger kept
+            again = await wait_for(lambda: (v := sup.get("app:old")) and v.state == "running" and v)
+            assert again.pid != stranger.pid
+            assert stranger.poll() is None  # still running: never signalled
+        assert stranger.poll() is None
     finally:
         stranger.kill()
         stranger.wait()
