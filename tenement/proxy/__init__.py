@@ -16,7 +16,13 @@ the fallback app (the API and dashboard). Modules:
 
 from tenement.proxy.app import Proxy
 from tenement.proxy.backends import Backends, Target
-from tenement.proxy.metrics import BUCKETS_MS, ProxyMetrics, ProxyStatistics, RequestSeries
+from tenement.proxy.metrics import (
+    BUCKETS_MS,
+    ProxyMetrics,
+    ProxyStatistics,
+    RequestSeries,
+    render_prometheus,
+)
 
 __all__ = [
     "BUCKETS_MS",
@@ -26,4 +32,5 @@ __all__ = [
     "ProxyStatistics",
     "RequestSeries",
     "Target",
+    "render_prometheus",
 ]

@@ -98,6 +98,7 @@ class Proxy:
         if isinstance(route, Fallback):
             return await self._fallback(scope, receive, send)
         self.metrics.request()
+        started = trio.current_time()
         if isinstance(route, Rejected):
             return await self._answer(scope, send, route)
         service = self._backends.service(route.service)
@@ -112,7 +113,6 @@ class Proxy:
         target, conn = found
         timeout = service.request_timeout
         with self._backends.connection(target.instance_id):
-            started = trio.current_time()
             try:
                 if kind == "http":
                     head_at = await forward_http(
@@ -133,7 +133,9 @@ class Proxy:
                 failure = None
             if failure is not None:
                 head_at = trio.current_time()
-            self.metrics.record(target.instance_id, target.service, (head_at - started) * 1000.0)
+            self.metrics.record(
+                target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
+            )
             if failure is not None:
                 return await self._answer(scope, send, failure)
             if kind == "websocket":

@@ -2,8 +2,9 @@
 
 Recording is a few integer updates and one slot write in a fixed ring: no locks (trio
 runs one task at a time), no allocation after an instance's first request, no I/O.
-Durations are measured to the response head, as the reference does, so a long download
-does not count as a slow request.
+Durations run from the request's arrival to the response head, as the reference's do
+(a wake-up counts; a long download does not). :func:`render_prometheus` prints the two
+request families exactly as the reference's ``/metrics`` does.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class RequestSeries:
 
     instance_id: str
     service: str
+    tenant: str
     requests_total: int
     duration_sum_ms: float
     bucket_counts: tuple[int, ...]
@@ -59,10 +61,11 @@ class ProxyStatistics:
 
 
 class _Series:
-    __slots__ = ("buckets", "count", "pos", "ring", "service", "sum_ms")
+    __slots__ = ("buckets", "count", "pos", "ring", "service", "sum_ms", "tenant")
 
-    def __init__(self, service: str, ring_size: int) -> None:
+    def __init__(self, service: str, tenant: str, ring_size: int) -> None:
         self.service = service
+        self.tenant = tenant
         self.count = 0
         self.sum_ms = 0.0
         self.buckets = [0] * (len(BUCKETS_MS) + 1)
@@ -87,11 +90,12 @@ class ProxyMetrics:
         """The proxy answered by itself with ``status`` (an error)."""
         self._own_responses[status] = self._own_responses.get(status, 0) + 1
 
-    def record(self, instance_id: str, service: str, duration_ms: float) -> None:
-        """A request reached ``instance_id`` and got its response head after ``duration_ms``."""
+    def record(self, instance_id: str, service: str, tenant: str, duration_ms: float) -> None:
+        """A request for ``instance_id`` got its response head (or the proxy's error)
+        ``duration_ms`` after it arrived, wake-up included."""
         series = self._series.get(instance_id)
         if series is None:
-            series = self._series[instance_id] = _Series(service, self._ring_size)
+            series = self._series[instance_id] = _Series(service, tenant, self._ring_size)
         series.count += 1
         series.sum_ms += duration_ms
         series.buckets[bisect.bisect_left(BUCKETS_MS, duration_ms)] += 1
@@ -115,6 +119,7 @@ def _freeze(instance_id: str, s: _Series) -> RequestSeries:
     return RequestSeries(
         instance_id=instance_id,
         service=s.service,
+        tenant=s.tenant,
         requests_total=s.count,
         duration_sum_ms=s.sum_ms,
         bucket_counts=tuple(cumulative),
@@ -130,3 +135,37 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q * len(ordered)))
     return ordered[rank - 1]
+
+
+def render_prometheus(series: tuple[RequestSeries, ...]) -> str:
+    """``tenement_requests_total`` and ``tenement_request_duration_ms`` in the reference's
+    text format: HELP/TYPE always, labels ``instance`` (the tenant) and ``process`` (the
+    service), then ``le``; sums rounded to 2 decimals. Ends with a newline."""
+    lines = [
+        "# HELP tenement_requests_total Total number of HTTP requests",
+        "# TYPE tenement_requests_total counter",
+    ]
+    for s in series:
+        lines.append(f"tenement_requests_total{_labels(s)} {s.requests_total}")
+    lines += [
+        "# HELP tenement_request_duration_ms Request duration in milliseconds",
+        "# TYPE tenement_request_duration_ms histogram",
+    ]
+    for s in series:
+        base = f'instance="{s.tenant}",process="{s.service}"'
+        for bound, count in zip(BUCKETS_MS, s.bucket_counts, strict=True):
+            lines.append(f'tenement_request_duration_ms_bucket{{{base},le="{bound:g}"}} {count}')
+        lines.append(f'tenement_request_duration_ms_bucket{{{base},le="+Inf"}} {s.requests_total}')
+        lines.append(f"tenement_request_duration_ms_sum{_labels(s)} {_number(s.duration_sum_ms)}")
+        lines.append(f"tenement_request_duration_ms_count{_labels(s)} {s.requests_total}")
+    return "\n".join(lines) + "\n"
+
+
+def _labels(s: RequestSeries) -> str:
+    return f'{{instance="{s.tenant}",process="{s.service}"}}'
+
+
+def _number(value: float) -> str:
+    """2 decimals at most, no trailing ``.0`` (1572.51, 3)."""
+    text = repr(round(value, 2))
+    return text[:-2] if text.endswith(".0") else text
