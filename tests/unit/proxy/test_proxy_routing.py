@@ -13,6 +13,8 @@ from tenement.proxy.routing import (
     FALLBACK,
     NOT_FOUND,
     Direct,
+    Fallback,
+    Rejected,
     Weighted,
     fallback_order,
     parse_host,
@@ -141,3 +143,14 @@ def test_fallback_order_skips_the_pick_and_weight_zero() -> None:
     a, b, c, d = T("a", 100), T("b", 0), T("c", 5), T("d", 100)
     assert fallback_order([a, b, c, d], a) == [c, d]
     assert fallback_order([a, b], a) == []
+
+
+def test_random_hosts_never_raise() -> None:
+    """Any byte string a client may send as Host (decoded latin-1) yields a route."""
+    rng = random.Random(2024)
+    alphabet = "abz09-_.:[]%/ \t\x00\xff\u00e9ABZ"
+    for _ in range(5000):
+        label = "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 40)))
+        host = rng.choice([label, label + "." + DOMAIN, label + "." + DOMAIN + ":80"])
+        route = parse_host(host, DOMAIN)
+        assert isinstance(route, Direct | Weighted | Fallback | Rejected)
