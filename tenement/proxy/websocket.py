@@ -31,6 +31,7 @@ from wsproto.events import (
     CloseConnection,
     Message,
     Ping,
+    Pong,
     RejectConnection,
     RejectData,
     Request,
@@ -125,9 +126,10 @@ async def relay_websocket(
                 ],
             }
         )
+        tenant = _Tenant(conn, ws)
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_client_to_tenant, conn, ws, receive, nursery.cancel_scope)
-            await _tenant_to_client(conn, ws, send)
+            nursery.start_soon(_client_to_tenant, tenant, receive, nursery.cancel_scope)
+            await _tenant_to_client(tenant, send)
             nursery.cancel_scope.cancel()
     finally:
         conn.close()
@@ -186,9 +188,26 @@ async def _refuse(
     await send({"type": "websocket.http.response.body", "body": b"", "more_body": False})
 
 
-async def _client_to_tenant(
-    conn: Connection, ws: WSConnection, receive: Receive, done: trio.CancelScope
-) -> None:
+class _Tenant:
+    """The tenant's side of a relay: both directions write frames (messages one way,
+    pongs and the close answer the other), so writes take turns."""
+
+    def __init__(self, conn: Connection, ws: WSConnection) -> None:
+        self.conn = conn
+        self.ws = ws
+        self._lock = trio.Lock()
+
+    async def send(self, event: Message | CloseConnection | Pong) -> bool:
+        """Write ``event``; False when the tenant's side is gone."""
+        try:
+            async with self._lock:
+                await self.conn.stream.send_all(self.ws.send(event))
+        except (*_STREAM_ERRORS, LocalProtocolError):
+            return False
+        return True
+
+
+async def _client_to_tenant(tenant: _Tenant, receive: Receive, done: trio.CancelScope) -> None:
     while True:
         message = await receive()
         kind = message["type"]
@@ -197,25 +216,19 @@ async def _client_to_tenant(
             event: Message = (
                 TextMessage(text) if text is not None else BytesMessage(message.get("bytes") or b"")
             )
+            if not await tenant.send(event):
+                return  # the tenant side is gone; _tenant_to_client sees it and closes
         elif kind == "websocket.disconnect":
-            code = _sendable(message.get("code", 1000), lost=1001)
-            if ws.state is ConnectionState.OPEN:
-                try:
-                    with trio.move_on_after(1):
-                        await conn.stream.send_all(ws.send(CloseConnection(code=code)))
-                except (*_STREAM_ERRORS, LocalProtocolError):
-                    pass
+            if tenant.ws.state is ConnectionState.OPEN:
+                code = _sendable(message.get("code", 1000), lost=1001)
+                with trio.move_on_after(1):
+                    await tenant.send(CloseConnection(code=code))
             done.cancel()
             return
-        else:
-            continue
-        try:
-            await conn.stream.send_all(ws.send(event))
-        except (*_STREAM_ERRORS, LocalProtocolError):
-            return  # the tenant side is gone; _tenant_to_client sees it and closes
 
 
-async def _tenant_to_client(conn: Connection, ws: WSConnection, send: Send) -> None:
+async def _tenant_to_client(tenant: _Tenant, send: Send) -> None:
+    conn, ws = tenant.conn, tenant.ws
     parts: list[str | bytes] = []
     size = 0
     while True:
@@ -234,38 +247,25 @@ async def _tenant_to_client(conn: Connection, ws: WSConnection, send: Send) -> N
                 size += len(event.data)
                 if size > MAX_MESSAGE_BYTES:
                     log.warning("WebSocket message from %s over %d bytes", conn.address, size)
-                    await _close_both(conn, ws, send, 1009)
+                    await tenant.send(CloseConnection(code=1009))
+                    await send({"type": "websocket.close", "code": 1009})
                     return
                 if not event.message_finished:
                     continue
                 if isinstance(event, TextMessage):
-                    await send({"type": "websocket.send", "text": "".join(parts)})  # type: ignore[arg-type]
+                    await send({"type": "websocket.send", "text": "".join(parts)})
                 else:
-                    await send({"type": "websocket.send", "bytes": b"".join(parts)})  # type: ignore[arg-type]
+                    await send({"type": "websocket.send", "bytes": b"".join(parts)})
                 parts.clear()
                 size = 0
             elif isinstance(event, Ping):
-                try:
-                    await conn.stream.send_all(ws.send(event.response()))
-                except (*_STREAM_ERRORS, LocalProtocolError):
-                    pass
+                await tenant.send(event.response())
             elif isinstance(event, CloseConnection):
                 if ws.state is ConnectionState.REMOTE_CLOSING:
-                    try:
-                        await conn.stream.send_all(ws.send(event.response()))
-                    except (*_STREAM_ERRORS, LocalProtocolError):
-                        pass
+                    await tenant.send(event.response())
                 code = _sendable(event.code, lost=1011)
                 await send({"type": "websocket.close", "code": code, "reason": event.reason or ""})
                 return
-
-
-async def _close_both(conn: Connection, ws: WSConnection, send: Send, code: int) -> None:
-    try:
-        await conn.stream.send_all(ws.send(CloseConnection(code=code)))
-    except (*_STREAM_ERRORS, LocalProtocolError):
-        pass
-    await send({"type": "websocket.close", "code": code})
 
 
 def _sendable(code: int, *, lost: int) -> int:

@@ -1,6 +1,7 @@
 """A tenant for the proxy tests: a real ASGI app under hypercorn in its own process.
 
-Run: ``python backend_app.py --bind 127.0.0.1:0 --name a`` (or ``--bind unix:/path``).
+Run: ``python backend_app.py --bind 127.0.0.1:0 --name a`` (or ``--bind unix:/path``;
+``--ws-ping S`` makes hypercorn ping WebSocket clients every S seconds).
 It prints ``LISTENING <bind>`` once it accepts connections.
 
 Routes (any method unless said):
@@ -193,12 +194,14 @@ async def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--bind", required=True)
     parser.add_argument("--name", default="backend")
+    parser.add_argument("--ws-ping", type=float, default=None, help="WebSocket ping interval")
     args = parser.parse_args()
     config = Config()
     config.bind = [args.bind]
     config.accesslog = None
     config.errorlog = None
     config.keep_alive_timeout = 60
+    config.websocket_ping_interval = args.ws_ping
     async with trio.open_nursery() as nursery:
         binds = await nursery.start(serve, App(args.name), config)
         print("LISTENING", binds[0], flush=True)

@@ -43,9 +43,9 @@ class Backend:
     path: str = ""
 
 
-def start_backend(bind: str, name: str) -> Backend:
+def start_backend(bind: str, name: str, *extra: str) -> Backend:
     proc = subprocess.Popen(
-        [sys.executable, str(BACKEND_APP), "--bind", bind, "--name", name],
+        [sys.executable, str(BACKEND_APP), "--bind", bind, "--name", name, *extra],
         stdout=subprocess.PIPE,
         text=True,
     )

@@ -18,6 +18,8 @@ from tests.integration.proxy.proxy_support import (
     WebSocketClient,
     fallback_app,
     serve_proxy,
+    start_backend,
+    stop_backend,
     target_for,
 )
 
@@ -85,3 +87,20 @@ async def test_unknown_host_websocket_goes_to_fallback(nursery, backends_pool) -
         _, answer, _ = await WebSocketClient.connect(port, DOMAIN, "/ws")
     assert isinstance(answer, RejectConnection)  # the fallback closes before accepting
     assert answer.status_code == 403
+
+
+async def test_tenant_pings_are_answered_while_messages_flow(nursery) -> None:
+    """The tenant pings every 5 ms while the client sends: pongs and messages both
+    go to the tenant without tripping over each other."""
+    backend = start_backend("127.0.0.1:0", "pinger", "--ws-ping", "0.005")
+    try:
+        port, _ = await proxy_to(nursery, backend)
+        with trio.fail_after(20):
+            client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
+            assert isinstance(answer, AcceptConnection)
+            for i in range(300):
+                await client.send(f"m{i}" * 1000)
+                assert await client.receive() == TextMessage(data=f"m{i}" * 1000)
+            await client.close()
+    finally:
+        stop_backend(backend)
