@@ -8,14 +8,13 @@ import socket
 import subprocess
 import sys
 import textwrap
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 import trio
 
 from tenement.supervisor import procfs
-from tenement.supervisor.ports import PortAllocator
 from tenement.supervisor.process import (
     SpawnError,
     TenantProcess,
@@ -26,14 +25,17 @@ from tenement.supervisor.process import (
 from tenement.supervisor.readiness import wait_accepting
 from tenement.supervisor.spec import ProcessSpec
 
-#: listens on $PORT, prints a line to each stream, exits 0 on SIGTERM
+#: listens on a port of its own (written to $PORT_FILE: a port chosen by the kernel cannot
+#: be taken by other test runs in between), prints a line to each stream, exits 0 on SIGTERM
 SERVER_APP = """
 import os, signal, socket, sys
 signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("127.0.0.1", int(os.environ["PORT"])))
+s.bind(("127.0.0.1", 0))
 s.listen()
+with open(os.environ["PORT_FILE"] + ".tmp", "w") as f:
+    f.write(str(s.getsockname()[1]))
+os.rename(os.environ["PORT_FILE"] + ".tmp", os.environ["PORT_FILE"])
 print("out", os.environ.get("RUN", ""), flush=True)
 print("err", os.environ.get("RUN", ""), file=sys.stderr, flush=True)
 while True:
@@ -86,21 +88,24 @@ def gone(pid: int) -> bool:
 
 
 @pytest.fixture
-def port() -> int:
-    return PortAllocator().allocate()
+def refusing_port() -> Iterator[int]:
+    """A port nobody can listen on while the test runs: connecting to it is refused."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        yield holder.getsockname()[1]
 
 
-async def test_start_ready_terminate_and_logs_appended_across_restarts(
-    tmp_path: Path, port: int
-) -> None:
+async def test_start_ready_terminate_and_logs_appended_across_restarts(tmp_path: Path) -> None:
     for run in ("first", "second"):
-        spec = make_spec(tmp_path, SERVER_APP, env={"PORT": str(port), "RUN": run})
+        port_file = tmp_path / f"{run}.port"
+        spec = make_spec(tmp_path, SERVER_APP, env={"PORT_FILE": str(port_file), "RUN": run})
         process = await start_process(spec)
         assert process.is_child
         assert process.pgid == process.pid == os.getsid(process.pid)
         assert process.start_ticks == read_start_ticks(process.pid)
+        await poll(port_file.exists)
         with trio.fail_after(10):
-            await wait_accepting(port, None, process=process)
+            await wait_accepting(int(port_file.read_text()), None, process=process)
         await poll(lambda run=run, spec=spec: f"err {run}" in lines(spec.stderr_path))
         assert process.alive()
         assert await process.terminate(10) is False  # it exited on SIGTERM
@@ -244,10 +249,12 @@ async def test_environment_is_exactly_the_spec(tmp_path: Path) -> None:
     assert env == spec.env
 
 
-async def test_readiness_fails_fast_when_the_process_dies_first(tmp_path: Path, port: int) -> None:
+async def test_readiness_fails_fast_when_the_process_dies_first(
+    tmp_path: Path, refusing_port: int
+) -> None:
     process = await start_process(make_spec(tmp_path, "import sys; sys.exit(3)"))
     with trio.fail_after(10), pytest.raises(SpawnError) as caught:
-        await wait_accepting(port, None, process=process)
+        await wait_accepting(refusing_port, None, process=process)
     assert str(caught.value) == f"pid {process.pid} exited with code 3 before accepting connections"
 
 

@@ -11,21 +11,21 @@ import trio
 from tenement.supervisor.readiness import accepting, wait_accepting
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+def bound_socket() -> socket.socket:
+    """A socket holding a port of its own; it refuses connections until it listens."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    return sock
 
 
 async def test_tcp_waits_until_the_port_listens(nursery: trio.Nursery) -> None:
-    port = free_port()
+    listener = bound_socket()
+    port = listener.getsockname()[1]
     assert not await accepting(port, None)
     listening = trio.Event()
-    listener = socket.socket()
 
     async def listen_later() -> None:
         await trio.sleep(0.05)
-        listener.bind(("127.0.0.1", port))
         listener.listen()
         listening.set()
 
@@ -60,10 +60,10 @@ async def test_a_missing_socket_file_is_not_ready(tmp_path: Path) -> None:
 async def test_the_port_wins_over_the_socket(tmp_path: Path) -> None:
     # the reference's rule: with a port, the TCP port is what is checked
     path = str(tmp_path / "app.sock")
-    with socket.socket(socket.AF_UNIX) as unix:
+    with socket.socket(socket.AF_UNIX) as unix, bound_socket() as refusing:
         unix.bind(path)
         unix.listen()
-        assert not await accepting(free_port(), path)
+        assert not await accepting(refusing.getsockname()[1], path)
 
 
 async def test_neither_port_nor_socket_is_a_programming_error() -> None:
