@@ -2,7 +2,8 @@
 
 Answers it gives by itself, in plain text, sanitised as the reference's:
 
-- 400 ``Bad request``: a Host under the domain that no hostname can have;
+- 400 ``Bad request``: a Host under the domain that no hostname can have, or a request
+  that cannot be written as HTTP/1.1 to the tenant;
 - 404 ``Not found``: unknown service, invalid name, or a tenant that is not running and
   may not be woken;
 - 502 ``Bad gateway``: the tenant failed before its response head;
@@ -24,6 +25,7 @@ import trio
 from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
 from tenement.proxy.forward import (
+    BadRequest,
     ClientGone,
     ForwardFailed,
     ForwardTimedOut,
@@ -31,6 +33,7 @@ from tenement.proxy.forward import (
 )
 from tenement.proxy.metrics import ProxyMetrics, ProxyStatistics
 from tenement.proxy.routing import (
+    BAD_HOST,
     NOT_FOUND,
     Direct,
     Fallback,
@@ -127,6 +130,9 @@ class Proxy:
             except ForwardFailed as exc:
                 failure = BAD_GATEWAY
                 log.warning("%s: %s", target.instance_id, exc)
+            except BadRequest as exc:
+                failure = BAD_HOST
+                log.info("%s: %s", target.instance_id, exc)
             except ClientGone:
                 return None
             else:

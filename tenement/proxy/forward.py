@@ -48,6 +48,11 @@ class ClientGone(Exception):
     """The client disconnected; nothing is left to answer."""
 
 
+class BadRequest(TenementError):
+    """The request cannot be written as HTTP/1.1 (a target or header h11 refuses, as an
+    HTTP/2 client may send) (-> 400)."""
+
+
 def request_target(scope: Scope) -> bytes:
     """Path and query as the client sent them (``raw_path``, else the encoded path)."""
     path = scope.get("raw_path") or scope["path"].encode("utf-8")
@@ -91,6 +96,7 @@ async def forward_http(
         ForwardFailed: connection or protocol failure before the response head.
         ForwardTimedOut: no response head within ``timeout``.
         ClientGone: the client disconnected before the response head.
+        BadRequest: the request cannot be expressed in HTTP/1.1.
     """
     method = scope["method"]
     headers = request_headers(
@@ -111,7 +117,11 @@ async def forward_http(
             headers.append((b"transfer-encoding", b"chunked"))
         elif body or method in _BODY_METHODS:
             headers.append((b"content-length", str(len(body)).encode()))
-    request = h11.Request(method=method, target=request_target(scope), headers=headers)
+    try:
+        request = h11.Request(method=method, target=request_target(scope), headers=headers)
+    except h11.LocalProtocolError as exc:
+        upstream.release(conn)  # untouched: still good
+        raise BadRequest(f"cannot forward this request: {exc}") from exc
     if more:
         return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
 

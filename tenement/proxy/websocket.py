@@ -39,7 +39,13 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
-from tenement.proxy.forward import ClientGone, ForwardFailed, ForwardTimedOut, request_target
+from tenement.proxy.forward import (
+    BadRequest,
+    ClientGone,
+    ForwardFailed,
+    ForwardTimedOut,
+    request_target,
+)
 from tenement.proxy.headers import request_headers, response_headers
 from tenement.proxy.upstream import READ_SIZE, Connection
 from tenement.types import Receive, Scope, Send
@@ -78,6 +84,7 @@ async def upgrade_websocket(
         ForwardFailed: the tenant could not be reached or answered with something that
             is not HTTP.
         ClientGone: the client left before its handshake arrived.
+        BadRequest: the request cannot be expressed as an HTTP/1.1 upgrade.
     """
     try:
         message = await receive()
@@ -152,6 +159,8 @@ async def _handshake(
         raise ForwardFailed(f"WebSocket upgrade to {conn.address} failed: {exc}") from exc
     except RemoteProtocolError as exc:
         raise ForwardFailed(f"bad WebSocket upgrade answer from {conn.address}: {exc}") from exc
+    except LocalProtocolError as exc:
+        raise BadRequest(f"cannot forward this WebSocket request: {exc}") from exc
 
 
 async def _refuse(

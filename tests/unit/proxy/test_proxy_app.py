@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import socket
 from collections.abc import Iterator
+from functools import partial
 
 import attrs
+import pytest
 import trio
 
 from tenement.config import Service
@@ -66,9 +68,9 @@ async def fallback(scope, receive, send) -> None:
     await send({"type": "http.response.body", "body": b"fallback"})
 
 
-async def call(app, host: str, scope_type: str = "http") -> tuple[int, bytes]:
+async def call(app, host: str, scope_type: str = "http", **overrides: object) -> tuple[int, bytes]:
     """Run one request through the ASGI app; returns status and body."""
-    scope = {
+    scope: dict = {
         "type": scope_type,
         "method": "GET",
         "scheme": "http",
@@ -79,6 +81,7 @@ async def call(app, host: str, scope_type: str = "http") -> tuple[int, bytes]:
         "client": ("127.0.0.1", 5000),
         "extensions": {"websocket.http.response": {}},
     }
+    scope.update(overrides)
     sent: list[dict] = []
 
     async def receive():
@@ -138,3 +141,29 @@ async def test_other_hosts_and_lifespan_go_to_the_fallback() -> None:
 async def test_websocket_refusal_uses_the_http_response_extension() -> None:
     proxy = Proxy(Backends(), domain="example.com", fallback=fallback)
     assert await call(proxy, "unknown.example.com", "websocket") == (404, b"Not found")
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {"raw_path": b"/a b"},
+        {"headers": [(b"host", b"alice.notes.example.com"), (b"x-bad", b"line\nbreak")]},
+        {"method": "GE T"},
+    ],
+    ids=["space-in-path", "newline-in-header", "bad-method"],
+)
+async def test_request_h11_cannot_write_is_400(nursery, overrides) -> None:
+    """What an HTTP/2 client could send but HTTP/1.1 cannot carry gets 400, not a crash."""
+
+    async def silent(stream: trio.SocketStream) -> None:
+        await stream.receive_some(1)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, silent, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    proxy = Proxy(
+        Backends(Target("notes:alice", "notes", "alice", port)),
+        domain="example.com",
+        fallback=fallback,
+    )
+    assert await call(proxy, "alice.notes.example.com", **overrides) == (400, b"Bad request")
+    assert proxy.statistics().idle_connections == 1  # the unused connection was kept
