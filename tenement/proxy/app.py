@@ -132,7 +132,7 @@ class Proxy:
                 log.warning("%s: %s", target.instance_id, exc)
             except BadRequest as exc:
                 failure = BAD_HOST
-                log.info("%s: %s", target.instance_id, exc)
+                log.debug("%s: %s", target.instance_id, exc)
             except ClientGone:
                 return None
             else:
