@@ -114,7 +114,7 @@ async def open_supervisor(
             if adopted:
                 log.info("adopted %d running instances", adopted)
             await nursery.start(tailer.serve)
-            nursery.start_soon(_renew_lease, store, holder)
+            nursery.start_soon(_renew_lease, sup, store, holder)
             nursery.start_soon(_maintain, sup)
             for service, tenants in config.instances.items():
                 for tenant in tenants:
@@ -130,12 +130,23 @@ async def open_supervisor(
             await store.run(store.release_lease, holder)
 
 
-async def _renew_lease(store: Any, holder: str) -> None:
+async def _renew_lease(sup: Supervisor, store: Any, holder: str) -> None:
+    """Keep the lease; if another live server took it, leave the tenants to it and stop.
+
+    Raises:
+        SupervisorBusy: the lease is someone else's now (the supervisor detaches first, so
+            its exit does not stop tenants another server supervises).
+    """
     while True:
         await trio.sleep(LEASE_RENEW_SECONDS)
-        if not await store.run(store.renew_lease, holder, LEASE_TTL_SECONDS, time.time()):
-            log.error("lost the supervisor lease (%s); taking it back", holder)
+        if await store.run(store.renew_lease, holder, LEASE_TTL_SECONDS, time.time()):
+            continue
+        log.error("lost the supervisor lease (%s); taking it back", holder)
+        try:
             await store.run(_acquire, store, holder)
+        except SupervisorBusy:
+            sup.detach()
+            raise
 
 
 async def _maintain(sup: Supervisor) -> None:

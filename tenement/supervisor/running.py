@@ -19,6 +19,7 @@ from collections.abc import Callable
 import trio
 
 from tenement.config import Service
+from tenement.errors import TenementError
 from tenement.supervisor import backoff, health
 from tenement.supervisor._base import SupervisorBase
 from tenement.supervisor.events import LifecycleEvent
@@ -276,7 +277,7 @@ class Running(SupervisorBase):
                 try:
                     await self._launch(inst, svc)
                     return
-                except SpawnError as exc:
+                except TenementError as exc:  # SpawnError, PortsExhausted: counts as a crash
                     details = str(exc)
                     kind = "crash_restart"
 

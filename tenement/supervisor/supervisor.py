@@ -14,6 +14,7 @@ import time
 import trio
 
 from tenement.config import Config
+from tenement.errors import TenementError
 from tenement.supervisor import backoff
 from tenement.supervisor._base import MAX_WEIGHT, SupervisorStatistics
 from tenement.supervisor.errors import DeployError, InstanceNotFound, WakeError
@@ -28,7 +29,6 @@ from tenement.supervisor.instance import (
     InstanceView,
     Target,
 )
-from tenement.supervisor.process import SpawnError
 from tenement.supervisor.running import Running
 
 log = logging.getLogger(__name__)
@@ -183,7 +183,9 @@ class Supervisor(Running):
         iid = f"{service}:{tenant}"
         try:
             inst, launched = await self._ensure_running(service, tenant, revive=False)
-        except SpawnError as exc:
+        except WakeError:
+            raise
+        except TenementError as exc:  # SpawnError, PortsExhausted
             raise WakeError(iid, f"Instance {iid} failed to wake: {exc}") from exc
         run = inst.run
         if run is None or not run.ready:
@@ -225,7 +227,7 @@ class Supervisor(Running):
     async def _spawn_listed(self, service: str, tenant: str) -> None:
         try:
             await self.spawn(service, tenant)
-        except SpawnError as exc:
+        except TenementError as exc:  # logged; startup goes on, as in the reference
             log.error("could not start [instances] %s:%s: %s", service, tenant, exc)
 
     async def _shutdown(self) -> None:
