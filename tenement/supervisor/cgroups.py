@@ -52,9 +52,16 @@ def available(root: Path = CGROUP_ROOT) -> bool:
     return (root / "cgroup.controllers").exists()
 
 
-def base_dir(root: Path = CGROUP_ROOT) -> Path:
-    """The directory tenant cgroups are created in (see the module docstring)."""
-    own = procfs.cgroup_of("self")
+def base_dir(root: Path = CGROUP_ROOT, *, own: str | None = None) -> Path:
+    """The directory tenant cgroups are created in (see the module docstring).
+
+    Args:
+        root: the cgroup v2 mount.
+        own: our own cgroup path (``/system.slice/tenement.service/supervisor``);
+            read from /proc/self/cgroup when None.
+    """
+    if own is None:
+        own = procfs.cgroup_of("self")
     if own and own != "/":
         own_dir = root / own.lstrip("/")
         if own_dir.name == SUPERVISOR_LEAF and os.access(own_dir.parent, os.W_OK):

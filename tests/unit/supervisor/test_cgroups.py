@@ -75,3 +75,20 @@ def test_remove_and_populated(root: Path, caplog: pytest.LogCaptureFixture) -> N
     cgroups.remove(directory)
     assert not directory.exists()
     cgroups.remove(directory)  # already gone: fine
+
+
+@pytest.mark.parametrize(
+    ("own", "expected"),
+    [
+        ("/system.slice/tenement.service/supervisor", "system.slice/tenement.service/tenants"),
+        ("/system.slice/tenement.service", "tenement"),  # no DelegateSubgroup: never move us
+        ("/", "tenement"),
+        ("", "tenement"),
+    ],
+    ids=["delegate-subgroup", "unit-root", "root", "no-cgroup-v2"],
+)
+def test_base_dir_uses_the_delegated_unit_only_from_its_supervisor_leaf(
+    tmp_path: Path, own: str, expected: str
+) -> None:
+    (tmp_path / "system.slice" / "tenement.service" / "supervisor").mkdir(parents=True)
+    assert cgroups.base_dir(tmp_path, own=own) == tmp_path / expected
