@@ -184,7 +184,10 @@ class Proxy:
         picked = weighted_pick(targets, self._rng)
         if picked is None:
             return UNAVAILABLE
-        for target in (picked, *fallback_order(targets, picked)):
+        conn = await self._probe(picked)
+        if conn is not None:
+            return picked, conn
+        for target in fallback_order(targets, picked):
             conn = await self._probe(target)
             if conn is not None:
                 return target, conn
