@@ -303,4 +303,5 @@ class SupervisorBase:
         """Forget a process that is gone: its port goes back to the pool."""
         if inst.run is run:
             inst.run = None
+            inst.port = None
         self._ports.release(run.port)

@@ -48,7 +48,7 @@ async def test_a_crash_loop_ends_failed_kept_and_not_routed(store: Store, tmp_pa
         view = await wait_for(lambda: (v := sup.get("app:loop")) and v.state == "failed" and v)
         assert view.health is Health.FAILED
         assert view.restarts == 3
-        assert view.pid is None
+        assert (view.pid, view.port) == (None, None)
         assert sup.target("app", "loop") is None
         assert sup.weighted_targets("app") == []
         assert not sup.may_wake("app", "loop")

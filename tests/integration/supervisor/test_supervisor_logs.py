@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import trio
@@ -21,3 +22,15 @@ async def test_output_is_searchable_and_live(supervisor: Any) -> None:
     assert len(found) == 1
     stderr = await supervisor.query_logs(process="app", instance_id="talker", level="stderr")
     assert [e.message for e in stderr] == ["a line on stderr"]
+
+
+async def test_retention_prunes_old_lines(supervisor: Any) -> None:
+    from tenement.store import LogEntry
+    from tenement.supervisor.lifecycle import LOG_RETENTION_DAYS, prune_logs
+
+    store = supervisor._store
+    old_ms = int((time.time() - (LOG_RETENTION_DAYS + 1) * 86400) * 1000)
+    store.insert_logs([LogEntry(old_ms, "stdout", "app", "ancient", "from long ago")])
+    store.insert_logs([LogEntry(int(time.time() * 1000), "stdout", "app", "fresh", "today")])
+    assert await prune_logs(supervisor) == 1
+    assert [e.message for e in store.query_logs(process="app")] == ["today"]
