@@ -16,7 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
-from collections.abc import AsyncIterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -85,20 +85,33 @@ def _healthy(url: str) -> bool:
         return False
 
 
-async def _stop(proc: trio.Process) -> None:
-    if proc.returncode is None:
-        proc.send_signal(signal.SIGTERM)
-        with trio.move_on_after(20):
-            await proc.wait()
-    if proc.returncode is None:
+async def _wait_ready(url: str, proc: subprocess.Popen[bytes], log_path: Path) -> None:
+    with trio.fail_after(START_TIMEOUT):
+        while not _healthy(url):
+            if proc.poll() is not None:
+                pytest.fail(f"ten serve exited {proc.returncode}:\n{log_path.read_text()}")
+            await trio.sleep(0.05)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
         proc.kill()
-        await proc.wait()
+        proc.wait()
 
 
-@pytest.fixture
-async def live_server(tmp_path: Path, server_program: tuple[str, ...]) -> AsyncIterator[LiveServer]:
-    """`ten serve --port P` in a fresh project; stopped with SIGTERM after the test."""
-    project = tmp_path / "project"
+@pytest.fixture(scope="module")
+def module_server(
+    tmp_path_factory: pytest.TempPathFactory, server_program: tuple[str, ...]
+) -> Iterator[LiveServer]:
+    """`ten serve --port P` in a fresh project, shared by one test module.
+
+    Module scope because a server start (token-gen, migrations, serve) and its graceful
+    stop take seconds; :func:`live_server` empties it between tests.
+    """
+    project = tmp_path_factory.mktemp("cli-server") / "project"
     project.mkdir()
     write_project(project)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
@@ -108,20 +121,31 @@ async def live_server(tmp_path: Path, server_program: tuple[str, ...]) -> AsyncI
     )  # fmt: skip
     data_dir = project / "data"
     token = (data_dir / "api_token").read_text().strip()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    log_path = tmp_path / "serve.log"
+    url = f"http://127.0.0.1:{free_port()}"
+    log_path = project.parent / "serve.log"
     with log_path.open("wb") as log_file:
-        proc = await trio.lowlevel.open_process(
-            [*server_program, "serve", "--port", str(port)],
+        proc = subprocess.Popen(
+            [*server_program, "serve", "--port", url.rsplit(":", 1)[1]],
             cwd=project, env=env, stdout=log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
     try:
-        with trio.fail_after(START_TIMEOUT):
-            while not _healthy(url):
-                if proc.returncode is not None:
-                    pytest.fail(f"ten serve exited {proc.returncode}:\n{log_path.read_text()}")
-                await trio.sleep(0.05)
+        trio.run(_wait_ready, url, proc, log_path)
         yield LiveServer(url, token, project, data_dir, server_program)
     finally:
-        await _stop(proc)
+        _stop(proc)
+
+
+def _stop_every_instance(server: LiveServer) -> None:
+    headers = {"Authorization": f"Bearer {server.token}"}
+    with httpx.Client(base_url=server.url, headers=headers, timeout=30) as client:
+        for instance in client.get("/api/instances").raise_for_status().json():
+            client.delete(f"/api/instances/{instance['id']}")
+        assert client.get("/api/instances").json() == []
+
+
+@pytest.fixture
+def live_server(module_server: LiveServer) -> Iterator[LiveServer]:
+    """The module's server with no instance running at the start and end of the test."""
+    _stop_every_instance(module_server)
+    yield module_server
+    _stop_every_instance(module_server)

@@ -29,7 +29,7 @@ async def logged(server: LiveServer, *args: str) -> list[str]:
 
 
 async def test_logs_one_shot(live_server: LiveServer) -> None:
-    assert ten(live_server, "logs").stdout == ""
+    assert ten(live_server, "logs", "api:never").stdout == ""
     assert ten(live_server, "spawn", "api:prod").exit_code == 0
     await wait_healthy(live_server, "api:prod")
     lines = await logged(live_server)
@@ -48,20 +48,20 @@ async def test_logs_one_shot(live_server: LiveServer) -> None:
 
 
 async def test_logs_follow(live_server: LiveServer) -> None:
-    assert ten(live_server, "spawn", "api:prod").exit_code == 0
-    await wait_healthy(live_server, "api:prod")
-    argv = [sys.executable, "-m", "tenement", "logs", "api:prod", "-f", "--level", "stdout",
+    assert ten(live_server, "spawn", "api:tail").exit_code == 0
+    await wait_healthy(live_server, "api:tail")
+    argv = [sys.executable, "-m", "tenement", "logs", "api:tail", "-f", "--level", "stdout",
             "--server", live_server.url, "--token", live_server.token]  # fmt: skip
     proc = await trio.lowlevel.open_process(argv, stdout=subprocess.PIPE)
     seen = b""
     try:
         with trio.fail_after(20):
             while b"\n" not in seen:
-                ten(live_server, "health", "api:prod")  # the app logs "GET /health"
+                ten(live_server, "health", "api:tail")  # the app logs "GET /health"
                 with trio.move_on_after(0.3):
                     seen += await proc.stdout.receive_some()
     finally:
         proc.kill()
         await proc.wait()
     first = seen.decode().splitlines()[0]
-    assert first == "[OUT] api:prod GET /health"
+    assert first == "[OUT] api:tail GET /health"
