@@ -13,15 +13,15 @@ from tests.integration.proxy.proxy_support import Backend, start_backend, stop_b
 def backends_pool(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Backend]]:
     """Three TCP tenants (a, b, c) and one on a Unix socket, shared by the session."""
     sock = tmp_path_factory.mktemp("sock") / "u.sock"
-    started = {
-        "a": start_backend("127.0.0.1:0", "a"),
-        "b": start_backend("127.0.0.1:0", "b"),
-        "c": start_backend("127.0.0.1:0", "c"),
-        "unix": start_backend(f"unix:{sock}", "unix"),
-    }
-    yield started
-    for backend in started.values():
-        stop_backend(backend)
+    started: dict[str, Backend] = {}
+    try:
+        for name in ("a", "b", "c"):
+            started[name] = start_backend("127.0.0.1:0", name)
+        started["unix"] = start_backend(f"unix:{sock}", "unix")
+        yield started
+    finally:
+        for backend in started.values():
+            stop_backend(backend)
 
 
 @pytest.fixture

@@ -51,7 +51,10 @@ def start_backend(bind: str, name: str, *extra: str) -> Backend:
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
-    assert line.startswith("LISTENING "), f"backend did not start: {line!r}"
+    if not line.startswith("LISTENING "):
+        proc.kill()
+        proc.wait()
+        raise AssertionError(f"backend_app.py did not start ({bind}): {line!r}")
     address = line.split()[1]
     if bind.startswith("unix:"):
         return Backend(proc, None, bind.removeprefix("unix:"))
