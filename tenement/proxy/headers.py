@@ -120,7 +120,13 @@ def request_headers(
 
 
 def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
-    """The upstream response's headers minus the hop-by-hop ones."""
+    """The upstream response's headers minus the hop-by-hop ones and ``Date``.
+
+    The HTTP server in front of the proxy writes its own ``Date`` on every response;
+    passing the tenant's on as well would send two.
+    """
     headers = list(headers)
     named = _connection_tokens(headers)
-    return [(n, v) for n, v in headers if not _is_hop_by_hop(n.lower(), named)]
+    return [
+        (n, v) for n, v in headers if not _is_hop_by_hop(n.lower(), named) and n.lower() != b"date"
+    ]

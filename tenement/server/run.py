@@ -177,6 +177,8 @@ async def serve(
                                 sockets,
                                 shutdown=shutdown,
                                 grace_seconds=DRAIN_GRACE,
+                                # tenants name themselves; hypercorn must not add a second one
+                                config_overrides={"include_server_header": False},
                                 task_status=task_status,
                             )
                         finally:

@@ -16,8 +16,8 @@ class UnknownService(TenementError, LookupError):
 class InstanceNotFound(TenementError, LookupError):
     """No running (or failed) instance of that id."""
 
-    def __init__(self, instance_id: str) -> None:
-        super().__init__(f"Instance not found: {instance_id}")
+    def __init__(self, instance_id: str, message: str | None = None) -> None:
+        super().__init__(message or f"Instance not found: {instance_id}")
         self.instance_id = instance_id
 
 

@@ -155,8 +155,13 @@ class Supervisor(Running):
         Raises:
             InstanceNotFound: either instance is not running.
         """
-        old = self._registered(f"{service}:{from_version}")
-        new = self._registered(f"{service}:{to_version}")
+        try:
+            old = self._registered(f"{service}:{from_version}")
+            new = self._registered(f"{service}:{to_version}")
+        except InstanceNotFound as exc:  # the reference words this one differently
+            raise InstanceNotFound(
+                exc.instance_id, f"Instance {exc.instance_id} not found"
+            ) from None
         old.weight, new.weight = 0, MAX_WEIGHT  # one step: the proxy never sees a mix
         await self._save(old)
         await self._save(new)
