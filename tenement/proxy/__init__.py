@@ -21,7 +21,6 @@ from tenement.proxy.metrics import (
     ProxyMetrics,
     ProxyStatistics,
     RequestSeries,
-    render_prometheus,
 )
 
 __all__ = [
@@ -32,5 +31,4 @@ __all__ = [
     "ProxyStatistics",
     "RequestSeries",
     "Target",
-    "render_prometheus",
 ]

@@ -3,8 +3,7 @@
 Recording is a few integer updates and one slot write in a fixed ring: no locks (trio
 runs one task at a time), no allocation after an instance's first request, no I/O.
 Durations run from the request's arrival to the response head, as the reference's do
-(a wake-up counts; a long download does not). :func:`render_prometheus` prints the two
-request families exactly as the reference's ``/metrics`` does.
+(a wake-up counts; a long download does not). ``tenement.api.metrics`` renders them.
 """
 
 from __future__ import annotations
@@ -135,37 +134,3 @@ def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     rank = max(1, math.ceil(q * len(ordered)))
     return ordered[rank - 1]
-
-
-def render_prometheus(series: tuple[RequestSeries, ...]) -> str:
-    """``tenement_requests_total`` and ``tenement_request_duration_ms`` in the reference's
-    text format: HELP/TYPE always, labels ``instance`` (the tenant) and ``process`` (the
-    service), then ``le``; sums rounded to 2 decimals. Ends with a newline."""
-    lines = [
-        "# HELP tenement_requests_total Total number of HTTP requests",
-        "# TYPE tenement_requests_total counter",
-    ]
-    for s in series:
-        lines.append(f"tenement_requests_total{_labels(s)} {s.requests_total}")
-    lines += [
-        "# HELP tenement_request_duration_ms Request duration in milliseconds",
-        "# TYPE tenement_request_duration_ms histogram",
-    ]
-    for s in series:
-        base = f'instance="{s.tenant}",process="{s.service}"'
-        for bound, count in zip(BUCKETS_MS, s.bucket_counts, strict=True):
-            lines.append(f'tenement_request_duration_ms_bucket{{{base},le="{bound:g}"}} {count}')
-        lines.append(f'tenement_request_duration_ms_bucket{{{base},le="+Inf"}} {s.requests_total}')
-        lines.append(f"tenement_request_duration_ms_sum{_labels(s)} {_number(s.duration_sum_ms)}")
-        lines.append(f"tenement_request_duration_ms_count{_labels(s)} {s.requests_total}")
-    return "\n".join(lines) + "\n"
-
-
-def _labels(s: RequestSeries) -> str:
-    return f'{{instance="{s.tenant}",process="{s.service}"}}'
-
-
-def _number(value: float) -> str:
-    """2 decimals at most, no trailing ``.0`` (1572.51, 3)."""
-    text = repr(round(value, 2))
-    return text[:-2] if text.endswith(".0") else text

@@ -54,7 +54,8 @@ def proxy_metrics(durations: dict[str, list[float]]) -> ProxyMetrics:
     metrics = ProxyMetrics()
     for instance_id, values in durations.items():
         for duration_ms in values:
-            metrics.record(instance_id, instance_id.partition(":")[0], duration_ms)
+            service, _, tenant = instance_id.partition(":")
+            metrics.record(instance_id, service, tenant, duration_ms)
     return metrics
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tenement.proxy.metrics import BUCKETS_MS, ProxyMetrics, percentile, render_prometheus
+from tenement.proxy.metrics import BUCKETS_MS, ProxyMetrics, percentile
 
 
 def test_buckets_are_cumulative_with_le_semantics() -> None:
@@ -60,35 +60,3 @@ def test_percentile() -> None:
     assert percentile([], 0.99) == 0.0
     assert percentile([5.0], 0.99) == 5.0
     assert percentile([float(i) for i in range(1, 101)], 0.5) == 50.0
-
-
-def test_prometheus_text_matches_the_reference() -> None:
-    """The lines the reference 0.2.2 printed for two requests to alice.web.localhost
-    (one of them a cold wake of 1.5 s)."""
-    metrics = ProxyMetrics()
-    metrics.record("web:alice", "web", "alice", 1570.0)
-    metrics.record("web:alice", "web", "alice", 2.51)
-    assert render_prometheus(metrics.statistics().series) == (
-        "# HELP tenement_requests_total Total number of HTTP requests\n"
-        "# TYPE tenement_requests_total counter\n"
-        'tenement_requests_total{instance="alice",process="web"} 2\n'
-        "# HELP tenement_request_duration_ms Request duration in milliseconds\n"
-        "# TYPE tenement_request_duration_ms histogram\n"
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="1"} 0\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="5"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="10"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="25"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="50"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="100"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="250"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="500"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="1000"} 1\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="5000"} 2\n'
-        'tenement_request_duration_ms_bucket{instance="alice",process="web",le="+Inf"} 2\n'
-        'tenement_request_duration_ms_sum{instance="alice",process="web"} 1572.51\n'
-        'tenement_request_duration_ms_count{instance="alice",process="web"} 2\n'
-    )
-
-
-def test_prometheus_text_without_requests_keeps_help_and_type() -> None:
-    assert render_prometheus(()).count("# TYPE") == 2
