@@ -1,0 +1,1 @@
+"""Tenant apps the benchmarks run behind both servers (stdlib only, started as scripts)."""

@@ -1,0 +1,253 @@
+"""The measurements, one function each; every one returns plain numbers for the report.
+
+Each takes a running :class:`~bench.servers.Server` (or the direct backend's port) and the
+run's :class:`Plan` (how long and how many: the full run or ``--quick``).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import json
+import logging
+import os
+import signal
+import statistics
+import time
+import urllib.parse
+from pathlib import Path
+
+import attrs
+
+from bench.load import Load, one_request, run_wrk
+from bench.procs import Procs
+from bench.servers import APPS, Server, free_port, tenant_python
+
+log = logging.getLogger(__name__)
+FAST_HOST = "t1.fast.localhost"
+
+
+@attrs.frozen
+class Plan:
+    """How much of each measurement to do."""
+
+    wrk_runs: int = 3
+    wrk_seconds: float = 5
+    repeats: int = 7
+    restarts: int = 3
+    tenants: int = 1000
+    log_lines: int = 1_000_000
+    log_timeout: float = 240
+
+
+QUICK = Plan(
+    wrk_runs=1, wrk_seconds=1, repeats=2, restarts=1, tenants=20, log_lines=20_000, log_timeout=30
+)
+
+
+def median(values: list[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def load_average() -> float:
+    return os.getloadavg()[0]
+
+
+def wrk_series(port: int, host: str, plan: Plan, work: Path) -> dict[str, float]:
+    """Medians of ``plan.wrk_runs`` wrk runs at 1 and at 32 connections."""
+    out: dict[str, float] = {}
+    for connections in (1, 32):
+        runs = [
+            run_wrk(port, host, connections=connections, seconds=plan.wrk_seconds, work=work)
+            for _ in range(plan.wrk_runs)
+        ]
+        out[f"rps_c{connections}"] = median([r.rps for r in runs])
+        out[f"p50_ms_c{connections}"] = median([r.p50_ms for r in runs])
+        out[f"p99_ms_c{connections}"] = median([r.p99_ms for r in runs])
+        out[f"errors_c{connections}"] = sum(r.errors for r in runs)
+    return out
+
+
+def direct_backend(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:
+    """wrk straight at the fast backend: the limit for both proxies."""
+    port = free_port()
+    proc = procs.start(
+        [tenant_python(), str(APPS / "fast_backend.py"), procs.marker],
+        cwd=work,
+        env={"PORT": str(port)},
+    )
+    try:
+        wait_answer(port, "direct", timeout=10)
+        return wrk_series(port, "direct", plan, work)
+    finally:
+        procs.end(proc)
+
+
+def wait_answer(port: int, host: str, timeout: float) -> float:
+    """Poll with new connections every ~1 ms until a 200; returns the seconds it took."""
+    began = time.monotonic()
+    while one_request(port, host, timeout=5) is not None:
+        if time.monotonic() - began > timeout:
+            raise RuntimeError(f"nothing answered on port {port} within {timeout}s")
+        time.sleep(0.001)
+    return time.monotonic() - began
+
+
+def app_start(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:
+    """The cold app's own start-to-accept time: exec until its first 200 answer."""
+    times = []
+    for _ in range(plan.repeats):
+        port = free_port()
+        began = time.monotonic()
+        proc = procs.start(
+            [tenant_python(), str(APPS / "cold_app.py"), procs.marker],
+            cwd=work,
+            env={"PORT": str(port)},
+        )
+        try:
+            wait_answer(port, "app", timeout=30)
+            times.append(time.monotonic() - began)
+        finally:
+            procs.end(proc, signal.SIGKILL)
+    return {"app_start_ms": median(times) * 1000}
+
+
+def proxy(server: Server, plan: Plan) -> dict[str, float]:
+    return wrk_series(server.port, FAST_HOST, plan, server.directory)
+
+
+def cold_wake(server: Server, plan: Plan) -> dict[str, float]:
+    """Stop ``cold:w``, then time one request to ``w.cold.localhost`` (it wakes the app)."""
+    times = []
+    for _ in range(plan.repeats):
+        with contextlib.suppress(RuntimeError):  # not running (yet)
+            server.stop_instance("cold", "w")
+        time.sleep(0.3)  # let the stopped app's port and the server settle
+        began = time.monotonic()
+        error = one_request(server.port, "w.cold.localhost", timeout=30)
+        took = time.monotonic() - began
+        if error is not None:
+            raise RuntimeError(f"{server.name}: wake request failed: {error}")
+        times.append(took)
+    server.stop_instance("cold", "w")
+    return {"wake_ms": median(times) * 1000, "wake_max_ms": max(times) * 1000}
+
+
+def spawn_stop(server: Server, plan: Plan) -> dict[str, float]:
+    """API spawn of a cold app (until the call returns), then its stop."""
+    spawns, stops = [], []
+    for index in range(plan.repeats):
+        began = time.monotonic()
+        server.spawn("cold", f"s{index}")
+        spawned = time.monotonic()
+        server.stop_instance("cold", f"s{index}")
+        stopped = time.monotonic()
+        spawns.append(spawned - began)
+        stops.append(stopped - spawned)
+    return {"spawn_ms": median(spawns) * 1000, "stop_ms": median(stops) * 1000}
+
+
+def restart_under_load(server: Server, plan: Plan) -> dict[str, float]:
+    """Restart the server ``plan.restarts`` times while 4 clients send requests.
+
+    Ours runs behind a held socket (as systemd's socket unit does) and restarts with
+    SIGUSR2 (``RestartKillSignal=``). The reference restarts as it can: SIGTERM, then
+    start again.
+    """
+    ours = server.name == "ours"
+    downtime = []
+    with Load(server.port, FAST_HOST, clients=4) as load:
+        time.sleep(1)
+        for _ in range(plan.restarts):
+            began = time.monotonic()
+            server.stop(signal.SIGUSR2 if ours else signal.SIGTERM)
+            server.start()
+            downtime.append(time.monotonic() - began)
+            time.sleep(1)
+    stats = load.stats
+    log.info("%s restart errors: %s", server.name, stats.errors)
+    return {
+        "restart_ok": stats.ok,
+        "restart_failed": stats.failed,
+        "restart_longest_ms": stats.longest * 1000,
+        "restart_cycle_ms": median(downtime) * 1000,
+        "restart_errors": json.dumps(stats.errors),
+    }
+
+
+def many_tenants(server: Server, plan: Plan) -> dict[str, float]:
+    """Spawn ``plan.tenants`` tiny tenants; server RSS, ``ten ps``, then startup to ready."""
+    rss_idle = server.rss_kb()
+    failures: list[str] = []
+    began = time.monotonic()
+
+    def spawn(index: int) -> None:
+        try:
+            server.spawn("tiny", f"n{index}")
+        except (RuntimeError, OSError) as exc:
+            failures.append(str(exc))
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        list(pool.map(spawn, range(plan.tenants)))
+    spawn_seconds = time.monotonic() - began
+    if failures:
+        log.warning("%s: %d spawns failed, e.g. %s", server.name, len(failures), failures[0])
+    live = len(json.loads(server.api("GET", "/api/instances")))
+    time.sleep(1)
+    rss = server.rss_kb()
+    ps = median([server.ten_ps() for _ in range(max(3, plan.repeats // 2))])
+    # startup with every tenant recorded: ours leaves them running (SIGUSR2) and adopts
+    # them; the reference's are orphaned by a SIGKILL and it cleans them up on boot
+    ours = server.name == "ours"
+    server.stop(signal.SIGUSR2 if ours else signal.SIGKILL)
+    startup = server.start()
+    after = len(json.loads(server.api("GET", "/api/instances")))
+    return {
+        "tenants": plan.tenants,
+        "tenants_live": live,
+        "tenants_spawn_s": spawn_seconds,
+        "rss_idle_mb": rss_idle / 1024,
+        "rss_tenants_mb": rss / 1024,
+        "ps_ms": ps * 1000,
+        "startup_tenants_s": startup,
+        "tenants_after_restart": after,
+    }
+
+
+def logs(server: Server, plan: Plan) -> dict[str, float]:
+    """A tenant writes ``plan.log_lines`` lines; time until the last is searchable, then search."""
+    began = time.monotonic()
+    server.spawn("chatty", "l1")
+    query = urllib.parse.urlencode({"process": "chatty", "search": "chatty-done-marker"})
+    ingest = float("nan")
+    while time.monotonic() - began < plan.log_timeout:
+        found = json.loads(server.api("GET", f"/api/logs?{query}&limit=1"))
+        if found:
+            ingest = time.monotonic() - began
+            break
+        time.sleep(0.25)
+    else:
+        log.warning("%s: last log line not seen in %ss", server.name, plan.log_timeout)
+
+    def timed_search(text: str) -> tuple[float, int]:
+        times, count = [], 0
+        for _ in range(3):
+            q = urllib.parse.urlencode({"search": text, "limit": 100})
+            t0 = time.monotonic()
+            count = len(json.loads(server.api("GET", f"/api/logs?{q}", timeout=120)))
+            times.append(time.monotonic() - t0)
+        return median(times), count
+
+    hit_time, hits = timed_search(f"needle-{plan.log_lines // 2}")
+    miss_time, _ = timed_search("no-such-line-anywhere")
+    _, early_hits = timed_search("needle-7")  # lines from the start of the run: kept?
+    server.stop_instance("chatty", "l1")
+    return {
+        "log_lines": plan.log_lines,
+        "ingest_s": ingest,
+        "ingest_lines_per_s": plan.log_lines / ingest if ingest == ingest else float("nan"),
+        "search_hit_ms": hit_time * 1000,
+        "search_hits": hits,
+        "search_miss_ms": miss_time * 1000,
+        "early_hits": early_hits,
+    }

@@ -1,0 +1,118 @@
+"""Profile our proxy path: py-spy samples ``ten serve`` while wrk loads it.
+
+Usage: ``python -m bench.profile [--seconds 15] [--connections 32]``. Prints the top
+functions by self time (the innermost frame of each sample) and writes the raw folded
+stacks to ``bench/.work/profile-*.txt`` (load them into speedscope or flamegraph.pl).
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.load import run_wrk
+from bench.procs import Procs
+from bench.servers import Server, write_config
+
+WORK = Path(__file__).resolve().parent / ".work"
+_FRAME = re.compile(r"^(?P<func>.*?) \((?P<file>[^:()]*)(?::\d+)?\)$")
+
+
+def package_of(path: str) -> str:
+    """``trio``, ``hypercorn``, ``tenement``... for a frame's file (py-spy shortens paths to
+    their ``sys.path`` entry); a single-file module such as ``contextlib.py`` is ``stdlib``."""
+    if "site-packages/" in path:
+        path = path.split("site-packages/", 1)[1]
+    if "/" in path.lstrip("/") and not path.startswith("/"):
+        return path.split("/", 1)[0]
+    return "stdlib" if path else "?"
+
+
+def self_times(folded: str) -> tuple[collections.Counter[str], collections.Counter[str], int]:
+    """Samples per innermost function (``func (file)``) and per package, and the total."""
+    counts: collections.Counter[str] = collections.Counter()
+    packages: collections.Counter[str] = collections.Counter()
+    total = 0
+    for line in folded.splitlines():
+        stack, _, number = line.rpartition(" ")
+        if not stack or not number.isdigit():
+            continue
+        leaf = stack.split(";")[-1]
+        match = _FRAME.match(leaf)
+        if match:
+            path = match["file"]
+            short = "/".join(path.split("/")[-2:]) if path else "?"
+            leaf = f"{match['func']} ({short})"
+            packages[package_of(path)] += int(number)
+        counts[leaf] += int(number)
+        total += int(number)
+    return counts, packages, total
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--top", type=int, default=10)
+    args = parser.parse_args(argv)
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    if not Path(spy).exists():
+        raise SystemExit("py-spy is not installed: .venv/bin/pip install py-spy")
+    run_dir = WORK / f"profile-{time.strftime('%Y%m%d-%H%M%S')}"
+    procs = Procs()
+    try:
+        write_config(run_dir, procs.marker, log_lines=10)
+        server = Server("ours", [sys.executable, "-m", "tenement"], run_dir, procs)
+        server.token_gen()
+        server.start()
+        out = run_dir / "folded.txt"
+        spy_proc = subprocess.Popen(
+            [
+                spy,
+                "record",
+                "--format",
+                "raw",
+                "--nonblocking",
+                "--rate",
+                "250",
+                "--duration",
+                str(int(args.seconds)),
+                "--output",
+                str(out),
+                "--pid",
+                str(server.proc.pid),
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        time.sleep(0.5)
+        result = run_wrk(
+            server.port,
+            "t1.fast.localhost",
+            connections=args.connections,
+            seconds=args.seconds - 1,
+            work=run_dir,
+        )
+        spy_proc.wait(60)
+        counts, packages, total = self_times(out.read_text())
+        print(f"wrk -c{args.connections}: {result.rps:.0f} req/s, p50 {result.p50_ms:.2f} ms")
+        print(f"{total} samples; top {args.top} by self time:")
+        for func, count in counts.most_common(args.top):
+            print(f"{100 * count / total:5.1f}%  {func}")
+        print("self time by package:")
+        for package, count in packages.most_common():
+            print(f"{100 * count / total:5.1f}%  {package}")
+        print(f"folded stacks: {out}")
+    finally:
+        procs.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

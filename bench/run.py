@@ -1,0 +1,155 @@
+"""``make bench``: both servers side by side on the same backends; writes BENCHMARKS.md.
+
+Usage: ``python -m bench.run [--quick] [--out BENCHMARKS.md] [--json FILE]``.
+The servers run one after the other (they would share the tenant port range), each in
+its own directory under ``bench/.work/``; every process started is ended at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import logging
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import measures
+from bench.measures import QUICK, Plan
+from bench.procs import Procs
+from bench.refbin import reference_binary
+from bench.report import render
+from bench.servers import Server, write_config
+
+log = logging.getLogger("bench")
+ROOT = Path(__file__).resolve().parent.parent
+WORK = ROOT / "bench" / ".work"
+
+
+def machine() -> dict[str, str]:
+    cpu = "unknown"
+    for line in Path("/proc/cpuinfo").read_text().splitlines():
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    mem_kb = int(Path("/proc/meminfo").read_text().split()[1])
+    wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True).stdout.split("\n")[0]
+    return {
+        "cpu": f"{cpu}, {os.cpu_count()} cores",
+        "memory": f"{mem_kb / 1024 / 1024:.1f} GiB",
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "wrk": wrk.strip(),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def section(results: dict, key: str, func, *args) -> None:
+    """Run one measurement, recording the load average before it; a failure is recorded."""
+    load = measures.load_average()
+    began = time.monotonic()
+    log.info("%s ...", key)
+    try:
+        values = func(*args)
+    except Exception as exc:
+        log.exception("%s failed", key)
+        values = {"error": f"{type(exc).__name__}: {exc}"}
+    values["load"] = load
+    values["seconds"] = time.monotonic() - began
+    results[key] = values
+    log.info("%s: %s", key, values)
+
+
+def bench_server(server: Server, plan: Plan, results: dict) -> None:
+    if server.name == "ours":
+        server.hold_socket()  # as systemd's tenement.socket does
+    server.token_gen()
+    results["version"] = server.version()
+    results["startup_s"] = server.start()
+    section(results, "proxy", measures.proxy, server, plan)
+    section(results, "wake", measures.cold_wake, server, plan)
+    section(results, "spawn", measures.spawn_stop, server, plan)
+    section(results, "restart", measures.restart_under_load, server, plan)
+    # a fresh server (and no tenants but [instances]) for the memory figures
+    server.stop(signal.SIGTERM)
+    server.start()
+    section(results, "tenants", measures.many_tenants, server, plan)
+    server.stop(signal.SIGTERM, wait=300)  # stops the tenants too
+    server.start()
+    section(results, "logs", measures.logs, server, plan)
+    server.stop(signal.SIGTERM)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="a few seconds of each, tiny N")
+    parser.add_argument("--out", type=Path, help="write the markdown report here")
+    parser.add_argument("--json", type=Path, help="write the raw results here")
+    parser.add_argument("--only", choices=["ours", "reference"], help="one server only")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    plan = QUICK if args.quick else Plan()
+    if shutil.which("wrk") is None:
+        raise SystemExit(
+            "wrk is not installed: apt-get install -y wrk (make bench does it as root)"
+        )
+    WORK.mkdir(parents=True, exist_ok=True)
+    run_dir = WORK / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
+    run_dir.mkdir()
+    procs = Procs()
+
+    def on_signal(signum, frame):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+    results: dict = {"machine": machine(), "plan": vars_of(plan)}
+    try:
+        ref_bin = reference_binary(WORK)
+        servers = {
+            "ours": [sys.executable, "-m", "tenement"],
+            "reference": [str(ref_bin)],
+        }
+        section(results, "direct", measures.direct_backend, procs, plan, run_dir)
+        section(results, "app_start", measures.app_start, procs, plan, run_dir)
+        for name, command in servers.items():
+            if args.only and name != args.only:
+                continue
+            directory = run_dir / name
+            write_config(directory, procs.marker, log_lines=plan.log_lines)
+            server = Server(name, command, directory, procs)
+            results[name] = {}
+            try:
+                bench_server(server, plan, results[name])
+            except Exception as exc:
+                log.exception("%s failed", name)
+                results[name]["error"] = f"{type(exc).__name__}: {exc}"
+            finally:
+                server.stop(signal.SIGKILL, wait=10) if server.proc else None
+                procs.kill_marked()
+    finally:
+        procs.close()
+    results["quick"] = args.quick
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2, default=str))
+    text = render(results)
+    if args.out:
+        args.out.write_text(text)
+        log.info("wrote %s", args.out)
+    print(text)
+    return 0
+
+
+def vars_of(plan: Plan) -> dict:
+    import attrs
+
+    return attrs.asdict(plan)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
