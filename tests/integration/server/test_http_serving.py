@@ -11,17 +11,16 @@ import signal
 import socket
 import struct
 import sys
-from collections import Counter
 from functools import partial
 from pathlib import Path
 
-import attrs
 import httpx
 import pytest
 import trio
 
 from tenement.server.http import ServeConfigError, make_config, serve_http
 from tests.fdholder import FdHolder, open_fd_holder
+from tests.loadgen import Load, keep_alive_client, one_shot_client
 
 SERVING_APP = str(Path(__file__).with_name("serving_app.py"))
 
@@ -30,66 +29,6 @@ KEEP_ALIVE_CLIENTS = 4
 RESTARTS = 6
 #: bare hypercorn loses a few requests per restart; 3 restarts show it every time
 BARE_RESTARTS = 3
-
-
-@attrs.define
-class Load:
-    """Counts what the clients saw."""
-
-    sent: int = 0
-    ok: int = 0
-    failures: Counter[str] = attrs.field(factory=Counter)
-    pids: set[str] = attrs.field(factory=set)
-    progressed: trio.Event = attrs.field(factory=trio.Event)
-
-    def record(self, status: int, body: bytes) -> None:
-        if status == 200 and body.startswith(b"ok "):
-            self.ok += 1
-            self.pids.add(body.split()[1].decode())
-            self.progressed.set()
-            self.progressed = trio.Event()
-        else:
-            self.failures[f"status {status}: {body[:60]!r}"] += 1
-
-    async def wait_for_more(self, count: int) -> None:
-        target = self.ok + count
-        while self.ok < target:
-            await self.progressed.wait()
-
-
-async def one_shot_client(port: int, load: Load, stop: trio.Event) -> None:
-    """One request per connection, read to EOF, over and over."""
-    request = b"GET / HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n"
-    while not stop.is_set():
-        load.sent += 1
-        try:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
-            async with stream:
-                await stream.send_all(request)
-                data = b""
-                while chunk := await stream.receive_some(65536):
-                    data += chunk
-        except (OSError, trio.BrokenResourceError) as error:
-            load.failures[f"{type(error).__name__}: {error}"] += 1
-            continue
-        head, _, body = data.partition(b"\r\n\r\n")
-        if not head:
-            load.failures["connection closed without a response"] += 1
-            continue
-        load.record(int(head.split()[1]), body)
-
-
-async def keep_alive_client(url: str, load: Load, stop: trio.Event) -> None:
-    """Requests on kept-alive connections (httpx's pool), over and over."""
-    async with httpx.AsyncClient(base_url=url, limits=httpx.Limits(max_connections=1)) as client:
-        while not stop.is_set():
-            load.sent += 1
-            try:
-                response = await client.get("/")
-            except httpx.HTTPError as error:
-                load.failures[f"{type(error).__name__}: {error}"] += 1
-                continue
-            load.record(response.status_code, response.content)
 
 
 async def run_restarts_under_load(holder: FdHolder, restarts: int) -> Load:
