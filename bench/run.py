@@ -66,23 +66,33 @@ def section(results: dict, key: str, func, *args) -> None:
     log.info("%s: %s", key, values)
 
 
-def bench_server(server: Server, plan: Plan, results: dict) -> None:
+SECTIONS = ("proxy", "wake", "spawn", "restart", "tenants", "logs")
+
+
+def bench_server(server: Server, plan: Plan, results: dict, sections: list[str]) -> None:
     if server.name == "ours":
         server.hold_socket()  # as systemd's tenement.socket does
     server.token_gen()
     results["version"] = server.version()
     results["startup_s"] = server.start()
-    section(results, "proxy", measures.proxy, server, plan)
-    section(results, "wake", measures.cold_wake, server, plan)
-    section(results, "spawn", measures.spawn_stop, server, plan)
-    section(results, "restart", measures.restart_under_load, server, plan)
-    # a fresh server (and no tenants but [instances]) for the memory figures
-    server.stop(signal.SIGTERM)
-    server.start()
-    section(results, "tenants", measures.many_tenants, server, plan)
-    server.stop(signal.SIGTERM, wait=300)  # stops the tenants too
-    server.start()
-    section(results, "logs", measures.logs, server, plan)
+    simple = {
+        "proxy": measures.proxy,
+        "wake": measures.cold_wake,
+        "spawn": measures.spawn_stop,
+        "restart": measures.restart_under_load,
+    }
+    for key, func in simple.items():
+        if key in sections:
+            section(results, key, func, server, plan)
+    if "tenants" in sections:
+        # a fresh server (no tenants but [instances]) for the memory figures
+        server.stop(signal.SIGTERM)
+        server.start()
+        section(results, "tenants", measures.many_tenants, server, plan)
+        server.stop(signal.SIGTERM, wait=300)  # stops the tenants too
+        server.start()
+    if "logs" in sections:
+        section(results, "logs", measures.logs, server, plan)
     server.stop(signal.SIGTERM)
 
 
@@ -92,9 +102,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, help="write the markdown report here")
     parser.add_argument("--json", type=Path, help="write the raw results here")
     parser.add_argument("--only", choices=["ours", "reference"], help="one server only")
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated subset of {','.join(SECTIONS)} (default: all)",
+    )
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     plan = QUICK if args.quick else Plan()
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        parser.error(f"unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
     if shutil.which("wrk") is None:
         raise SystemExit(
             "wrk is not installed: apt-get install -y wrk (make bench does it as root)"
@@ -115,8 +134,10 @@ def main(argv: list[str] | None = None) -> int:
             "ours": [sys.executable, "-m", "tenement"],
             "reference": [str(ref_bin)],
         }
-        section(results, "direct", measures.direct_backend, procs, plan, run_dir)
-        section(results, "app_start", measures.app_start, procs, plan, run_dir)
+        if "proxy" in sections:
+            section(results, "direct", measures.direct_backend, procs, plan, run_dir)
+        if "wake" in sections:
+            section(results, "app_start", measures.app_start, procs, plan, run_dir)
         for name, command in servers.items():
             if args.only and name != args.only:
                 continue
@@ -125,16 +146,18 @@ def main(argv: list[str] | None = None) -> int:
             server = Server(name, command, directory, procs)
             results[name] = {}
             try:
-                bench_server(server, plan, results[name])
+                bench_server(server, plan, results[name], sections)
             except Exception as exc:
                 log.exception("%s failed", name)
                 results[name]["error"] = f"{type(exc).__name__}: {exc}"
             finally:
-                server.stop(signal.SIGKILL, wait=10) if server.proc else None
+                if server.proc is not None:  # a measurement failed with the server up
+                    server.stop(signal.SIGTERM, wait=60)
                 procs.kill_marked()
     finally:
         procs.close()
     results["quick"] = args.quick
+    results["sections"] = sections
     if args.json:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     text = render(results)

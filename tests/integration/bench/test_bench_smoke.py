@@ -1,0 +1,47 @@
+"""The benchmark harness runs end to end (``--quick``, proxy only) and measures both servers.
+
+No timing is asserted: only that each server produced numbers and the report names them.
+"""
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
+    if shutil.which("wrk") is None:
+        pytest.skip("wrk is not installed (apt-get install wrk); the harness needs it")
+    raw, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "bench.run",
+            "--quick",
+            "--sections",
+            "proxy",
+            "--json",
+            str(raw),
+            "--out",
+            str(report),
+        ],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        timeout=100,
+    )
+    results = json.loads(raw.read_text())
+    for name in ("direct", "ours", "reference"):
+        proxy = results[name] if name == "direct" else results[name]["proxy"]
+        assert "error" not in proxy, proxy
+        assert proxy["rps_c1"] > 0 and proxy["rps_c32"] > 0, (name, proxy)
+        assert proxy["p50_ms_c1"] > 0, (name, proxy)
+    text = report.read_text()
+    assert "Proxy throughput, 32 connections" in text
+    assert "tenement 0.2.2" in text
