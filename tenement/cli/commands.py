@@ -6,7 +6,7 @@ import click
 
 
 def all_commands() -> list[click.Command]:
-    from tenement.cli import caddy, db, deploy, init, instances, logs, serve, tokens
+    from tenement.cli import caddy, db, deploy, init, install, instances, logs, serve, tokens
     from tenement.cli.config import config
 
     return [
@@ -19,4 +19,5 @@ def all_commands() -> list[click.Command]:
         *tokens.COMMANDS,
         db.db,
         caddy.caddy,
+        *install.COMMANDS,
     ]

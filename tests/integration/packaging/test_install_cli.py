@@ -1,0 +1,216 @@
+"""`ten install --dry-run` / `ten uninstall --dry-run`, and the packaging files' consistency.
+
+The real install, upgrade and removal run against a booted systemd in tests/system;
+these tests build nothing.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import itertools
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from tenement._version import __version__
+from tenement.cli import install as install_mod
+from tenement.cli import ten
+from tenement.errors import TenementError
+
+ROOT = Path(__file__).resolve().parents[3]
+UNITS = ROOT / "units"
+DEBIAN = ROOT / "packaging" / "debian"
+SPEC = ROOT / "packaging" / "rpm" / "tenement.spec"
+
+
+def _versions():  # packaging/versions.py is a script, not part of the package
+    spec = importlib.util.spec_from_file_location("versions", ROOT / "packaging" / "versions.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
+    return subprocess.run(
+        [sys.executable, "-m", "tenement", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_dry_run_prints_the_real_unit_files(tmp_path: Path) -> None:
+    result = _run("install", "--dry-run", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    for name in ("tenement.service", "tenement.socket"):
+        assert f"--- /etc/systemd/system/{name}\n" in out
+        assert (UNITS / name).read_text().rstrip("\n") in out
+    assert (UNITS / "sysusers.d" / "tenement.conf").read_text().rstrip("\n") in out
+    assert "run: systemctl enable --now tenement.socket" in out
+    assert out.index("enable --now tenement.socket") < out.index("enable --now tenement.service")
+
+
+def test_dry_run_copies_the_default_config_when_there_is_none(tmp_path: Path) -> None:
+    out = _run("install", "--dry-run", cwd=tmp_path).stdout
+    if Path("/etc/tenement/tenement.toml").exists():
+        assert "/etc/tenement/tenement.toml exists: kept" in out
+    else:
+        assert (UNITS / "tenement.toml").read_text().rstrip("\n") in out
+
+
+def test_dry_run_copies_the_given_config(tmp_path: Path) -> None:
+    config = tmp_path / "mine.toml"
+    config.write_text('[service.web]\ncommand = "python3 app.py"\n')
+    out = _run("install", "--dry-run", "-c", str(config), cwd=tmp_path).stdout
+    if not Path("/etc/tenement/tenement.toml").exists():
+        assert '[service.web]\ncommand = "python3 app.py"' in out
+
+
+def test_missing_config_is_an_error(tmp_path: Path) -> None:
+    result = _run("install", "--dry-run", "-c", str(tmp_path / "nope.toml"), cwd=tmp_path)
+    assert result.returncode == 1
+    assert "config file not found" in result.stderr
+
+
+def test_domain_and_port_go_into_dropins(tmp_path: Path) -> None:
+    result = _run("install", "--dry-run", "-d", "example.com", "-p", "9090", cwd=tmp_path)
+    out = result.stdout
+    service_dropin = out.split("--- /etc/systemd/system/tenement.service.d/10-install.conf\n")[1]
+    assert "ExecStart=\nExecStart=" in service_dropin
+    exec_start = re.search(r"^ExecStart=(\S.*)$", service_dropin, re.M).group(1)
+    assert exec_start.endswith(" --domain example.com")
+    assert "serve --config /etc/tenement/tenement.toml --data-dir /var/lib/tenement" in exec_start
+    socket_dropin = out.split("--- /etc/systemd/system/tenement.socket.d/10-install.conf\n")[1]
+    assert "ListenStream=\nListenStream=9090\nListenStream=/run/tenement/tenement.sock" in (
+        socket_dropin
+    )
+
+
+def test_the_unit_as_is_needs_no_dropin() -> None:
+    service = (UNITS / "tenement.service").read_text()
+    socket = (UNITS / "tenement.socket").read_text()
+    assert install_mod.service_dropin(service, ten_path="/usr/bin/ten", domain=None) is None
+    assert install_mod.socket_dropin(socket, port=None) is None
+    assert install_mod.socket_dropin(socket, port=8080) is None
+
+
+def test_caddy_needs_a_domain(tmp_path: Path) -> None:
+    result = CliRunner().invoke(ten, ["install", "--dry-run", "--caddy"])
+    assert result.exit_code == 2
+    assert "--caddy needs --domain" in result.output
+
+
+def test_root_is_required_with_a_clear_message() -> None:
+    with pytest.raises(TenementError) as info:
+        install_mod.require_root(1000, "install")
+    assert "needs root" in str(info.value)
+    assert "sudo ten install" in str(info.value)
+    assert "--dry-run" in str(info.value)
+    install_mod.require_root(0, "install")  # root passes
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to run as another user")
+def test_non_root_user_gets_the_message(tmp_path: Path) -> None:
+    try:
+        probe = subprocess.run(
+            [sys.executable, "-c", "import tenement"], user=65534, capture_output=True, cwd="/"
+        )
+    except PermissionError:
+        probe = None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("this python is not readable by nobody (e.g. under /root)")
+    for command in ("install", "uninstall"):
+        result = subprocess.run(
+            [sys.executable, "-m", "tenement", command],
+            user=65534,
+            capture_output=True,
+            text=True,
+            cwd="/",
+        )
+        assert result.returncode == 1
+        assert f"`ten {command}` needs root" in result.stderr
+
+
+def test_uninstall_dry_run_keeps_config_and_data() -> None:
+    result = CliRunner().invoke(ten, ["uninstall", "--dry-run"])
+    assert result.exit_code == 0, result.output
+    assert "run: systemctl disable --now tenement.service" in result.output
+    assert "remove: /etc/systemd/system/tenement.socket" in result.output
+    assert "Kept: /etc/tenement (config), /var/lib/tenement (data)" in result.output
+
+
+def test_units_are_found() -> None:
+    found = install_mod.units_dir()
+    assert (found / "tenement.service").read_text() == (UNITS / "tenement.service").read_text()
+
+
+def test_default_config_is_accepted(tmp_path: Path) -> None:
+    result = _run("config", "--check", "--config", str(UNITS / "tenement.toml"), cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "OK (0 services)" in result.stdout
+
+
+# --- packaging files -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("pep440", "package"),
+    [
+        ("0.3.0.dev0", "0.3.0~dev0"),
+        ("0.3.0rc1", "0.3.0~rc1"),
+        ("0.3.0", "0.3.0"),
+        ("0.3.0.post1", "0.3.0+post1"),
+    ],
+)
+def test_version_derivation_round_trips(pep440: str, package: str) -> None:
+    versions = _versions()
+    assert versions.package_version(pep440) == package
+    assert versions.pep440_version(package) == pep440
+
+
+def test_prereleases_sort_before_the_release() -> None:
+    versions = _versions()
+    ordered = ["0.3.0~dev0", "0.3.0~rc1", "0.3.0", "0.3.0+post1", "0.3.1~test1"]
+    for older, newer in itertools.pairwise(ordered):
+        check = subprocess.run(["dpkg", "--compare-versions", older, "lt", newer])
+        if check.returncode not in (0, 1):
+            pytest.skip("dpkg not available")
+        assert check.returncode == 0, f"{older} should sort before {newer}"
+    assert versions.pep440_version("0.3.1~test1") == "0.3.1+test1"
+
+
+def test_debian_changelog_matches_the_project_version() -> None:
+    top = (DEBIAN / "changelog").read_text().splitlines()[0]
+    assert top.startswith(f"tenement-py ({_versions().package_version(__version__)}) ")
+
+
+def test_rpm_spec_takes_its_version_from_the_build() -> None:
+    spec = SPEC.read_text()
+    assert re.search(r"^Version:\s+%\{pkg_version\}$", spec, re.M)
+    assert re.search(r"^Name:\s+tenement-py$", spec, re.M)
+    # the socket is never restarted on upgrade, the service is
+    assert "%systemd_postun_with_restart tenement.service" in spec
+    assert "%systemd_postun tenement.socket" in spec
+    assert not re.search(r"%systemd_postun_with_restart .*tenement\.socket", spec)
+
+
+def test_debian_upgrade_restarts_only_the_service() -> None:
+    rules = (DEBIAN / "rules").read_text()
+    assert "dh_installsystemd --no-stop-on-upgrade tenement.socket" in rules
+    assert "dh_installsystemd --restart-after-upgrade tenement.service" in rules
+    assert "--python /usr/bin/python3" in rules
+
+
+def test_every_packaged_unit_file_exists() -> None:
+    for line in (DEBIAN / "tenement-py.install").read_text().splitlines():
+        source = line.split()[0]
+        assert (ROOT / source).is_file(), source
