@@ -1,12 +1,14 @@
-"""What /proc says about a process: start time, process group, session, cgroup.
+"""What /proc says about a process: start time, process group, session, cgroup, sockets.
 
 Tenants outlive the server, so a pid read back from the database must be checked
 against the process start time (``/proc/<pid>/stat`` field 22, in clock ticks since
 boot) before anything signals it: a pid number is reused once its process is gone.
 
-All functions are sync and cheap (one small read each, except :func:`session_members`,
-which scans ``/proc``). A process that vanishes while being read is reported as
-gone (``None``), never as an error.
+All functions are sync and cheap (one small read each, except :func:`session_members`
+and :func:`group_members`, which scan ``/proc``, and :func:`tenant_holds_listener`,
+which may). :func:`tenant_holds_listener` tells whether a port's listener is really the
+tenant's, not another program's that took the port first. A process that vanishes
+while being read is reported as gone (``None``), never as an error.
 """
 
 from __future__ import annotations
@@ -153,3 +155,136 @@ def cgroup_of(pid: int | str = "self") -> str | None:
         if line.startswith("0::"):
             return line[3:]
     return None
+
+
+#: the state column of /proc/net/tcp for a listening socket (TCP_LISTEN)
+_TCP_LISTEN = "0A"
+
+
+def listening_inodes(port: int) -> frozenset[int] | None:
+    """Inodes of the TCP sockets listening on ``port`` (any address, IPv4 or IPv6).
+
+    Reads ``/proc/net/tcp`` and ``/proc/net/tcp6`` of our network namespace. The
+    kernel lists the listening sockets before all others, so reading stops at the
+    first socket in another state: the cost does not grow with open connections.
+
+    Returns:
+        The inodes (empty when nobody listens), or None when neither table can be read
+        (no /proc: the caller cannot tell who listens).
+    """
+    wanted = f":{port:04X}"
+    found: set[int] = set()
+    readable = False
+    for table in ("tcp", "tcp6"):
+        try:
+            with open(PROC / "net" / table) as rows:
+                readable = True
+                next(rows, None)  # the header
+                for row in rows:
+                    fields = row.split()
+                    if len(fields) < 10 or fields[3] != _TCP_LISTEN:
+                        break
+                    if fields[1].endswith(wanted):
+                        found.add(int(fields[9]))
+        except OSError:
+            continue
+    return frozenset(found) if readable else None
+
+
+def holds_socket(pid: int, inodes: frozenset[int]) -> bool | None:
+    """Whether ``pid`` has a file descriptor on one of the socket ``inodes``.
+
+    Returns:
+        True or False; None when its descriptors cannot be read (another user's
+        process, and we are not root). A process that is gone holds nothing.
+    """
+    fd_dir = f"/proc/{pid}/fd"
+    try:
+        fds = os.listdir(fd_dir)
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except PermissionError:
+        return None
+    for fd in fds:
+        try:
+            target = os.readlink(f"{fd_dir}/{fd}")
+        except OSError:
+            continue  # closed meanwhile
+        if target.startswith("socket:[") and int(target[8:-1]) in inodes:
+            return True
+    return False
+
+
+def children_of(pid: int) -> list[int]:
+    """The pids of the children of every thread of ``pid`` (empty when it is gone)."""
+    found = []
+    try:
+        tasks = os.listdir(PROC / str(pid) / "task")
+    except OSError:
+        return found
+    for tid in tasks:
+        try:
+            text = (PROC / str(pid) / "task" / tid / "children").read_text()
+        except OSError:
+            continue
+        found.extend(int(child) for child in text.split())
+    return found
+
+
+def _tenant_pids(leader: int) -> list[int]:
+    """``leader`` and its descendants that stayed in its process group or session."""
+    found, todo = [], [leader]
+    while todo:
+        pid = todo.pop()
+        stat = read_stat(pid)
+        if stat is None or stat.exited or leader not in (stat.pgrp, stat.session):
+            continue
+        found.append(pid)
+        todo.extend(children_of(pid))
+    return found
+
+
+def _scan_members(leader: int) -> set[int]:
+    """Every live process whose process group or session is ``leader`` (one /proc scan)."""
+    found = set()
+    for entry in os.scandir(PROC):
+        if not entry.name.isdigit():
+            continue
+        stat = read_stat(int(entry.name))
+        if stat is not None and not stat.exited and leader in (stat.pgrp, stat.session):
+            found.add(stat.pid)
+    return found
+
+
+def tenant_holds_listener(leader: int, port: int) -> bool | None:
+    """Whether a process of the tenant led by ``leader`` listens on TCP ``port``.
+
+    A tenant leads its own session and process group (``leader`` is its pid; under
+    namespace isolation that of ``unshare``, whose descendants stay in the group).
+    The listening sockets' inodes come from :func:`listening_inodes`; the tenant's
+    processes are looked up first by walking down from ``leader`` (cheap: a few small
+    reads), and only when that finds no holder, by scanning ``/proc`` for every member
+    of its group or session (a member whose parent exited is no longer below it).
+
+    Returns:
+        True when one of its processes holds a listening socket on ``port``; False when
+        only other programs do; None when it cannot be told (no /proc, no listener in
+        the tables, or a member's descriptors are unreadable).
+    """
+    inodes = listening_inodes(port)
+    if not inodes:
+        return None  # a connect succeeded, yet no table shows a listener: cannot tell
+    checked: set[int] = set()
+    unknown = False
+    for pid in _tenant_pids(leader):
+        checked.add(pid)
+        held = holds_socket(pid, inodes)
+        if held:
+            return True
+        unknown = unknown or held is None
+    for pid in _scan_members(leader) - checked:
+        held = holds_socket(pid, inodes)
+        if held:
+            return True
+        unknown = unknown or held is None
+    return None if unknown else False

@@ -6,6 +6,15 @@ milliseconds (1 ms at first, then doubling up to :data:`MAX_POLL_SECONDS`). Each
 try is one loopback connect that is refused at once while nobody listens; the
 connection made when the app does listen is closed without a byte sent.
 
+A TCP port that accepts is not enough: another program may have taken the port
+between its allocation and the tenant's bind (the tenant then exits with "Address
+already in use"). So when the tenant's process group is known (``owner``, or
+``process``), a successful connect is confirmed through /proc
+(:func:`tenement.supervisor.procfs.tenant_holds_listener`): a listener held only
+by other programs does not count, and the wait goes on (until the tenant exits, or
+the caller's timeout). Where /proc cannot tell (not Linux), the connect decides.
+A Unix socket path is the tenant's own, so it is not checked.
+
 It has no timeout of its own: the caller wraps it in
 ``trio.fail_after(service.startup_timeout)``.
 """
@@ -13,11 +22,15 @@ It has no timeout of its own: the caller wraps it in
 from __future__ import annotations
 
 import errno
+import logging
 import os
 
 import trio
 
 from tenement.supervisor.process import SpawnError, TenantProcess
+from tenement.supervisor.procfs import tenant_holds_listener
+
+log = logging.getLogger(__name__)
 
 FIRST_POLL_SECONDS = 0.001
 MAX_POLL_SECONDS = 0.010
@@ -53,6 +66,7 @@ async def wait_accepting(
     socket_path: str | None = None,
     *,
     process: TenantProcess | None = None,
+    owner: int | None = None,
 ) -> None:
     """Return as soon as the tenant accepts a connection.
 
@@ -60,6 +74,9 @@ async def wait_accepting(
         port: its TCP port on 127.0.0.1; when None, ``socket_path`` is tried instead.
         socket_path: its Unix socket.
         process: when given, stop waiting if it exits first.
+        owner: the tenant's process group (= session) id: a listener on ``port`` counts
+            only when one of that group's or session's processes holds it. Defaults to
+            ``process.pgid``; with neither, any listener counts.
 
     Raises:
         SpawnError: ``process`` exited before accepting ("exited with code N before
@@ -67,10 +84,22 @@ async def wait_accepting(
 
     Cancellation: safe; wrap in ``trio.fail_after`` to bound it.
     """
+    if owner is None and process is not None:
+        owner = process.pgid
     delay = FIRST_POLL_SECONDS
+    foreign_logged = False
     while True:
         if await accepting(port, socket_path):
-            return
+            if port is None or owner is None or tenant_holds_listener(owner, port) is not False:
+                return
+            if not foreign_logged:
+                foreign_logged = True
+                log.warning(
+                    "port %s accepts, but no process of group %s listens on it: "
+                    "another program holds it; still waiting for the tenant",
+                    port,
+                    owner,
+                )
         if process is not None and not process.alive():
             code = process.returncode
             what = "exited" if code is None else f"exited with code {code}"

@@ -109,7 +109,7 @@ class Running(SupervisorBase):
             async with trio.open_nursery() as nursery:
 
                 async def ready() -> None:
-                    await wait_accepting(port, inst.socket)
+                    await wait_accepting(port, inst.socket, owner=run.process.pgid)
                     run.ready = True
                     nursery.cancel_scope.cancel()
 
