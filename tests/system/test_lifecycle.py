@@ -1,0 +1,263 @@
+"""tenement under a real systemd (Debian 12 in systemd-nspawn): restarts, reloads,
+package upgrades and rollbacks lose no request and restart no tenant.
+
+One container serves the whole module (see conftest.py); the tests run in file order,
+each leaving tenement running with web:alice and web:bob, except the last ones, which
+stop or kill things on purpose (kill -9, then stop).
+
+Load comes from the host: one-shot and keep-alive clients against the container's
+loopback port, every failure counted (tests/system/load.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import urllib.request
+
+import pytest
+
+from tests.system import deployment
+from tests.system.debs import EXTRA_REVISION, EXTRA_TABLE, Debs
+from tests.system.deployment import CONFIG_TEXT, DATA_DIR, SERVICE, Tenement
+from tests.system.load import Load
+
+pytestmark = [pytest.mark.system, pytest.mark.timeout(900)]
+
+HOSTS = {"alice.web.localhost": "alice", "bob.web.localhost": "bob"}
+RESTARTS = 10
+
+
+def _report(name: str, load: Load, extra: str = "") -> None:
+    print(
+        f"[system] {name}: {load.result.summary()} in {load.elapsed:.1f} s {extra}",
+        file=sys.stderr,
+    )
+
+
+def _get(port: int, host: str, path: str = "/") -> tuple[int, str]:
+    request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read().decode()
+
+
+def _web_pids(tenement: Tenement) -> dict[str, int]:
+    pids = tenement.tenant_pids()
+    assert {"web:alice", "web:bob"} <= set(pids), pids
+    return pids
+
+
+def test_journal_has_structured_fields(tenement: Tenement) -> None:
+    """`journalctl -u tenement -o json`: a spawn record carries INSTANCE= and friends."""
+    lines = tenement.container.out("journalctl -u tenement -o json --no-pager").splitlines()
+    records = [json.loads(line) for line in lines]
+    spawns = [r for r in records if r.get("INSTANCE") == "web:alice" and r.get("EVENT") == "spawn"]
+    assert spawns, "no spawn record with INSTANCE=web:alice in the journal"
+    record = spawns[0]
+    assert record["SYSLOG_IDENTIFIER"] == "tenement"
+    assert record.get("SERVICE") == "web" and record.get("TENANT") == "alice"
+    assert "web:alice" in record["MESSAGE"]
+    # the field can be filtered on, as docs/operations.md says
+    matched = tenement.container.out("journalctl -u tenement INSTANCE=web:bob -o cat --no-pager")
+    assert "web:bob" in matched and "web:alice" not in matched
+
+
+def test_restart_loses_nothing(tenement: Tenement) -> None:
+    """10 x `systemctl restart tenement` under load: 0 failed, tenant pids unchanged."""
+    before = _web_pids(tenement)
+    servers = {tenement.main_pid()}
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        for _ in range(RESTARTS):
+            tenement.container.run("systemctl restart tenement", timeout=120)
+            servers.add(tenement.wait_active())
+            load.wait_for_requests(20)
+    _report("restart", load, f"({RESTARTS} restarts)")
+    assert len(servers) == RESTARTS + 1, f"the server pid did not change each time: {servers}"
+    assert load.result.failed == 0, load.result.summary()
+    assert _web_pids(tenement) == before
+
+
+def test_reload_adds_a_service(tenement: Tenement) -> None:
+    """`systemctl reload tenement` after adding a service: 0 failed, it can be spawned."""
+    before = _web_pids(tenement)
+    server = tenement.main_pid()
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        tenement.write_config(CONFIG_TEXT + SERVICE.format(name="extra"))
+        tenement.container.run("systemctl reload tenement")
+        tenement.ten("spawn", "extra:carol")
+        status, body = _get(tenement.port, "carol.extra.localhost")
+        load.wait_for_requests(50)
+    _report("reload", load)
+    assert (status, body.split()[0]) == (200, "carol")
+    assert load.result.failed == 0, load.result.summary()
+    assert tenement.main_pid() == server, "reload restarted the server"
+    after = _web_pids(tenement)
+    assert {iid: after[iid] for iid in before} == before
+    # leave the module's state as it found it: only web's instances
+    tenement.ten("stop", "extra:carol")
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="no supervisor-lease hand-over yet: a second `ten serve` on the same data dir exits"
+    " with 'another tenement server ... is supervising the instances'",
+)
+def test_two_binary_switchover(tenement: Tenement) -> None:
+    """A second `ten serve` on the same config and data dir takes over when the first is TERMed.
+
+    The design's switchover: start the new server on another port, move the traffic,
+    TERM the old one; it hands its tenants over instead of stopping them.
+    """
+    c = tenement.container
+    second_port = deployment.free_port()
+    before = _web_pids(tenement)
+    c.run(
+        "systemd-run --unit=tenement-second -p User=tenement -p Group=tenement"
+        " -p WorkingDirectory=/var/lib/tenement"
+        f" /usr/bin/ten serve --config {deployment.CONFIG} --data-dir {DATA_DIR}"
+        f" --bind 127.0.0.1:{second_port}"
+    )
+    try:
+        with Load(tenement.port, HOSTS) as load:
+            load.wait_for_requests(20)
+            c.wait_for(
+                f"curl -sf http://127.0.0.1:{second_port}/health",
+                timeout=30,
+                what="the second server ready",
+            )
+        _report("switchover, old port", load)
+        assert load.result.failed == 0, load.result.summary()
+        old = tenement.main_pid()
+        with Load(second_port, HOSTS) as load:
+            load.wait_for_requests(20)
+            c.run("systemctl kill --kill-who=main -s SIGTERM tenement")
+            c.wait_for(f"! test -e /proc/{old}", timeout=60, what="the old server gone")
+            load.wait_for_requests(50)
+        _report("switchover, new port", load)
+        assert load.result.failed == 0, load.result.summary()
+        for iid, pid in before.items():
+            assert c.pid_alive(pid), f"{iid} (pid {pid}) was stopped by the switchover"
+    finally:
+        # give the tenants back to tenement.service: the second server leaves them running
+        c.run("systemctl kill -s SIGUSR2 tenement-second", check=False)
+        c.wait_for("! systemctl is-active -q tenement-second", timeout=30)
+        c.run("systemctl reset-failed tenement-second", check=False)
+        c.run("systemctl start tenement")
+        tenement.wait_instances({"web:alice", "web:bob"})
+
+
+def _db_revision(tenement: Tenement) -> str:
+    return tenement.ten_as_service_user("db", "current")
+
+
+def _require_debs(tenement: Tenement, debs: Debs) -> None:
+    if debs.old is None or debs.new is None:
+        pytest.skip(f"no .deb to upgrade with: {debs.why_not}")
+    if tenement.how != "deb":
+        pytest.skip("tenement was not installed from the .deb in this session")
+
+
+def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
+    """`apt-get install ./newer.deb` under load: 0 failed, schema at the new head, a
+    backup made, tenant pids unchanged."""
+    _require_debs(tenement, debs)
+    c = tenement.container
+    before = _web_pids(tenement)
+    backups_before = c.out(f"ls {DATA_DIR}/backups 2>/dev/null || true").split()
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        deployment.install_deb(c, debs.new)
+        tenement.wait_active()
+        load.wait_for_requests(50)
+    _report("package upgrade", load, f"({debs.old_version} -> {debs.new_version})")
+    assert load.result.failed == 0, load.result.summary()
+    version = c.out("dpkg-query -W -f '${Version}' tenement-py")
+    assert version == debs.new_version
+    assert _web_pids(tenement) == before
+    check = c.run(
+        [
+            *("runuser", "-u", "tenement", "--", "ten", "--config", deployment.CONFIG),
+            *("--data-dir", DATA_DIR, "db", "check"),
+        ],
+        check=False,
+    )
+    assert check.returncode == 0, f"database not at head after the upgrade: {check.stdout}"
+    if debs.new_has_migration:
+        assert EXTRA_REVISION in _db_revision(tenement)
+        backups = c.out(f"ls {DATA_DIR}/backups").split()
+        assert set(backups) - set(backups_before), "no backup was made before migrating"
+        marker = c.out(
+            f"python3 -c \"import sqlite3; print(sqlite3.connect('{DATA_DIR}/tenement.db')"
+            f".execute('select count(*) from {EXTRA_TABLE}').fetchone()[0])\""
+        )
+        assert marker == "1"
+
+
+def test_rollback_to_the_older_package(tenement: Tenement, debs: Debs) -> None:
+    """The newer binary's `ten db downgrade`, then the older .deb: it serves, data intact."""
+    _require_debs(tenement, debs)
+    c = tenement.container
+    version = c.out("dpkg-query -W -f '${Version}' tenement-py")
+    if version != debs.new_version:
+        pytest.skip("the upgrade test did not leave the newer package installed")
+    before = _web_pids(tenement)
+    token = c.out(f"cat {DATA_DIR}/api_token")
+    # as docs/upgrading.md says: stop the server (the tenants stay: SIGUSR2 via restart
+    # is not a stop, so detach them explicitly), downgrade with the newer binary
+    c.run("systemctl kill -s SIGUSR2 --kill-who=main tenement")
+    c.wait_for("! systemctl is-active -q tenement", timeout=60, what="tenement drained")
+    if debs.new_has_migration:
+        tenement.ten_as_service_user("db", "downgrade", "0002")
+    # no traffic until the older package is in: a request would socket-activate the
+    # newer server, which would migrate the database up again
+    deployment.install_deb(c, debs.old)
+    with Load(tenement.port, HOSTS) as load:
+        c.run("systemctl start tenement", timeout=150)
+        tenement.wait_active()
+        load.wait_for_requests(50)
+    _report("rollback", load, f"({debs.new_version} -> {debs.old_version})")
+    assert c.out("dpkg-query -W -f '${Version}' tenement-py") == debs.old_version
+    assert load.result.failed == 0, load.result.summary()
+    assert _web_pids(tenement) == before
+    assert c.out(f"cat {DATA_DIR}/api_token") == token
+    tenement.ten("ps")  # the token in the database still works with the older binary
+
+
+def test_kill_9_restarts_and_adopts(tenement: Tenement) -> None:
+    """`kill -9` of the server: systemd restarts it (Restart=on-failure), tenants adopted."""
+    before = _web_pids(tenement)
+    old = tenement.main_pid()
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        tenement.container.run(f"kill -9 {old}")
+        tenement.container.wait_for(
+            f'test "$(systemctl show -p MainPID --value tenement)" != {old}'
+            ' && test "$(systemctl show -p ActiveState --value tenement)" = active'
+            ' && test "$(systemctl show -p MainPID --value tenement)" != 0',
+            timeout=60,
+            what="systemd restarting tenement",
+        )
+        load.wait_for_requests(50)
+    _report("kill -9", load)
+    restarts = tenement.container.out("systemctl show -p NRestarts --value tenement")
+    assert int(restarts) >= 1
+    assert _web_pids(tenement) == before
+    # Requests in flight when the server died are lost (nothing can answer them); the
+    # ones queued in systemd's socket while it was down are answered by the next one.
+    assert load.result.failed <= load.one_shot + load.keep_alive, load.result.summary()
+
+
+def test_stop_stops_the_tenants(tenement: Tenement) -> None:
+    """`systemctl stop tenement`: every tenant stopped (pids gone), rows marked stopped."""
+    before = _web_pids(tenement)
+    tenement.container.run("systemctl stop tenement", timeout=120)
+    assert tenement.container.out("systemctl show -p ActiveState --value tenement") in (
+        "inactive",
+        "failed",
+    )
+    alive = {iid: pid for iid, pid in before.items() if tenement.container.pid_alive(pid)}
+    assert not alive, f"tenants still running after stop: {alive}"
+    result = tenement.container.out("systemctl show -p Result --value tenement")
+    assert result == "success", f"the stop was not clean: Result={result}"
