@@ -14,6 +14,8 @@ while being read is reported as gone (``None``), never as an error.
 from __future__ import annotations
 
 import os
+import socket
+import struct
 from pathlib import Path
 
 import attrs
@@ -164,14 +166,65 @@ _TCP_LISTEN = "0A"
 def listening_inodes(port: int) -> frozenset[int] | None:
     """Inodes of the TCP sockets listening on ``port`` (any address, IPv4 or IPv6).
 
-    Reads ``/proc/net/tcp`` and ``/proc/net/tcp6`` of our network namespace. The
-    kernel lists the listening sockets before all others, so reading stops at the
-    first socket in another state: the cost does not grow with open connections.
+    Asks the kernel through a sock_diag netlink socket for the listening sockets only
+    (about 0.2 ms); where that is not available, reads ``/proc/net/tcp`` and
+    ``/proc/net/tcp6`` (which costs milliseconds on a host with many connections).
 
     Returns:
-        The inodes (empty when nobody listens), or None when neither table can be read
-        (no /proc: the caller cannot tell who listens).
+        The inodes (empty when nobody listens), or None when the kernel cannot be asked
+        (not Linux): the caller cannot tell who listens.
     """
+    try:
+        return _diag_listening_inodes(port)
+    except (OSError, AttributeError):  # AttributeError: no AF_NETLINK off Linux
+        return _table_listening_inodes(port)
+
+
+#: netlink constants (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h)
+_NETLINK_SOCK_DIAG = 4
+_SOCK_DIAG_BY_FAMILY = 20
+_NLM_F_REQUEST_DUMP = 0x301
+_NLMSG_ERROR = 2
+_NLMSG_DONE = 3
+_TCPF_LISTEN = 1 << 10
+_IPPROTO_TCP = 6
+_NLMSG_HEADER = struct.Struct("=IHHII")
+#: inet_diag_req_v2 without its socket id (48 zero bytes follow: no filter)
+_DIAG_REQUEST = struct.Struct("=BBBBI")
+#: offsets in an inet_diag_msg: idiag_sport (big-endian), idiag_inode
+_SPORT_OFFSET = 4
+_INODE_OFFSET = 68
+
+
+def _diag_listening_inodes(port: int) -> frozenset[int]:
+    found = set()
+    with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as link:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            request = _DIAG_REQUEST.pack(family, _IPPROTO_TCP, 0, 0, _TCPF_LISTEN) + bytes(48)
+            size = _NLMSG_HEADER.size + len(request)
+            header = _NLMSG_HEADER.pack(size, _SOCK_DIAG_BY_FAMILY, _NLM_F_REQUEST_DUMP, 1, 0)
+            link.send(header + request)
+            done = False
+            while not done:
+                data = link.recv(65536)
+                offset = 0
+                while offset + _NLMSG_HEADER.size <= len(data):
+                    length, kind = struct.unpack_from("=IH", data, offset)
+                    body = offset + _NLMSG_HEADER.size
+                    if kind == _NLMSG_DONE or length == 0:
+                        done = True
+                        break
+                    if kind == _NLMSG_ERROR:
+                        code = -struct.unpack_from("=i", data, body)[0]
+                        raise OSError(code, os.strerror(code))
+                    if struct.unpack_from("!H", data, body + _SPORT_OFFSET)[0] == port:
+                        found.add(struct.unpack_from("=I", data, body + _INODE_OFFSET)[0])
+                    offset += (length + 3) & ~3
+    return frozenset(found)
+
+
+def _table_listening_inodes(port: int) -> frozenset[int] | None:
+    """:func:`listening_inodes` from /proc/net; the kernel lists listeners first."""
     wanted = f":{port:04X}"
     found: set[int] = set()
     readable = False

@@ -140,6 +140,8 @@ async def test_the_tables_show_the_foreign_listener_and_not_as_the_tenants(
 ) -> None:
     port = foreign.getsockname()[1]
     assert procfs.listening_inodes(port) == {inode(foreign)}
+    # the /proc/net fallback (used where sock_diag is missing) agrees
+    assert procfs._table_listening_inodes(port) == {inode(foreign)}
     assert procfs.holds_socket(os.getpid(), frozenset({inode(foreign)}))
     # a live tenant that does not listen: the port's listener is not its own
     process = await start_process(make_spec(tmp_path, "import time; time.sleep(60)", port))
@@ -153,6 +155,7 @@ async def test_the_tables_show_the_foreign_listener_and_not_as_the_tenants(
 
 async def test_nobody_listening_cannot_be_told(free_port: int) -> None:
     assert procfs.listening_inodes(free_port) == frozenset()
+    assert procfs._table_listening_inodes(free_port) == frozenset()
     assert procfs.tenant_holds_listener(os.getpgid(0), free_port) is None
 
 
