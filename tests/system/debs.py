@@ -1,9 +1,11 @@
 """The two .debs the upgrade and rollback tests install: this tree, and a newer rebuild.
 
-``old`` is ``make deb`` of a copy of this tree. ``new`` is ``make deb VERSION=<next>``
-of a copy with one extra Alembic migration (``0003_system_test``, a table with a marker
-row; its downgrade drops it), so that installing it really migrates the database and
-makes a backup, and going back really needs ``ten db downgrade``.
+``old`` is ``make deb`` of this tree. ``new`` is that package repacked as the next
+version (``0.3.0~dev0`` -> ``0.3.1~systest1``) with one extra Alembic migration in its
+venv (``0003_system_test``, a table with a marker row; its downgrade drops it), so that
+installing it really migrates the database and makes a backup, and going back really
+needs ``ten db downgrade``. (A second ``make deb VERSION=...`` would take minutes; the
+repack takes seconds and ships the very same maintainer scripts.)
 
 Set ``TENEMENT_TEST_DEB_OLD`` and ``TENEMENT_TEST_DEB_NEW`` to use prebuilt packages
 instead (then ``new`` need not add a migration; the tests check what its ``ten db
@@ -14,6 +16,7 @@ the package tests. Without a ``deb`` target in the Makefile, or when the build f
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 import shutil
@@ -87,46 +90,57 @@ def find_or_build_debs(into: Path, *, log=print) -> Debs:  # type: ignore[no-unt
     for tool in ("dpkg-buildpackage", "dh_virtualenv"):
         if shutil.which(tool) is None:
             return Debs(why_not=f"{tool} is not installed (apt-get install dh-virtualenv)")
-    work = Path(tempfile.mkdtemp(prefix="tenement-debs-", dir="/var/tmp"))
     try:
         versions = REPO / "packaging" / "versions.py"
         old_version = _run(["/usr/bin/python3", str(versions), "package"], REPO).strip()
         new_version = _bump(old_version)
-        new_tree = _copy_tree(work / "tenement")
-        heads = sorted((new_tree / "migrations" / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
-        down = heads[-1].name[:4]
-        (new_tree / "migrations" / "versions" / f"{EXTRA_REVISION}_system_test.py").write_text(
-            _MIGRATION.format(revision=EXTRA_REVISION, down=down, table=EXTRA_TABLE)
-        )
-        log(f"building the debs: tenement-py {old_version}, and {new_version} (+ migration 0003)")
+        log(f"building the deb of this tree: tenement-py {old_version} (`make deb`)")
         _run(["make", "deb"], REPO)
-        old = _the_deb(REPO, old_version)
-        _run(["make", "deb", f"VERSION={new_version}"], new_tree)
-        new = _the_deb(new_tree, new_version)
+        old = Path(shutil.copy(_the_deb(REPO, old_version), into))
+        pep440 = _run(["/usr/bin/python3", str(versions), "pep440", new_version], REPO).strip()
+        new = repack_newer(old, into, new_version, pep440)
         return Debs(
-            old=Path(shutil.copy(old, into)),
-            new=Path(shutil.copy(new, into)),
+            old=old,
+            new=new,
             old_version=old_version,
             new_version=new_version,
             new_has_migration=True,
         )
     except _BuildFailed as failed:
         return Debs(why_not=f"`make deb` failed: {failed}")
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
 
 
-def _copy_tree(dest: Path) -> Path:
-    """The files ``make deb`` would package (tracked + untracked, not ignored), in a new
-    git work tree at ``dest`` (build-deb.sh lists files with git)."""
-    listed = _run(["git", "ls-files", "-co", "--exclude-standard", "-z"], REPO)
-    for name in filter(None, listed.split("\0")):
-        source = REPO / name
-        if source.is_file():
-            (dest / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, dest / name)
-    _run(["git", "init", "-q"], dest)
-    return dest
+def repack_newer(old: Path, into: Path, version: str, pep440: str) -> Path:
+    """``old`` as package ``version``, with migration EXTRA_REVISION added to its venv.
+
+    The same files and maintainer scripts as ``old`` (it is the same tree), so installing
+    it is exactly a package upgrade; only the version (``Version:``, ``_version.py``)
+    and the one migration differ. A repack takes seconds; a second dh-virtualenv build
+    takes minutes.
+    """
+    with tempfile.TemporaryDirectory(prefix="tenement-repack-", dir="/var/tmp") as work:
+        tree = Path(work) / "deb"
+        _run(["dpkg-deb", "-R", str(old), str(tree)], into)
+        (package,) = tree.glob("opt/venvs/*/lib/python3*/site-packages/tenement")
+        (package / "_version.py").write_text(f'__version__ = "{pep440}"\n')
+        versions = package / "_migrations" / "versions"
+        down = sorted(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
+        (versions / f"{EXTRA_REVISION}_system_test.py").write_text(
+            _MIGRATION.format(revision=EXTRA_REVISION, down=down, table=EXTRA_TABLE)
+        )
+        control = tree / "DEBIAN" / "control"
+        control.write_text(
+            re.sub(r"^Version: .*$", f"Version: {version}", control.read_text(), flags=re.M)
+        )
+        sums = []
+        for path in sorted(tree.rglob("*")):
+            relative = path.relative_to(tree)
+            if path.is_file() and not path.is_symlink() and relative.parts[0] != "DEBIAN":
+                sums.append(f"{hashlib.md5(path.read_bytes()).hexdigest()}  {relative}\n")
+        (tree / "DEBIAN" / "md5sums").write_text("".join(sums))
+        out = into / old.name.replace(old.name.split("_")[1], version)
+        _run(["dpkg-deb", "-Zgzip", "-z1", "--root-owner-group", "-b", str(tree), str(out)], into)
+    return out
 
 
 class _BuildFailed(Exception):

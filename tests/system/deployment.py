@@ -27,6 +27,7 @@ DEBIAN_PYTHON = "/usr/bin/python3"
 
 APP = """\
 import os
+import tempfile
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
@@ -34,8 +35,14 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
 
     def do_GET(self):
-        body = f"{os.environ.get('TENANT', '?')} {os.getpid()}\\n".encode()
-        self.send_response(200)
+        status, body = 200, f"{os.environ.get('TENANT', '?')} {os.getpid()}\\n".encode()
+        if self.path == "/tmpfile":
+            try:
+                with tempfile.NamedTemporaryFile(dir="/tmp") as file:
+                    body += f"wrote {file.name}\\n".encode()
+            except OSError as error:
+                status, body = 500, f"cannot write in /tmp: {error}\\n".encode()
+        self.send_response(status)
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
@@ -145,6 +152,7 @@ def install_deb(container: Container, deb: Path) -> None:
     shutil.copy(deb, container.path(inside))
     container.run(
         "DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends"
+        " --allow-downgrades"
         f" -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold {inside}",
         timeout=300,
     )

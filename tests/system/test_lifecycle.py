@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import urllib.error
 import urllib.request
 
 import pytest
@@ -37,8 +38,11 @@ def _report(name: str, load: Load, extra: str = "") -> None:
 
 def _get(port: int, host: str, path: str = "/") -> tuple[int, str]:
     request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", headers={"Host": host})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return response.status, response.read().decode()
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read().decode()
 
 
 def _web_pids(tenement: Tenement) -> dict[str, int]:
@@ -76,6 +80,10 @@ def test_restart_loses_nothing(tenement: Tenement) -> None:
     assert len(servers) == RESTARTS + 1, f"the server pid did not change each time: {servers}"
     assert load.result.failed == 0, load.result.summary()
     assert _web_pids(tenement) == before
+    # the tenants' /tmp survived their first server (PrivateTmp= would delete it)
+    for host, tenant in HOSTS.items():
+        status, body = _get(tenement.port, host, "/tmpfile")
+        assert status == 200, f"{tenant} after {RESTARTS} restarts: {body}"
 
 
 def test_reload_adds_a_service(tenement: Tenement) -> None:
