@@ -213,8 +213,10 @@ def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProc
     except FileNotFoundError as exc:
         raise InstallError(f"{argv[0]} not found: is this a systemd system?") from exc
     if check and result.returncode != 0:
+        units = [arg for arg in argv if arg.startswith("tenement.")]
+        hint = f" (see `journalctl -u {units[-1]}`)" if units else ""
         raise InstallError(
-            f"`{' '.join(argv)}` failed with exit status {result.returncode}: "
+            f"`{' '.join(argv)}` failed with exit status {result.returncode}{hint}: "
             f"{(result.stderr or result.stdout).strip()}"
         )
     return result
