@@ -333,7 +333,12 @@ class _BodyRelay:
                     )
                 elif isinstance(event, h11.EndOfMessage):
                     self.finish()
-                    await send({"type": "http.response.body", "body": b""})
+                    # The last message ends the response, and the server may close the
+                    # connection (and tell our disconnect watcher) while this send still
+                    # runs. Unshielded, the watcher's cancel would abort that close half
+                    # way and leave the client waiting for an EOF that never comes.
+                    with trio.CancelScope(shield=True):
+                        await send({"type": "http.response.body", "body": b""})
                     return
         except UpstreamError as exc:
             self.broke = exc

@@ -374,3 +374,26 @@ async def test_head_and_empty_post(nursery, backends_pool) -> None:
     assert head.content == b""
     assert ["content-length", "0"] in post.json()["headers"]
     assert after.text == "ok from a"
+
+
+async def test_connection_close_request_gets_its_eof(nursery, fresh_backend) -> None:
+    """A client that asks for ``Connection: close`` and reads to EOF gets the EOF, also
+    when the body arrives after the head (the relay then watches for a disconnect, and
+    that watch must not abort the server's closing of the connection)."""
+    backends = Backends()
+    backends.add(target_for("notes", "alice", fresh_backend))
+    server, client = await start(nursery, backends)
+    await client.aclose()
+    port = int(server.url.rsplit(":", 1)[1])
+    request = (
+        f"GET /bytes?n=200000 HTTP/1.1\r\nHost: alice.notes.{DOMAIN}\r\nConnection: close\r\n\r\n"
+    ).encode()
+    for _ in range(20):
+        stream = await trio.open_tcp_stream("127.0.0.1", port)
+        async with stream:
+            await stream.send_all(request)
+            received = 0
+            with trio.fail_after(10):
+                while chunk := await stream.receive_some(65536):
+                    received += len(chunk)
+        assert received > 200000
