@@ -87,8 +87,13 @@ class LoadStats:
     errors: dict[str, int] = attrs.Factory(dict)
 
 
-def one_request(port: int, host: str, timeout: float) -> str | None:
-    """A GET over a new connection; None when it got a 200, else what went wrong."""
+def one_request(
+    port: int, host: str, timeout: float, answer: list[bytes] | None = None
+) -> str | None:
+    """A GET over a new connection; None when it got a 200, else what went wrong.
+
+    The whole answer is appended to ``answer`` when given.
+    """
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
             sock.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
@@ -100,6 +105,8 @@ def one_request(port: int, host: str, timeout: float) -> str | None:
                 data += chunk
     except OSError as exc:
         return type(exc).__name__
+    if answer is not None:
+        answer.append(data)
     if not data.startswith(b"HTTP/1.1 200"):
         return data.split(b"\r\n", 1)[0].decode(errors="replace") or "empty answer"
     return None
