@@ -1,0 +1,193 @@
+"""`ten serve` held like systemd holds it: restarts, reloads and stops lose nothing.
+
+tests/fdholder.py plays tenement.socket and Type=notify: it keeps the listening socket,
+starts `python -m tenement serve` with LISTEN_FDS, and restarts it while a load of
+clients talks to a tenant through the proxy. SIGUSR2 (systemd's RestartKillSignal) must
+lose no request and keep the tenant's pid; SIGTERM stops the tenants; SIGHUP reloads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+import trio
+
+from tests.fdholder import FdHolder, open_fd_holder
+from tests.loadgen import Load, keep_alive_client, one_shot_client
+
+APP = Path(__file__).with_name("pid_app.py")
+TENANT_HOST = "a.echo.localhost"
+RESTARTS = 4
+
+CONFIG = f"""
+[settings]
+data_dir = "data"
+health_check_interval = 1
+
+[service.echo]
+command = "{sys.executable} {APP}"
+isolation = "process"
+health = "/"
+
+[instances]
+echo = ["a"]
+"""
+
+EXTRA_SERVICE = f"""
+[service.late]
+command = "{sys.executable} {APP}"
+isolation = "process"
+"""
+
+
+@pytest.fixture
+def directory(tmp_path: Path):
+    """The server's working directory; tenants a failed test left running are killed."""
+    yield tmp_path
+    database = tmp_path / "data" / "tenement.db"
+    if not database.exists():
+        return
+    with sqlite3.connect(database) as db:
+        pids = [pid for (pid,) in db.execute("SELECT pid FROM instances WHERE pid IS NOT NULL")]
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+
+
+def admin_token(directory: Path) -> str:
+    subprocess.run(
+        [sys.executable, "-m", "tenement", "token-gen"],
+        cwd=directory,
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    return (directory / "data" / "api_token").read_text().strip()
+
+
+async def start_server(holder: FdHolder, directory: Path) -> None:
+    await holder.start(
+        [sys.executable, "-m", "tenement", "serve"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=open(directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
+    )
+    with trio.fail_after(30):
+        await holder.wait_notify("READY=1")
+
+
+async def tenant_pid(url: str) -> str:
+    """The tenant's pid, asked through the proxy (once it is up)."""
+    async with httpx.AsyncClient(base_url=url, headers={"host": TENANT_HOST}) as client:
+        with trio.fail_after(20):
+            while True:
+                response = await client.get("/")
+                if response.status_code == 200:
+                    return response.text.split()[1]
+                await trio.sleep(0.05)
+
+
+async def reload(holder: FdHolder) -> list:
+    """SIGHUP the server; return the notifications up to its READY=1 after the reload."""
+    seen = len(holder.notifications)
+    holder.process.send_signal(signal.SIGHUP)
+    with trio.fail_after(20):
+        while not any("READY" in n.fields for n in holder.notifications[seen:]):
+            await trio.sleep(0.02)
+    return holder.notifications[seen:]
+
+
+async def test_restarts_with_sigusr2_lose_no_request_and_keep_the_tenant(
+    directory: Path,
+) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start_server(holder, directory)
+        first = await tenant_pid(holder.url)
+        servers = {holder.process.pid}
+        load = Load()
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one_shot_client, holder.port, load, stop, TENANT_HOST)
+            for _ in range(3):
+                nursery.start_soon(keep_alive_client, holder.url, load, stop, TENANT_HOST)
+            with trio.fail_after(120):
+                await load.wait_for_more(30)
+                for _ in range(RESTARTS):
+                    assert await holder.stop(signal.SIGUSR2) == 0
+                    await start_server(holder, directory)
+                    servers.add(holder.process.pid)
+                    await load.wait_for_more(30)
+            stop.set()
+        assert not load.failures, f"{sum(load.failures.values())} of {load.sent}: {load.failures}"
+        assert load.pids == {first}, "the tenant was restarted"
+        assert len(servers) == RESTARTS + 1
+        os.kill(int(first), 0)  # still alive after the last restart
+
+
+async def test_sigterm_drains_then_stops_every_tenant(directory: Path) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start_server(holder, directory)
+        pid = int(await tenant_pid(holder.url))
+        notes_before = len(holder.notifications)
+        assert await holder.stop(signal.SIGTERM) == 0
+        stopping = [n for n in holder.notifications[notes_before:] if "STOPPING" in n.fields]
+        assert stopping, "no STOPPING=1 before exit"
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            pass
+        else:
+            raise AssertionError(f"tenant {pid} still runs after the server stopped")
+
+
+async def test_ready_means_serving_and_health_says_so(directory: Path) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start_server(holder, directory)
+        statuses = [n.fields["STATUS"] for n in holder.notifications if "STATUS" in n.fields]
+        assert any("database" in status for status in statuses), statuses
+        async with httpx.AsyncClient(base_url=holder.url) as client:
+            response = await client.get("/health")
+        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_sighup_reloads_the_config_in_place(directory: Path) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    token = admin_token(directory)
+    auth = {"authorization": f"Bearer {token}"}
+    async with open_fd_holder(directory) as holder:
+        await start_server(holder, directory)
+        pid = await tenant_pid(holder.url)
+        server = holder.process.pid
+        async with httpx.AsyncClient(base_url=holder.url, headers=auth) as client:
+            spawn = {"process": "late", "id": "x"}
+            response = await client.post("/api/instances/spawn", json=spawn)
+            assert response.status_code == 500
+            assert response.json() == {"error": "Unknown process: late"}
+
+            # An invalid file keeps the running config...
+            (directory / "tenement.toml").write_text(CONFIG + "\n[service.broken\n")
+            await reload(holder)
+            response = await client.post("/api/instances/spawn", json=spawn)
+            assert response.status_code == 500
+
+            # ...a valid one is used at once, by the same server, tenants untouched.
+            (directory / "tenement.toml").write_text(CONFIG + EXTRA_SERVICE)
+            reloading = await reload(holder)
+            assert any("RELOADING" in n.fields for n in reloading), "no RELOADING=1"
+            response = await client.post("/api/instances/spawn", json=spawn)
+            assert response.status_code == 200, response.text
+            assert json.loads(response.text)["instance"] == "late:x"
+        assert holder.process.pid == server
+        assert await tenant_pid(holder.url) == pid
