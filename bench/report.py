@@ -77,11 +77,17 @@ def _targets(r: dict) -> list[str]:
     )
     app = _get(r, "app_start", "app_start_ms")
     ours, ref = both("wake", "wake_ms")
+
+    def of_app(value: Any) -> str:
+        if value is None or not app:
+            return _fmt(value)
+        return f"{_fmt(value)} ({value / app:.2f}x app)"
+
     rows.append(
         (
             f"Cold wake (ms; the app alone starts in {_fmt(app)} ms)",
-            _fmt(ours),
-            _fmt(ref),
+            of_app(ours),
+            of_app(ref),
             _ratio(ours, ref),
             "<= 1.15x app start",
             _verdict(check(ours, lambda v: app is not None and v <= 1.15 * app)),
@@ -205,7 +211,7 @@ def render(r: dict) -> str:
             else "the machine's own (shared) loopback."
         ),
         "- The machine was shared: other engineers ran test suites on it during the run. The",
-        "  1-minute load average before each measurement is in the detail table; read every",
+        "  1-minute load average before each measurement is listed under the details; read every",
         "  absolute number with it in mind, and trust the ratios more than the absolutes.",
         "",
         "## Targets",
