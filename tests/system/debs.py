@@ -123,6 +123,18 @@ def repack_newer(old: Path, into: Path, version: str, pep440: str) -> Path:
         _run(["dpkg-deb", "-R", str(old), str(tree)], into)
         (package,) = tree.glob("opt/venvs/*/lib/python3*/site-packages/tenement")
         (package / "_version.py").write_text(f'__version__ = "{pep440}"\n')
+        # a release with a migration also lists it in the store's known revisions
+        schema = package / "store" / "schema.py"
+        text, count = re.subn(
+            r"^(KNOWN_REVISIONS = \([^)]*?),?\s*\)",
+            rf'\1, "{EXTRA_REVISION}")',
+            schema.read_text(),
+            count=1,
+            flags=re.M,
+        )
+        if count != 1:
+            raise _BuildFailed(f"no KNOWN_REVISIONS = (...) in {schema} to add the migration to")
+        schema.write_text(text)
         versions = package / "_migrations" / "versions"
         down = sorted(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
         (versions / f"{EXTRA_REVISION}_system_test.py").write_text(

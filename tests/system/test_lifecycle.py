@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 import urllib.error
 import urllib.request
 
@@ -72,11 +73,14 @@ def test_restart_loses_nothing(tenement: Tenement) -> None:
     servers = {tenement.main_pid()}
     with Load(tenement.port, HOSTS) as load:
         load.wait_for_requests(50)
+        took = []
         for _ in range(RESTARTS):
+            started = time.monotonic()
             tenement.container.run("systemctl restart tenement", timeout=120)
+            took.append(time.monotonic() - started)
             servers.add(tenement.wait_active())
             load.wait_for_requests(20)
-    _report("restart", load, f"({RESTARTS} restarts)")
+    _report("restart", load, f"({RESTARTS} restarts, each {min(took):.1f}-{max(took):.1f} s)")
     assert len(servers) == RESTARTS + 1, f"the server pid did not change each time: {servers}"
     assert load.result.failed == 0, load.result.summary()
     assert _web_pids(tenement) == before
@@ -130,11 +134,15 @@ def test_two_binary_switchover(tenement: Tenement) -> None:
     try:
         with Load(tenement.port, HOSTS) as load:
             load.wait_for_requests(20)
-            c.wait_for(
-                f"curl -sf http://127.0.0.1:{second_port}/health",
+            # ready (its /health), or gone (its last log lines): either ends the wait
+            state = c.wait_for(
+                f"curl -sf http://127.0.0.1:{second_port}/health && exit 0;"
+                " systemctl is-active -q tenement-second || { journalctl -u tenement-second"
+                " -o cat --no-pager | tail -3; exit 0; }; exit 2",
                 timeout=30,
                 what="the second server ready",
             )
+            assert "ok" in state, f"the second server did not start: {state}"
         _report("switchover, old port", load)
         assert load.result.failed == 0, load.result.summary()
         old = tenement.main_pid()
