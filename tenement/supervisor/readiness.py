@@ -9,10 +9,11 @@ connection made when the app does listen is closed without a byte sent.
 A TCP port that accepts is not enough: another program may have taken the port
 between its allocation and the tenant's bind (the tenant then exits with "Address
 already in use"). So when the tenant's process group is known (``owner``, or
-``process``), a successful connect is confirmed through /proc
-(:func:`tenement.supervisor.procfs.tenant_holds_listener`): a listener held only
-by other programs does not count, and the wait goes on (until the tenant exits, or
-the caller's timeout). Where /proc cannot tell (not Linux), the connect decides.
+``process``), a successful connect is confirmed with the kernel
+(:func:`tenement.supervisor.procfs.listening_inodes`, ``tenant_holds_any``; a scan
+of all of /proc, which may take milliseconds, in a worker thread): a listener held only by
+other programs does not count, and the wait goes on (until the tenant exits, or the
+caller's timeout). Where /proc cannot tell (not Linux), the connect decides.
 A Unix socket path is the tenant's own, so it is not checked.
 
 It has no timeout of its own: the caller wraps it in
@@ -28,7 +29,7 @@ import os
 import trio
 
 from tenement.supervisor.process import SpawnError, TenantProcess
-from tenement.supervisor.procfs import tenant_holds_listener
+from tenement.supervisor.procfs import listening_inodes, tenant_holds_any
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +62,29 @@ async def accepting(port: int | None, socket_path: str | None) -> bool:
     return True
 
 
+async def _owner_listens(owner: int, port: int, foreign: set[int]) -> bool:
+    """Whether the listener on ``port`` may be the tenant's (True when /proc cannot tell).
+
+    The cheap part (the kernel's listeners, the tenant's process tree) runs inline; a
+    scan of all of /proc, needed only when the tree holds none of the listeners, runs in
+    a worker thread. ``foreign`` collects the listening sockets found to be other
+    programs'; while only those listen, the tenant's processes are not looked through
+    again.
+    """
+    inodes = listening_inodes(port)
+    if not inodes:
+        return True  # a connect succeeded, yet the kernel shows no listener: cannot tell
+    if inodes <= foreign:
+        return False
+    held = tenant_holds_any(owner, inodes, scan=False)
+    if held is False:
+        held = await trio.to_thread.run_sync(tenant_holds_any, owner, inodes)
+    if held is False:
+        foreign.update(inodes)
+        return False
+    return True
+
+
 async def wait_accepting(
     port: int | None,
     socket_path: str | None = None,
@@ -87,13 +111,15 @@ async def wait_accepting(
     if owner is None and process is not None:
         owner = process.pgid
     delay = FIRST_POLL_SECONDS
-    foreign_logged = False
+    foreign: set[int] = set()
     while True:
         if await accepting(port, socket_path):
-            if port is None or owner is None or tenant_holds_listener(owner, port) is not False:
+            if port is None or owner is None:
                 return
-            if not foreign_logged:
-                foreign_logged = True
+            known = len(foreign)
+            if await _owner_listens(owner, port, foreign):
+                return
+            if len(foreign) > known:
                 log.warning(
                     "port %s accepts, but no process of group %s listens on it: "
                     "another program holds it; still waiting for the tenant",
