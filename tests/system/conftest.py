@@ -7,6 +7,14 @@ test module orders its tests: the ones that stop or kill things come last.
 
 Where nspawn cannot run (not root, tools missing, debootstrap failing) every system
 test is skipped and the reason is printed.
+
+Run them alone with ``.venv/bin/pytest -m system tests/system -s`` (as root; ``-s``
+shows the load figures). Environment:
+
+- ``TENEMENT_TEST_CACHE``: where the Debian root is cached (``/var/cache/tenement-test``);
+- ``TENEMENT_TEST_INSTALL=wheels``: install from a wheelhouse, skip the package tests
+  (no ``make deb``: fast iteration);
+- ``TENEMENT_TEST_DEB_OLD`` + ``TENEMENT_TEST_DEB_NEW``: prebuilt packages to use.
 """
 
 from __future__ import annotations

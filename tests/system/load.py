@@ -59,7 +59,12 @@ def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str,
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         sock.settimeout(max(0.01, deadline - time.monotonic()))
-        chunk = sock.recv(65536)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            if not buffer:
+                raise _ClosedBeforeAnswer() from None
+            raise
         if not chunk:
             if not buffer:
                 raise _ClosedBeforeAnswer()
@@ -232,7 +237,7 @@ class Load:
                         sock = self._connect(time.monotonic() + self.timeout)
                     try:
                         reusable = self._one_request(sock, host, expected, "")
-                    except (_ClosedBeforeAnswer, ConnectionResetError, BrokenPipeError):
+                    except (_ClosedBeforeAnswer, BrokenPipeError):
                         if not reused:
                             raise
                         # RFC 9112 9.3.1: the idle connection was closed under us; retry once

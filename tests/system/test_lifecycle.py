@@ -266,7 +266,10 @@ def test_kill_9_restarts_and_adopts(tenement: Tenement) -> None:
 
 
 def test_stop_stops_the_tenants(tenement: Tenement) -> None:
-    """`systemctl stop tenement`: every tenant stopped (pids gone), rows marked stopped."""
+    """`systemctl stop tenement`: every tenant stopped (pids gone), a clean stop.
+
+    (No `ten ps` afterwards: a connection to the socket would start the service again.)
+    """
     before = _web_pids(tenement)
     tenement.container.run("systemctl stop tenement", timeout=120)
     assert tenement.container.out("systemctl show -p ActiveState --value tenement") in (
