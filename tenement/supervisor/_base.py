@@ -237,25 +237,6 @@ class SupervisorBase:
 
     # ---- logs -------------------------------------------------------------------------------
 
-    async def query_logs(
-        self,
-        *,
-        process: str | None = None,
-        instance_id: str | None = None,
-        level: str | None = None,
-        search: str | None = None,
-        limit: int | None = None,
-    ) -> list[LogEntry]:
-        """Indexed log lines (see ``Store.query_logs``); what the tailer has seen so far."""
-        store = self._store
-
-        def query() -> list[LogEntry]:
-            return store.query_logs(
-                process=process, instance_id=instance_id, level=level, search=search, limit=limit
-            )
-
-        return await store.run(query)
-
     def subscribe_logs(self) -> trio.MemoryReceiveChannel[LogEntry]:
         """A live feed of new log lines (bounded: a slow reader misses lines)."""
         return self._tailer.subscribe()

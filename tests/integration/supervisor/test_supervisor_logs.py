@@ -20,7 +20,10 @@ async def test_output_is_searchable_and_live(supervisor: Any) -> None:
     assert (entry.process, entry.instance_id, entry.level) == ("app", "talker", "stdout")
     found = await wait_for(lambda: supervisor._store.query_logs(search="hello-from-talker"))
     assert len(found) == 1
-    stderr = await supervisor.query_logs(process="app", instance_id="talker", level="stderr")
+    store = supervisor._store
+    stderr = await store.run(
+        lambda: store.query_logs(process="app", instance_id="talker", level="stderr")
+    )
     assert [e.message for e in stderr] == ["a line on stderr"]
 
 
