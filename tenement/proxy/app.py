@@ -69,6 +69,8 @@ class Proxy:
         fallback: the ASGI app for every other host (API and dashboard), and for
             ``lifespan``.
         rng: the weighted pick's random source (seed it in tests).
+        metrics: where requests are counted (shared with whoever reports them); a new
+            :class:`ProxyMetrics` by default.
 
     Resource handling: owns a connection pool; call :meth:`aclose` when done serving.
     """
@@ -80,13 +82,14 @@ class Proxy:
         domain: str,
         fallback: ASGIApp,
         rng: random.Random | None = None,
+        metrics: ProxyMetrics | None = None,
     ) -> None:
         self._backends = backends
         self._domain = domain.strip().lower().rstrip(".")
         self._fallback = fallback
         self._rng = rng or random.Random()
         self._upstream = Upstream()
-        self.metrics = ProxyMetrics()
+        self.metrics = metrics if metrics is not None else ProxyMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]

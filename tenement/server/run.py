@@ -18,12 +18,17 @@ import logging
 import os
 import socket
 from collections.abc import Callable, MutableMapping
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
 
 from tenement.config import Config
 from tenement.errors import TenementError
+
+if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
+    from tenement.supervisor import Supervisor
+    from tenement.systemd import Notifier
 
 log = logging.getLogger(__name__)
 
@@ -114,7 +119,7 @@ async def serve(
         closes both on return. Tenants are stopped on return unless the stop was a restart.
     """
     from tenement.api import build_api
-    from tenement.proxy import Proxy
+    from tenement.proxy import Proxy, ProxyMetrics
     from tenement.server.http import serve_http
     from tenement.store import is_at_head, migrate_to_head, open_store
     from tenement.supervisor import open_supervisor
@@ -151,22 +156,18 @@ async def serve(
                     log.info("database at %s (backup: %s)", report.to_revision, report.backup)
                 notifier.status("adopting tenants")
                 async with open_supervisor(config, store, environ=environ) as supervisor:
-                    # The API reports the proxy's request metrics, and is the proxy's
-                    # fallback for every host that is not a tenant's.
-                    api = None
-
-                    async def fallback(scope, receive, send):  # type: ignore[no-untyped-def]
-                        await api(scope, receive, send)
-
-                    app = Proxy(supervisor, domain=options.domain, fallback=fallback)
+                    # The proxy counts requests, the API reports them; the API is the
+                    # proxy's fallback for every host that is not a tenant's.
+                    metrics = ProxyMetrics()
                     api = build_api(
                         supervisor,
                         store,
                         ready=is_ready,
                         settings=settings,
                         domain=options.domain,
-                        proxy_metrics=app.metrics,
+                        proxy_metrics=metrics,
                     )
+                    app = Proxy(supervisor, domain=options.domain, fallback=api, metrics=metrics)
                     shutdown = trio.Event()
                     drained = trio.Event()
 
@@ -215,7 +216,9 @@ async def serve(
             sock.close()
 
 
-async def _reload(supervisor, notifier, reload_config: Callable[[], Config]) -> None:  # type: ignore[no-untyped-def]
+async def _reload(
+    supervisor: Supervisor, notifier: Notifier, reload_config: Callable[[], Config]
+) -> None:
     notifier.reloading()
     try:
         new = reload_config()

@@ -159,7 +159,11 @@ async def test_ready_means_serving_and_health_says_so(directory: Path) -> None:
         assert any("database" in status for status in statuses), statuses
         async with httpx.AsyncClient(base_url=holder.url) as client:
             response = await client.get("/health")
-        assert (response.status_code, response.json()) == (200, {"status": "ok"})
+            assert (response.status_code, response.json()) == (200, {"status": "ok"})
+            # the proxy's counts reach the API's /metrics (they share one object)
+            await tenant_pid(holder.url)
+            metrics = (await client.get("/metrics")).text
+        assert 'tenement_requests_total{instance="a",process="echo"}' in metrics
 
 
 async def test_sighup_reloads_the_config_in_place(directory: Path) -> None:
