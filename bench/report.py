@@ -248,8 +248,10 @@ def render(r: dict) -> str:
             "tenants_live",
             "tenants_after_restart",
             "search_hits",
-            "early_hits",
+            "lines_in",
             "errors_c32",
+            "wake_failed",
+            "spawn_concurrency",
         }
         ratio = _ratio(ours, ref) if isinstance(ours, (int, float)) and not counted else ""
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
