@@ -73,16 +73,21 @@ def bearer_token(authorization: str | None) -> str | None:
 class _Client:
     failures: deque[float] = attrs.Factory(deque)
     pending: int = 0
+    #: set (and replaced) whenever a check ends, for the checks waiting for a slot
+    changed: trio.Event = attrs.Factory(trio.Event)
 
 
 class RateLimiter:
     """Per-client sliding window of failed token checks.
 
     A client with :data:`MAX_FAILURES` failures in the last
-    :data:`FAILURE_WINDOW_SECONDS` (counting checks still in progress, so a burst cannot
-    start a thousand Argon2 runs) is refused until its oldest failure leaves the window.
+    :data:`FAILURE_WINDOW_SECONDS` is refused until its oldest failure leaves the window.
     A valid token clears the client's failures. Other clients are never affected.
-    Times are ``trio.current_time()`` values passed in by the caller.
+
+    Checks that need Argon2 take one of the client's slots: at most ``max_failures`` minus
+    its recent failures run at once, and the others wait for a slot (not refused), so a
+    burst of bad tokens starts at most ``max_failures`` verifications while a client with
+    many valid requests in flight is only queued. Times are ``trio.current_time()`` values.
     """
 
     def __init__(
@@ -109,24 +114,51 @@ class RateLimiter:
             ):
                 del self._clients[key]
 
+    def blocked(self, key: str, now: float) -> bool:
+        """Whether client ``key`` has used up its failures in the window."""
+        if key not in self._clients:
+            return False
+        return len(self._client(key, now).failures) >= self.max_failures
+
     def begin(self, key: str, now: float) -> bool:
-        """Start a check for client ``key``; False (and nothing started) if it is blocked."""
+        """Take a check slot for client ``key`` if one is free; False (nothing taken) if
+        it is blocked or all its slots are in use."""
         client = self._client(key, now)
         if len(client.failures) + client.pending >= self.max_failures:
             return False
         client.pending += 1
         return True
 
+    async def acquire(self, key: str) -> None:
+        """Take a check slot for client ``key``, waiting while all of them are in use.
+
+        Raises:
+            RateLimited: the client is blocked (now, or once the checks it waited for failed).
+        """
+        while not self.begin(key, trio.current_time()):
+            client = self._client(key, trio.current_time())
+            if len(client.failures) >= self.max_failures:
+                raise RateLimited
+            await client.changed.wait()
+
     def end(self, key: str, now: float, *, ok: bool) -> None:
-        """Finish a check begun with :meth:`begin`."""
+        """Give back a slot taken with :meth:`begin` or :meth:`acquire`, with the outcome."""
         client = self._client(key, now)
         client.pending = max(0, client.pending - 1)
         if ok:
             client.failures.clear()
         else:
             client.failures.append(now)
+        client.changed.set()
+        client.changed = trio.Event()
         if client.pending == 0 and not client.failures:
             del self._clients[key]
+
+    def succeeded(self, key: str) -> None:
+        """A check that needed no slot (a cached token) passed: clear the failures."""
+        client = self._clients.get(key)
+        if client is not None:
+            client.failures.clear()
 
 
 def _default_verify(token: str, token_hash: str) -> bool:
@@ -162,11 +194,23 @@ class Authenticator:
         token = bearer_token(authorization)
         if token is None:
             raise Unauthorized
-        if not self.limiter.begin(client, trio.current_time()):
+        if self.limiter.blocked(client, trio.current_time()):
             raise RateLimited
-        identity = None
+        digest = hashlib.sha256(token.encode()).digest()
+        # Re-read on every request: a new admin token must replace the old one at once.
+        admin_hash = await trio.to_thread.run_sync(self._store.admin_token_hash)
+        tenant_rows = []
+        if len(token) >= PREFIX_LENGTH:
+            tenant_rows = await trio.to_thread.run_sync(
+                self._store.tenant_tokens_with_prefix, token[:PREFIX_LENGTH]
+            )
+        identity = self._cached(digest, admin_hash, tenant_rows)
+        if identity is not None:
+            self.limiter.succeeded(client)
+            return identity
+        await self.limiter.acquire(client)
         try:
-            identity = await self._identify(token)
+            identity = await self._check_hashes(token, digest, admin_hash, tenant_rows)
         finally:
             self.limiter.end(client, trio.current_time(), ok=identity is not None)
         if identity is None:
@@ -174,22 +218,24 @@ class Authenticator:
             raise Unauthorized
         return identity
 
-    async def _identify(self, token: str) -> Identity | None:
-        digest = hashlib.sha256(token.encode()).digest()
-        # Re-read on every request: a new admin token must replace the old one at once.
-        admin_hash = await trio.to_thread.run_sync(self._store.admin_token_hash)
-        # Cached successes first, so a cached token costs one read and no Argon2.
+    def _cached(self, digest: bytes, admin_hash: str | None, tenant_rows: list) -> Identity | None:  # type: ignore[type-arg]
+        """A success remembered for this token and a hash that is still current."""
         if admin_hash is not None and (digest, admin_hash) in self._cache:
             return self._cache[(digest, admin_hash)]
-        tenant_rows = []
-        if len(token) >= PREFIX_LENGTH:
-            tenant_rows = await trio.to_thread.run_sync(
-                self._store.tenant_tokens_with_prefix, token[:PREFIX_LENGTH]
-            )
         for row in tenant_rows:
             cached = self._cache.get((digest, row.token_hash))
             if cached is not None and cached.tenant == row.tenant:
                 return cached
+        return None
+
+    async def _check_hashes(
+        self,
+        token: str,
+        digest: bytes,
+        admin_hash: str | None,
+        tenant_rows: list,  # type: ignore[type-arg]
+    ) -> Identity | None:
+        """Argon2 against the admin hash, then each tenant token with the same prefix."""
         if admin_hash is not None and await self._verify_in_thread(token, admin_hash):
             return self._remember(digest, admin_hash, Identity())
         for row in tenant_rows:

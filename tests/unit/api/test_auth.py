@@ -187,3 +187,18 @@ def test_rate_limiter_window_slides() -> None:
         limiter.end("c", now, ok=False)
     assert not limiter.begin("c", 4.9)
     assert limiter.begin("c", 5.1)  # the failure at 0.0 left the window
+
+
+async def test_many_valid_requests_in_flight_from_one_client_are_queued_not_refused() -> None:
+    """Thirty concurrent first uses of a valid token from one address: slots for
+    Argon2 are limited per client, but a valid token waits for one, it is never a 429."""
+    auth, _ = make(TokenTable(fake_hash(ADMIN)))
+    identities: list[Identity] = []
+
+    async def attempt() -> None:
+        identities.append(await auth.authenticate(f"Bearer {ADMIN}", "busy-client"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(30):
+            nursery.start_soon(attempt)
+    assert identities == [Identity()] * 30
