@@ -23,7 +23,7 @@ rpm:
 
 # Benchmarks against the reference tenement 0.2.2 (bench/); writes BENCHMARKS.md (~10 min).
 .PHONY: bench
-bench:
+bench: venv
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get install -y wrk; } \
 		|| { echo "bench: wrk is missing: sudo apt-get install wrk" >&2; exit 1; }
 	.venv/bin/python -m bench.run --out BENCHMARKS.md --json bench/.work/last-run.json
