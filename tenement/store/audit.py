@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 import attrs
@@ -37,6 +38,31 @@ class AuditRow:
         )
 
 
+#: the arguments of :meth:`AuditQueries.audit`: action, process, tenant, details, success
+AuditArgs = tuple[str, str, str, str | None, bool]
+
+
+def insert_audit(conn: sa.Connection, entries: Sequence[AuditArgs]) -> None:
+    """Insert ``entries`` (timestamped now) within the caller's transaction."""
+    if not entries:
+        return
+    now = _time.utc_now_rfc3339()
+    conn.execute(
+        deploy_log.insert(),
+        [
+            {
+                "timestamp": now,
+                "action": action,
+                "process": process,
+                "instance_id": instance_id,
+                "details": details,
+                "success": 1 if success else 0,
+            }
+            for action, process, instance_id, details, success in entries
+        ],
+    )
+
+
 class AuditQueries(StoreBase):
     """The audit part of :class:`~tenement.store.Store`."""
 
@@ -49,17 +75,15 @@ class AuditQueries(StoreBase):
         success: bool = True,
     ) -> None:
         """Record an action on ``process:instance_id`` (``instance_id`` is the tenant id)."""
+        self.audit_many([(action, process, instance_id, details, success)])
+
+    def audit_many(self, entries: Sequence[AuditArgs]) -> None:
+        """Record every action in ``entries`` (each the arguments of :meth:`audit`), all in
+        one transaction."""
+        if not entries:
+            return
         with self._write() as conn:
-            conn.execute(
-                deploy_log.insert().values(
-                    timestamp=_time.utc_now_rfc3339(),
-                    action=action,
-                    process=process,
-                    instance_id=instance_id,
-                    details=details,
-                    success=1 if success else 0,
-                )
-            )
+            insert_audit(conn, entries)
 
     def recent_audit(self, limit: int) -> list[AuditRow]:
         """The ``limit`` newest actions, newest first."""

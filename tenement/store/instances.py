@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import attrs
 import sqlalchemy as sa
 
@@ -64,15 +66,27 @@ class InstanceRecord:
         return row
 
 
+def upsert_instances(conn: sa.Connection, records: Sequence[InstanceRecord]) -> None:
+    """Insert or replace ``records`` within the caller's transaction."""
+    for record in records:
+        row = record.to_row()
+        key = {"instance_id": row.pop("instance_id")}
+        upsert(conn, instances, key, row)
+
+
 class InstanceQueries(StoreBase):
     """The instance part of :class:`~tenement.store.Store`."""
 
     def save_instance(self, record: InstanceRecord) -> None:
         """Insert or replace the record of ``record.instance_id``."""
-        row = record.to_row()
-        key = {"instance_id": row.pop("instance_id")}
+        self.save_instances([record])
+
+    def save_instances(self, records: Sequence[InstanceRecord]) -> None:
+        """Insert or replace every record in ``records``, all in one transaction."""
+        if not records:
+            return
         with self._write() as conn:
-            upsert(conn, instances, key, row)
+            upsert_instances(conn, records)
 
     def delete_instance(self, instance_id: str) -> bool:
         """Forget an instance; False if there was no record."""

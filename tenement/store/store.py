@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 import sqlalchemy as sa
 
 from tenement.store import _sqlite
-from tenement.store.audit import AuditQueries
-from tenement.store.instances import InstanceQueries
+from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
+from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
 from tenement.store.tokens import TokenQueries
@@ -23,6 +23,21 @@ class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQuerie
     transaction. Open it with :func:`open_store`; bring its schema up to date with
     :func:`~tenement.store.migrate_to_head` first.
     """
+
+    def save_adoption(
+        self, records: Sequence[InstanceRecord], entries: Sequence[AuditArgs]
+    ) -> None:
+        """Insert or replace ``records`` and record ``entries`` (each the arguments of
+        :meth:`audit`), all in one transaction.
+
+        What a starting supervisor writes after adopting its tenants: one commit, not
+        one per tenant.
+        """
+        if not records and not entries:
+            return
+        with self._write() as conn:
+            upsert_instances(conn, records)
+            insert_audit(conn, entries)
 
 
 def default_url(data_dir: str | object) -> str:

@@ -16,6 +16,8 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import trio
+
 from tenement.config import Service
 from tenement.store import InstanceRecord
 from tenement.supervisor.events import LifecycleEvent
@@ -83,11 +85,29 @@ def instance_from_record(record: InstanceRecord, *, now: float) -> Instance:
     )
 
 
+def first_check_delay(index: int, count: int, interval: float) -> float:
+    """When the ``index``-th of ``count`` adopted instances gets its first health check.
+
+    The first checks are spread evenly over one ``interval`` (0, interval/count, ...), so a
+    server adopting a thousand tenants does not check them all at once.
+    """
+    return 0.0 if count <= 0 else interval * (index % count) / count
+
+
 async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: float) -> int:
-    """Load every row into ``sup``; adopt the live tenants. Returns how many were adopted."""
+    """Load every row into ``sup``; adopt the live tenants. Returns how many were adopted.
+
+    Per row the work is cheap (a read of ``/proc/<pid>/stat``, a pidfd); every changed row
+    and every audit row is written in one transaction, and the watchers, health checks and
+    restarts start after it.
+    """
     from tenement.supervisor.process import TenantProcess, kill_stale_group
 
-    adopted = 0
+    adopted: list[tuple[Instance, Run]] = []
+    events: list[LifecycleEvent] = []
+    stopping: list[TenantProcess] = []
+    revive: list[Instance] = []
+    changed: list[InstanceRecord] = []
     for record in records:
         inst = instance_from_record(record, now=now)
         sup._instances[record.instance_id] = inst
@@ -110,10 +130,8 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
             inst.port = record.port
             inst.state = RUNNING
             inst.health_state = HealthState(_health(record.health))
-            sup._watch_logs(inst)
-            sup._start_watcher(inst, run)
-            await sup._save(inst)
-            await sup._events.emit(
+            adopted.append((inst, run))
+            events.append(
                 LifecycleEvent(
                     "adopt",
                     inst.service,
@@ -122,7 +140,6 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
                     details=f"port {record.port}",
                 )
             )
-            adopted += 1
         elif decision is Fate.STOP:
             assert process is not None
             log.warning(
@@ -131,16 +148,30 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
                 record.pid,
                 extra={"INSTANCE": record.instance_id},
             )
-            await process.terminate(5.0)
-            await sup._save(inst)
+            stopping.append(process)
         elif decision is Fate.GONE:
             if record.pid is not None and record.start_ticks is not None:
                 # the leader is gone (or its pid is another process's now); what is left
                 # of its session is killed only when provably the tenant's
                 kill_stale_group(record.pid, record.start_ticks)
-            await sup._save(inst)
             if record.state in (STARTING, RUNNING) and record.service in sup.config.services:
                 # it died while no server watched it (or was between restarts): a crash
-                inst.state = STARTING
-                sup.revive(inst)
-    return adopted
+                revive.append(inst)
+        if decision is not Fate.KEEP:
+            changed.append(sup._record(inst))
+    if stopping:
+        async with trio.open_nursery() as nursery:
+            for process in stopping:
+                nursery.start_soon(process.terminate, 5.0)
+    audits = [args for event in events if (args := sup._events.audit_args(event)) is not None]
+    await sup._store.run(sup._store.save_adoption, changed, audits)
+    for event in events:
+        sup._events.record(event)
+    interval = sup.config.settings.health_check_interval
+    for index, (inst, run) in enumerate(adopted):
+        sup._watch_logs(inst)
+        sup._start_watcher(inst, run, first_check_delay(index, len(adopted), interval))
+    for inst in revive:
+        inst.state = STARTING
+        sup.revive(inst)
+    return len(adopted)

@@ -109,18 +109,16 @@ class Events:
             extra=extra,
         )
 
+    def audit_args(self, event: LifecycleEvent) -> tuple[str, str, str, str | None, bool] | None:
+        """The arguments of ``store.audit`` for ``event``; None if it has no audit row."""
+        _, action = KINDS[event.kind]
+        if action is None or self._store is None:
+            return None
+        return (action, event.service, event.tenant, event.details, event.success)
+
     async def emit(self, event: LifecycleEvent) -> None:
         """Record the event and write its audit row, if its kind has one."""
         self.record(event)
-        _, action = KINDS[event.kind]
-        if action is None or self._store is None:
-            return
-        await self._store.run(
-            _audit, self._store, action, event.service, event.tenant, event.details, event.success
-        )
-
-
-def _audit(
-    store: Any, action: str, service: str, tenant: str, details: str | None, success: bool
-) -> None:
-    store.audit(action, service, tenant, details, success)
+        args = self.audit_args(event)
+        if args is not None:
+            await self._store.run(self._store.audit, *args)

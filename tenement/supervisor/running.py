@@ -149,16 +149,20 @@ class Running(SupervisorBase):
 
     # ---- watching ---------------------------------------------------------------------------
 
-    def _start_watcher(self, inst: Instance, run: Run) -> None:
+    def _start_watcher(self, inst: Instance, run: Run, first_check_delay: float = 0.0) -> None:
+        """Watch ``run`` for its exit; health checks begin ``first_check_delay`` s after its
+        hand-over (adoption spreads the first checks of many tenants over an interval)."""
         scope = trio.CancelScope()
         inst.watcher = scope
-        self._nursery.start_soon(self._watch, inst, run, scope)
+        self._nursery.start_soon(self._watch, inst, run, scope, first_check_delay)
 
-    async def _watch(self, inst: Instance, run: Run, scope: trio.CancelScope) -> None:
+    async def _watch(
+        self, inst: Instance, run: Run, scope: trio.CancelScope, first_check_delay: float = 0.0
+    ) -> None:
         with scope:
             async with trio.open_nursery() as nursery:
                 run.trouble_scope = nursery.cancel_scope
-                nursery.start_soon(self._health_loop, inst, run)
+                nursery.start_soon(self._health_loop, inst, run, first_check_delay)
                 code = await run.process.wait_exited()
                 run.exit_code = code
                 run.trouble = "exit"
@@ -173,8 +177,9 @@ class Running(SupervisorBase):
                 return  # still starting: the launcher reports it
             await self._recover(inst, run)
 
-    async def _health_loop(self, inst: Instance, run: Run) -> None:
+    async def _health_loop(self, inst: Instance, run: Run, first_check_delay: float) -> None:
         await run.handed_over.wait()
+        await trio.sleep(first_check_delay)
         while True:
             if await self._check(inst, run) is Health.UNHEALTHY:
                 return

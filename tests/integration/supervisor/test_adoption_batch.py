@@ -1,0 +1,72 @@
+"""Adoption writes every adopted row and its audit row in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+import sqlalchemy as sa
+
+from tenement.config import Config
+from tenement.store import Store
+from tenement.supervisor import open_supervisor
+from tenement.supervisor.adoption import first_check_delay
+
+
+class Transactions:
+    """The statements of each committed transaction on an engine (from its events)."""
+
+    def __init__(self) -> None:
+        self.pending: dict[int, list[str]] = {}
+        self.committed: list[list[str]] = []
+
+    def on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
+        self.pending.setdefault(id(conn), []).append(f"{statement} {parameters!r}")
+
+    def on_commit(self, conn: sa.Connection) -> None:
+        self.committed.append(self.pending.pop(id(conn), []))
+
+
+@pytest.fixture
+def transactions(store: Store) -> Iterator[Transactions]:
+    seen = Transactions()
+    sa.event.listen(store.engine, "before_cursor_execute", seen.on_execute)
+    sa.event.listen(store.engine, "commit", seen.on_commit)
+    yield seen
+    sa.event.remove(store.engine, "before_cursor_execute", seen.on_execute)
+    sa.event.remove(store.engine, "commit", seen.on_commit)
+
+
+async def test_adoption_is_one_transaction_with_its_audit_rows(
+    config: Config, store: Store, transactions: Transactions
+) -> None:
+    tenants = ["a1", "a2", "a3", "a4"]
+    async with open_supervisor(config, store) as first:
+        pids = {t: (await first.spawn("app", t)).pid for t in tenants}
+        first.detach()
+    audited_before = len(store.recent_audit(1000))
+    transactions.committed.clear()
+    async with open_supervisor(config, store) as second:
+        assert {t: second.get(f"app:{t}").pid for t in tenants} == pids
+    adopting = [
+        statements
+        for statements in transactions.committed
+        if any("INSERT INTO deploy_log" in s and "'adopt'" in s for s in statements)
+    ]
+    assert len(adopting) == 1
+    (statements,) = adopting
+    for tenant in tenants:
+        assert any(
+            s.startswith("INSERT INTO instances") and f"app:{tenant}" in s for s in statements
+        )
+    adopts = [r for r in store.recent_audit(1000)[: -audited_before or None] if r.action == "adopt"]
+    assert sorted(r.instance_id for r in adopts) == tenants
+    assert all(r.process == "app" and r.success for r in adopts)
+
+
+def test_first_health_checks_are_spread_over_one_interval() -> None:
+    delays = [first_check_delay(i, 4, 10.0) for i in range(4)]
+    assert delays == [0.0, 2.5, 5.0, 7.5]
+    assert first_check_delay(0, 1, 10.0) == 0.0
+    assert first_check_delay(0, 0, 10.0) == 0.0
+    assert all(0 <= first_check_delay(i, 1000, 10.0) < 10.0 for i in range(1000))
