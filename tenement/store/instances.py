@@ -67,11 +67,29 @@ class InstanceRecord:
 
 
 def upsert_instances(conn: sa.Connection, records: Sequence[InstanceRecord]) -> None:
-    """Insert or replace ``records`` within the caller's transaction."""
-    for record in records:
-        row = record.to_row()
-        key = {"instance_id": row.pop("instance_id")}
-        upsert(conn, instances, key, row)
+    """Insert or replace ``records`` within the caller's transaction.
+
+    On SQLite and PostgreSQL one ``INSERT … ON CONFLICT`` statement for all of them
+    (built once, executed with every row); elsewhere one upsert per record.
+    """
+    rows = [record.to_row() for record in records]
+    if not rows:
+        return
+    name = conn.dialect.name
+    if name not in ("sqlite", "postgresql"):
+        for row in rows:
+            upsert(conn, instances, {"instance_id": row.pop("instance_id")}, row)
+        return
+    if name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:
+        from sqlalchemy.dialects.postgresql import insert
+    stmt = insert(instances)
+    columns = [column for column in rows[0] if column != "instance_id"]
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["instance_id"], set_={column: stmt.excluded[column] for column in columns}
+    )
+    conn.execute(stmt, rows)
 
 
 class InstanceQueries(StoreBase):
