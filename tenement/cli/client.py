@@ -15,15 +15,44 @@ from __future__ import annotations
 import json
 import logging
 import ssl
+import sys
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 import attrs
-import httpx
 
 from tenement.cli.context import CliContext
 from tenement.errors import TenementError
+
+
+def _import_httpx_sync_only():  # type: ignore[no-untyped-def]
+    """Import httpx without letting httpcore pull in trio and anyio.
+
+    httpcore imports trio and anyio (when installed) at import time only for its async
+    locks, which this synchronous client never uses; trio alone costs ~50-150 ms of CLI
+    start-up. While httpx is first imported, modules not already loaded are masked so
+    httpcore records them as absent (its documented optional extras). A process that had
+    already imported trio or anyio keeps full async support.
+    """
+    if "httpcore" in sys.modules:
+        import httpx
+
+        return httpx
+    masked = [name for name in ("trio", "anyio") if name not in sys.modules]
+    for name in masked:
+        sys.modules[name] = None  # type: ignore[assignment]
+    try:
+        import httpcore  # noqa: F401  (httpx imports it lazily, on the first Client)
+        import httpx
+    finally:
+        for name in masked:
+            if name in sys.modules and sys.modules[name] is None:
+                del sys.modules[name]
+    return httpx
+
+
+httpx = _import_httpx_sync_only()
 
 log = logging.getLogger(__name__)
 

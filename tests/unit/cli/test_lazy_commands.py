@@ -1,0 +1,80 @@
+"""Client commands start fast: registration is lazy and nothing heavy is imported."""
+
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from tenement.cli import commands, ten
+
+HEAVY = ("sqlalchemy", "alembic", "trio", "anyio", "hypercorn")
+
+_PROBE = """
+import sys
+from click.testing import CliRunner
+from tenement.cli import ten
+result = CliRunner().invoke(ten, sys.argv[1:], obj=None)
+import tenement.cli.client  # what every server-talking command loads
+heavy = {heavy!r}
+print(sorted({{m.split(".")[0] for m in sys.modules}} & set(heavy)))
+"""
+
+
+def _heavy_modules_after(*args: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-c", _PROBE.format(heavy=HEAVY), *args],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("args", [("--help",), ("ps", "--help"), ("spawn", "--help")])
+def test_client_commands_import_no_store_server_or_async_stack(args: tuple[str, ...]) -> None:
+    assert _heavy_modules_after(*args) == "[]"
+
+
+def test_ps_against_a_closed_port_imports_nothing_heavy() -> None:
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['ten', 'ps', '--server', 'http://127.0.0.1:9', '--token', 'x']\n"
+        "try:\n"
+        "    runpy.run_module('tenement', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        f"print(sorted({{m.split('.')[0] for m in sys.modules}} & set({HEAVY!r})))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert "Failed to connect" in out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_root_help_lists_every_command_with_its_real_short_help() -> None:
+    result = CliRunner().invoke(ten, ["--help"])
+    assert result.exit_code == 0
+    for command in commands.all_commands():
+        assert isinstance(command, commands.LazyCommand)
+        real = command.real()
+        assert command.name == real.name
+        assert command.hidden == real.hidden
+        assert command.get_short_help_str() == real.get_short_help_str()
+        if not real.hidden:
+            assert f"  {real.name} " in result.output
+
+
+def test_every_registered_command_is_in_the_table() -> None:
+    names = {command.name for command in commands.all_commands()}
+    assert set(ten.commands) == names
+    assert len(names) == 20
+
+
+def test_subcommand_help_and_groups_come_from_the_real_command() -> None:
+    result = CliRunner().invoke(ten, ["db", "--help"])
+    assert result.exit_code == 0
+    assert "upgrade" in result.output
+    db = ten.commands["db"]
+    assert isinstance(db, commands.LazyCommand)
+    assert isinstance(db.real(), click.Group)
