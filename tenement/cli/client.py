@@ -27,19 +27,20 @@ from tenement.errors import TenementError
 
 
 def _import_httpx_sync_only():  # type: ignore[no-untyped-def]
-    """Import httpx without letting httpcore pull in trio and anyio.
+    """Import httpx without letting httpcore pull in trio, anyio and h2.
 
     httpcore imports trio and anyio (when installed) at import time only for its async
-    locks, which this synchronous client never uses; trio alone costs ~50-150 ms of CLI
-    start-up. While httpx is first imported, modules not already loaded are masked so
-    httpcore records them as absent (its documented optional extras). A process that had
-    already imported trio or anyio keeps full async support.
+    locks, and h2 only for HTTP/2; this synchronous HTTP/1.1 client uses none of them, and
+    trio alone costs ~50-150 ms of CLI start-up. While httpcore is first imported, those
+    not already loaded are masked so httpcore records them as absent (its documented
+    optional extras); they stay importable for anything else afterwards. A process that
+    had already imported them keeps httpcore's full async and HTTP/2 support.
     """
     if "httpcore" in sys.modules:
         import httpx
 
         return httpx
-    masked = [name for name in ("trio", "anyio") if name not in sys.modules]
+    masked = [name for name in ("trio", "anyio", "h2") if name not in sys.modules]
     for name in masked:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
