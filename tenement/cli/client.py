@@ -46,11 +46,21 @@ def _import_httpx_sync_only():  # type: ignore[no-untyped-def]
     try:
         import httpcore  # noqa: F401  (httpx imports it lazily, on the first Client)
         import httpx
+    except ImportError:
+        # A release that needs them after all: pay for the full import rather than fail.
+        _unmask(masked)
+        for partial in [name for name in sys.modules if name.startswith(("httpcore", "httpx"))]:
+            del sys.modules[partial]
+        import httpx
     finally:
-        for name in masked:
-            if name in sys.modules and sys.modules[name] is None:
-                del sys.modules[name]
+        _unmask(masked)
     return httpx
+
+
+def _unmask(names: list[str]) -> None:
+    for name in names:
+        if name in sys.modules and sys.modules[name] is None:
+            del sys.modules[name]
 
 
 httpx = _import_httpx_sync_only()
