@@ -8,33 +8,16 @@ the autojump clock skips.
 from __future__ import annotations
 
 import contextlib
-import socket
 from collections.abc import Iterator
 from functools import partial
 
-import attrs
 import pytest
 import trio
 
 from tenement.config import Service
 from tenement.proxy import Proxy
 from tenement.proxy.app import RETRY_DEADLINE_SECONDS
-
-
-def dead_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@attrs.frozen
-class Target:
-    instance_id: str
-    service: str
-    tenant: str
-    port: int | None
-    socket: str = ""
-    weight: int = 100
+from tests.integration.proxy.proxy_support import Target, dead_port
 
 
 class Backends:
