@@ -242,7 +242,9 @@ class Supervisor(Running):
             for inst in live:
                 if inst.watcher is not None:
                     inst.watcher.cancel()
-                await self._save(inst)
+            # one transaction for all: a restart's stop should not grow with the tenants
+            records = [self._record(inst) for inst in live]
+            await self._store.run(self._store.save_instances, records)
             log.info("detached: %d instances left running for the next server", len(live))
         else:
             async with trio.open_nursery() as nursery:

@@ -70,3 +70,28 @@ def test_first_health_checks_are_spread_over_one_interval() -> None:
     assert first_check_delay(0, 1, 10.0) == 0.0
     assert first_check_delay(0, 0, 10.0) == 0.0
     assert all(0 <= first_check_delay(i, 1000, 10.0) < 10.0 for i in range(1000))
+
+
+async def test_detaching_saves_every_row_in_one_transaction(
+    config: Config, store: Store, transactions: Transactions
+) -> None:
+    tenants = ["d1", "d2", "d3"]
+    async with open_supervisor(config, store) as sup:
+        for tenant in tenants:
+            await sup.spawn("app", tenant)
+        sup.detach()
+        transactions.committed.clear()
+    saving = [
+        statements
+        for statements in transactions.committed
+        if any(s.startswith("INSERT INTO instances") for s in statements)
+    ]
+    # other writes (a health verdict) may land meanwhile; the shutdown's save holds all rows
+    assert any(
+        all(any(f"app:{tenant}" in s for s in statements) for tenant in tenants)
+        for statements in saving
+    ), saving
+    async with open_supervisor(config, store) as again:  # and they are adopted, still alive
+        assert {again.get(f"app:{t}").state for t in tenants} == {"running"}
+        for tenant in tenants:
+            await again.stop(f"app:{tenant}")
