@@ -16,6 +16,9 @@ from tenement.store import _sqlite, _time
 from tenement.store._base import StoreBase, upsert
 from tenement.store.tables import log_offsets, logs
 
+#: paths per IN (...) list: well under every database's bound-parameter limit
+_IN_CHUNK = 500
+
 LEVELS = ("stdout", "stderr")
 
 
@@ -84,13 +87,21 @@ class LogQueries(StoreBase):
 
     def log_offset(self, path: str) -> tuple[int, int] | None:
         """(inode, offset) saved for ``path``, or None."""
+        return self.log_offsets([path]).get(path)
+
+    def log_offsets(self, paths: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """(inode, offset) saved for each of ``paths`` that has one, in one read."""
+        found: dict[str, tuple[int, int]] = {}
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(log_offsets.c.inode, log_offsets.c.byte_offset).where(
-                    log_offsets.c.path == path
+            for start in range(0, len(paths), _IN_CHUNK):
+                rows = conn.execute(
+                    sa.select(
+                        log_offsets.c.path, log_offsets.c.inode, log_offsets.c.byte_offset
+                    ).where(log_offsets.c.path.in_(paths[start : start + _IN_CHUNK]))
                 )
-            ).first()
-            return None if row is None else (int(row.inode), int(row.byte_offset))
+                for row in rows:
+                    found[row.path] = (int(row.inode), int(row.byte_offset))
+        return found
 
     def query_logs(
         self,

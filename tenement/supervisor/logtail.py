@@ -197,8 +197,8 @@ class LogTailer:
         self._subscribers = alive
 
 
-def _load_offsets(store: Any, paths: list[str]) -> dict[str, tuple[int, int] | None]:
-    return {path: store.log_offset(path) for path in paths}
+def _load_offsets(store: Any, paths: list[str]) -> dict[str, tuple[int, int]]:
+    return store.log_offsets(paths)
 
 
 def _insert(store: Any, entries: list[LogEntry], offsets: Mapping[str, tuple[int, int]]) -> None:
