@@ -9,9 +9,9 @@ Label values are escaped (the reference does not escape them).
 
 The proxy's metrics object (``tenement.proxy.ProxyMetrics``; duck-typed, the API may
 not import the proxy) is read through :func:`request_series`: its ``statistics()`` has
-``series``, each with ``instance_id``, ``service``, ``requests_total``,
-``duration_sum_ms``, ``bucket_counts`` (cumulative, one per bound in :data:`BUCKETS_MS`)
-and ``p99_ms``.
+``series``, each with ``instance_id``, ``service``, ``tenant``, ``requests_total``,
+``duration_sum_ms``, ``bucket_counts`` (cumulative, one per bound in :data:`BUCKETS_MS`),
+``avg_ms`` and ``p99_ms``.
 """
 
 from __future__ import annotations
@@ -28,48 +28,14 @@ BUCKETS_MS = (1, 5, 10, 25, 50, 100, 250, 500, 1000, 5000)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 
-@attrs.frozen
-class RequestSeries:
-    """Proxied-request figures for one instance.
+def request_series(proxy_metrics: Any) -> list[Any]:
+    """Every instance's request figures, sorted by id ([] without proxy metrics).
 
-    Attributes:
-        bucket_counts: cumulative counts per bound in :data:`BUCKETS_MS` (``le``); the
-            ``+Inf`` bucket is ``requests_total``.
-        p99_ms: the proxy's 99th percentile of recent durations.
+    The items are the proxy's own frozen ``RequestSeries`` values, taken as they are.
     """
-
-    instance_id: str
-    service: str
-    tenant: str
-    requests_total: int
-    duration_sum_ms: float
-    bucket_counts: tuple[int, ...]
-    p99_ms: float
-
-    @property
-    def duration_avg_ms(self) -> float:
-        return self.duration_sum_ms / self.requests_total if self.requests_total else 0.0
-
-
-def request_series(proxy_metrics: Any) -> list[RequestSeries]:
-    """Every instance's request figures, sorted by id ([] without proxy metrics)."""
     if proxy_metrics is None:
         return []
-    series = []
-    for item in proxy_metrics.statistics().series:
-        service, _, tenant = item.instance_id.partition(":")
-        series.append(
-            RequestSeries(
-                instance_id=item.instance_id,
-                service=item.service or service,
-                tenant=tenant,
-                requests_total=int(item.requests_total),
-                duration_sum_ms=float(item.duration_sum_ms),
-                bucket_counts=tuple(int(n) for n in item.bucket_counts),
-                p99_ms=float(item.p99_ms),
-            )
-        )
-    return sorted(series, key=lambda item: item.instance_id)
+    return sorted(proxy_metrics.statistics().series, key=lambda item: item.instance_id)
 
 
 @attrs.frozen
@@ -79,7 +45,7 @@ class MetricsSnapshot:
     instances_up: int
     instance_restarts: tuple[tuple[str, str, int], ...]
     views: tuple[Any, ...]
-    series: tuple[RequestSeries, ...]
+    series: tuple[Any, ...]
 
 
 def snapshot(supervisor: Any, proxy_metrics: Any) -> MetricsSnapshot:

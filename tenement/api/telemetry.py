@@ -45,7 +45,7 @@ def telemetry_json(supervisor: Any, proxy_metrics: Any) -> dict[str, Any]:
                 "restarts": view.restarts,
                 "weight": view.weight,
                 "requests_total": item.requests_total if item else 0,
-                "request_duration_avg_ms": item.duration_avg_ms if item else 0.0,
+                "request_duration_avg_ms": item.avg_ms if item else 0.0,
                 "request_duration_p99_ms": item.p99_ms if item else 0.0,
                 "storage_used_bytes": view.storage_used_bytes,
                 "storage_quota_bytes": view.storage_quota_bytes,
