@@ -19,7 +19,8 @@ import trio
 
 from tenement.api.app import ApiContext, Request
 from tenement.api.logs import LogFilter, count_param, entry_json, query_store
-from tenement.types import Receive, Send
+from tenement.asgi import cancel_on_disconnect
+from tenement.types import Send
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE_FRAME = b": keep-alive\n\n"
@@ -59,7 +60,7 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
         for entry in backlog:
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(_cancel_on_disconnect, request.receive, nursery.cancel_scope)
+            nursery.start_soon(cancel_on_disconnect, request.receive, nursery.cancel_scope)
             await _forward(feed, filters, set(backlog), api, send, was_ready=was_ready)
             nursery.cancel_scope.cancel()
     # After a disconnect the server drops this send; that is fine.
@@ -99,11 +100,3 @@ async def _forward(
         elif trio.current_time() - quiet_since >= api.keepalive_seconds:
             await send({"type": "http.response.body", "body": KEEPALIVE_FRAME, "more_body": True})
             quiet_since = trio.current_time()
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return

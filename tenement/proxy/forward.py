@@ -24,6 +24,7 @@ import logging
 import h11
 import trio
 
+from tenement.asgi import cancel_on_disconnect
 from tenement.errors import TenementError
 from tenement.proxy.headers import request_headers, response_headers
 from tenement.proxy.upstream import Connection, Upstream, UpstreamError
@@ -294,7 +295,7 @@ async def _relay_body(
             await send({"type": "http.response.body", "body": pending, "more_body": True})
         if watch:
             async with trio.open_nursery() as nursery:
-                nursery.start_soon(_cancel_on_disconnect, receive, nursery.cancel_scope)
+                nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)
                 await relay.pump(send)
                 nursery.cancel_scope.cancel()
         else:
@@ -342,11 +343,3 @@ class _BodyRelay:
                     return
         except UpstreamError as exc:
             self.broke = exc
-
-
-async def _cancel_on_disconnect(receive: Receive, scope: trio.CancelScope) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            scope.cancel()
-            return
