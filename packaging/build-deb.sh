@@ -23,25 +23,17 @@ ARCH=$(dpkg --print-architecture)
 DEB=tenement-py_${VERSION}_${ARCH}.deb
 mkdir -p dist
 
-tree_hash() {
-    git -C "$ROOT" ls-files -co --exclude-standard -z \
-        | LC_ALL=C sort -z \
-        | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}" && sha256sum < "{}"' \
-        | sha256sum | cut -d' ' -f1
-}
+# shellcheck source=packaging/tree.sh
+. packaging/tree.sh
 HASH="$(tree_hash)-$VERSION"
-STAMP="dist/.$DEB.tree"
-if [ -z "${FORCE:-}" ] && [ -f "dist/$DEB" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$HASH" ]; then
-    echo "dist/$DEB is up to date (same tree and version; FORCE=1 rebuilds)"
+if up_to_date "$DEB" "$HASH"; then
     exit 0
 fi
 
 WORK=$(mktemp -d /tmp/tenement-deb.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 SRC="$WORK/tenement-py-$VERSION"
-mkdir -p "$SRC"
-git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}"' \
-    | tar --null -T - -cf - | tar -xf - -C "$SRC"
+copy_tree "$SRC"
 cp -r packaging/debian "$SRC/debian"
 printf '__version__ = "%s"\n' "$PEP440" > "$SRC/tenement/_version.py"
 
@@ -67,7 +59,7 @@ start=$(date +%s)
 }
 cp "$WORK/build.log" dist/build-deb.log
 cp "$WORK/$DEB" "dist/$DEB"
-echo "$HASH" > "$STAMP"
+echo "$HASH" > "dist/.$DEB.tree"
 echo "Built dist/$DEB in $(( $(date +%s) - start )) s"
 
 if [ -n "${LINTIAN:-}" ]; then

@@ -16,21 +16,17 @@ ARCH=$(uname -m)
 RPM=tenement-py-${VERSION}-1.${ARCH}.rpm
 mkdir -p dist
 
-HASH="$(git ls-files -co --exclude-standard -z | LC_ALL=C sort -z \
-    | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}" && sha256sum < "{}"' \
-    | sha256sum | cut -d' ' -f1)-$VERSION"
-STAMP="dist/.$RPM.tree"
-if [ -z "${FORCE:-}" ] && [ -f "dist/$RPM" ] && [ "$(cat "$STAMP" 2>/dev/null)" = "$HASH" ]; then
-    echo "dist/$RPM is up to date (same tree and version; FORCE=1 rebuilds)"
+# shellcheck source=packaging/tree.sh
+. packaging/tree.sh
+HASH="$(tree_hash)-$VERSION"
+if up_to_date "$RPM" "$HASH"; then
     exit 0
 fi
 
 WORK=$(mktemp -d /tmp/tenement-rpm.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 SRC="$WORK/src"
-mkdir -p "$SRC"
-git ls-files -co --exclude-standard -z | xargs -0 -I{} sh -c 'test -f "{}" && printf "%s\0" "{}"' \
-    | tar --null -T - -cf - | tar -xf - -C "$SRC"
+copy_tree "$SRC"
 printf '__version__ = "%s"\n' "$PEP440" > "$SRC/tenement/_version.py"
 
 echo "Building dist/$RPM"
@@ -48,7 +44,7 @@ rpmbuild -bb --nodeps \
 }
 cp "$WORK/build.log" dist/build-rpm.log
 cp "$WORK/rpmbuild/RPMS/$ARCH/$RPM" "dist/$RPM"
-echo "$HASH" > "$STAMP"
+echo "$HASH" > "dist/.$RPM.tree"
 echo "Built dist/$RPM in $(( $(date +%s) - start )) s"
 
 if [ -n "${RPMLINT:-}" ] && command -v rpmlint >/dev/null; then
