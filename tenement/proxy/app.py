@@ -151,27 +151,67 @@ class Proxy:
                 await relay_websocket(conn, answer, scope, receive, send)
         return None
 
+    def use(self, backends: Backends, fallback: ASGIApp) -> None:
+        """Route with ``backends`` and fall back to ``fallback`` from the next request on
+        (a standby server that becomes the leader); requests in flight finish as they began."""
+        self._backends = backends
+        self._fallback = fallback
+
+    async def relay(
+        self, path: str, scope: Scope, receive: Receive, send: Send, *, timeout: float
+    ) -> bool:
+        """Forward this HTTP request to the server on the Unix socket ``path`` and relay
+        its answer (a standby's API requests go to the leader this way).
+
+        Returns:
+            False if nothing accepted the connection (nothing was read or sent: the
+            caller may try elsewhere); True once the request was handled, answered with
+            502/504 by the proxy itself if the server failed.
+        """
+        try:
+            conn = await self._upstream.acquire(Address(None, path))
+        except UpstreamUnavailable:
+            return False
+        try:
+            await forward_http(self._upstream, conn, scope, receive, send, timeout=timeout)
+        except ForwardTimedOut as exc:
+            log.warning("%s", exc)
+            await respond(scope, send, GATEWAY_TIMEOUT.status, GATEWAY_TIMEOUT.message)
+        except ForwardFailed as exc:
+            log.warning("%s", exc)
+            await respond(scope, send, BAD_GATEWAY.status, BAD_GATEWAY.message)
+        except BadRequest:
+            await respond(scope, send, BAD_HOST.status, BAD_HOST.message)
+        except ClientGone:
+            pass
+        return True
+
     async def _connect_direct(
         self, service: str, tenant: str
     ) -> tuple[Target, Connection] | Rejected:
-        """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s)."""
-        backends = self._backends
-        target = backends.target(service, tenant)
+        """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s).
+
+        While it waits, an instance that turns out stopped (not restarting) is woken.
+        """
+        target = self._backends.target(service, tenant)
         if target is None:
-            if not backends.may_wake(service, tenant):
+            if not self._backends.may_wake(service, tenant):
                 return NOT_FOUND
-            try:
-                target = await backends.wake(service, tenant)
-            except TenementError as exc:
-                log.warning("waking %s:%s failed: %s", service, tenant, exc)
-                return UNAVAILABLE
+            target = await self._wake(service, tenant)
+            if isinstance(target, Rejected):
+                return target
         conn = await self._probe(target)
         if conn is not None:
             return target, conn
         with trio.move_on_after(RETRY_DEADLINE_SECONDS):
             while True:
                 await trio.sleep(RETRY_INTERVAL_SECONDS)
+                backends = self._backends  # the leader's, if this server became the leader
                 again = backends.target(service, tenant)
+                if again is None and backends.may_wake(service, tenant):
+                    again = await self._wake(service, tenant)
+                    if isinstance(again, Rejected):
+                        return again
                 if again is not None:
                     conn = await self._probe(again)
                     if conn is not None:
@@ -180,6 +220,13 @@ class Proxy:
             "%s:%s did not accept connections for %g s", service, tenant, RETRY_DEADLINE_SECONDS
         )
         return UNAVAILABLE
+
+    async def _wake(self, service: str, tenant: str) -> Target | Rejected:
+        try:
+            return await self._backends.wake(service, tenant)
+        except TenementError as exc:
+            log.warning("waking %s:%s failed: %s", service, tenant, exc)
+            return UNAVAILABLE
 
     async def _connect_weighted(self, service: str) -> tuple[Target, Connection] | Rejected:
         """Weighted pick; if it is dead, the other instances with weight > 0 in order."""

@@ -4,10 +4,14 @@ Startup order, each step announced with ``STATUS=``:
 
 1. adopt the listening sockets systemd passed (or bind our own);
 2. open the database, back it up and migrate it when it is not at head;
-3. open the supervisor: adopt live tenants, clean up dead rows, spawn ``[instances]``;
-4. serve HTTP; ``READY=1`` once hypercorn accepts.
+3. register in the ``servers`` table and listen on the control socket (``control.py``);
+4. take the supervisor lease and adopt live tenants, clean up dead rows, spawn
+   ``[instances]`` — or, when another live server holds the lease, stand by: serve from
+   the shared instance rows and take over when the lease comes free (``roles.py``);
+5. serve HTTP; ``READY=1`` once hypercorn accepts.
 
-Shutdown (see docs/operations.md): SIGTERM/SIGINT drains HTTP, then stops every tenant;
+Shutdown (see docs/operations.md): SIGTERM/SIGINT drains HTTP, then stops every tenant,
+unless another server on the data dir stands by: then the tenants are handed to it;
 SIGUSR2 (systemd's ``RestartKillSignal=``) drains HTTP and leaves the tenants running for
 the next server to adopt; SIGHUP re-reads tenement.toml in place.
 """
@@ -18,6 +22,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, MutableMapping
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import attrs
@@ -27,7 +32,7 @@ from tenement.config import Config
 from tenement.errors import TenementError
 
 if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
-    from tenement.supervisor import Supervisor
+    from tenement.server.roles import Node
     from tenement.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -118,11 +123,11 @@ async def serve(
         Owns the listening sockets it binds, and our copies of the ones systemd passed;
         closes both on return. Tenants are stopped on return unless the stop was a restart.
     """
-    from tenement.api import build_api
-    from tenement.proxy import Proxy, ProxyMetrics
+    from tenement.server.control import bind_control_socket, control_socket_path
     from tenement.server.http import serve_http
+    from tenement.server.roles import Node
     from tenement.store import is_at_head, migrate_to_head, open_store
-    from tenement.supervisor import open_supervisor
+    from tenement.supervisor import new_holder
     from tenement.systemd import (
         Lifecycle,
         Notifier,
@@ -136,6 +141,9 @@ async def serve(
     inherited = [listening.sock for listening in listen_sockets(environ)]
     sockets = inherited or bind_sockets(options)
     settings = config.settings
+    server_id = new_holder()
+    control_path = control_socket_path(settings.data_dir, server_id)
+    control_sockets: list[socket.socket] = []
     ready = False
 
     def is_ready() -> bool:
@@ -154,78 +162,117 @@ async def serve(
                         )
                     )
                     log.info("database at %s (backup: %s)", report.to_revision, report.backup)
-                notifier.status("adopting tenants")
-                async with open_supervisor(config, store, environ=environ) as supervisor:
-                    # The proxy counts requests, the API reports them; the API is the
-                    # proxy's fallback for every host that is not a tenant's.
-                    metrics = ProxyMetrics()
-                    api = build_api(
-                        supervisor,
-                        store,
-                        ready=is_ready,
-                        settings=settings,
-                        domain=options.domain,
-                        proxy_metrics=metrics,
+                control_sockets = _control_sockets(control_path, bind_control_socket)
+                url = f"unix:{control_path}" if control_sockets else ""
+                node = Node(
+                    config,
+                    store,
+                    server_id=server_id,
+                    environ=environ,
+                    domain=options.domain,
+                    ready=is_ready,
+                )
+                public_stop, control_stop = trio.Event(), trio.Event()
+                public_drained, control_drained = trio.Event(), trio.Event()
+
+                async def serve_until_drained(app, listening, stop, drained, *, task_status):  # type: ignore[no-untyped-def]
+                    try:
+                        await serve_http(
+                            app,
+                            listening,
+                            shutdown=stop,
+                            grace_seconds=DRAIN_GRACE,
+                            # tenants name themselves; hypercorn must not add a second one
+                            config_overrides={"include_server_header": False},
+                            task_status=task_status,
+                        )
+                    finally:
+                        drained.set()
+
+                async with trio.open_nursery() as nursery:
+                    await nursery.start(node.register, url)
+                    notifier.status("adopting tenants")
+                    await nursery.start(node.run)
+                    await nursery.start(
+                        serve_until_drained, node.proxy, sockets, public_stop, public_drained
                     )
-                    app = Proxy(supervisor, domain=options.domain, fallback=api, metrics=metrics)
-                    shutdown = trio.Event()
-                    drained = trio.Event()
-
-                    async def serve_until_drained(*, task_status=trio.TASK_STATUS_IGNORED):  # type: ignore[no-untyped-def]
-                        try:
-                            await serve_http(
-                                app,
-                                sockets,
-                                shutdown=shutdown,
-                                grace_seconds=DRAIN_GRACE,
-                                # tenants name themselves; hypercorn must not add a second one
-                                config_overrides={"include_server_header": False},
-                                task_status=task_status,
-                            )
-                        finally:
-                            drained.set()
-
-                    async with trio.open_nursery() as nursery:
-                        await nursery.start(serve_until_drained)
-                        ready = True
-                        notifier.ready()
-                        notifier.status(f"serving {len(supervisor.instances())} instance(s)")
-                        task_status.started(sockets)
-                        interval = watchdog_interval(environ)
-                        if interval is not None:
-                            nursery.start_soon(serve_watchdog, notifier, interval)
-                        async for command in signals:
-                            if command is Lifecycle.RELOAD:
-                                await _reload(supervisor, notifier, reload_config)
-                                continue
-                            ready = False
-                            notifier.stopping()
-                            if command is Lifecycle.RESTART:
-                                notifier.status("restarting: draining, tenants keep running")
-                                supervisor.detach()
-                            else:
-                                notifier.status("stopping: draining, then stopping tenants")
-                            shutdown.set()
-                            break
-                        # serve_http returns once drained; the watchdog goes with the nursery
-                        await drained.wait()
-                        nursery.cancel_scope.cancel()
-                    await app.aclose()
+                    if control_sockets:
+                        await nursery.start(
+                            serve_until_drained,
+                            node.control,
+                            control_sockets,
+                            control_stop,
+                            control_drained,
+                        )
+                    else:
+                        control_drained.set()
+                    ready = True
+                    notifier.ready()
+                    notifier.status(_serving_status(node))
+                    task_status.started(sockets)
+                    interval = watchdog_interval(environ)
+                    if interval is not None:
+                        nursery.start_soon(serve_watchdog, notifier, interval)
+                    async for command in signals:
+                        if command is Lifecycle.RELOAD:
+                            await _reload(node, notifier, reload_config)
+                            continue
+                        ready = False
+                        notifier.stopping()
+                        if command is Lifecycle.RESTART:
+                            notifier.status("restarting: draining, tenants keep running")
+                            node.hand_over()
+                        elif node.leading and await node.successor_present():
+                            notifier.status("handing over: draining, tenants go to the standby")
+                            log.info("another server is standing by: handing the tenants over")
+                            node.hand_over()
+                        else:
+                            notifier.status("stopping: draining, then stopping tenants")
+                        public_stop.set()
+                        break
+                    # the control socket serves standbys' relayed requests until the
+                    # lease is released; the watchdog goes with the nursery
+                    await public_drained.wait()
+                    await node.leave()
+                    control_stop.set()
+                    await control_drained.wait()
+                    nursery.cancel_scope.cancel()
+                await node.proxy.aclose()
     finally:
-        for sock in sockets:
+        for sock in [*sockets, *control_sockets]:
             sock.close()
+        if control_sockets and control_path is not None:
+            control_path.unlink(missing_ok=True)
 
 
-async def _reload(
-    supervisor: Supervisor, notifier: Notifier, reload_config: Callable[[], Config]
-) -> None:
+def _control_sockets(
+    path: Path | None, bind: Callable[[Path], socket.socket]
+) -> list[socket.socket]:
+    """The control socket, or none (logged): then no standby can reach this server."""
+    if path is None:
+        log.warning("data_dir is too long a path for a control socket: no standby server can work")
+        return []
+    try:
+        return [bind(path)]
+    except OSError as exc:
+        log.warning("cannot listen on the control socket %s: %s", path, exc.strerror)
+        return []
+
+
+def _serving_status(node: Node) -> str:
+    if node.supervisor is None:
+        return "standing by: serving while another server supervises the tenants"
+    return f"serving {len(node.supervisor.instances())} instance(s)"
+
+
+async def _reload(node: Node, notifier: Notifier, reload_config: Callable[[], Config]) -> None:
     notifier.reloading()
     try:
         new = reload_config()
     except TenementError as exc:
         log.error("reload failed, keeping the running configuration: %s", exc)
     else:
-        await supervisor.reload(new)
+        await node.reload(new)
         log.info("configuration reloaded from %s", new.source)
     notifier.ready()
 

@@ -118,6 +118,18 @@ class InstanceQueries(StoreBase):
             rows = conn.execute(sa.select(instances).order_by(instances.c.instance_id))
             return [InstanceRecord.from_row(row) for row in rows]
 
+    def instances_signature(self) -> tuple[int, float]:
+        """How many records there are and the latest ``updated_at``: a cheap "changed?" probe.
+
+        Every save stamps ``updated_at``, so a reader that keeps a copy of the records
+        (a standby server's routing table) reloads them only when this changes.
+        """
+        with self._read() as conn:
+            row = conn.execute(
+                sa.select(sa.func.count(), sa.func.max(instances.c.updated_at))
+            ).one()
+            return int(row[0]), float(row[1] or 0.0)
+
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The record of one instance, or None."""
         with self._read() as conn:

@@ -113,6 +113,12 @@ class LeaseQueries(StoreBase):
         with self._write() as conn:
             conn.execute(servers.delete().where(servers.c.server_id == server_id))
 
+    def server(self, server_id: str) -> ServerRow | None:
+        """The registered server ``server_id``, or None."""
+        with self._read() as conn:
+            row = conn.execute(sa.select(servers).where(servers.c.server_id == server_id)).first()
+            return None if row is None else ServerRow.from_row(row)
+
     def live_servers(self, now: float, max_age_s: float) -> list[ServerRow]:
         """Servers seen within ``max_age_s`` of ``now``, oldest start first."""
         with self._read() as conn:

@@ -19,7 +19,7 @@ from tenement.supervisor.errors import (
 )
 from tenement.supervisor.health import Health
 from tenement.supervisor.instance import InstanceView, Target
-from tenement.supervisor.lifecycle import open_supervisor
+from tenement.supervisor.lifecycle import holder_alive, new_holder, open_supervisor
 from tenement.supervisor.logtail import TailerStatistics
 from tenement.supervisor.ports import PortsExhausted
 from tenement.supervisor.process import SpawnError
@@ -41,5 +41,7 @@ __all__ = [
     "Target",
     "UnknownService",
     "WakeError",
+    "holder_alive",
+    "new_holder",
     "open_supervisor",
 ]

@@ -235,6 +235,13 @@ class SupervisorBase:
             inst.active_connections -= 1
             inst.touch()
 
+    def note_activity(self, iid: str, seconds_ago: float) -> None:
+        """Another server routed a request to ``iid`` ``seconds_ago``: the idle reaper counts it."""
+        inst = self._instances.get(iid)
+        if inst is not None:
+            at = trio.current_time() - max(0.0, seconds_ago)
+            inst.last_activity = max(inst.last_activity, at)
+
     # ---- logs -------------------------------------------------------------------------------
 
     def subscribe_logs(self) -> trio.MemoryReceiveChannel[LogEntry]:

@@ -42,7 +42,12 @@ LOG_RETENTION_ROWS = 1_000_000
 DAY_MS = 86_400_000
 
 
-def _holder_alive(holder: str) -> bool:
+def new_holder() -> str:
+    """A lease holder name for this process: ``host:pid:random``."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+def holder_alive(holder: str) -> bool:
     """Whether the lease ``holder`` (``host:pid:token``) may still be running."""
     host, _, rest = holder.partition(":")
     pid_text = rest.partition(":")[0]
@@ -62,7 +67,7 @@ def _acquire(store: Any, holder: str) -> None:
     if store.try_acquire_lease(holder, LEASE_TTL_SECONDS, now):
         return
     current = store.lease_holder(now)
-    if current is not None and not _holder_alive(current):
+    if current is not None and not holder_alive(current):
         log.warning("taking over the lease of %s, which is no longer running", current)
         store.release_lease(current)
         if store.try_acquire_lease(holder, LEASE_TTL_SECONDS, now):
@@ -78,6 +83,7 @@ async def open_supervisor(
     *,
     environ: Mapping[str, str] | None = None,
     log_poll_seconds: float = 0.25,
+    holder: str | None = None,
 ) -> AsyncIterator[Supervisor]:
     """Supervise the instances of ``config`` recorded in ``store``.
 
@@ -93,11 +99,14 @@ async def open_supervisor(
         environ: the environment tenants inherit (scrubbed of systemd's variables);
             ``os.environ`` when None.
         log_poll_seconds: how often the log tailer looks at idle log files.
+        holder: the name the lease is held under, ``host:pid:anything`` (a server passes
+            its registered server id, so that others can find its control socket);
+            one is made up when None.
 
     Raises:
         SupervisorBusy: another live server holds the lease.
     """
-    holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+    holder = holder or new_holder()
     await store.run(_acquire, store, holder)
     try:
         tailer = LogTailer(store, poll_seconds=log_poll_seconds)

@@ -8,17 +8,14 @@ lose no request and keep the tenant's pid; SIGTERM stops the tenants; SIGHUP rel
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 from pathlib import Path
 
 import httpx
-import pytest
 import trio
 
 from tests.fdholder import FdHolder, open_fd_holder
@@ -47,20 +44,6 @@ EXTRA_SERVICE = f"""
 command = "{sys.executable} {APP}"
 isolation = "process"
 """
-
-
-@pytest.fixture
-def directory(tmp_path: Path):
-    """The server's working directory; tenants a failed test left running are killed."""
-    yield tmp_path
-    database = tmp_path / "data" / "tenement.db"
-    if not database.exists():
-        return
-    with sqlite3.connect(database) as db:
-        pids = [pid for (pid,) in db.execute("SELECT pid FROM instances WHERE pid IS NOT NULL")]
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError, PermissionError):
-            os.killpg(pid, signal.SIGKILL)
 
 
 def admin_token(directory: Path) -> str:

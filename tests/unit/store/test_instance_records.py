@@ -78,3 +78,16 @@ def test_weight_outside_0_100_is_refused_by_the_database(store: Store) -> None:
 async def test_store_run_calls_from_trio_in_a_worker_thread(store: Store) -> None:
     await store.run(store.save_instance, record())
     assert await store.run(store.load_instances) == [record()]
+
+
+def test_the_signature_changes_with_every_save_and_delete(store: Store) -> None:
+    assert store.instances_signature() == (0, 0.0)
+    store.save_instance(record(updated_at=10.0))
+    first = store.instances_signature()
+    assert first == (1, 10.0)
+    store.save_instance(record(updated_at=11.0, state="stopped"))
+    assert store.instances_signature() == (1, 11.0)
+    store.save_instance(record(instance_id="notes:bob", tenant="bob", updated_at=11.0))
+    assert store.instances_signature() == (2, 11.0)
+    store.delete_instance("notes:bob")
+    assert store.instances_signature() == (1, 11.0)

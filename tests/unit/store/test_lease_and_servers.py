@@ -34,3 +34,11 @@ def test_servers_register_heartbeat_and_age_out(store: Store) -> None:
     assert [(s.server_id, s.pid, s.last_seen) for s in live] == [("s2", 200, 1040.0)]
     store.unregister_server("s2")
     assert store.live_servers(now=1040.0, max_age_s=30) == []
+
+
+def test_server_looks_one_server_up(store: Store) -> None:
+    assert store.server("s1") is None
+    store.register_server("s1", 100, "unix:/data/run/s1.sock", now=1000.0)
+    found = store.server("s1")
+    assert found is not None
+    assert (found.pid, found.url) == (100, "unix:/data/run/s1.sock")

@@ -1,0 +1,294 @@
+"""The control socket: how servers sharing a data dir talk to the one that holds the lease.
+
+Every ``ten serve`` listens on a Unix socket of its own under ``<data_dir>/run/`` and
+registers its path in the ``servers`` table; the supervisor lease names the holder by
+the same server id. Access is the file system's: the directory is the service user's.
+
+On the leader's control socket (:class:`ControlApp`):
+
+- ``POST /_tenement/wake/{service}/{tenant}`` — wake an instance for a standby's
+  request: 200 with the target as JSON, 404 when it may not be woken, 503 when waking
+  failed (JSON ``{"error": ...}``) or this server does not hold the lease (yet);
+- ``POST /_tenement/activity`` — ``{"instance id": seconds since its last request}``
+  from a standby, so that the idle reaper does not stop an instance only it serves;
+- everything else is a request a standby relays from its own clients (the API): it is
+  served as if it came in directly, from the client named in ``x-tenement-client``.
+
+:class:`LeaderClient` is the standby's side: it finds the leader and calls it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import h11
+import trio
+
+from tenement.api import http
+from tenement.errors import TenementError
+from tenement.supervisor import Supervisor, Target, WakeError
+from tenement.types import ASGIApp, Receive, Scope, Send
+
+log = logging.getLogger(__name__)
+
+PREFIX = "/_tenement/"
+#: the header a standby names its client in (any such header from a client is dropped)
+CLIENT_HEADER = b"x-tenement-client"
+#: sun_path holds 108 bytes, the terminating NUL included
+MAX_SOCKET_PATH = 107
+#: how long one call to the leader may take (a wake waits for the tenant to start)
+CALL_SECONDS = 120.0
+#: how often a standby looks for a leader while there is none (a handover in progress)
+LEADER_POLL_SECONDS = 0.1
+
+
+class NoLeader(TenementError):
+    """No server holds the lease, or the holder cannot be reached."""
+
+
+# ---- the socket ---------------------------------------------------------------------------
+
+
+def control_socket_path(data_dir: Path, server_id: str) -> Path | None:
+    """Where the server ``server_id`` (``host:pid:token``) listens; None if too long a path."""
+    _, pid, token = server_id.split(":", 2)
+    path = data_dir / "run" / f"server-{pid}-{token}.sock"
+    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
+        return None
+    return path
+
+
+def bind_control_socket(path: Path) -> socket.socket:
+    """Listen on ``path`` (its directory made private to this user), removing stale sockets
+    of servers that are gone.
+
+    Raises:
+        OSError: the socket cannot be bound.
+    """
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    _remove_stale(path.parent)
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(os.fspath(path))
+        sock.listen(128)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+def _remove_stale(directory: Path) -> None:
+    for entry in directory.glob("server-*-*.sock"):
+        pid = entry.name.split("-")[1]
+        if pid.isdigit() and not _alive(int(pid)):
+            entry.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+# ---- the leader's side --------------------------------------------------------------------
+
+
+class ControlApp:
+    """The ASGI app on a server's control socket.
+
+    Args:
+        public: the app the server's own sockets serve (proxy + API); relayed requests go
+            there.
+        supervisor: returns the supervisor while this server holds the lease, else None.
+    """
+
+    def __init__(self, public: ASGIApp, supervisor: Callable[[], Supervisor | None]) -> None:
+        self._public = public
+        self._supervisor = supervisor
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(PREFIX):
+            response = await self._internal(scope, receive)
+            await response(send)
+            return
+        if scope["type"] in ("http", "websocket"):
+            scope = _as_relayed(scope)
+        await self._public(scope, receive, send)
+
+    async def _internal(self, scope: Scope, receive: Receive) -> http.Response:
+        sup = self._supervisor()
+        if sup is None:
+            return http.json_response({"error": "this server does not hold the lease"}, 503)
+        parts = scope["path"].removeprefix(PREFIX).split("/")
+        if scope["method"] != "POST":
+            return http.json_response({"error": "method not allowed"}, 405)
+        if parts[0] == "wake" and len(parts) == 3:
+            return await _wake(sup, parts[1], parts[2])
+        if parts == ["activity"]:
+            body = json.loads(await http.read_body(receive) or b"{}")
+            for iid, seconds_ago in body.items():
+                sup.note_activity(str(iid), float(seconds_ago))
+            return http.empty(204)
+        return http.json_response({"error": "not found"}, 404)
+
+
+async def _wake(sup: Supervisor, service: str, tenant: str) -> http.Response:
+    if not sup.may_wake(service, tenant):
+        return http.json_response({"error": f"{service}:{tenant} may not be woken"}, 404)
+    try:
+        target = await sup.wake(service, tenant)
+    except TenementError as exc:
+        return http.json_response({"error": str(exc)}, 503)
+    return http.json_response(
+        {
+            "instance_id": target.instance_id,
+            "service": target.service,
+            "tenant": target.tenant,
+            "port": target.port,
+            "socket": target.socket,
+            "weight": target.weight,
+        }
+    )
+
+
+def _as_relayed(scope: Scope) -> Scope:
+    """The scope with the client a standby named (a peer on this socket has no address)."""
+    client = None
+    headers = []
+    for name, value in scope["headers"]:
+        if name == CLIENT_HEADER:
+            client = value.decode("latin-1")
+        else:
+            headers.append((name, value))
+    return {**scope, "headers": headers, "client": (client, 0) if client else None}
+
+
+def name_client(scope: Scope) -> Scope:
+    """A standby's copy of ``scope`` to relay: its client named in ``x-tenement-client``."""
+    headers = [(name, value) for name, value in scope["headers"] if name != CLIENT_HEADER]
+    client = scope.get("client")
+    if client:
+        headers.append((CLIENT_HEADER, str(client[0]).encode("latin-1")))
+    return {**scope, "headers": headers}
+
+
+# ---- the standby's side -------------------------------------------------------------------
+
+
+class LeaderClient:
+    """Finds the server that holds the lease and calls its control socket.
+
+    Args:
+        store: the shared :class:`~tenement.store.Store`.
+        server_id: this server's id (it never calls itself).
+    """
+
+    def __init__(self, store: Any, server_id: str) -> None:
+        self._store = store
+        self._server_id = server_id
+
+    async def leader(self) -> tuple[str, str | None] | None:
+        """``(server id, control socket path)`` of the lease holder; None if unheld.
+
+        The path is None when the holder registered no control socket.
+        """
+        holder = await self._store.run(self._store.lease_holder, time.time())
+        if holder is None:
+            return None
+        row = await self._store.run(self._store.server, holder)
+        url = row.url if row is not None else ""
+        return holder, (url.removeprefix("unix:") if url.startswith("unix:") else None)
+
+    async def socket_path(self) -> str:
+        """The leader's control socket.
+
+        Raises:
+            NoLeader: no other server holds the lease, or it has no control socket.
+        """
+        found = await self.leader()
+        if found is None or found[0] == self._server_id:
+            raise NoLeader("no server holds the supervisor lease")
+        holder, path = found
+        if path is None:
+            raise NoLeader(f"the lease holder {holder} has no control socket")
+        return path
+
+    async def wake(self, service: str, tenant: str) -> Target:
+        """Have the leader wake ``service:tenant``.
+
+        Raises:
+            NoLeader: the leader could not be reached.
+            WakeError: the leader could not wake it (or it may not be woken).
+        """
+        path = await self.socket_path()
+        status, body = await call(path, f"{PREFIX}wake/{service}/{tenant}", b"")
+        data = json.loads(body or b"{}")
+        if status != 200:
+            raise WakeError(f"{service}:{tenant}", data.get("error", f"status {status}"))
+        return Target(
+            data["instance_id"],
+            data["service"],
+            data["tenant"],
+            data["port"],
+            data["socket"],
+            data["weight"],
+        )
+
+    async def report_activity(self, seconds_ago: dict[str, float]) -> None:
+        """Tell the leader when this standby last routed a request to each instance.
+
+        Raises:
+            NoLeader: the leader could not be reached.
+        """
+        path = await self.socket_path()
+        await call(path, f"{PREFIX}activity", json.dumps(seconds_ago).encode())
+
+
+async def call(path: str, target: str, body: bytes) -> tuple[int, bytes]:
+    """One ``POST`` over the Unix socket ``path``; returns the status and the body.
+
+    Raises:
+        NoLeader: the connection or the exchange failed.
+    """
+    conn = h11.Connection(h11.CLIENT)
+    request = h11.Request(
+        method="POST",
+        target=target,
+        headers=[
+            ("host", "control"),
+            ("content-type", "application/json"),
+            ("content-length", str(len(body))),
+            ("connection", "close"),
+        ],
+    )
+    try:
+        with trio.fail_after(CALL_SECONDS):
+            stream = await trio.open_unix_socket(path)
+            async with stream:
+                events = (request, h11.Data(data=body), h11.EndOfMessage())
+                await stream.send_all(b"".join(conn.send(event) or b"" for event in events))
+                status = 0
+                chunks = []
+                while True:
+                    event = conn.next_event()
+                    if event is h11.NEED_DATA:
+                        conn.receive_data(await stream.receive_some(65536))
+                    elif isinstance(event, h11.Response):
+                        status = event.status_code
+                    elif isinstance(event, h11.Data):
+                        chunks.append(bytes(event.data))
+                    elif isinstance(event, h11.EndOfMessage):
+                        return status, b"".join(chunks)
+    except (OSError, trio.BrokenResourceError, trio.TooSlowError, h11.ProtocolError) as exc:
+        raise NoLeader(f"the lease holder at {path} did not answer: {exc}") from exc
