@@ -111,11 +111,6 @@ def test_reload_adds_a_service(tenement: Tenement) -> None:
     tenement.ten("stop", "extra:carol")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="no supervisor-lease hand-over yet: a second `ten serve` on the same data dir exits"
-    " with 'another tenement server ... is supervising the instances'",
-)
 def test_two_binary_switchover(tenement: Tenement) -> None:
     """A second `ten serve` on the same config and data dir takes over when the first is TERMed.
 
