@@ -24,6 +24,11 @@ from tenement.errors import TenementError
 @click.option("--tls", is_flag=True, help="Built-in ACME TLS (not supported: use `ten caddy`)")
 @click.option("--email", help="ACME account email (with --tls)")
 @click.option("--staging", is_flag=True, help="ACME staging directory (with --tls)")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    help="Serving processes in all (0: one per CPU); default: [settings] workers, else 1",
+)
 @click.option("--log-level", default="info", show_default=True, help="debug, info, warning, error")
 @global_options
 @pass_cli
@@ -35,6 +40,7 @@ def serve(
     tls: bool,
     email: str | None,
     staging: bool,
+    workers: int | None,
     log_level: str,
 ) -> None:
     """Start the HTTP server with dashboard and reverse proxy."""
@@ -54,4 +60,4 @@ def serve(
         return load_config(path=cli.config_path, environ=os.environ, cwd=cwd, data_dir=cli.data_dir)
 
     options = ServeOptions(port=port, domain=domain, binds=binds)
-    run(read_config, options, environ=os.environ, log_level=log_level.upper())
+    run(read_config, options, environ=os.environ, log_level=log_level.upper(), workers=workers)

@@ -153,6 +153,8 @@ class Settings:
     database_url: str | None = None
     #: the reference's behaviour: any id on a direct route spawns an instance
     wake_any_id: bool = False
+    #: serving processes of ``ten serve``; 0 means one per CPU
+    workers: int = 1
     tls: TlsSettings = attrs.field(factory=TlsSettings)
 
     def database_url_or_default(self) -> str:

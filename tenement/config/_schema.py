@@ -168,6 +168,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "backoff_max_ms": count,
     "database_url": string,
     "wake_any_id": boolean,
+    "workers": count,
 }
 TLS: dict[str, Callable[[Any], Any]] = {
     "enabled": boolean,

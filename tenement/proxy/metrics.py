@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+from typing import Any
 
 import attrs
 
@@ -59,6 +60,34 @@ class ProxyStatistics:
     idle_connections: int = 0
 
 
+@attrs.frozen
+class _Part:
+    """One instance's share of a :meth:`ProxyMetrics.report`, checked."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    count: int
+    sum_ms: float
+    buckets: list[int]
+    durations: list[float]
+
+    @classmethod
+    def parse(cls, instance_id: str, part: dict[str, Any]) -> _Part:
+        buckets = [int(n) for n in part["buckets"]]
+        if len(buckets) != len(BUCKETS_MS) + 1:
+            raise ValueError(f"{instance_id}: {len(buckets)} histogram buckets")
+        return cls(
+            instance_id,
+            str(part["service"]),
+            str(part["tenant"]),
+            int(part["count"]),
+            float(part["sum_ms"]),
+            buckets,
+            [float(d) for d in part["durations"]],
+        )
+
+
 class _Series:
     __slots__ = ("buckets", "count", "pos", "ring", "service", "sum_ms", "tenant")
 
@@ -80,6 +109,10 @@ class ProxyMetrics:
         self._ring_size = ring_size
         self._requests = 0
         self._own_responses: dict[int, int] = {}
+        # what earlier reports carried (see :meth:`report`)
+        self._sent_series: dict[str, tuple[int, float, list[int]]] = {}
+        self._sent_requests = 0
+        self._sent_own: dict[int, int] = {}
 
     def request(self) -> None:
         """A request arrived for a tenant host."""
@@ -100,6 +133,76 @@ class ProxyMetrics:
         series.buckets[bisect.bisect_left(BUCKETS_MS, duration_ms)] += 1
         series.ring[series.pos] = duration_ms
         series.pos = (series.pos + 1) % self._ring_size
+
+    # ---- several serving processes, one /metrics -------------------------------------------
+
+    def report(self) -> dict[str, Any]:
+        r"""What was recorded since the last :meth:`acknowledge`, as JSON-able data.
+
+        A server that is not the leader sends this to the leader (its ``/metrics`` is the
+        leader's), which :meth:`merge`\ s it; after the leader took it, :meth:`acknowledge`.
+        A report that never arrived is carried by the next one.
+        """
+        series: dict[str, Any] = {}
+        for iid, s in self._series.items():
+            count, sum_ms, buckets = self._sent_series.get(iid, (0, 0.0, [0] * len(s.buckets)))
+            new = s.count - count
+            if new <= 0:
+                continue
+            recent = min(new, len(s.ring))
+            durations = [s.ring[(s.pos - recent + i) % len(s.ring)] for i in range(recent)]
+            series[iid] = {
+                "service": s.service,
+                "tenant": s.tenant,
+                "count": new,
+                "sum_ms": s.sum_ms - sum_ms,
+                "buckets": [now - then for now, then in zip(s.buckets, buckets, strict=True)],
+                "durations": durations,
+            }
+        own = {
+            str(status): n - self._sent_own.get(status, 0)
+            for status, n in self._own_responses.items()
+            if n > self._sent_own.get(status, 0)
+        }
+        return {"requests": self._requests - self._sent_requests, "own": own, "series": series}
+
+    def acknowledge(self, report: dict[str, Any]) -> None:
+        """The leader has ``report`` (from :meth:`report`): the next one starts after it."""
+        self._sent_requests += report["requests"]
+        for status, n in report["own"].items():
+            self._sent_own[int(status)] = self._sent_own.get(int(status), 0) + n
+        for iid, part in report["series"].items():
+            count, sum_ms, buckets = self._sent_series.get(
+                iid, (0, 0.0, [0] * len(part["buckets"]))
+            )
+            self._sent_series[iid] = (
+                count + part["count"],
+                sum_ms + part["sum_ms"],
+                [a + b for a, b in zip(buckets, part["buckets"], strict=True)],
+            )
+
+    def merge(self, report: dict[str, Any]) -> None:
+        """Count another process's requests (a :meth:`report` of its) as this one's.
+
+        Raises:
+            ValueError, KeyError, TypeError: ``report`` is malformed (nothing is counted).
+        """
+        parts = [_Part.parse(str(iid), part) for iid, part in report["series"].items()]
+        own = {int(status): int(n) for status, n in report["own"].items()}
+        self._requests += int(report["requests"])
+        for status, n in own.items():
+            self._own_responses[status] = self._own_responses.get(status, 0) + n
+        for part in parts:
+            series = self._series.get(part.instance_id)
+            if series is None:
+                series = _Series(part.service, part.tenant, self._ring_size)
+                self._series[part.instance_id] = series
+            series.count += part.count
+            series.sum_ms += part.sum_ms
+            series.buckets = [a + b for a, b in zip(series.buckets, part.buckets, strict=True)]
+            for duration in part.durations[-self._ring_size :]:
+                series.ring[series.pos] = duration
+                series.pos = (series.pos + 1) % self._ring_size
 
     def statistics(self) -> ProxyStatistics:
         return ProxyStatistics(

@@ -9,8 +9,10 @@ On the leader's control socket (:class:`ControlApp`):
 - ``POST /_tenement/wake/{service}/{tenant}`` — wake an instance for a standby's
   request: 200 with the target as JSON, 404 when it may not be woken, 503 when waking
   failed (JSON ``{"error": ...}``) or this server does not hold the lease (yet);
-- ``POST /_tenement/activity`` — ``{"instance id": seconds since its last request}``
-  from a standby, so that the idle reaper does not stop an instance only it serves;
+- ``POST /_tenement/report`` — from a standby, every second: ``activity``, the seconds
+  since its last request to each instance (so that the idle reaper does not stop an
+  instance only it serves), and ``metrics``, its proxy's new request counts (so that
+  the leader's ``/metrics`` counts every server's requests);
 - everything else is a request a standby relays from its own clients (the API): it is
   served as if it came in directly, from the client named in ``x-tenement-client``.
 
@@ -33,6 +35,7 @@ import trio
 
 from tenement.api import http
 from tenement.errors import TenementError
+from tenement.proxy import ProxyMetrics
 from tenement.supervisor import Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
 
@@ -111,11 +114,18 @@ class ControlApp:
         public: the app the server's own sockets serve (proxy + API); relayed requests go
             there.
         supervisor: returns the supervisor while this server holds the lease, else None.
+        metrics: the proxy metrics ``/metrics`` reports; standbys' reports go there.
     """
 
-    def __init__(self, public: ASGIApp, supervisor: Callable[[], Supervisor | None]) -> None:
+    def __init__(
+        self,
+        public: ASGIApp,
+        supervisor: Callable[[], Supervisor | None],
+        metrics: ProxyMetrics,
+    ) -> None:
         self._public = public
         self._supervisor = supervisor
+        self._metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -135,10 +145,15 @@ class ControlApp:
             return http.json_response({"error": "method not allowed"}, 405)
         if parts[0] == "wake" and len(parts) == 3:
             return await _wake(sup, parts[1], parts[2])
-        if parts == ["activity"]:
-            body = json.loads(await http.read_body(receive) or b"{}")
-            for iid, seconds_ago in body.items():
-                sup.note_activity(str(iid), float(seconds_ago))
+        if parts == ["report"]:
+            try:
+                body = json.loads(await http.read_body(receive))
+                activity = {str(iid): float(ago) for iid, ago in body["activity"].items()}
+                self._metrics.merge(body["metrics"])
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                return http.json_response({"error": f"bad report: {exc!r}"}, 400)
+            for iid, seconds_ago in activity.items():
+                sup.note_activity(iid, seconds_ago)
             return http.empty(204)
         return http.json_response({"error": "not found"}, 404)
 
@@ -245,14 +260,18 @@ class LeaderClient:
             data["weight"],
         )
 
-    async def report_activity(self, seconds_ago: dict[str, float]) -> None:
-        """Tell the leader when this standby last routed a request to each instance.
+    async def report(self, activity: dict[str, float], metrics: dict[str, Any]) -> None:
+        """Tell the leader when this standby last routed a request to each instance, and
+        what its proxy counted (a :meth:`ProxyMetrics.report <tenement.proxy.ProxyMetrics.report>`).
 
         Raises:
-            NoLeader: the leader could not be reached.
+            NoLeader: the leader could not be reached or refused the report.
         """
         path = await self.socket_path()
-        await call(path, f"{PREFIX}activity", json.dumps(seconds_ago).encode())
+        body = json.dumps({"activity": activity, "metrics": metrics}).encode()
+        status, answer = await call(path, f"{PREFIX}report", body)
+        if status != 204:
+            raise NoLeader(f"the lease holder refused the report: {status} {answer[:200]!r}")
 
 
 async def call(path: str, target: str, body: bytes) -> tuple[int, bytes]:

@@ -46,6 +46,7 @@ class Node:
         environ: what tenants inherit (see :func:`~tenement.supervisor.open_supervisor`).
         domain: ``ten serve --domain``.
         ready: whether this server is ready (``GET /health``).
+        may_lead: False for a worker process (``workers.py``): it stands by for good.
 
     Attributes:
         proxy: the app for the server's sockets (routes with the supervisor once this
@@ -63,8 +64,10 @@ class Node:
         environ: Mapping[str, str],
         domain: str,
         ready: Callable[[], bool],
+        may_lead: bool = True,
     ) -> None:
         self.config = config
+        self._may_lead = may_lead
         self.server_id = server_id
         self.supervisor: Supervisor | None = None
         self._store = store
@@ -77,10 +80,10 @@ class Node:
         self._hand_over = False
         self.metrics = ProxyMetrics()
         leader = LeaderClient(store, server_id)
-        self.standby = SharedBackends(config, store, leader, lambda: self.supervisor)
+        self.standby = SharedBackends(config, store, leader, lambda: self.supervisor, self.metrics)
         leader_api = LeaderApi(self._relay, leader, ready, lambda: self._api)
         self.proxy = Proxy(self.standby, domain=domain, fallback=leader_api, metrics=self.metrics)
-        self.control = ControlApp(self.proxy, lambda: self.supervisor)
+        self.control = ControlApp(self.proxy, lambda: self.supervisor, self.metrics)
 
     async def _relay(
         self, path: str, scope: Scope, receive: Receive, send: Send, *, timeout: float
@@ -109,7 +112,7 @@ class Node:
         async with trio.open_nursery() as nursery:
             following: trio.CancelScope | None = None
             while not self._leave.is_set():
-                if await self._lease_taken():
+                if not self._may_lead or await self._lease_taken():
                     if following is None:
                         await self.standby.refresh()
                         following = await nursery.start(self._follow)
@@ -147,7 +150,8 @@ class Node:
 
     async def _follow(self, *, task_status: trio.TaskStatus[trio.CancelScope]) -> None:
         with trio.CancelScope() as scope:
-            log.info("standing by: another server holds the supervisor lease")
+            if self._may_lead:
+                log.info("standing by: another server holds the supervisor lease")
             task_status.started(scope)
             await self.standby.follow()
 

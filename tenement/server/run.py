@@ -20,10 +20,11 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import attrs
 import trio
@@ -33,6 +34,7 @@ from tenement.errors import TenementError
 
 if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
     from tenement.server.roles import Node
+    from tenement.server.workers import Workers
     from tenement.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -102,12 +104,24 @@ def _bind_one(bind: str) -> socket.socket:
     return sock
 
 
+@attrs.frozen
+class Role:
+    """Which process of ``ten serve`` this is."""
+
+    #: a worker (``workers.py``) never leads, has no control socket and is not registered
+    worker: bool = False
+    #: the main process's workers (their pids); empty in a worker
+    workers: tuple[int, ...] = ()
+
+
 async def serve(
     config: Config,
     options: ServeOptions,
+    sockets: list[socket.socket],
     *,
     environ: MutableMapping[str, str],
     reload_config: Callable[[], Config],
+    role: Role = Role(),
     task_status: trio.TaskStatus[list[socket.socket]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Run the server until a stop or restart signal, then return.
@@ -115,35 +129,36 @@ async def serve(
     Args:
         config: the configuration to start with.
         options: the command line's port, domain and binds.
-        environ: the process environment; systemd's ``LISTEN_*`` variables are consumed.
+        sockets: the listening sockets (systemd's or ours), closed on return.
+        environ: the environment tenants inherit (after systemd's variables were consumed).
         reload_config: called on SIGHUP to read tenement.toml again; a
             :class:`TenementError` from it keeps the running configuration.
+        role: the main process (with its workers), or a worker.
 
     Resource handling:
-        Owns the listening sockets it binds, and our copies of the ones systemd passed;
-        closes both on return. Tenants are stopped on return unless the stop was a restart.
+        Closes ``sockets`` and its control socket on return. Tenants are stopped on
+        return unless the stop was a restart or they were handed over.
     """
     from tenement.server.control import bind_control_socket, control_socket_path
     from tenement.server.http import serve_http
     from tenement.server.roles import Node
-    from tenement.store import is_at_head, migrate_to_head, open_store
+    from tenement.server.workers import EXIT_GRACE_SECONDS, Workers
+    from tenement.store import open_store
     from tenement.supervisor import new_holder
     from tenement.systemd import (
         Lifecycle,
         Notifier,
-        listen_sockets,
         open_lifecycle_signals,
         serve_watchdog,
         watchdog_interval,
     )
 
     notifier = Notifier(environ)
-    inherited = [listening.sock for listening in listen_sockets(environ)]
-    sockets = inherited or bind_sockets(options)
     settings = config.settings
     server_id = new_holder()
-    control_path = control_socket_path(settings.data_dir, server_id)
+    control_path = None if role.worker else control_socket_path(settings.data_dir, server_id)
     control_sockets: list[socket.socket] = []
+    workers = Workers(list(role.workers))
     ready = False
 
     def is_ready() -> bool:
@@ -153,17 +168,9 @@ async def serve(
         async with open_lifecycle_signals() as signals:
             notifier.status("opening the database")
             with open_store(settings.database_url_or_default()) as store:
-                if not is_at_head(store):
-                    notifier.status("migrating the database")
-                    notifier.extend_timeout(MIGRATION_TIMEOUT)
-                    report = await store.run(
-                        lambda: migrate_to_head(
-                            store, backup_dir=settings.data_dir / "backups", log=log.info
-                        )
-                    )
-                    log.info("database at %s (backup: %s)", report.to_revision, report.backup)
-                control_sockets = _control_sockets(control_path, bind_control_socket)
-                url = f"unix:{control_path}" if control_sockets else ""
+                await _database_at_head(store, settings, notifier, migrate=not role.worker)
+                if not role.worker:
+                    control_sockets = _control_sockets(control_path, bind_control_socket)
                 node = Node(
                     config,
                     store,
@@ -171,6 +178,7 @@ async def serve(
                     environ=environ,
                     domain=options.domain,
                     ready=is_ready,
+                    may_lead=not role.worker,
                 )
                 public_stop, control_stop = trio.Event(), trio.Event()
                 public_drained, control_drained = trio.Event(), trio.Event()
@@ -190,7 +198,10 @@ async def serve(
                         drained.set()
 
                 async with trio.open_nursery() as nursery:
-                    await nursery.start(node.register, url)
+                    nursery.start_soon(workers.watch)
+                    if not role.worker:
+                        url = f"unix:{control_path}" if control_sockets else ""
+                        await nursery.start(node.register, url)
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     await nursery.start(
@@ -208,17 +219,19 @@ async def serve(
                         control_drained.set()
                     ready = True
                     notifier.ready()
-                    notifier.status(_serving_status(node))
+                    notifier.status(_serving_status(node, workers))
                     task_status.started(sockets)
                     interval = watchdog_interval(environ)
                     if interval is not None:
                         nursery.start_soon(serve_watchdog, notifier, interval)
                     async for command in signals:
                         if command is Lifecycle.RELOAD:
+                            workers.signal(signal.SIGHUP)
                             await _reload(node, notifier, reload_config)
                             continue
                         ready = False
                         notifier.stopping()
+                        workers.stop()
                         if command is Lifecycle.RESTART:
                             notifier.status("restarting: draining, tenants keep running")
                             node.hand_over()
@@ -230,9 +243,10 @@ async def serve(
                             notifier.status("stopping: draining, then stopping tenants")
                         public_stop.set()
                         break
-                    # the control socket serves standbys' relayed requests until the
-                    # lease is released; the watchdog goes with the nursery
+                    # the control socket serves standbys' and workers' relayed requests
+                    # until the lease is released; the watchdog goes with the nursery
                     await public_drained.wait()
+                    await workers.wait(DRAIN_GRACE + EXIT_GRACE_SECONDS)
                     await node.leave()
                     control_stop.set()
                     await control_drained.wait()
@@ -243,6 +257,27 @@ async def serve(
             sock.close()
         if control_sockets and control_path is not None:
             control_path.unlink(missing_ok=True)
+
+
+async def _database_at_head(
+    store: Any, settings: Any, notifier: Notifier, *, migrate: bool
+) -> None:
+    """Migrate the database to head (backing it up first), or, in a worker, wait until the
+    main process has."""
+    from tenement.store import is_at_head, migrate_to_head
+
+    if is_at_head(store):
+        return
+    if not migrate:
+        while not await store.run(is_at_head, store):
+            await trio.sleep(0.1)
+        return
+    notifier.status("migrating the database")
+    notifier.extend_timeout(MIGRATION_TIMEOUT)
+    report = await store.run(
+        lambda: migrate_to_head(store, backup_dir=settings.data_dir / "backups", log=log.info)
+    )
+    log.info("database at %s (backup: %s)", report.to_revision, report.backup)
 
 
 def _control_sockets(
@@ -259,10 +294,11 @@ def _control_sockets(
         return []
 
 
-def _serving_status(node: Node) -> str:
+def _serving_status(node: Node, workers: Workers) -> str:
+    with_workers = f" with {len(workers)} worker(s)" if len(workers) else ""
     if node.supervisor is None:
         return "standing by: serving while another server supervises the tenants"
-    return f"serving {len(node.supervisor.instances())} instance(s)"
+    return f"serving {len(node.supervisor.instances())} instance(s){with_workers}"
 
 
 async def _reload(node: Node, notifier: Notifier, reload_config: Callable[[], Config]) -> None:
@@ -283,12 +319,57 @@ def run(
     *,
     environ: MutableMapping[str, str],
     log_level: str = "INFO",
+    workers: int | None = None,
 ) -> None:
-    """The body of ``ten serve``: logging, the configuration, then :func:`serve` under trio."""
-    from tenement.systemd import configure_logging
+    """The body of ``ten serve``: logging, the configuration, the sockets, the workers, then
+    :func:`serve` under trio in every process.
+
+    Args:
+        workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
+    """
+    from tenement.server.workers import fork_workers, worker_count, worker_environ
+    from tenement.systemd import configure_logging, listen_sockets
 
     configure_logging(environ, log_level)
     config = read_config()
     for warning in config.warnings:
         log.warning("%s", warning)
-    trio.run(lambda: serve(config, options, environ=environ, reload_config=read_config))
+    count = worker_count(config.settings.workers if workers is None else workers)
+    inherited = [listening.sock for listening in listen_sockets(environ)]
+    sockets = inherited or bind_sockets(options)
+    _preload()
+
+    def worker(index: int) -> None:
+        child_environ = worker_environ(environ)
+        trio.run(
+            lambda: serve(
+                config,
+                options,
+                sockets,
+                environ=child_environ,
+                reload_config=read_config,
+                role=Role(worker=True),
+            )
+        )
+
+    pids = fork_workers(count - 1, worker)
+    trio.run(
+        lambda: serve(
+            config,
+            options,
+            sockets,
+            environ=environ,
+            reload_config=read_config,
+            role=Role(workers=tuple(pids)),
+        )
+    )
+
+
+def _preload() -> None:
+    """Import what serving needs before workers are forked (they share it copy-on-write)."""
+    import tenement.server.control
+    import tenement.server.http
+    import tenement.server.roles
+    import tenement.server.workers
+    import tenement.store
+    import tenement.systemd  # noqa: F401

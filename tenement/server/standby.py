@@ -22,6 +22,7 @@ from tenement.api import http
 from tenement.config import Config, Service
 from tenement.errors import TenementError
 from tenement.ids import is_valid_name
+from tenement.proxy import ProxyMetrics
 from tenement.server.control import PREFIX, LeaderClient, NoLeader, name_client
 from tenement.supervisor import Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
@@ -31,8 +32,9 @@ log = logging.getLogger(__name__)
 #: how often the instance rows are checked for changes
 REFRESH_SECONDS = 0.2
 #: how often the leader hears which instances this server routed to (its idle reaper
-#: must not stop an instance busy here; idle timeouts are whole seconds)
-ACTIVITY_SECONDS = 1.0
+#: must not stop an instance busy here; idle timeouts are whole seconds) and what its
+#: proxy counted
+REPORT_SECONDS = 1.0
 #: how long a request waits for a leader during a handover
 LEADER_WAIT_SECONDS = 30.0
 #: how long a relayed API request may take to answer (a deploy waits for health)
@@ -72,6 +74,7 @@ class SharedBackends:
         store: the shared :class:`~tenement.store.Store`.
         leader: how to reach the lease holder.
         local: returns this server's supervisor once it holds the lease, else None.
+        metrics: this server's proxy metrics; what they count is reported to the leader.
     """
 
     def __init__(
@@ -80,11 +83,13 @@ class SharedBackends:
         store: Any,
         leader: LeaderClient,
         local: Callable[[], Supervisor | None],
+        metrics: ProxyMetrics,
     ) -> None:
         self.config = config
         self._store = store
         self._leader = leader
         self._local = local
+        self._metrics = metrics
         self._signature: tuple[int, float] | None = None
         self._targets: dict[str, Target] = {}
         self._by_service: dict[str, list[Target]] = {}
@@ -118,29 +123,34 @@ class SharedBackends:
         return True
 
     async def follow(self) -> None:
-        """Keep the rows current and report activity to the leader, until cancelled."""
+        """Keep the rows current and report to the leader, until cancelled."""
         last_report = trio.current_time()
         while True:
             await trio.sleep(REFRESH_SECONDS)
             await self.refresh()
-            if trio.current_time() - last_report >= ACTIVITY_SECONDS:
+            if trio.current_time() - last_report >= REPORT_SECONDS:
                 last_report = trio.current_time()
-                await self.report_activity()
+                await self.report()
 
-    async def report_activity(self) -> None:
+    async def report(self) -> None:
         """Send the leader the time since the last request of every instance routed to
-        since the last report (or with a connection open now)."""
+        since the last report (or with a connection open now), and the proxy's new counts.
+        What does not arrive goes with the next report."""
         now = trio.current_time()
-        report = {iid: now - at for iid, at in self._touched.items()}
-        report.update({iid: 0.0 for iid, count in self._connections.items() if count})
-        if not report:
+        activity = {iid: now - at for iid, at in self._touched.items()}
+        activity.update({iid: 0.0 for iid, count in self._connections.items() if count})
+        metrics = self._metrics.report()
+        if not activity and not metrics["requests"] and not metrics["series"]:
             return
         try:
-            await self._leader.report_activity(report)
+            await self._leader.report(activity, metrics)
         except NoLeader as exc:
-            log.debug("activity not reported: %s", exc)
+            log.debug("report not delivered: %s", exc)
             return
-        self._touched.clear()
+        self._metrics.acknowledge(metrics)
+        for iid, at in list(self._touched.items()):
+            if now - at == activity.get(iid):
+                del self._touched[iid]
 
     # ---- the proxy's side (memory only, except wake) ----------------------------------------
 

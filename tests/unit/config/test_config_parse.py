@@ -63,6 +63,7 @@ def test_every_key_is_read() -> None:
         backoff_max_ms=8000,
         database_url="postgresql://ten@127.0.0.1/ten",
         wake_any_id=True,
+        workers=3,
         tls=TlsSettings(
             enabled=True,
             acme_email="ops@example.com",

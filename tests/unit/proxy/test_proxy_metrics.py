@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+
+import pytest
+
 from tenement.proxy.metrics import BUCKETS_MS, ProxyMetrics, percentile
 
 
@@ -60,3 +64,66 @@ def test_percentile() -> None:
     assert percentile([], 0.99) == 0.0
     assert percentile([5.0], 0.99) == 5.0
     assert percentile([float(i) for i in range(1, 101)], 0.5) == 50.0
+
+
+def test_reports_carry_what_is_new_and_merge_into_the_leaders_counts() -> None:
+    worker, leader = ProxyMetrics(ring_size=4), ProxyMetrics(ring_size=4)
+    leader.record("notes:alice", "notes", "alice", 2.0)
+    for ms in (3.0, 30.0, 300.0):
+        worker.request()
+        worker.record("notes:alice", "notes", "alice", ms)
+    worker.own_response(503)
+    first = worker.report()
+    # not acknowledged (the leader was away): the next report carries it again, plus more
+    worker.request()
+    worker.record("notes:bob", "notes", "bob", 7.0)
+    second = worker.report()
+    assert second["requests"] == 4 and second["own"] == {"503": 1}
+    assert second["series"]["notes:alice"]["count"] == 3
+    leader.merge(json.loads(json.dumps(second)))  # it travels as JSON
+    worker.acknowledge(second)
+    assert worker.report() == {"requests": 0, "own": {}, "series": {}}
+    assert first["series"]["notes:alice"]["durations"] == [3.0, 30.0, 300.0]
+
+    stats = leader.statistics()
+    assert stats.requests_total == 4
+    assert stats.responses_by_status == ((503, 1),)
+    alice = next(s for s in stats.series if s.instance_id == "notes:alice")
+    assert alice.requests_total == 4
+    assert alice.duration_sum_ms == 335.0
+    # cumulative le buckets: 1, 5, 10, 25, 50, 100, 250, 500, ...
+    assert alice.bucket_counts[:8] == (0, 2, 2, 2, 3, 3, 3, 4)
+    assert alice.p99_ms == 300.0
+    # only what came after the acknowledged report is new
+    worker.record("notes:bob", "notes", "bob", 9.0)
+    assert worker.report()["series"] == {
+        "notes:bob": {
+            "service": "notes",
+            "tenant": "bob",
+            "count": 1,
+            "sum_ms": 9.0,
+            "buckets": [0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0],
+            "durations": [9.0],
+        }
+    }
+
+
+def test_a_malformed_report_counts_nothing() -> None:
+    metrics = ProxyMetrics()
+    bad = {
+        "requests": 5,
+        "own": {},
+        "series": {
+            "a:b": {
+                "service": "a",
+                "tenant": "b",
+                "count": 1,
+                "sum_ms": 1.0,
+                "buckets": [1],
+                "durations": [],
+            }
+        },
+    }
+    with pytest.raises(ValueError):
+        metrics.merge(bad)
+    assert metrics.statistics().requests_total == 0

@@ -1,0 +1,136 @@
+"""`ten serve --workers 2`: a second serving process on the same sockets.
+
+The worker proxies on its own (shown by stopping the main process with SIGSTOP while
+requests keep being answered), its requests count in the main process's /metrics, it
+talks to systemd never (only the main process sends sd_notify), it drains and exits with
+the main process, and a restart under load with workers loses nothing.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import trio
+
+from tests.fdholder import FdHolder, open_fd_holder
+from tests.integration.server.test_serve_lifecycle import CONFIG, TENANT_HOST, tenant_pid
+from tests.loadgen import Load, keep_alive_client, one_shot_client
+
+
+async def start(holder: FdHolder, directory: Path) -> None:
+    await holder.start(
+        [sys.executable, "-m", "tenement", "serve", "--workers", "2"],
+        cwd=directory,
+        stdout=subprocess.DEVNULL,
+        stderr=open(directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
+    )
+    with trio.fail_after(30):
+        await holder.wait_notify("READY=1")
+
+
+def workers_of(pid: int) -> list[int]:
+    """The `tenement serve` children of ``pid`` (its tenants are children too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == pid and b"serve" in cmdline and b"tenement" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+async def requests_counted(url: str) -> float:
+    async with httpx.AsyncClient(base_url=url) as client:
+        text = (await client.get("/metrics")).text
+    match = re.search(r'^tenement_requests_total\{instance="a",process="echo"\} (\S+)$', text, re.M)
+    return float(match.group(1)) if match else 0.0
+
+
+async def test_a_worker_serves_on_its_own_and_counts_in_the_main_metrics(
+    directory: Path,
+) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start(holder, directory)
+        main = holder.process.pid
+        tenant = await tenant_pid(holder.url)
+        (worker,) = workers_of(main)
+        assert {n.pid for n in holder.notifications} == {main}
+
+        # the worker sees the instance rows 0.2 s after they change: let it catch up, or
+        # it would ask the (stopped) main process to wake an instance that runs
+        await trio.sleep(1)
+        sent = 0
+        os.kill(main, signal.SIGSTOP)
+        try:
+            async with httpx.AsyncClient(
+                base_url=holder.url, headers={"host": TENANT_HOST}, timeout=10
+            ) as client:
+                for _ in range(20):
+                    response = await client.get("/")
+                    sent += 1
+                    assert response.text == f"ok {tenant}"
+        finally:
+            os.kill(main, signal.SIGCONT)
+
+        # the worker's requests reach the main process's /metrics within a report or two
+        with trio.fail_after(10):
+            while await requests_counted(holder.url) < sent:
+                await trio.sleep(0.2)
+
+        assert await holder.stop(signal.SIGTERM) == 0
+        with trio.fail_after(10):
+            while os.path.exists(f"/proc/{worker}") or os.path.exists(f"/proc/{tenant}"):
+                await trio.sleep(0.05)
+
+
+async def test_restarts_with_workers_lose_no_request(directory: Path) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start(holder, directory)
+        first = await tenant_pid(holder.url)
+        load = Load()
+        stop = trio.Event()
+        async with trio.open_nursery() as nursery:
+            for _ in range(6):
+                nursery.start_soon(one_shot_client, holder.port, load, stop, TENANT_HOST)
+            for _ in range(3):
+                nursery.start_soon(keep_alive_client, holder.url, load, stop, TENANT_HOST)
+            with trio.fail_after(120):
+                await load.wait_for_more(30)
+                for _ in range(2):
+                    old_workers = workers_of(holder.process.pid)
+                    assert await holder.stop(signal.SIGUSR2) == 0
+                    assert not [pid for pid in old_workers if os.path.exists(f"/proc/{pid}")]
+                    await start(holder, directory)
+                    await load.wait_for_more(30)
+            stop.set()
+        assert not load.failures, f"{sum(load.failures.values())} of {load.sent}: {load.failures}"
+        assert load.pids == {first}, "the tenant was restarted"
+
+
+async def test_a_worker_that_dies_leaves_the_others_serving(directory: Path) -> None:
+    (directory / "tenement.toml").write_text(CONFIG)
+    async with open_fd_holder(directory) as holder:
+        await start(holder, directory)
+        tenant = await tenant_pid(holder.url)
+        (worker,) = workers_of(holder.process.pid)
+        os.kill(worker, signal.SIGKILL)
+        expected = f"worker {worker} exited (killed by SIGKILL); 0 worker(s) left"
+        with trio.fail_after(10):
+            while expected not in (directory / "serve.log").read_text():
+                await trio.sleep(0.05)
+        assert await tenant_pid(holder.url) == tenant
+        assert await holder.stop(signal.SIGTERM) == 0
