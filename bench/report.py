@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-SERVERS = ("ours", "reference")
+SERVERS = ("ours", "reference", "ours_workers")
 
 
 def _get(results: dict, *path: str) -> Any:
@@ -57,6 +57,18 @@ def _targets(r: dict) -> list[str]:
             _fmt(ours, 0),
             _fmt(ref, 0),
             _ratio(ours, ref),
+            ">= 1.0x reference",
+            _verdict(ok),
+        )
+    )
+    workers = _get(r, "ours_workers", "proxy", "rps_c32")
+    ok = None if workers is None or ref is None else workers >= ref
+    rows.append(
+        (
+            "... with `ten serve --workers 0` (one process per CPU)",
+            _fmt(workers, 0),
+            _fmt(ref, 0),
+            _ratio(workers, ref),
             ">= 1.0x reference",
             _verdict(ok),
         )
@@ -182,6 +194,16 @@ DETAILS = [
 ]
 
 
+#: (section, key), label, digits: ours with `--workers 0` against the reference
+WORKER_DETAILS = [
+    (("proxy", "rps_c1"), "`--workers 0`: proxy req/s, 1 connection", 0),
+    (("proxy", "p50_ms_c1"), "`--workers 0`: proxy p50 latency, 1 connection (ms)", 3),
+    (("proxy", "rps_c32"), "`--workers 0`: proxy req/s, 32 connections", 0),
+    (("proxy", "p99_ms_c32"), "`--workers 0`: proxy p99 latency, 32 connections (ms)", 2),
+    (("restart", "restart_failed"), "`--workers 0`: restart under load, requests failed", 0),
+]
+
+
 def render(r: dict) -> str:
     m = r.get("machine", {})
     plan = r.get("plan", {})
@@ -255,12 +277,17 @@ def render(r: dict) -> str:
         }
         ratio = _ratio(ours, ref) if isinstance(ours, (int, float)) and not counted else ""
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
+    for key, label, digits in WORKER_DETAILS:
+        ours, ref = _get(r, "ours_workers", *key), _get(r, "reference", *key)
+        ratio = "" if key[1] == "restart_failed" else _ratio(ours, ref)
+        out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
     loads = []
     for section in ("direct", "app_start"):
         loads.append(f"{section} {_fmt(_get(r, section, 'load'), 2)}")
     for server in SERVERS:
         for section in ("proxy", "wake", "spawn", "restart", "tenants", "logs"):
-            loads.append(f"{server}/{section} {_fmt(_get(r, server, section, 'load'), 2)}")
+            if _get(r, server, section, "load") is not None:
+                loads.append(f"{server}/{section} {_fmt(_get(r, server, section, 'load'), 2)}")
     out += ["", f"Load average (1 min) before each measurement: {'; '.join(loads)}.", ""]
     errors = [
         f"- {server}/{section}: {_get(r, server, section, 'error')}"

@@ -155,26 +155,35 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": machine(), "plan": vars_of(plan)}
     try:
         ref_bin = reference_binary(WORK)
+        ours = [sys.executable, "-m", "tenement"]
+        # key -> (server name, `ten` command, more `ten serve` options, sections it runs)
         servers = {
-            "ours": [sys.executable, "-m", "tenement"],
-            "reference": [str(ref_bin)],
+            "ours": ("ours", ours, (), sections),
+            "reference": ("reference", [str(ref_bin)], (), sections),
+            # one serving process per CPU; only what more processes can change
+            "ours_workers": (
+                "ours",
+                ours,
+                ("--workers", "0"),
+                [name for name in sections if name in ("proxy", "restart")],
+            ),
         }
         if "proxy" in sections:
             section(results, "direct", measures.direct_backend, procs, plan, run_dir)
         if "wake" in sections:
             section(results, "app_start", measures.app_start, procs, plan, run_dir)
-        for name, command in servers.items():
-            if args.only and name != args.only:
+        for key, (name, command, serve_args, only) in servers.items():
+            if (args.only and name != args.only) or not only:
                 continue
-            directory = run_dir / name
+            directory = run_dir / key
             write_config(directory, procs.marker, log_lines=plan.log_lines)
-            server = Server(name, command, directory, procs)
-            results[name] = {}
+            server = Server(name, command, directory, procs, serve_args)
+            results[key] = {}
             try:
-                bench_server(server, plan, results[name], sections)
+                bench_server(server, plan, results[key], only)
             except Exception as exc:
-                log.exception("%s failed", name)
-                results[name]["error"] = f"{type(exc).__name__}: {exc}"
+                log.exception("%s failed", key)
+                results[key]["error"] = f"{type(exc).__name__}: {exc}"
             finally:
                 if server.proc is not None:  # a measurement failed with the server up
                     server.stop(signal.SIGTERM, wait=60)

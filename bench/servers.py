@@ -91,9 +91,17 @@ cold = ["w"]  # known to both servers, so a request to w.cold.localhost may wake
 class Server:
     """One server under test: its directory, token, process and API."""
 
-    def __init__(self, name: str, argv: list[str], directory: Path, procs: Procs) -> None:
+    def __init__(
+        self,
+        name: str,
+        argv: list[str],
+        directory: Path,
+        procs: Procs,
+        serve_args: tuple[str, ...] = (),
+    ) -> None:
         self.name = name
         self.argv = argv  # the `ten` command, without a subcommand
+        self.serve_args = serve_args  # more `ten serve` options
         self.directory = directory
         self.procs = procs
         self.port = free_port()
@@ -116,7 +124,11 @@ class Server:
 
     def serve_argv(self) -> list[str]:
         if self.name == "ours":
-            return [*self.argv, "serve", "--port", str(self.port), "--log-level", "warning"]
+            return [
+                *self.argv,
+                *("serve", "--port", str(self.port), "--log-level", "warning"),
+                *self.serve_args,
+            ]
         return [*self.argv, "serve", "--port", str(self.port)]
 
     def hold_socket(self) -> None:

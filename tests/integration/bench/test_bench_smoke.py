@@ -37,11 +37,12 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
         timeout=100,
     )
     results = json.loads(raw.read_text())
-    for name in ("direct", "ours", "reference"):
+    for name in ("direct", "ours", "reference", "ours_workers"):
         proxy = results[name] if name == "direct" else results[name]["proxy"]
         assert "error" not in proxy, proxy
         assert proxy["rps_c1"] > 0 and proxy["rps_c32"] > 0, (name, proxy)
         assert proxy["p50_ms_c1"] > 0, (name, proxy)
     text = report.read_text()
     assert "Proxy throughput, 32 connections" in text
+    assert "--workers 0" in text
     assert "tenement 0.2.2" in text
