@@ -1,6 +1,7 @@
 """SQLite specifics: the file behind a URL, connection pragmas, write transactions.
 
-Every connection gets WAL, ``busy_timeout`` 5 s and foreign keys. Python's sqlite3
+Every connection gets WAL with ``synchronous = NORMAL``, ``busy_timeout`` 5 s and
+foreign keys. Python's sqlite3
 module is switched to autocommit so that SQLAlchemy's transaction boundaries are the
 real ones: reads start with a plain ``BEGIN``, writes with ``BEGIN IMMEDIATE`` (asked
 for with the ``tenement_write`` execution option). Taking the write lock up front means
@@ -50,6 +51,9 @@ def configure(engine: sa.Engine) -> None:
         try:
             cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
             _use_wal(cursor)
+            # with WAL, NORMAL never corrupts the database; a power cut may lose the last
+            # commits, a crash of the process none. FULL syncs every commit (0.3 ms here)
+            cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
         finally:
             cursor.close()
