@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import logging
 import socket
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 from typing import Any
 
@@ -42,9 +42,10 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio.tcp_server import TCPServer
 from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.utils import repr_socket_addr, wrap_app
+from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from tenement.errors import TenementError
+from tenement.server.h1 import Http1Connection, IdleConnections, ReplayStream
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -149,6 +150,7 @@ async def serve_http(
     shutdown: trio.Event,
     grace_seconds: float,
     config_overrides: Mapping[str, Any] | None = None,
+    fast_path: Callable[[str | None], bool] | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` over HTTP/1.1 on ``sockets`` until ``shutdown`` is set, then drain.
@@ -161,6 +163,8 @@ async def serve_http(
         grace_seconds: the most the drain may take; requests still running after it
             are cancelled.
         config_overrides: hypercorn ``Config`` settings (see :func:`make_config`).
+        fast_path: requests whose ``Host`` this accepts are served without hypercorn
+            (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn).
         task_status: ``started(binds)`` once every socket is accepting, with one
             ``http://...`` description per socket.
 
@@ -183,10 +187,35 @@ async def serve_http(
         sock.listen(config.backlog)
         listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
 
-    async def handle(stream: trio.SocketStream) -> None:
+    idle = IdleConnections(shutdown, IDLE_DRAIN_SECONDS)
+
+    async def hypercorn_serves(stream: trio.SocketStream | ReplayStream) -> None:
         await TCPServer(wrapped, config, _ConnectionContext(shutdown), {}, stream).run()
 
+    async def handle(stream: trio.SocketStream) -> None:
+        if fast_path is None:
+            await hypercorn_serves(stream)
+            return
+        sock = stream.socket
+        try:
+            client = parse_socket_addr(sock.family, sock.getpeername())
+            server = parse_socket_addr(sock.family, sock.getsockname())
+        except OSError:  # gone already
+            await trio.aclose_forcefully(stream)
+            return
+        await Http1Connection(
+            stream,
+            app,
+            is_fast=fast_path,
+            handoff=hypercorn_serves,
+            idle=idle,
+            keep_alive_seconds=config.keep_alive_timeout,
+            client=client,
+            server=server,
+        ).run()
+
     async with trio.open_nursery() as connections:
+        connections.start_soon(idle.drain_on_shutdown)
         try:
             async with trio.open_nursery() as accepting:
                 await accepting.start(

@@ -192,6 +192,7 @@ async def serve(
                             grace_seconds=DRAIN_GRACE,
                             # tenants name themselves; hypercorn must not add a second one
                             config_overrides={"include_server_header": False},
+                            fast_path=node.proxy.handles,
                             task_status=task_status,
                         )
                     finally:

@@ -4,6 +4,7 @@ backends, the proxy under hypercorn on 127.0.0.1:0, and a WebSocket client."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import socket
 import subprocess
 import sys
@@ -11,8 +12,6 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import attrs
-import hypercorn.config
-import hypercorn.trio
 import trio
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import (
@@ -29,6 +28,7 @@ from wsproto.events import (
 from tenement.config import Service
 from tenement.errors import TenementError
 from tenement.proxy import Proxy
+from tenement.server.http import serve_http
 
 BACKEND_APP = Path(__file__).with_name("backend_app.py")
 DOMAIN = "example.test"
@@ -169,18 +169,23 @@ class ProxyServer:
 
 
 async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
-    """Run ``proxy`` under hypercorn's trio worker on 127.0.0.1:0 until the test ends."""
-    config = hypercorn.config.Config()
-    config.bind = ["127.0.0.1:0"]
-    config.accesslog = None
-    config.include_server_header = False
-    shutdown = trio.Event()
-    binds = await nursery.start(
-        lambda task_status: hypercorn.trio.serve(
-            proxy, config, shutdown_trigger=shutdown.wait, task_status=task_status
+    """Run ``proxy`` as ``ten serve`` does (``serve_http``: its own HTTP/1.1 for tenant
+    hosts, hypercorn for the rest) on 127.0.0.1:0 until the test ends."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    await nursery.start(
+        functools.partial(
+            serve_http,
+            proxy,
+            [sock],
+            shutdown=trio.Event(),
+            grace_seconds=1,
+            config_overrides={"include_server_header": False},
+            fast_path=proxy.handles,
         )
     )
-    return ProxyServer(proxy, int(binds[0].rsplit(":", 1)[1]))
+    return ProxyServer(proxy, port)
 
 
 class WebSocketClient:
