@@ -136,6 +136,9 @@ class Node:
                         await self._leave.wait()
                         if self._hand_over:
                             sup.detach()
+                    # tenants stopped or handed over, lease released: wakes relayed here
+                    # from now on are refused (503), and their senders look for the leader
+                    self.supervisor = None
                     break
                 except SupervisorBusy:
                     continue  # taken between our look and our try: stand by

@@ -7,6 +7,7 @@ for both and ``timestamp < cutoff`` works in SQL.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, datetime
 
@@ -16,8 +17,13 @@ _FRACTION = re.compile(r"\.(\d+)")
 def rfc3339_from_ms(timestamp_ms: int) -> str:
     """Epoch milliseconds -> ``2026-11-26T17:41:21.569+00:00``."""
     seconds, millis = divmod(timestamp_ms, 1000)
-    whole = datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{whole}.{millis:03d}+00:00"
+    return f"{_whole_second(seconds)}.{millis:03d}+00:00"
+
+
+@functools.lru_cache(maxsize=64)
+def _whole_second(seconds: int) -> str:
+    # log lines come in bursts from the same second: format each second once
+    return datetime.fromtimestamp(seconds, UTC).strftime("%Y-%m-%dT%H:%M:%S")
 
 
 def parse_rfc3339(text: str) -> datetime:

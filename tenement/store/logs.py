@@ -7,6 +7,7 @@ and the new offsets in one transaction means a restart neither loses nor repeats
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import attrs
@@ -18,6 +19,9 @@ from tenement.store.tables import log_offsets, logs
 
 #: paths per IN (...) list: well under every database's bound-parameter limit
 _IN_CHUNK = 500
+#: log rows per INSERT statement on SQLite (see :meth:`LogQueries.insert_logs`)
+_INSERT_CHUNK = 500
+_COLUMNS = ("timestamp", "level", "process", "instance_id", "message")
 
 LEVELS = ("stdout", "stderr")
 
@@ -59,6 +63,28 @@ class LogEntry:
         }
 
 
+def _insert_sqlite(conn: sa.Connection, entries: Sequence[LogEntry]) -> None:
+    """Many rows per INSERT statement.
+
+    The reference's schema indexes ``logs`` into FTS5 with an ``AFTER INSERT`` trigger,
+    and FTS5 does work at the end of every statement: one row per statement
+    (``executemany``) indexed 16k lines/s here, 500 rows per statement 107k.
+    """
+    rows = [
+        (_time.rfc3339_from_ms(e.timestamp_ms), e.level, e.process, e.instance_id, e.message)
+        for e in entries
+    ]
+    for start in range(0, len(rows), _INSERT_CHUNK):
+        chunk = rows[start : start + _INSERT_CHUNK]
+        conn.exec_driver_sql(_insert_statement(len(chunk)), tuple(v for row in chunk for v in row))
+
+
+@functools.lru_cache(maxsize=8)
+def _insert_statement(count: int) -> str:
+    values = ",".join(["(?,?,?,?,?)"] * count)
+    return f"INSERT INTO logs ({', '.join(_COLUMNS)}) VALUES {values}"
+
+
 def _like_pattern(search: str) -> str:
     escaped = search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return f"%{escaped}%"
@@ -76,7 +102,9 @@ class LogQueries(StoreBase):
         if not entries and not offsets:
             return
         with self._write() as conn:
-            if entries:
+            if entries and conn.dialect.name == "sqlite":
+                _insert_sqlite(conn, entries)
+            elif entries:
                 conn.execute(logs.insert(), [entry.to_row() for entry in entries])
             for path, (inode, offset) in (offsets or {}).items():
                 upsert(conn, log_offsets, {"path": path}, {"inode": inode, "byte_offset": offset})
