@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 import trio
 
 from tests.fdholder import FdHolder, open_fd_holder
@@ -56,9 +57,9 @@ def admin_token(directory: Path) -> str:
     return (directory / "data" / "api_token").read_text().strip()
 
 
-async def start_server(holder: FdHolder, directory: Path) -> None:
+async def start_server(holder: FdHolder, directory: Path, *options: str) -> None:
     await holder.start(
-        [sys.executable, "-m", "tenement", "serve"],
+        [sys.executable, "-m", "tenement", "serve", *options],
         cwd=directory,
         stdout=subprocess.DEVNULL,
         stderr=open(directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
@@ -88,12 +89,15 @@ async def reload(holder: FdHolder) -> list:
     return holder.notifications[seen:]
 
 
+@pytest.mark.parametrize("workers", [1, 2])
 async def test_restarts_with_sigusr2_lose_no_request_and_keep_the_tenant(
-    directory: Path,
+    directory: Path, workers: int
 ) -> None:
+    """With ``--workers 2`` the worker drains too, and is gone before the next start."""
     (directory / "tenement.toml").write_text(CONFIG)
+    options = ("--workers", str(workers))
     async with open_fd_holder(directory) as holder:
-        await start_server(holder, directory)
+        await start_server(holder, directory, *options)
         first = await tenant_pid(holder.url)
         servers = {holder.process.pid}
         load = Load()
@@ -106,8 +110,11 @@ async def test_restarts_with_sigusr2_lose_no_request_and_keep_the_tenant(
             with trio.fail_after(120):
                 await load.wait_for_more(30)
                 for _ in range(RESTARTS):
+                    serving = [holder.process.pid, *children_serving(holder.process.pid)]
+                    assert len(serving) == workers
                     assert await holder.stop(signal.SIGUSR2) == 0
-                    await start_server(holder, directory)
+                    assert not [pid for pid in serving if os.path.exists(f"/proc/{pid}")]
+                    await start_server(holder, directory, *options)
                     servers.add(holder.process.pid)
                     await load.wait_for_more(30)
             stop.set()
@@ -115,6 +122,23 @@ async def test_restarts_with_sigusr2_lose_no_request_and_keep_the_tenant(
         assert load.pids == {first}, "the tenant was restarted"
         assert len(servers) == RESTARTS + 1
         os.kill(int(first), 0)  # still alive after the last restart
+
+
+def children_serving(pid: int) -> list[int]:
+    """The `tenement serve` children of ``pid``: its workers (its tenants are children too)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        ppid = int(stat.rpartition(")")[2].split()[1])
+        if ppid == pid and b"serve" in cmdline and b"tenement" in cmdline:
+            found.append(int(entry.name))
+    return found
 
 
 async def test_sigterm_drains_then_stops_every_tenant(directory: Path) -> None:

@@ -20,26 +20,8 @@ import httpx
 import pytest
 import trio
 
-from tests.integration.server.test_serve_lifecycle import (
-    APP,
-    TENANT_HOST,
-    admin_token,
-)
+from tests.integration.server.test_serve_lifecycle import CONFIG, TENANT_HOST, admin_token
 from tests.loadgen import Load, keep_alive_client, one_shot_client
-
-CONFIG = f"""
-[settings]
-data_dir = "data"
-health_check_interval = 1
-
-[service.echo]
-command = "{sys.executable} {APP}"
-isolation = "process"
-health = "/"
-
-[instances]
-echo = ["a"]
-"""
 
 
 def free_port() -> int:

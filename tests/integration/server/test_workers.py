@@ -3,7 +3,7 @@
 The worker proxies on its own (shown by stopping the main process with SIGSTOP while
 requests keep being answered), its requests count in the main process's /metrics, it
 talks to systemd never (only the main process sends sd_notify), it drains and exits with
-the main process, and a restart under load with workers loses nothing.
+the main process (a restart under load with workers: test_serve_lifecycle.py).
 """
 
 from __future__ import annotations
@@ -19,8 +19,12 @@ import httpx
 import trio
 
 from tests.fdholder import FdHolder, open_fd_holder
-from tests.integration.server.test_serve_lifecycle import CONFIG, TENANT_HOST, tenant_pid
-from tests.loadgen import Load, keep_alive_client, one_shot_client
+from tests.integration.server.test_serve_lifecycle import (
+    CONFIG,
+    TENANT_HOST,
+    children_serving,
+    tenant_pid,
+)
 
 
 async def start(holder: FdHolder, directory: Path) -> None:
@@ -32,23 +36,6 @@ async def start(holder: FdHolder, directory: Path) -> None:
     )
     with trio.fail_after(30):
         await holder.wait_notify("READY=1")
-
-
-def workers_of(pid: int) -> list[int]:
-    """The `tenement serve` children of ``pid`` (its tenants are children too)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        ppid = int(stat.rpartition(")")[2].split()[1])
-        if ppid == pid and b"serve" in cmdline and b"tenement" in cmdline:
-            found.append(int(entry.name))
-    return found
 
 
 async def requests_counted(url: str) -> float:
@@ -66,7 +53,7 @@ async def test_a_worker_serves_on_its_own_and_counts_in_the_main_metrics(
         await start(holder, directory)
         main = holder.process.pid
         tenant = await tenant_pid(holder.url)
-        (worker,) = workers_of(main)
+        (worker,) = children_serving(main)
         assert {n.pid for n in holder.notifications} == {main}
 
         # the worker sees the instance rows 0.2 s after they change: let it catch up, or
@@ -96,37 +83,12 @@ async def test_a_worker_serves_on_its_own_and_counts_in_the_main_metrics(
                 await trio.sleep(0.05)
 
 
-async def test_restarts_with_workers_lose_no_request(directory: Path) -> None:
-    (directory / "tenement.toml").write_text(CONFIG)
-    async with open_fd_holder(directory) as holder:
-        await start(holder, directory)
-        first = await tenant_pid(holder.url)
-        load = Load()
-        stop = trio.Event()
-        async with trio.open_nursery() as nursery:
-            for _ in range(6):
-                nursery.start_soon(one_shot_client, holder.port, load, stop, TENANT_HOST)
-            for _ in range(3):
-                nursery.start_soon(keep_alive_client, holder.url, load, stop, TENANT_HOST)
-            with trio.fail_after(120):
-                await load.wait_for_more(30)
-                for _ in range(2):
-                    old_workers = workers_of(holder.process.pid)
-                    assert await holder.stop(signal.SIGUSR2) == 0
-                    assert not [pid for pid in old_workers if os.path.exists(f"/proc/{pid}")]
-                    await start(holder, directory)
-                    await load.wait_for_more(30)
-            stop.set()
-        assert not load.failures, f"{sum(load.failures.values())} of {load.sent}: {load.failures}"
-        assert load.pids == {first}, "the tenant was restarted"
-
-
 async def test_a_worker_that_dies_leaves_the_others_serving(directory: Path) -> None:
     (directory / "tenement.toml").write_text(CONFIG)
     async with open_fd_holder(directory) as holder:
         await start(holder, directory)
         tenant = await tenant_pid(holder.url)
-        (worker,) = workers_of(holder.process.pid)
+        (worker,) = children_serving(holder.process.pid)
         os.kill(worker, signal.SIGKILL)
         expected = f"worker {worker} exited (killed by SIGKILL); 0 worker(s) left"
         with trio.fail_after(10):
