@@ -90,6 +90,35 @@ def test_restart_loses_nothing(tenement: Tenement) -> None:
         assert status == 200, f"{tenant} after {RESTARTS} restarts: {body}"
 
 
+def _serving_processes(tenement: Tenement) -> set[int]:
+    """The unit's `ten serve` processes: the main one and its workers (not the tenants)."""
+    out = tenement.container.out("pgrep -f '[t]en serve --config' || true")
+    return {int(pid) for pid in out.split()}
+
+
+def test_restart_with_workers_loses_nothing(tenement: Tenement) -> None:
+    """`workers = 2`: restarts under load still lose nothing, and leave no old worker."""
+    before = _web_pids(tenement)
+    tenement.write_config(CONFIG_TEXT.replace("[settings]\n", "[settings]\nworkers = 2\n", 1))
+    try:
+        with Load(tenement.port, HOSTS) as load:
+            load.wait_for_requests(50)
+            for _ in range(3):
+                tenement.container.run("systemctl restart tenement", timeout=120)
+                tenement.wait_active()
+                load.wait_for_requests(20)
+                serving = _serving_processes(tenement)
+                assert len(serving) == 2, f"not one main process and one worker: {serving}"
+        _report("restart with workers", load, "(3 restarts, workers = 2)")
+        assert load.result.failed == 0, load.result.summary()
+        assert _web_pids(tenement) == before
+    finally:
+        tenement.write_config(CONFIG_TEXT)
+        tenement.container.run("systemctl restart tenement", timeout=120)
+        tenement.wait_active()
+    assert len(_serving_processes(tenement)) == 1
+
+
 def test_reload_adds_a_service(tenement: Tenement) -> None:
     """`systemctl reload tenement` after adding a service: 0 failed, it can be spawned."""
     before = _web_pids(tenement)
