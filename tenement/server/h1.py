@@ -271,7 +271,9 @@ class Http1Connection:
             "client": self._client,
             "server": self._server,
         }
-        response = _Response(self._h11, self._stream, self._idle.shutdown)
+        response = _Response(
+            self._h11, self._stream, self._idle.shutdown, head_request=request.method == b"HEAD"
+        )
         try:
             await self._app(scope, self._receive, response.send)
         except Exception:
@@ -287,12 +289,29 @@ _HAND_OFF = object()
 class _Response:
     """The ``send`` of one request: the head is written with the first body part."""
 
-    __slots__ = ("_conn", "_headers", "_shutdown", "_status", "_stream", "finished", "started")
+    __slots__ = (
+        "_conn",
+        "_head_request",
+        "_headers",
+        "_shutdown",
+        "_status",
+        "_stream",
+        "finished",
+        "started",
+    )
 
-    def __init__(self, conn: h11.Connection, stream: trio.SocketStream, shutdown: trio.Event):
+    def __init__(
+        self,
+        conn: h11.Connection,
+        stream: trio.SocketStream,
+        shutdown: trio.Event,
+        *,
+        head_request: bool,
+    ) -> None:
         self._conn = conn
         self._stream = stream
         self._shutdown = shutdown
+        self._head_request = head_request
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.started = False
@@ -320,18 +339,27 @@ class _Response:
         headers = self._headers
         if headers is not None:
             self._headers = None
-            if not more and not any(
-                name == b"content-length" or name == b"transfer-encoding" for name, _ in headers
+            if (
+                not more
+                and self._may_have_length()
+                and not any(
+                    name == b"content-length" or name == b"transfer-encoding" for name, _ in headers
+                )
             ):
                 headers.append((b"content-length", str(len(body)).encode()))
             out = conn.send(h11.Response(status_code=self._status, headers=headers)) or b""
-        if body:
+        if body and not self._head_request:  # a HEAD answer carries no body, as hypercorn's
             out += conn.send(h11.Data(data=body)) or b""
         if not more:
             out += conn.send(h11.EndOfMessage()) or b""
             self.finished = True
         if out:
             await self._stream.send_all(out)
+
+    def _may_have_length(self) -> bool:
+        """Whether a whole body may be announced with Content-Length (RFC 9110 8.6: not
+        for 204 and 304, and a HEAD answer's would describe a body it does not carry)."""
+        return not self._head_request and self._status not in (204, 304)
 
     async def error(self, status: int) -> None:
         """Answer ``status`` and close (nothing was sent yet)."""

@@ -29,6 +29,10 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
             break
     if scope["path"] == "/boom":
         raise RuntimeError("boom")
+    if scope["path"] == "/empty":
+        await send({"type": "http.response.start", "status": 204, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+        return
     server = "hypercorn" if "extensions" in scope else "h1"
     answer = f"{server} {scope['method']} {scope['path']} {len(body)}".encode()
     await send({"type": "http.response.start", "status": 200, "headers": [(b"x-echo", body[:20])]})
@@ -186,3 +190,18 @@ async def test_after_shutdown_the_response_says_close_and_idle_connections_end(
             assert await idle.receive_some(65536) == b""
     assert b"connection: close" in data.lower()
     assert data.endswith(b"h1 GET /late 0")
+
+
+async def test_no_length_is_made_up_for_204_or_head(nursery: trio.Nursery) -> None:
+    port, _ = await start(nursery)
+    request = get("fast.test", "/empty") + b"HEAD /h HTTP/1.1\r\nHost: fast.test\r\n\r\n"
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)
+        data = b""
+        with trio.fail_after(5):
+            while data.count(b"\r\n\r\n") < 2:
+                data += await stream.receive_some(65536)
+    first, second = data.split(b"\r\n\r\n")[:2]
+    assert first.startswith(b"HTTP/1.1 204 ") and b"content-length" not in first.lower()
+    assert second.startswith(b"HTTP/1.1 200 ") and b"content-length" not in second.lower()
