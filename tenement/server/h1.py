@@ -195,8 +195,13 @@ class Http1Connection:
         return len(data)
 
     async def _next_request(self) -> object:
-        """The next request head; None when the client is gone or the connection idled out."""
+        """The next request head; None when the client is gone or the connection idled out.
+
+        The whole head must arrive within the keep-alive time (a client trickling bytes
+        does not hold the connection forever).
+        """
         conn = self._h11
+        deadline = trio.current_time() + self._keep_alive
         while True:
             event = conn.next_event()
             if isinstance(event, h11.Request):
@@ -206,7 +211,7 @@ class Http1Connection:
             if self._eof:
                 return None
             started = bool(self._raw)  # some of the next request is here
-            scope = trio.CancelScope(deadline=trio.current_time() + self._keep_alive)
+            scope = trio.CancelScope(deadline=deadline)
             if self._idle.shutdown.is_set() and not started:
                 scope.deadline = min(
                     scope.deadline, trio.current_time() + self._idle.idle_drain_seconds

@@ -8,6 +8,7 @@ hypercorn's has.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import socket
 
@@ -43,7 +44,7 @@ def is_fast(host: str | None) -> bool:
     return host is not None and host.startswith("fast")
 
 
-async def start(nursery: trio.Nursery) -> tuple[int, trio.Event]:
+async def start(nursery: trio.Nursery, keep_alive: float = 5.0) -> tuple[int, trio.Event]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     shutdown = trio.Event()
@@ -54,7 +55,8 @@ async def start(nursery: trio.Nursery) -> tuple[int, trio.Event]:
             [sock],
             shutdown=shutdown,
             grace_seconds=2,
-            config_overrides={"include_server_header": False},  # as `ten serve`
+            # as `ten serve`, with a keep-alive time a test can wait out
+            config_overrides={"include_server_header": False, "keep_alive_timeout": keep_alive},
             fast_path=is_fast,
         )
     )
@@ -205,3 +207,18 @@ async def test_no_length_is_made_up_for_204_or_head(nursery: trio.Nursery) -> No
     first, second = data.split(b"\r\n\r\n")[:2]
     assert first.startswith(b"HTTP/1.1 204 ") and b"content-length" not in first.lower()
     assert second.startswith(b"HTTP/1.1 200 ") and b"content-length" not in second.lower()
+
+
+async def test_a_head_trickled_byte_by_byte_is_cut_at_the_keep_alive_time(
+    nursery: trio.Nursery,
+) -> None:
+    port, _ = await start(nursery, keep_alive=0.5)
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(b"GET / HTTP/1.1\r\n")
+        with trio.fail_after(5):
+            with contextlib.suppress(trio.BrokenResourceError):
+                for byte in b"X-Slow: " + b"a" * 100:
+                    await stream.send_all(bytes([byte]))
+                    await trio.sleep(0.05)
+            assert await stream.receive_some(65536) == b""  # closed, unanswered
