@@ -112,6 +112,8 @@ class Role:
     worker: bool = False
     #: the main process's workers (their pids); empty in a worker
     workers: tuple[int, ...] = ()
+    #: a worker's main process
+    parent: int | None = None
 
 
 async def serve(
@@ -142,7 +144,7 @@ async def serve(
     from tenement.server.control import bind_control_socket, control_socket_path
     from tenement.server.http import serve_http
     from tenement.server.roles import Node
-    from tenement.server.workers import EXIT_GRACE_SECONDS, Workers
+    from tenement.server.workers import EXIT_GRACE_SECONDS, Workers, exit_with_parent
     from tenement.store import open_store
     from tenement.supervisor import new_holder
     from tenement.systemd import (
@@ -200,6 +202,8 @@ async def serve(
 
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(workers.watch)
+                    if role.parent is not None:
+                        nursery.start_soon(exit_with_parent, role.parent)
                     if not role.worker:
                         url = f"unix:{control_path}" if control_sockets else ""
                         await nursery.start(node.register, url)
@@ -340,6 +344,8 @@ def run(
     sockets = inherited or bind_sockets(options)
     _preload()
 
+    main = os.getpid()
+
     def worker(index: int) -> None:
         child_environ = worker_environ(environ)
         trio.run(
@@ -349,7 +355,7 @@ def run(
                 sockets,
                 environ=child_environ,
                 reload_config=read_config,
-                role=Role(worker=True),
+                role=Role(worker=True, parent=main),
             )
         )
 

@@ -75,6 +75,18 @@ def fork_workers(count: int, body: Callable[[int], None]) -> list[int]:
     return pids
 
 
+async def exit_with_parent(parent: int, poll_seconds: float = 1.0) -> None:
+    """In a worker: once the main process is gone, stop as on SIGTERM.
+
+    ``PR_SET_PDEATHSIG`` does this already; this is the belt to those braces (the signal
+    is not sent if the parent thread that forked is gone first, or the prctl failed).
+    """
+    while os.getppid() == parent:
+        await trio.sleep(poll_seconds)
+    log.warning("the main process %d is gone: this worker stops", parent)
+    os.kill(os.getpid(), signal.SIGTERM)
+
+
 def _die_with(parent: int) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0) != 0:
