@@ -188,7 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         for key, (name, command, serve_args, only) in servers.items():
             if (args.only and name != args.only) or not only:
                 continue
-            settle()
+            if not args.quick:  # a smoke run need not wait for a quiet machine
+                settle()
             directory = run_dir / key
             write_config(directory, procs.marker, log_lines=plan.log_lines)
             server = Server(name, command, directory, procs, serve_args)
