@@ -35,12 +35,18 @@ def _import_httpx_sync_only():  # type: ignore[no-untyped-def]
     not already loaded are masked so httpcore records them as absent (its documented
     optional extras); they stay importable for anything else afterwards. A process that
     had already imported them keeps httpcore's full async and HTTP/2 support.
+
+    rich and pygments are masked too: httpx imports them (when installed, e.g. with
+    pytest) only for its own ``httpx`` command line, which this client never runs
+    (~20-40 ms).
     """
     if "httpcore" in sys.modules:
         import httpx
 
         return httpx
-    masked = [name for name in ("trio", "anyio", "h2") if name not in sys.modules]
+    masked = [
+        name for name in ("trio", "anyio", "h2", "rich", "pygments") if name not in sys.modules
+    ]
     for name in masked:
         sys.modules[name] = None  # type: ignore[assignment]
     try:
