@@ -48,8 +48,6 @@ CLIENT_HEADER = b"x-tenement-client"
 MAX_SOCKET_PATH = 107
 #: how long one call to the leader may take (a wake waits for the tenant to start)
 CALL_SECONDS = 120.0
-#: how often a standby looks for a leader while there is none (a handover in progress)
-LEADER_POLL_SECONDS = 0.1
 
 
 class NoLeader(TenementError):
