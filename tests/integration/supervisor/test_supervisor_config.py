@@ -44,7 +44,9 @@ async def test_storage_usage_and_soft_quota(store: Store, tmp_path: Path) -> Non
         assert 85 < info.usage_percent < 86
         assert info.path == str(tmp_path / "data" / "app" / "alice")
         assert sup.get("app:alice").storage_used_bytes == 900_000
-        assert dict(sup.statistics().events)["storage"] == 1  # "storage usage high"
+        # "storage usage high": at least once (the maintenance pass runs every 50 ms here
+        # and records it too while the instance is over its soft quota)
+        assert dict(sup.statistics().events)["storage"] >= 1
 
 
 async def test_without_health_path_a_connect_is_healthy(store: Store, tmp_path: Path) -> None:
