@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from tenement.cli import commands, ten
 
-HEAVY = ("sqlalchemy", "alembic", "trio", "anyio", "hypercorn", "h2")
+HEAVY = ("sqlalchemy", "alembic", "trio", "anyio", "hypercorn", "h2", "httpx", "httpcore")
 
 _PROBE = """
 import sys
