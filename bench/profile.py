@@ -3,14 +3,21 @@
 Usage: ``python -m bench.profile [--seconds 15] [--connections 32]``. Prints the top
 functions by self time (the innermost frame of each sample) and writes the raw folded
 stacks to ``bench/.work/profile-*.txt`` (load them into speedscope or flamegraph.pl).
+
+``--cpu ROUNDS`` profiles nothing: it loads the server ROUNDS times and prints the
+server's CPU time per proxied request (user + system, from ``/proc``). On a shared
+machine requests per second move by +-20% between identical runs; the CPU a request
+costs moves far less, so compare changes with this.
 """
 
 from __future__ import annotations
 
 import argparse
 import collections
+import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -55,11 +62,37 @@ def self_times(folded: str) -> tuple[collections.Counter[str], collections.Count
     return counts, packages, total
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_per_request(server: Server, args: argparse.Namespace, run_dir: Path) -> None:
+    """Print, per round, req/s and the server's CPU microseconds per request."""
+    assert server.proc is not None
+    costs = []
+    for _ in range(args.cpu):
+        before = cpu_seconds(server.proc.pid)
+        result = run_wrk(
+            server.port,
+            "t1.fast.localhost",
+            connections=args.connections,
+            seconds=args.seconds,
+            work=run_dir,
+        )
+        used = cpu_seconds(server.proc.pid) - before
+        costs.append(used / (result.rps * args.seconds) * 1e6)
+        print(f"wrk -c{args.connections}: {result.rps:.0f} req/s, {costs[-1]:.0f} us CPU/request")
+    print(f"median: {statistics.median(costs):.0f} us CPU/request")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--seconds", type=float, default=15)
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--cpu", type=int, metavar="ROUNDS", help="CPU per request, no profile")
     args = parser.parse_args(argv)
     spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
     if not Path(spy).exists():
@@ -71,6 +104,9 @@ def main(argv: list[str] | None = None) -> int:
         server = Server("ours", [sys.executable, "-m", "tenement"], run_dir, procs)
         server.token_gen()
         server.start()
+        if args.cpu:
+            cpu_per_request(server, args, run_dir)
+            return 0
         out = run_dir / "folded.txt"
         spy_proc = subprocess.Popen(
             [
