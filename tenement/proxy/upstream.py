@@ -83,15 +83,48 @@ class Connection:
             reused connection before that is a stale connection, safe to retry.
     """
 
-    __slots__ = ("address", "h11", "idle_since", "received_any", "reused", "stream")
+    __slots__ = ("address", "h11", "idle_since", "received_any", "reused", "sock", "stream")
 
-    def __init__(self, address: Address, stream: trio.SocketStream) -> None:
+    def __init__(self, address: Address, sock: socket.socket, stream: trio.SocketStream) -> None:
         self.address = address
+        #: the same connection as ``stream``, for the exchange's own reads and writes
+        self.sock = sock
+        #: for whoever speaks another protocol on it (the WebSocket relay)
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
         self.reused = False
         self.received_any = False
         self.idle_since = 0.0
+
+    async def _write(self, data: bytes) -> None:
+        """Write all of ``data``, waiting only when the kernel's buffer is full.
+
+        The stdlib socket directly, not ``stream.send_all``: trio's socket methods yield
+        to the scheduler after every successful call (a checkpoint), and the exchange
+        reaches one right after anyway, waiting for the answer. Profiled: the proxy's
+        socket layer was 19% of its samples at 32 connections.
+        """
+        view = memoryview(data)
+        sock = self.sock
+        while view:
+            try:
+                sent = sock.send(view)
+            except BlockingIOError:
+                await trio.lowlevel.wait_writable(sock)
+                continue
+            view = view[sent:]
+
+    async def _read(self, *, fresh: bool) -> bytes:
+        """Up to :data:`READ_SIZE` bytes; ``fresh``: a request was just written, so no
+        answer can be waiting yet and the first ``recv`` (an EAGAIN) is skipped."""
+        sock = self.sock
+        if fresh:
+            await trio.lowlevel.wait_readable(sock)
+        while True:
+            try:
+                return sock.recv(READ_SIZE)
+            except BlockingIOError:
+                await trio.lowlevel.wait_readable(sock)
 
     async def send(self, event: h11.Event) -> None:
         """Serialise ``event`` and write it.
@@ -102,7 +135,7 @@ class Connection:
         try:
             data = self.h11.send(event)
             if data:
-                await self.stream.send_all(data)
+                await self._write(data)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
         except h11.LocalProtocolError as exc:
@@ -116,7 +149,7 @@ class Connection:
         """
         try:
             data = b"".join([self.h11.send(event) or b"" for event in events])
-            await self.stream.send_all(data)
+            await self._write(data)
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
         except h11.LocalProtocolError as exc:
@@ -135,7 +168,7 @@ class Connection:
                 event = conn.next_event()
                 if event is not h11.NEED_DATA:
                     return event  # type: ignore[return-value]
-                data = await self.stream.receive_some(READ_SIZE)
+                data = await self._read(fresh=conn.their_state is h11.SEND_RESPONSE)
                 if data:
                     self.received_any = True
                 conn.receive_data(data)
@@ -258,21 +291,20 @@ class Upstream:
         """
         if self._closed:
             raise UpstreamUnavailable("the proxy is shutting down")
+        tcp = address.port is not None
+        sock = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        wrapped = trio.socket.from_stdlib_socket(sock)
         try:
-            if address.port is not None:
-                sock = trio.socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-                try:
-                    await sock.connect(("127.0.0.1", address.port))
-                except BaseException:
-                    sock.close()
-                    raise
-                stream = trio.SocketStream(sock)
-            else:
-                stream = await trio.open_unix_socket(address.path)
+            await wrapped.connect(("127.0.0.1", address.port) if tcp else address.path)
         except OSError as exc:
+            wrapped.close()
             raise UpstreamUnavailable(f"cannot connect to {address}: {exc}") from exc
+        except BaseException:
+            wrapped.close()
+            raise
         self._opened += 1
-        return Connection(address, stream)
+        return Connection(address, sock, trio.SocketStream(wrapped))
 
     def release(self, conn: Connection) -> None:
         """Give ``conn`` back: pooled if its exchange ended cleanly and the tenant keeps
