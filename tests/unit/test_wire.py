@@ -1,0 +1,129 @@
+"""tenement.wire: plain HTTP/1.1 bytes, and the answers it leaves to h11."""
+
+from __future__ import annotations
+
+import pytest
+
+from tenement.wire import (
+    INCOMPLETE,
+    MAX_HEAD,
+    WholeResponse,
+    parse_whole_response,
+    request_bytes,
+    response_bytes,
+)
+
+OK = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 3\r\n\r\nok\n"
+
+
+def test_a_whole_answer_is_parsed() -> None:
+    assert parse_whole_response(OK, head_request=False) == WholeResponse(
+        200, [(b"content-type", b"text/plain"), (b"content-length", b"3")], b"ok\n", True
+    )
+
+
+def test_values_lose_surrounding_whitespace_and_the_reason_may_be_empty() -> None:
+    answer = parse_whole_response(
+        b"HTTP/1.1 404\r\nX-A:  a b \t\r\nContent-Length: 0\r\n\r\n", head_request=False
+    )
+    assert answer == WholeResponse(404, [(b"x-a", b"a b"), (b"content-length", b"0")], b"", True)
+
+
+@pytest.mark.parametrize("cut", [0, 1, 10, OK.index(b"\r\n\r\n") + 3])
+def test_a_head_still_arriving_is_incomplete(cut: int) -> None:
+    assert parse_whole_response(OK[:cut], head_request=False) is INCOMPLETE
+
+
+def test_a_head_over_the_limit_is_left_to_h11() -> None:
+    assert (
+        parse_whole_response(b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD, head_request=False)
+        is None
+    )
+    long_head = b"HTTP/1.1 200 OK\r\nX: " + b"a" * MAX_HEAD + b"\r\nContent-Length: 0\r\n\r\n"
+    assert parse_whole_response(long_head, head_request=False) is None
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(OK[:-1], id="body-still-coming"),
+        pytest.param(OK.replace(b"HTTP/1.1", b"HTTP/1.0"), id="http-1.0"),
+        pytest.param(b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n" + OK, id="informational"),
+        pytest.param(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nok\n\r\n0\r\n\r\n",
+            id="chunked",
+        ),
+        pytest.param(b"HTTP/1.1 200 OK\r\n\r\nuntil close", id="close-delimited"),
+        pytest.param(
+            OK.replace(b"Content-Length: 3", b"Content-Length: 3\r\nContent-Length: 3"),
+            id="two-lengths",
+        ),
+        pytest.param(OK.replace(b"Content-Length: 3", b"Content-Length: +3"), id="signed-length"),
+        pytest.param(
+            OK.replace(b"Content-Type: text/plain", b"Content-Type: text/plain\r\n more"),
+            id="obs-fold",
+        ),
+        pytest.param(OK.replace(b"Content-Type", b"Content Type"), id="bad-name"),
+        pytest.param(OK.replace(b"text/plain", b"text/\x00plain"), id="nul-in-value"),
+        pytest.param(OK.replace(b"text/plain", b"text\rplain"), id="bare-cr-in-value"),
+        pytest.param(b"garbage\r\n\r\n", id="not-http"),
+    ],
+)
+def test_anything_not_plain_is_left_to_h11(answer: bytes) -> None:
+    assert parse_whole_response(answer, head_request=False) is None
+
+
+def test_no_body_by_rule_for_head_204_and_304() -> None:
+    head = parse_whole_response(b"HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", head_request=True)
+    assert isinstance(head, WholeResponse) and head.body == b"" and head.reusable
+    for status in (b"204 No Content", b"304 Not Modified"):
+        answer = parse_whole_response(b"HTTP/1.1 " + status + b"\r\n\r\n", head_request=False)
+        assert isinstance(answer, WholeResponse) and answer.body == b""
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        pytest.param(
+            OK.replace(b"\r\n\r\n", b"\r\nConnection: keep-alive, Close\r\n\r\n"), id="close"
+        ),
+        pytest.param(OK + b"HTTP/1.1 200 OK\r\n", id="bytes-after-the-answer"),
+    ],
+)
+def test_when_the_connection_may_not_be_reused(answer: bytes) -> None:
+    parsed = parse_whole_response(answer, head_request=False)
+    assert isinstance(parsed, WholeResponse) and parsed.body == b"ok\n"
+    assert not parsed.reusable
+
+
+def test_request_bytes() -> None:
+    data = request_bytes(b"GET", b"/a?b=c", [(b"host", b"x.example"), (b"x-e", b"")], b"")
+    assert data == b"GET /a?b=c HTTP/1.1\r\nhost: x.example\r\nx-e: \r\n\r\n"
+    post = request_bytes(b"POST", b"/", [(b"content-length", b"2")], b"hi")
+    assert post == b"POST / HTTP/1.1\r\ncontent-length: 2\r\n\r\nhi"
+
+
+@pytest.mark.parametrize(
+    ("method", "target", "headers"),
+    [
+        (b"GET", b"/a b", []),
+        (b"GET", b"", []),
+        (b"G?T", b"/", []),
+        (b"GET", b"/", [(b"x", b"a\r\nInjected: yes")]),
+        (b"GET", b"/", [(b"x y", b"a")]),
+        (b"GET", b"/", [(b"x", b" padded")]),
+    ],
+)
+def test_request_parts_h11_would_refuse_are_not_written(
+    method: bytes, target: bytes, headers: list[tuple[bytes, bytes]]
+) -> None:
+    assert request_bytes(method, target, headers, b"") is None
+
+
+def test_response_bytes() -> None:
+    assert response_bytes(404, [(b"content-length", b"0")], b"") == (
+        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n"
+    )
+    assert response_bytes(599, [], b"x") == b"HTTP/1.1 599 \r\n\r\nx"
+    assert response_bytes(200, [(b"x", b"a\nb")], b"") is None
+    assert response_bytes(1000, [], b"") is None
