@@ -11,6 +11,13 @@ Request framing: ``Content-Length`` passes through; a body of unknown length (th
 sent it chunked) goes upstream chunked; a whole body that fits the first ASGI message gets
 an exact ``Content-Length``.
 
+The common case skips h11 (``tenement/wire.py``): a request whose body is whole is
+written as bytes, and an answer that is plain HTTP/1.1 framed by ``Content-Length`` and
+already whole in what was read is relayed in two ASGI messages. Any other answer is
+handed to the connection's h11 with every byte read so far, and streamed as below
+(measured: ~750 -> ~490 us of server CPU per proxied request, with the same change in
+``h1.py``).
+
 Error handling: failures before the response head become :class:`ForwardFailed` (502) or
 :class:`ForwardTimedOut` (504) for the caller to answer. After the head was sent, a broken
 tenant connection ends the ASGI call without finishing the body, so the server closes the
@@ -21,6 +28,7 @@ from __future__ import annotations
 
 import logging
 
+import attrs
 import h11
 import trio
 
@@ -29,6 +37,7 @@ from tenement.errors import TenementError
 from tenement.proxy.headers import request_headers, response_headers
 from tenement.proxy.upstream import Connection, Upstream, UpstreamError
 from tenement.types import Receive, Scope, Send
+from tenement.wire import WholeResponse, request_bytes
 
 log = logging.getLogger(__name__)
 
@@ -118,8 +127,14 @@ async def forward_http(
             headers.append((b"transfer-encoding", b"chunked"))
         elif body or method in _BODY_METHODS:
             headers.append((b"content-length", str(len(body)).encode()))
+    target = request_target(scope)
+    if not more:
+        data = request_bytes(method.encode("latin-1", "replace"), target, headers, body)
+        if data is not None:
+            plain = _Plain(method, target, headers, body, data)
+            return await _forward_plain(upstream, conn, plain, receive, send, timeout)
     try:
-        request = h11.Request(method=method, target=request_target(scope), headers=headers)
+        request = h11.Request(method=method, target=target, headers=headers)
     except h11.LocalProtocolError as exc:
         upstream.release(conn)  # untouched: still good
         raise BadRequest(f"cannot forward this request: {exc}") from exc
@@ -150,6 +165,95 @@ async def forward_http(
         raise
     await _relay_body(upstream, conn, receive, send, watch=True)
     return head_at
+
+
+@attrs.frozen
+class _Plain:
+    """A request with a whole body, and its bytes as :func:`request_bytes` wrote them."""
+
+    method: str
+    target: bytes
+    headers: list[tuple[bytes, bytes]]
+    body: bytes
+    data: bytes
+
+    def events(self) -> list[h11.Event]:
+        """The same request as h11 events (for h11 to read an answer that is not plain)."""
+        request = h11.Request(method=self.method, target=self.target, headers=self.headers)
+        if self.body:
+            return [request, h11.Data(data=self.body), h11.EndOfMessage()]
+        return [request, h11.EndOfMessage()]
+
+
+async def _forward_plain(
+    upstream: Upstream,
+    conn: Connection,
+    request: _Plain,
+    receive: Receive,
+    send: Send,
+    timeout: float,
+) -> float:
+    """:func:`forward_http` for a request with a whole body, written without h11 (see
+    ``tenement/wire.py``). A whole, plain answer is relayed in two ASGI messages and the
+    connection pooled; any other answer goes through h11 as before."""
+    try:
+        with trio.move_on_after(timeout) as deadline:
+            try:
+                answer = await _plain_exchange(conn, request)
+            except UpstreamError:
+                stale = conn.reused and not conn.received_any
+                conn.close()
+                if not (stale and request.method in IDEMPOTENT):
+                    raise
+                log.debug("stale pooled connection to %s; retrying once", conn.address)
+                conn = await upstream.open(conn.address)
+                answer = await _plain_exchange(conn, request)
+        if deadline.cancelled_caught:
+            raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
+        head_at = trio.current_time()
+        if isinstance(answer, WholeResponse):
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": answer.status,
+                    "headers": response_headers(answer.headers),
+                }
+            )
+            await send({"type": "http.response.body", "body": answer.body})
+        else:
+            await _send_head(send, answer)
+    except UpstreamError as exc:
+        conn.close()
+        raise ForwardFailed(str(exc)) from exc
+    except BaseException:
+        conn.close()
+        raise
+    if isinstance(answer, WholeResponse):
+        if answer.reusable:
+            upstream.release(conn)
+        else:
+            conn.close()
+        return head_at
+    await _relay_body(upstream, conn, receive, send, watch=True)
+    return head_at
+
+
+async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | h11.Response:
+    """:func:`_exchange` for a plain request: a whole plain answer, else h11's head."""
+    try:
+        await conn.send_plain(request.data)
+    except UpstreamError:
+        # a tenant may answer early (413) and close its side: look for that answer
+        try:
+            answer = await conn.receive_plain(
+                head_request=request.method == "HEAD", sent=request.events
+            )
+            return answer if answer is not None else await _read_head(conn)
+        except UpstreamError:
+            pass
+        raise
+    answer = await conn.receive_plain(head_request=request.method == "HEAD", sent=request.events)
+    return answer if answer is not None else await _read_head(conn)
 
 
 async def _exchange(conn: Connection, request: h11.Request, body: bytes) -> h11.Response:

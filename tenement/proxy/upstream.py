@@ -19,12 +19,14 @@ from __future__ import annotations
 import logging
 import select
 import socket
+from collections.abc import Callable
 from typing import Protocol
 
 import attrs
 import h11
 import trio
 
+from tenement import wire
 from tenement.errors import TenementError
 
 log = logging.getLogger(__name__)
@@ -154,6 +156,56 @@ class Connection:
             raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
         except h11.LocalProtocolError as exc:
             raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
+
+    async def send_plain(self, data: bytes) -> None:
+        """Write a whole request made by :func:`tenement.wire.request_bytes` (h11 is not
+        told; see :meth:`receive_plain`).
+
+        Raises:
+            UpstreamProtocolError: the write failed.
+        """
+        try:
+            await self._write(data)
+        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
+
+    async def receive_plain(
+        self, *, head_request: bool, sent: Callable[[], list[h11.Event]]
+    ) -> wire.WholeResponse | None:
+        """Read the answer to a request written with :meth:`send_plain`.
+
+        Returns:
+            The answer, when it is whole and plain (:func:`tenement.wire.parse_whole_response`);
+            the connection's h11 is untouched then, ready for the next request. Otherwise
+            None: h11 has been given the request's events (``sent()``) and every byte read,
+            and the answer is read on with :meth:`next_event`.
+
+        Raises:
+            UpstreamProtocolError: the read failed, or h11 refused ``sent()``.
+        """
+        buffer = b""
+        while True:
+            try:
+                chunk = await self._read(fresh=not buffer)
+            except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+                raise UpstreamProtocolError(f"reading from {self.address} failed: {exc}") from exc
+            if chunk:
+                self.received_any = True
+                buffer += chunk
+                answer = wire.parse_whole_response(buffer, head_request=head_request)
+                if answer is wire.INCOMPLETE:
+                    continue
+                if answer is not None:
+                    return answer  # type: ignore[return-value]
+            try:
+                for event in sent():
+                    self.h11.send(event)
+            except h11.LocalProtocolError as exc:
+                raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
+            self.h11.receive_data(buffer)
+            if not chunk:
+                self.h11.receive_data(b"")
+            return None
 
     async def next_event(self) -> h11.Event:
         """The next event from the tenant, reading from the socket when h11 needs data.

@@ -15,6 +15,11 @@ here first:
   request, with every byte read so far replayed to it, so hypercorn serves it as if it had
   read it itself.
 
+A whole response to an HTTP/1.1 request that keeps the connection open is written as
+bytes by ``tenement/wire.py`` (h11 would check the same rules, at ~45 us a response);
+the next request on the connection then gets a fresh h11 parser holding whatever the
+client sent ahead. Everything else is written by h11.
+
 Keep-alive, pipelining, chunked bodies in both directions and the drain are kept: a
 response started after ``shutdown`` says ``Connection: close``; a connection idle at
 shutdown gets ``IDLE_DRAIN_SECONDS`` to present one more request (as hypercorn's are, see
@@ -34,6 +39,7 @@ import h11
 import trio
 
 from tenement.types import ASGIApp, Message
+from tenement.wire import response_bytes
 
 log = logging.getLogger(__name__)
 
@@ -166,11 +172,17 @@ class Http1Connection:
                 await self._handoff(ReplayStream(self._stream, bytes(self._raw)))
                 return
             self._recording = False
-            if not await self._exchange(request):
+            response = await self._exchange(request)
+            if not response.finished:
                 return
-            if self._h11.our_state is not h11.DONE or self._h11.their_state is not h11.DONE:
-                return  # Connection: close, or a body left unread: end the connection
-            self._h11.start_next_cycle()
+            if self._h11.their_state is not h11.DONE:
+                return  # a body left unread: end the connection
+            if response.plain:
+                self._h11 = _next_connection(self._h11)
+            elif self._h11.our_state is h11.DONE:
+                self._h11.start_next_cycle()
+            else:
+                return  # Connection: close
             self._raw = bytearray(self._h11.trailing_data[0])
             self._recording = True
 
@@ -258,8 +270,8 @@ class Http1Connection:
 
     # ---- one request --------------------------------------------------------------------------
 
-    async def _exchange(self, request: h11.Request) -> bool:
-        """Serve one request; False if the response could not be finished (close)."""
+    async def _exchange(self, request: h11.Request) -> _Response:
+        """Serve one request; its response says whether it was finished, and how."""
         target = request.target
         path, _, query = target.partition(b"?")
         scope: dict[str, Any] = {
@@ -277,7 +289,11 @@ class Http1Connection:
             "server": self._server,
         }
         response = _Response(
-            self._h11, self._stream, self._idle.shutdown, head_request=request.method == b"HEAD"
+            self._h11,
+            self._stream,
+            self._idle.shutdown,
+            head_request=request.method == b"HEAD",
+            may_be_plain=_keeps_alive(request),
         )
         try:
             await self._app(scope, self._receive, response.send)
@@ -285,10 +301,32 @@ class Http1Connection:
             log.exception("error in the ASGI app serving %s %s", scope["method"], scope["path"])
         if not response.started:
             await response.error(500)
-        return response.finished
+        return response
 
 
 _HAND_OFF = object()
+
+
+def _keeps_alive(request: h11.Request) -> bool:
+    """An HTTP/1.1 request that does not ask to close: its answer may be written plainly."""
+    if request.http_version != b"1.1":
+        return False
+    for name, value in request.headers:
+        if name == b"connection" and b"close" in value.lower():
+            return False
+    return True
+
+
+def _next_connection(done: h11.Connection) -> h11.Connection:
+    """A new server connection for the next request, holding what the client sent ahead
+    (after a response written without h11, ``done`` cannot start a next cycle itself)."""
+    fresh = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    data, closed = done.trailing_data
+    if data:
+        fresh.receive_data(data)
+    if closed:
+        fresh.receive_data(b"")
+    return fresh
 
 
 class _Response:
@@ -298,10 +336,12 @@ class _Response:
         "_conn",
         "_head_request",
         "_headers",
+        "_may_be_plain",
         "_shutdown",
         "_status",
         "_stream",
         "finished",
+        "plain",
         "started",
     )
 
@@ -312,15 +352,19 @@ class _Response:
         shutdown: trio.Event,
         *,
         head_request: bool,
+        may_be_plain: bool,
     ) -> None:
         self._conn = conn
         self._stream = stream
         self._shutdown = shutdown
         self._head_request = head_request
+        self._may_be_plain = may_be_plain
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.started = False
         self.finished = False
+        #: written without h11 (whose state still waits for a response: start afresh)
+        self.plain = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -352,6 +396,12 @@ class _Response:
                 )
             ):
                 headers.append((b"content-length", str(len(body)).encode()))
+            if not more and self._may_be_plain and not self._shutdown.is_set():
+                data = self._plain_bytes(headers, body)
+                if data is not None:
+                    self.plain = self.finished = True
+                    await self._stream.send_all(data)
+                    return
             out = conn.send(h11.Response(status_code=self._status, headers=headers)) or b""
         if body and not self._head_request:  # a HEAD answer carries no body, as hypercorn's
             out += conn.send(h11.Data(data=body)) or b""
@@ -360,6 +410,24 @@ class _Response:
             self.finished = True
         if out:
             await self._stream.send_all(out)
+
+    def _plain_bytes(self, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes | None:
+        """The whole response as bytes without h11 (``tenement/wire.py``), or None when h11
+        must write (or refuse) it: Transfer-Encoding, a Content-Length that is not the
+        body's, a body where none may be, a status or header h11 would refuse."""
+        status = self._status
+        if status < 200:
+            return None
+        bodiless = self._head_request or status in (204, 304)
+        if bodiless and body and not self._head_request:
+            return None
+        length = str(len(body)).encode()
+        for name, value in headers:
+            if name == b"transfer-encoding":
+                return None
+            if name == b"content-length" and not bodiless and value != length:
+                return None
+        return response_bytes(status, headers, b"" if bodiless else body)
 
     def _may_have_length(self) -> bool:
         """Whether a whole body may be announced with Content-Length (RFC 9110 8.6: not
