@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import email.utils
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -38,6 +39,7 @@ from urllib.parse import unquote
 import h11
 import trio
 
+from tenement import sockets
 from tenement.types import ASGIApp, Message
 from tenement.wire import response_bytes
 
@@ -114,7 +116,9 @@ class Http1Connection:
     """One client connection, served until it closes or is handed to hypercorn.
 
     Args:
-        stream: the accepted connection.
+        stream: the accepted connection, for hypercorn and for closing it.
+        sock: the same connection, read and written directly here (trio's socket
+            methods yield to the scheduler after every call: ~10% of a request's CPU).
         app: the ASGI app for the requests served here.
         is_fast: whether a request with this ``Host`` (None: none) is served here.
         handoff: serves the rest of the connection (a :class:`ReplayStream`) with hypercorn.
@@ -125,6 +129,7 @@ class Http1Connection:
     def __init__(
         self,
         stream: trio.SocketStream,
+        sock: socket.socket,
         app: ASGIApp,
         *,
         is_fast: Callable[[str | None], bool],
@@ -135,6 +140,7 @@ class Http1Connection:
         server: tuple[str, int | None] | None,
     ) -> None:
         self._stream = stream
+        self._sock = sock
         self._app = app
         self._is_fast = is_fast
         self._handoff = handoff
@@ -161,6 +167,9 @@ class Http1Connection:
 
     async def _serve(self) -> None:
         while True:
+            # Reads and writes wait only when the kernel says so (tenement/sockets.py):
+            # under load a whole exchange may never wait, so yield once per request.
+            await trio.lowlevel.checkpoint()
             try:
                 request = await self._next_request()
             except h11.RemoteProtocolError:
@@ -198,7 +207,7 @@ class Http1Connection:
     # ---- reading ----------------------------------------------------------------------------
 
     async def _read(self) -> int:
-        data = await self._stream.receive_some(READ_SIZE)
+        data = await sockets.receive(self._sock)
         if not data:
             self._eof = True
         if self._recording:
@@ -290,7 +299,7 @@ class Http1Connection:
         }
         response = _Response(
             self._h11,
-            self._stream,
+            self._sock,
             self._idle.shutdown,
             head_request=request.method == b"HEAD",
             may_be_plain=_keeps_alive(request),
@@ -338,8 +347,8 @@ class _Response:
         "_headers",
         "_may_be_plain",
         "_shutdown",
+        "_sock",
         "_status",
-        "_stream",
         "finished",
         "plain",
         "started",
@@ -348,14 +357,14 @@ class _Response:
     def __init__(
         self,
         conn: h11.Connection,
-        stream: trio.SocketStream,
+        sock: socket.socket,
         shutdown: trio.Event,
         *,
         head_request: bool,
         may_be_plain: bool,
     ) -> None:
         self._conn = conn
-        self._stream = stream
+        self._sock = sock
         self._shutdown = shutdown
         self._head_request = head_request
         self._may_be_plain = may_be_plain
@@ -400,7 +409,7 @@ class _Response:
                 data = self._plain_bytes(headers, body)
                 if data is not None:
                     self.plain = self.finished = True
-                    await self._stream.send_all(data)
+                    await sockets.send_all(self._sock, data)
                     return
             out = conn.send(h11.Response(status_code=self._status, headers=headers)) or b""
         if body and not self._head_request:  # a HEAD answer carries no body, as hypercorn's
@@ -409,7 +418,7 @@ class _Response:
             out += conn.send(h11.EndOfMessage()) or b""
             self.finished = True
         if out:
-            await self._stream.send_all(out)
+            await sockets.send_all(self._sock, out)
 
     def _plain_bytes(self, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes | None:
         """The whole response as bytes without h11 (``tenement/wire.py``), or None when h11

@@ -35,7 +35,6 @@ from __future__ import annotations
 import logging
 import socket
 from collections.abc import Callable, Mapping
-from functools import partial
 from typing import Any
 
 import trio
@@ -45,6 +44,7 @@ from hypercorn.trio.worker_context import WorkerContext
 from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from tenement.errors import TenementError
+from tenement.server.accept import accept_connections
 from tenement.server.h1 import Http1Connection, IdleConnections, ReplayStream
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -182,29 +182,35 @@ async def serve_http(
     config = make_config(config_overrides)
     wrapped = wrap_app(_closing_when(app, shutdown), config.wsgi_max_body_size, "asgi")
     binds = [describe_socket(sock) for sock in sockets]
-    listeners = []
     for sock in sockets:
         sock.listen(config.backlog)
-        listeners.append(trio.SocketListener(trio.socket.from_stdlib_socket(sock)))
+        sock.setblocking(False)
 
     idle = IdleConnections(shutdown, IDLE_DRAIN_SECONDS)
 
     async def hypercorn_serves(stream: trio.SocketStream | ReplayStream) -> None:
         await TCPServer(wrapped, config, _ConnectionContext(shutdown), {}, stream).run()
 
-    async def handle(stream: trio.SocketStream) -> None:
-        if fast_path is None:
-            await hypercorn_serves(stream)
-            return
-        sock = stream.socket
+    async def handle(conn: socket.socket) -> None:
+        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
         try:
-            client = parse_socket_addr(sock.family, sock.getpeername())
-            server = parse_socket_addr(sock.family, sock.getsockname())
-        except OSError:  # gone already
+            if fast_path is None:
+                await hypercorn_serves(stream)
+            else:
+                await serve_fast(stream, conn)
+        finally:  # whatever ended it (a cancelled drain included), the connection ends
             await trio.aclose_forcefully(stream)
+
+    async def serve_fast(stream: trio.SocketStream, conn: socket.socket) -> None:
+        assert fast_path is not None
+        try:
+            client = parse_socket_addr(conn.family, conn.getpeername())
+            server = parse_socket_addr(conn.family, conn.getsockname())
+        except OSError:  # gone already
             return
         await Http1Connection(
             stream,
+            conn,
             app,
             is_fast=fast_path,
             handoff=hypercorn_serves,
@@ -218,18 +224,17 @@ async def serve_http(
         connections.start_soon(idle.drain_on_shutdown)
         try:
             async with trio.open_nursery() as accepting:
-                await accepting.start(
-                    partial(trio.serve_listeners, handle, listeners, handler_nursery=connections)
-                )
+                for sock in sockets:
+                    accepting.start_soon(accept_connections, sock, handle, connections)
                 for bind in binds:
                     log.info("serving on %s", bind)
                 task_status.started(binds)
                 await shutdown.wait()
                 accepting.cancel_scope.cancel()
         finally:
-            # trio.serve_listeners closed the listeners as its tasks ended; make sure.
-            for listener in listeners:
-                await trio.aclose_forcefully(listener)
+            for sock in sockets:
+                trio.lowlevel.notify_closing(sock)
+                sock.close()
             connections.cancel_scope.deadline = trio.current_time() + grace_seconds
         log.info("stopped accepting; draining connections for at most %ss", grace_seconds)
     if connections.cancel_scope.cancelled_caught:
