@@ -49,6 +49,9 @@ READ_SIZE = 65536
 #: what a client waiting on its response may send on meanwhile (the next pipelined
 #: request) before reading stops until the response is done
 MAX_READ_AHEAD = 1 << 20
+#: requests served on a connection between two yields to the scheduler (fairness under
+#: pipelined load; a yield per request measured ~0.2 ms more CPU per request at 1 connection)
+YIELD_EVERY = 16
 #: the limit on a request head (as hypercorn's ``h11_max_incomplete_size``)
 MAX_HEAD = 16 * 1024
 
@@ -166,10 +169,13 @@ class Http1Connection:
                 await trio.aclose_forcefully(self._stream)
 
     async def _serve(self) -> None:
+        served = 0
         while True:
             # Reads and writes wait only when the kernel says so (tenement/sockets.py):
-            # under load a whole exchange may never wait, so yield once per request.
-            await trio.lowlevel.checkpoint()
+            # under load whole exchanges may never wait, so yield now and then.
+            served += 1
+            if served % YIELD_EVERY == 0:
+                await trio.lowlevel.checkpoint()
             try:
                 request = await self._next_request()
             except h11.RemoteProtocolError:

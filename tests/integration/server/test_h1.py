@@ -222,3 +222,39 @@ async def test_a_head_trickled_byte_by_byte_is_cut_at_the_keep_alive_time(
                     await stream.send_all(bytes([byte]))
                     await trio.sleep(0.05)
             assert await stream.receive_some(65536) == b""  # closed, unanswered
+
+
+async def test_a_pipelining_client_does_not_starve_the_others(nursery: trio.Nursery) -> None:
+    """Reads and writes that never wait are not checkpoints: the connection loop yields
+    every few requests, so a second client is served while 200 pipelined requests on
+    the first are still being answered."""
+    served: list[str] = []
+
+    async def recording_app(scope: Scope, receive: Receive, send: Send) -> None:
+        served.append(scope["path"])
+        await receive()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await nursery.start(
+        functools.partial(
+            serve_http,
+            recording_app,
+            [sock],
+            shutdown=trio.Event(),
+            grace_seconds=1,
+            fast_path=is_fast,
+        )
+    )
+    port = sock.getsockname()[1]
+    first = await trio.open_tcp_stream("127.0.0.1", port)
+    second = await trio.open_tcp_stream("127.0.0.1", port)
+    async with first, second:
+        await first.send_all(b"".join(get("fast.test", f"/a{n}") for n in range(200)))
+        await second.send_all(get("fast.test", "/b"))
+        with trio.fail_after(10):
+            while len(served) < 201:
+                await trio.sleep(0.01)
+    assert served.index("/b") < 100, served.index("/b")
