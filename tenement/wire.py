@@ -48,6 +48,11 @@ INCOMPLETE = object()
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
 
+def reason_phrase(status: int) -> bytes:
+    """``b"Not Found"`` for 404; ``b""`` for a status without a standard phrase."""
+    return _REASONS.get(status, b"")
+
+
 @attrs.frozen(slots=True)
 class WholeResponse:
     """A tenant's complete answer, parsed."""
@@ -136,7 +141,7 @@ def response_bytes(
     status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
 ) -> bytes | None:
     """A whole response with the standard reason phrase; None if a header is not valid."""
-    parts = [b"HTTP/1.1 %d %s\r\n" % (status, _REASONS.get(status, b""))]
+    parts = [b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))]
     if not 100 <= status <= 999 or not _add_fields(parts, headers):
         return None
     parts += (b"\r\n", body)

@@ -41,7 +41,7 @@ import trio
 
 from tenement import sockets
 from tenement.types import ASGIApp, Message
-from tenement.wire import response_bytes
+from tenement.wire import reason_phrase, response_bytes
 
 log = logging.getLogger(__name__)
 
@@ -417,7 +417,10 @@ class _Response:
                     self.plain = self.finished = True
                     await sockets.send_all(self._sock, data)
                     return
-            out = conn.send(h11.Response(status_code=self._status, headers=headers)) or b""
+            head = h11.Response(
+                status_code=self._status, headers=headers, reason=reason_phrase(self._status)
+            )
+            out = conn.send(head) or b""
         if body and not self._head_request:  # a HEAD answer carries no body, as hypercorn's
             out += conn.send(h11.Data(data=body)) or b""
         if not more:
