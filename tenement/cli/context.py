@@ -7,18 +7,18 @@ root group and on each command so both orders work, the later one winning.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import attrs
 import click
 
 DEFAULT_SERVER = "http://localhost:8080"
 
 
-@attrs.define
+@dataclasses.dataclass
 class CliContext:
     """What the global options said. Filled by the root group, refined per command."""
 

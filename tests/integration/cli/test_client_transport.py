@@ -158,6 +158,9 @@ def test_an_http_proxy_gets_the_absolute_url(peer, monkeypatch) -> None:  # type
     monkeypatch.delenv("NO_PROXY", raising=False)
     client = ApiClient("http://tenement.invalid:8080", TOKEN)
     assert client.json("GET", "/api/instances") == []
+    proxy.close()
+    with pytest.raises(ServerUnreachable, match=f"through the proxy 127.0.0.1:{proxy.port}\n"):
+        client.request("GET", "/api/instances")
     head = proxy.heads[0].decode()
     assert head.startswith("GET http://tenement.invalid:8080/api/instances HTTP/1.1\r\n")
     assert "Proxy-Authorization: Basic dXNlcjpwdw==\r\n" in head

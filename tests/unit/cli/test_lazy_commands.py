@@ -9,7 +9,19 @@ from click.testing import CliRunner
 
 from tenement.cli import commands, ten
 
-HEAVY = ("sqlalchemy", "alembic", "trio", "anyio", "hypercorn", "h2", "httpx", "httpcore")
+#: what a client command must not import: the server's stack, and attrs (30-40 ms here)
+HEAVY = (
+    "sqlalchemy",
+    "alembic",
+    "trio",
+    "anyio",
+    "hypercorn",
+    "h2",
+    "httpx",
+    "httpcore",
+    "attr",
+    "attrs",
+)
 
 _PROBE = """
 import sys
