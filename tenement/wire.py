@@ -36,9 +36,9 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 #: a field value, as h11 defines it: visible characters (and obs-text) with single
 #: spaces or tabs between them
 _VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
-#: a request target: no whitespace or control characters
-_TARGET = re.compile(rb"[\x21-\x7e\x80-\xff]+")
-_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-9][0-9]{2})(?: [^\r\n]*)?")
+#: a request target, as h11 defines it: visible ASCII
+_TARGET = re.compile(rb"[\x21-\x7e]+")
+_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-9][0-9]{2})(?: (?:[ \t]|[^\x00\s])*)?")
 #: the largest response head parsed here (h11's default limit on an incomplete event)
 MAX_HEAD = 16 * 1024
 

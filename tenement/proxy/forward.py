@@ -128,43 +128,17 @@ async def forward_http(
         elif body or method in _BODY_METHODS:
             headers.append((b"content-length", str(len(body)).encode()))
     target = request_target(scope)
-    if not more:
-        data = request_bytes(method.encode("latin-1", "replace"), target, headers, body)
-        if data is not None:
-            plain = _Plain(method, target, headers, body, data)
-            return await _forward_plain(upstream, conn, plain, receive, send, timeout)
     try:
-        request = h11.Request(method=method, target=target, headers=headers)
+        if not more:
+            plain = _Plain.of(method, target, headers, body)
+        else:
+            request = h11.Request(method=method, target=target, headers=headers)
     except h11.LocalProtocolError as exc:
         upstream.release(conn)  # untouched: still good
         raise BadRequest(f"cannot forward this request: {exc}") from exc
-    if more:
-        return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
-
-    try:
-        with trio.move_on_after(timeout) as deadline:
-            try:
-                response = await _exchange(conn, request, body)
-            except UpstreamError:
-                stale = conn.reused and not conn.received_any
-                conn.close()
-                if not (stale and method in IDEMPOTENT):
-                    raise
-                log.debug("stale pooled connection to %s; retrying once", conn.address)
-                conn = await upstream.open(conn.address)
-                response = await _exchange(conn, request, body)
-        if deadline.cancelled_caught:
-            raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
-        head_at = trio.current_time()
-        await _send_head(send, response)
-    except UpstreamError as exc:
-        conn.close()
-        raise ForwardFailed(str(exc)) from exc
-    except BaseException:
-        conn.close()
-        raise
-    await _relay_body(upstream, conn, receive, send, watch=True)
-    return head_at
+    if not more:
+        return await _forward_plain(upstream, conn, plain, receive, send, timeout)
+    return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
 
 
 @attrs.frozen
@@ -176,6 +150,23 @@ class _Plain:
     headers: list[tuple[bytes, bytes]]
     body: bytes
     data: bytes
+
+    @classmethod
+    def of(
+        cls, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> _Plain:
+        """The request, written by :func:`request_bytes`.
+
+        Raises:
+            h11.LocalProtocolError: h11 refuses the request. ``request_bytes`` refuses
+                what h11 refuses; h11 is asked only then, for its message.
+        """
+        data = request_bytes(method.encode("latin-1", "replace"), target, headers, body)
+        if data is None:
+            events = cls(method, target, headers, body, b"").events()
+            scratch = h11.Connection(h11.CLIENT)
+            data = b"".join([scratch.send(event) or b"" for event in events])
+        return cls(method, target, headers, body, data)
 
     def events(self) -> list[h11.Event]:
         """The same request as h11 events (for h11 to read an answer that is not plain)."""
@@ -239,7 +230,11 @@ async def _forward_plain(
 
 
 async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | h11.Response:
-    """:func:`_exchange` for a plain request: a whole plain answer, else h11's head."""
+    """Write the request, then read the answer: a whole plain answer, else h11's head.
+
+    A write that fails still looks for an answer: a tenant may answer early (413) and
+    close its side.
+    """
     try:
         await conn.send_plain(request.data)
     except UpstreamError:
@@ -254,27 +249,6 @@ async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | 
         raise
     answer = await conn.receive_plain(head_request=request.method == "HEAD", sent=request.events)
     return answer if answer is not None else await _read_head(conn)
-
-
-async def _exchange(conn: Connection, request: h11.Request, body: bytes) -> h11.Response:
-    """Write a request with a whole body, then read the final response head.
-
-    A write that fails still looks for a response: a tenant may answer early (413) and
-    close its side.
-    """
-    try:
-        if body:
-            await conn.send_all(request, h11.Data(data=body), h11.EndOfMessage())
-        else:
-            await conn.send_all(request, h11.EndOfMessage())
-    except UpstreamError:
-        if conn.h11.their_state is h11.SEND_RESPONSE:
-            try:
-                return await _read_head(conn)
-            except UpstreamError:
-                pass
-        raise
-    return await _read_head(conn)
 
 
 async def _forward_duplex(

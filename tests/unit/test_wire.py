@@ -67,6 +67,7 @@ def test_a_head_over_the_limit_is_left_to_h11() -> None:
         pytest.param(OK.replace(b"text/plain", b"text/\x00plain"), id="nul-in-value"),
         pytest.param(OK.replace(b"text/plain", b"text\rplain"), id="bare-cr-in-value"),
         pytest.param(b"garbage\r\n\r\n", id="not-http"),
+        pytest.param(OK.replace(b" OK", b" O\x0bK"), id="control-in-reason"),
     ],
 )
 def test_anything_not_plain_is_left_to_h11(answer: bytes) -> None:
@@ -107,6 +108,7 @@ def test_request_bytes() -> None:
     ("method", "target", "headers"),
     [
         (b"GET", b"/a b", []),
+        (b"GET", "/é".encode(), []),  # h11 wants targets in visible ASCII
         (b"GET", b"", []),
         (b"G?T", b"/", []),
         (b"GET", b"/", [(b"x", b"a\r\nInjected: yes")]),

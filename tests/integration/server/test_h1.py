@@ -16,7 +16,7 @@ import h11
 import trio
 
 from tenement.server.http import serve_http
-from tenement.types import Receive, Scope, Send
+from tenement.types import ASGIApp, Receive, Scope, Send
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,14 +44,16 @@ def is_fast(host: str | None) -> bool:
     return host is not None and host.startswith("fast")
 
 
-async def start(nursery: trio.Nursery, keep_alive: float = 5.0) -> tuple[int, trio.Event]:
+async def start(
+    nursery: trio.Nursery, keep_alive: float = 5.0, served_app: ASGIApp = app
+) -> tuple[int, trio.Event]:
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     shutdown = trio.Event()
     await nursery.start(
         functools.partial(
             serve_http,
-            app,
+            served_app,
             [sock],
             shutdown=shutdown,
             grace_seconds=2,
@@ -237,19 +239,7 @@ async def test_a_pipelining_client_does_not_starve_the_others(nursery: trio.Nurs
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": b"ok"})
 
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await nursery.start(
-        functools.partial(
-            serve_http,
-            recording_app,
-            [sock],
-            shutdown=trio.Event(),
-            grace_seconds=1,
-            fast_path=is_fast,
-        )
-    )
-    port = sock.getsockname()[1]
+    port, _ = await start(nursery, served_app=recording_app)
     first = await trio.open_tcp_stream("127.0.0.1", port)
     second = await trio.open_tcp_stream("127.0.0.1", port)
     async with first, second:
