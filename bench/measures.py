@@ -96,21 +96,24 @@ def wait_answer(port: int, host: str, timeout: float) -> float:
 
 def app_start(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:
     """The cold app's own start-to-accept time: exec until its first 200 answer."""
-    times = []
-    for _ in range(plan.repeats):
-        port = free_port()
-        began = time.monotonic()
-        proc = procs.start(
-            [tenant_python(), str(APPS / "cold_app.py"), procs.marker],
-            cwd=work,
-            env={"PORT": str(port)},
-        )
-        try:
-            wait_answer(port, "app", timeout=30)
-            times.append(time.monotonic() - began)
-        finally:
-            procs.end(proc, signal.SIGKILL)
+    times = [time_app_alone(procs, work) for _ in range(plan.repeats)]
     return {"app_start_ms": median(times) * 1000}
+
+
+def time_app_alone(procs: Procs, work: Path) -> float:
+    """Seconds from exec of the cold app (no server involved) to its first 200 answer."""
+    port = free_port()
+    began = time.monotonic()
+    proc = procs.start(
+        [tenant_python(), str(APPS / "cold_app.py"), procs.marker],
+        cwd=work,
+        env={"PORT": str(port)},
+    )
+    try:
+        wait_answer(port, "app", timeout=30)
+        return time.monotonic() - began
+    finally:
+        procs.end(proc, signal.SIGKILL)
 
 
 def proxy(server: Server, plan: Plan) -> dict[str, float]:
@@ -122,8 +125,12 @@ def cold_wake(server: Server, plan: Plan) -> dict[str, float]:
 
     Each answer names the app's pid: a wake that reached an old or foreign process is
     counted as failed, as is an error answer. Failures do not end the series.
+
+    Before each wake the app is also started alone (``wake_app_ms``): the target is a
+    ratio of the two, and on a shared machine the app's own start moved by 20% between
+    a measurement at the start of a run and one minutes later.
     """
-    times, failures = [], []
+    times, failures, alone = [], [], []
     pids: set[int] = set()
     for _ in range(plan.repeats):
         with contextlib.suppress(RuntimeError):  # not running (after a failed wake)
@@ -132,6 +139,7 @@ def cold_wake(server: Server, plan: Plan) -> dict[str, float]:
         if "cold:w" in listed:
             raise RuntimeError(f"{server.name}: cold:w still listed after its DELETE")
         time.sleep(0.3)  # let the stopped app's port and the server settle
+        alone.append(time_app_alone(server.procs, server.directory))
         answer: list[bytes] = []
         began = time.monotonic()
         error = one_request(server.port, "w.cold.localhost", timeout=30, answer=answer)
@@ -153,6 +161,7 @@ def cold_wake(server: Server, plan: Plan) -> dict[str, float]:
     return {
         "wake_ms": median(times) * 1000,
         "wake_max_ms": max(times, default=float("nan")) * 1000,
+        "wake_app_ms": median(alone) * 1000,
         "wake_failed": len(failures),
         "wake_errors": "; ".join(failures),
     }
