@@ -236,7 +236,7 @@ async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | 
     close its side.
     """
     try:
-        await conn.send_plain(request.data)
+        await conn.write(request.data)
     except UpstreamError:
         # a tenant may answer early (413) and close its side: look for that answer
         try:

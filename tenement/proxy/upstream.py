@@ -99,37 +99,22 @@ class Connection:
         self.idle_since = 0.0
 
     async def send(self, event: h11.Event) -> None:
-        """Serialise ``event`` and write it.
+        """Serialise ``event`` with h11 and write it.
 
         Raises:
-            UpstreamProtocolError: the write failed or h11 refused the event.
+            UpstreamProtocolError: h11 refused the event, or the write failed.
         """
         try:
             data = self.h11.send(event)
-            if data:
-                await sockets.send_all(self.sock, data)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
         except h11.LocalProtocolError as exc:
             raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
+        if data:
+            await self.write(data)
 
-    async def send_all(self, *events: h11.Event) -> None:
-        """Serialise ``events`` and write them with one write (a whole small request).
-
-        Raises:
-            UpstreamProtocolError: the write failed or h11 refused an event.
-        """
-        try:
-            data = b"".join([self.h11.send(event) or b"" for event in events])
-            await sockets.send_all(self.sock, data)
-        except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
-        except h11.LocalProtocolError as exc:
-            raise UpstreamProtocolError(f"cannot send to {self.address}: {exc}") from exc
-
-    async def send_plain(self, data: bytes) -> None:
-        """Write a whole request made by :func:`tenement.wire.request_bytes` (h11 is not
-        told; see :meth:`receive_plain`).
+    async def write(self, data: bytes) -> None:
+        """Write ``data`` as it is: bytes h11 made (:meth:`send`), or a whole request
+        made by :func:`tenement.wire.request_bytes`, which h11 is not told about (see
+        :meth:`receive_plain`).
 
         Raises:
             UpstreamProtocolError: the write failed.
@@ -142,7 +127,8 @@ class Connection:
     async def receive_plain(
         self, *, head_request: bool, sent: Callable[[], list[h11.Event]]
     ) -> wire.WholeResponse | None:
-        """Read the answer to a request written with :meth:`send_plain`.
+        """Read the answer to a request of :func:`tenement.wire.request_bytes`, written
+        with :meth:`write`.
 
         Returns:
             The answer, when it is whole and plain (:func:`tenement.wire.parse_whole_response`);

@@ -54,9 +54,8 @@ async def serve(nursery) -> tuple[Server, Address]:
 
 async def get(upstream: Upstream, address: Address):
     conn = await upstream.acquire(address)
-    await conn.send_all(
-        h11.Request(method="GET", target="/", headers=[("host", "t")]), h11.EndOfMessage()
-    )
+    await conn.send(h11.Request(method="GET", target="/", headers=[("host", "t")]))
+    await conn.send(h11.EndOfMessage())
     while not isinstance(await conn.next_event(), h11.EndOfMessage):
         pass
     return conn
@@ -109,7 +108,7 @@ async def test_unfinished_exchange_is_not_pooled(nursery) -> None:
     _, address = await serve(nursery)
     upstream = Upstream()
     conn = await upstream.acquire(address)
-    await conn.send_all(h11.Request(method="GET", target="/", headers=[("host", "t")]))
+    await conn.send(h11.Request(method="GET", target="/", headers=[("host", "t")]))
     upstream.release(conn)  # request half-sent: closed, not pooled
     assert upstream.statistics().idle_connections == 0
 
