@@ -137,7 +137,8 @@ class SharedBackends:
         since the last report (or with a connection open now), and the proxy's new counts.
         What does not arrive goes with the next report."""
         now = trio.current_time()
-        activity = {iid: now - at for iid, at in self._touched.items()}
+        touched = dict(self._touched)
+        activity = {iid: now - at for iid, at in touched.items()}
         activity.update({iid: 0.0 for iid, count in self._connections.items() if count})
         metrics = self._metrics.report()
         if not activity and not metrics["requests"] and not metrics["series"]:
@@ -148,8 +149,8 @@ class SharedBackends:
             log.debug("report not delivered: %s", exc)
             return
         self._metrics.acknowledge(metrics)
-        for iid, at in list(self._touched.items()):
-            if now - at == activity.get(iid):
+        for iid, at in touched.items():  # forget what was reported, unless touched since
+            if self._touched.get(iid) == at:
                 del self._touched[iid]
 
     # ---- the proxy's side (memory only, except wake) ----------------------------------------
