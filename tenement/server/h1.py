@@ -151,7 +151,7 @@ class Http1Connection:
         self._keep_alive = keep_alive_seconds
         self._client = client
         self._server = server
-        self._h11 = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+        self._h11 = _server_connection()
         # every byte given to h11 since the current request began, until the request is
         # known to be served here (then it would only grow with the body): for a hand-off
         self._raw = bytearray()
@@ -332,10 +332,14 @@ def _keeps_alive(request: h11.Request) -> bool:
     return True
 
 
+def _server_connection() -> h11.Connection:
+    return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+
+
 def _next_connection(done: h11.Connection) -> h11.Connection:
     """A new server connection for the next request, holding what the client sent ahead
     (after a response written without h11, ``done`` cannot start a next cycle itself)."""
-    fresh = h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
+    fresh = _server_connection()
     data, closed = done.trailing_data
     if data:
         fresh.receive_data(data)
