@@ -174,8 +174,8 @@ class Endpoint:
     port: int
     #: the server URL's own path ("" or "/prefix"), put before every request path
     prefix: str
-    #: (host, port, Proxy-Authorization value or None) from http_proxy/https_proxy
-    proxy: tuple[str, int, str | None] | None
+    #: the proxy from http_proxy/https_proxy, unless no_proxy names the host
+    proxy: HttpProxy | None
 
     @classmethod
     def parse(cls, server: str, proxies: Mapping[str, str]) -> Endpoint:
@@ -202,27 +202,40 @@ class Endpoint:
             from urllib.request import proxy_bypass_environment
 
             if not proxy_bypass_environment(url.netloc, proxies):
-                proxy = _proxy(proxy_url)
+                proxy = HttpProxy.parse(proxy_url)
         return cls(tls, url.hostname, port or default_port, url.path.rstrip("/"), proxy)
 
 
-def _proxy(proxy_url: str) -> tuple[str, int, str | None]:
-    if "://" not in proxy_url:
-        proxy_url = f"http://{proxy_url}"
-    url = urllib.parse.urlsplit(proxy_url)
-    if url.scheme != "http" or not url.hostname:
-        raise ClientError(f"Unsupported proxy '{proxy_url}': only http:// proxies are supported")
-    authorization = None
-    if url.username is not None:
-        import base64
+@dataclasses.dataclass(frozen=True)
+class HttpProxy:
+    """A plain-http proxy: plain-http requests go through it, https ones are tunnelled."""
 
-        user, password = (
-            urllib.parse.unquote(url.username),
-            urllib.parse.unquote(url.password or ""),
-        )
-        credentials = f"{user}:{password}"
-        authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
-    return url.hostname, url.port or 80, authorization
+    host: str
+    port: int
+    #: the ``Proxy-Authorization`` value, when the proxy URL has credentials
+    authorization: str | None
+
+    @classmethod
+    def parse(cls, proxy_url: str) -> HttpProxy:
+        """Raises: ClientError: not an http:// proxy URL."""
+        if "://" not in proxy_url:
+            proxy_url = f"http://{proxy_url}"
+        url = urllib.parse.urlsplit(proxy_url)
+        if url.scheme != "http" or not url.hostname:
+            raise ClientError(
+                f"Unsupported proxy '{proxy_url}': only http:// proxies are supported"
+            )
+        authorization = None
+        if url.username is not None:
+            import base64
+
+            user, password = (
+                urllib.parse.unquote(url.username),
+                urllib.parse.unquote(url.password or ""),
+            )
+            credentials = f"{user}:{password}"
+            authorization = "Basic " + base64.b64encode(credentials.encode()).decode("ascii")
+        return cls(url.hostname, url.port or 80, authorization)
 
 
 def proxies_from_environment() -> dict[str, str]:
@@ -280,7 +293,9 @@ class ApiClient:
                 :data:`CONNECT_TIMEOUT` seconds.
         """
         point = self.endpoint
-        host, port = (point.proxy[0], point.proxy[1]) if point.proxy else (point.host, point.port)
+        host, port = (
+            (point.proxy.host, point.proxy.port) if point.proxy else (point.host, point.port)
+        )
         connection: http.client.HTTPConnection
         if point.tls:
             connection = http.client.HTTPSConnection(
@@ -289,7 +304,8 @@ class ApiClient:
         else:
             connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
         if point.proxy and point.tls:
-            headers = {"Proxy-Authorization": point.proxy[2]} if point.proxy[2] else None
+            auth = point.proxy.authorization
+            headers = {"Proxy-Authorization": auth} if auth else None
             connection.set_tunnel(point.host, point.port, headers=headers)
         try:
             connection.connect()
@@ -333,8 +349,9 @@ class ApiClient:
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
-        if self.endpoint.proxy and self.endpoint.proxy[2] and not self.endpoint.tls:
-            headers["Proxy-Authorization"] = self.endpoint.proxy[2]
+        proxy = self.endpoint.proxy
+        if proxy and proxy.authorization and not self.endpoint.tls:
+            headers["Proxy-Authorization"] = proxy.authorization
         connection = self._connect()
         try:
             assert connection.sock is not None

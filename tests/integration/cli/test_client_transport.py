@@ -18,6 +18,7 @@ from tenement.cli.client import (
     ApiClient,
     ClientError,
     Endpoint,
+    HttpProxy,
     ServerError,
     ServerUnreachable,
     Token,
@@ -169,7 +170,9 @@ def test_an_http_proxy_gets_the_absolute_url(peer, monkeypatch) -> None:  # type
 def test_no_proxy_bypasses_the_proxy() -> None:
     proxies = {"http": "http://127.0.0.1:3128", "no": "localhost,.internal"}
     assert Endpoint.parse("http://api.internal:8080", proxies).proxy is None
-    assert Endpoint.parse("http://example.com:8080", proxies).proxy == ("127.0.0.1", 3128, None)
+    assert Endpoint.parse("http://example.com:8080", proxies).proxy == HttpProxy(
+        "127.0.0.1", 3128, None
+    )
     assert Endpoint.parse("https://example.com", {}).port == 443
 
 
