@@ -27,6 +27,7 @@ client connection and the client sees a truncated response, never a silent short
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 
 import attrs
 import h11
@@ -203,16 +204,10 @@ async def _forward_plain(
             raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
         head_at = trio.current_time()
         if isinstance(answer, WholeResponse):
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": answer.status,
-                    "headers": response_headers(answer.headers),
-                }
-            )
+            await _send_head(send, answer.status, answer.headers)
             await send({"type": "http.response.body", "body": answer.body})
         else:
-            await _send_head(send, answer)
+            await _send_head(send, answer.status_code, answer.headers)
     except UpstreamError as exc:
         conn.close()
         raise ForwardFailed(str(exc)) from exc
@@ -284,7 +279,7 @@ async def _forward_duplex(
                 failure = ForwardFailed(str(exc))
             if failure is None and response is not None:
                 head_at = trio.current_time()
-                await _send_head(send, response)
+                await _send_head(send, response.status_code, response.headers)
                 relaying = True  # from here on, _relay_body owns conn
                 await _relay_body(upstream, conn, receive, send, watch=False)
             nursery.cancel_scope.cancel()
@@ -323,13 +318,10 @@ async def _write_body(conn: Connection, receive: Receive, cancel: trio.CancelSco
         return
 
 
-async def _send_head(send: Send, response: h11.Response) -> None:
+async def _send_head(send: Send, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+    """The response head for the client: the tenant's status and end-to-end headers."""
     await send(
-        {
-            "type": "http.response.start",
-            "status": response.status_code,
-            "headers": response_headers(response.headers),
-        }
+        {"type": "http.response.start", "status": status, "headers": response_headers(headers)}
     )
 
 
