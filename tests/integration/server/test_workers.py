@@ -11,31 +11,19 @@ from __future__ import annotations
 import os
 import re
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
 import trio
 
-from tests.fdholder import FdHolder, open_fd_holder
+from tests.fdholder import open_fd_holder
 from tests.integration.server.test_serve_lifecycle import (
     CONFIG,
     TENANT_HOST,
     children_serving,
+    start_server,
     tenant_pid,
 )
-
-
-async def start(holder: FdHolder, directory: Path) -> None:
-    await holder.start(
-        [sys.executable, "-m", "tenement", "serve", "--workers", "2"],
-        cwd=directory,
-        stdout=subprocess.DEVNULL,
-        stderr=open(directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
-    )
-    with trio.fail_after(30):
-        await holder.wait_notify("READY=1")
 
 
 async def requests_counted(url: str) -> float:
@@ -50,7 +38,7 @@ async def test_a_worker_serves_on_its_own_and_counts_in_the_main_metrics(
 ) -> None:
     (directory / "tenement.toml").write_text(CONFIG)
     async with open_fd_holder(directory) as holder:
-        await start(holder, directory)
+        await start_server(holder, directory, "--workers", "2")
         main = holder.process.pid
         tenant = await tenant_pid(holder.url)
         (worker,) = children_serving(main)
@@ -86,7 +74,7 @@ async def test_a_worker_serves_on_its_own_and_counts_in_the_main_metrics(
 async def test_a_worker_that_dies_leaves_the_others_serving(directory: Path) -> None:
     (directory / "tenement.toml").write_text(CONFIG)
     async with open_fd_holder(directory) as holder:
-        await start(holder, directory)
+        await start_server(holder, directory, "--workers", "2")
         tenant = await tenant_pid(holder.url)
         (worker,) = children_serving(holder.process.pid)
         os.kill(worker, signal.SIGKILL)
