@@ -14,6 +14,7 @@ import os
 import re
 import signal
 import statistics
+import subprocess
 import time
 import urllib.parse
 from pathlib import Path
@@ -71,17 +72,21 @@ def wrk_series(port: int, host: str, plan: Plan, work: Path) -> dict[str, float]
 
 def direct_backend(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:
     """wrk straight at the fast backend: the limit for both proxies."""
-    port = free_port()
-    proc = procs.start(
-        [tenant_python(), str(APPS / "fast_backend.py"), procs.marker],
-        cwd=work,
-        env={"PORT": str(port)},
-    )
+    proc, port = start_app(procs, "fast_backend.py", work)
     try:
         wait_answer(port, "direct", timeout=10)
         return wrk_series(port, "direct", plan, work)
     finally:
         procs.end(proc)
+
+
+def start_app(procs: Procs, script: str, work: Path) -> tuple[subprocess.Popen[bytes], int]:
+    """Start ``bench/apps/<script>`` on a free port, outside any server."""
+    port = free_port()
+    proc = procs.start(
+        [tenant_python(), str(APPS / script), procs.marker], cwd=work, env={"PORT": str(port)}
+    )
+    return proc, port
 
 
 def wait_answer(port: int, host: str, timeout: float) -> float:
@@ -102,13 +107,8 @@ def app_start(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:
 
 def time_app_alone(procs: Procs, work: Path) -> float:
     """Seconds from exec of the cold app (no server involved) to its first 200 answer."""
-    port = free_port()
     began = time.monotonic()
-    proc = procs.start(
-        [tenant_python(), str(APPS / "cold_app.py"), procs.marker],
-        cwd=work,
-        env={"PORT": str(port)},
-    )
+    proc, port = start_app(procs, "cold_app.py", work)
     try:
         wait_answer(port, "app", timeout=30)
         return time.monotonic() - began
