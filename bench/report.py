@@ -330,6 +330,8 @@ METHOD = [
     "  A refused client tries again after 1 ms, so the reference's failure count mostly says",
     "  how long it was down; what matters is 0 or not. The longest wait is the slowest request",
     "  that did get an answer (ours: queued in the kernel while no server ran).",
+    "- **Ours** runs from this checkout (`python -m tenement`), its modules byte-compiled first",
+    "  as an installed wheel or .deb has them.",
     "- **Many tenants**: tiny tenants (`python3 -S bench/apps/tiny.py`, a bare accept loop)",
     "  spawned through the API (8 calls at a time to ours: its rate limiter answers 429 to a",
     "  client with 10 token checks in progress; 32 to the reference, whose per-call Argon2",

@@ -108,6 +108,20 @@ def settle() -> None:
         time.sleep(2)
 
 
+def byte_compile() -> None:
+    """Compile this checkout's modules, as installing the wheel or .deb does.
+
+    Every ``python -m tenement`` would otherwise compile them all again whenever bytecode
+    is not written (``PYTHONDONTWRITEBYTECODE``, a read-only checkout): 0.2 s of each
+    start here, which no installed server pays.
+    """
+    import compileall
+
+    import tenement
+
+    compileall.compile_dir(Path(tenement.__file__).parent, quiet=1)
+
+
 def private_network(argv: list[str]) -> None:
     """Re-run this command in a private network namespace (root only), with loopback up.
 
@@ -156,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
             "wrk is not installed: apt-get install -y wrk (make bench does it as root)"
         )
     WORK.mkdir(parents=True, exist_ok=True)
+    byte_compile()
     run_dir = WORK / f"run-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}"
     run_dir.mkdir()
     procs = Procs()
