@@ -247,7 +247,13 @@ def test_rollback_to_the_older_package(tenement: Tenement, debs: Debs) -> None:
     # as docs/upgrading.md says: stop the server (the tenants stay: SIGUSR2 via restart
     # is not a stop, so detach them explicitly), downgrade with the newer binary
     c.run("systemctl kill -s SIGUSR2 --kill-who=main tenement")
-    c.wait_for("! systemctl is-active -q tenement", timeout=60, what="tenement drained")
+    # inactive, not just "not active": while it drains it is "deactivating", still
+    # holding the supervisor lease, and `ten db downgrade` would rightly refuse
+    c.wait_for(
+        'test "$(systemctl show -p ActiveState --value tenement)" = inactive',
+        timeout=60,
+        what="tenement drained and exited",
+    )
     if debs.new_has_migration:
         tenement.ten_as_service_user("db", "downgrade", "0002")
     # no traffic until the older package is in: a request would socket-activate the
