@@ -1,11 +1,13 @@
 """The database: schema, migrations, backups, and the queries every layer uses.
 
 Public face of the store layer; other layers import from here only. Layout:
-``tables.py`` (the schema as SQLAlchemy tables), ``store.py`` (:class:`Store`, built from
-one class per concept: ``tokens.py``, ``instances.py``, ``logs.py``, ``audit.py``,
-``lease.py``), ``schema.py`` (which revision a database is at, without Alembic),
-``migrate.py`` (Alembic, loaded only when needed), ``backup.py``; the migration
-scripts live in the top-level ``migrations/`` (``tenement/_migrations`` when installed).
+``store.py`` (:class:`Store`, built from one class per concept: ``tokens.py``,
+``instances.py``, ``logs.py``, ``audit.py``, ``lease.py``; their queries are SQL text run
+through ``_db.py``: sqlite3 for a SQLite file, SQLAlchemy for any other URL),
+``schema.py`` (which revision a database is at, without Alembic), ``migrate.py``
+(Alembic, loaded only when needed), ``tables.py`` (the schema as SQLAlchemy tables, for
+Alembic and the migration tests), ``backup.py``; the migration scripts live in the
+top-level ``migrations/`` (``tenement/_migrations`` when installed).
 """
 
 from tenement.store.audit import AuditRow

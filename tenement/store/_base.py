@@ -1,61 +1,60 @@
-"""The connection handling every part of :class:`~tenement.store.Store` shares."""
+"""The transactions every part of :class:`~tenement.store.Store` shares, and the upsert."""
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import sqlalchemy as sa
+from tenement.store._db import Database, Session
 
-from tenement.store import _sqlite
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 T = TypeVar("T")
 
 
 class StoreBase:
-    """An engine plus read/write transactions. Thread-safe; one per process and database.
+    """A database plus read/write transactions. Thread-safe; one per process and database.
 
     Attributes:
         url: the database URL (as given).
+        database: how the store reaches it (``_db.py``).
     """
 
-    def __init__(self, engine: sa.Engine) -> None:
-        self._engine = engine
-        self.url = engine.url.render_as_string(hide_password=False)
-        self._sqlite = engine.dialect.name == "sqlite"
-        self._writer = engine.execution_options(**{_sqlite.WRITE_OPTION: True})
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self.url = database.url
+        self._sqlite = database.dialect == "sqlite"
         self._limiter: Any = None
 
     @property
     def engine(self) -> sa.Engine:
-        """The SQLAlchemy engine (for migrations and tests)."""
-        return self._engine
+        """A SQLAlchemy engine on the same database (for migrations, tools and tests)."""
+        return self.database.engine
 
     @property
     def display_url(self) -> str:
         """The URL with any password hidden, for messages."""
-        return self._engine.url.render_as_string(hide_password=True)
+        return self.database.display_url
 
     @property
     def is_sqlite(self) -> bool:
         return self._sqlite
 
-    @contextlib.contextmanager
-    def _read(self) -> Iterator[sa.Connection]:
-        with self._engine.connect() as conn:
-            yield conn
+    def _read(self) -> contextlib.AbstractContextManager[Session]:
+        return self.database.read()
 
-    @contextlib.contextmanager
-    def _write(self) -> Iterator[sa.Connection]:
+    def _write(self) -> contextlib.AbstractContextManager[Session]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite); commits on success."""
-        with self._writer.begin() as conn:
-            yield conn
+        return self.database.write()
 
     @contextlib.contextmanager
     def begin_write(self) -> Iterator[sa.Connection]:
-        """A write transaction for callers outside the store (the migration runner)."""
-        with self._write() as conn:
+        """A SQLAlchemy write transaction, for the migration runner (Alembic)."""
+        from tenement.store import _sqlite
+
+        with self.engine.execution_options(**{_sqlite.WRITE_OPTION: True}).begin() as conn:
             yield conn
 
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
@@ -72,31 +71,49 @@ class StoreBase:
 
     def close(self) -> None:
         """Close every pooled connection. Idempotent."""
-        self._engine.dispose()
+        self.database.close()
+
+
+def insert_sql(table: str, columns: Sequence[str]) -> str:
+    """``INSERT INTO table (columns) VALUES (:column, …)``."""
+    values = ", ".join(f":{column}" for column in columns)
+    return f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({values})"
+
+
+def upsert_sql(table: str, key: Sequence[str], columns: Sequence[str]) -> str:
+    """``INSERT … ON CONFLICT (key) DO UPDATE`` of ``columns`` (SQLite and PostgreSQL)."""
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"{insert_sql(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {updates}"
 
 
 def upsert(
-    conn: sa.Connection, table: sa.Table, key: Mapping[str, Any], values: Mapping[str, Any]
+    session: Session,
+    table: str,
+    key: Sequence[str],
+    rows: Sequence[Mapping[str, Any]],
 ) -> None:
-    """Insert ``key | values`` into ``table``, or update ``values`` where ``key`` matches.
+    """Insert each of ``rows`` into ``table``, or update it where its ``key`` columns match.
 
-    Uses ``INSERT … ON CONFLICT`` on SQLite and PostgreSQL, update-then-insert elsewhere.
+    One ``INSERT … ON CONFLICT`` statement for every row on SQLite and PostgreSQL;
+    update-then-insert, row by row, elsewhere.
     """
-    row = {**key, **values}
-    name = conn.dialect.name
-    if name in ("sqlite", "postgresql"):
-        if name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:
-            from sqlalchemy.dialects.postgresql import insert
-        stmt = insert(table).values(row)
-        conn.execute(stmt.on_conflict_do_update(index_elements=list(key), set_=dict(values)))
+    if not rows:
         return
-    where = sa.and_(*(table.c[k] == v for k, v in key.items()))
-    if conn.execute(table.update().where(where).values(dict(values))).rowcount == 0:
-        conn.execute(table.insert().values(row))
+    columns = list(rows[0])
+    if session.dialect in ("sqlite", "postgresql"):
+        session.executemany(upsert_sql(table, key, columns), rows)
+        return
+    sets = ", ".join(f"{c} = :{c}" for c in columns if c not in key)
+    where = " AND ".join(f"{k} = :{k}" for k in key)
+    insert = (
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
+    )
+    for row in rows:
+        if session.execute(f"UPDATE {table} SET {sets} WHERE {where}", row).rowcount == 0:
+            session.execute(insert, row)
 
 
-def chunks(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
+def in_list(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:
+    """``(:name0, :name1, …)`` and its parameters, for ``column IN …``."""
+    params = {f"{name}{i}": value for i, value in enumerate(values)}
+    return "(" + ", ".join(f":{p}" for p in params) + ")", params

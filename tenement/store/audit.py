@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from tenement.store import _time
-from tenement.store._base import StoreBase
-from tenement.store.tables import deploy_log
+from tenement.store._base import StoreBase, insert_sql
+from tenement.store._db import Session
 
 
 @attrs.frozen
@@ -26,29 +26,33 @@ class AuditRow:
     success: bool
 
     @classmethod
-    def from_row(cls, row: sa.Row) -> AuditRow:
+    def from_row(cls, row: Any) -> AuditRow:
         return cls(
-            id=row.id,
-            timestamp=_time.parse_rfc3339(row.timestamp),
-            action=row.action,
-            process=row.process,
-            instance_id=row.instance_id,
-            details=row.details,
-            success=bool(row.success),
+            id=row["id"],
+            timestamp=_time.parse_rfc3339(row["timestamp"]),
+            action=row["action"],
+            process=row["process"],
+            instance_id=row["instance_id"],
+            details=row["details"],
+            success=bool(row["success"]),
         )
 
+
+_INSERT = insert_sql(
+    "deploy_log", ("timestamp", "action", "process", "instance_id", "details", "success")
+)
 
 #: the arguments of :meth:`AuditQueries.audit`: action, process, tenant, details, success
 AuditArgs = tuple[str, str, str, str | None, bool]
 
 
-def insert_audit(conn: sa.Connection, entries: Sequence[AuditArgs]) -> None:
+def insert_audit(session: Session, entries: Sequence[AuditArgs]) -> None:
     """Insert ``entries`` (timestamped now) within the caller's transaction."""
     if not entries:
         return
     now = _time.utc_now_rfc3339()
-    conn.execute(
-        deploy_log.insert(),
+    session.executemany(
+        _INSERT,
         [
             {
                 "timestamp": now,
@@ -89,6 +93,8 @@ class AuditQueries(StoreBase):
         """The ``limit`` newest actions, newest first."""
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(deploy_log).order_by(deploy_log.c.id.desc()).limit(max(limit, 0))
-            )
+                "SELECT id, timestamp, action, process, instance_id, details, success"
+                " FROM deploy_log ORDER BY id DESC LIMIT :limit",
+                {"limit": max(limit, 0)},
+            ).rows
             return [AuditRow.from_row(row) for row in rows]

@@ -9,6 +9,7 @@ in that directory are never touched.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from tenement.store import _sqlite
+from tenement.store._db import SqliteDatabase
 from tenement.store.errors import BackupError
 from tenement.store.store import Store
 
@@ -41,6 +43,12 @@ def _sqlite_file(store: Store) -> Path:
             "back that database up with its own tools"
         )
     return path
+
+
+def _connection(store: Store) -> contextlib.AbstractContextManager[sqlite3.Connection]:
+    database = store.database
+    assert isinstance(database, SqliteDatabase), "checked by _sqlite_file"
+    return database.connection()
 
 
 def _reserve_name(directory: Path, label: str, now: datetime) -> Path:
@@ -104,15 +112,13 @@ def backup_database(
         destination.mkdir(parents=True, exist_ok=True)
         target = _reserve_name(destination, label, now or datetime.now(UTC))
         directory = destination
-    raw = store.engine.raw_connection()
     try:
-        _copy(raw.driver_connection, target)
+        with _connection(store) as source:
+            _copy(source, target)
     except (sqlite3.Error, OSError) as exc:
         if directory is not None:
             target.unlink(missing_ok=True)
         raise BackupError(f"could not back up {store.display_url} to {target}: {exc}") from exc
-    finally:
-        raw.close()
     log.info("backed up %s to %s", store.display_url, target)
     if directory is not None and keep is not None:
         prune_backups(directory, keep)
@@ -161,14 +167,11 @@ def restore_backup(store: Store, source: Path) -> None:
         check = backup.execute("PRAGMA quick_check").fetchone()
         if check is None or check[0] != "ok":
             raise BackupError(f"backup {source} is damaged ({check and check[0]})")
-        raw = store.engine.raw_connection()
-        try:
-            backup.backup(raw.driver_connection)
-        finally:
-            raw.close()
+        with _connection(store) as target:
+            backup.backup(target)
     except sqlite3.DatabaseError as exc:
         raise BackupError(f"{source} is not a usable SQLite backup: {exc}") from exc
     finally:
         backup.close()
-    store.engine.dispose()
+    store.close()  # connections opened before the restore start over
     log.info("restored %s from %s", store.display_url, source)

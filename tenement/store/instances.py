@@ -2,15 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from tenement.store._base import StoreBase, upsert
-from tenement.store.tables import instances
+from tenement.store._db import Session
 
 STATES = ("starting", "running", "stopped", "failed")
+
+#: the ``instances`` table's columns
+COLUMNS = (
+    "instance_id",
+    "service",
+    "tenant",
+    "pid",
+    "start_ticks",
+    "pgid",
+    "port",
+    "socket",
+    "weight",
+    "health",
+    "state",
+    "restart_times",
+    "restarts_total",
+    "started_at",
+    "updated_at",
+)
+_SELECT = f"SELECT {', '.join(COLUMNS)} FROM instances"
 
 
 @attrs.frozen
@@ -41,55 +62,38 @@ class InstanceRecord:
     started_at: float | None = None
 
     @classmethod
-    def from_row(cls, row: sa.Row) -> InstanceRecord:
+    def from_row(cls, row: Any) -> InstanceRecord:
+        times = row["restart_times"]
+        if isinstance(times, str):  # JSON text (SQLite); PostgreSQL's json arrives parsed
+            times = json.loads(times)
         return cls(
-            instance_id=row.instance_id,
-            service=row.service,
-            tenant=row.tenant,
-            pid=row.pid,
-            start_ticks=row.start_ticks,
-            pgid=row.pgid,
-            port=row.port,
-            socket=row.socket,
-            state=row.state,
-            updated_at=row.updated_at,
-            weight=row.weight,
-            health=row.health,
-            restart_times=tuple(float(t) for t in row.restart_times or ()),
-            restarts_total=row.restarts_total,
-            started_at=row.started_at,
+            instance_id=row["instance_id"],
+            service=row["service"],
+            tenant=row["tenant"],
+            pid=row["pid"],
+            start_ticks=row["start_ticks"],
+            pgid=row["pgid"],
+            port=row["port"],
+            socket=row["socket"],
+            state=row["state"],
+            updated_at=row["updated_at"],
+            weight=row["weight"],
+            health=row["health"],
+            restart_times=tuple(float(t) for t in times or ()),
+            restarts_total=row["restarts_total"],
+            started_at=row["started_at"],
         )
 
     def to_row(self) -> dict[str, object]:
         row = attrs.asdict(self, recurse=False)
-        row["restart_times"] = list(self.restart_times)
+        row["restart_times"] = json.dumps(list(self.restart_times))
         return row
 
 
-def upsert_instances(conn: sa.Connection, records: Sequence[InstanceRecord]) -> None:
-    """Insert or replace ``records`` within the caller's transaction.
-
-    On SQLite and PostgreSQL one ``INSERT … ON CONFLICT`` statement for all of them
-    (built once, executed with every row); elsewhere one upsert per record.
-    """
-    rows = [record.to_row() for record in records]
-    if not rows:
-        return
-    name = conn.dialect.name
-    if name not in ("sqlite", "postgresql"):
-        for row in rows:
-            upsert(conn, instances, {"instance_id": row.pop("instance_id")}, row)
-        return
-    if name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:
-        from sqlalchemy.dialects.postgresql import insert
-    stmt = insert(instances)
-    columns = [column for column in rows[0] if column != "instance_id"]
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["instance_id"], set_={column: stmt.excluded[column] for column in columns}
-    )
-    conn.execute(stmt, rows)
+def upsert_instances(session: Session, records: Sequence[InstanceRecord]) -> None:
+    """Insert or replace ``records`` within the caller's transaction (one statement,
+    executed with every row, on SQLite and PostgreSQL)."""
+    upsert(session, "instances", ("instance_id",), [record.to_row() for record in records])
 
 
 class InstanceQueries(StoreBase):
@@ -109,13 +113,15 @@ class InstanceQueries(StoreBase):
     def delete_instance(self, instance_id: str) -> bool:
         """Forget an instance; False if there was no record."""
         with self._write() as conn:
-            result = conn.execute(instances.delete().where(instances.c.instance_id == instance_id))
+            result = conn.execute(
+                "DELETE FROM instances WHERE instance_id = :id", {"id": instance_id}
+            )
             return result.rowcount > 0
 
     def load_instances(self) -> list[InstanceRecord]:
         """Every instance record, ordered by instance id."""
         with self._read() as conn:
-            rows = conn.execute(sa.select(instances).order_by(instances.c.instance_id))
+            rows = conn.execute(f"{_SELECT} ORDER BY instance_id").rows
             return [InstanceRecord.from_row(row) for row in rows]
 
     def instances_signature(self) -> tuple[int, float]:
@@ -126,14 +132,12 @@ class InstanceQueries(StoreBase):
         """
         with self._read() as conn:
             row = conn.execute(
-                sa.select(sa.func.count(), sa.func.max(instances.c.updated_at))
-            ).one()
-            return int(row[0]), float(row[1] or 0.0)
+                "SELECT count(*) AS n, max(updated_at) AS latest FROM instances"
+            ).first()
+            return int(row["n"]), float(row["latest"] or 0.0)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The record of one instance, or None."""
         with self._read() as conn:
-            row = conn.execute(
-                sa.select(instances).where(instances.c.instance_id == instance_id)
-            ).first()
+            row = conn.execute(f"{_SELECT} WHERE instance_id = :id", {"id": instance_id}).first()
             return None if row is None else InstanceRecord.from_row(row)

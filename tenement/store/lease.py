@@ -6,14 +6,16 @@ waiting. A lease is held until ``expires_at``; its holder renews it well before 
 
 from __future__ import annotations
 
+from typing import Any
+
 import attrs
-import sqlalchemy as sa
 
 from tenement.store._base import StoreBase, upsert
-from tenement.store.tables import lease, servers
 
 #: the one lease the store knows
 SUPERVISOR_LEASE = "supervisor"
+
+_SERVER = "SELECT server_id, pid, url, started_at, last_seen FROM servers"
 
 
 @attrs.frozen
@@ -27,13 +29,13 @@ class ServerRow:
     last_seen: float
 
     @classmethod
-    def from_row(cls, row: sa.Row) -> ServerRow:
+    def from_row(cls, row: Any) -> ServerRow:
         return cls(
-            server_id=row.server_id,
-            pid=row.pid,
-            url=row.url,
-            started_at=row.started_at,
-            last_seen=row.last_seen,
+            server_id=row["server_id"],
+            pid=row["pid"],
+            url=row["url"],
+            started_at=row["started_at"],
+            last_seen=row["last_seen"],
         )
 
 
@@ -43,24 +45,25 @@ class LeaseQueries(StoreBase):
     def try_acquire_lease(self, holder: str, ttl_s: float, now: float) -> bool:
         """Take the lease if it is free, expired or already ``holder``'s; True if taken."""
         with self._write() as conn:
-            row = conn.execute(sa.select(lease).where(lease.c.name == SUPERVISOR_LEASE)).first()
-            if row is None:
-                conn.execute(
-                    lease.insert().values(
-                        name=SUPERVISOR_LEASE,
-                        holder=holder,
-                        acquired_at=now,
-                        expires_at=now + ttl_s,
-                    )
-                )
-                return True
-            if row.holder != holder and row.expires_at > now:
+            row = conn.execute(
+                "SELECT holder, acquired_at, expires_at FROM lease WHERE name = :name",
+                {"name": SUPERVISOR_LEASE},
+            ).first()
+            if row is not None and row["holder"] != holder and row["expires_at"] > now:
                 return False
-            acquired_at = row.acquired_at if row.holder == holder else now
-            conn.execute(
-                lease.update()
-                .where(lease.c.name == SUPERVISOR_LEASE)
-                .values(holder=holder, acquired_at=acquired_at, expires_at=now + ttl_s)
+            mine = row is not None and row["holder"] == holder
+            upsert(
+                conn,
+                "lease",
+                ("name",),
+                [
+                    {
+                        "name": SUPERVISOR_LEASE,
+                        "holder": holder,
+                        "acquired_at": row["acquired_at"] if mine else now,
+                        "expires_at": now + ttl_s,
+                    }
+                ],
             )
             return True
 
@@ -68,9 +71,8 @@ class LeaseQueries(StoreBase):
         """Extend ``holder``'s lease to ``now + ttl_s``; False if someone else holds it now."""
         with self._write() as conn:
             result = conn.execute(
-                lease.update()
-                .where(lease.c.name == SUPERVISOR_LEASE, lease.c.holder == holder)
-                .values(expires_at=now + ttl_s)
+                "UPDATE lease SET expires_at = :expires WHERE name = :name AND holder = :holder",
+                {"expires": now + ttl_s, "name": SUPERVISOR_LEASE, "holder": holder},
             )
             return result.rowcount > 0
 
@@ -78,53 +80,49 @@ class LeaseQueries(StoreBase):
         """Give the lease up if ``holder`` has it; otherwise do nothing."""
         with self._write() as conn:
             conn.execute(
-                lease.delete().where(lease.c.name == SUPERVISOR_LEASE, lease.c.holder == holder)
+                "DELETE FROM lease WHERE name = :name AND holder = :holder",
+                {"name": SUPERVISOR_LEASE, "holder": holder},
             )
 
     def lease_holder(self, now: float) -> str | None:
         """Who holds an unexpired lease at ``now``, or None."""
         with self._read() as conn:
-            return conn.scalar(
-                sa.select(lease.c.holder).where(
-                    lease.c.name == SUPERVISOR_LEASE, lease.c.expires_at > now
-                )
-            )
+            return conn.execute(
+                "SELECT holder FROM lease WHERE name = :name AND expires_at > :now",
+                {"name": SUPERVISOR_LEASE, "now": now},
+            ).scalar()
 
     def register_server(self, server_id: str, pid: int, url: str, now: float) -> None:
         """Announce a running server (replacing an earlier row with the same id)."""
+        row = {"server_id": server_id, "pid": pid, "url": url, "started_at": now, "last_seen": now}
         with self._write() as conn:
-            upsert(
-                conn,
-                servers,
-                {"server_id": server_id},
-                {"pid": pid, "url": url, "started_at": now, "last_seen": now},
-            )
+            upsert(conn, "servers", ("server_id",), [row])
 
     def server_heartbeat(self, server_id: str, now: float) -> bool:
         """Mark a server as seen at ``now``; False if it is not registered."""
         with self._write() as conn:
             result = conn.execute(
-                servers.update().where(servers.c.server_id == server_id).values(last_seen=now)
+                "UPDATE servers SET last_seen = :now WHERE server_id = :id",
+                {"now": now, "id": server_id},
             )
             return result.rowcount > 0
 
     def unregister_server(self, server_id: str) -> None:
         """Remove a server's row (it is stopping)."""
         with self._write() as conn:
-            conn.execute(servers.delete().where(servers.c.server_id == server_id))
+            conn.execute("DELETE FROM servers WHERE server_id = :id", {"id": server_id})
 
     def server(self, server_id: str) -> ServerRow | None:
         """The registered server ``server_id``, or None."""
         with self._read() as conn:
-            row = conn.execute(sa.select(servers).where(servers.c.server_id == server_id)).first()
+            row = conn.execute(f"{_SERVER} WHERE server_id = :id", {"id": server_id}).first()
             return None if row is None else ServerRow.from_row(row)
 
     def live_servers(self, now: float, max_age_s: float) -> list[ServerRow]:
         """Servers seen within ``max_age_s`` of ``now``, oldest start first."""
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(servers)
-                .where(servers.c.last_seen >= now - max_age_s)
-                .order_by(servers.c.started_at, servers.c.server_id)
-            )
+                f"{_SERVER} WHERE last_seen >= :since ORDER BY started_at, server_id",
+                {"since": now - max_age_s},
+            ).rows
             return [ServerRow.from_row(row) for row in rows]

@@ -9,19 +9,22 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from tenement.store import _sqlite, _time
-from tenement.store._base import StoreBase, upsert
-from tenement.store.tables import log_offsets, logs
+from tenement.store._base import StoreBase, in_list, insert_sql, upsert
+from tenement.store._db import Session
 
 #: paths per IN (...) list: well under every database's bound-parameter limit
 _IN_CHUNK = 500
 #: log rows per INSERT statement on SQLite (see :meth:`LogQueries.insert_logs`)
 _INSERT_CHUNK = 500
 _COLUMNS = ("timestamp", "level", "process", "instance_id", "message")
+
+_SELECTED = "id, " + ", ".join(_COLUMNS)
+_INSERT = insert_sql("logs", _COLUMNS)
 
 LEVELS = ("stdout", "stderr")
 
@@ -44,13 +47,13 @@ class LogEntry:
     message: str
 
     @classmethod
-    def from_row(cls, row: sa.Row) -> LogEntry:
+    def from_row(cls, row: Any) -> LogEntry:
         return cls(
-            timestamp_ms=_time.ms_from_rfc3339(row.timestamp),
-            level=row.level,
-            process=row.process,
-            instance_id=row.instance_id,
-            message=row.message,
+            timestamp_ms=_time.ms_from_rfc3339(row["timestamp"]),
+            level=row["level"],
+            process=row["process"],
+            instance_id=row["instance_id"],
+            message=row["message"],
         )
 
     def values(self) -> tuple[str, str, str, str, str]:
@@ -67,8 +70,8 @@ class LogEntry:
         return dict(zip(_COLUMNS, self.values(), strict=True))
 
 
-def _insert_sqlite(conn: sa.Connection, entries: Sequence[LogEntry]) -> None:
-    """Many rows per INSERT statement.
+def _insert_many_per_statement(session: Session, entries: Sequence[LogEntry]) -> None:
+    """Many rows per INSERT statement (SQLite).
 
     The reference's schema indexes ``logs`` into FTS5 with an ``AFTER INSERT`` trigger,
     and FTS5 does work at the end of every statement: one row per statement
@@ -77,7 +80,7 @@ def _insert_sqlite(conn: sa.Connection, entries: Sequence[LogEntry]) -> None:
     rows = [entry.values() for entry in entries]
     for start in range(0, len(rows), _INSERT_CHUNK):
         chunk = rows[start : start + _INSERT_CHUNK]
-        conn.exec_driver_sql(_insert_statement(len(chunk)), tuple(v for row in chunk for v in row))
+        session.execute(_insert_statement(len(chunk)), tuple(v for row in chunk for v in row))
 
 
 @functools.lru_cache(maxsize=8)
@@ -103,12 +106,15 @@ class LogQueries(StoreBase):
         if not entries and not offsets:
             return
         with self._write() as conn:
-            if entries and conn.dialect.name == "sqlite":
-                _insert_sqlite(conn, entries)
+            if entries and conn.dialect == "sqlite":
+                _insert_many_per_statement(conn, entries)
             elif entries:
-                conn.execute(logs.insert(), [entry.to_row() for entry in entries])
-            for path, (inode, offset) in (offsets or {}).items():
-                upsert(conn, log_offsets, {"path": path}, {"inode": inode, "byte_offset": offset})
+                conn.executemany(_INSERT, [entry.to_row() for entry in entries])
+            rows = [
+                {"path": path, "inode": inode, "byte_offset": offset}
+                for path, (inode, offset) in (offsets or {}).items()
+            ]
+            upsert(conn, "log_offsets", ("path",), rows)
 
     def save_log_offsets(self, offsets: Mapping[str, tuple[int, int]]) -> None:
         """Save offsets alone (path -> (inode, offset)), e.g. after skipping unreadable bytes."""
@@ -123,13 +129,13 @@ class LogQueries(StoreBase):
         found: dict[str, tuple[int, int]] = {}
         with self._read() as conn:
             for start in range(0, len(paths), _IN_CHUNK):
+                listed, params = in_list("p", paths[start : start + _IN_CHUNK])
                 rows = conn.execute(
-                    sa.select(
-                        log_offsets.c.path, log_offsets.c.inode, log_offsets.c.byte_offset
-                    ).where(log_offsets.c.path.in_(paths[start : start + _IN_CHUNK]))
-                )
+                    f"SELECT path, inode, byte_offset FROM log_offsets WHERE path IN {listed}",
+                    params,
+                ).rows
                 for row in rows:
-                    found[row.path] = (int(row.inode), int(row.byte_offset))
+                    found[row["path"]] = (int(row["inode"]), int(row["byte_offset"]))
         return found
 
     def query_logs(
@@ -149,30 +155,29 @@ class LogQueries(StoreBase):
         case-insensitive for ASCII).
         """
         conditions = []
-        if process is not None:
-            conditions.append(logs.c.process == process)
-        if instance_id is not None:
-            conditions.append(logs.c.instance_id == instance_id)
-        if level is not None:
-            conditions.append(logs.c.level == level)
+        params: dict[str, Any] = {}
+        for column, value in (("process", process), ("instance_id", instance_id), ("level", level)):
+            if value is not None:
+                conditions.append(f"{column} = :{column}")
+                params[column] = value
         if search:
-            conditions.append(self._search_condition(search))
-        inner = sa.select(logs).where(*conditions).order_by(logs.c.id.desc())
+            conditions.append(self._search_condition(search, params))
+        where = f" WHERE {' AND '.join(conditions)}" if conditions else ""
+        newest = f"SELECT {_SELECTED} FROM logs{where} ORDER BY id DESC"
         if limit is not None:
-            inner = inner.limit(max(limit, 0))
-        newest = inner.subquery()
-        query = sa.select(newest).order_by(newest.c.id)
+            newest += " LIMIT :limit"
+            params["limit"] = max(limit, 0)
         with self._read() as conn:
-            return [LogEntry.from_row(row) for row in conn.execute(query)]
+            rows = conn.execute(f"SELECT * FROM ({newest}) AS newest ORDER BY id", params).rows
+            return [LogEntry.from_row(row) for row in rows]
 
-    def _search_condition(self, search: str) -> sa.ColumnElement[bool]:
+    def _search_condition(self, search: str, params: dict[str, Any]) -> str:
         phrase = _sqlite.fts_phrase(search) if self._sqlite else None
         if phrase is None:
-            return logs.c.message.like(_like_pattern(search), escape="\\")
-        matches = sa.text("SELECT rowid FROM logs_fts WHERE logs_fts MATCH :phrase").bindparams(
-            phrase=phrase
-        )
-        return logs.c.id.in_(matches.columns(sa.column("rowid", sa.Integer)))
+            params["pattern"] = _like_pattern(search)
+            return "message LIKE :pattern ESCAPE '\\'"
+        params["phrase"] = phrase
+        return "id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :phrase)"
 
     def prune_logs(self, *, older_than_ms: int | None = None, keep_rows: int | None = None) -> int:
         """Delete entries older than ``older_than_ms`` and all but the newest ``keep_rows``.
@@ -183,12 +188,17 @@ class LogQueries(StoreBase):
         deleted = 0
         with self._write() as conn:
             if older_than_ms is not None:
-                cutoff = _time.rfc3339_from_ms(older_than_ms)
-                deleted += conn.execute(logs.delete().where(logs.c.timestamp < cutoff)).rowcount
+                cutoff = {"cutoff": _time.rfc3339_from_ms(older_than_ms)}
+                deleted += conn.execute(
+                    "DELETE FROM logs WHERE timestamp < :cutoff", cutoff
+                ).rowcount
             if keep_rows is not None:
-                boundary = conn.scalar(
-                    sa.select(logs.c.id).order_by(logs.c.id.desc()).offset(max(keep_rows, 0))
-                )
+                boundary = conn.execute(
+                    "SELECT id FROM logs ORDER BY id DESC LIMIT 1 OFFSET :keep",
+                    {"keep": max(keep_rows, 0)},
+                ).scalar()
                 if boundary is not None:
-                    deleted += conn.execute(logs.delete().where(logs.c.id <= boundary)).rowcount
+                    deleted += conn.execute(
+                        "DELETE FROM logs WHERE id <= :boundary", {"boundary": boundary}
+                    ).rowcount
         return deleted

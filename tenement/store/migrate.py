@@ -11,10 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import sqlalchemy as sa
 
 import tenement
 from tenement.store.backup import backup_database
@@ -29,6 +28,9 @@ from tenement.store.schema import (
     schema_status,
 )
 from tenement.store.store import Store
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 log = logging.getLogger(__name__)
 

@@ -9,12 +9,15 @@ the migration scripts' real head.)
 from __future__ import annotations
 
 import enum
+from typing import TYPE_CHECKING
 
 import attrs
-import sqlalchemy as sa
 
+from tenement.store._sqlite import FTS_TABLES
 from tenement.store.store import Store
-from tenement.store.tables import FTS_TABLES
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
 
 #: every revision in migrations/versions, oldest first (kept here so that startup needs
 #: no Alembic; a test checks it against the scripts)
@@ -100,28 +103,30 @@ class SchemaStatus:
 
 def current_revision(conn: sa.Connection) -> str | None:
     """The ``alembic_version`` row, or None when the table is missing or empty."""
+    import sqlalchemy as sa
+
     if not sa.inspect(conn).has_table(VERSION_TABLE):
         return None
     return conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
 
 
-def _head_fast(conn: sa.Connection) -> bool:
+def is_at_head(store: Store) -> bool:
+    """True if the database is at this tenement's head revision.
+
+    Cheap: one query, and neither Alembic nor (on SQLite) SQLAlchemy is imported.
+    """
     try:
-        revision = conn.execute(sa.text(f"SELECT version_num FROM {VERSION_TABLE}")).scalar()
-    except sa.exc.DBAPIError:
-        conn.rollback()
+        with store.database.read() as session:
+            revision = session.execute(f"SELECT version_num FROM {VERSION_TABLE}").scalar()
+    except store.database.error:  # no version table
         return False
     return revision == HEAD_REVISION
 
 
-def is_at_head(store: Store) -> bool:
-    """True if the database is at this tenement's head revision. Cheap: one query."""
-    with store.engine.connect() as conn:
-        return _head_fast(conn)
-
-
 def inspect_schema(conn: sa.Connection) -> SchemaStatus:
     """Classify the database behind ``conn`` (see :class:`SchemaKind`)."""
+    import sqlalchemy as sa
+
     revision = current_revision(conn)
     if revision is not None:
         if revision == HEAD_REVISION:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Sequence
 
-import sqlalchemy as sa
-
 from tenement.store import _sqlite
+from tenement.store._db import open_database
 from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
@@ -52,15 +51,12 @@ def open_store(url: str, *, create_dirs: bool = True) -> Iterator[Store]:
     On SQLite every connection uses WAL, ``busy_timeout`` 5 s and foreign keys, and the
     file (with ``create_dirs``, its directory too) is created when missing.
 
-    Resource handling: the engine and its connections are closed on exit.
+    Resource handling: its connections are closed on exit.
     """
     path = _sqlite.sqlite_path(url)
     if path is not None and create_dirs:
         path.parent.mkdir(parents=True, exist_ok=True)
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-        _sqlite.configure(engine)
-    store = Store(engine)
+    store = Store(open_database(url))
     try:
         yield store
     finally:

@@ -1,16 +1,21 @@
 """The schema as SQLAlchemy Core tables: the reference 0.2.2's tables, then ours.
 
+What Alembic's autogenerate (``migrations/env.py``) and the migration tests compare a
+database with; the store's queries are SQL text and never import this module.
+
 The reference's tables keep its exact names and column types so that a database made
 by the reference binary is recognised and keeps working (its tokens too). Its
 ``logs_fts`` FTS5 table and the ``logs_ai``/``logs_ad`` triggers exist only on SQLite
 and are not modelled here (SQLAlchemy has no notion of virtual tables); the baseline
-migration creates them. Migrations never import this module: each revision spells out
+migration creates them. Revision scripts never import this module either: each revision spells out
 its own tables, so old revisions stay valid while these models move on.
 """
 
 from __future__ import annotations
 
 import sqlalchemy as sa
+
+from tenement.store._sqlite import FTS_TABLES as FTS_TABLES
 
 #: names for constraints that would otherwise be anonymous, so that a downgrade (and
 #: SQLite's batch mode) can drop them by name
@@ -23,9 +28,6 @@ NAMING_CONVENTION = {
 }
 
 metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
-
-#: tables and shadow tables that belong to SQLite's FTS5 index of ``logs.message``
-FTS_TABLES = ("logs_fts", "logs_fts_data", "logs_fts_idx", "logs_fts_docsize", "logs_fts_config")
 
 # --- the reference 0.2.2's tables (revision 0001) ------------------------------------
 # Their primary keys are nullable as the reference declares them (SQLite then allows a

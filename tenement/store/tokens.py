@@ -11,19 +11,22 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
+from typing import Any
 
 import attrs
-import sqlalchemy as sa
 
 from tenement.store import _time
 from tenement.store._base import StoreBase, upsert
-from tenement.store.tables import config, tenant_tokens
 
 #: key of the admin token's hash in the ``config`` table
 ADMIN_HASH_KEY = "api_token_hash"
 
 #: how many leading plaintext characters index a tenant token
 PREFIX_LENGTH = 8
+
+_SELECT = (
+    "SELECT id, tenant_id, token_prefix, description, created_at, token_hash FROM tenant_tokens"
+)
 
 
 def generate_token() -> str:
@@ -71,14 +74,14 @@ class TenantTokenRow:
     token_hash: str = attrs.field(repr=False)
 
     @classmethod
-    def from_row(cls, row: sa.Row) -> TenantTokenRow:
+    def from_row(cls, row: Any) -> TenantTokenRow:
         return cls(
-            id=row.id,
-            tenant=row.tenant_id,
-            prefix=row.token_prefix,
-            description=row.description,
-            created_at=_time.parse_rfc3339(row.created_at),
-            token_hash=row.token_hash,
+            id=row["id"],
+            tenant=row["tenant_id"],
+            prefix=row["token_prefix"],
+            description=row["description"],
+            created_at=_time.parse_rfc3339(row["created_at"]),
+            token_hash=row["token_hash"],
         )
 
 
@@ -88,28 +91,33 @@ class TokenQueries(StoreBase):
     def set_admin_token_hash(self, token_hash: str) -> None:
         """Replace the admin token's hash; the old admin token stops working at once."""
         with self._write() as conn:
-            upsert(conn, config, {"key": ADMIN_HASH_KEY}, {"value": token_hash})
+            upsert(conn, "config", ("key",), [{"key": ADMIN_HASH_KEY, "value": token_hash}])
 
     def admin_token_hash(self) -> str | None:
         """The admin token's hash, or None when no admin token was generated."""
         with self._read() as conn:
-            return conn.scalar(sa.select(config.c.value).where(config.c.key == ADMIN_HASH_KEY))
+            return conn.execute(
+                "SELECT value FROM config WHERE key = :key", {"key": ADMIN_HASH_KEY}
+            ).scalar()
 
     def add_tenant_token(
         self, tenant: str, token_hash: str, prefix: str, description: str | None = None
     ) -> int:
         """Store a tenant token's hash; returns its id (for ``ten token-revoke``)."""
         with self._write() as conn:
-            result = conn.execute(
-                tenant_tokens.insert().values(
-                    token_hash=token_hash,
-                    token_prefix=prefix,
-                    tenant_id=tenant,
-                    description=description,
-                    created_at=_time.utc_now_rfc3339(),
-                )
-            )
-            return int(result.inserted_primary_key[0])
+            token_id = conn.execute(
+                "INSERT INTO tenant_tokens"
+                " (token_hash, token_prefix, tenant_id, description, created_at)"
+                " VALUES (:hash, :prefix, :tenant, :description, :created_at) RETURNING id",
+                {
+                    "hash": token_hash,
+                    "prefix": prefix,
+                    "tenant": tenant,
+                    "description": description,
+                    "created_at": _time.utc_now_rfc3339(),
+                },
+            ).scalar()
+            return int(token_id)
 
     def tenant_tokens_with_prefix(self, prefix: str) -> list[TenantTokenRow]:
         """The tenant tokens whose first 8 characters are ``prefix`` (usually 0 or 1)."""
@@ -117,22 +125,21 @@ class TokenQueries(StoreBase):
             return []
         with self._read() as conn:
             rows = conn.execute(
-                sa.select(tenant_tokens)
-                .where(tenant_tokens.c.token_prefix == prefix[:PREFIX_LENGTH])
-                .order_by(tenant_tokens.c.id)
-            )
+                f"{_SELECT} WHERE token_prefix = :prefix ORDER BY id",
+                {"prefix": prefix[:PREFIX_LENGTH]},
+            ).rows
             return [TenantTokenRow.from_row(row) for row in rows]
 
     def list_tenant_tokens(self) -> list[TenantTokenRow]:
         """Every tenant token, oldest first."""
         with self._read() as conn:
-            rows = conn.execute(sa.select(tenant_tokens).order_by(tenant_tokens.c.id))
+            rows = conn.execute(f"{_SELECT} ORDER BY id").rows
             return [TenantTokenRow.from_row(row) for row in rows]
 
     def revoke_tenant_token(self, token_id: int) -> bool:
         """Delete a tenant token; False if there was none with that id."""
         with self._write() as conn:
-            result = conn.execute(tenant_tokens.delete().where(tenant_tokens.c.id == token_id))
+            result = conn.execute("DELETE FROM tenant_tokens WHERE id = :id", {"id": token_id})
             return result.rowcount > 0
 
     def find_tenant_token(self, token: str) -> TenantTokenRow | None:

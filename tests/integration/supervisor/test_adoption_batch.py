@@ -5,36 +5,38 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from tenement.config import Config
 from tenement.store import Store
+from tenement.store._db import SqliteDatabase
 from tenement.supervisor import open_supervisor
 from tenement.supervisor.adoption import first_check_delay
 
 
 class Transactions:
-    """The statements of each committed transaction on an engine (from its events)."""
+    """The statements (values filled in) of each committed write transaction, from
+    SQLite's statement trace."""
 
     def __init__(self) -> None:
         self.pending: dict[int, list[str]] = {}
         self.committed: list[list[str]] = []
 
-    def on_execute(self, conn, cursor, statement, parameters, context, executemany) -> None:  # type: ignore[no-untyped-def]
-        self.pending.setdefault(id(conn), []).append(f"{statement} {parameters!r}")
-
-    def on_commit(self, conn: sa.Connection) -> None:
-        self.committed.append(self.pending.pop(id(conn), []))
+    def on_statement(self, connection: int, statement: str) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            self.pending[connection] = []
+        elif statement == "COMMIT" and connection in self.pending:
+            self.committed.append(self.pending.pop(connection))
+        elif connection in self.pending:
+            self.pending[connection].append(statement)
 
 
 @pytest.fixture
 def transactions(store: Store) -> Iterator[Transactions]:
+    assert isinstance(store.database, SqliteDatabase)
     seen = Transactions()
-    sa.event.listen(store.engine, "before_cursor_execute", seen.on_execute)
-    sa.event.listen(store.engine, "commit", seen.on_commit)
+    store.database.trace(seen.on_statement)
     yield seen
-    sa.event.remove(store.engine, "before_cursor_execute", seen.on_execute)
-    sa.event.remove(store.engine, "commit", seen.on_commit)
+    store.database.trace(None)
 
 
 async def test_adoption_is_one_transaction_with_its_audit_rows(

@@ -5,22 +5,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-import sqlalchemy as sa
 
 from tenement.store import InstanceRecord, Store
+from tenement.store._db import SqliteDatabase
 
 
 @pytest.fixture
 def commits(store: Store) -> Iterator[list[int]]:
-    """One entry per committed transaction on the store's engine."""
+    """One entry per transaction the store commits (SQLite's own statement trace)."""
+    assert isinstance(store.database, SqliteDatabase)
     seen: list[int] = []
 
-    def on_commit(conn: sa.Connection) -> None:
-        seen.append(1)
+    def on_statement(_connection: int, statement: str) -> None:
+        if statement == "COMMIT":
+            seen.append(1)
 
-    sa.event.listen(store.engine, "commit", on_commit)
+    store.database.trace(on_statement)
     yield seen
-    sa.event.remove(store.engine, "commit", on_commit)
+    store.database.trace(None)
 
 
 def record(tenant: str, pid: int) -> InstanceRecord:

@@ -1,5 +1,6 @@
+import sqlite3
+
 import pytest
-import sqlalchemy as sa
 
 from tenement.store import InstanceRecord, Store
 
@@ -71,7 +72,7 @@ def test_delete(store: Store) -> None:
 
 
 def test_weight_outside_0_100_is_refused_by_the_database(store: Store) -> None:
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(sqlite3.IntegrityError):
         store.save_instance(record(weight=101))
 
 

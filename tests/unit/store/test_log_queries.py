@@ -1,5 +1,6 @@
+import sqlite3
+
 import pytest
-import sqlalchemy as sa
 
 from tenement.store import LogEntry, Store
 
@@ -94,7 +95,7 @@ def test_offsets_are_saved_with_the_lines(store: Store) -> None:
 
 def test_a_failed_insert_saves_no_offset(store: Store) -> None:
     bad = LogEntry(1, "stdout", "api", "t1", None)  # type: ignore[arg-type]
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(sqlite3.IntegrityError):
         store.insert_logs([entry(1, "fine"), bad], offsets={"/logs/a.out": (1, 50)})
     assert store.query_logs() == []
     assert store.log_offset("/logs/a.out") is None
