@@ -162,7 +162,7 @@ def cgroup_of(pid: int | str = "self") -> str | None:
         process is gone or is in no cgroup v2 hierarchy.
     """
     try:
-        text = (PROC / str(pid) / "cgroup").read_text()
+        text = _read_proc(f"{PROC}/{pid}/cgroup")
     except (FileNotFoundError, ProcessLookupError):
         return None
     for line in text.splitlines():
