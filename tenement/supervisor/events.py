@@ -14,6 +14,7 @@ import time
 from typing import Any
 
 import attrs
+import trio
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +120,14 @@ class Events:
     async def emit(self, event: LifecycleEvent) -> None:
         """Record the event and write its audit row, if its kind has one."""
         self.record(event)
+        await self.write_audit(event)
+
+    async def write_audit(self, event: LifecycleEvent) -> None:
+        """Write the event's audit row, if its kind has one (without recording it).
+
+        Cancellation: shielded; a row on its way is written (it takes milliseconds).
+        """
         args = self.audit_args(event)
         if args is not None:
-            await self._store.run(self._store.audit, *args)
+            with trio.CancelScope(shield=True):
+                await self._store.run(self._store.audit, *args)

@@ -35,6 +35,17 @@ async def test_fifty_concurrent_wakes_start_one_process(supervisor: Any) -> None
     assert (await http_get(targets[0].port))[0] == 200
 
 
+async def test_a_wake_is_audited_once_even_as_the_server_stops(
+    store: Store, tmp_path: Path
+) -> None:
+    """The wake's audit row is written beside the woken request, not before it, and a
+    stop right after the wake does not lose it."""
+    async with open_supervisor(make_config(tmp_path), store) as sup:
+        await sup.wake("app", "w1")  # and stop at once
+    wakes = [r for r in store.recent_audit(50) if r.action == "wake"]
+    assert [(r.process, r.instance_id) for r in wakes] == [("app", "w1")]
+
+
 async def test_wake_gives_up_after_startup_timeout(store: Store, tmp_path: Path) -> None:
     config = make_config(tmp_path, startup_timeout=0.3, env={"LISTEN_DELAY": "30"})
     async with open_supervisor(config, store) as sup:
