@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import h11
 import pytest
 
 from tenement.wire import (
     INCOMPLETE,
     MAX_HEAD,
+    MAX_WHOLE_BODY,
+    WholeRequest,
     WholeResponse,
+    parse_whole_request,
     parse_whole_response,
     request_bytes,
     response_bytes,
@@ -129,3 +133,84 @@ def test_response_bytes() -> None:
     assert response_bytes(599, [], b"x") == b"HTTP/1.1 599 \r\n\r\nx"
     assert response_bytes(200, [(b"x", b"a\nb")], b"") is None
     assert response_bytes(1000, [], b"") is None
+
+
+# ---- a client's request (the express lane) ------------------------------------------
+
+GET = b"GET /a?b=1 HTTP/1.1\r\nHost: alice.notes.example.test\r\nAccept:  */* \r\n\r\n"
+
+
+def test_a_whole_plain_request_is_parsed_with_what_follows_left() -> None:
+    assert parse_whole_request(GET + b"GET /next") == WholeRequest(
+        method=b"GET",
+        target=b"/a?b=1",
+        headers=[(b"host", b"alice.notes.example.test"), (b"accept", b"*/*")],
+        host=b"alice.notes.example.test",
+        body=b"",
+        length=len(GET),
+    )
+    post = b"POST / HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\n\r\nhello"
+    parsed = parse_whole_request(post + b"GET")
+    assert isinstance(parsed, WholeRequest)
+    assert (parsed.body, parsed.length) == (b"hello", len(post))
+
+
+def test_h11_reads_the_same_request() -> None:
+    parsed = parse_whole_request(GET)
+    conn = h11.Connection(h11.SERVER)
+    conn.receive_data(GET)
+    event = conn.next_event()
+    assert isinstance(parsed, WholeRequest) and isinstance(event, h11.Request)
+    assert (parsed.method, parsed.target, parsed.headers) == (
+        event.method,
+        event.target,
+        list(event.headers),
+    )
+
+
+@pytest.mark.parametrize("cut", [0, 10, len(GET) - 1])
+def test_a_request_still_arriving_is_incomplete(cut: int) -> None:
+    assert parse_whole_request(GET[:cut]) is INCOMPLETE
+    body = b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhel"
+    assert parse_whole_request(body) is INCOMPLETE
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [
+        pytest.param(b"GET / HTTP/1.0\r\nHost: h\r\n\r\n", id="http-1.0"),
+        pytest.param(b"GET / HTTP/1.1\r\n\r\n", id="no-host"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", id="two-hosts"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\n x: folded\r\n\r\n", id="obs-fold"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost : h\r\n\r\n", id="space-before-colon"),
+        pytest.param(b"GET / HTTP/1.1\nHost: h\r\n\r\n", id="bare-lf"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\nX: a\x01b\r\n\r\n", id="control-char"),
+        pytest.param(b"GET  / HTTP/1.1\r\nHost: h\r\n\r\n", id="two-spaces"),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+            id="two-lengths",
+        ),
+        pytest.param(b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: +1\r\n\r\nx", id="signed"),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            id="chunked",
+        ),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\n\r\n", id="expect"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\nUpgrade: websocket\r\n\r\n", id="upgrade"),
+        pytest.param(b"GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", id="close"),
+        pytest.param(b"CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", id="connect"),
+        pytest.param(
+            b"GET / HTTP/1.1\r\nHost: h\r\nX: " + b"x" * MAX_HEAD + b"\r\n\r\n", id="long-head"
+        ),
+        pytest.param(
+            b"POST / HTTP/1.1\r\nHost: h\r\nContent-Length: %d\r\n\r\n" % (MAX_WHOLE_BODY + 1),
+            id="long-body",
+        ),
+    ],
+)
+def test_a_request_that_is_not_plain_is_left_to_h11(request_: bytes) -> None:
+    assert parse_whole_request(request_) is None
+
+
+def test_a_head_with_no_end_over_the_limit_is_left_to_h11() -> None:
+    assert parse_whole_request(b"GET / HTTP/1.1\r\nX: " + b"x" * MAX_HEAD) is None
