@@ -30,6 +30,7 @@ from tenement.proxy.forward import (
     ForwardFailed,
     ForwardTimedOut,
     forward_http,
+    forward_whole,
 )
 from tenement.proxy.metrics import ProxyMetrics, ProxyStatistics
 from tenement.proxy.routing import (
@@ -45,6 +46,7 @@ from tenement.proxy.routing import (
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
 from tenement.proxy.websocket import relay_websocket, upgrade_websocket
 from tenement.types import ASGIApp, Receive, Scope, Send
+from tenement.wire import WholeRequest
 
 log = logging.getLogger(__name__)
 
@@ -119,6 +121,7 @@ class Proxy:
         target, conn = found
         timeout = service.request_timeout
         with self._backends.connection(target.instance_id):
+            failure: Rejected | None = None
             try:
                 if kind == "http":
                     head_at = await forward_http(
@@ -127,21 +130,10 @@ class Proxy:
                 else:
                     answer = await upgrade_websocket(conn, scope, receive, timeout=timeout)
                     head_at = trio.current_time()
-            except ForwardTimedOut as exc:
-                failure: Rejected | None = GATEWAY_TIMEOUT
-                log.warning("%s: %s", target.instance_id, exc)
-            except ForwardFailed as exc:
-                failure = BAD_GATEWAY
-                log.warning("%s: %s", target.instance_id, exc)
-            except BadRequest as exc:
-                failure = BAD_HOST
-                log.debug("%s: %s", target.instance_id, exc)
+            except (ForwardTimedOut, ForwardFailed, BadRequest) as exc:
+                failure, head_at = _failure(target, exc), trio.current_time()
             except ClientGone:
                 return None
-            else:
-                failure = None
-            if failure is not None:
-                head_at = trio.current_time()
             self.metrics.record(
                 target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
             )
@@ -150,6 +142,50 @@ class Proxy:
             if kind == "websocket":
                 await relay_websocket(conn, answer, scope, receive, send)
         return None
+
+    async def express(
+        self, request: WholeRequest, client_host: str | None, receive: Receive, send: Send
+    ) -> bool:
+        """Serve a whole, plain HTTP/1.1 request that ``h1.py`` read itself (its express
+        lane), when it is for a running instance with an idle pooled connection.
+
+        Returns:
+            False, having done nothing, for anything else: the request then takes the
+            ASGI way in (:meth:`__call__`), which routes by weight, wakes, waits out a
+            restart, connects, and answers errors. True once it was answered.
+        """
+        route = parse_host(request.host.decode("latin-1"), self._domain)
+        if not isinstance(route, Direct):
+            return False
+        service = self._backends.service(route.service)
+        target = None if service is None else self._backends.target(route.service, route.tenant)
+        conn = None if target is None else self._upstream.take_idle(Address.of(target))
+        if service is None or target is None or conn is None:
+            return False
+        self.metrics.request()
+        started = trio.current_time()
+        with self._backends.connection(target.instance_id):
+            failure: Rejected | None = None
+            try:
+                head_at = await forward_whole(
+                    self._upstream,
+                    conn,
+                    request,
+                    client_host,
+                    receive,
+                    send,
+                    timeout=service.request_timeout,
+                )
+            except (ForwardTimedOut, ForwardFailed, BadRequest) as exc:
+                failure, head_at = _failure(target, exc), trio.current_time()
+            except ClientGone:
+                return True
+            self.metrics.record(
+                target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
+            )
+            if failure is not None:
+                await self._answer(_HTTP_SCOPE, send, failure)
+        return True
 
     def handles(self, host: str | None) -> bool:
         """Whether a request with this ``Host`` is a tenant's (not the fallback's)."""
@@ -283,6 +319,22 @@ class Proxy:
     async def aclose(self) -> None:
         """Close idle tenant connections. Idempotent."""
         await self._upstream.aclose()
+
+
+#: what :meth:`Proxy._answer` needs to know of an express request's scope
+_HTTP_SCOPE: Scope = {"type": "http"}
+
+
+def _failure(target: Target, exc: TenementError) -> Rejected:
+    """The answer for a forward that failed before the response head, logged."""
+    if isinstance(exc, ForwardTimedOut):
+        log.warning("%s: %s", target.instance_id, exc)
+        return GATEWAY_TIMEOUT
+    if isinstance(exc, ForwardFailed):
+        log.warning("%s: %s", target.instance_id, exc)
+        return BAD_GATEWAY
+    log.debug("%s: %s", target.instance_id, exc)
+    return BAD_HOST
 
 
 async def respond(scope: Scope, send: Send, status: int, text: str) -> None:

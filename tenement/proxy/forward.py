@@ -38,7 +38,7 @@ from tenement.errors import TenementError
 from tenement.proxy.headers import request_headers, response_headers
 from tenement.proxy.upstream import Connection, Upstream, UpstreamError
 from tenement.types import Receive, Scope, Send
-from tenement.wire import WholeResponse, request_bytes
+from tenement.wire import WholeRequest, WholeResponse, request_bytes
 
 log = logging.getLogger(__name__)
 
@@ -123,11 +123,7 @@ async def forward_http(
         raise ClientGone
     body = message.get("body", b"")
     more = message.get("more_body", False)
-    if not any(name == b"content-length" for name, _ in headers):
-        if more:
-            headers.append((b"transfer-encoding", b"chunked"))
-        elif body or method in _BODY_METHODS:
-            headers.append((b"content-length", str(len(body)).encode()))
+    _frame(method, headers, body, more=more)
     target = request_target(scope)
     try:
         if not more:
@@ -140,6 +136,41 @@ async def forward_http(
     if not more:
         return await _forward_plain(upstream, conn, plain, receive, send, timeout)
     return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
+
+
+async def forward_whole(
+    upstream: Upstream,
+    conn: Connection,
+    request: WholeRequest,
+    client_host: str | None,
+    receive: Receive,
+    send: Send,
+    *,
+    timeout: float,
+) -> float:
+    """:func:`forward_http` for a whole plain request read without h11 (``h1.py``'s
+    express lane): the same headers, bytes and answer as the ASGI way in."""
+    method = request.method.decode("ascii")  # a token: ASCII
+    headers = request_headers(request.headers, client_host=client_host, scheme="http")
+    _frame(method, headers, request.body, more=False)
+    path, _, query = request.target.partition(b"?")
+    target = path + b"?" + query if query else path  # as request_target() rebuilds it
+    try:
+        plain = _Plain.of(method, target, headers, request.body)
+    except h11.LocalProtocolError as exc:
+        upstream.release(conn)  # untouched: still good
+        raise BadRequest(f"cannot forward this request: {exc}") from exc
+    return await _forward_plain(upstream, conn, plain, receive, send, timeout)
+
+
+def _frame(method: str, headers: list[tuple[bytes, bytes]], body: bytes, *, more: bool) -> None:
+    """Frame the body for the tenant when the client's framing was hop-by-hop (chunked):
+    chunked again while more is coming, else an exact ``Content-Length``."""
+    if not any(name == b"content-length" for name, _ in headers):
+        if more:
+            headers.append((b"transfer-encoding", b"chunked"))
+        elif body or method in _BODY_METHODS:
+            headers.append((b"content-length", str(len(body)).encode()))
 
 
 @attrs.frozen

@@ -45,7 +45,7 @@ from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
 from tenement.errors import TenementError
 from tenement.server.accept import accept_connections
-from tenement.server.h1 import Http1Connection, IdleConnections, ReplayStream
+from tenement.server.h1 import Express, Http1Connection, IdleConnections, ReplayStream
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -151,6 +151,7 @@ async def serve_http(
     grace_seconds: float,
     config_overrides: Mapping[str, Any] | None = None,
     fast_path: Callable[[str | None], bool] | None = None,
+    express: Express | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` over HTTP/1.1 on ``sockets`` until ``shutdown`` is set, then drain.
@@ -165,6 +166,8 @@ async def serve_http(
         config_overrides: hypercorn ``Config`` settings (see :func:`make_config`).
         fast_path: requests whose ``Host`` this accepts are served without hypercorn
             (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn).
+        express: with ``fast_path``, the proxy's express lane for whole plain requests
+            (``h1.py``; ``Proxy.express``).
         task_status: ``started(binds)`` once every socket is accepting, with one
             ``http://...`` description per socket.
 
@@ -218,6 +221,7 @@ async def serve_http(
             keep_alive_seconds=config.keep_alive_timeout,
             client=client,
             server=server,
+            express=express,
         ).run()
 
     async with trio.open_nursery() as connections:

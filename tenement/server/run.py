@@ -185,7 +185,9 @@ async def serve(
                 public_stop, control_stop = trio.Event(), trio.Event()
                 public_drained, control_drained = trio.Event(), trio.Event()
 
-                async def serve_until_drained(app, listening, stop, drained, *, task_status):  # type: ignore[no-untyped-def]
+                async def serve_until_drained(
+                    app, listening, stop, drained, express, *, task_status
+                ):  # type: ignore[no-untyped-def]
                     try:
                         await serve_http(
                             app,
@@ -195,6 +197,7 @@ async def serve(
                             # tenants name themselves; hypercorn must not add a second one
                             config_overrides={"include_server_header": False},
                             fast_path=node.proxy.handles,
+                            express=express,
                             task_status=task_status,
                         )
                     finally:
@@ -210,7 +213,12 @@ async def serve(
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     await nursery.start(
-                        serve_until_drained, node.proxy, sockets, public_stop, public_drained
+                        serve_until_drained,
+                        node.proxy,
+                        sockets,
+                        public_stop,
+                        public_drained,
+                        node.proxy.express,
                     )
                     if control_sockets:
                         await nursery.start(
@@ -219,6 +227,7 @@ async def serve(
                             control_sockets,
                             control_stop,
                             control_drained,
+                            None,
                         )
                     else:
                         control_drained.set()

@@ -169,8 +169,9 @@ class ProxyServer:
 
 
 async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
-    """Run ``proxy`` as ``ten serve`` does (``serve_http``: its own HTTP/1.1 for tenant
-    hosts, hypercorn for the rest) on 127.0.0.1:0 until the test ends."""
+    """Run ``proxy`` as ``ten serve`` does (``serve_http``: its own HTTP/1.1 and the
+    express lane for tenant hosts, hypercorn for the rest) on 127.0.0.1:0 until the test
+    ends."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -183,6 +184,7 @@ async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
             grace_seconds=1,
             config_overrides={"include_server_header": False},
             fast_path=proxy.handles,
+            express=proxy.express,
         )
     )
     return ProxyServer(proxy, port)
