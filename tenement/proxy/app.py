@@ -40,7 +40,7 @@ from tenement.proxy.routing import (
     Fallback,
     Rejected,
     fallback_order,
-    parse_host,
+    route_for,
     weighted_pick,
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
@@ -102,7 +102,7 @@ class Proxy:
             if name == b"host" or name == b":authority":
                 host = value.decode("latin-1")
                 break
-        route = parse_host(host, self._domain)
+        route = route_for(host, self._domain)
         if isinstance(route, Fallback):
             return await self._fallback(scope, receive, send)
         self.metrics.request()
@@ -154,7 +154,7 @@ class Proxy:
             ASGI way in (:meth:`__call__`), which routes by weight, wakes, waits out a
             restart, connects, and answers errors. True once it was answered.
         """
-        route = parse_host(request.host.decode("latin-1"), self._domain)
+        route = route_for(request.host.decode("latin-1"), self._domain)
         if not isinstance(route, Direct):
             return False
         service = self._backends.service(route.service)
@@ -189,7 +189,7 @@ class Proxy:
 
     def handles(self, host: str | None) -> bool:
         """Whether a request with this ``Host`` is a tenant's (not the fallback's)."""
-        return not isinstance(parse_host(host, self._domain), Fallback)
+        return not isinstance(route_for(host, self._domain), Fallback)
 
     def use(self, backends: Backends, fallback: ASGIApp) -> None:
         """Route with ``backends`` and fall back to ``fallback`` from the next request on

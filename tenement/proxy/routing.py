@@ -19,6 +19,7 @@ Host rules (reference §5.7, with hostile input handled):
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from collections.abc import Sequence
@@ -108,6 +109,24 @@ def parse_host(host: str | None, domain: str) -> Route:
     if is_valid_name(tenant) and is_valid_name(service):
         return Direct(tenant, service)
     return NOT_FOUND
+
+
+#: Host values longer than this are parsed each time, not remembered (the cache's memory
+#: stays bounded whatever clients send)
+_CACHED_HOST_LENGTH = MAX_HOST_LENGTH + 8
+
+
+@functools.lru_cache(maxsize=1024)
+def _cached_route(host: str, domain: str) -> Route:
+    return parse_host(host, domain)
+
+
+def route_for(host: str | None, domain: str) -> Route:
+    """:func:`parse_host`, remembered for the 1,024 hosts seen most recently (a pure
+    function of its arguments; it ran for every proxied request: ~2% of one, py-spy)."""
+    if host is None or len(host) > _CACHED_HOST_LENGTH:
+        return parse_host(host, domain)
+    return _cached_route(host, domain)
 
 
 class HasWeight(Protocol):

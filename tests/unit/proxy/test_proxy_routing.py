@@ -16,8 +16,10 @@ from tenement.proxy.routing import (
     Fallback,
     Rejected,
     Weighted,
+    _cached_route,
     fallback_order,
     parse_host,
+    route_for,
     strip_port,
     weighted_pick,
 )
@@ -154,3 +156,23 @@ def test_random_hosts_never_raise() -> None:
         host = rng.choice([label, label + "." + DOMAIN, label + "." + DOMAIN + ":80"])
         route = parse_host(host, DOMAIN)
         assert isinstance(route, Direct | Weighted | Fallback | Rejected)
+
+
+def test_route_for_remembers_what_parse_host_says() -> None:
+    hosts = [
+        None,
+        "",
+        "a.notes.example.com",
+        "A.Notes.example.com:80",
+        "notes.example.com",
+        "example.com",
+        "x..example.com",
+        "other.org",
+    ]
+    for host in hosts:
+        assert route_for(host, "example.com") == parse_host(host, "example.com")
+        assert route_for(host, "example.com") == parse_host(host, "example.com")  # cached
+    before = _cached_route.cache_info().currsize
+    long_host = "a" * 300 + ".notes.example.com"
+    assert route_for(long_host, "example.com") == parse_host(long_host, "example.com")
+    assert _cached_route.cache_info().currsize == before  # not kept
