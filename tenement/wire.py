@@ -97,13 +97,25 @@ class WholeRequest:
     length: int
 
 
-def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | None:
-    """The request at the start of ``buffer``, if it is whole and plain.
+class _Head:
+    """A message head split up: its first line's match, and its fields (names
+    lowercased, values without surrounding whitespace)."""
 
-    Returns:
-        a :class:`WholeRequest`; :data:`INCOMPLETE` when it has not all arrived (and
-        would still be taken here); None when h11 should read these bytes.
-    """
+    __slots__ = ("fields", "first", "size")
+
+    def __init__(self, first: re.Match[bytes], fields: Headers, size: int) -> None:
+        self.first = first
+        self.fields = fields
+        #: the head's length in bytes, blank line included
+        self.size = size
+
+
+def _head(
+    buffer: bytes | bytearray, first_line: re.Pattern[bytes], field_lines: re.Pattern[bytes]
+) -> _Head | object | None:
+    """The head at the start of ``buffer`` if its first line matches ``first_line`` and
+    its header lines ``field_lines``; :data:`INCOMPLETE` while it is arriving (under
+    :data:`MAX_HEAD`); None otherwise."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
         return INCOMPLETE if len(buffer) <= MAX_HEAD else None
@@ -111,22 +123,34 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
         return None
     head = bytes(buffer[: end + 2])
     line_end = head.find(b"\r\n")
-    request_line = _REQUEST_LINE.fullmatch(head, 0, line_end)
-    if request_line is None:
-        return None  # HTTP/1.0, a bare LF, garbage: h11's call
-    if _STRICT_FIELD_LINES.fullmatch(head, line_end + 2) is None:
-        return None  # obs-fold, a bad name or value
-    method, target = request_line[1], request_line[2]
+    first = first_line.fullmatch(head, 0, line_end)
+    if first is None or field_lines.fullmatch(head, line_end + 2) is None:
+        return None
+    fields = []
+    for line in head[line_end + 2 : -2].split(b"\r\n") if end > line_end else ():
+        name, _, value = line.partition(b":")
+        fields.append((name.lower(), value.strip(b" \t")))
+    return _Head(first, fields, end + 4)
+
+
+def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | None:
+    """The request at the start of ``buffer``, if it is whole and plain.
+
+    Returns:
+        a :class:`WholeRequest`; :data:`INCOMPLETE` when it has not all arrived (and
+        would still be taken here); None when h11 should read these bytes.
+    """
+    head = _head(buffer, _REQUEST_LINE, _STRICT_FIELD_LINES)
+    if not isinstance(head, _Head):
+        return head  # HTTP/1.0, a bare LF, obs-fold, garbage: h11's call; or INCOMPLETE
+    method, target = head.first[1], head.first[2]
     if method == b"CONNECT":
         return None
     headers: Headers = []
     host: bytes | None = None
     length = 0
     seen_length = False
-    for line in head[line_end + 2 : -2].split(b"\r\n") if end > line_end else ():
-        name, _, value = line.partition(b":")
-        value = value.strip(b" \t")
-        name = name.lower()
+    for name, value in head.fields:
         if name == b"host":
             if host is not None:
                 return None
@@ -142,7 +166,7 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
         headers.append((name, value))
     if host is None or length > MAX_WHOLE_BODY:
         return None
-    start = end + 4
+    start = head.size
     if len(buffer) < start + length:
         return INCOMPLETE
     return WholeRequest(
@@ -193,28 +217,16 @@ def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse 
         a :class:`WholeResponse`; :data:`INCOMPLETE` when the head has not all arrived
         (and is still under :data:`MAX_HEAD`); None when h11 should handle these bytes.
     """
-    end = buffer.find(b"\r\n\r\n")
-    if end < 0:
-        return INCOMPLETE if len(buffer) <= MAX_HEAD else None
-    if end > MAX_HEAD:
-        return None
-    head = bytes(buffer[: end + 2])
-    line_end = head.find(b"\r\n")
-    status_line = _STATUS_LINE.fullmatch(head, 0, line_end)
-    if status_line is None:
-        return None  # HTTP/1.0 keep-alive rules, or garbage: h11's call
-    status = int(status_line[1])
+    head = _head(buffer, _STATUS_LINE, _FIELD_LINES)
+    if not isinstance(head, _Head):
+        return head  # HTTP/1.0 keep-alive rules, obs-fold, garbage: h11's call; or INCOMPLETE
+    status = int(head.first[1])
     if status < 200:
         return None  # 1xx: more heads follow
-    if _FIELD_LINES.fullmatch(head, line_end + 2) is None:
-        return None  # obs-fold, a bad name or value
     headers: Headers = []
     length: int | None = None
     reusable = True
-    for line in head[line_end + 2 : -2].split(b"\r\n") if end > line_end else ():
-        name, _, value = line.partition(b":")
-        value = value.strip(b" \t")
-        name = name.lower()
+    for name, value in head.fields:
         if name == b"content-length":
             if length is not None or not value.isdigit():
                 return None  # two lengths (maybe equal, maybe not): h11 decides
@@ -228,7 +240,7 @@ def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse 
         length = 0
     elif length is None:
         return None  # delimited by the tenant closing
-    start = end + 4
+    start = head.size
     if len(buffer) < start + length:
         return None  # the body is still coming: h11 streams it
     if len(buffer) > start + length:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import random
+from collections.abc import Awaitable
 
 import trio
 
@@ -120,26 +121,25 @@ class Proxy:
             return await self._answer(scope, send, found)
         target, conn = found
         timeout = service.request_timeout
+        answer = None
+
+        async def upgrade() -> float:
+            nonlocal answer
+            answer = await upgrade_websocket(conn, scope, receive, timeout=timeout)
+            return trio.current_time()
+
         with self._backends.connection(target.instance_id):
-            failure: Rejected | None = None
+            if kind == "http":
+                forward = forward_http(self._upstream, conn, scope, receive, send, timeout=timeout)
+            else:
+                forward = upgrade()
             try:
-                if kind == "http":
-                    head_at = await forward_http(
-                        self._upstream, conn, scope, receive, send, timeout=timeout
-                    )
-                else:
-                    answer = await upgrade_websocket(conn, scope, receive, timeout=timeout)
-                    head_at = trio.current_time()
-            except (ForwardTimedOut, ForwardFailed, BadRequest) as exc:
-                failure, head_at = _failure(target, exc), trio.current_time()
+                failure = await self._forwarded(target, started, forward)
             except ClientGone:
                 return None
-            self.metrics.record(
-                target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
-            )
             if failure is not None:
                 return await self._answer(scope, send, failure)
-            if kind == "websocket":
+            if answer is not None:
                 await relay_websocket(conn, answer, scope, receive, send)
         return None
 
@@ -165,27 +165,43 @@ class Proxy:
         self.metrics.request()
         started = trio.current_time()
         with self._backends.connection(target.instance_id):
-            failure: Rejected | None = None
+            forward = forward_whole(
+                self._upstream,
+                conn,
+                request,
+                client_host,
+                receive,
+                send,
+                timeout=service.request_timeout,
+            )
             try:
-                head_at = await forward_whole(
-                    self._upstream,
-                    conn,
-                    request,
-                    client_host,
-                    receive,
-                    send,
-                    timeout=service.request_timeout,
-                )
-            except (ForwardTimedOut, ForwardFailed, BadRequest) as exc:
-                failure, head_at = _failure(target, exc), trio.current_time()
+                failure = await self._forwarded(target, started, forward)
             except ClientGone:
                 return True
-            self.metrics.record(
-                target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
-            )
             if failure is not None:
                 await self._answer(_HTTP_SCOPE, send, failure)
         return True
+
+    async def _forwarded(
+        self, target: Target, started: float, forward: Awaitable[float]
+    ) -> Rejected | None:
+        """Await ``forward`` (it returns when the response head arrived) and record how
+        long the request took; the proxy's own answer when it failed before the head.
+
+        Raises:
+            ClientGone: the client left (nothing is recorded or answered).
+        """
+        try:
+            head_at = await forward
+        except (ForwardTimedOut, ForwardFailed, BadRequest) as exc:
+            failure: Rejected | None = _failure(target, exc)
+            head_at = trio.current_time()
+        else:
+            failure = None
+        self.metrics.record(
+            target.instance_id, target.service, target.tenant, (head_at - started) * 1000.0
+        )
+        return failure
 
     def handles(self, host: str | None) -> bool:
         """Whether a request with this ``Host`` is a tenant's (not the fallback's)."""
