@@ -261,17 +261,18 @@ class Http1Connection:
         request_bytes = bytes(self._pending[: request.length])
 
         def prime() -> h11.Connection:
-            """h11, as if it had read this request: for an answer h11 must write."""
-            conn = _server_connection()
-            conn.receive_data(request_bytes)
-            while conn.their_state is not h11.DONE:
-                conn.next_event()
-            self._h11 = conn
+            """The connection's h11 (untouched until now), as if it had read this request:
+            for an answer h11 must write, or for reading on after it. Once only: what is
+            read ahead meanwhile goes into that same h11."""
+            conn = self._h11
+            if conn.their_state is h11.IDLE:
+                conn.receive_data(request_bytes)
+                while conn.their_state is not h11.DONE:
+                    conn.next_event()
             return conn
 
         async def receive() -> Message:
-            if self._h11.their_state is not h11.DONE:
-                prime()
+            prime()
             return await self._receive()
 
         response = _Response(

@@ -170,3 +170,27 @@ async def test_requests_the_lane_does_not_take_go_the_asgi_way(nursery) -> None:
             assert data, seen
             seen += data
     assert (proxy.taken, proxy.left) == (1, 2)  # offered, and left to the API's app
+
+
+async def test_a_request_sent_ahead_during_an_answer_h11_relays_is_kept(nursery) -> None:
+    # The answer is streamed by h11 (chunked, in two pieces): while it is relayed the
+    # server watches the client and reads ahead what it sends; that must be served next.
+    head = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    tenant = ScriptedTenant([OK], [head, 0.2, b"3\r\nok\n\r\n0\r\n\r\n"], [OK])
+    proxy, port = await start(nursery, tenant)
+    request = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST
+    stream = await trio.open_tcp_stream("127.0.0.1", port)
+    async with stream:
+        await stream.send_all(request)  # opens the tenant connection the ASGI way
+        seen = b""
+        while seen.count(b"ok\n") < 1:
+            seen += await stream.receive_some(65536)
+        await stream.send_all(request)  # the express lane; its answer is chunked
+        await trio.sleep(0.05)  # the answer has begun: send the next request ahead
+        await stream.send_all(request)
+        with trio.fail_after(5):
+            while seen.count(b"ok\n") < 3:
+                data = await stream.receive_some(65536)
+                assert data, seen
+                seen += data
+    assert proxy.taken == 2
