@@ -67,7 +67,11 @@ class BadRequest(TenementError):
 def request_target(scope: Scope) -> bytes:
     """Path and query as the client sent them (``raw_path``, else the encoded path)."""
     path = scope.get("raw_path") or scope["path"].encode("utf-8")
-    query = scope.get("query_string") or b""
+    return _target(path, scope.get("query_string") or b"")
+
+
+def _target(path: bytes, query: bytes) -> bytes:
+    """``path?query``, or the path alone when the query is empty (``/x?`` -> ``/x``)."""
     return path + b"?" + query if query else path
 
 
@@ -122,19 +126,16 @@ async def forward_http(
         upstream.release(conn)  # untouched: still good
         raise ClientGone
     body = message.get("body", b"")
-    more = message.get("more_body", False)
-    _frame(method, headers, body, more=more)
     target = request_target(scope)
+    if not message.get("more_body", False):
+        return await _forward_whole_body(
+            upstream, conn, method, target, headers, body, receive, send, timeout
+        )
+    _frame(method, headers, body, more=True)
     try:
-        if not more:
-            plain = _Plain.of(method, target, headers, body)
-        else:
-            request = h11.Request(method=method, target=target, headers=headers)
+        request = h11.Request(method=method, target=target, headers=headers)
     except h11.LocalProtocolError as exc:
-        upstream.release(conn)  # untouched: still good
-        raise BadRequest(f"cannot forward this request: {exc}") from exc
-    if not more:
-        return await _forward_plain(upstream, conn, plain, receive, send, timeout)
+        raise _refused(upstream, conn, exc) from exc
     return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
 
 
@@ -152,15 +153,38 @@ async def forward_whole(
     express lane): the same headers, bytes and answer as the ASGI way in."""
     method = request.method.decode("ascii")  # a token: ASCII
     headers = request_headers(request.headers, client_host=client_host, scheme="http")
-    _frame(method, headers, request.body, more=False)
     path, _, query = request.target.partition(b"?")
-    target = path + b"?" + query if query else path  # as request_target() rebuilds it
+    target = _target(path, query)
+    return await _forward_whole_body(
+        upstream, conn, method, target, headers, request.body, receive, send, timeout
+    )
+
+
+async def _forward_whole_body(
+    upstream: Upstream,
+    conn: Connection,
+    method: str,
+    target: bytes,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    receive: Receive,
+    send: Send,
+    timeout: float,
+) -> float:
+    """A request whose body is all here, framed and written as bytes
+    (:func:`_forward_plain`)."""
+    _frame(method, headers, body, more=False)
     try:
-        plain = _Plain.of(method, target, headers, request.body)
+        plain = _Plain.of(method, target, headers, body)
     except h11.LocalProtocolError as exc:
-        upstream.release(conn)  # untouched: still good
-        raise BadRequest(f"cannot forward this request: {exc}") from exc
+        raise _refused(upstream, conn, exc) from exc
     return await _forward_plain(upstream, conn, plain, receive, send, timeout)
+
+
+def _refused(upstream: Upstream, conn: Connection, exc: h11.LocalProtocolError) -> BadRequest:
+    """The error for a request HTTP/1.1 cannot carry; ``conn``, untouched, is pooled."""
+    upstream.release(conn)
+    return BadRequest(f"cannot forward this request: {exc}")
 
 
 def _frame(method: str, headers: list[tuple[bytes, bytes]], body: bytes, *, more: bool) -> None:
