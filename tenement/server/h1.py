@@ -321,9 +321,7 @@ class Http1Connection:
 
     async def _take_pending(self) -> int:
         data = await sockets.receive(self._sock)
-        if not data:
-            self._eof = True
-        self._pending += data
+        self._pend(data)
         return len(data)
 
     def _take_waiting(self) -> bool:
@@ -333,10 +331,14 @@ class Http1Connection:
             data = self._sock.recv(sockets.READ_SIZE)
         except BlockingIOError:
             return False
+        self._pend(data)
+        return True
+
+    def _pend(self, data: bytes) -> None:
+        """Keep bytes read for the express lane (``b""``: the client closed)."""
         if not data:
             self._eof = True
         self._pending += data
-        return True
 
     async def _read_within(
         self, deadline: float, *, started: bool, read: Callable[[], Awaitable[int]]
