@@ -105,12 +105,9 @@ def upsert(
         return
     sets = ", ".join(f"{c} = :{c}" for c in columns if c not in key)
     where = " AND ".join(f"{k} = :{k}" for k in key)
-    insert = (
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(':' + c for c in columns)})"
-    )
     for row in rows:
         if session.execute(f"UPDATE {table} SET {sets} WHERE {where}", row).rowcount == 0:
-            session.execute(insert, row)
+            session.execute(insert_sql(table, columns), row)
 
 
 def in_list(name: str, values: Sequence[Any]) -> tuple[str, dict[str, Any]]:

@@ -188,9 +188,9 @@ class LogQueries(StoreBase):
         deleted = 0
         with self._write() as conn:
             if older_than_ms is not None:
-                cutoff = {"cutoff": _time.rfc3339_from_ms(older_than_ms)}
                 deleted += conn.execute(
-                    "DELETE FROM logs WHERE timestamp < :cutoff", cutoff
+                    "DELETE FROM logs WHERE timestamp < :cutoff",
+                    {"cutoff": _time.rfc3339_from_ms(older_than_ms)},
                 ).rowcount
             if keep_rows is not None:
                 boundary = conn.execute(

@@ -7,8 +7,8 @@ The reference's tables keep its exact names and column types so that a database 
 by the reference binary is recognised and keeps working (its tokens too). Its
 ``logs_fts`` FTS5 table and the ``logs_ai``/``logs_ad`` triggers exist only on SQLite
 and are not modelled here (SQLAlchemy has no notion of virtual tables); the baseline
-migration creates them. Revision scripts never import this module either: each revision spells out
-its own tables, so old revisions stay valid while these models move on.
+migration creates them. Revision scripts never import this module either: each
+revision spells out its own tables, so old revisions stay valid while these models move on.
 """
 
 from __future__ import annotations
