@@ -13,7 +13,7 @@ from tenement.store._db import Session
 
 STATES = ("starting", "running", "stopped", "failed")
 
-#: the ``instances`` table's columns
+#: the ``instances`` table's columns, each named as the :class:`InstanceRecord` field
 COLUMNS = (
     "instance_id",
     "service",
@@ -66,23 +66,8 @@ class InstanceRecord:
         times = row["restart_times"]
         if isinstance(times, str):  # JSON text (SQLite); PostgreSQL's json arrives parsed
             times = json.loads(times)
-        return cls(
-            instance_id=row["instance_id"],
-            service=row["service"],
-            tenant=row["tenant"],
-            pid=row["pid"],
-            start_ticks=row["start_ticks"],
-            pgid=row["pgid"],
-            port=row["port"],
-            socket=row["socket"],
-            state=row["state"],
-            updated_at=row["updated_at"],
-            weight=row["weight"],
-            health=row["health"],
-            restart_times=tuple(float(t) for t in times or ()),
-            restarts_total=row["restarts_total"],
-            started_at=row["started_at"],
-        )
+        fields = {column: row[column] for column in COLUMNS if column != "restart_times"}
+        return cls(**fields, restart_times=tuple(float(t) for t in times or ()))
 
     def to_row(self) -> dict[str, object]:
         row = attrs.asdict(self, recurse=False)
