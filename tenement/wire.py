@@ -13,6 +13,8 @@ done here:
   else (chunked, close-delimited, ``1xx``, obs-fold, a header h11 would refuse, a body
   still on its way) is left to h11, which gets the same bytes;
 - :func:`response_bytes`: a whole response for a client speaking HTTP/1.1;
+- :func:`parsed_request_bytes` and :func:`parsed_response_bytes`: the same for parts
+  that one of the parsers here already checked (the express lane's), not checked twice;
 - :func:`parse_whole_request`: a client's request that is ``HTTP/1.1``, keeps the
   connection open, has exactly one ``Host``, no body or one framed by one
   ``Content-Length`` and already whole, nothing asking for more than a plain exchange
@@ -190,6 +192,16 @@ def request_bytes(
     return b"".join((method, b" ", target, b" HTTP/1.1\r\n", fields, b"\r\n", body))
 
 
+def parsed_request_bytes(
+    method: bytes, target: bytes, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> bytes:
+    """:func:`request_bytes` for parts known valid, not checked again: what
+    :func:`parse_whole_request` took (its check is stricter than the writer's), and values
+    made of those (``X-Forwarded-*``)."""
+    lines = b"".join([b"%s: %s\r\n" % field for field in headers])
+    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", lines, b"\r\n", body))
+
+
 def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     """The header lines, or None if a name is not a token or a value not a field value.
 
@@ -255,5 +267,18 @@ def response_bytes(
     fields = _fields(headers)
     if not 100 <= status <= 999 or fields is None:
         return None
-    status_line = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
-    return b"".join((status_line, fields, b"\r\n", body))
+    return b"".join((_status_line(status), fields, b"\r\n", body))
+
+
+def parsed_response_bytes(
+    status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+) -> bytes:
+    """:func:`response_bytes` for a status and headers known valid, not checked again:
+    what :func:`parse_whole_response` took, and the server's own (``Date``,
+    ``Content-Length``)."""
+    lines = b"".join([b"%s: %s\r\n" % field for field in headers])
+    return b"".join((_status_line(status), lines, b"\r\n", body))
+
+
+def _status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))

@@ -46,7 +46,7 @@ from tenement.proxy.routing import (
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
 from tenement.proxy.websocket import relay_websocket, upgrade_websocket
-from tenement.types import ASGIApp, Receive, Scope, Send
+from tenement.types import ASGIApp, Receive, Scope, Send, SendWhole
 from tenement.wire import WholeRequest
 
 log = logging.getLogger(__name__)
@@ -144,7 +144,12 @@ class Proxy:
         return None
 
     async def express(
-        self, request: WholeRequest, client_host: str | None, receive: Receive, send: Send
+        self,
+        request: WholeRequest,
+        client_host: str | None,
+        receive: Receive,
+        send: Send,
+        send_whole: SendWhole,
     ) -> bool:
         """Serve a whole, plain HTTP/1.1 request that ``h1.py`` read itself (its express
         lane), when it is for a running instance with an idle pooled connection.
@@ -172,6 +177,7 @@ class Proxy:
                 client_host,
                 receive,
                 send,
+                send_whole,
                 timeout=service.request_timeout,
             )
             try:

@@ -37,8 +37,8 @@ from tenement.asgi import cancel_on_disconnect
 from tenement.errors import TenementError
 from tenement.proxy.headers import request_headers, response_headers
 from tenement.proxy.upstream import Connection, Upstream, UpstreamError
-from tenement.types import Receive, Scope, Send
-from tenement.wire import WholeRequest, WholeResponse, request_bytes
+from tenement.types import Receive, Scope, Send, SendWhole
+from tenement.wire import WholeRequest, WholeResponse, parsed_request_bytes, request_bytes
 
 log = logging.getLogger(__name__)
 
@@ -146,18 +146,24 @@ async def forward_whole(
     client_host: str | None,
     receive: Receive,
     send: Send,
+    send_whole: SendWhole,
     *,
     timeout: float,
 ) -> float:
     """:func:`forward_http` for a whole plain request read without h11 (``h1.py``'s
-    express lane): the same headers, bytes and answer as the ASGI way in."""
+    express lane): the same headers, bytes and answer as the ASGI way in. Its parts were
+    checked as they were parsed, so its bytes are written without checking them again;
+    a whole plain answer goes back in one ``send_whole``."""
     method = request.method.decode("ascii")  # a token: ASCII
     headers = request_headers(request.headers, client_host=client_host, scheme="http")
     path, _, query = request.target.partition(b"?")
     target = _target(path, query)
-    return await _forward_whole_body(
-        upstream, conn, method, target, headers, request.body, receive, send, timeout
+    body = request.body
+    _frame(method, headers, body, more=False)
+    plain = _Plain(
+        method, target, headers, body, parsed_request_bytes(request.method, target, headers, body)
     )
+    return await _forward_plain(upstream, conn, plain, receive, send, timeout, send_whole)
 
 
 async def _forward_whole_body(
@@ -239,10 +245,12 @@ async def _forward_plain(
     receive: Receive,
     send: Send,
     timeout: float,
+    send_whole: SendWhole | None = None,
 ) -> float:
     """:func:`forward_http` for a request with a whole body, written without h11 (see
-    ``tenement/wire.py``). A whole, plain answer is relayed in two ASGI messages and the
-    connection pooled; any other answer goes through h11 as before."""
+    ``tenement/wire.py``). A whole, plain answer is relayed in one ``send_whole`` where
+    the server offers it, else in two ASGI messages, and the connection pooled; any
+    other answer goes through h11 as before."""
     try:
         with trio.move_on_after(timeout) as deadline:
             try:
@@ -258,7 +266,9 @@ async def _forward_plain(
         if deadline.cancelled_caught:
             raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
         head_at = trio.current_time()
-        if isinstance(answer, WholeResponse):
+        if isinstance(answer, WholeResponse) and send_whole is not None:
+            await send_whole(answer.status, response_headers(answer.headers), answer.body)
+        elif isinstance(answer, WholeResponse):
             await _send_head(send, answer.status, answer.headers)
             await send({"type": "http.response.body", "body": answer.body})
         else:

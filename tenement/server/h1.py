@@ -41,7 +41,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from urllib.parse import unquote
 
@@ -49,14 +49,20 @@ import h11
 import trio
 
 from tenement import sockets
-from tenement.types import ASGIApp, Message, Receive, Send
-from tenement.wire import WholeRequest, parse_whole_request, reason_phrase, response_bytes
+from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
+from tenement.wire import (
+    WholeRequest,
+    parse_whole_request,
+    parsed_response_bytes,
+    reason_phrase,
+    response_bytes,
+)
 
 log = logging.getLogger(__name__)
 
 #: the proxy's express lane (``Proxy.express``): a whole plain request, the client's
-#: address, ``receive`` and ``send``; False if it did nothing
-Express = Callable[[WholeRequest, str | None, Receive, Send], Awaitable[bool]]
+#: address, ``receive``, ``send`` and ``send_whole``; False if it did nothing
+Express = Callable[[WholeRequest, str | None, Receive, Send, SendWhole], Awaitable[bool]]
 
 READ_SIZE = 65536
 #: what a client waiting on its response may send on meanwhile (the next pipelined
@@ -284,7 +290,9 @@ class Http1Connection:
         )
         client = self._client[0] if self._client else None
         try:
-            served = await self._express(request, client, receive, response.send)
+            served = await self._express(
+                request, client, receive, response.send, response.send_whole
+            )
         except Exception:
             log.exception("error in the proxy serving %r", request.target)
             served = True
@@ -504,20 +512,33 @@ class _Response:
     async def send(self, message: Message) -> None:
         kind = message["type"]
         if kind == "http.response.start":
-            if self.started:
-                raise RuntimeError("http.response.start sent twice")
-            self._status = message["status"]
-            self._headers = [*message.get("headers", ()), (b"date", _Date.now())]
-            if self._shutdown.is_set():
-                self._headers.append((b"connection", b"close"))
-            self.started = True
+            self._start(message["status"], message.get("headers", ()))
             return
         if kind != "http.response.body":
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
+        await self._body(message.get("body", b""), message.get("more_body", False))
+
+    async def send_whole(
+        self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
+    ) -> None:
+        """A whole answer at once, as ``http.response.start`` and one last body part
+        would send it; the headers are ones ``wire.parse_whole_response`` checked, so a
+        plain answer is written without checking them again."""
+        self._start(status, headers)
+        await self._body(body, False, checked=True)
+
+    def _start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
+        if self.started:
+            raise RuntimeError("http.response.start sent twice")
+        self._status = status
+        self._headers = [*headers, (b"date", _Date.now())]
+        if self._shutdown.is_set():
+            self._headers.append((b"connection", b"close"))
+        self.started = True
+
+    async def _body(self, body: bytes, more: bool, *, checked: bool = False) -> None:
         if not self.started or self.finished:
             raise RuntimeError("http.response.body outside a response")
-        body = message.get("body", b"")
-        more = message.get("more_body", False)
         out = b""
         headers = self._headers
         if headers is not None:
@@ -531,7 +552,7 @@ class _Response:
             ):
                 headers.append((b"content-length", str(len(body)).encode()))
             if not more and self._may_be_plain and not self._shutdown.is_set():
-                data = self._plain_bytes(headers, body)
+                data = self._plain_bytes(headers, body, checked=checked)
                 if data is not None:
                     self.plain = self.finished = True
                     await sockets.send_all(self._sock, data)
@@ -555,10 +576,13 @@ class _Response:
             self._conn = self._conn()
         return self._conn
 
-    def _plain_bytes(self, headers: list[tuple[bytes, bytes]], body: bytes) -> bytes | None:
+    def _plain_bytes(
+        self, headers: list[tuple[bytes, bytes]], body: bytes, *, checked: bool
+    ) -> bytes | None:
         """The whole response as bytes without h11 (``tenement/wire.py``), or None when h11
         must write (or refuse) it: Transfer-Encoding, a Content-Length that is not the
-        body's, a body where none may be, a status or header h11 would refuse."""
+        body's, a body where none may be, a status or header h11 would refuse (unless
+        ``checked``: the headers were checked as they were parsed)."""
         status = self._status
         if status < 200:
             return None
@@ -571,6 +595,8 @@ class _Response:
                 return None
             if name == b"content-length" and not bodiless and value != length:
                 return None
+        if checked:
+            return parsed_response_bytes(status, headers, b"" if bodiless else body)
         return response_bytes(status, headers, b"" if bodiless else body)
 
     def _may_have_length(self) -> bool:

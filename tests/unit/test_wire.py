@@ -13,6 +13,8 @@ from tenement.wire import (
     WholeResponse,
     parse_whole_request,
     parse_whole_response,
+    parsed_request_bytes,
+    parsed_response_bytes,
     request_bytes,
     response_bytes,
 )
@@ -214,3 +216,37 @@ def test_a_request_that_is_not_plain_is_left_to_h11(request_: bytes) -> None:
 
 def test_a_head_with_no_end_over_the_limit_is_left_to_h11() -> None:
     assert parse_whole_request(b"GET / HTTP/1.1\r\nX: " + b"x" * MAX_HEAD) is None
+
+
+# ---- writing what the parsers took, unchecked --------------------------------------
+
+PARSED_REQUESTS = [
+    GET,
+    b"POST /p HTTP/1.1\r\nhost: h\r\ncontent-length: 5\r\nx-e:\r\n\r\nhello",
+    b"GET / HTTP/1.1\r\nHost: h\r\nX-Obs: caf\xe9 \t au lait\r\n\r\n",
+]
+PARSED_ANSWERS = [
+    OK,
+    b"HTTP/1.1 404\r\nX-A:  a b \t\r\nContent-Length: 0\r\n\r\n",
+    b"HTTP/1.1 299 Whatever\r\nX-Obs: \xff\r\nContent-Length: 1\r\n\r\nx",
+]
+
+
+@pytest.mark.parametrize("request_", PARSED_REQUESTS)
+def test_a_parsed_request_is_written_as_the_checking_writer_writes_it(request_: bytes) -> None:
+    parsed = parse_whole_request(request_)
+    assert isinstance(parsed, WholeRequest)
+    parts = (parsed.method, parsed.target, parsed.headers, parsed.body)
+    checked = request_bytes(*parts)
+    assert checked is not None
+    assert parsed_request_bytes(*parts) == checked
+
+
+@pytest.mark.parametrize("answer", PARSED_ANSWERS)
+def test_a_parsed_answer_is_written_as_the_checking_writer_writes_it(answer: bytes) -> None:
+    parsed = parse_whole_response(answer, head_request=False)
+    assert isinstance(parsed, WholeResponse)
+    parts = (parsed.status, [*parsed.headers, (b"date", b"Fri, 27 Nov 2026 07:00:00 GMT")])
+    checked = response_bytes(*parts, parsed.body)
+    assert checked is not None
+    assert parsed_response_bytes(*parts, parsed.body) == checked
