@@ -77,6 +77,8 @@ class Node:
         self._api: ASGIApp | None = None
         self._leave = trio.Event()
         self._done = trio.Event()
+        #: set by the server once it serves: adopted tenants' watchers start then
+        self.serving = trio.Event()
         self._hand_over = False
         self.metrics = ProxyMetrics()
         leader = LeaderClient(store, server_id)
@@ -124,7 +126,11 @@ class Node:
                     continue
                 try:
                     async with open_supervisor(
-                        self.config, self._store, environ=self._environ, holder=self.server_id
+                        self.config,
+                        self._store,
+                        environ=self._environ,
+                        holder=self.server_id,
+                        serving=self.serving,
                     ) as sup:
                         if following is not None:
                             following.cancel()

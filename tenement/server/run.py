@@ -233,6 +233,7 @@ async def serve(
                         control_drained.set()
                     ready = True
                     notifier.ready()
+                    node.serving.set()
                     notifier.status(_serving_status(node, workers))
                     task_status.started(sockets)
                     interval = watchdog_interval(environ)

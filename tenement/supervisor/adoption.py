@@ -16,6 +16,7 @@ import logging
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+import attrs
 import trio
 
 from tenement.config import Service
@@ -23,7 +24,6 @@ from tenement.store import InstanceRecord
 from tenement.supervisor.events import LifecycleEvent
 from tenement.supervisor.health import Health, HealthState
 from tenement.supervisor.instance import FAILED, RUNNING, STARTING, STOPPED, Instance, Run
-from tenement.supervisor.procfs import read_stat
 
 if TYPE_CHECKING:
     from tenement.supervisor.supervisor import Supervisor
@@ -51,12 +51,6 @@ def fate(record: InstanceRecord, services: Mapping[str, Service], ticks: int | N
     if record.service not in services:
         return Fate.STOP
     return Fate.ADOPT
-
-
-def _live_start_ticks(pid: int | None) -> int | None:
-    """The start ticks of ``pid`` if it runs (a zombie has exited: None)."""
-    stat = None if pid is None else read_stat(pid)
-    return None if stat is None or stat.exited else stat.start_ticks
 
 
 def _health(text: str) -> Health:
@@ -94,12 +88,15 @@ def first_check_delay(index: int, count: int, interval: float) -> float:
     return 0.0 if count <= 0 else interval * (index % count) / count
 
 
-async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: float) -> int:
-    """Load every row into ``sup``; adopt the live tenants. Returns how many were adopted.
+async def adopt_all(
+    sup: Supervisor, records: list[InstanceRecord], *, now: float
+) -> list[tuple[Instance, Run]]:
+    """Load every row into ``sup``; adopt the live tenants, and return them with their runs.
 
-    Per row the work is cheap (a read of ``/proc/<pid>/stat``, a pidfd); every changed row
-    and every audit row is written in one transaction, and the watchers, health checks and
-    restarts start after it.
+    Per row the work is cheap (a pidfd, then one read of ``/proc/<pid>/stat``); the rows
+    that changed and every audit row are written in one transaction (an adopted tenant's
+    row changes only when it was recorded as still starting), and the restarts start
+    after it. Watching the adopted tenants is left to :func:`watch_adopted`.
     """
     from tenement.supervisor.process import TenantProcess, kill_stale_group
 
@@ -111,14 +108,13 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
     for record in records:
         inst = instance_from_record(record, now=now)
         sup._instances[record.instance_id] = inst
-        ticks = _live_start_ticks(record.pid)
-        decision = fate(record, sup.config.services, ticks)
         process = None
-        if decision in (Fate.ADOPT, Fate.STOP):
-            assert record.pid is not None and record.start_ticks is not None
+        if record.pid is not None and record.start_ticks is not None:
+            # the process with that pid, when it runs and its start time is the recorded
+            # one: checked after its pidfd was opened, so the pidfd is that very process
             process = TenantProcess.adopt(record.pid, record.start_ticks)
-            if process is None:  # it exited between the two reads
-                decision = Fate.GONE
+        ticks = None if process is None else process.start_ticks
+        decision = fate(record, sup.config.services, ticks)
         if decision is Fate.ADOPT:
             assert process is not None
             if record.port is not None:
@@ -158,7 +154,9 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
                 # it died while no server watched it (or was between restarts): a crash
                 revive.append(inst)
         if decision is not Fate.KEEP:
-            changed.append(sup._record(inst))
+            now_record = sup._record(inst)
+            if decision is not Fate.ADOPT or _differs(now_record, record):
+                changed.append(now_record)
     if stopping:
         async with trio.open_nursery() as nursery:
             for process in stopping:
@@ -167,11 +165,24 @@ async def adopt_all(sup: Supervisor, records: list[InstanceRecord], *, now: floa
     await sup._store.run(sup._store.save_adoption, changed, audits)
     for event in events:
         sup._events.record(event)
-    interval = sup.config.settings.health_check_interval
-    for index, (inst, run) in enumerate(adopted):
-        sup._watch_logs(inst)
-        sup._start_watcher(inst, run, first_check_delay(index, len(adopted), interval))
     for inst in revive:
         inst.state = STARTING
         sup.revive(inst)
-    return len(adopted)
+    return adopted
+
+
+def watch_adopted(sup: Supervisor, adopted: list[tuple[Instance, Run]]) -> None:
+    """Resume supervising adopted tenants: their log files are tailed from the saved
+    offsets, and each gets its watcher (exit, then recovery) and health checks, the first
+    checks spread over one interval. A tenant stopped or replaced since is skipped."""
+    interval = sup.config.settings.health_check_interval
+    for index, (inst, run) in enumerate(adopted):
+        if inst.run is not run:
+            continue
+        sup._watch_logs(inst)
+        sup._start_watcher(inst, run, first_check_delay(index, len(adopted), interval))
+
+
+def _differs(now: InstanceRecord, before: InstanceRecord) -> bool:
+    """Whether an adopted tenant's row says more than it did (``updated_at`` aside)."""
+    return attrs.evolve(now, updated_at=before.updated_at) != before

@@ -1,16 +1,22 @@
-"""Adoption writes every adopted row and its audit row in one transaction."""
+"""Adoption writes the rows that changed and every audit row in one transaction, and
+leaves the watching of adopted tenants for when the server serves."""
 
 from __future__ import annotations
 
+import os
+import signal
 from collections.abc import Iterator
 
+import attrs
 import pytest
+import trio
 
 from tenement.config import Config
-from tenement.store import Store
+from tenement.store import InstanceRecord, Store
 from tenement.store._db import SqliteDatabase
 from tenement.supervisor import open_supervisor
 from tenement.supervisor.adoption import first_check_delay
+from tenement.supervisor.instance import STARTING
 
 
 class Transactions:
@@ -46,6 +52,9 @@ async def test_adoption_is_one_transaction_with_its_audit_rows(
     async with open_supervisor(config, store) as first:
         pids = {t: (await first.spawn("app", t)).pid for t in tenants}
         first.detach()
+    # a row saved while its tenant was still starting says more once it is adopted
+    starting = attrs.evolve(_row(store, "app:a4"), state=STARTING)
+    store.save_instance(starting)
     audited_before = len(store.recent_audit(1000))
     transactions.committed.clear()
     async with open_supervisor(config, store) as second:
@@ -57,13 +66,46 @@ async def test_adoption_is_one_transaction_with_its_audit_rows(
     ]
     assert len(adopting) == 1
     (statements,) = adopting
-    for tenant in tenants:
-        assert any(
-            s.startswith("INSERT INTO instances") and f"app:{tenant}" in s for s in statements
-        )
+    rewritten = [t for t in tenants if any(_writes_row(s, f"app:{t}") for s in statements)]
+    assert rewritten == ["a4"]  # the others' rows say what they said
+    assert _row(store, "app:a4").state != STARTING
     adopts = [r for r in store.recent_audit(1000)[: -audited_before or None] if r.action == "adopt"]
     assert sorted(r.instance_id for r in adopts) == tenants
     assert all(r.process == "app" and r.success for r in adopts)
+
+
+async def test_adopted_tenants_are_watched_once_the_server_serves(
+    config: Config, store: Store
+) -> None:
+    async with open_supervisor(config, store) as first:
+        pid = (await first.spawn("app", "w1")).pid
+        first.detach()
+    serving = trio.Event()
+    async with open_supervisor(config, store, serving=serving) as second:
+        inst = second.get("app:w1")
+        assert inst.pid == pid
+        await trio.sleep(0.05)
+        assert second._instances["app:w1"].watcher is None
+        serving.set()
+        with trio.fail_after(5):
+            while second._instances["app:w1"].watcher is None:
+                await trio.sleep(0.01)
+        # watched: its exit is seen and it is restarted, as any crash
+        os.kill(pid, signal.SIGKILL)
+        with trio.fail_after(10):
+            while second.get("app:w1").pid in (None, pid):
+                await trio.sleep(0.05)
+
+
+def _row(store: Store, instance_id: str) -> InstanceRecord:
+    (row,) = [r for r in store.load_instances() if r.instance_id == instance_id]
+    return row
+
+
+def _writes_row(statement: str, instance_id: str) -> bool:
+    return statement.startswith(("INSERT INTO instances", "UPDATE instances")) and (
+        f"'{instance_id}'" in statement
+    )
 
 
 def test_first_health_checks_are_spread_over_one_interval() -> None:
