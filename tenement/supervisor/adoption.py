@@ -98,8 +98,10 @@ async def adopt_all(
     row changes only when it was recorded as still starting), and the restarts start
     after it. Watching the adopted tenants is left to :func:`watch_adopted`.
     """
+    from tenement.supervisor import cgroups
     from tenement.supervisor.process import TenantProcess, kill_stale_group
 
+    cgroups_v2 = cgroups.available()
     adopted: list[tuple[Instance, Run]] = []
     events: list[LifecycleEvent] = []
     stopping: list[TenantProcess] = []
@@ -112,7 +114,7 @@ async def adopt_all(
         if record.pid is not None and record.start_ticks is not None:
             # the process with that pid, when it runs and its start time is the recorded
             # one: checked after its pidfd was opened, so the pidfd is that very process
-            process = TenantProcess.adopt(record.pid, record.start_ticks)
+            process = TenantProcess.adopt(record.pid, record.start_ticks, cgroups_v2=cgroups_v2)
         ticks = None if process is None else process.start_ticks
         decision = fate(record, sup.config.services, ticks)
         if decision is Fate.ADOPT:

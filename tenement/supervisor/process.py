@@ -106,8 +106,13 @@ class TenantProcess:
         return None if self._popen is None else self._popen.returncode
 
     @classmethod
-    def adopt(cls, pid: int, start_ticks: int) -> TenantProcess | None:
+    def adopt(cls, pid: int, start_ticks: int, *, cgroups_v2: bool = True) -> TenantProcess | None:
         """Take over a tenant an earlier server started.
+
+        Args:
+            cgroups_v2: whether a cgroup v2 hierarchy is mounted (``cgroups.available()``);
+                without one tenement placed no tenant in a cgroup, and the tenant's is not
+                looked up (on a hybrid host that read was a third of an adoption's time).
 
         Returns:
             The process, or None when ``pid`` is gone, a zombie, or a different
@@ -123,7 +128,7 @@ class TenantProcess:
         if stat is None or stat.exited or stat.start_ticks != start_ticks:
             os.close(pidfd)
             return None
-        cgroup_path = procfs.cgroup_of(pid)
+        cgroup_path = procfs.cgroup_of(pid) if cgroups_v2 else None
         cgroup = None
         if cgroup_path and cgroup_path != "/":
             directory = cgroups.CGROUP_ROOT / cgroup_path.lstrip("/")

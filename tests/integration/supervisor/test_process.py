@@ -313,6 +313,10 @@ async def test_tenant_outlives_its_server_and_is_adopted_by_pid_and_start_time(
     try:
         assert not gone(pid)
         assert TenantProcess.adopt(pid, ticks + 1) is None  # pid reuse: different start time
+        # no cgroup v2 hierarchy: its cgroup is not looked up
+        bare = TenantProcess.adopt(pid, ticks, cgroups_v2=False)
+        assert bare is not None and bare.cgroup is None
+        bare._mark_exited()  # closes its pidfd
         process = TenantProcess.adopt(pid, ticks)
         assert process is not None
         assert (process.pid, process.pgid, process.is_child) == (pid, pid, False)
