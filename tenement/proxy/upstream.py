@@ -142,7 +142,7 @@ class Connection:
         buffer = b""
         while True:
             try:
-                chunk = await sockets.receive(self.sock)
+                chunk = await sockets.receive(self.sock, wait_first=not buffer)
             except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
                 raise UpstreamProtocolError(f"reading from {self.address} failed: {exc}") from exc
             if chunk:

@@ -35,6 +35,21 @@ async def test_send_all_waits_for_a_slow_reader_and_receive_sees_the_end() -> No
     right.close()
 
 
+async def test_receive_waiting_first_gets_what_is_there_and_what_comes() -> None:
+    left, right = socket.socketpair()
+    left.setblocking(False)
+    right.setblocking(False)
+    with trio.fail_after(5):
+        left.send(b"already here")
+        assert await sockets.receive(right, wait_first=True) == b"already here"
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(sockets.send_all, left, b"later")
+            assert await sockets.receive(right, wait_first=True) == b"later"
+        left.close()
+        assert await sockets.receive(right, wait_first=True) == b""
+    right.close()
+
+
 async def test_accepted_connections_are_non_blocking_and_closing_ends_the_loop() -> None:
     listener = socket.create_server(("127.0.0.1", 0))
     listener.setblocking(False)
