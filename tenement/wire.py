@@ -34,8 +34,7 @@ from __future__ import annotations
 import http
 import re
 from collections.abc import Iterable
-
-import attrs
+from typing import NamedTuple
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -73,9 +72,9 @@ def reason_phrase(status: int) -> bytes:
     return _REASONS.get(status, b"")
 
 
-@attrs.frozen(slots=True)
-class WholeResponse:
-    """A tenant's complete answer, parsed."""
+class WholeResponse(NamedTuple):
+    """A tenant's complete answer, parsed (a named tuple: one is made per proxied
+    request, ~3x faster than a frozen attrs class)."""
 
     status: int
     #: names lowercased, values without surrounding whitespace, in order
@@ -85,8 +84,7 @@ class WholeResponse:
     reusable: bool
 
 
-@attrs.frozen(slots=True)
-class WholeRequest:
+class WholeRequest(NamedTuple):
     """A client's complete, plain request (see :func:`parse_whole_request`)."""
 
     method: bytes
@@ -281,4 +279,13 @@ def parsed_response_bytes(
 
 
 def _status_line(status: int) -> bytes:
-    return b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+    line = _STATUS_LINES.get(status)
+    if line is None:
+        line = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
+    return line
+
+
+#: the status lines of the standard statuses, made once
+_STATUS_LINES = {
+    status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _REASONS.items()
+}
