@@ -13,7 +13,8 @@ an exact ``Content-Length``.
 
 The common case skips h11 (``tenement/wire.py``): a request whose body is whole is
 written as bytes, and an answer that is plain HTTP/1.1 framed by ``Content-Length`` and
-already whole in what was read is relayed in two ASGI messages. Any other answer is
+already whole in what was read is relayed in two ASGI messages (in one ``send_whole``
+call on ``h1.py``'s express lane). Any other answer is
 handed to the connection's h11 with every byte read so far, and streamed as below
 (measured: ~750 -> ~490 us of server CPU per proxied request, with the same change in
 ``h1.py``).
