@@ -173,12 +173,16 @@ async def adopt_all(
     return adopted
 
 
-def watch_adopted(sup: Supervisor, adopted: list[tuple[Instance, Run]]) -> None:
-    """Resume supervising adopted tenants: their log files are tailed from the saved
-    offsets, and each gets its watcher (exit, then recovery) and health checks, the first
-    checks spread over one interval. A tenant stopped or replaced since is skipped."""
+def watch_adopted(
+    sup: Supervisor, adopted: list[tuple[Instance, Run]], start: int = 0, stop: int | None = None
+) -> None:
+    """Resume supervising the adopted tenants ``adopted[start:stop]``: their log files are
+    tailed from the saved offsets, and each gets its watcher (exit, then recovery) and
+    health checks, the first checks of all of ``adopted`` spread over one interval. A
+    tenant stopped or replaced since is skipped."""
     interval = sup.config.settings.health_check_interval
-    for index, (inst, run) in enumerate(adopted):
+    for index in range(start, len(adopted) if stop is None else min(stop, len(adopted))):
+        inst, run = adopted[index]
         if inst.run is not run:
             continue
         sup._watch_logs(inst)

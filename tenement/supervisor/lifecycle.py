@@ -160,7 +160,7 @@ async def _watch_when_serving(
     if serving is not None:
         await serving.wait()
     for start in range(0, len(adopted), WATCH_BATCH):
-        watch_adopted(sup, adopted[start : start + WATCH_BATCH])
+        watch_adopted(sup, adopted, start, start + WATCH_BATCH)
         await trio.sleep(WATCH_PAUSE_SECONDS)
 
 

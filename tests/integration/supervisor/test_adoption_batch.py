@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from types import SimpleNamespace
 
 import attrs
 import pytest
@@ -15,7 +16,7 @@ from tenement.config import Config
 from tenement.store import InstanceRecord, Store
 from tenement.store._db import SqliteDatabase
 from tenement.supervisor import open_supervisor
-from tenement.supervisor.adoption import first_check_delay
+from tenement.supervisor.adoption import first_check_delay, watch_adopted
 from tenement.supervisor.instance import STARTING
 
 
@@ -139,3 +140,22 @@ async def test_detaching_saves_every_row_in_one_transaction(
         assert {again.get(f"app:{t}").state for t in tenants} == {"running"}
         for tenant in tenants:
             await again.stop(f"app:{tenant}")
+
+
+def test_watching_in_batches_spreads_the_first_checks_over_all_of_them() -> None:
+    class Recorder:
+        def __init__(self) -> None:
+            self.config = SimpleNamespace(settings=SimpleNamespace(health_check_interval=10.0))
+            self.delays: list[float] = []
+
+        def _watch_logs(self, inst: object) -> None:
+            pass
+
+        def _start_watcher(self, inst: object, run: object, delay: float) -> None:
+            self.delays.append(delay)
+
+    adopted = [(SimpleNamespace(run=run), run) for run in [object() for _ in range(25)]]
+    sup = Recorder()
+    for start in range(0, 25, 10):
+        watch_adopted(sup, adopted, start, start + 10)  # type: ignore[arg-type]
+    assert sup.delays == [first_check_delay(i, 25, 10.0) for i in range(25)]
