@@ -232,6 +232,8 @@ class Http1Connection:
         """After a response: ready the connection for the next request; False: end it."""
         if not response.finished:
             return False
+        if self._h11.their_state is h11.SEND_BODY:
+            self._skip_received_body()
         if not response.plain:  # written by h11: it says whether the connection goes on
             if self._h11.their_state is not h11.DONE or self._h11.our_state is not h11.DONE:
                 return False  # a body left unread, or Connection: close
@@ -244,6 +246,19 @@ class Http1Connection:
         self._raw = bytearray()
         self._recording = True
         return True
+
+    def _skip_received_body(self) -> None:
+        """After a response: what is left of a request the app did not read (the end of a
+        bodiless GET or DELETE, or a body that is all here) is read past, so the
+        connection goes on; a body still on its way ends the connection, as before."""
+        conn = self._h11
+        while conn.their_state is h11.SEND_BODY:
+            try:
+                event = conn.next_event()
+            except h11.RemoteProtocolError:
+                return
+            if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
+                return
 
     async def _serve_express(self) -> _Response | None:
         """The express lane: a whole plain request (``wire.parse_whole_request``) for a

@@ -249,3 +249,18 @@ async def test_a_pipelining_client_does_not_starve_the_others(nursery: trio.Nurs
             while len(served) < 201:
                 await trio.sleep(0.01)
     assert served.index("/b") < 100, served.index("/b")
+
+
+async def unreading_app(scope: Scope, receive: Receive, send: Send) -> None:
+    """Answers without ever calling ``receive`` (as an API handler for a GET may)."""
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": scope["path"].encode()})
+
+
+async def test_the_connection_goes_on_after_an_answer_that_did_not_read_the_request(
+    nursery: trio.Nursery,
+) -> None:
+    port, _ = await start(nursery, served_app=unreading_app)
+    post = b"POST /b HTTP/1.1\r\nHost: fast.test\r\nContent-Length: 5\r\n\r\nhello"
+    answers = await exchange(port, get("fast.test", "/a") + post + get("fast.test", "/c"), 3)
+    assert [body for _, body in answers] == [b"/a", b"/b", b"/c"]
