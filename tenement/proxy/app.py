@@ -209,10 +209,6 @@ class Proxy:
         )
         return failure
 
-    def handles(self, host: str | None) -> bool:
-        """Whether a request with this ``Host`` is a tenant's (not the fallback's)."""
-        return not isinstance(route_for(host, self._domain), Fallback)
-
     def use(self, backends: Backends, fallback: ASGIApp) -> None:
         """Route with ``backends`` and fall back to ``fallback`` from the next request on
         (a standby server that becomes the leader); requests in flight finish as they began."""

@@ -18,10 +18,11 @@ shutdown, in two phases:
    it is closed. The whole drain is bounded by ``grace_seconds``; what is still running
    then is cancelled.
 
-How it plugs into hypercorn (pinned by ``tests/integration/server/test_http_serving.py``):
-each connection gets its own ``WorkerContext`` whose ``terminated`` event is a
-:class:`_DrainEvent`. hypercorn awaits ``terminated.wait()`` only from the connection's
-idle task (returning means "close this idle connection now"), and asks
+How it plugs into hypercorn (``handoff.py``; pinned by
+``tests/integration/server/test_http_serving.py``): each connection gets its own
+``WorkerContext`` whose ``terminated`` event is a ``_DrainEvent``. hypercorn awaits
+``terminated.wait()`` only from the connection's idle task (returning means "close this
+idle connection now"), and asks
 ``terminated.is_set()`` after each response (True means "do not keep the connection
 alive"; we answer False and let ``Connection: close`` end the connection instead).
 HTTP/1.1 is what is drained; an HTTP/2 (h2c) connection is not told to go away, and a
@@ -38,109 +39,38 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import trio
-from hypercorn.config import Config
-from hypercorn.trio.tcp_server import TCPServer
-from hypercorn.trio.worker_context import WorkerContext
-from hypercorn.utils import parse_socket_addr, repr_socket_addr, wrap_app
 
-from tenement.errors import TenementError
 from tenement.server.accept import accept_connections
-from tenement.server.h1 import Express, Http1Connection, IdleConnections, ReplayStream
-from tenement.types import ASGIApp, Message, Receive, Scope, Send
+from tenement.server.h1 import Express, Http1Connection, IdleConnections
+from tenement.server.handoff import IDLE_DRAIN_SECONDS, LISTEN_BACKLOG, Hypercorn
+from tenement.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
-#: listen() backlog: hypercorn (and we) re-call listen() on every socket, and the kernel
-#: queue must hold the connections that arrive while a restart is in progress.
-LISTEN_BACKLOG = 4096
-
-#: how long a connection idle at shutdown may take to present one more request
-IDLE_DRAIN_SECONDS = 0.25
-
-
-class ServeConfigError(TenementError, ValueError):
-    """``config_overrides`` names a setting hypercorn does not have."""
-
-    exit_code = 2
-
-
-def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
-    """The hypercorn Config :func:`serve_http` uses: backlog 4096, logs via ``logging``.
-
-    Args:
-        overrides: hypercorn ``Config`` attributes to set (``keep_alive_timeout``, ...).
-
-    Raises:
-        ServeConfigError: an override names no hypercorn setting.
-    """
-    config = Config()
-    config.backlog = LISTEN_BACKLOG
-    config.accesslog = None
-    config.errorlog = logging.getLogger("hypercorn.error")
-    for key, value in (overrides or {}).items():
-        if key.startswith("_") or not hasattr(config, key):
-            raise ServeConfigError(f"hypercorn has no setting {key!r} (in config_overrides)")
-        setattr(config, key, value)
-    return config
-
-
-class _DrainEvent:
-    """hypercorn's ``terminated`` event, answered per connection (see the module doc)."""
-
-    def __init__(self, shutdown: trio.Event) -> None:
-        self._shutdown = shutdown
-
-    async def wait(self) -> None:
-        # hypercorn awaits this only while the connection is idle; a request arriving
-        # cancels it. After shutdown, give a request already on its way time to land.
-        await self._shutdown.wait()
-        await trio.sleep(IDLE_DRAIN_SECONDS)
-
-    def is_set(self) -> bool:
-        # After each response hypercorn keeps the connection alive unless this is True.
-        # A response started after shutdown says "Connection: close" and h11 closes the
-        # connection for that; one started before says nothing, so the client may
-        # already be sending its next request on it: keep it open (idle), and the idle
-        # wait above gives that request its chance.
-        return False
-
-    async def set(self) -> None:  # pragma: no cover - hypercorn sets it only in worker_serve
-        raise RuntimeError("a connection's drain state follows the server's shutdown event")
-
-    async def clear(self) -> None:  # pragma: no cover - never called by hypercorn
-        raise RuntimeError("a connection's drain state follows the server's shutdown event")
-
-
-class _ConnectionContext(WorkerContext):
-    """A WorkerContext per connection, whose ``terminated`` follows our drain policy."""
-
-    def __init__(self, shutdown: trio.Event) -> None:
-        super().__init__(max_requests=None)
-        self.terminated = _DrainEvent(shutdown)  # type: ignore[assignment]
-
-
-def _closing_when(app: ASGIApp, shutdown: trio.Event) -> ASGIApp:
-    """Wrap ``app`` so responses started after ``shutdown`` say ``Connection: close``."""
-
-    async def draining_app(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await app(scope, receive, send)
-            return
-
-        async def send_closing(message: Message) -> None:
-            if message["type"] == "http.response.start" and shutdown.is_set():
-                headers = [*message.get("headers", ()), (b"connection", b"close")]
-                message = {**message, "headers": headers}
-            await send(message)
-
-        await app(scope, receive, send_closing)
-
-    return draining_app
+#: how long a connection served by ``h1.py`` may sit idle between requests (hypercorn's
+#: default ``keep_alive_timeout``, which ``config_overrides`` may change)
+KEEP_ALIVE_SECONDS = 5.0
 
 
 def describe_socket(sock: socket.socket) -> str:
-    """``http://127.0.0.1:8080`` or ``http://unix:/run/tenement/tenement.sock``."""
-    return f"http://{repr_socket_addr(sock.family, sock.getsockname())}"
+    """``http://127.0.0.1:8080``, ``http://[::1]:8080`` or
+    ``http://unix:/run/tenement/tenement.sock``."""
+    address = sock.getsockname()
+    if sock.family == socket.AF_INET:
+        return f"http://{address[0]}:{address[1]}"
+    if sock.family == socket.AF_INET6:
+        return f"http://[{address[0]}]:{address[1]}"
+    if sock.family == socket.AF_UNIX:
+        return f"http://unix:{address}"
+    return f"http://{address}"
+
+
+def _ip_address(family: int, address: Any) -> tuple[str, int] | None:
+    """``(host, port)`` of an IP socket address (as ASGI's ``client`` and ``server``);
+    None for a Unix socket."""
+    if family in (socket.AF_INET, socket.AF_INET6):
+        return (address[0], address[1])
+    return None
 
 
 async def serve_http(
@@ -163,9 +93,12 @@ async def serve_http(
         shutdown: set it to stop: accepting ends at once, accepted connections drain.
         grace_seconds: the most the drain may take; requests still running after it
             are cancelled.
-        config_overrides: hypercorn ``Config`` settings (see :func:`make_config`).
+        config_overrides: hypercorn ``Config`` settings (see
+            :func:`tenement.server.handoff.make_config`); ``keep_alive_timeout`` is
+            ``h1.py``'s too.
         fast_path: requests whose ``Host`` this accepts are served without hypercorn
-            (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn).
+            (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn,
+            which is then imported on the first connection handed to it).
         express: with ``fast_path``, the proxy's express lane for whole plain requests
             (``h1.py``; ``Proxy.express``).
         task_status: ``started(binds)`` once every socket is accepting, with one
@@ -175,30 +108,30 @@ async def serve_http(
         When every connection is finished (or cancelled at ``grace_seconds``).
 
     Raises:
-        ServeConfigError: a bad ``config_overrides`` key.
+        ServeConfigError: a bad ``config_overrides`` key (without ``fast_path``; with
+            it, where hypercorn is loaded: the first hand-off fails with it, logged).
 
     Resource handling:
         Takes ownership of ``sockets``: they are closed when accepting stops. Closing an
         inherited socket closes this process's descriptor only; the holder's copy keeps
         its queue for the next process. ``shutdown()`` is never called on them.
     """
-    config = make_config(config_overrides)
-    wrapped = wrap_app(_closing_when(app, shutdown), config.wsgi_max_body_size, "asgi")
+    hypercorn = Hypercorn(app, shutdown, config_overrides)
+    if fast_path is None:
+        hypercorn.load()  # it serves every connection
     binds = [describe_socket(sock) for sock in sockets]
     for sock in sockets:
-        sock.listen(config.backlog)
+        sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
+    keep_alive = float((config_overrides or {}).get("keep_alive_timeout", KEEP_ALIVE_SECONDS))
 
     idle = IdleConnections(shutdown, IDLE_DRAIN_SECONDS)
-
-    async def hypercorn_serves(stream: trio.SocketStream | ReplayStream) -> None:
-        await TCPServer(wrapped, config, _ConnectionContext(shutdown), {}, stream).run()
 
     async def handle(conn: socket.socket) -> None:
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
         try:
             if fast_path is None:
-                await hypercorn_serves(stream)
+                await hypercorn.serve(stream)
             else:
                 await serve_fast(stream, conn)
         finally:  # whatever ended it (a cancelled drain included), the connection ends
@@ -207,8 +140,8 @@ async def serve_http(
     async def serve_fast(stream: trio.SocketStream, conn: socket.socket) -> None:
         assert fast_path is not None
         try:
-            client = parse_socket_addr(conn.family, conn.getpeername())
-            server = parse_socket_addr(conn.family, conn.getsockname())
+            client = _ip_address(conn.family, conn.getpeername())
+            server = _ip_address(conn.family, conn.getsockname())
         except OSError:  # gone already
             return
         await Http1Connection(
@@ -216,9 +149,9 @@ async def serve_http(
             conn,
             app,
             is_fast=fast_path,
-            handoff=hypercorn_serves,
+            handoff=hypercorn.serve,
             idle=idle,
-            keep_alive_seconds=config.keep_alive_timeout,
+            keep_alive_seconds=keep_alive,
             client=client,
             server=server,
             express=express,

@@ -196,7 +196,9 @@ async def serve(
                             grace_seconds=DRAIN_GRACE,
                             # tenants name themselves; hypercorn must not add a second one
                             config_overrides={"include_server_header": False},
-                            fast_path=node.proxy.handles,
+                            # every plain HTTP/1.1 request, the API's too, is served
+                            # by h1.py; hypercorn (imported then) only what it hands off
+                            fast_path=_every_host,
                             express=express,
                             task_status=task_status,
                         )
@@ -272,6 +274,10 @@ async def serve(
             sock.close()
         if control_sockets and control_path is not None:
             control_path.unlink(missing_ok=True)
+
+
+def _every_host(host: str | None) -> bool:
+    return True
 
 
 async def _database_at_head(

@@ -14,7 +14,8 @@ import sys
 
 import trio
 
-from tenement.server.http import make_config, serve_http
+from tenement.server.handoff import make_config
+from tenement.server.http import serve_http
 from tenement.systemd import Lifecycle, Notifier, listen_sockets, open_lifecycle_signals
 
 NOTIFY_SOCKET = os.environ.get("NOTIFY_SOCKET", "")

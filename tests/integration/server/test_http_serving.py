@@ -18,7 +18,8 @@ import httpx
 import pytest
 import trio
 
-from tenement.server.http import ServeConfigError, make_config, serve_http
+from tenement.server.handoff import ServeConfigError, make_config
+from tenement.server.http import serve_http
 from tests.fdholder import FdHolder, open_fd_holder
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 

@@ -1,0 +1,149 @@
+"""hypercorn, for the connections ``h1.py`` hands over (and every connection of a
+:func:`~tenement.server.http.serve_http` given no ``fast_path``).
+
+Since every plain HTTP/1.1 request (the proxy's, the API's, the dashboard's) is served
+by ``h1.py``, hypercorn serves only WebSocket and h2c upgrades, ``Expect:
+100-continue``, HTTP/2 and requests h11 refuses. It is imported on the first of those,
+not at start: importing it (with h2, hpack, logging.config and its multiprocessing
+helpers) was 80-140 ms of a ~0.45 s start here.
+
+How it plugs in (pinned by ``tests/integration/server/test_http_serving.py``): each
+connection gets its own ``WorkerContext`` whose ``terminated`` event is a
+:class:`_DrainEvent` (see ``http.py`` for the drain).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from tenement.errors import TenementError
+from tenement.types import ASGIApp, Message, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from hypercorn.config import Config
+
+    from tenement.server.h1 import ReplayStream
+
+#: listen() backlog: hypercorn (and we) re-call listen() on every socket, and the kernel
+#: queue must hold the connections that arrive while a restart is in progress.
+LISTEN_BACKLOG = 4096
+#: how long a connection idle at shutdown may take to present one more request
+IDLE_DRAIN_SECONDS = 0.25
+
+
+class ServeConfigError(TenementError, ValueError):
+    """``config_overrides`` names a setting hypercorn does not have."""
+
+    exit_code = 2
+
+
+def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
+    """The hypercorn Config :func:`serve_http` uses: backlog 4096, logs via ``logging``.
+
+    Args:
+        overrides: hypercorn ``Config`` attributes to set (``keep_alive_timeout``, ...).
+
+    Raises:
+        ServeConfigError: an override names no hypercorn setting.
+    """
+    from hypercorn.config import Config
+
+    config = Config()
+    config.backlog = LISTEN_BACKLOG
+    config.accesslog = None
+    config.errorlog = logging.getLogger("hypercorn.error")
+    for key, value in (overrides or {}).items():
+        if key.startswith("_") or not hasattr(config, key):
+            raise ServeConfigError(f"hypercorn has no setting {key!r} (in config_overrides)")
+        setattr(config, key, value)
+    return config
+
+
+class _DrainEvent:
+    """hypercorn's ``terminated`` event, answered per connection (see the module doc)."""
+
+    def __init__(self, shutdown: trio.Event) -> None:
+        self._shutdown = shutdown
+
+    async def wait(self) -> None:
+        # hypercorn awaits this only while the connection is idle; a request arriving
+        # cancels it. After shutdown, give a request already on its way time to land.
+        await self._shutdown.wait()
+        await trio.sleep(IDLE_DRAIN_SECONDS)
+
+    def is_set(self) -> bool:
+        # After each response hypercorn keeps the connection alive unless this is True.
+        # A response started after shutdown says "Connection: close" and h11 closes the
+        # connection for that; one started before says nothing, so the client may
+        # already be sending its next request on it: keep it open (idle), and the idle
+        # wait above gives that request its chance.
+        return False
+
+    async def set(self) -> None:  # pragma: no cover - hypercorn sets it only in worker_serve
+        raise RuntimeError("a connection's drain state follows the server's shutdown event")
+
+    async def clear(self) -> None:  # pragma: no cover - never called by hypercorn
+        raise RuntimeError("a connection's drain state follows the server's shutdown event")
+
+
+def _closing_when(app: ASGIApp, shutdown: trio.Event) -> ASGIApp:
+    """Wrap ``app`` so responses started after ``shutdown`` say ``Connection: close``."""
+
+    async def draining_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await app(scope, receive, send)
+            return
+
+        async def send_closing(message: Message) -> None:
+            if message["type"] == "http.response.start" and shutdown.is_set():
+                headers = [*message.get("headers", ()), (b"connection", b"close")]
+                message = {**message, "headers": headers}
+            await send(message)
+
+        await app(scope, receive, send_closing)
+
+    return draining_app
+
+
+class Hypercorn:
+    """Serves a connection with hypercorn's protocol code, loaded on first use."""
+
+    def __init__(
+        self, app: ASGIApp, shutdown: trio.Event, overrides: Mapping[str, Any] | None
+    ) -> None:
+        self._app = app
+        self._shutdown = shutdown
+        self._overrides = overrides
+        self._serve: Any = None
+
+    def load(self) -> None:
+        """Import hypercorn and make its config now.
+
+        Raises:
+            ServeConfigError: an override names no hypercorn setting.
+        """
+        if self._serve is not None:
+            return
+        from hypercorn.trio.tcp_server import TCPServer
+        from hypercorn.trio.worker_context import WorkerContext
+        from hypercorn.utils import wrap_app
+
+        config = make_config(self._overrides)
+        shutdown = self._shutdown
+        wrapped = wrap_app(_closing_when(self._app, shutdown), config.wsgi_max_body_size, "asgi")
+
+        async def serve(stream: trio.SocketStream | ReplayStream) -> None:
+            context = WorkerContext(max_requests=None)
+            context.terminated = _DrainEvent(shutdown)  # type: ignore[assignment]
+            await TCPServer(wrapped, config, context, {}, stream).run()
+
+        self._serve = serve
+
+    async def serve(self, stream: trio.SocketStream | ReplayStream) -> None:
+        """Serve the rest of ``stream`` (a :class:`ReplayStream` starts with what was read)."""
+        self.load()
+        await self._serve(stream)
