@@ -3,9 +3,11 @@
 
 Since every plain HTTP/1.1 request (the proxy's, the API's, the dashboard's) is served
 by ``h1.py``, hypercorn serves only WebSocket and h2c upgrades, ``Expect:
-100-continue``, HTTP/2 and requests h11 refuses. It is imported on the first of those,
-not at start: importing it (with h2, hpack, logging.config and its multiprocessing
-helpers) was 80-140 ms of a ~0.45 s start here.
+100-continue``, HTTP/2 and requests h11 refuses. Its protocol code is imported on the
+first of those, not at start: importing all of hypercorn (with h2, hpack and its
+multiprocessing helpers) was 80-140 ms of a ~0.45 s start here. Its ``Config`` is made at
+start (``hypercorn.config``, ~20 ms), so that a bad override fails the start rather than
+the first connection handed over, and its ``keep_alive_timeout`` is ``h1.py``'s too.
 
 How it plugs in (pinned by ``tests/integration/server/test_http_serving.py``): each
 connection gets its own ``WorkerContext`` whose ``terminated`` event is a
@@ -110,29 +112,29 @@ def _closing_when(app: ASGIApp, shutdown: trio.Event) -> ASGIApp:
 
 
 class Hypercorn:
-    """Serves a connection with hypercorn's protocol code, loaded on first use."""
+    """Serves a connection with hypercorn's protocol code, loaded on first use.
+
+    Raises:
+        ServeConfigError: an override names no hypercorn setting (on creation).
+    """
 
     def __init__(
         self, app: ASGIApp, shutdown: trio.Event, overrides: Mapping[str, Any] | None
     ) -> None:
+        self.config = make_config(overrides)
         self._app = app
         self._shutdown = shutdown
-        self._overrides = overrides
         self._serve: Any = None
 
     def load(self) -> None:
-        """Import hypercorn and make its config now.
-
-        Raises:
-            ServeConfigError: an override names no hypercorn setting.
-        """
+        """Import hypercorn's protocol code now."""
         if self._serve is not None:
             return
         from hypercorn.trio.tcp_server import TCPServer
         from hypercorn.trio.worker_context import WorkerContext
         from hypercorn.utils import wrap_app
 
-        config = make_config(self._overrides)
+        config = self.config
         shutdown = self._shutdown
         wrapped = wrap_app(_closing_when(self._app, shutdown), config.wsgi_max_body_size, "asgi")
 

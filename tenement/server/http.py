@@ -47,10 +47,6 @@ from tenement.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
-#: how long a connection served by ``h1.py`` may sit idle between requests (hypercorn's
-#: default ``keep_alive_timeout``, which ``config_overrides`` may change)
-KEEP_ALIVE_SECONDS = 5.0
-
 
 def describe_socket(sock: socket.socket) -> str:
     """``http://127.0.0.1:8080``, ``http://[::1]:8080`` or
@@ -98,7 +94,7 @@ async def serve_http(
             ``h1.py``'s too.
         fast_path: requests whose ``Host`` this accepts are served without hypercorn
             (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn,
-            which is then imported on the first connection handed to it).
+            whose protocol code is then imported on the first connection handed to it).
         express: with ``fast_path``, the proxy's express lane for whole plain requests
             (``h1.py``; ``Proxy.express``).
         task_status: ``started(binds)`` once every socket is accepting, with one
@@ -108,8 +104,7 @@ async def serve_http(
         When every connection is finished (or cancelled at ``grace_seconds``).
 
     Raises:
-        ServeConfigError: a bad ``config_overrides`` key (without ``fast_path``; with
-            it, where hypercorn is loaded: the first hand-off fails with it, logged).
+        ServeConfigError: a bad ``config_overrides`` key.
 
     Resource handling:
         Takes ownership of ``sockets``: they are closed when accepting stops. Closing an
@@ -123,7 +118,6 @@ async def serve_http(
     for sock in sockets:
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
-    keep_alive = float((config_overrides or {}).get("keep_alive_timeout", KEEP_ALIVE_SECONDS))
 
     idle = IdleConnections(shutdown, IDLE_DRAIN_SECONDS)
 
@@ -151,7 +145,7 @@ async def serve_http(
             is_fast=fast_path,
             handoff=hypercorn.serve,
             idle=idle,
-            keep_alive_seconds=keep_alive,
+            keep_alive_seconds=hypercorn.config.keep_alive_timeout,
             client=client,
             server=server,
             express=express,

@@ -20,6 +20,7 @@ import trio
 
 from tenement.server.handoff import ServeConfigError, make_config
 from tenement.server.http import serve_http
+from tenement.types import Receive, Scope, Send
 from tests.fdholder import FdHolder, open_fd_holder
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
@@ -280,3 +281,23 @@ def test_config_overrides_are_checked() -> None:
     assert make_config({"keep_alive_timeout": 7}).keep_alive_timeout == 7
     with pytest.raises(ServeConfigError, match="no setting 'keep_alive_timout'"):
         make_config({"keep_alive_timout": 7})
+
+
+async def test_a_bad_override_fails_the_start_even_with_h1_serving() -> None:
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    with pytest.raises(ServeConfigError, match="no setting 'keep_alive_timout'"):
+        await serve_http(
+            _ok_app,
+            [sock],
+            shutdown=trio.Event(),
+            grace_seconds=1,
+            config_overrides={"keep_alive_timout": 7},
+            fast_path=lambda host: True,
+        )
+    sock.close()
+
+
+async def _ok_app(scope: Scope, receive: Receive, send: Send) -> None:
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"ok"})
