@@ -196,8 +196,7 @@ def parsed_request_bytes(
     """:func:`request_bytes` for parts known valid, not checked again: what
     :func:`parse_whole_request` took (its check is stricter than the writer's), and values
     made of those (``X-Forwarded-*``)."""
-    lines = b"".join([b"%s: %s\r\n" % field for field in headers])
-    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", lines, b"\r\n", body))
+    return b"".join((method, b" ", target, b" HTTP/1.1\r\n", _lines(headers), b"\r\n", body))
 
 
 def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
@@ -274,18 +273,21 @@ def parsed_response_bytes(
     """:func:`response_bytes` for a status and headers known valid, not checked again:
     what :func:`parse_whole_response` took, and the server's own (``Date``,
     ``Content-Length``)."""
-    lines = b"".join([b"%s: %s\r\n" % field for field in headers])
-    return b"".join((_status_line(status), lines, b"\r\n", body))
+    return b"".join((_status_line(status), _lines(headers), b"\r\n", body))
+
+
+def _lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """The header lines, unchecked."""
+    return b"".join([b"%s: %s\r\n" % field for field in headers])
 
 
 def _status_line(status: int) -> bytes:
-    line = _STATUS_LINES.get(status)
-    if line is None:
-        line = b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
-    return line
+    return _STATUS_LINES.get(status) or _format_status_line(status)
+
+
+def _format_status_line(status: int) -> bytes:
+    return b"HTTP/1.1 %d %s\r\n" % (status, reason_phrase(status))
 
 
 #: the status lines of the standard statuses, made once
-_STATUS_LINES = {
-    status: b"HTTP/1.1 %d %s\r\n" % (status, phrase) for status, phrase in _REASONS.items()
-}
+_STATUS_LINES = {status: _format_status_line(status) for status in _REASONS}
