@@ -252,20 +252,21 @@ async def _forward_plain(
     ``tenement/wire.py``). A whole, plain answer is relayed in one ``send_whole`` where
     the server offers it, else in two ASGI messages, and the connection pooled; any
     other answer goes through h11 as before."""
+    deadline = trio.current_time() + timeout
     try:
-        with trio.move_on_after(timeout) as deadline:
-            try:
-                answer = await _plain_exchange(conn, request)
-            except UpstreamError:
-                stale = conn.reused and not conn.received_any
-                conn.close()
-                if not (stale and request.method in IDEMPOTENT):
-                    raise
-                log.debug("stale pooled connection to %s; retrying once", conn.address)
+        try:
+            answer = await _timed_exchange(upstream, conn, request, deadline, timeout)
+        except UpstreamError:
+            stale = conn.reused and not conn.received_any
+            conn.close()
+            if not (stale and request.method in IDEMPOTENT):
+                raise
+            log.debug("stale pooled connection to %s; retrying once", conn.address)
+            with trio.move_on_at(deadline) as opening:  # rare: a cancel scope will do
                 conn = await upstream.open(conn.address)
-                answer = await _plain_exchange(conn, request)
-        if deadline.cancelled_caught:
-            raise ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
+            if opening.cancelled_caught:
+                raise _timed_out(conn, timeout) from None
+            answer = await _timed_exchange(upstream, conn, request, deadline, timeout)
         head_at = trio.current_time()
         if isinstance(answer, WholeResponse) and send_whole is not None:
             await send_whole(answer.status, response_headers(answer.headers), answer.body)
@@ -288,6 +289,31 @@ async def _forward_plain(
         return head_at
     await _relay_body(upstream, conn, receive, send, watch=True)
     return head_at
+
+
+async def _timed_exchange(
+    upstream: Upstream, conn: Connection, request: _Plain, deadline: float, timeout: float
+) -> WholeResponse | h11.Response:
+    """:func:`_plain_exchange` unless ``deadline`` passes first: then ``conn`` is closed
+    (``upstream.deadlines``, cheaper than a cancel scope per request).
+
+    Raises:
+        ForwardTimedOut: the deadline passed.
+        UpstreamError: the exchange failed.
+    """
+    armed = upstream.deadlines.arm(deadline, conn.expire)
+    try:
+        return await _plain_exchange(conn, request)
+    except UpstreamError:
+        if conn.timed_out:
+            raise _timed_out(conn, timeout) from None
+        raise
+    finally:
+        upstream.deadlines.disarm(armed)
+
+
+def _timed_out(conn: Connection, timeout: float) -> ForwardTimedOut:
+    return ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
 
 
 async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | h11.Response:

@@ -11,7 +11,9 @@ or garbage), which spares most stale-connection failures. The rest are handled b
 caller's one retry (``tenement/proxy/forward.py``).
 
 Timeouts belong to the caller: :meth:`Upstream.acquire` and every read and write wait as
-long as the surrounding cancel scope allows.
+long as the surrounding cancel scope allows, or until the connection is closed; the
+caller may arm an exchange's deadline in :attr:`Upstream.deadlines` with
+:meth:`Connection.expire`, which closes it.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import h11
 import trio
 
 from tenement import sockets, wire
+from tenement.deadlines import Deadlines
 from tenement.errors import TenementError
 
 log = logging.getLogger(__name__)
@@ -85,7 +88,16 @@ class Connection:
             reused connection before that is a stale connection, safe to retry.
     """
 
-    __slots__ = ("address", "h11", "idle_since", "received_any", "reused", "sock", "stream")
+    __slots__ = (
+        "address",
+        "h11",
+        "idle_since",
+        "received_any",
+        "reused",
+        "sock",
+        "stream",
+        "timed_out",
+    )
 
     def __init__(self, address: Address, sock: socket.socket, stream: trio.SocketStream) -> None:
         self.address = address
@@ -97,6 +109,8 @@ class Connection:
         self.reused = False
         self.received_any = False
         self.idle_since = 0.0
+        #: closed by :meth:`expire`
+        self.timed_out = False
 
     async def send(self, event: h11.Event) -> None:
         """Serialise ``event`` with h11 and write it.
@@ -201,6 +215,13 @@ class Connection:
         """Close the socket now (synchronous; never fails)."""
         self.stream.socket.close()
 
+    def expire(self) -> None:
+        """Its exchange outlived its deadline (``tenement/deadlines.py``): close it, so
+        that what waits on it gets ``trio.ClosedResourceError`` (trio's ``close``
+        wakes the waiters), and say so in :attr:`timed_out`."""
+        self.timed_out = True
+        self.close()
+
 
 def _peer_closed(poller: select.poll, conn: Connection) -> bool:
     """True when an idle connection is readable: EOF or unexpected bytes from the tenant.
@@ -249,6 +270,8 @@ class Upstream:
         self._closed = False
         self._poller = select.poll()
         self._last_sweep = 0.0
+        #: the deadlines of exchanges over these connections (``tenement/deadlines.py``)
+        self.deadlines = Deadlines()
 
     async def acquire(self, address: Address) -> Connection:
         """A live idle connection to ``address``, or a new one.

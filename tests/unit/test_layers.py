@@ -31,7 +31,17 @@ ALLOWED = {
     "__main__": {"base", "cli"},
 }
 
-BASE_MODULES = {"__init__", "_version", "asgi", "errors", "ids", "sockets", "types", "wire"}
+BASE_MODULES = {
+    "__init__",
+    "_version",
+    "asgi",
+    "deadlines",
+    "errors",
+    "ids",
+    "sockets",
+    "types",
+    "wire",
+}
 
 
 def layer_of(module: str) -> str:

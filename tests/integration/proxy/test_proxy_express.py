@@ -8,6 +8,7 @@ from functools import partial
 
 import trio
 
+from tenement.config import Service
 from tenement.proxy import Proxy
 from tests.integration.proxy.proxy_support import (
     DOMAIN,
@@ -36,9 +37,14 @@ class CountingProxy(Proxy):
         return served
 
 
-async def start(nursery: trio.Nursery, tenant: ScriptedTenant) -> tuple[CountingProxy, int]:
+async def start(
+    nursery: trio.Nursery, tenant: ScriptedTenant, *, request_timeout: float = 30.0
+) -> tuple[CountingProxy, int]:
     listeners = await nursery.start(partial(trio.serve_tcp, tenant, 0, host="127.0.0.1"))
     backends = Backends()
+    backends.services["notes"] = Service(
+        name="notes", command="unused", request_timeout=request_timeout
+    )
     backends.add(Target("notes:alice", "notes", "alice", listeners[0].socket.getsockname()[1]))
     server = await serve_proxy(
         nursery, CountingProxy(backends, domain=DOMAIN, fallback=fallback_app)
@@ -145,6 +151,21 @@ async def test_a_tenant_failing_gets_a_502_from_the_express_lane(nursery) -> Non
     assert proxy.taken == 1
     assert failed.startswith(b"HTTP/1.1 502 ")
     assert failed.endswith(b"Bad gateway")
+
+
+async def test_a_slow_tenant_gets_a_504_from_the_express_lane(nursery) -> None:
+    tenant = ScriptedTenant([OK], [5.0, OK])  # the second answer comes too late
+    proxy, port = await start(nursery, tenant, request_timeout=0.3)
+    get = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST
+    began = trio.current_time()
+    _, late, third = await exchange(port, get * 3, 3)
+    assert proxy.taken == 1
+    assert late.startswith(b"HTTP/1.1 504 ") and late.endswith(b"Gateway timeout")
+    assert trio.current_time() - began < 5.0  # answered at its deadline, not the tenant's
+    # not sent again though idempotent; the next request had a new connection
+    assert third.endswith(b"ok\n")
+    assert tenant.connections == 2
+    assert len(tenant.heads) == 3
 
 
 async def test_requests_the_lane_does_not_take_go_the_asgi_way(nursery) -> None:
