@@ -6,9 +6,9 @@ samples (py-spy, 32 connections). These try the call first and wait only on EAGA
 Trying first is right under load: strace of ``ten serve`` proxying at 4 and 32
 connections counted ~5.4 syscalls per request this way, against ~7.5 when reads waited
 for readability first (each wait costs an ``epoll_ctl``, and the answer was usually
-there already), except for a tenant's answer read right after its request was written
-(``wait_first``). They are checkpoints only when they wait: a loop that may never wait
-must yield itself (``h1.py`` does once per request).
+there already), except where the bytes are known not to be there yet (``wait_first``).
+They are checkpoints only when they wait: a loop that may never wait must yield itself
+(``h1.py`` does once per request).
 """
 
 from __future__ import annotations
@@ -44,8 +44,9 @@ async def receive(sock: socket.socket, *, wait_first: bool = False) -> bytes:
     Args:
         wait_first: wait for readability before the first try, where the bytes are
             almost never there yet: a tenant's answer right after its request was
-            written (99.7% of such reads found nothing, 32 connections), so trying
-            first cost a failed ``recv`` per request.
+            written (99.7% of such reads found nothing, 32 connections), or a read
+            right after one that found nothing; trying first cost a failed ``recv``
+            per request.
 
     Raises:
         OSError: the read failed.
