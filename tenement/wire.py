@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import http
 import re
+import time
 from collections.abc import Iterable
 from typing import NamedTuple
 
@@ -279,6 +280,26 @@ def parsed_response_bytes(
 def _lines(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     """The header lines, unchecked."""
     return b"".join([b"%s: %s\r\n" % field for field in headers])
+
+
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def http_date(seconds: float) -> bytes:
+    """``seconds`` since the epoch as a ``Date`` header value (RFC 9110 IMF-fixdate), e.g.
+    ``b"Fri, 27 Nov 2026 09:00:00 GMT"``: ``email.utils.formatdate(usegmt=True)``'s
+    answer without importing the email package at start (~6 ms)."""
+    t = time.gmtime(seconds)
+    return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
+        _DAYS[t.tm_wday].encode(),
+        t.tm_mday,
+        _MONTHS[t.tm_mon - 1].encode(),
+        t.tm_year,
+        t.tm_hour,
+        t.tm_min,
+        t.tm_sec,
+    )
 
 
 def _status_line(status: int) -> bytes:

@@ -45,7 +45,6 @@ from tenement.proxy.routing import (
     weighted_pick,
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
-from tenement.proxy.websocket import relay_websocket, upgrade_websocket
 from tenement.types import ASGIApp, Receive, Scope, Send, SendWhole
 from tenement.wire import WholeRequest
 
@@ -125,8 +124,12 @@ class Proxy:
 
         async def upgrade() -> float:
             nonlocal answer
-            answer = await upgrade_websocket(conn, scope, receive, timeout=timeout)
+            answer = await websocket.upgrade_websocket(conn, scope, receive, timeout=timeout)
             return trio.current_time()
+
+        if kind == "websocket":
+            # wsproto (~15 ms to import) is loaded with the first WebSocket, not at start
+            from tenement.proxy import websocket
 
         with self._backends.connection(target.instance_id):
             if kind == "http":
@@ -140,7 +143,7 @@ class Proxy:
             if failure is not None:
                 return await self._answer(scope, send, failure)
             if answer is not None:
-                await relay_websocket(conn, answer, scope, receive, send)
+                await websocket.relay_websocket(conn, answer, scope, receive, send)
         return None
 
     async def express(

@@ -36,7 +36,6 @@ shutdown gets ``IDLE_DRAIN_SECONDS`` to present one more request (as hypercorn's
 
 from __future__ import annotations
 
-import email.utils
 import logging
 import socket
 import time
@@ -52,6 +51,7 @@ from tenement.deadlines import Armed, Deadlines
 from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
 from tenement.wire import (
     WholeRequest,
+    http_date,
     parse_whole_request,
     parsed_response_bytes,
     reason_phrase,
@@ -110,7 +110,7 @@ class _Date:
         second = int(time.time())
         if second != cls.second:
             cls.second = second
-            cls.value = email.utils.formatdate(second, usegmt=True).encode()
+            cls.value = http_date(second)
         return cls.value
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import email.utils
+
 import h11
 import pytest
 
@@ -11,6 +13,7 @@ from tenement.wire import (
     MAX_WHOLE_BODY,
     WholeRequest,
     WholeResponse,
+    http_date,
     parse_whole_request,
     parse_whole_response,
     parsed_request_bytes,
@@ -250,3 +253,10 @@ def test_a_parsed_answer_is_written_as_the_checking_writer_writes_it(answer: byt
     checked = response_bytes(*parts, parsed.body)
     assert checked is not None
     assert parsed_response_bytes(*parts, parsed.body) == checked
+
+
+@pytest.mark.parametrize(
+    "seconds", [0, 951782400, 1_700_000_000, 1_798_329_600, 4_102_444_799, 1_795_772_345.9]
+)
+def test_http_date_is_what_email_utils_writes(seconds: float) -> None:
+    assert http_date(seconds) == email.utils.formatdate(seconds, usegmt=True).encode()
