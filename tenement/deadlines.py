@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import logging
 import math
+import sys
 from collections.abc import Callable
 
 import trio
@@ -31,6 +32,8 @@ log = logging.getLogger(__name__)
 
 #: seconds per slot: how late a wait may expire
 RESOLUTION = 0.05
+#: the slot of a wait without a deadline (``math.inf``): after every real one
+_NEVER = sys.maxsize
 
 
 class Armed:
@@ -61,6 +64,8 @@ class Deadlines:
         """Call ``expire()`` once ``deadline`` (``trio.current_time()``'s clock) passes,
         unless :meth:`disarm` comes first. A deadline already past expires at the next
         slot."""
+        if deadline == math.inf:
+            return Armed(_NEVER, expire)  # in no slot (but advance() can move it)
         if not self._sweeping:
             self._start()
         slot = max(math.ceil(deadline / self._resolution), self._done + 1)

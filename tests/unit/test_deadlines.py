@@ -4,6 +4,7 @@ never before; disarmed ones never. Under trio's autojump clock: no real waiting.
 from __future__ import annotations
 
 import logging
+import math
 
 import pytest
 import trio
@@ -72,6 +73,20 @@ async def test_advance_moves_a_wait_only_to_an_earlier_deadline(autojump_clock) 
     assert now + 2 - EPSILON <= early.at[0] <= now + 2 + RESOLUTION  # not again at +10
     assert now + 1 - EPSILON <= late.at[0] <= now + 1 + RESOLUTION
     deadlines.disarm(moved)
+
+
+async def test_a_wait_without_deadline_never_expires_but_can_be_advanced(
+    autojump_clock,
+) -> None:
+    deadlines = Deadlines()
+    forever, advanced = Expiry(), Expiry()
+    deadlines.arm(math.inf, forever)
+    armed = deadlines.arm(math.inf, advanced)
+    now = trio.current_time()
+    deadlines.advance(armed, now + 1)
+    await trio.sleep(100)
+    assert forever.at == []
+    assert len(advanced.at) == 1
 
 
 async def test_the_sweep_stops_when_nothing_is_armed_and_starts_again(autojump_clock) -> None:
