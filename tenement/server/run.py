@@ -50,6 +50,9 @@ MIGRATION_TIMEOUT = 300 * SECONDS
 BACKLOG = 4096
 #: descriptors the table of open files is grown to at start (see reserve_descriptors)
 RESERVED_DESCRIPTORS = 16384
+#: the soft limit on open files raised to at start, the hard limit permitting (see
+#: raise_descriptor_limit)
+DESCRIPTOR_LIMIT = 65536
 
 
 @attrs.frozen
@@ -363,6 +366,7 @@ def run(
     inherited = [listening.sock for listening in listen_sockets(environ)]
     sockets = inherited or bind_sockets(options)
     _preload()
+    raise_descriptor_limit(DESCRIPTOR_LIMIT)
     reserve_descriptors(RESERVED_DESCRIPTORS)
 
     main = os.getpid()
@@ -391,6 +395,28 @@ def run(
             role=Role(workers=tuple(pids)),
         )
     )
+
+
+def raise_descriptor_limit(wanted: int) -> None:
+    """Raise the soft limit on open files to ``wanted`` (at most the hard limit).
+
+    Each supervised tenant holds two descriptors in the server (its pidfd, and the
+    duplicate its watcher waits on), besides pooled connections. Under systemd's default
+    soft limit of 1,024 a server with ~500 tenants failed with EMFILE: a start adopting
+    1,000 could not accept connections and exited. systemd leaves the soft limit low for
+    programs that use ``select()``, which tenement does not, and expects the others to
+    raise it themselves. Tenants inherit the raised limit (as supervisord's ``minfds``
+    passes its own on).
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open files limit from %d to %d: %s", soft, target, exc)
+            return
+        log.info("open files limit raised from %d to %d", soft, target)
 
 
 def reserve_descriptors(count: int) -> None:

@@ -67,6 +67,17 @@ def test_journal_has_structured_fields(tenement: Tenement) -> None:
     assert "web:bob" in matched and "web:alice" not in matched
 
 
+def test_the_server_raises_its_open_files_limit(tenement: Tenement) -> None:
+    """systemd gives a service a soft limit of 1,024 open files (~500 tenants' worth);
+    the server raises its own, and its tenants inherit it."""
+    main = tenement.main_pid()
+    limits = tenement.container.out(f"grep 'Max open files' /proc/{main}/limits").split()
+    soft, hard = int(limits[3]), int(limits[4])
+    assert soft == min(65536, hard) > 1024, limits
+    tenant = tenement.tenant_pids()["web:alice"]
+    assert tenement.container.out(f"grep 'Max open files' /proc/{tenant}/limits").split() == limits
+
+
 def test_restart_loses_nothing(tenement: Tenement) -> None:
     """10 x `systemctl restart tenement` under load: 0 failed, tenant pids unchanged."""
     before = _web_pids(tenement)

@@ -58,3 +58,30 @@ def test_reserve_descriptors_never_takes_a_descriptor_in_use_or_passes_the_limit
     )
     assert same == "True"
     assert int(grown) == 2048
+
+
+def limits_after(soft: int, hard: int, wanted: int) -> list[str]:
+    """(soft, hard) after raise_descriptor_limit(wanted) in a process started at soft/hard."""
+    return run_python(
+        f"""
+        import resource
+        from tenement.server.run import raise_descriptor_limit
+
+        resource.setrlimit(resource.RLIMIT_NOFILE, ({soft}, {hard}))
+        raise_descriptor_limit({wanted})
+        print(*resource.getrlimit(resource.RLIMIT_NOFILE))
+        """
+    )
+
+
+def test_the_open_files_limit_is_raised_to_what_is_wanted() -> None:
+    # systemd's default for a service is 1,024 soft: ~500 tenants' worth
+    assert limits_after(1024, 8192, 4096) == ["4096", "8192"]
+
+
+def test_the_open_files_limit_is_raised_at_most_to_the_hard_limit() -> None:
+    assert limits_after(1024, 2048, 65536) == ["2048", "2048"]
+
+
+def test_a_higher_open_files_limit_is_left_alone() -> None:
+    assert limits_after(8000, 8192, 4096) == ["8000", "8192"]
