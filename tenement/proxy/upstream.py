@@ -5,7 +5,7 @@ Unix socket path), a stack of idle keep-alive connections. A connection goes bac
 the pool only when both sides finished their message cleanly and the tenant did not
 ask to close; anything else (an error, a cancellation, ``Connection: close``) closes it.
 
-Before reusing an idle connection, a zero-timeout ``select()`` checks that the tenant
+Before reusing an idle connection, a zero-timeout ``poll()`` checks that the tenant
 has not closed it meanwhile (an idle connection is readable only when the peer sent EOF
 or garbage), which spares most stale-connection failures. The rest are handled by the
 caller's one retry (``tenement/proxy/forward.py``).

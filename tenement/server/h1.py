@@ -6,11 +6,12 @@ machine: most of the cost was the server machinery around each request (task gro
 events and protocol layers per request), not the forwarding. So the connections are read
 here first:
 
-- a request h11 parses, for a tenant's host (``is_fast(host)``), without ``Upgrade`` or
-  ``Expect``, is given to the ASGI app right here: a minimal scope, ``receive`` reading the
-  body from the connection, ``send`` writing the response head and a whole body with one
-  write;
-- anything else (the API's and dashboard's hosts, a WebSocket or h2c upgrade, ``Expect:
+- a request h11 parses, for a host ``is_fast(host)`` accepts (``ten serve`` accepts
+  every host: tenants', the API's and the dashboard's), without ``Upgrade`` or
+  ``Expect``, is given to the ASGI app right here: a minimal scope, ``receive`` reading
+  the body from the connection, ``send`` writing the response head and a whole body with
+  one write;
+- anything else (a host not accepted, a WebSocket or h2c upgrade, ``Expect:
   100-continue``, HTTP/2, a request h11 refuses) hands the connection to hypercorn at that
   request, with every byte read so far replayed to it, so hypercorn serves it as if it had
   read it itself.
