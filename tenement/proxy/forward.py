@@ -197,11 +197,15 @@ def _refused(upstream: Upstream, conn: Connection, exc: h11.LocalProtocolError) 
 def _frame(method: str, headers: list[tuple[bytes, bytes]], body: bytes, *, more: bool) -> None:
     """Frame the body for the tenant when the client's framing was hop-by-hop (chunked):
     chunked again while more is coming, else an exact ``Content-Length``."""
-    if not any(name == b"content-length" for name, _ in headers):
-        if more:
-            headers.append((b"transfer-encoding", b"chunked"))
-        elif body or method in _BODY_METHODS:
-            headers.append((b"content-length", str(len(body)).encode()))
+    if not (more or body or method in _BODY_METHODS):
+        return  # a GET, say: nothing to frame
+    for name, _ in headers:
+        if name == b"content-length":
+            return
+    if more:
+        headers.append((b"transfer-encoding", b"chunked"))
+    else:
+        headers.append((b"content-length", str(len(body)).encode()))
 
 
 @attrs.frozen

@@ -51,6 +51,7 @@ from tenement import sockets
 from tenement.deadlines import Armed, Deadlines
 from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
 from tenement.wire import (
+    INCOMPLETE,
     WholeRequest,
     http_date,
     parse_whole_request,
@@ -236,18 +237,21 @@ class Http1Connection:
         """After a response: ready the connection for the next request; False: end it."""
         if not response.finished:
             return False
-        if self._h11.their_state is h11.SEND_BODY:
+        theirs = self._h11.their_state
+        if theirs is h11.SEND_BODY:
             self._skip_received_body()
+            theirs = self._h11.their_state
         if not response.plain:  # written by h11: it says whether the connection goes on
-            if self._h11.their_state is not h11.DONE or self._h11.our_state is not h11.DONE:
+            if theirs is not h11.DONE or self._h11.our_state is not h11.DONE:
                 return False  # a body left unread, or Connection: close
-        elif self._h11.their_state is not h11.DONE and self._h11.their_state is not h11.IDLE:
+        elif theirs is not h11.DONE and theirs is not h11.IDLE:
             return False  # a body left unread (IDLE: an express request, h11 never saw it)
-        if self._h11.their_state is not h11.IDLE:  # h11 read (or was primed with) it
+        if theirs is not h11.IDLE:  # h11 read (or was primed with) it
             # what the client sent ahead: after anything read before h11 held the request
             self._pending += self._h11.trailing_data[0]
             self._h11 = _server_connection()
-        self._raw = bytearray()
+        if self._raw:
+            self._raw = bytearray()
         self._recording = True
         return True
 
@@ -274,7 +278,8 @@ class Http1Connection:
         """
         deadline = None  # the head must be whole by then: set at the first wait
         while True:
-            request = parse_whole_request(self._pending)
+            # nothing read yet (the usual case: the last request took it all): wait first
+            request = parse_whole_request(self._pending) if self._pending else INCOMPLETE
             if isinstance(request, WholeRequest):
                 break
             if request is None or self._eof:
@@ -499,6 +504,18 @@ def _keeps_alive(request: h11.Request) -> bool:
     return True
 
 
+def _framed(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether ``headers`` say how the body is framed (Content-Length, Transfer-Encoding).
+
+    A loop, not ``any()`` over a generator, which resumes a frame per header (once a
+    proxied request).
+    """
+    for name, _ in headers:  # noqa: SIM110
+        if name == b"content-length" or name == b"transfer-encoding":
+            return True
+    return False
+
+
 def _server_connection() -> h11.Connection:
     return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
 
@@ -574,13 +591,7 @@ class _Response:
         headers = self._headers
         if headers is not None:
             self._headers = None
-            if (
-                not more
-                and self._may_have_length()
-                and not any(
-                    name == b"content-length" or name == b"transfer-encoding" for name, _ in headers
-                )
-            ):
+            if not more and self._may_have_length() and not _framed(headers):
                 headers.append((b"content-length", str(len(body)).encode()))
             if not more and self._may_be_plain and not self._shutdown.is_set():
                 data = self._plain_bytes(headers, body, checked=checked)
