@@ -22,7 +22,7 @@ import logging
 import select
 import socket
 from collections.abc import Callable
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import attrs
 import h11
@@ -62,9 +62,12 @@ class HasAddress(Protocol):
     def socket(self) -> str: ...
 
 
-@attrs.frozen
-class Address:
-    """Where a tenant listens: TCP ``127.0.0.1:port``, else the Unix socket ``path``."""
+class Address(NamedTuple):
+    """Where a tenant listens: TCP ``127.0.0.1:port``, else the Unix socket ``path``.
+
+    A named tuple: the pool looks one up per proxied request, and a tuple hashes and
+    compares in C (an attrs class's ``__hash__`` and ``__eq__`` are Python calls).
+    """
 
     port: int | None
     path: str = ""

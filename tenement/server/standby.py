@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import trio
@@ -199,14 +199,28 @@ class SharedBackends:
         self._touched[found.instance_id] = trio.current_time()
         return found
 
-    @contextlib.contextmanager
-    def connection(self, iid: str) -> Iterator[None]:
-        self._connections[iid] = self._connections.get(iid, 0) + 1
-        try:
-            yield
-        finally:
-            self._connections[iid] -= 1
-            self._touched[iid] = trio.current_time()
+    def connection(self, iid: str) -> contextlib.AbstractContextManager[object]:
+        return _Counted(self, iid)
+
+
+class _Counted:
+    """:meth:`SharedBackends.connection`'s block: a class, not a generator, as it runs
+    for every proxied request (as the supervisor's)."""
+
+    __slots__ = ("_backends", "_iid")
+
+    def __init__(self, backends: SharedBackends, iid: str) -> None:
+        self._backends = backends
+        self._iid = iid
+
+    def __enter__(self) -> None:
+        connections = self._backends._connections
+        connections[self._iid] = connections.get(self._iid, 0) + 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        backends = self._backends
+        backends._connections[self._iid] -= 1
+        backends._touched[self._iid] = trio.current_time()
 
 
 class LeaderApi:
