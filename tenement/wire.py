@@ -46,16 +46,21 @@ _TOKEN = re.compile(rb"[-!#$%&'*+.^_`|~0-9A-Za-z]+")
 _VALUE = re.compile(rb"(?:[^\x00\s]+(?:[ \t]+[^\x00\s]+)*)?")
 #: a request target, as h11 defines it: visible ASCII
 _TARGET = re.compile(rb"[\x21-\x7e]+")
-_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-9][0-9]{2})(?: (?:[ \t]|[^\x00\s])*)?")
-#: a field value of a client's request, exactly as h11 accepts one: visible ASCII and
-#: obs-text, single runs of spaces or tabs between them
-_STRICT_VALUE = rb"(?:[\x21-\x7e\x80-\xff]+(?:[ \t]+[\x21-\x7e\x80-\xff]+)*)?"
+#: what may follow ``:`` on a header line read: a value as h11 defines it between optional
+#: spaces or tabs. Written as one class (every byte but NUL and the line-breaking
+#: whitespace), which matches the same lines as ``[ \t]*`` + :data:`_VALUE` + ``[ \t]*``
+#: at a third of the cost in ``re``; the reason phrase of a status line is the same.
+_FIELD_REST = rb"[^\x00\n\r\x0b\x0c]*"
+#: the same for a client's request, exactly as h11 accepts one: visible ASCII, obs-text,
+#: spaces and tabs
+_STRICT_FIELD_REST = rb"[\t\x20-\x7e\x80-\xff]*"
+_STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-9][0-9]{2})(?: %s)?" % _FIELD_REST)
 #: header lines, each ``name: value`` and CRLF: validated with one match per head
 #: rather than two per line (~3x faster for a typical head)
-_FIELD_LINES = re.compile(rb"(?:%s:[ \t]*%s[ \t]*\r\n)*" % (_TOKEN.pattern, _VALUE.pattern))
+_FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _FIELD_REST))
 #: header lines as written here: exactly ``name: value`` (no padding, as h11 writes)
 _WRITTEN_LINES = re.compile(rb"(?:%s: %s\r\n)*" % (_TOKEN.pattern, _VALUE.pattern))
-_STRICT_FIELD_LINES = re.compile(rb"(?:%s:[ \t]*%s[ \t]*\r\n)*" % (_TOKEN.pattern, _STRICT_VALUE))
+_STRICT_FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _STRICT_FIELD_REST))
 _REQUEST_LINE = re.compile(rb"(%s) (%s) HTTP/1\.1" % (_TOKEN.pattern, _TARGET.pattern))
 #: the largest head parsed here (h11's default limit on an incomplete event)
 MAX_HEAD = 16 * 1024

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import random
 
 import h11
 import pytest
@@ -260,3 +261,58 @@ def test_a_parsed_answer_is_written_as_the_checking_writer_writes_it(answer: byt
 )
 def test_http_date_is_what_email_utils_writes(seconds: float) -> None:
     assert http_date(seconds) == email.utils.formatdate(seconds, usegmt=True).encode()
+
+
+#: bytes that make header lines interesting: token characters, separators, the spaces
+#: h11 strips, the whitespace it refuses, NUL, controls, DEL and obs-text
+_FUZZ_BYTES = [b"a", b"Z", b"-", b":", b" ", b"\t", b"\r", b"\n", b"\x00", b"\x01", b"\x0b"]
+_FUZZ_BYTES += [b"\x0c", b"\x7f", b"\x80", b"\xff", b"(", b"/", b"\r\n"]
+#: ... and the plain bytes most values are made of, so that many heads are taken
+_PLAIN_BYTES = [b"a", b"Z", b"-", b":", b" ", b"/", b"1"]
+
+
+def _fuzzed_lines(rng: random.Random) -> bytes:
+    lines = []
+    for _ in range(rng.randint(1, 3)):
+        name = rng.choice([b"x-a", b"X-B", b"Accept", b"x-c", b"x b", b"", b"x:y", b"\tx"])
+        pool = _PLAIN_BYTES if rng.random() < 0.5 else _FUZZ_BYTES
+        value = b"".join(rng.choice(pool) for _ in range(rng.randint(0, 6)))
+        lines.append(name + b":" + value + b"\r\n")
+    return b"".join(lines)
+
+
+def _h11_headers(role: type[h11._util.Sentinel], data: bytes) -> list[tuple[bytes, bytes]] | None:
+    conn = h11.Connection(role)
+    if role is h11.CLIENT:
+        conn.send(h11.Request(method="GET", target="/", headers=[("host", "a")]))
+        conn.send(h11.EndOfMessage())
+    conn.receive_data(data)
+    try:
+        event = conn.next_event()
+    except h11.RemoteProtocolError:
+        return None
+    return [(name, value) for name, value in event.headers]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_whatever_the_parsers_take_h11_reads_the_same(seed: int) -> None:
+    """The header grammar here is h11's (without obs-fold): a head taken here has the
+    headers h11 reads from the same bytes, and one it refuses is never taken here."""
+    rng = random.Random(seed)
+    taken = 0
+    for _ in range(3000):
+        lines = _fuzzed_lines(rng)
+        reason = b"".join(rng.choice(_FUZZ_BYTES) for _ in range(rng.randint(0, 2)))
+        answer = b"HTTP/1.1 200" + reason + b"\r\n" + lines + b"Content-Length: 0\r\n\r\n"
+        parsed = parse_whole_response(answer, head_request=False)
+        if isinstance(parsed, WholeResponse):
+            taken += 1
+            assert parsed.headers == _h11_headers(h11.CLIENT, answer), answer
+        request = b"GET / HTTP/1.1\r\nHost: a\r\n" + lines + b"\r\n"
+        parsed_request = parse_whole_request(request)
+        if isinstance(parsed_request, WholeRequest):
+            taken += 1
+            expected = _h11_headers(h11.SERVER, request)
+            assert expected is not None, request
+            assert parsed_request.headers == expected, request
+    assert taken > 500  # the fuzzing reaches heads that are taken, not only refusals
