@@ -31,6 +31,10 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
+_NONE: frozenset[bytes] = frozenset()
+#: what never crosses back: the server in front writes its own Date (see response_headers)
+_HOP_BY_HOP_AND_DATE = _HOP_BY_HOP | {b"date"}
+
 #: headers that wsproto writes itself on the upgrade request
 _WEBSOCKET_OWN = frozenset(
     {
@@ -43,17 +47,20 @@ _WEBSOCKET_OWN = frozenset(
 )
 
 
-def _connection_tokens(headers: Iterable[tuple[bytes, bytes]]) -> frozenset[bytes]:
+def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
     """Lowercased header names listed in every ``Connection`` header."""
     names: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
             names.update(t.strip().lower() for t in value.split(b",") if t.strip())
-    return frozenset(names)
+    return frozenset(names) if names else _NONE
 
 
-def _is_hop_by_hop(name: bytes, named: frozenset[bytes]) -> bool:
-    return name in _HOP_BY_HOP or name.startswith(b"proxy-") or name in named
+def _dropped(headers: list[tuple[bytes, bytes]], always: frozenset[bytes]) -> frozenset[bytes]:
+    """The names of the headers to drop (besides ``Proxy-*``): ``always``, and those
+    ``Connection`` names."""
+    named = _connection_tokens(headers)
+    return always | named if named else always
 
 
 def request_headers(
@@ -76,8 +83,8 @@ def request_headers(
     Returns:
         A new list; ``headers`` is not modified.
     """
-    headers = list(headers)
-    named = _connection_tokens(headers)
+    headers = headers if isinstance(headers, list) else list(headers)
+    dropped = _dropped(headers, _HOP_BY_HOP)
     out: Headers = []
     forwarded_for: list[bytes] = []
     host = b""
@@ -89,7 +96,7 @@ def request_headers(
             if name == b":authority":
                 authority = value
             continue
-        if _is_hop_by_hop(name, named):
+        if name in dropped or name.startswith(b"proxy-"):
             continue
         if name == b"x-forwarded-for":
             forwarded_for.append(value.strip())
@@ -109,8 +116,10 @@ def request_headers(
             out.insert(0, (b"host", host))
     if client_host:
         forwarded_for.append(client_host.encode("latin-1"))
-    if forwarded_for:
-        out.append((b"x-forwarded-for", b", ".join(v for v in forwarded_for if v)))
+    if len(forwarded_for) == 1:  # the usual case: the client's address alone
+        out.append((b"x-forwarded-for", forwarded_for[0]))
+    elif forwarded_for:
+        out.append((b"x-forwarded-for", b", ".join([v for v in forwarded_for if v])))
     if not has_proto:
         secure = scheme in ("https", "wss")
         out.append((b"x-forwarded-proto", b"https" if secure else b"http"))
@@ -125,8 +134,10 @@ def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     The HTTP server in front of the proxy writes its own ``Date`` on every response;
     passing the tenant's on as well would send two.
     """
-    headers = list(headers)
-    named = _connection_tokens(headers)
+    headers = headers if isinstance(headers, list) else list(headers)
+    dropped = _dropped(headers, _HOP_BY_HOP_AND_DATE)
     return [
-        (n, v) for n, v in headers if not _is_hop_by_hop(n.lower(), named) and n.lower() != b"date"
+        (n, v)
+        for n, v in headers
+        if n.lower() not in dropped and not n.lower().startswith(b"proxy-")
     ]
