@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from typing import NamedTuple
 
-import attrs
 import h11
 import trio
 
@@ -208,9 +208,9 @@ def _frame(method: str, headers: list[tuple[bytes, bytes]], body: bytes, *, more
         headers.append((b"content-length", str(len(body)).encode()))
 
 
-@attrs.frozen
-class _Plain:
-    """A request with a whole body, and its bytes as :func:`request_bytes` wrote them."""
+class _Plain(NamedTuple):
+    """A request with a whole body, and its bytes as :func:`request_bytes` wrote them (a
+    named tuple: one is made per proxied request)."""
 
     method: str
     target: bytes
