@@ -112,6 +112,7 @@ class Instance:
     last_activity: float = 0.0
     lock: trio.Lock = attrs.Factory(trio.Lock)
     watcher: trio.CancelScope | None = None
+    _target: Target | None = attrs.field(default=None, init=False, repr=False)
 
     @property
     def id(self) -> str:
@@ -138,7 +139,18 @@ class Instance:
         self.last_activity = trio.current_time()
 
     def target(self) -> Target:
-        return Target(self.id, self.service, self.tenant, self.port, self.socket, self.weight)
+        """Where to send its requests. Made again only when its port, socket or weight
+        changed: the proxy asks for it once per request."""
+        made = self._target
+        if made is None or (made.port, made.socket, made.weight) != (
+            self.port,
+            self.socket,
+            self.weight,
+        ):
+            made = self._target = Target(
+                self.id, self.service, self.tenant, self.port, self.socket, self.weight
+            )
+        return made
 
     def view(self, *, quota_bytes: int | None) -> InstanceView:
         now = trio.current_time()
