@@ -167,11 +167,11 @@ class Proxy:
             return False
         service = self._backends.service(route.service)
         target = None if service is None else self._backends.target(route.service, route.tenant)
-        conn = None if target is None else self._upstream.take_idle(Address.of(target))
+        started = trio.current_time()
+        conn = None if target is None else self._upstream.take_idle(Address.of(target), started)
         if service is None or target is None or conn is None:
             return False
         self.metrics.request()
-        started = trio.current_time()
         with self._backends.connection(target.instance_id):
             forward = forward_whole(
                 self._upstream,

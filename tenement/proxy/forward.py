@@ -287,7 +287,7 @@ async def _forward_plain(
         raise
     if isinstance(answer, WholeResponse):
         if answer.reusable:
-            upstream.release(conn)
+            upstream.release(conn, now=head_at)
         else:
             conn.close()
         return head_at
