@@ -298,16 +298,34 @@ async def _forward_plain(
 async def _timed_exchange(
     upstream: Upstream, conn: Connection, request: _Plain, deadline: float, timeout: float
 ) -> WholeResponse | h11.Response:
-    """:func:`_plain_exchange` unless ``deadline`` passes first: then ``conn`` is closed
-    (``upstream.deadlines``, cheaper than a cancel scope per request).
+    """Write the request, then read the answer: a whole plain answer, else h11's head;
+    unless ``deadline`` passes first: then ``conn`` is closed (``upstream.deadlines``,
+    cheaper than a cancel scope per request).
+
+    A write that fails still looks for an answer: a tenant may answer early (413) and
+    close its side.
 
     Raises:
         ForwardTimedOut: the deadline passed.
-        UpstreamError: the exchange failed.
+        UpstreamError: the exchange failed (the write's error if the write failed).
     """
     armed = upstream.deadlines.arm(deadline, conn.expire)
     try:
-        return await _plain_exchange(conn, request)
+        try:
+            await conn.write(request.data)
+        except UpstreamError as exc:
+            unwritten: UpstreamError | None = exc
+        else:
+            unwritten = None
+        try:
+            answer = await conn.receive_plain(
+                head_request=request.method == "HEAD", sent=request.events
+            )
+            return answer if answer is not None else await _read_head(conn)
+        except UpstreamError:
+            if unwritten is not None:
+                raise unwritten from None
+            raise
     except UpstreamError:
         if conn.timed_out:
             raise _timed_out(conn, timeout) from None
@@ -318,28 +336,6 @@ async def _timed_exchange(
 
 def _timed_out(conn: Connection, timeout: float) -> ForwardTimedOut:
     return ForwardTimedOut(f"{conn.address} sent no response within {timeout:g} s")
-
-
-async def _plain_exchange(conn: Connection, request: _Plain) -> WholeResponse | h11.Response:
-    """Write the request, then read the answer: a whole plain answer, else h11's head.
-
-    A write that fails still looks for an answer: a tenant may answer early (413) and
-    close its side.
-    """
-    try:
-        await conn.write(request.data)
-    except UpstreamError:
-        # a tenant may answer early (413) and close its side: look for that answer
-        try:
-            answer = await conn.receive_plain(
-                head_request=request.method == "HEAD", sent=request.events
-            )
-            return answer if answer is not None else await _read_head(conn)
-        except UpstreamError:
-            pass
-        raise
-    answer = await conn.receive_plain(head_request=request.method == "HEAD", sent=request.events)
-    return answer if answer is not None else await _read_head(conn)
 
 
 async def _forward_duplex(
