@@ -15,8 +15,10 @@ What runs:
   express lane, as every extra process of ``ten serve --workers`` does. The leader cannot
   be the one measured: valgrind 3.19 (Debian 12) lacks ``pidfd_open``, which it needs
   for its tenants. The standby's periodic work (reports to the leader, row refreshes,
-  lease polls, heartbeats; a few a second) is switched off: a run lasts ~50x longer
-  under valgrind, and their share of it would swamp the change being measured;
+  lease polls, heartbeats; a few a second) is switched off, and its deadlines are kept
+  in 5 s slots instead of 50 ms (``tenement/deadlines.py``: the sweep wakes once a slot):
+  a run lasts ~50x longer under valgrind, so what runs by the clock weighs ~50x more than
+  it does for real, and moves with the machine's load (+-5% of the count, before);
 - a keep-alive client in this process: ``--connections`` connections, each sending its
   next request when the last answer is in, until ``--requests`` were answered.
 
@@ -44,11 +46,13 @@ from bench.servers import Server, write_config
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "t1.fast.localhost"
-#: run as ``python -c``: the standby, with its periodic work off (see the module's doc)
+#: run as ``python -c``: the standby, with its periodic work off and its deadlines' sweep
+#: slowed (see the module's doc)
 BOOT = (
     "import tenement.server.roles as roles, tenement.server.standby as standby; "
     "standby.REPORT_SECONDS = standby.REFRESH_SECONDS = 1e9; "
     "roles.LEASE_POLL_SECONDS = roles.HEARTBEAT_SECONDS = 1e9; "
+    "import tenement.deadlines as deadlines; deadlines.Deadlines.__init__.__defaults__ = (5.0,); "
     "import sys; sys.argv[0] = 'ten'; from tenement.cli import main; main()"
 )
 _LENGTH = re.compile(rb"\r\ncontent-length: *(\d+)", re.IGNORECASE)
