@@ -504,18 +504,6 @@ def _keeps_alive(request: h11.Request) -> bool:
     return True
 
 
-def _framed(headers: list[tuple[bytes, bytes]]) -> bool:
-    """Whether ``headers`` say how the body is framed (Content-Length, Transfer-Encoding).
-
-    A loop, not ``any()`` over a generator, which resumes a frame per header (once a
-    proxied request).
-    """
-    for name, _ in headers:  # noqa: SIM110
-        if name == b"content-length" or name == b"transfer-encoding":
-            return True
-    return False
-
-
 def _server_connection() -> h11.Connection:
     return h11.Connection(h11.SERVER, max_incomplete_event_size=MAX_HEAD)
 
@@ -591,10 +579,8 @@ class _Response:
         headers = self._headers
         if headers is not None:
             self._headers = None
-            if not more and self._may_have_length() and not _framed(headers):
-                headers.append((b"content-length", str(len(body)).encode()))
-            if not more and self._may_be_plain and not self._shutdown.is_set():
-                data = self._plain_bytes(headers, body, checked=checked)
+            if not more:
+                data = self._whole(headers, body, checked=checked)
                 if data is not None:
                     self.plain = self.finished = True
                     await sockets.send_all(self._sock, data)
@@ -618,33 +604,44 @@ class _Response:
             self._conn = self._conn()
         return self._conn
 
-    def _plain_bytes(
+    def _whole(
         self, headers: list[tuple[bytes, bytes]], body: bytes, *, checked: bool
     ) -> bytes | None:
-        """The whole response as bytes without h11 (``tenement/wire.py``), or None when h11
-        must write (or refuse) it: Transfer-Encoding, a Content-Length that is not the
-        body's, a body where none may be, a status or header h11 would refuse (unless
-        ``checked``: the headers were checked as they were parsed)."""
-        status = self._status
-        if status < 200:
-            return None
-        bodiless = self._head_request or status in (204, 304)
-        if bodiless and body and not self._head_request:
-            return None
-        length = str(len(body)).encode()
-        for name, value in headers:
-            if name == b"transfer-encoding":
-                return None
-            if name == b"content-length" and not bodiless and value != length:
-                return None
-        if checked:
-            return parsed_response_bytes(status, headers, b"" if bodiless else body)
-        return response_bytes(status, headers, b"" if bodiless else body)
+        """For a body sent whole: ``headers`` get a Content-Length where the body may be
+        announced by one (RFC 9110 8.6: not for 204 and 304, and a HEAD answer's would
+        describe a body it does not carry) and no header frames it yet.
 
-    def _may_have_length(self) -> bool:
-        """Whether a whole body may be announced with Content-Length (RFC 9110 8.6: not
-        for 204 and 304, and a HEAD answer's would describe a body it does not carry)."""
-        return not self._head_request and self._status not in (204, 304)
+        Returns:
+            The whole response as bytes, written without h11 (``tenement/wire.py``); None
+            when h11 must write (or refuse) it: Transfer-Encoding, a Content-Length that is
+            not the body's, a body where none may be, a status or header h11 would refuse
+            (unless ``checked``: the headers were checked as they were parsed), or an
+            answer that must not be plain (an error's, or one while the server drains).
+        """
+        status = self._status
+        bodiless = self._head_request or status in (204, 304)
+        length = str(len(body)).encode()
+        framed = False
+        plain = self._may_be_plain and status >= 200
+        for name, value in headers:  # one pass: this runs for every proxied request
+            if name == b"content-length":
+                framed = True
+                if not bodiless and value != length:
+                    plain = False
+            elif name == b"transfer-encoding":
+                framed = True
+                plain = False
+        if not framed and not bodiless:
+            headers.append((b"content-length", length))
+        if not plain or self._shutdown.is_set():
+            return None
+        if bodiless:
+            if body and not self._head_request:
+                return None
+            body = b""
+        if checked:
+            return parsed_response_bytes(status, headers, body)
+        return response_bytes(status, headers, body)
 
     async def error(self, status: int) -> None:
         """Answer ``status`` and close (nothing was sent yet)."""
