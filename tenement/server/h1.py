@@ -554,14 +554,17 @@ class _Response:
             raise RuntimeError(f"unexpected ASGI message {kind!r}")
         await self._body(message.get("body", b""), message.get("more_body", False))
 
-    async def send_whole(
+    def send_whole(
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
-    ) -> None:
+    ) -> Awaitable[None]:
         """A whole answer at once, as ``http.response.start`` and one last body part
         would send it; the headers are ones ``wire.parse_whole_response`` checked, so a
-        plain answer is written without checking them again."""
+        plain answer is written without checking them again.
+
+        Returns the write to await (not a coroutine function: one coroutine fewer per
+        proxied request)."""
         self._start(status, headers)
-        await self._body(body, False, checked=True)
+        return self._body(body, False, checked=True)
 
     def _start(self, status: int, headers: Iterable[tuple[bytes, bytes]]) -> None:
         if self.started:
