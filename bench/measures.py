@@ -18,6 +18,7 @@ import subprocess
 import time
 import urllib.parse
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -35,6 +36,8 @@ class Plan:
 
     wrk_runs: int = 3
     wrk_seconds: float = 5
+    #: rounds of the head-to-head proxy comparison (:func:`head_to_head`)
+    rounds: int = 8
     repeats: int = 7
     restarts: int = 3
     tenants: int = 1000
@@ -43,7 +46,14 @@ class Plan:
 
 
 QUICK = Plan(
-    wrk_runs=1, wrk_seconds=1, repeats=2, restarts=1, tenants=20, log_lines=20_000, log_timeout=30
+    wrk_runs=1,
+    wrk_seconds=1,
+    rounds=2,
+    repeats=2,
+    restarts=1,
+    tenants=20,
+    log_lines=20_000,
+    log_timeout=30,
 )
 
 
@@ -68,6 +78,41 @@ def wrk_series(port: int, host: str, plan: Plan, work: Path) -> dict[str, float]
         out[f"p99_ms_c{connections}"] = median([r.p99_ms for r in runs])
         out[f"errors_c{connections}"] = sum(r.errors for r in runs)
     return out
+
+
+def head_to_head(ours: Server, reference: Server, plan: Plan) -> dict[str, Any]:
+    """Both servers up at once, wrk at 32 connections against each in turn for
+    ``plan.rounds`` rounds (ours then the reference, then the other way round, ...).
+
+    The machine is shared: one server measured minutes after the other may meet another
+    load. Within a round both meet the same one, so the rounds' ratios compare them.
+
+    Returns:
+        each server's req/s per round, and the median of the rounds' ratios (ours over
+        the reference).
+    """
+    rates: dict[str, list[float]] = {"ours": [], "reference": []}
+    for round_ in range(plan.rounds):
+        pair = (ours, reference) if round_ % 2 == 0 else (reference, ours)
+        for server in pair:
+            result = run_wrk(
+                server.port,
+                FAST_HOST,
+                connections=32,
+                seconds=plan.wrk_seconds,
+                work=server.directory,
+            )
+            if result.errors:
+                raise RuntimeError(f"{server.name}: {result.errors} wrk errors in round {round_}")
+            rates[server.name].append(result.rps)
+    ratios = [a / b for a, b in zip(rates["ours"], rates["reference"], strict=True)]
+    return {
+        "rps_ours": rates["ours"],
+        "rps_reference": rates["reference"],
+        "ratios": ratios,
+        "ratio_median": median(ratios),
+        "ratio_min": min(ratios),
+    }
 
 
 def direct_backend(procs: Procs, plan: Plan, work: Path) -> dict[str, float]:

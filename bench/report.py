@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 from typing import Any
 
 SERVERS = ("ours", "reference", "ours_workers")
@@ -33,6 +34,10 @@ def _ratio(ours: Any, ref: Any) -> str:
     if ours is None or ref is None or not ref:
         return "—"
     return f"{ours / ref:.2f}x"
+
+
+def median_of(values: list[float] | None) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def _verdict(ok: bool | None) -> str:
@@ -71,6 +76,18 @@ def _targets(r: dict) -> list[str]:
             _ratio(workers, ref),
             ">= 1.0x reference",
             _verdict(ok),
+        )
+    )
+    ratio = _get(r, "head_to_head", "ratio_median")
+    rounds = _get(r, "head_to_head", "ratios") or []
+    rows.append(
+        (
+            f"... `--workers 0`, head to head: median ratio of {len(rounds)} alternating rounds",
+            _fmt(median_of(_get(r, "head_to_head", "rps_ours")), 0),
+            _fmt(median_of(_get(r, "head_to_head", "rps_reference")), 0),
+            "—" if ratio is None else f"{ratio:.2f}x",
+            ">= 1.0x reference",
+            _verdict(None if ratio is None else ratio >= 1.0),
         )
     )
     direct = _get(r, "direct", "p50_ms_c1")
@@ -218,7 +235,8 @@ def render(r: dict) -> str:
         "Our `ten serve` against the reference tenement 0.2.2 (Rust), measured side by side in one",
         "run of `make bench` (`python -m bench.run`; the harness is in `bench/`). Both servers run",
         'the same tenant apps from `bench/apps/` with `isolation = "process"`, one server at a',
-        "time, each in its own directory. Numbers are medians of several short runs.",
+        "time (both at once for the head-to-head rounds), each in its own directory. Numbers",
+        "are medians of several short runs.",
         "",
     ]
     if r.get("quick"):
@@ -286,8 +304,16 @@ def render(r: dict) -> str:
         ours, ref = _get(r, "ours_workers", *key), _get(r, "reference", *key)
         ratio = "" if key[1] == "restart_failed" else _ratio(ours, ref)
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
+    h2h = r.get("head_to_head", {})
+    if h2h.get("ratios"):
+        rounds = zip(h2h["rps_ours"], h2h["rps_reference"], h2h["ratios"], strict=True)
+        out.append(
+            "| head to head, `--workers 0`: req/s per round, ours / reference (ratio) | "
+            + "; ".join(f"{a:,.0f} / {b:,.0f} ({c:.2f})" for a, b, c in rounds)
+            + f" | | min {h2h['ratio_min']:.2f}x |"
+        )
     loads = []
-    for section in ("direct", "app_start"):
+    for section in ("direct", "app_start", "head_to_head"):
         loads.append(f"{section} {_fmt(_get(r, section, 'load'), 2)}")
     for server in SERVERS:
         for section in ("proxy", "wake", "spawn", "restart", "tenants", "logs"):
@@ -302,6 +328,8 @@ def render(r: dict) -> str:
     ] + [
         f"- {server}: {_get(r, server, 'error')}" for server in SERVERS if _get(r, server, "error")
     ]
+    if _get(r, "head_to_head", "error"):
+        errors.append(f"- head_to_head: {_get(r, 'head_to_head', 'error')}")
     if errors:
         out += ["## Measurements that failed", "", *errors, ""]
     out += METHOD
@@ -315,6 +343,11 @@ METHOD = [
     "  connections, to `bench/apps/fast_backend.py` (a one-thread epoll keep-alive server) through",
     "  each server, and to the backend directly as the limit. Added latency = proxy p50 minus",
     "  direct p50 at 1 connection. wrk, the proxy and the backend share the 2 cores.",
+    "- **Head to head**: ours (`--workers 0`) and the reference up at once, each in its own",
+    "  directory; wrk at 32 connections against each in turn, the order swapped every round.",
+    "  The per-server figures above are taken minutes apart, under whatever else the shared",
+    "  machine ran then; within a round both servers meet the same load, so this ratio is",
+    "  the comparison. The table gives every round.",
     "- **Cold wake**: `DELETE /api/instances/cold:w`, then one GET to `w.cold.localhost` on a new",
     "  connection, timed until the full answer. The limit is the same app (`cold_app.py`, stdlib",
     "  `http.server`) started directly by the harness, timed from exec to its first answer with",

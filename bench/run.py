@@ -102,6 +102,36 @@ SETTLE_SECONDS = 90
 SETTLED_LOAD = 1.5
 
 
+def head_to_head(ours: list[str], ref_bin: Path, plan: Plan, procs: Procs, run_dir: Path) -> dict:
+    """Ours (``--workers 0``, its socket held as systemd would) and the reference up at
+    once, compared round by round (:func:`bench.measures.head_to_head`)."""
+    # the reference first: it hands out tenant ports without checking that they are free
+    # (ours checks), so started second it could pick the port our tenant holds
+    started = []
+    try:
+        for name, command, serve_args in (
+            ("reference", [str(ref_bin)], ()),
+            ("ours", ours, ("--workers", "0")),
+        ):
+            directory = run_dir / f"head-to-head-{name}"
+            write_config(directory, procs.marker, log_lines=plan.log_lines)
+            server = Server(name, command, directory, procs, serve_args)
+            if name == "ours":
+                server.hold_socket()
+            server.token_gen()
+            started.append(server)
+            server.start()
+            status, _ = server.request("GET", "/", host=measures.FAST_HOST)
+            if status != 200:
+                raise RuntimeError(f"{name}: the fast tenant answered {status}")
+        reference, ours_server = started
+        return measures.head_to_head(ours_server, reference, plan)
+    finally:
+        for server in started:
+            if server.proc is not None:
+                server.stop(signal.SIGTERM, wait=60)
+
+
 def settle() -> None:
     deadline = time.monotonic() + SETTLE_SECONDS
     while measures.load_average() > SETTLED_LOAD and time.monotonic() < deadline:
@@ -218,6 +248,11 @@ def main(argv: list[str] | None = None) -> int:
                 if server.proc is not None:  # a measurement failed with the server up
                     server.stop(signal.SIGTERM, wait=60)
                 procs.kill_marked()
+        if "proxy" in sections and not args.only:
+            if not args.quick:
+                settle()
+            section(results, "head_to_head", head_to_head, ours, ref_bin, plan, procs, run_dir)
+            procs.kill_marked()
     finally:
         procs.close()
     results["quick"] = args.quick

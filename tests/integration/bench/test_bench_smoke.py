@@ -42,7 +42,11 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
         assert "error" not in proxy, proxy
         assert proxy["rps_c1"] > 0 and proxy["rps_c32"] > 0, (name, proxy)
         assert proxy["p50_ms_c1"] > 0, (name, proxy)
+    rounds = results["head_to_head"]
+    assert "error" not in rounds, rounds
+    assert len(rounds["ratios"]) == 2 and all(ratio > 0 for ratio in rounds["ratios"]), rounds
     text = report.read_text()
     assert "Proxy throughput, 32 connections" in text
     assert "--workers 0" in text
+    assert "head to head: median ratio of 2 alternating rounds" in text
     assert "tenement 0.2.2" in text
