@@ -63,6 +63,13 @@ def _dropped(headers: list[tuple[bytes, bytes]], always: frozenset[bytes]) -> fr
     return always | named if named else always
 
 
+#: request headers the proxy acts on besides Host (dropped, or added to): in a request
+#: without any (nor a name below, nor one that is not lowercase), every header passes
+_NOTABLE_IN_REQUESTS = _HOP_BY_HOP | {b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host"}
+#: HTTP/2 pseudo-headers, and the Proxy-* ones (hop-by-hop)
+_NOTABLE_PREFIXES = (b":", b"proxy-")
+
+
 def request_headers(
     headers: Iterable[tuple[bytes, bytes]],
     *,
@@ -71,6 +78,10 @@ def request_headers(
     websocket: bool = False,
 ) -> Headers:
     """The headers to send upstream for a request that arrived with ``headers``.
+
+    Most requests carry none of the headers the proxy drops or extends: they are passed
+    on in one cheap pass (this runs for every proxied request), the others through
+    :func:`_request_headers_in_full`, with the same result.
 
     Args:
         headers: the ASGI scope's headers (names lowercase, as ASGI servers give them).
@@ -84,6 +95,34 @@ def request_headers(
         A new list; ``headers`` is not modified.
     """
     headers = headers if isinstance(headers, list) else list(headers)
+    if websocket:
+        return _request_headers_in_full(headers, client_host, scheme, websocket)
+    out: Headers = []
+    host = b""
+    for field in headers:
+        name = field[0]
+        if name == b"host":
+            host = field[1]
+        elif (
+            name in _NOTABLE_IN_REQUESTS or name.startswith(_NOTABLE_PREFIXES) or not name.islower()
+        ):
+            return _request_headers_in_full(headers, client_host, scheme, websocket)
+        out.append(field)
+    if client_host:
+        out.append((b"x-forwarded-for", client_host.encode("latin-1")))
+    out.append((b"x-forwarded-proto", b"https" if scheme in _SECURE else b"http"))
+    if host:
+        out.append((b"x-forwarded-host", host))
+    return out
+
+
+_SECURE = frozenset({"https", "wss"})
+
+
+def _request_headers_in_full(
+    headers: Headers, client_host: str | None, scheme: str, websocket: bool
+) -> Headers:
+    """:func:`request_headers` for any request."""
     dropped = _dropped(headers, _HOP_BY_HOP)
     out: Headers = []
     forwarded_for: list[bytes] = []
@@ -121,8 +160,7 @@ def request_headers(
     elif forwarded_for:
         out.append((b"x-forwarded-for", b", ".join([v for v in forwarded_for if v])))
     if not has_proto:
-        secure = scheme in ("https", "wss")
-        out.append((b"x-forwarded-proto", b"https" if secure else b"http"))
+        out.append((b"x-forwarded-proto", b"https" if scheme in _SECURE else b"http"))
     if not has_host and host:
         out.append((b"x-forwarded-host", host))
     return out
@@ -135,6 +173,19 @@ def response_headers(headers: Iterable[tuple[bytes, bytes]]) -> Headers:
     passing the tenant's on as well would send two.
     """
     headers = headers if isinstance(headers, list) else list(headers)
+    out: Headers = []
+    for field in headers:  # one cheap pass for an answer with nothing hop-by-hop
+        name = field[0]
+        if name == b"date":
+            continue
+        if name in _HOP_BY_HOP or name.startswith(b"proxy-") or not name.islower():
+            return _response_headers_in_full(headers)
+        out.append(field)
+    return out
+
+
+def _response_headers_in_full(headers: Headers) -> Headers:
+    """:func:`response_headers` for any answer."""
     dropped = _dropped(headers, _HOP_BY_HOP_AND_DATE)
     return [
         (n, v)
