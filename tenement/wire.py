@@ -103,24 +103,13 @@ class WholeRequest(NamedTuple):
     length: int
 
 
-class _Head:
-    """A message head split up: its first line's match, and its fields (names
-    lowercased, values without surrounding whitespace)."""
-
-    __slots__ = ("fields", "first", "size")
-
-    def __init__(self, first: re.Match[bytes], fields: Headers, size: int) -> None:
-        self.first = first
-        self.fields = fields
-        #: the head's length in bytes, blank line included
-        self.size = size
-
-
 def _head(
     buffer: bytes | bytearray, first_line: re.Pattern[bytes], field_lines: re.Pattern[bytes]
-) -> _Head | object | None:
+) -> tuple[re.Match[bytes], list[bytes], int] | object | None:
     """The head at the start of ``buffer`` if its first line matches ``first_line`` and
-    its header lines ``field_lines``; :data:`INCOMPLETE` while it is arriving (under
+    its header lines ``field_lines``: that match, the header lines (``name: value``,
+    checked; the caller splits each as it reads it), and the head's length in bytes,
+    blank line included. :data:`INCOMPLETE` while it is arriving (under
     :data:`MAX_HEAD`); None otherwise."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
@@ -132,11 +121,8 @@ def _head(
     first = first_line.fullmatch(head, 0, line_end)
     if first is None or field_lines.fullmatch(head, line_end + 2) is None:
         return None
-    fields = []
-    for line in head[line_end + 2 : -2].split(b"\r\n") if end > line_end else ():
-        name, _, value = line.partition(b":")
-        fields.append((name.lower(), value.strip(b" \t")))
-    return _Head(first, fields, end + 4)
+    lines = head[line_end + 2 : -2].split(b"\r\n") if end > line_end else []
+    return first, lines, end + 4
 
 
 def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | None:
@@ -147,16 +133,20 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
         would still be taken here); None when h11 should read these bytes.
     """
     head = _head(buffer, _REQUEST_LINE, _STRICT_FIELD_LINES)
-    if not isinstance(head, _Head):
+    if not isinstance(head, tuple):
         return head  # HTTP/1.0, a bare LF, obs-fold, garbage: h11's call; or INCOMPLETE
-    method, target = head.first[1], head.first[2]
+    first, lines, start = head
+    method, target = first[1], first[2]
     if method == b"CONNECT":
         return None
     headers: Headers = []
     host: bytes | None = None
     length = 0
     seen_length = False
-    for name, value in head.fields:
+    for line in lines:  # names lowercased, values without surrounding spaces, as h11's
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        value = value.strip(b" \t")
         if name == b"host":
             if host is not None:
                 return None
@@ -172,7 +162,6 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
         headers.append((name, value))
     if host is None or length > MAX_WHOLE_BODY:
         return None
-    start = head.size
     if len(buffer) < start + length:
         return INCOMPLETE
     return WholeRequest(
@@ -233,15 +222,19 @@ def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse 
         (and is still under :data:`MAX_HEAD`); None when h11 should handle these bytes.
     """
     head = _head(buffer, _STATUS_LINE, _FIELD_LINES)
-    if not isinstance(head, _Head):
+    if not isinstance(head, tuple):
         return head  # HTTP/1.0 keep-alive rules, obs-fold, garbage: h11's call; or INCOMPLETE
-    status = int(head.first[1])
+    first, lines, start = head
+    status = int(first[1])
     if status < 200:
         return None  # 1xx: more heads follow
     headers: Headers = []
     length: int | None = None
     reusable = True
-    for name, value in head.fields:
+    for line in lines:  # names lowercased, values without surrounding spaces, as h11's
+        name, _, value = line.partition(b":")
+        name = name.lower()
+        value = value.strip(b" \t")
         if name == b"content-length":
             if length is not None or not value.isdigit():
                 return None  # two lengths (maybe equal, maybe not): h11 decides
@@ -255,7 +248,6 @@ def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse 
         length = 0
     elif length is None:
         return None  # delimited by the tenant closing
-    start = head.size
     if len(buffer) < start + length:
         return None  # the body is still coming: h11 streams it
     if len(buffer) > start + length:
