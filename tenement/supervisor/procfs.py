@@ -82,15 +82,26 @@ class ProcStat:
 
 
 def _read_proc(path: str) -> str:
-    """The text of a small /proc file (a few raw reads: 4-5x faster than pathlib)."""
+    """The text of a small /proc file (raw reads: 4-5x faster than pathlib).
+
+    A read that does not fill the buffer got all of it (the kernel hands out a whole
+    /proc text file at once when the buffer holds it), so a stat file costs one read,
+    not two: a start adopting 1,000 tenants reads 1,000 of them.
+    """
     fd = os.open(path, os.O_RDONLY)
     try:
-        chunks = []
-        while chunk := os.read(fd, 4096):
+        chunk = os.read(fd, _PROC_READ)
+        if len(chunk) < _PROC_READ:
+            return chunk.decode(errors="replace")
+        chunks = [chunk]
+        while chunk := os.read(fd, _PROC_READ):
             chunks.append(chunk)
     finally:
         os.close(fd)
     return b"".join(chunks).decode(errors="replace")
+
+
+_PROC_READ = 4096
 
 
 def read_stat(pid: int) -> ProcStat | None:
