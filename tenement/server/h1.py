@@ -278,7 +278,7 @@ class Http1Connection:
         """
         deadline = None  # the head must be whole by then: set at the first wait
         while True:
-            # nothing read yet (the usual case: the last request took it all): wait first
+            # nothing read yet (the usual case: the last request took it all): no parse
             request = parse_whole_request(self._pending) if self._pending else INCOMPLETE
             if isinstance(request, WholeRequest):
                 break
