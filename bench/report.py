@@ -54,35 +54,12 @@ def _targets(r: dict) -> list[str]:
     def check(value: Any, test) -> bool | None:  # type: ignore[no-untyped-def]
         return None if value is None else bool(test(value))
 
-    ours, ref = both("proxy", "rps_c32")
-    ok = None if ours is None or ref is None else ours >= ref
-    rows.append(
-        (
-            "Proxy throughput, 32 connections (req/s)",
-            _fmt(ours, 0),
-            _fmt(ref, 0),
-            _ratio(ours, ref),
-            ">= 1.0x reference",
-            _verdict(ok),
-        )
-    )
-    workers = _get(r, "ours_workers", "proxy", "rps_c32")
-    ok = None if workers is None or ref is None else workers >= ref
-    rows.append(
-        (
-            "... with `ten serve --workers 0` (one process per CPU)",
-            _fmt(workers, 0),
-            _fmt(ref, 0),
-            _ratio(workers, ref),
-            ">= 1.0x reference",
-            _verdict(ok),
-        )
-    )
     ratio = _get(r, "head_to_head", "ratio_median")
     rounds = _get(r, "head_to_head", "ratios") or []
     rows.append(
         (
-            f"... `--workers 0`, head to head: median ratio of {len(rounds)} alternating rounds",
+            "Proxy throughput, 32 connections, `ten serve --workers 0` (one process per CPU),"
+            f" head to head: median of {len(rounds)} alternating rounds (req/s)",
             _fmt(median_of(_get(r, "head_to_head", "rps_ours")), 0),
             _fmt(median_of(_get(r, "head_to_head", "rps_reference")), 0),
             "—" if ratio is None else f"{ratio:.2f}x",
@@ -90,6 +67,15 @@ def _targets(r: dict) -> list[str]:
             _verdict(None if ratio is None else ratio >= 1.0),
         )
     )
+    # the same, each server in its own phase of the run: minutes apart on a shared
+    # machine, so not the comparison (see "Head to head" below); shown, not judged
+    workers = _get(r, "ours_workers", "proxy", "rps_c32")
+    ours, ref = both("proxy", "rps_c32")
+    for label, value in (
+        ("... `--workers 0`, each server in its own phase", workers),
+        ("... one serving process (the default), in its own phase", ours),
+    ):
+        rows.append((label, _fmt(value, 0), _fmt(ref, 0), _ratio(value, ref), "shown", "—"))
     direct = _get(r, "direct", "p50_ms_c1")
     ours, ref = both("proxy", "p50_ms_c1")
     added_ours = None if ours is None or direct is None else ours - direct
@@ -345,9 +331,10 @@ METHOD = [
     "  direct p50 at 1 connection. wrk, the proxy and the backend share the 2 cores.",
     "- **Head to head**: ours (`--workers 0`) and the reference up at once, each in its own",
     "  directory; wrk at 32 connections against each in turn, the order swapped every round.",
-    "  The per-server figures above are taken minutes apart, under whatever else the shared",
-    "  machine ran then; within a round both servers meet the same load, so this ratio is",
-    "  the comparison. The table gives every round.",
+    "  The per-server figures are taken minutes apart, under whatever else the shared",
+    "  machine ran then (the same code measured 0.85x-1.17x the reference that way); within",
+    "  a round both servers meet the same load, so the throughput target is judged on the",
+    "  rounds' median ratio. The details give every round.",
     "- **Cold wake**: `DELETE /api/instances/cold:w`, then one GET to `w.cold.localhost` on a new",
     "  connection, timed until the full answer. The limit is the same app (`cold_app.py`, stdlib",
     "  `http.server`) started directly by the harness, timed from exec to its first answer with",

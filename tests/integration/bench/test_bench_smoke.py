@@ -48,5 +48,5 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
     text = report.read_text()
     assert "Proxy throughput, 32 connections" in text
     assert "--workers 0" in text
-    assert "head to head: median ratio of 2 alternating rounds" in text
+    assert "head to head: median of 2 alternating rounds" in text
     assert "tenement 0.2.2" in text
