@@ -166,10 +166,14 @@ class Proxy:
         if not isinstance(route, Direct):
             return False
         service = self._backends.service(route.service)
-        target = None if service is None else self._backends.target(route.service, route.tenant)
+        if service is None:
+            return False
+        target = self._backends.target(route.service, route.tenant)
+        if target is None:
+            return False
         started = trio.current_time()
-        conn = None if target is None else self._upstream.take_idle(Address.of(target), started)
-        if service is None or target is None or conn is None:
+        conn = self._upstream.take_idle(Address.of(target), started)
+        if conn is None:
             return False
         self.metrics.request()
         with self._backends.connection(target.instance_id):
