@@ -69,12 +69,18 @@ def section(results: dict, key: str, func, *args) -> None:
 SECTIONS = ("proxy", "wake", "spawn", "restart", "tenants", "logs")
 
 
-def bench_server(server: Server, plan: Plan, results: dict, sections: list[str]) -> None:
+def launch(server: Server) -> float:
+    """Start ``server`` as the run measures it (ours behind a held socket, as systemd's
+    tenement.socket does); returns the seconds until it answered ``/health``."""
     if server.name == "ours":
-        server.hold_socket()  # as systemd's tenement.socket does
+        server.hold_socket()
     server.token_gen()
+    return server.start()
+
+
+def bench_server(server: Server, plan: Plan, results: dict, sections: list[str]) -> None:
     results["version"] = server.version()
-    results["startup_s"] = server.start()
+    results["startup_s"] = launch(server)
     simple = {
         "proxy": measures.proxy,
         "wake": measures.cold_wake,
@@ -116,11 +122,8 @@ def head_to_head(ours: list[str], ref_bin: Path, plan: Plan, procs: Procs, run_d
             directory = run_dir / f"head-to-head-{name}"
             write_config(directory, procs.marker, log_lines=plan.log_lines)
             server = Server(name, command, directory, procs, serve_args)
-            if name == "ours":
-                server.hold_socket()
-            server.token_gen()
             started.append(server)
-            server.start()
+            launch(server)
             status, _ = server.request("GET", "/", host=measures.FAST_HOST)
             if status != 200:
                 raise RuntimeError(f"{name}: the fast tenant answered {status}")
