@@ -119,7 +119,9 @@ def head_to_head(ours: list[str], ref_bin: Path, plan: Plan, procs: Procs, run_d
             ("reference", [str(ref_bin)], ()),
             ("ours", ours, ("--workers", "0")),
         ):
-            directory = run_dir / f"head-to-head-{name}"
+            # short: ours' control socket goes under it, and a Unix socket path holds at
+            # most 107 bytes (with a long checkout path, "head-to-head-ours" went past)
+            directory = run_dir / f"h2h-{name}"
             write_config(directory, procs.marker, log_lines=plan.log_lines)
             server = Server(name, command, directory, procs, serve_args)
             started.append(server)
