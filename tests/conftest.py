@@ -3,16 +3,34 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
+from bench.refbin import OVERRIDE, ReferenceUnavailable, reference_binary
+
 #: variables that would leak a test runner's systemd or tenement context into a test
 _CONTEXT_PREFIXES = ("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "TENEMENT_", "JOURNAL_STREAM")
+#: test-runner settings under those prefixes, kept: they say where things are, not a context
+_KEPT = {OVERRIDE}
 
 
 @pytest.fixture(autouse=True)
 def clean_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test starts without systemd's or tenement's variables from the outside."""
     for name in list(os.environ):
-        if name.startswith(_CONTEXT_PREFIXES):
+        if name.startswith(_CONTEXT_PREFIXES) and name not in _KEPT:
             monkeypatch.delenv(name)
+
+
+@pytest.fixture
+def reference_ten() -> Path:
+    """The reference ``ten`` (tenement 0.2.2), found as ``bench.run`` finds it.
+
+    ``./dev test`` fetches it before the tests; a test never downloads (its traffic stays on
+    loopback), so without the cache it is skipped, saying how to get it.
+    """
+    try:
+        return reference_binary(download=False)
+    except ReferenceUnavailable as exc:
+        pytest.skip(str(exc))

@@ -18,7 +18,7 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk); the harness needs it")
     raw, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
-    subprocess.run(
+    run = subprocess.run(
         [
             sys.executable,
             "-m",
@@ -32,10 +32,11 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
             str(report),
         ],
         cwd=ROOT,
-        check=True,
         capture_output=True,
+        text=True,
         timeout=100,
     )
+    assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(raw.read_text())
     for name in ("direct", "ours", "reference", "ours_workers"):
         proxy = results[name] if name == "direct" else results[name]["proxy"]

@@ -4,8 +4,8 @@ The server runs as a real process in ``tmp_path`` with a tenement.toml whose ser
 ``api`` is a tiny Python HTTP app (isolation "process"), after ``ten token-gen``.
 
 ``TENEMENT_TEST_SERVER_CMD`` replaces ``python -m tenement`` as the program that gets
-``serve --port P`` and ``token-gen`` (e.g. ``TENEMENT_TEST_SERVER_CMD=/opt/ref/ten`` runs the
-same tests against the reference binary to prove parity).
+``serve --port P`` and ``token-gen`` (e.g. ``TENEMENT_TEST_SERVER_CMD=$(python -m bench.refbin)``
+runs the same tests against the reference binary to prove parity).
 """
 
 from __future__ import annotations

@@ -1,6 +1,7 @@
 """`ten caddy`: the Caddyfile and hints match files written by `ten` 0.2.2, and Caddy accepts them.
 
-The golden files in ``golden/`` were written by the reference binary (``/opt/ref/ten caddy``).
+The golden files in ``golden/`` were written by the reference binary's ``ten caddy``
+(``python -m bench.refbin`` fetches it and prints its path).
 """
 
 from __future__ import annotations

@@ -3,24 +3,20 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
-REFERENCE_BINARY = Path(os.environ.get("REFERENCE_TEN", "/opt/ref/ten"))
+from bench import refbin
 
 
 def reference_binary() -> Path:
-    """The reference `ten`, or a skip that says why the test can't run."""
-    found = REFERENCE_BINARY if REFERENCE_BINARY.exists() else shutil.which("ten-reference")
-    if not found:
-        pytest.skip(
-            f"reference tenement 0.2.2 binary not found at {REFERENCE_BINARY}; the "
-            "SQL-built variant of this test covers the same ground"
-        )
-    return Path(found)
+    """The reference `ten` (found as everywhere: bench.refbin), or a skip that says why."""
+    try:
+        return refbin.reference_binary(download=False)
+    except refbin.ReferenceUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 def run_reference(args: list[str], cwd: Path) -> str:

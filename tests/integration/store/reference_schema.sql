@@ -1,5 +1,5 @@
 -- The schema tenement 0.2.2 creates, as its SQLite database records it (sqlite_master of a
--- database made by `/opt/ref/ten token-gen`). Used to build a reference database without
+-- database made by the reference `ten token-gen`). Used to build a reference database without
 -- the binary.
 CREATE TABLE logs (
             id INTEGER PRIMARY KEY AUTOINCREMENT,

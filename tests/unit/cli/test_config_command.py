@@ -14,8 +14,6 @@ from tenement.cli import ten
 from tenement.cli.context import CliContext
 from tenement.config import Config, config_as_dict
 
-REFERENCE = Path("/opt/ref/ten")
-
 CONFIG = """\
 [settings]
 data_dir = "/srv/ten data"
@@ -87,10 +85,12 @@ def test_relative_data_dir_is_printed_absolute(tmp_path: Path, monkeypatch) -> N
     )
 
 
-def _reference_output(directory: Path, *args: str) -> subprocess.CompletedProcess[str]:
+def _reference_output(
+    reference: Path, directory: Path, *args: str
+) -> subprocess.CompletedProcess[str]:
     env = {key: value for key, value in os.environ.items() if not key.startswith("TENEMENT_")}
     return subprocess.run(
-        [str(REFERENCE), "config", *args],
+        [str(reference), "config", *args],
         cwd=directory,
         env=env,
         capture_output=True,
@@ -107,10 +107,11 @@ def _blocks(text: str) -> tuple[str, set[str]]:
     return header, set(blocks)
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="reference binary /opt/ref/ten not installed")
 @pytest.mark.parametrize("args", [(), ("--data-dir", "/elsewhere")], ids=["toml", "data-dir-flag"])
-def test_output_matches_the_reference_binary(project: Path, args: tuple[str, ...]) -> None:
-    reference = _reference_output(project, *args)
+def test_output_matches_the_reference_binary(
+    project: Path, reference_ten: Path, args: tuple[str, ...]
+) -> None:
+    reference = _reference_output(reference_ten, project, *args)
     assert reference.returncode == 0, reference.stderr
 
     ours = run("config", *args)
@@ -120,10 +121,11 @@ def test_output_matches_the_reference_binary(project: Path, args: tuple[str, ...
     assert len(ours.stdout.splitlines()) == len(reference.stdout.splitlines())
 
 
-@pytest.mark.skipif(not REFERENCE.exists(), reason="reference binary /opt/ref/ten not installed")
-def test_single_service_output_is_byte_identical_to_the_reference(project: Path) -> None:
+def test_single_service_output_is_byte_identical_to_the_reference(
+    project: Path, reference_ten: Path
+) -> None:
     (project / "tenement.toml").write_text(CONFIG.split("[service.api]")[0])
-    reference = _reference_output(project)
+    reference = _reference_output(reference_ten, project)
     assert reference.returncode == 0, reference.stderr
     assert run("config").stdout == reference.stdout
 

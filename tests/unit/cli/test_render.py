@@ -34,7 +34,7 @@ def test_ps_table_without_instances() -> None:
 
 
 def test_ps_table_matches_the_reference_layout() -> None:
-    # captured from `/opt/ref/ten ps` (tenement 0.2.2)
+    # captured from the reference `ten ps` (tenement 0.2.2)
     expected = (
         "INSTANCE             LISTEN               UPTIME     IDLE       HEALTH   WEIGHT\n"
         "api:v2               127.0.0.1:30002      0s         0s         healthy  0     \n"

@@ -10,7 +10,7 @@ from tenement.store import (
     verify_token,
 )
 
-#: made by the reference binary (/opt/ref/ten token-gen): its token and its hash
+#: made by the reference binary (`ten token-gen`, bench.refbin): its token and its hash
 REFERENCE_TOKEN = "t45jfeGTF2VDGhnlVnzH_Zc0O4u6QbxvI8s0BdMEcIQ"
 REFERENCE_HASH = (
     "$argon2id$v=19$m=19456,t=2,p=1$wsl64AazyF5RX+vFKnyiFQ$"
