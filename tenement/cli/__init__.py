@@ -11,6 +11,7 @@ import click
 
 from tenement._version import __version__
 from tenement.cli.context import CliContext, global_options
+from tenement.cli.output import discard_stdout
 from tenement.errors import TenementError
 
 
@@ -21,13 +22,21 @@ class _UserError(click.ClickException):
 
 
 class TenGroup(click.Group):
-    """Turns a :class:`TenementError` from any command into ``Error: ...`` and its exit code."""
+    """Turns a :class:`TenementError` from any command into ``Error: ...`` and its exit code.
+
+    A closed stdout ends the command quietly with exit 0 (see :mod:`tenement.cli.output`).
+    """
 
     def invoke(self, ctx: click.Context):  # type: ignore[no-untyped-def]
         try:
             return super().invoke(ctx)
         except TenementError as exc:
             raise _UserError(exc.message, exc.exit_code) from exc
+        except BrokenPipeError:
+            # The reader closed stdout (`ten ps | head -1`): it has what it wanted. Click
+            # would exit 1 here, which fails `set -o pipefail` scripts.
+            discard_stdout()
+            ctx.exit(0)
 
 
 @click.group(cls=TenGroup, context_settings={"help_option_names": ["-h", "--help"]})

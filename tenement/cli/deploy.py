@@ -10,6 +10,7 @@ import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 from tenement.cli.instances import InvalidInstanceFormat, parse_instance
+from tenement.cli.output import echo_lines
 from tenement.ids import NAME_RULE, is_valid_name
 
 #: the reference parses weights as u8 (0-255); the server caps them at 100
@@ -75,8 +76,12 @@ def deploy(
     from tenement.cli.client import open_client
 
     with open_client(cli) as client:
-        click.echo(f"Deploying {ref} with weight {weight_}")
-        click.echo(f"Waiting for health check (timeout: {timeout}s)...")
+        echo_lines(
+            [
+                f"Deploying {ref} with weight {weight_}",
+                f"Waiting for health check (timeout: {timeout}s)...",
+            ]
+        )
         body = client.json(
             "POST",
             "/api/deploy",
@@ -88,9 +93,13 @@ def deploy(
             },
             timeout=timeout + 10,
         )
-    click.echo(f"Deployed {body.get('instance', ref)}")
-    click.echo(f"Weight: {body.get('weight', weight_)}")
-    click.echo(f"Status: {body.get('status', 'healthy')}")
+    echo_lines(
+        [
+            f"Deployed {body.get('instance', ref)}",
+            f"Weight: {body.get('weight', weight_)}",
+            f"Status: {body.get('status', 'healthy')}",
+        ]
+    )
 
 
 @click.command(short_help="Atomically swap traffic from one version to another (blue/green)")
@@ -115,9 +124,13 @@ def route(cli: CliContext, process: str, from_: str, to: str) -> None:
         )
     source = body.get("from_instance", f"{process}:{from_}")
     target = body.get("to_instance", f"{process}:{to}")
-    click.echo(f"Routed traffic: {source} -> {target}")
-    click.echo(f"  {source} weight = {body.get('from_weight', 0)}")
-    click.echo(f"  {target} weight = {body.get('to_weight', 100)}")
+    echo_lines(
+        [
+            f"Routed traffic: {source} -> {target}",
+            f"  {source} weight = {body.get('from_weight', 0)}",
+            f"  {target} weight = {body.get('to_weight', 100)}",
+        ]
+    )
 
 
 COMMANDS = (deploy, weight, route)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
+from tenement.cli.output import echo_lines
 from tenement.errors import TenementError
 from tenement.ids import InstanceRef, InvalidInstanceId
 
@@ -76,9 +77,10 @@ def spawn(cli: CliContext, instance: str, old_id: str | None) -> None:
             "/api/instances/spawn",
             json_body={"process": ref.service, "id": ref.tenant},
         )
-    click.echo(f"Spawned {body.get('instance', ref)}")
+    lines = [f"Spawned {body.get('instance', ref)}"]
     if body.get("port") is not None:
-        click.echo(f"Listening on 127.0.0.1:{body['port']}")
+        lines.append(f"Listening on 127.0.0.1:{body['port']}")
+    echo_lines(lines)
 
 
 @click.command(short_help="Stop a running instance (e.g., ten stop api:prod)")

@@ -8,6 +8,7 @@ import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 from tenement.cli.instances import echo_json, json_option, parse_instance
+from tenement.cli.output import echo_lines
 
 
 @click.command(short_help="Tail logs from running instances")
@@ -74,5 +75,4 @@ def logs(
             echo_json(response.text)
             return
         entries = client.decode(response)
-    for entry in entries if isinstance(entries, list) else []:
-        click.echo(render.log_line(entry))
+    echo_lines(render.log_line(entry) for entry in (entries if isinstance(entries, list) else []))

@@ -18,6 +18,7 @@ import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 from tenement.cli.db import LocalDatabase, local_database, open_local_store
+from tenement.cli.output import echo_lines
 
 if TYPE_CHECKING:
     from tenement.store import Store
@@ -86,17 +87,25 @@ def token_gen(cli: CliContext, tenant: str | None, description: str | None) -> N
         else:
             store.set_admin_token_hash(token_hash)
     if tenant is not None:
-        click.echo(f"Generated tenant token for '{tenant}':\n")
-        click.echo(f"  {token}\n")
-        click.echo(f"This token can only access instances/logs for tenant '{tenant}'.")
-        click.echo("Deploy and route operations are admin-only.")
+        echo_lines(
+            [
+                f"Generated tenant token for '{tenant}':\n",
+                f"  {token}\n",
+                f"This token can only access instances/logs for tenant '{tenant}'.",
+                "Deploy and route operations are admin-only.",
+            ]
+        )
         return
     token_file = database.data_dir / TOKEN_FILE
     write_token_file(token_file, token)
-    click.echo("Generated admin API token:\n")
-    click.echo(f"  {token}\n")
-    click.echo(f"Token saved to {token_file}")
-    click.echo(f"Use it in the Authorization header: Bearer {token}")
+    echo_lines(
+        [
+            "Generated admin API token:\n",
+            f"  {token}\n",
+            f"Token saved to {token_file}",
+            f"Use it in the Authorization header: Bearer {token}",
+        ]
+    )
 
 
 @click.command("token-list")
