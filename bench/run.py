@@ -29,7 +29,9 @@ from bench.servers import Server, write_config
 
 log = logging.getLogger("bench")
 ROOT = Path(__file__).resolve().parent.parent
-WORK = ROOT / "bench" / ".work"
+#: each run's directories go here. $BENCH_WORK moves them to a shorter path: a server's
+#: control socket (under its data_dir) must fit in 107 bytes, which a deep checkout exceeds
+WORK = Path(os.environ.get("BENCH_WORK") or ROOT / "bench" / ".work")
 
 
 def machine() -> dict[str, str]:
@@ -197,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.only != "ours":
         # Before the private network is entered: inside it, PyPI is out of reach.
         try:
-            ref_bin = reference_binary(WORK)
+            ref_bin = reference_binary()
         except ReferenceUnavailable as exc:
             raise SystemExit(f"bench.run: {exc}") from exc
     if not args.shared_network:

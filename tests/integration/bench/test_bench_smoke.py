@@ -4,9 +4,12 @@ No timing is asserted: only that each server produced numbers and the report nam
 """
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -14,7 +17,18 @@ import pytest
 ROOT = Path(__file__).resolve().parents[3]
 
 
-def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
+@pytest.fixture
+def short_work() -> Iterator[Path]:
+    """A run directory with a short path, wherever the checkout is: ours' control socket
+    goes under it and must fit in 107 bytes (pytest's tmp_path is too deep already)."""
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir="/tmp"))
+    try:
+        yield work
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_quick_proxy_run_measures_both_servers(tmp_path: Path, short_work: Path) -> None:
     if shutil.which("wrk") is None:
         pytest.skip("wrk is not installed (apt-get install wrk); the harness needs it")
     raw, report = tmp_path / "results.json", tmp_path / "BENCHMARKS.md"
@@ -32,6 +46,7 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path) -> None:
             str(report),
         ],
         cwd=ROOT,
+        env={**os.environ, "BENCH_WORK": str(short_work)},
         capture_output=True,
         text=True,
         timeout=100,
