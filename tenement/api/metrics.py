@@ -2,9 +2,9 @@
 
 Nothing is counted here: at scrape time :func:`snapshot` reads the supervisor's instances
 and the proxy's request metrics on the event loop (neither is thread-safe), and a custom
-collector renders that frozen snapshot in a worker thread. prometheus-client is imported
-on the first scrape (it costs ~80 ms to import, which ``ten serve`` should not pay at
-startup).
+collector turns that frozen snapshot into families, which :func:`render_metrics` writes
+in a worker thread. prometheus-client is imported on the first scrape (it costs ~80 ms to
+import, which ``ten serve`` should not pay at startup).
 Label values are escaped (the reference does not escape them).
 
 The proxy's metrics object (``tenement.proxy.ProxyMetrics``; duck-typed, the API may
@@ -16,6 +16,7 @@ not import the proxy) is read through :func:`request_series`: its ``statistics()
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 from typing import Any
 
@@ -144,9 +145,64 @@ def _ratio(used: int, quota: int) -> float:
 
 
 def render_metrics(data: MetricsSnapshot) -> bytes:
-    """The exposition text of ``data`` (thread-safe; slow only on the first import)."""
-    from prometheus_client import CollectorRegistry, generate_latest
+    """The exposition text of ``data`` (thread-safe; slow only on the first import).
 
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MetricsCollector(data))
-    return generate_latest(registry)
+    Written as the reference writes it, which prometheus-client's ``generate_latest``
+    does not: counts without ``.0`` (``tenement_instances_up 5``), the usage ratio with
+    four decimals, ``le`` after the other labels and a blank line after each family.
+    """
+    lines: list[str] = []
+    for family in MetricsCollector(data).collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        lines.append(f"# HELP {name} {_escape_help(family.documentation)}")
+        lines.append(f"# TYPE {name} {family.type}")
+        for sample in _reference_order(family.samples):
+            labels = ",".join(
+                f'{key}="{_escape_label(value)}"' for key, value in sample.labels.items()
+            )
+            series = f"{sample.name}{{{labels}}}" if labels else sample.name
+            lines.append(f"{series} {_value(family.name, sample.value)}")
+        lines.append("")
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _reference_order(samples: list[Any]) -> list[Any]:
+    """Each series' samples as the reference lists them: buckets, ``_sum``, ``_count``."""
+    suffixes = {"_bucket": 0, "_sum": 1, "_count": 2}
+    series: dict[tuple, int] = {}
+    for sample in samples:
+        key = tuple((k, v) for k, v in sample.labels.items() if k != "le")
+        series.setdefault(key, len(series))
+
+    def position(sample: Any) -> tuple[int, int]:
+        key = tuple((k, v) for k, v in sample.labels.items() if k != "le")
+        suffix = next((n for end, n in suffixes.items() if sample.name.endswith(end)), 0)
+        return series[key], suffix
+
+    # sorted() is stable: the buckets keep their order
+    return sorted(samples, key=position)
+
+
+#: the family the reference prints with ``{:.4}``
+RATIO_FAMILY = "tenement_instance_storage_usage_ratio"
+
+
+def _value(family: str, value: float) -> str:
+    """A sample value as the reference prints it (Prometheus accepts both forms)."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if family == RATIO_FAMILY:
+        return f"{value:.4f}"
+    if float(value).is_integer():
+        return str(int(value))
+    return repr(float(value))
+
+
+def _escape_label(value: str) -> str:
+    return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+
+
+def _escape_help(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("\n", "\\n")

@@ -108,10 +108,54 @@ def test_every_reference_family_with_its_labels() -> None:
 
 def test_bucket_bounds_render_as_the_reference_does() -> None:
     text = render_metrics(snapshot(Instances(()), proxy_metrics({"a:b": [1.0]}))).decode()
-    assert 'tenement_request_duration_ms_bucket{instance="b",le="1",process="a"} 1.0' in text
-    assert 'tenement_request_duration_ms_bucket{instance="b",le="5000",process="a"} 1.0' in text
-    assert 'tenement_request_duration_ms_bucket{instance="b",le="+Inf",process="a"} 1.0' in text
+    assert 'tenement_request_duration_ms_bucket{instance="b",process="a",le="1"} 1\n' in text
+    assert 'tenement_request_duration_ms_bucket{instance="b",process="a",le="5000"} 1\n' in text
+    assert 'tenement_request_duration_ms_bucket{instance="b",process="a",le="+Inf"} 1\n' in text
     assert "# TYPE tenement_instances_up gauge" in text
+
+
+#: lines of a real reference scrape (`ten` 0.2.2 serve, one instance, two requests, a
+#: 10 MiB quota with nothing used)
+REFERENCE_LINES = """\
+# HELP tenement_requests_total Total number of HTTP requests
+# TYPE tenement_requests_total counter
+tenement_requests_total{instance="a",process="web"} 2
+
+tenement_request_duration_ms_bucket{instance="a",process="web",le="1"} 0
+tenement_request_duration_ms_bucket{instance="a",process="web",le="5"} 2
+tenement_request_duration_ms_bucket{instance="a",process="web",le="10"} 2
+tenement_request_duration_ms_bucket{instance="a",process="web",le="5000"} 2
+tenement_request_duration_ms_bucket{instance="a",process="web",le="+Inf"} 2
+tenement_request_duration_ms_sum{instance="a",process="web"} 3.912
+tenement_request_duration_ms_count{instance="a",process="web"} 2
+
+# HELP tenement_instances_up Number of running instances
+# TYPE tenement_instances_up gauge
+tenement_instances_up 5
+
+tenement_instance_storage_bytes{id="a",process="web"} 0
+tenement_instance_storage_quota_bytes{id="a",process="web"} 10485760
+tenement_instance_storage_usage_ratio{id="a",process="web"} 0.0000
+"""
+
+
+def test_values_print_as_the_reference_prints_them() -> None:
+    """Counts without ``.0`` (``tenement_instances_up 5``, not ``5.0``), the ratio with
+    four decimals, ``le`` last: every line of a reference scrape is in ours."""
+    quota = 10 * 1024 * 1024
+    views = (
+        View("web:a", "web", "a", storage_quota_bytes=quota),
+        *(View(f"web:b{n}", "web", f"b{n}") for n in range(4)),
+    )
+    text = render_metrics(snapshot(Instances(views), proxy_metrics({"web:a": [1.5, 2.412]})))
+    ours = text.decode().splitlines()
+    missing = [line for line in REFERENCE_LINES.splitlines() if line and line not in ours]
+    assert missing == []
+    sums = [i for i, line in enumerate(ours) if line.startswith("tenement_request_duration")]
+    assert ours[sums[-2]].startswith("tenement_request_duration_ms_sum")  # then the count
+    assert not [line for line in ours if line.endswith(".0")]
+    families = {f.name for f in text_string_to_metric_families(text.decode())}
+    assert "tenement_instance_storage_usage_ratio" in families  # still valid Prometheus text
 
 
 def test_label_values_are_escaped() -> None:
