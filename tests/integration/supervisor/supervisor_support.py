@@ -43,8 +43,7 @@ def make_config(
         backoff_max_ms=40,
         # these tenants use the test's own files (tmp_path is 0700) and the runner's
         # python: they run as the test's user; users of their own are tested with the
-        # server (tests/integration/server/test_tenant_isolation.py) and in
-        # test_tenant_users.py
+        # server (tests/integration/server/test_tenant_isolation.py)
         tenant_users=False,
     )
     return Config(
