@@ -21,6 +21,8 @@ SUPPORTED_ISOLATIONS = ("process", "namespace")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
 DEFAULT_DATA_DIR = Path("tenement-data")
+#: systemd's range for DynamicUser= (61184-65519): no distribution hands these out
+DEFAULT_TENANT_UIDS = (61184, 65519)
 CONFIG_FILENAME = "tenement.toml"
 
 
@@ -155,6 +157,12 @@ class Settings:
     wake_any_id: bool = False
     #: serving processes of ``ten serve``; 0 means one per CPU
     workers: int = 1
+    #: uids (inclusive) allotted to services without ``user``, one each, when the server
+    #: can change uid; systemd's DynamicUser= range. Added in 0.3.
+    tenant_uids: tuple[int, int] = DEFAULT_TENANT_UIDS
+    #: false: tenants run as the server's user even where it could change uid (a warning
+    #: at start says so); for development and tests only. Added in 0.3.
+    tenant_users: bool = True
     tls: TlsSettings = attrs.field(factory=TlsSettings)
 
     def database_url_or_default(self) -> str:
@@ -205,6 +213,9 @@ class Service:
     vsock_port: int = 5000
     image: str | None = None
     mounts: tuple[Mount, ...] = ()
+    #: the system user its tenants run as (when the server can change uid); None: a uid
+    #: of its own from ``settings.tenant_uids``. Added in 0.3.
+    user: str | None = None
 
     def socket_path(self, tenant: str) -> str:
         """The socket template with ``{name}`` and ``{id}`` filled (nothing else)."""

@@ -7,6 +7,7 @@ A checker takes the value tomllib produced and returns the finished value, or ra
 from __future__ import annotations
 
 import math
+import pwd
 from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
@@ -157,6 +158,39 @@ def path(value: Any) -> Path:
     return Path(text)
 
 
+#: the highest uid a range may hold (65535 and 4294967295 mean "no user" to the kernel)
+MAX_TENANT_UID = 2**31 - 1
+
+
+def user_name(value: Any) -> str:
+    """A user that exists on this host and is not root."""
+    name = string(value)
+    try:
+        entry = pwd.getpwnam(name)
+    except KeyError:
+        raise Invalid(
+            f'no user "{name}" on this host; create it (useradd --system {name}) or remove '
+            "the key to run the service as a uid of its own from [settings] tenant_uids"
+        ) from None
+    if entry.pw_uid == 0:
+        raise Invalid(f'user "{name}" is root (uid 0): a tenant may not run as root')
+    return name
+
+
+def uid_range(value: Any) -> tuple[int, int]:
+    """``"FIRST-LAST"``: uids from FIRST to LAST inclusive, 1 or more."""
+    text = string(value)
+    first, sep, last = text.partition("-")
+    if not (sep and first.strip().isdigit() and last.strip().isdigit()):
+        raise Invalid(f'expected a uid range "FIRST-LAST" (e.g. "61184-65519"), got "{text}"')
+    low, high = int(first), int(last)
+    if not 1 <= low <= high <= MAX_TENANT_UID:
+        raise Invalid(
+            f'expected 1 <= FIRST <= LAST <= {MAX_TENANT_UID} (uid 0 is root), got "{text}"'
+        )
+    return low, high
+
+
 # -- schemas: key -> checker, one per table kind ----------------------------------------
 
 SETTINGS: dict[str, Callable[[Any], Any]] = {
@@ -169,6 +203,8 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "database_url": string,
     "wake_any_id": boolean,
     "workers": count,
+    "tenant_uids": uid_range,
+    "tenant_users": boolean,
 }
 TLS: dict[str, Callable[[Any], Any]] = {
     "enabled": boolean,
@@ -203,6 +239,7 @@ SERVICE: dict[str, Callable[[Any], Any]] = {
     "vcpus": count,
     "vsock_port": count,
     "image": string,
+    "user": user_name,
 }
 MOUNT: dict[str, Callable[[Any], Any]] = {
     "source": string,

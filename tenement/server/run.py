@@ -355,13 +355,22 @@ def run(
     Args:
         workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
     """
+    from tenement.server.secrets import drop_secrets, secure_data_dir
     from tenement.server.workers import fork_workers, worker_count, worker_environ
+    from tenement.supervisor.identity import shared_user_warning
     from tenement.systemd import configure_logging, listen_sockets
 
+    dropped = drop_secrets(environ)
     configure_logging(environ, log_level)
     config = read_config()
     for warning in config.warnings:
         log.warning("%s", warning)
+    if dropped:
+        log.info("%s removed from the server's environment: it needs none", ", ".join(dropped))
+    shared = shared_user_warning(config.settings.tenant_users)
+    if shared is not None:
+        log.warning("%s", shared)
+    secure_data_dir(config.settings.data_dir)
     count = worker_count(config.settings.workers if workers is None else workers)
     inherited = [listening.sock for listening in listen_sockets(environ)]
     sockets = inherited or bind_sockets(options)

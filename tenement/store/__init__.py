@@ -2,8 +2,9 @@
 
 Public face of the store layer; other layers import from here only. Layout:
 ``store.py`` (:class:`Store`, built from one class per concept: ``tokens.py``,
-``instances.py``, ``logs.py``, ``audit.py``, ``lease.py``; their queries are SQL text run
-through ``_db.py``: sqlite3 for a SQLite file, SQLAlchemy for any other URL),
+``instances.py``, ``logs.py``, ``audit.py``, ``lease.py``, ``users.py``; their queries are
+SQL text run through ``_db.py``: sqlite3 for a SQLite file, SQLAlchemy for any other URL),
+``private.py`` (the modes of the server's files),
 ``schema.py`` (which revision a database is at, without Alembic), ``migrate.py``
 (Alembic, loaded only when needed), ``tables.py`` (the schema as SQLAlchemy tables, for
 Alembic and the migration tests), ``backup.py``; the migration scripts live in the
@@ -23,6 +24,7 @@ from tenement.store.instances import InstanceRecord
 from tenement.store.lease import ServerRow
 from tenement.store.logs import LogEntry
 from tenement.store.migrate import MigrationReport, RevisionInfo, migrate_to_head
+from tenement.store.private import passage_dir, private_dir, private_file
 from tenement.store.schema import (
     SchemaKind,
     SchemaStatus,
@@ -37,6 +39,7 @@ from tenement.store.tokens import (
     token_prefix,
     verify_token,
 )
+from tenement.store.users import UidsExhausted
 
 __all__ = [
     "AuditRow",
@@ -51,6 +54,7 @@ __all__ = [
     "Store",
     "StoreError",
     "TenantTokenRow",
+    "UidsExhausted",
     "UnknownRevision",
     "UnrecognisedDatabase",
     "backup_database",
@@ -62,6 +66,9 @@ __all__ = [
     "list_backups",
     "migrate_to_head",
     "open_store",
+    "passage_dir",
+    "private_dir",
+    "private_file",
     "prune_backups",
     "restore_backup",
     "schema_status",

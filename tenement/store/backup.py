@@ -21,6 +21,7 @@ from pathlib import Path
 from tenement.store import _sqlite
 from tenement.store._db import SqliteDatabase
 from tenement.store.errors import BackupError
+from tenement.store.private import PRIVATE_DIR_MODE
 from tenement.store.store import Store
 
 log = logging.getLogger(__name__)
@@ -109,7 +110,8 @@ def backup_database(
         destination.parent.mkdir(parents=True, exist_ok=True)
         target, directory = destination, None
     else:
-        destination.mkdir(parents=True, exist_ok=True)
+        # new backup directories are private; an existing one is the operator's choice
+        destination.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
         target = _reserve_name(destination, label, now or datetime.now(UTC))
         directory = destination
     try:

@@ -11,11 +11,13 @@ from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
+from tenement.store.private import private_database
 from tenement.store.tokens import TokenQueries
+from tenement.store.users import UserQueries
 
 
-class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQueries):
-    """The database: tokens, instances, logs, audit trail, lease and servers.
+class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQueries, UserQueries):
+    """The database: tokens, instances, logs, audit trail, lease, servers, service users.
 
     Every method is blocking and thread-safe; from trio call them through
     :meth:`run` (``await store.run(store.load_instances)``). Each method is one
@@ -49,13 +51,16 @@ def open_store(url: str, *, create_dirs: bool = True) -> Iterator[Store]:
     """Open the database at ``url`` (any SQLAlchemy URL); it is not migrated.
 
     On SQLite every connection uses WAL, ``busy_timeout`` 5 s and foreign keys, and the
-    file (with ``create_dirs``, its directory too) is created when missing.
+    file (with ``create_dirs``, its directory too) is created when missing; the file
+    and its ``-wal``/``-shm`` are made 0600 whatever the umask (``private.py``).
 
     Resource handling: its connections are closed on exit.
     """
     path = _sqlite.sqlite_path(url)
     if path is not None and create_dirs:
         path.parent.mkdir(parents=True, exist_ok=True)
+    if path is not None:
+        private_database(path)
     store = Store(open_database(url))
     try:
         yield store

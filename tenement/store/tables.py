@@ -145,3 +145,13 @@ log_offsets = sa.Table(
     sa.Column("inode", sa.BigInteger, nullable=False),
     sa.Column("byte_offset", sa.BigInteger, nullable=False),
 )
+
+# --- ours (revision 0003) -------------------------------------------------------------
+
+service_users = sa.Table(
+    "service_users",
+    metadata,
+    sa.Column("service", sa.Text, primary_key=True),
+    sa.Column("uid", sa.Integer, nullable=False, unique=True),
+    sa.Column("allotted_at", sa.Double, nullable=False),  # epoch seconds
+)

@@ -20,7 +20,8 @@ import trio
 
 from tenement.config import Config, Service
 from tenement.ids import NAME_RULE, InstanceRef, InvalidInstanceId, is_valid_name
-from tenement.store import InstanceRecord, LogEntry
+from tenement.store import InstanceRecord, LogEntry, passage_dir, private_dir
+from tenement.supervisor import identity
 from tenement.supervisor.errors import InstanceNotFound, UnknownService
 from tenement.supervisor.events import Events
 from tenement.supervisor.instance import (
@@ -33,7 +34,7 @@ from tenement.supervisor.instance import (
 )
 from tenement.supervisor.logtail import LogSource, LogTailer, TailerStatistics
 from tenement.supervisor.ports import PortAllocator
-from tenement.supervisor.spec import log_paths, socket_path
+from tenement.supervisor.spec import TenantUser, log_paths, socket_path
 from tenement.supervisor.storage import StorageInfo, quota_bytes, storage_info
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,8 @@ class SupervisorBase:
         self._events = Events(store)
         self._instances: dict[str, Instance] = {}
         self._detached = False
+        #: whether tenants get users of their own; learnt at the first start
+        self._can_change_uid: bool | None = None
 
     # ---- configuration and lookups --------------------------------------------------------
 
@@ -266,11 +269,49 @@ class SupervisorBase:
 
     # ---- files and ports ---------------------------------------------------------------------
 
-    def _prepare_dirs(self, inst: Instance, svc: Service) -> None:
-        self.instance_dir(inst.service, inst.tenant).mkdir(parents=True, exist_ok=True)
-        Path(socket_path(svc, inst.tenant)).parent.mkdir(parents=True, exist_ok=True)
+    async def _tenant_user(self, svc: Service) -> TenantUser | None:
+        """The user ``svc``'s tenants run as; None for the server's own (it cannot change
+        uid, or ``settings.tenant_users`` is false).
+
+        Raises:
+            SpawnError: its configured user no longer exists.
+            UidsExhausted: no uid of ``settings.tenant_uids`` is free for it.
+        """
+        if not self._config.settings.tenant_users:
+            return None
+        if self._can_change_uid is None:
+            self._can_change_uid = identity.can_change_uid()
+        if not self._can_change_uid:
+            return None
+        if svc.user is not None:
+            return identity.named_user(svc)
+        first, last = self._config.settings.tenant_uids
+        store = self._store
+        uid = await store.run(
+            lambda: store.service_uid(
+                svc.name, first, last, taken=identity.uid_taken, now=time.time()
+            )
+        )
+        return identity.allotted_user(svc.name, uid)
+
+    def _prepare_dirs(self, inst: Instance, svc: Service, user: TenantUser | None = None) -> None:
+        """Make the instance's directories: with a ``user``, its own directory is that
+        user's (0700) and every directory above it only passable; the log directories are
+        the server's alone (it opens the log files for the tenant)."""
+        instance_dir = self.instance_dir(inst.service, inst.tenant)
+        if user is None:
+            instance_dir.mkdir(parents=True, exist_ok=True)
+        else:
+            passage_dir(instance_dir.parent)
+            passage_dir(self.data_dir)
+            identity.claim_dir(instance_dir, user)
+        sockets = Path(socket_path(svc, inst.tenant)).parent
+        sockets.mkdir(parents=True, exist_ok=True)
+        if user is not None:
+            identity.share_socket_dir(sockets)
+        private_dir(self.log_dir)
         for path in log_paths(self.log_dir, inst.service, inst.tenant):
-            path.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(path.parent)
 
     def _watch_logs(self, inst: Instance) -> None:
         stdout, stderr = log_paths(self.log_dir, inst.service, inst.tenant)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from tenement.supervisor import procfs
@@ -24,8 +25,13 @@ NAMESPACE_INIT = Path(__file__).with_name("_nsinit.py")
 NAMESPACE_NEEDS_ROOT = 'namespace isolation needs root (CAP_SYS_ADMIN); set isolation = "process"'
 
 
-def namespace_argv(argv: tuple[str, ...]) -> list[str]:
-    """The command line that runs ``argv`` in new PID and mount namespaces."""
+def namespace_argv(argv: tuple[str, ...], *, inside: Sequence[str] = ()) -> list[str]:
+    """The command line that runs ``argv`` in new PID and mount namespaces.
+
+    Args:
+        inside: a command prefix run inside the namespaces, before the init (``setpriv``:
+            ``unshare`` itself needs the server's privileges).
+    """
     if not sys.platform.startswith("linux"):
         raise SpawnError('namespace isolation requires Linux. Set isolation = "process"')
     if not procfs.has_cap_sys_admin():
@@ -44,6 +50,7 @@ def namespace_argv(argv: tuple[str, ...]) -> list[str]:
         "--mount-proc",
         "--kill-child",
         "--",
+        *inside,
         sys.executable,
         "-I",
         "-S",

@@ -10,6 +10,9 @@ Stopping is one routine (:meth:`TenantProcess.terminate`): SIGTERM to the proces
 group, a bounded wait for the whole group, SIGKILL to the group (and the cgroup),
 wait again. It always waits for the processes to be gone before it returns.
 
+A tenant with a user of its own (``spec.user``) runs under util-linux ``setpriv``, which
+switches to that user and execs the command in the same process (``identity.py``).
+
 ``isolation = "namespace"`` (Linux, CAP_SYS_ADMIN) runs the command under
 ``unshare --pid --fork --mount --mount-proc --kill-child`` (util-linux) with a tiny
 init (``_nsinit.py``) as pid 1: the tenant sees its own /proc and pid namespace,
@@ -31,6 +34,7 @@ from pathlib import Path
 import trio
 
 from tenement.supervisor import cgroups, procfs
+from tenement.supervisor.identity import setpriv_argv
 from tenement.supervisor.namespace import NAMESPACE_NEEDS_ROOT, check_command, namespace_argv
 from tenement.supervisor.procfs import read_start_ticks
 from tenement.supervisor.spec import ProcessSpec, SpawnError
@@ -50,8 +54,10 @@ log = logging.getLogger(__name__)
 KILL_WAIT_SECONDS = 10.0
 #: how often to look whether a killed cgroup is empty yet
 CGROUP_POLL_SECONDS = 0.01
-#: log files are created with these permissions (the tenant's output may be private)
-LOG_FILE_MODE = 0o640
+#: log files are created with these permissions: the tenant's output may be private, and
+#: the server opens them and hands the tenant the descriptors, so the tenant needs no
+#: access to the log directory
+LOG_FILE_MODE = 0o600
 
 
 def _pidfd_exited(pidfd: int) -> bool:
@@ -310,8 +316,11 @@ def kill_stale_group(pid: int, start_ticks: int) -> int:
 
 
 def _open_log(path: Path) -> int:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, LOG_FILE_MODE)
+    if os.fstat(fd).st_mode & 0o077:  # made by an earlier version, under a wider mode
+        os.fchmod(fd, LOG_FILE_MODE)
+    return fd
 
 
 def _spawn(argv: list[str], spec: ProcessSpec, cgroup: Path | None) -> subprocess.Popen[bytes]:
@@ -376,11 +385,14 @@ async def start_process(spec: ProcessSpec) -> TenantProcess:
     returns it (the caller owns it and must stop it).
     """
     await trio.lowlevel.checkpoint_if_cancelled()
+    as_user = [] if spec.user is None else setpriv_argv(spec.user)
     if spec.isolation == "namespace":
-        argv = namespace_argv(spec.argv)
+        argv = namespace_argv(spec.argv, inside=as_user)
         check_command(spec)
     elif spec.isolation == "process":
-        argv = list(spec.argv)
+        argv = [*as_user, *spec.argv]
+        if as_user:
+            check_command(spec)  # the exec happens in setpriv, too late to raise
     else:
         raise SpawnError(f'isolation = "{spec.isolation}" is not supported by this tenement')
     try:

@@ -153,6 +153,19 @@ def group_members(pgid: int) -> list[ProcStat]:
     return found
 
 
+def has_caps(*bits: int) -> bool:
+    """Whether this process holds every capability numbered ``bits`` (CapEff)."""
+    try:
+        text = (PROC / "self" / "status").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("CapEff:"):
+            effective = int(line.split()[1], 16)
+            return all(effective >> bit & 1 for bit in bits)
+    return False
+
+
 def has_cap_sys_admin() -> bool:
     """Whether this process holds CAP_SYS_ADMIN (needed for PID and mount namespaces)."""
     try:

@@ -72,7 +72,8 @@ class Running(SupervisorBase):
     async def _launch_once(self, inst: Instance, svc: Service) -> None:
         port = self._ports.allocate()
         try:
-            await trio.to_thread.run_sync(self._prepare_dirs, inst, svc)
+            user = await self._tenant_user(svc)
+            await trio.to_thread.run_sync(self._prepare_dirs, inst, svc, user)
             spec = build_spec(
                 svc,
                 inst.tenant,
@@ -80,6 +81,7 @@ class Running(SupervisorBase):
                 port=port,
                 environ=self._environ,
                 log_dir=self.log_dir,
+                user=user,
             )
             process = await start_process(spec)
         except BaseException as exc:

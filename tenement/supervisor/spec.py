@@ -9,7 +9,9 @@ what belongs to tenement's own service manager context (:data:`SCRUBBED_NAMES`,
 :data:`SCRUBBED_PREFIXES`): a tenant that saw ``LISTEN_FDS`` or ``NOTIFY_SOCKET``
 would take our sockets or speak to systemd for us. The service's ``env`` goes
 over that (so a service may set any of these names itself on purpose), then
-``PORT`` (when a port is allocated) and ``SOCKET_PATH``.
+``PORT`` (when a port is allocated) and ``SOCKET_PATH``. A tenant that runs as a user of
+its own (:class:`TenantUser`) gets ``HOME`` set to its instance directory (the server's
+home is not its to write), ``USER`` and ``LOGNAME`` to its user, unless its ``env`` sets them.
 """
 
 from __future__ import annotations
@@ -75,6 +77,21 @@ SCRUBBED_PREFIXES = ("LISTEN_", "WATCHDOG_", "MONITOR_", "TRIGGER_", "TENEMENT_"
 
 
 @attrs.frozen
+class TenantUser:
+    """The user a tenant runs as, when it is not the server's.
+
+    Attributes:
+        uid, gid: its ids; it has no supplementary groups.
+        name: the configured ``user``, or ``"tenement-<service>"`` for an allotted uid
+            (for messages and ``USER``; no such entry need exist in /etc/passwd).
+    """
+
+    uid: int
+    gid: int
+    name: str
+
+
+@attrs.frozen
 class ProcessSpec:
     """Everything needed to start one tenant process.
 
@@ -88,6 +105,7 @@ class ProcessSpec:
         memory_limit_mb: cgroup ``memory.max`` in MiB (None or 0: no limit).
         cpu_shares: cgroup ``cpu.weight`` (clamped to 1-10000; None: not set).
         cgroup_name: the instance id, ``"notes:alice"``, naming its cgroup and its log lines.
+        user: the user it runs as; None: the server's own.
     """
 
     argv: tuple[str, ...]
@@ -99,6 +117,7 @@ class ProcessSpec:
     memory_limit_mb: int | None = None
     cpu_shares: int | None = None
     cgroup_name: str = ""
+    user: TenantUser | None = None
 
 
 def socket_path(service: Service, tenant: str) -> str:
@@ -129,6 +148,7 @@ def build_spec(
     port: int | None,
     environ: Mapping[str, str],
     log_dir: Path,
+    user: TenantUser | None = None,
 ) -> ProcessSpec:
     """The process that runs ``tenant`` of ``service``.
 
@@ -139,6 +159,7 @@ def build_spec(
         port: the allocated TCP port, or None.
         environ: the environment tenement runs in (inherited, after scrubbing).
         log_dir: the directory of tenant log files.
+        user: the user it runs as (None: the server's own).
 
     Raises:
         SpawnError: the command is empty or cannot be split (unbalanced quotes),
@@ -171,6 +192,9 @@ def build_spec(
         raise SpawnError(f"[service.{service.name}] has an empty command")
 
     env = scrub_environ(environ)
+    if user is not None:
+        env["HOME"] = str(service.instance_dir(data_dir, tenant))
+        env["USER"] = env["LOGNAME"] = user.name
     env.update({key: fill(value) for key, value in service.env.items()})
     if port is not None:
         env["PORT"] = str(port)
@@ -187,4 +211,5 @@ def build_spec(
         memory_limit_mb=service.memory_limit_mb,
         cpu_shares=service.cpu_shares,
         cgroup_name=f"{service.name}:{tenant}",
+        user=user,
     )

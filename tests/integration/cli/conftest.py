@@ -68,6 +68,8 @@ def write_project(project: Path) -> None:
             f"""
             [settings]
             data_dir = "./data"
+            # app.py lives in tmp_path (0700): the tenant runs as the server's user
+            tenant_users = false
 
             [service.api]
             command = "{sys.executable} app.py"

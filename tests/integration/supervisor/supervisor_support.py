@@ -41,6 +41,10 @@ def make_config(
         health_check_interval=0.05,
         backoff_base_ms=10,
         backoff_max_ms=40,
+        # these tenants use the test's own files (tmp_path is 0700) and the runner's
+        # python: they run as the test's user; users of their own are tested with the
+        # server (tests/integration/server/test_tenant_isolation.py)
+        tenant_users=False,
     )
     return Config(
         settings=attrs.evolve(base, **(settings or {})),
