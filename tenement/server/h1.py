@@ -49,6 +49,7 @@ import trio
 
 from tenement import sockets
 from tenement.deadlines import Armed, Deadlines
+from tenement.server.edge import ignores_upgrade, is_http2_preface, refusal
 from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
 from tenement.wire import (
     INCOMPLETE,
@@ -75,6 +76,14 @@ MAX_READ_AHEAD = 1 << 20
 YIELD_EVERY = 16
 #: the limit on a request head (as hypercorn's ``h11_max_incomplete_size``)
 MAX_HEAD = 16 * 1024
+#: the slowest a request body may arrive on average, once its first
+#: ``body_seconds`` are over: a client trickling a byte now and then (slowloris) is cut
+#: off, an upload at any real speed is not
+MIN_BODY_BYTES_PER_SECOND = 1024
+#: the most a request body may pause between two reads, by default
+BODY_SECONDS = 30.0
+#: how long an error answer's connection reads on before it closes (see _linger)
+LINGER_SECONDS = 1.0
 
 
 class ReplayStream:
@@ -149,7 +158,10 @@ class Http1Connection:
         is_fast: whether a request with this ``Host`` (None: none) is served here.
         handoff: serves the rest of the connection (a :class:`ReplayStream`) with hypercorn.
         idle: the server's idle connections (and its shutdown event).
-        keep_alive_seconds: how long a connection may sit idle between requests.
+        keep_alive_seconds: how long a connection may sit idle between requests, and
+            the most a request head may take to arrive.
+        body_seconds: the most a request body may pause between two reads (and the
+            grace before :data:`MIN_BODY_BYTES_PER_SECOND` applies).
     """
 
     def __init__(
@@ -162,6 +174,7 @@ class Http1Connection:
         handoff: Callable[[ReplayStream], Awaitable[None]],
         idle: IdleConnections,
         keep_alive_seconds: float,
+        body_seconds: float,
         client: tuple[str, int] | None,
         server: tuple[str, int | None] | None,
         express: Express | None = None,
@@ -174,6 +187,14 @@ class Http1Connection:
         self._handoff = handoff
         self._idle = idle
         self._keep_alive = keep_alive_seconds
+        self._body_seconds = body_seconds
+        # the request body being read: when its first byte was awaited, bytes so far
+        self._body_started = 0.0
+        self._body_bytes = 0
+        # the first body event, read before the app is called (see _exchange)
+        self._ahead: Message | None = None
+        # a request body h11 refused (a bad chunk): the answer is 400, not the app's
+        self._bad_body: str | None = None
         self._client = client
         self._server = server
         self._h11 = _server_connection()
@@ -225,6 +246,17 @@ class Http1Connection:
                 request = _HAND_OFF
             if request is None:
                 return
+            if isinstance(request, h11.Request):
+                refused = refusal(
+                    request.method,
+                    request.target,
+                    request.http_version,
+                    request.headers,
+                    bytes(self._raw),
+                )
+                if refused is not None:
+                    await self._refuse(refused.status, refused.reason)
+                    return
             if request is _HAND_OFF or not self._serves(request):
                 self._handed_off = True  # hypercorn owns the stream now
                 await self._handoff(ReplayStream(self._stream, bytes(self._raw)))
@@ -277,6 +309,7 @@ class Http1Connection:
             stays in ``_pending``), or when the client left.
         """
         deadline = None  # the head must be whole by then: set at the first wait
+        in_body = False
         while True:
             # nothing read yet (the usual case: the last request took it all): no parse
             request = parse_whole_request(self._pending) if self._pending else INCOMPLETE
@@ -285,10 +318,19 @@ class Http1Connection:
             if request is None or self._eof:
                 return None
             if not self._take_waiting():
-                if deadline is None:
-                    deadline = trio.current_time() + self._keep_alive
+                if not in_body and b"\r\n\r\n" in self._pending:
+                    # the head is whole, the body is on its way: a body's deadlines now
+                    in_body = True
+                    self._body_started = 0.0
+                if in_body:
+                    wait_until = self._body_deadline()
+                    self._body_bytes = len(self._pending)
+                else:
+                    if deadline is None:
+                        deadline = trio.current_time() + self._keep_alive
+                    wait_until = deadline
                 await self._read_within(
-                    deadline, started=bool(self._pending), read=self._take_pending
+                    wait_until, started=bool(self._pending), read=self._take_pending
                 )
 
         def prime() -> h11.Connection:
@@ -330,13 +372,46 @@ class Http1Connection:
         return response
 
     def _serves(self, request: h11.Request) -> bool:
+        if is_http2_preface(request.method, request.target, request.http_version):
+            return False  # hypercorn speaks HTTP/2
         host = None
         for name, value in request.headers:
             if name == b"host":
                 host = value.decode("latin-1")
-            elif name == b"upgrade" or name == b"expect":
+            elif name == b"expect":
+                if value.lower() != b"100-continue":
+                    return False  # an expectation h11 does not know: hypercorn's call
+            elif name == b"upgrade" and not ignores_upgrade(request.headers):
                 return False
         return request.method != b"CONNECT" and self._is_fast(host)
+
+    async def _refuse(self, status: int, reason: str) -> None:
+        """Answer ``status`` (the connection closes after it): a request refused at the
+        edge, before any of it reached an app or a tenant."""
+        log.info("refused a request from %s: %s (%d)", self._client_name(), reason, status)
+        response = _Response(
+            self._h11, self._sock, self._idle.shutdown, head_request=False, may_be_plain=False
+        )
+        await response.error(status, reason)
+        await self._linger()
+
+    async def _linger(self) -> None:
+        """Before closing after an error: stop writing, and read what the client is
+        still sending for a moment. Closing with unread bytes makes the kernel reset the
+        connection, and the client may lose the answer before it reads it."""
+        try:
+            self._sock.shutdown(socket.SHUT_WR)
+        except OSError:
+            return
+        with trio.move_on_after(LINGER_SECONDS):
+            read = 0
+            while not self._eof and read < MAX_READ_AHEAD:
+                data = await sockets.receive(self._sock)
+                self._eof = not data
+                read += len(data)
+
+    def _client_name(self) -> str:
+        return f"{self._client[0]}:{self._client[1]}" if self._client else "a Unix socket client"
 
     # ---- reading ----------------------------------------------------------------------------
 
@@ -426,24 +501,45 @@ class Http1Connection:
             await self._read_within(deadline, started=bool(self._raw), read=self._read)
 
     async def _receive(self) -> Message:
+        ahead = self._ahead
+        if ahead is not None:
+            self._ahead = None
+            return ahead
         conn = self._h11
-        if conn.their_state is h11.DONE or self._eof:
+        if conn.their_state is h11.DONE:
             return await self._wait_disconnect()
         while True:
             try:
                 event = conn.next_event()
-            except h11.RemoteProtocolError:
+            except h11.RemoteProtocolError as exc:
+                self._bad_body = str(exc)  # a bad chunk: answered 400 if nothing was yet
                 return {"type": "http.disconnect"}
             if event is h11.NEED_DATA:
                 if self._eof:
                     return {"type": "http.disconnect"}
-                await self._read()
+                if conn.they_are_waiting_for_100_continue:  # the body is wanted: say so
+                    continue_ = h11.InformationalResponse(status_code=100, headers=[])
+                    await sockets.send_all(self._sock, conn.send(continue_) or b"")
+                await self._read_within(self._body_deadline(), started=True, read=self._read)
                 continue
             if isinstance(event, h11.Data):
+                self._body_bytes += len(event.data)
                 return {"type": "http.request", "body": bytes(event.data), "more_body": True}
             if isinstance(event, h11.EndOfMessage):
                 return {"type": "http.request", "body": b"", "more_body": False}
             return {"type": "http.disconnect"}
+
+    def _body_deadline(self) -> float:
+        """When the next read of a request body must have delivered: ``body_seconds``
+        from now, and no later than the body's average rate allows
+        (:data:`MIN_BODY_BYTES_PER_SECOND` after the first ``body_seconds``)."""
+        now = trio.current_time()
+        if not self._body_started:
+            self._body_started, self._body_bytes = now, 0
+        by_rate = (
+            self._body_started + self._body_seconds + self._body_bytes / MIN_BODY_BYTES_PER_SECOND
+        )
+        return min(now + self._body_seconds, by_rate)
 
     async def _wait_disconnect(self) -> Message:
         """After the request: block until the client closes (reading ahead for the next
@@ -482,12 +578,28 @@ class Http1Connection:
             head_request=request.method == b"HEAD",
             may_be_plain=_keeps_alive(request),
         )
+        # The app is called once the body has begun (or is known to be empty): a
+        # client that announces a body and sends nothing holds no tenant connection,
+        # only this one, until the body deadline ends it.
+        self._body_started, self._body_bytes, self._bad_body = 0.0, 0, None
+        first = await self._receive()
+        if self._bad_body is not None:
+            await self._refuse(400, f"a malformed request body: {self._bad_body}")
+            return response
+        if first["type"] == "http.disconnect":
+            return response  # the client left before its body: nobody to answer
+        self._ahead = first
         try:
             await self._app(scope, self._receive, response.send)
         except Exception:
             log.exception("error in the ASGI app serving %s %s", scope["method"], scope["path"])
+        self._ahead = None
         if not response.started:
-            await response.error(500)
+            if self._bad_body is not None:
+                await response.error(400, f"a malformed request body: {self._bad_body}")
+                await self._linger()
+            else:
+                await response.error(500)
         return response
 
 
@@ -646,8 +758,9 @@ class _Response:
             return parsed_response_bytes(status, headers, body)
         return response_bytes(status, headers, body)
 
-    async def error(self, status: int) -> None:
-        """Answer ``status`` and close (nothing was sent yet)."""
+    async def error(self, status: int, detail: str = "") -> None:
+        """Answer ``status`` (with ``detail`` after its reason phrase) and close
+        (nothing was sent yet)."""
         self.started = False
         self._may_be_plain = False  # h11 writes it, and so ends the connection after it
         await self.send(
@@ -657,4 +770,7 @@ class _Response:
                 "headers": [(b"content-type", b"text/plain"), (b"connection", b"close")],
             }
         )
-        await self.send({"type": "http.response.body", "body": b"Internal Server Error"})
+        text = reason_phrase(status)
+        if detail:
+            text += b": " + detail.encode("utf-8", "replace")
+        await self.send({"type": "http.response.body", "body": text})
