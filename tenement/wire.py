@@ -62,6 +62,8 @@ _FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _FIELD_REST))
 _WRITTEN_LINES = re.compile(rb"(?:%s: %s\r\n)*" % (_TOKEN.pattern, _VALUE.pattern))
 _STRICT_FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _STRICT_FIELD_REST))
 _REQUEST_LINE = re.compile(rb"(%s) (%s) HTTP/1\.1" % (_TOKEN.pattern, _TARGET.pattern))
+#: a line feed without its carriage return
+_BARE_LF = re.compile(rb"(?<!\r)\n")
 #: the largest head parsed here (h11's default limit on an incomplete event)
 MAX_HEAD = 16 * 1024
 #: the largest request body taken whole here; a longer one is streamed (by h11)
@@ -113,6 +115,8 @@ def _head(
     :data:`MAX_HEAD`); None otherwise."""
     end = buffer.find(b"\r\n\r\n")
     if end < 0:
+        if _BARE_LF.search(buffer) is not None:
+            return None  # a line ended by LF alone: h11 reads those (and ends such heads)
         return INCOMPLETE if len(buffer) <= MAX_HEAD else None
     if end > MAX_HEAD:
         return None

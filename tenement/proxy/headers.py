@@ -47,12 +47,20 @@ _WEBSOCKET_OWN = frozenset(
 )
 
 
+#: what ``Connection`` may not name for dropping: a request without its Host, or a
+#: message without the length that frames it, would reach the other side as another
+#: message than the one sent (a client could strip Host, or reframe a body)
+_NEVER_NAMED = frozenset({b"host", b"content-length"})
+
+
 def _connection_tokens(headers: list[tuple[bytes, bytes]]) -> frozenset[bytes]:
-    """Lowercased header names listed in every ``Connection`` header."""
+    """Lowercased header names listed in every ``Connection`` header, less the ones
+    that must pass (:data:`_NEVER_NAMED`)."""
     names: set[bytes] = set()
     for name, value in headers:
         if name.lower() == b"connection":
             names.update(t.strip().lower() for t in value.split(b",") if t.strip())
+    names -= _NEVER_NAMED
     return frozenset(names) if names else _NONE
 
 
@@ -124,6 +132,10 @@ def _request_headers_in_full(
 ) -> Headers:
     """:func:`request_headers` for any request."""
     dropped = _dropped(headers, _HOP_BY_HOP)
+    if any(name.lower() == b"transfer-encoding" for name, _ in headers):
+        # a chunked body's length is the chunks', never a Content-Length sent beside them
+        # (RFC 9112 §6.3): the proxy frames the body again for the tenant
+        dropped |= {b"content-length"}
     out: Headers = []
     forwarded_for: list[bytes] = []
     host = b""

@@ -41,7 +41,7 @@ from typing import Any
 import trio
 
 from tenement.server.accept import accept_connections
-from tenement.server.h1 import Express, Http1Connection, IdleConnections
+from tenement.server.h1 import BODY_SECONDS, Express, Http1Connection, IdleConnections
 from tenement.server.handoff import IDLE_DRAIN_SECONDS, LISTEN_BACKLOG, Hypercorn
 from tenement.types import ASGIApp
 
@@ -61,6 +61,17 @@ def describe_socket(sock: socket.socket) -> str:
     return f"http://{address}"
 
 
+def _peer(conn: socket.socket) -> str:
+    """The client of ``conn`` for a log line (``127.0.0.1:50312``, ``unix``)."""
+    try:
+        address = conn.getpeername()
+    except OSError:
+        return "a client already gone"
+    if conn.family in (socket.AF_INET, socket.AF_INET6):
+        return f"{address[0]}:{address[1]}"
+    return "a Unix socket client"
+
+
 def _ip_address(family: int, address: Any) -> tuple[str, int] | None:
     """``(host, port)`` of an IP socket address (as ASGI's ``client`` and ``server``);
     None for a Unix socket."""
@@ -78,6 +89,7 @@ async def serve_http(
     config_overrides: Mapping[str, Any] | None = None,
     fast_path: Callable[[str | None], bool] | None = None,
     express: Express | None = None,
+    body_seconds: float = BODY_SECONDS,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` over HTTP/1.1 on ``sockets`` until ``shutdown`` is set, then drain.
@@ -97,6 +109,8 @@ async def serve_http(
             whose protocol code is then imported on the first connection handed to it).
         express: with ``fast_path``, the proxy's express lane for whole plain requests
             (``h1.py``; ``Proxy.express``).
+        body_seconds: the most a request body read here may pause between two reads
+            (``h1.py``: a slower average rate is cut off too).
         task_status: ``started(binds)`` once every socket is accepting, with one
             ``http://...`` description per socket.
 
@@ -122,12 +136,19 @@ async def serve_http(
     idle = IdleConnections(shutdown, IDLE_DRAIN_SECONDS)
 
     async def handle(conn: socket.socket) -> None:
+        peer = _peer(conn)
         stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
         try:
             if fast_path is None:
                 await hypercorn.serve(stream)
             else:
                 await serve_fast(stream, conn)
+        except Exception:
+            # The barrier: each connection is its own fault domain. Whatever a client
+            # sends (or a tenant answers) that a protocol layer fails on ends this
+            # connection, never the server and the tenants with it. Cancellation (a
+            # drain's deadline, a stop) is a BaseException and passes.
+            log.exception("connection from %s ended by an error", peer)
         finally:  # whatever ended it (a cancelled drain included), the connection ends
             await trio.aclose_forcefully(stream)
 
@@ -146,6 +167,7 @@ async def serve_http(
             handoff=hypercorn.serve,
             idle=idle,
             keep_alive_seconds=hypercorn.config.keep_alive_timeout,
+            body_seconds=body_seconds,
             client=client,
             server=server,
             express=express,

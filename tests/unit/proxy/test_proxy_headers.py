@@ -35,16 +35,43 @@ def test_hop_by_hop_request_headers_are_dropped() -> None:
         (b"content-length", b"3"),
     ]
     out = request_headers(incoming, client_host="10.0.0.9", scheme="http")
+    # Content-Length goes too: beside Transfer-Encoding it does not frame the body
     assert names(out) == [
         b"host",
         b"authorization",
-        b"content-length",
         b"x-forwarded-for",
         b"x-forwarded-proto",
         b"x-forwarded-host",
     ]
     assert dict(out)[b"host"] == b"alice.notes.example.com"
     assert dict(out)[b"x-forwarded-host"] == b"alice.notes.example.com"
+
+
+def test_a_length_sent_beside_chunked_framing_never_reaches_the_tenant() -> None:
+    # 0.CL smuggling: the tenant must not read a body of this length after the chunks
+    incoming = [
+        (b"host", b"a.web.example.com"),
+        (b"content-length", b"5"),
+        (b"transfer-encoding", b"chunked"),
+    ]
+    out = request_headers(incoming, client_host="10.0.0.9", scheme="http")
+    assert b"content-length" not in names(out)
+    alone = request_headers(incoming[:2], client_host="10.0.0.9", scheme="http")
+    assert (b"content-length", b"5") in alone
+
+
+@pytest.mark.parametrize("named", [b"host", b"Host", b"content-length", b"keep-alive, host"])
+def test_connection_cannot_strip_host_or_length(named: bytes) -> None:
+    incoming = [
+        (b"host", b"a.web.example.com"),
+        (b"connection", named),
+        (b"content-length", b"2"),
+    ]
+    out = request_headers(incoming, client_host=None, scheme="http")
+    assert (b"host", b"a.web.example.com") in out
+    assert (b"content-length", b"2") in out
+    back = response_headers([(b"connection", named), (b"content-length", b"2")])
+    assert (b"content-length", b"2") in back
 
 
 def test_forwarded_for_appends_the_client() -> None:

@@ -1,0 +1,88 @@
+"""What the HTTP/1.1 front refuses before a request is served or handed on.
+
+Request smuggling lives in the gap between two parsers that frame one message
+differently: ours (h11, or ``wire.parse_whole_request``) and a tenant's. So a message
+whose framing another parser could read differently is refused here with a 400 and the
+connection closed, before any byte reaches a tenant (RFC 9112 §6.3 allows a server to
+reject, and §11.2 names the attack):
+
+- ``Content-Length`` together with ``Transfer-Encoding`` (h11 follows the chunked
+  framing and ignores the length; a tenant may read the length);
+- a header line folded onto the previous one (obs-fold, RFC 9112 §5.2: h11 joins the
+  lines, other parsers split or reject them);
+- a version other than HTTP/1.0 or HTTP/1.1 (505), except HTTP/2's connection preface,
+  which the caller hands to the HTTP/2 server.
+
+``Upgrade: h2c`` is not refused but ignored (the request is answered in HTTP/1.1, as
+RFC 9110 §7.8 lets a server do): RFC 9113 §3.1 deprecated that upgrade, the reference
+ignores it too, and h2's settings in it were an unauthenticated way into a second
+protocol stack.
+
+Pure functions over a parsed head: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import NamedTuple
+
+#: a line of the head that begins with a space or tab: a folded continuation
+_FOLDED = re.compile(rb"\n[ \t]")
+
+
+class Refusal(NamedTuple):
+    """The answer to a request refused at the edge; the connection closes after it."""
+
+    status: int
+    reason: str
+
+
+def refusal(
+    method: bytes, target: bytes, version: bytes, headers: Iterable[tuple[bytes, bytes]], raw: bytes
+) -> Refusal | None:
+    """Why the request must be refused, or None to serve it.
+
+    Args:
+        method, target, version: the request line as h11 parsed it.
+        headers: the headers as h11 parsed them (names lowercase).
+        raw: the bytes the head was parsed from (at least the whole head; more may
+            follow it), to see what h11 normalised away (folded lines).
+    """
+    if version not in (b"1.1", b"1.0") and not is_http2_preface(method, target, version):
+        return Refusal(505, f"HTTP/{version.decode('ascii', 'replace')} is not supported")
+    length = chunked = False
+    for name, _ in headers:
+        if name == b"content-length":
+            length = True
+        elif name == b"transfer-encoding":
+            chunked = True
+    if length and chunked:
+        return Refusal(400, "Content-Length and Transfer-Encoding together")
+    if _FOLDED.search(raw, 0, _head_end(raw)) is not None:
+        return Refusal(400, "a folded header line (obs-fold)")
+    return None
+
+
+def is_http2_preface(method: bytes, target: bytes, version: bytes) -> bool:
+    """``PRI * HTTP/2.0``: a client speaking HTTP/2 with prior knowledge."""
+    return method == b"PRI" and target == b"*" and version == b"2.0"
+
+
+def ignores_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
+    """True when every ``Upgrade`` asks only for ``h2c``, which is ignored (module
+    docstring): the request is served as plain HTTP/1.1."""
+    seen = False
+    for name, value in headers:
+        if name == b"upgrade":
+            seen = True
+            tokens = [t.strip().lower() for t in value.split(b",")]
+            if any(t != b"h2c" for t in tokens):
+                return False
+    return seen
+
+
+def _head_end(raw: bytes) -> int:
+    """Where the head in ``raw`` ends (its blank line, CRLF or bare LF), or its length."""
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(ends) if ends else len(raw)
