@@ -21,12 +21,13 @@ On the leader's control socket (:class:`ControlApp`):
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -57,13 +58,26 @@ class NoLeader(TenementError):
 # ---- the socket ---------------------------------------------------------------------------
 
 
-def control_socket_path(data_dir: Path, server_id: str) -> Path | None:
-    """Where the server ``server_id`` (``host:pid:token``) listens; None if too long a path."""
+def control_socket_path(data_dir: Path, server_id: str) -> Path:
+    """Where the server ``server_id`` (``host:pid:token``) listens."""
     _, pid, token = server_id.split(":", 2)
-    path = data_dir / "run" / f"server-{pid}-{token}.sock"
-    if len(os.fsencode(path)) > MAX_SOCKET_PATH:
-        return None
-    return path
+    return data_dir / "run" / f"server-{pid}-{token}.sock"
+
+
+@contextlib.contextmanager
+def _addressable(path: str | Path) -> Iterator[str]:
+    """``path`` as an address ``bind`` and ``connect`` take: itself, or, when it is
+    longer than ``sun_path`` holds (a deep ``data_dir``), the same name reached through
+    ``/proc/self/fd/N`` of its directory, open for as long as the address is in use."""
+    text = os.fspath(path)
+    if len(os.fsencode(text)) <= MAX_SOCKET_PATH:
+        yield text
+        return
+    directory = os.open(os.path.dirname(text), os.O_PATH | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{directory}/{os.path.basename(text)}"
+    finally:
+        os.close(directory)
 
 
 def bind_control_socket(path: Path) -> socket.socket:
@@ -77,7 +91,8 @@ def bind_control_socket(path: Path) -> socket.socket:
     _remove_stale(path.parent)
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
-        sock.bind(os.fspath(path))
+        with _addressable(path) as address:
+            sock.bind(address)
         sock.listen(128)
     except BaseException:
         sock.close()
@@ -291,7 +306,8 @@ async def call(path: str, target: str, body: bytes) -> tuple[int, bytes]:
     )
     try:
         with trio.fail_after(CALL_SECONDS):
-            stream = await trio.open_unix_socket(path)
+            with _addressable(path) as address:
+                stream = await trio.open_unix_socket(address)
             async with stream:
                 events = (request, h11.Data(data=body), h11.EndOfMessage())
                 await stream.send_all(b"".join(conn.send(event) or b"" for event in events))

@@ -311,9 +311,9 @@ async def _database_at_head(
 def _control_sockets(
     path: Path | None, bind: Callable[[Path], socket.socket]
 ) -> list[socket.socket]:
-    """The control socket, or none (logged): then no standby can reach this server."""
+    """The control socket (none for a worker), or none when it cannot be bound (logged):
+    then no standby can reach this server."""
     if path is None:
-        log.warning("data_dir is too long a path for a control socket: no standby server can work")
         return []
     try:
         return [bind(path)]
