@@ -63,8 +63,14 @@ def serve(
 
     cwd = Path.cwd()
 
-    def read_config():  # type: ignore[no-untyped-def]
-        return load_config(path=cli.config_path, environ=os.environ, cwd=cwd, data_dir=cli.data_dir)
+    def read_config(*, refuse_empty: bool = False):  # type: ignore[no-untyped-def]
+        return load_config(
+            path=cli.config_path,
+            environ=os.environ,
+            cwd=cwd,
+            data_dir=cli.data_dir,
+            refuse_empty=refuse_empty,
+        )
 
     options = ServeOptions(port=port, domain=domain, binds=binds)
     run(read_config, options, environ=os.environ, log_level=log_level.upper(), workers=workers)
