@@ -80,8 +80,10 @@ def test_workers_past_the_bound_are_an_error(workers: int) -> None:
 
 def test_workers_flag_past_the_bound_is_a_usage_error(tmp_path: Path) -> None:
     (tmp_path / "tenement.toml").write_text(SERVICE)
+    # the unusable --bind fails the start before any fork: a regression (no bound) must
+    # not fork 100000 workers on the machine running the tests
     result = subprocess.run(
-        [sys.executable, "-m", "tenement", "serve", "--workers", "100000", "--port", "0"],
+        [sys.executable, "-m", "tenement", "serve", "--workers", "100000", "--bind", "unusable"],
         cwd=tmp_path,
         capture_output=True,
         text=True,
