@@ -78,6 +78,14 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, bool], ...] = (
         False,
     ),
     (
+        "reload",
+        "reload",
+        "reload",
+        None,
+        "Have the running server re-read tenement.toml; fail if it kept the running config.",
+        False,
+    ),
+    (
         "token-gen",
         "tokens",
         "token_gen",

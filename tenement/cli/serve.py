@@ -27,7 +27,8 @@ from tenement.errors import TenementError
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
-    help="Serving processes in all (0: one per CPU); default: [settings] workers, else 1",
+    help="Serving processes in all, at most 256 (0: one per CPU); default: [settings] "
+    "workers, else 1",
 )
 @click.option("--log-level", default="info", show_default=True, help="debug, info, warning, error")
 @global_options
@@ -51,13 +52,25 @@ def serve(
             "Built-in TLS (--tls) is not supported by this build. Run Caddy in front of "
             "tenement instead: `ten caddy --domain <domain>` writes its configuration."
         )
-    from tenement.config import load_config
+    from tenement.config import MAX_WORKERS, load_config
     from tenement.server.run import ServeOptions, run
+
+    if workers is not None and workers > MAX_WORKERS:
+        raise click.BadParameter(
+            f"{workers} is more than {MAX_WORKERS} serving processes; use 0 for one per CPU",
+            param_hint="'--workers'",
+        )
 
     cwd = Path.cwd()
 
-    def read_config():  # type: ignore[no-untyped-def]
-        return load_config(path=cli.config_path, environ=os.environ, cwd=cwd, data_dir=cli.data_dir)
+    def read_config(*, refuse_empty: bool = False):  # type: ignore[no-untyped-def]
+        return load_config(
+            path=cli.config_path,
+            environ=os.environ,
+            cwd=cwd,
+            data_dir=cli.data_dir,
+            refuse_empty=refuse_empty,
+        )
 
     options = ServeOptions(port=port, domain=domain, binds=binds)
     run(read_config, options, environ=os.environ, log_level=log_level.upper(), workers=workers)

@@ -5,7 +5,10 @@ The public face of the config layer. Layout:
 - ``_model``: the values (:class:`Config`, :class:`Settings`, :class:`Service`, ...), the
   errors and warnings, and template filling (:func:`render`);
 - ``_parse``: TOML text -> :class:`Config` (checks every key, collects warnings);
-- ``_discovery``: which file to read (:func:`load_config`).
+- ``_discovery``: which file to read (:func:`load_config`);
+- ``_limits``: bounds that keep the TOML parser from exhausting stack or memory;
+- ``_diff``: what a reload changes (:func:`config_changes`);
+- ``_applied``: the record of the config a server runs (:func:`write_applied`).
 
 Unsupported isolations (``sandbox``, ``litebox``, ``quark``, ``firecracker``, ``qemu``)
 load with an ``unsupported`` warning so that any config written for the reference still
@@ -19,11 +22,19 @@ from typing import Any
 
 import attrs
 
+from tenement.config._applied import (
+    AppliedConfig,
+    applied_record_path,
+    read_applied,
+    write_applied,
+)
+from tenement.config._diff import ConfigChanges, config_changes
 from tenement.config._discovery import SAMPLE_CONFIG, find_config, load_config
 from tenement.config._model import (
     CONFIG_FILENAME,
     DEFAULT_DATA_DIR,
     ISOLATIONS,
+    MAX_WORKERS,
     RESTART_POLICIES,
     SECONDS,
     SUPPORTED_ISOLATIONS,
@@ -44,11 +55,14 @@ __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_DATA_DIR",
     "ISOLATIONS",
+    "MAX_WORKERS",
     "RESTART_POLICIES",
     "SAMPLE_CONFIG",
     "SECONDS",
     "SUPPORTED_ISOLATIONS",
+    "AppliedConfig",
     "Config",
+    "ConfigChanges",
     "ConfigError",
     "ConfigNotFound",
     "ConfigWarning",
@@ -58,10 +72,14 @@ __all__ = [
     "Settings",
     "TlsSettings",
     "UnsupportedIsolation",
+    "applied_record_path",
     "config_as_dict",
+    "config_changes",
     "find_config",
     "load_config",
+    "read_applied",
     "render",
+    "write_applied",
 ]
 
 

@@ -66,6 +66,7 @@ def load_config(
     environ: Mapping[str, str],
     cwd: Path,
     data_dir: Path | None = None,
+    refuse_empty: bool = False,
 ) -> Config:
     """Find, read and validate tenement.toml.
 
@@ -78,13 +79,16 @@ def load_config(
             file is in.
         data_dir: ``--data-dir``; it and then ``TENEMENT_DATA_DIR`` win over
             ``settings.data_dir``, which wins over ``./tenement-data``.
+        refuse_empty: an empty file (white space only) is an error; a reload and
+            `ten config --check` ask for that.
 
     Returns:
         The config, with ``settings.data_dir`` absolute and ``warnings`` filled.
 
     Raises:
         ConfigNotFound: no file (the message says where it looked).
-        ConfigError: unreadable file, malformed TOML, invalid values, a ``~`` data dir.
+        ConfigError: unreadable file, malformed TOML, invalid values, a ``~`` data dir,
+            an empty file when ``refuse_empty``.
     """
     cwd = Path(os.path.abspath(cwd))
     override = None
@@ -93,4 +97,4 @@ def load_config(
     elif environ.get("TENEMENT_DATA_DIR"):
         override = check_data_dir_override(Path(environ["TENEMENT_DATA_DIR"]), "TENEMENT_DATA_DIR")
     found = find_config(path=path, environ=environ, cwd=cwd)
-    return read_config_file(found, cwd=cwd, data_dir=override)
+    return read_config_file(found, cwd=cwd, data_dir=override, refuse_empty=refuse_empty)

@@ -20,6 +20,11 @@ ISOLATIONS = ("process", "namespace", "sandbox", "litebox", "quark", "firecracke
 SUPPORTED_ISOLATIONS = ("process", "namespace")
 RESTART_POLICIES = ("always", "on-failure", "never")
 
+#: the most serving processes ``ten serve`` runs: each is one Python process proxying on
+#: one core, so past the CPU count more add memory, not throughput; a typo such as
+#: 100000 would otherwise fork until the machine runs out of memory
+MAX_WORKERS = 256
+
 DEFAULT_DATA_DIR = Path("tenement-data")
 #: systemd's range for DynamicUser= (61184-65519): no distribution hands these out
 DEFAULT_TENANT_UIDS = (61184, 65519)
@@ -155,7 +160,7 @@ class Settings:
     database_url: str | None = None
     #: the reference's behaviour: any id on a direct route spawns an instance
     wake_any_id: bool = False
-    #: serving processes of ``ten serve``; 0 means one per CPU
+    #: serving processes of ``ten serve``; 0 means one per CPU; at most MAX_WORKERS
     workers: int = 1
     #: uids (inclusive) allotted to services without ``user``, one each, when the server
     #: can change uid; systemd's DynamicUser= range. Added in 0.3.

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from tenement.config import _schema as schema
+from tenement.config._limits import MAX_KEY_PARTS, deepest_dotted_key
 from tenement.config._model import (
     DEFAULT_DATA_DIR,
     Config,
@@ -203,10 +204,27 @@ def parse_config(
 ) -> Config:
     """Parse a tenement.toml document. See :meth:`Config.from_text`."""
     cwd = Path.cwd() if cwd is None else cwd
+    place = str(source) if source is not None else "<config>"
+    parts, offset = deepest_dotted_key(text)
+    if parts > MAX_KEY_PARTS:
+        line = text.count("\n", 0, offset) + 1
+        raise ConfigError(
+            f"{place}:{line}: invalid TOML: a dotted key of {parts} parts; tenement.toml's "
+            f"keys have four at most (this parser takes up to {MAX_KEY_PARTS})",
+            path=source,
+            line=line,
+        )
     try:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise _toml_error(exc, text, source) from None
+    except RecursionError:
+        # see _limits: `a = [[[[...` of a few thousand levels exhausts Python's stack
+        raise ConfigError(
+            f"{place}: invalid TOML: arrays or inline tables nested too deeply for this "
+            "parser; tenement.toml needs two levels at most",
+            path=source,
+        ) from None
     report = Report(source, Locator(text))
     for key, value in document.items():
         if key not in (*schema.TOP_LEVEL, *schema.TOP_ALIASES):
@@ -254,8 +272,15 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: Path | None) ->
     return ConfigError(detail, path=source, line=line)
 
 
-def read_config_file(path: Path, *, cwd: Path | None, data_dir: Path | None) -> Config:
-    """Read and parse one file; a missing or unreadable file is a :class:`ConfigError`."""
+def read_config_file(
+    path: Path, *, cwd: Path | None, data_dir: Path | None, refuse_empty: bool = False
+) -> Config:
+    """Read and parse one file; a missing or unreadable file is a :class:`ConfigError`.
+
+    Args:
+        refuse_empty: a file with nothing but white space is an error rather than a
+            config without services (a reload must not take it for "stop everything").
+    """
     try:
         raw = path.read_bytes()
     except FileNotFoundError:
@@ -271,4 +296,11 @@ def read_config_file(path: Path, *, cwd: Path | None, data_dir: Path | None) -> 
             path=path,
             line=line,
         ) from None
+    if refuse_empty and not text.strip():
+        raise ConfigError(
+            f"{path} is empty ({len(raw)} bytes): refused, as a file still being written "
+            "or truncated would stop every service. Write the whole config (to a temporary "
+            "file, then `mv` it into place), or, to run no service, keep at least a comment.",
+            path=path,
+        )
     return parse_config(text, source=path, cwd=cwd, data_dir=data_dir)

@@ -13,7 +13,7 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from tenement.config._model import ISOLATIONS, RESTART_POLICIES
+from tenement.config._model import ISOLATIONS, MAX_WORKERS, RESTART_POLICIES
 
 TILDE_HINT = (
     "Tilde is not expanded; pass an absolute path (e.g. $HOME/.local/share/tenement) instead."
@@ -113,9 +113,29 @@ def choice(options: tuple[str, ...]) -> Callable[[Any], str]:
 
 def health_path(value: Any) -> str:
     path = string(value)
+    # the path goes into the request line of every health check: a CR or LF would end that
+    # line early and let the rest pass as headers or a second request to the tenant
+    bad = next((char for char in path if not "!" <= char <= "~"), None)
+    if bad is not None:
+        raise Invalid(
+            f"the HTTP path {path!r} holds {_char_name(bad)}; a path holds only visible "
+            "ASCII characters: percent-encode the others (a space is %20)"
+        )
     if not path.startswith("/"):
         raise Invalid(f'expected an HTTP path starting with "/" (e.g. "/health"), got "{path}"')
     return path
+
+
+def _char_name(char: str) -> str:
+    names = {"\r": "a carriage return (CR)", "\n": "a line feed (LF)", " ": "a space"}
+    return names.get(char, f"the character U+{ord(char):04X}")
+
+
+def workers(value: Any) -> int:
+    result = count(value)
+    if result > MAX_WORKERS:
+        raise Invalid(f"expected 0 (one per CPU) to {MAX_WORKERS} processes, got {result}")
+    return result
 
 
 def string_list(value: Any) -> tuple[str, ...]:
@@ -202,7 +222,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "backoff_max_ms": count,
     "database_url": string,
     "wake_any_id": boolean,
-    "workers": count,
+    "workers": workers,
     "tenant_uids": uid_range,
     "tenant_users": boolean,
 }

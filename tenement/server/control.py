@@ -13,6 +13,9 @@ On the leader's control socket (:class:`ControlApp`):
   since its last request to each instance (so that the idle reaper does not stop an
   instance only it serves), and ``metrics``, its proxy's new request counts (so that
   the leader's ``/metrics`` counts every server's requests);
+- ``POST /_tenement/reload`` — re-read tenement.toml (``reload.py``; any server, not
+  only the leader): 200 with the outcome as JSON when applied, 422 when the file was
+  refused and the running config kept (``error`` says why);
 - everything else is a request a standby relays from its own clients (the API): it is
   served as if it came in directly, from the client named in ``x-tenement-client``.
 
@@ -27,7 +30,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -128,6 +131,8 @@ class ControlApp:
             there.
         supervisor: returns the supervisor while this server holds the lease, else None.
         metrics: the proxy metrics ``/metrics`` reports; standbys' reports go there.
+        reload: re-reads tenement.toml and returns the outcome as JSON data (with
+            ``applied``); None when this server cannot reload that way.
     """
 
     def __init__(
@@ -135,10 +140,12 @@ class ControlApp:
         public: ASGIApp,
         supervisor: Callable[[], Supervisor | None],
         metrics: ProxyMetrics,
+        reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self._public = public
         self._supervisor = supervisor
         self._metrics = metrics
+        self._reload = reload
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(PREFIX):
@@ -150,6 +157,12 @@ class ControlApp:
         await self._public(scope, receive, send)
 
     async def _internal(self, scope: Scope, receive: Receive) -> http.Response:
+        if scope["path"] == f"{PREFIX}reload" and self._reload is not None:
+            # any server reloads its own config, a standby's too: before the lease check
+            if scope["method"] != "POST":
+                return http.json_response({"error": "method not allowed"}, 405)
+            outcome = await self._reload()
+            return http.json_response(outcome, 200 if outcome["applied"] else 422)
         sup = self._supervisor()
         if sup is None:
             return http.json_response({"error": "this server does not hold the lease"}, 503)

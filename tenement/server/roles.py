@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import trio
@@ -47,6 +47,7 @@ class Node:
         domain: ``ten serve --domain``.
         ready: whether this server is ready (``GET /health``).
         may_lead: False for a worker process (``workers.py``): it stands by for good.
+        reload: what ``POST /_tenement/reload`` on the control socket runs (``reload.py``).
 
     Attributes:
         proxy: the app for the server's sockets (routes with the supervisor once this
@@ -65,6 +66,7 @@ class Node:
         domain: str,
         ready: Callable[[], bool],
         may_lead: bool = True,
+        reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
     ) -> None:
         self.config = config
         self._may_lead = may_lead
@@ -85,7 +87,7 @@ class Node:
         self.standby = SharedBackends(config, store, leader, lambda: self.supervisor, self.metrics)
         leader_api = LeaderApi(self._relay, leader, ready, lambda: self._api)
         self.proxy = Proxy(self.standby, domain=domain, fallback=leader_api, metrics=self.metrics)
-        self.control = ControlApp(self.proxy, lambda: self.supervisor, self.metrics)
+        self.control = ControlApp(self.proxy, lambda: self.supervisor, self.metrics, reload)
 
     async def _relay(
         self, path: str, scope: Scope, receive: Receive, send: Send, *, timeout: float
@@ -189,11 +191,14 @@ class Node:
         self._leave.set()
         await self._done.wait()
 
-    async def reload(self, config: Config) -> None:
+    async def reload(self, config: Config) -> tuple[str, ...]:
+        """Serve with ``config`` from now on; returns the instances that stopped (the
+        leader stops those of removed services; a standby stops none)."""
         self.config = config
         self.standby.config = config
         if self.supervisor is not None:
-            await self.supervisor.reload(config)
+            return await self.supervisor.reload(config)
+        return ()
 
     # ---- the server list ----------------------------------------------------------------------
 

@@ -13,7 +13,7 @@ Startup order, each step announced with ``STATUS=``:
 Shutdown (see docs/operations.md): SIGTERM/SIGINT drains HTTP, then stops every tenant,
 unless another server on the data dir stands by: then the tenants are handed to it;
 SIGUSR2 (systemd's ``RestartKillSignal=``) drains HTTP and leaves the tenants running for
-the next server to adopt; SIGHUP re-reads tenement.toml in place.
+the next server to adopt; SIGHUP re-reads tenement.toml in place (``reload.py``).
 """
 
 from __future__ import annotations
@@ -22,7 +22,6 @@ import fcntl
 import logging
 import os
 import resource
-import signal
 import socket
 from collections.abc import Callable, MutableMapping
 from pathlib import Path
@@ -140,8 +139,9 @@ async def serve(
         options: the command line's port, domain and binds.
         sockets: the listening sockets (systemd's or ours), closed on return.
         environ: the environment tenants inherit (after systemd's variables were consumed).
-        reload_config: called on SIGHUP to read tenement.toml again; a
-            :class:`TenementError` from it keeps the running configuration.
+        reload_config: called on SIGHUP (and ``POST /_tenement/reload``) to read
+            tenement.toml again, in a thread; a :class:`TenementError` from it keeps the
+            running configuration. It should refuse an empty file (``refuse_empty``).
         role: the main process (with its workers), or a worker.
 
     Resource handling:
@@ -150,6 +150,7 @@ async def serve(
     """
     from tenement.server.control import bind_control_socket, control_socket_path
     from tenement.server.http import serve_http
+    from tenement.server.reload import Reloader
     from tenement.server.roles import Node
     from tenement.server.workers import EXIT_GRACE_SECONDS, Workers, exit_with_parent
     from tenement.store import open_store
@@ -180,6 +181,10 @@ async def serve(
                 await _database_at_head(store, settings, notifier, migrate=not role.worker)
                 if not role.worker:
                     control_sockets = _control_sockets(control_path, bind_control_socket)
+
+                async def reload_on_request() -> dict[str, Any]:
+                    return (await reloader.reload()).as_json()
+
                 node = Node(
                     config,
                     store,
@@ -188,7 +193,9 @@ async def serve(
                     domain=options.domain,
                     ready=is_ready,
                     may_lead=not role.worker,
+                    reload=reload_on_request,
                 )
+                reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
                 public_stop, control_stop = trio.Event(), trio.Event()
                 public_drained, control_drained = trio.Event(), trio.Event()
 
@@ -242,6 +249,7 @@ async def serve(
                         control_drained.set()
                     ready = True
                     notifier.ready()
+                    reloader.record(config)
                     node.serving.set()
                     notifier.status(_serving_status(node, workers))
                     task_status.started(sockets)
@@ -250,8 +258,7 @@ async def serve(
                         nursery.start_soon(serve_watchdog, notifier, interval)
                     async for command in signals:
                         if command is Lifecycle.RELOAD:
-                            workers.signal(signal.SIGHUP)
-                            await _reload(node, notifier, reload_config)
+                            await reloader.reload()
                             continue
                         ready = False
                         notifier.stopping()
@@ -329,20 +336,8 @@ def _serving_status(node: Node, workers: Workers) -> str:
     return f"serving {len(node.supervisor.instances())} instance(s){with_workers}"
 
 
-async def _reload(node: Node, notifier: Notifier, reload_config: Callable[[], Config]) -> None:
-    notifier.reloading()
-    try:
-        new = reload_config()
-    except TenementError as exc:
-        log.error("reload failed, keeping the running configuration: %s", exc)
-    else:
-        await node.reload(new)
-        log.info("configuration reloaded from %s", new.source)
-    notifier.ready()
-
-
 def run(
-    read_config: Callable[[], Config],
+    read_config: Callable[..., Config],
     options: ServeOptions,
     *,
     environ: MutableMapping[str, str],
@@ -353,6 +348,7 @@ def run(
     :func:`serve` under trio in every process.
 
     Args:
+        read_config: reads tenement.toml; takes ``refuse_empty`` (True at a reload).
         workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
     """
     from tenement.server.secrets import drop_secrets, secure_data_dir
@@ -380,6 +376,10 @@ def run(
 
     main = os.getpid()
 
+    def reload_config() -> Config:
+        # an empty file at a reload is a file being written or truncated, not "no services"
+        return read_config(refuse_empty=True)
+
     def worker(index: int) -> None:
         child_environ = worker_environ(environ)
         trio.run(
@@ -388,7 +388,7 @@ def run(
                 options,
                 sockets,
                 environ=child_environ,
-                reload_config=read_config,
+                reload_config=reload_config,
                 role=Role(worker=True, parent=main),
             )
         )
@@ -400,7 +400,7 @@ def run(
             options,
             sockets,
             environ=environ,
-            reload_config=read_config,
+            reload_config=reload_config,
             role=Role(workers=tuple(pids)),
         )
     )

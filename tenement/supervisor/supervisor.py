@@ -212,11 +212,14 @@ class Supervisor(Running):
         """On exit, leave every tenant running (state flushed) for the next server to adopt."""
         self._detached = True
 
-    async def reload(self, config: Config) -> None:
+    async def reload(self, config: Config) -> tuple[str, ...]:
         """Use a new config: new services can start; removed services' instances stop.
 
         Running instances of a changed service keep running; the change applies at their
         next start.
+
+        Returns:
+            The ids of the instances it stopped (their services were removed), sorted.
         """
         old = self._config
         self._config = config
@@ -232,6 +235,7 @@ class Supervisor(Running):
             for tenant in tenants:
                 if tenant not in old.instances.get(service, ()):
                     self._nursery.start_soon(self._spawn_listed, service, tenant)
+        return tuple(sorted(inst.id for inst in removed))
 
     async def _spawn_listed(self, service: str, tenant: str) -> None:
         try:

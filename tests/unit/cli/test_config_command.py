@@ -154,17 +154,19 @@ def test_json_is_the_whole_effective_config(project: Path) -> None:
 @pytest.mark.parametrize(
     ("text", "exit_code", "stdout", "stderr"),
     [
-        pytest.param('[service.a]\ncommand = "x"\n', 0, "{file}: OK (1 service)\n", "", id="ok"),
+        pytest.param(
+            '[service.a]\ncommand = "x"\n', 0, "{file}: OK (1 service)\n", "{note}", id="ok"
+        ),
         pytest.param(
             '[service.a]\ncommand = "x"\n[settings]\nbogus = 1\n',
             0,
             "{file}: OK (1 service, 1 warning)\n",
-            "Warning: {file}:4: [settings] bogus: unknown key, ignored\n",
+            "Warning: {file}:4: [settings] bogus: unknown key, ignored\n{note}",
             id="warnings-are-accepted",
         ),
         pytest.param(
             '[service.a]\ncommand = "x"\nisolation = "sandbox"\n',
-            2,
+            1,
             "",
             "Error: {file}:3: [service.a] isolation: isolation 'sandbox' is not supported by "
             "this build (supported: process, namespace); its instances will not start\n",
@@ -172,18 +174,27 @@ def test_json_is_the_whole_effective_config(project: Path) -> None:
         ),
         pytest.param(
             '[service.a]\ncommand = "x"\nidle_timeout = -1\n',
-            2,
+            1,
             "",
             "Error: {file}:3: [service.a] idle_timeout: expected 0 or more seconds, got -1\n",
             id="invalid-value",
         ),
         pytest.param(
             "[service.a\n",
-            2,
+            1,
             "",
             "Error: {file}:1:11: invalid TOML: Expected ']' at the end of a table declaration\n"
             "  1 | [service.a\n    |           ^\n",
             id="malformed-toml",
+        ),
+        pytest.param(
+            "",
+            1,
+            "",
+            "Error: {file} is empty (0 bytes): refused, as a file still being written or "
+            "truncated would stop every service. Write the whole config (to a temporary file, "
+            "then `mv` it into place), or, to run no service, keep at least a comment.\n",
+            id="empty-file",
         ),
     ],
 )
@@ -192,10 +203,15 @@ def test_check_exit_codes(
 ) -> None:
     (project / "tenement.toml").write_text(text)
     file = project / "tenement.toml"
+    record = project / "tenement-data" / "run" / "applied-config.json"
+    note = (
+        f"Note: no server has recorded a running config in {record}: nothing to compare "
+        "with (a server started on this file applies all of it)\n"
+    )
     result = run("config", "--check")
     assert result.exit_code == exit_code
     assert result.stdout == stdout.format(file=file)
-    assert result.stderr == stderr.format(file=file)
+    assert result.stderr == stderr.format(file=file, note=note)
 
 
 def test_unsupported_isolation_is_only_a_warning_without_check(project: Path) -> None:
