@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from tenement.supervisor import backoff
 from tenement.supervisor.health import Health, HealthState
 
 STARTING = "starting"
@@ -83,6 +84,41 @@ class Run:
         return self.process.pid
 
 
+@attrs.define(eq=False, kw_only=True)
+class PendingRestart:
+    """A restart the restart policy scheduled: until it is attempted, the instance is in
+    backoff (state ``starting``, no process) and nothing else may start it early.
+
+    Attributes:
+        at: when the restart is due, on the ``trio.current_time()`` clock.
+        at_epoch: the same moment in epoch seconds (for logs and tests).
+        delay_seconds: the policy's delay it was scheduled with.
+        attempted: set once the restart was tried (started, failed, or called off by a
+            stop or an operator's spawn); requests waiting for it then look again.
+    """
+
+    at: float
+    at_epoch: float
+    delay_seconds: float
+    attempted: trio.Event = attrs.Factory(trio.Event)
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the restart, rounded up: the ``Retry-After`` of a refusal."""
+        return backoff.retry_after_seconds(self.at - now)
+
+    async def wait_attempted(self, *, deadline: float) -> int | None:
+        """Wait until the restart was attempted, if it is due by ``deadline``.
+
+        Returns:
+            None once it was attempted; without waiting, the seconds until it is due
+            (rounded up) when that is after ``deadline``.
+        """
+        if self.at > deadline:
+            return self.retry_after(trio.current_time())
+        await self.attempted.wait()
+        return None
+
+
 @attrs.define(eq=False)
 class Instance:
     """The supervisor's live record of one instance.
@@ -94,6 +130,7 @@ class Instance:
         watcher: the cancel scope of the task watching (or restarting) the instance.
         last_activity: ``trio.current_time()``-based time of the last routed request.
         restart_times: epoch seconds of restarts (the restart policy prunes it).
+        pending_restart: the scheduled restart while the instance is in backoff, else None.
     """
 
     service: str
@@ -107,6 +144,7 @@ class Instance:
     started_at: float | None = None
     restart_times: tuple[float, ...] = ()
     restarts_total: int = 0
+    pending_restart: PendingRestart | None = None
     storage_used_bytes: int = 0
     active_connections: int = 0
     last_activity: float = 0.0

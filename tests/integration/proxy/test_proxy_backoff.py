@@ -9,6 +9,7 @@ compared with the restart schedule from those start records, not from request ti
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 from collections.abc import AsyncIterator
@@ -37,9 +38,7 @@ async def proxied(
     with open_store(f"sqlite:///{tmp_path}/data/tenement.db") as store:
         migrate_to_head(store, backup_dir=None)
         async with open_supervisor(config, store, environ=dict(os.environ)) as sup:
-            server = await serve_proxy(
-                nursery, Proxy(sup, domain=DOMAIN, fallback=fallback_app)
-            )
+            server = await serve_proxy(nursery, Proxy(sup, domain=DOMAIN, fallback=fallback_app))
             yield sup, store, server
 
 
@@ -54,7 +53,12 @@ async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
     started = tmp_path / "starts"
     broken = tmp_path / "broken"
     broken.write_text("")
-    settings = {"max_restarts": 3, "backoff_base_ms": 200, "wake_any_id": True}
+    settings = {
+        "max_restarts": 3,
+        "backoff_base_ms": 200,
+        "backoff_max_ms": 60000,
+        "wake_any_id": True,
+    }
     config = make_config(
         tmp_path,
         settings=settings,
@@ -77,8 +81,10 @@ async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
             # hammer until the instance failed (or it was started more often than allowed),
             # then 100 requests more: none of them may start it again
             await wait_for(
-                lambda: len(starts(started)) > policy.max_restarts
-                or ((v := sup.get("app:storm")) is not None and v.state == "failed"),
+                lambda: (
+                    len(starts(started)) > policy.max_restarts
+                    or ((v := sup.get("app:storm")) is not None and v.state == "failed")
+                ),
                 timeout=60,
             )
             after_failed = len(statuses) + 100
@@ -87,7 +93,7 @@ async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
 
         times = starts(started)
         assert 1 <= len(times) <= policy.max_restarts, times
-        gaps = [later - earlier for earlier, later in zip(times, times[1:], strict=False)]
+        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
         assert all(gap >= policy.base_ms / 1000 for gap in gaps), gaps
         view = sup.get("app:storm")
         assert view.state == "failed"
@@ -116,7 +122,9 @@ async def _kill_twice(sup: Any, store: Store, iid: str) -> tuple[float, float]:
     first = sup.get(iid)
     os.kill(first.pid, signal.SIGKILL)
     again = await wait_for(
-        lambda: (v := sup.get(iid)) and v.state == "running" and v.pid not in (None, first.pid) and v
+        lambda: (
+            (v := sup.get(iid)) and v.state == "running" and v.pid not in (None, first.pid) and v
+        )
     )
     os.kill(again.pid, signal.SIGKILL)
     record = await wait_for(
