@@ -47,12 +47,14 @@ class RestartPending(WakeError):
         retry_after_seconds: seconds until the scheduled restart, rounded up.
     """
 
-    def __init__(self, instance_id: str, retry_after_seconds: int, request_timeout: float) -> None:
+    def __init__(
+        self, instance_id: str, retry_after_seconds: int, message: str | None = None
+    ) -> None:
         super().__init__(
             instance_id,
-            f"Instance {instance_id} is in backoff: its restart is due in "
-            f"{retry_after_seconds} s, beyond the service's request_timeout "
-            f"({request_timeout:g} s); retry after {retry_after_seconds} s",
+            message
+            or f"Instance {instance_id} is in backoff: its restart is due in "
+            f"{retry_after_seconds} s; retry after that",
         )
         self.retry_after_seconds = retry_after_seconds
 

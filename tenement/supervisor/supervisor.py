@@ -240,7 +240,13 @@ class Supervisor(Running):
             if pending is not None:
                 retry_after = await pending.wait_attempted(deadline=deadline)
                 if retry_after is not None:
-                    raise RestartPending(iid, retry_after, svc.request_timeout)
+                    raise RestartPending(
+                        iid,
+                        retry_after,
+                        f"Instance {iid} is in backoff: its restart is due in {retry_after} s, "
+                        f"beyond the service's request_timeout ({svc.request_timeout:g} s); "
+                        f"retry after {retry_after} s",
+                    )
                 continue
             try:
                 inst, launched = await self._ensure_running(service, tenant, revive=False)
