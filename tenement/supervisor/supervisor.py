@@ -127,7 +127,10 @@ class Supervisor(Running):
             inst.pending_restart = pending
             inst.state = STARTING
             try:
-                await trio.sleep_until(pending.at)
+                with trio.move_on_at(pending.at):
+                    await pending.attempted.wait()  # set early if a stop or a spawn took over
+                if inst.pending_restart is not pending:
+                    return self._view(self._registered(iid))  # NotFound once stopped
                 return await self.spawn(inst.service, inst.tenant)
             finally:
                 if inst.pending_restart is pending:  # cancelled before the spawn
