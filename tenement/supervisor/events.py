@@ -32,6 +32,7 @@ KINDS: dict[str, tuple[int, str | None]] = {
     "restart": (logging.INFO, "restart"),
     "stop": (logging.INFO, "stop"),
     "kill": (logging.WARNING, None),
+    "port_taken": (logging.WARNING, None),
     "weight": (logging.INFO, "weight"),
     "deploy": (logging.INFO, "deploy"),
     "deploy_failed": (logging.ERROR, "deploy"),

@@ -36,7 +36,11 @@ class Target:
 
 @attrs.frozen
 class InstanceView:
-    """A snapshot of one instance, as the API and ``ten ps`` show it."""
+    """A snapshot of one instance, as the API and ``ten ps`` show it.
+
+    ``restart_at`` is the epoch time of the scheduled restart while the instance is in
+    backoff (state ``starting``, no process), else None; not in the API (yet).
+    """
 
     id: str
     service: str
@@ -53,6 +57,7 @@ class InstanceView:
     storage_used_bytes: int
     storage_quota_bytes: int | None
     active_connections: int
+    restart_at: float | None = None
 
 
 @attrs.define(eq=False)
@@ -173,6 +178,12 @@ class Instance:
         """Running, past its start, not failed: the proxy may send it requests."""
         return self.run is not None and self.state == RUNNING
 
+    @property
+    def restart_at(self) -> float | None:
+        """Epoch time of the scheduled restart while in backoff (no process yet)."""
+        pending = self.pending_restart
+        return None if pending is None or self.run is not None else pending.at_epoch
+
     def touch(self) -> None:
         self.last_activity = trio.current_time()
 
@@ -209,4 +220,5 @@ class Instance:
             storage_used_bytes=self.storage_used_bytes,
             storage_quota_bytes=quota_bytes,
             active_connections=self.active_connections,
+            restart_at=self.restart_at,
         )

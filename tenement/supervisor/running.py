@@ -66,8 +66,15 @@ class Running(SupervisorBase):
             try:
                 await self._launch_once(inst, svc)
                 return
-            except _PortTaken as exc:
-                log.warning("%s; starting it on another port", exc, extra={"INSTANCE": inst.id})
+            except _PortTaken as exc:  # an event: counted, as the start it costs is
+                self._events.record(
+                    LifecycleEvent(
+                        "port_taken",
+                        inst.service,
+                        inst.tenant,
+                        details=f"{exc}; starting it on another port",
+                    )
+                )
         await self._launch_once(inst, svc)
 
     async def _launch_once(self, inst: Instance, svc: Service) -> None:

@@ -122,7 +122,7 @@ class Supervisor(Running):
         delay = decision.delay_seconds
         if delay > 0:
             pending = PendingRestart(
-                at=trio.current_time() + delay, at_epoch=now + delay, delay_seconds=delay
+                at=trio.current_time() + delay, at_epoch=time.time() + delay, delay_seconds=delay
             )
             inst.pending_restart = pending
             inst.state = STARTING

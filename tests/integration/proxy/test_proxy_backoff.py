@@ -27,6 +27,9 @@ from tests.integration.proxy.proxy_support import DOMAIN, ProxyServer, fallback_
 from tests.integration.supervisor.supervisor_support import make_config, wait_for
 
 CLIENTS = 20
+#: no health checks after the first: on a loaded machine one could restart a tenant and
+#: add starts the tests do not expect
+QUIET = {"max_restarts": 5, "backoff_max_ms": 60000, "health_check_interval": 3600}
 
 
 @contextlib.asynccontextmanager
@@ -45,6 +48,12 @@ async def proxied(
 def starts(path: Path) -> list[float]:
     """The start times tenant_app.py recorded, one per process started."""
     return [float(line) for line in path.read_text().split()] if path.exists() else []
+
+
+def port_races(sup: Any) -> int:
+    """Starts repeated on another port because another program took the tenant's port
+    (other test runs on this machine use the same port range): not restarts."""
+    return dict(sup.statistics().events).get("port_taken", 0)
 
 
 async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
@@ -82,7 +91,7 @@ async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
             # then 100 requests more: none of them may start it again
             await wait_for(
                 lambda: (
-                    len(starts(started)) > policy.max_restarts
+                    len(starts(started)) - port_races(sup) > policy.max_restarts
                     or ((v := sup.get("app:storm")) is not None and v.state == "failed")
                 ),
                 timeout=60,
@@ -92,9 +101,11 @@ async def test_a_request_storm_does_not_respawn_an_app_that_exits_at_once(
             done.set()
 
         times = starts(started)
-        assert 1 <= len(times) <= policy.max_restarts, times
-        gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
-        assert all(gap >= policy.base_ms / 1000 for gap in gaps), gaps
+        races = port_races(sup)
+        assert 1 <= len(times) - races <= policy.max_restarts, (times, races)
+        if not races:  # a start repeated on another port follows the first at once
+            gaps = [later - earlier for earlier, later in itertools.pairwise(times)]
+            assert all(gap >= policy.base_ms / 1000 for gap in gaps), gaps
         view = sup.get("app:storm")
         assert view.state == "failed"
         assert view.restarts == policy.max_restarts
@@ -132,7 +143,9 @@ async def _kill_twice(sup: Any, store: Store, iid: str) -> tuple[float, float]:
     )
     delay = delay_seconds(policy, len(record.restart_times) - 1)
     assert delay > 0
-    return record.restart_times[-1] + delay, delay
+    scheduled = record.restart_times[-1] + delay
+    assert sup.get(iid).restart_at == scheduled  # what the supervisor shows as due
+    return scheduled, delay
 
 
 async def test_a_request_during_backoff_waits_for_the_scheduled_restart(
@@ -141,7 +154,7 @@ async def test_a_request_during_backoff_waits_for_the_scheduled_restart(
     started = tmp_path / "starts"
     config = make_config(
         tmp_path,
-        settings={"max_restarts": 5, "backoff_base_ms": 1000, "backoff_max_ms": 60000},
+        settings={**QUIET, "backoff_base_ms": 2000},
         env={"STARTS_FILE": str(started)},
     )
     async with proxied(nursery, tmp_path, config) as (sup, store, server):
@@ -151,7 +164,8 @@ async def test_a_request_during_backoff_waits_for_the_scheduled_restart(
             response = await http.get("/", headers={"host": f"crash.app.{DOMAIN}"})
         assert response.status_code == 200
         times = starts(started)
-        assert len(times) == 3  # the first start and two restarts; the request added none
+        # the first start and two restarts; the request added none
+        assert len(times) - port_races(sup) == 3
         assert times[-1] >= scheduled, (times[-1], scheduled)
         assert response.text == f"crash pid={sup.get('app:crash').pid}"
 
@@ -163,7 +177,7 @@ async def test_a_restart_beyond_request_timeout_gets_503_with_retry_after(
     config = make_config(
         tmp_path,
         request_timeout=1,
-        settings={"max_restarts": 5, "backoff_base_ms": 5000, "backoff_max_ms": 60000},
+        settings={**QUIET, "backoff_base_ms": 20_000},
         env={"STARTS_FILE": str(started)},
     )
     async with proxied(nursery, tmp_path, config) as (sup, store, server):
@@ -174,6 +188,6 @@ async def test_a_restart_beyond_request_timeout_gets_503_with_retry_after(
         assert (response.status_code, response.text) == (503, "Service temporarily unavailable")
         retry_after = int(response.headers["retry-after"])
         assert 1 <= retry_after <= delay
-        assert len(starts(started)) == 2  # the request started nothing
+        assert len(starts(started)) - port_races(sup) == 2  # the request started nothing
         view = sup.get("app:slow")
         assert (view.state, view.pid) == ("starting", None)  # still in backoff
