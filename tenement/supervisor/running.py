@@ -5,6 +5,10 @@ to exit (through its pidfd, so a crash is seen at once) while running the health
 on a crash or an unhealthy verdict it restarts the instance after the restart policy's
 delay (``backoff.py``), or marks it failed. Every change is written to the instance's row
 so that the next server can adopt the tenants (``adoption.py``).
+
+Backoff is a state, not a sleep: the delay is an ``Instance.pending_restart`` that one
+task carries out, and that requests wait for instead of starting the instance themselves
+(``Supervisor.wake``). A stop or an operator's start calls it off.
 """
 
 from __future__ import annotations
