@@ -7,7 +7,9 @@ Answers it gives by itself, in plain text, sanitised as the reference's:
 - 404 ``Not found``: unknown service, invalid name, or a tenant that is not running and
   may not be woken;
 - 502 ``Bad gateway``: the tenant failed before its response head;
-- 503 ``Service temporarily unavailable``: waking failed, or no instance answered;
+- 503 ``Service temporarily unavailable``: waking failed, the instance failed, or no
+  instance answered; with ``Retry-After`` (seconds) when the instance is in backoff and
+  its scheduled restart is due after the service's ``request_timeout``;
 - 504 ``Gateway timeout``: no response head within the service's ``request_timeout``.
 
 The active-connection count (``backends.connection``) covers the whole exchange, body
@@ -21,6 +23,7 @@ import logging
 import random
 from collections.abc import Awaitable
 
+import attrs
 import trio
 
 from tenement.errors import TenementError
@@ -45,6 +48,7 @@ from tenement.proxy.routing import (
     weighted_pick,
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
+from tenement.supervisor import InstanceFailed, RestartPending
 from tenement.types import ASGIApp, Receive, Scope, Send, SendWhole
 from tenement.wire import WholeRequest
 
@@ -289,6 +293,13 @@ class Proxy:
     async def _wake(self, service: str, tenant: str) -> Target | Rejected:
         try:
             return await self._backends.wake(service, tenant)
+        except RestartPending as exc:
+            # logged at debug: a client retrying a tenant in backoff would fill the log
+            log.debug("%s", exc)
+            return attrs.evolve(UNAVAILABLE, retry_after_seconds=exc.retry_after_seconds)
+        except InstanceFailed as exc:
+            log.debug("%s", exc)  # the failure itself was logged once, as an event
+            return UNAVAILABLE
         except TenementError as exc:
             log.warning("waking %s:%s failed: %s", service, tenant, exc)
             return UNAVAILABLE
@@ -326,7 +337,9 @@ class Proxy:
 
     async def _answer(self, scope: Scope, send: Send, answer: Rejected) -> None:
         self.metrics.own_response(answer.status)
-        await respond(scope, send, answer.status, answer.message)
+        await respond(
+            scope, send, answer.status, answer.message, retry_after=answer.retry_after_seconds
+        )
 
     def statistics(self) -> ProxyStatistics:
         """Requests per instance and the connection pool's counters."""
@@ -362,13 +375,18 @@ def _failure(target: Target, exc: TenementError) -> Rejected:
     return BAD_HOST
 
 
-async def respond(scope: Scope, send: Send, status: int, text: str) -> None:
-    """Answer with a short plain-text body (or refuse a WebSocket with that status)."""
+async def respond(
+    scope: Scope, send: Send, status: int, text: str, *, retry_after: int | None = None
+) -> None:
+    """Answer with a short plain-text body (or refuse a WebSocket with that status),
+    with a ``Retry-After`` of ``retry_after`` seconds when given."""
     body = text.encode()
     headers = [
         (b"content-type", b"text/plain; charset=utf-8"),
         (b"content-length", str(len(body)).encode()),
     ]
+    if retry_after is not None:
+        headers.append((b"retry-after", str(retry_after).encode()))
     if scope["type"] == "websocket":
         if "websocket.http.response" in scope.get("extensions", {}):
             await send(

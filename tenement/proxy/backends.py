@@ -47,12 +47,18 @@ class Backends(Protocol):
         """Every running instance of ``service``, in a stable (registry) order."""
 
     def may_wake(self, service: str, tenant: str) -> bool:
-        """Whether a request may start ``service:tenant`` (known tenant or wake_any_id)."""
+        """Whether a request for ``service:tenant``, not routable now, goes to
+        :meth:`wake` (a known tenant, failed or in backoff included, a listed one, or
+        any with wake_any_id); False -> 404."""
 
     async def wake(self, service: str, tenant: str) -> Target:
-        """Start ``service:tenant`` (once, however many requests wait) until it accepts.
+        """Start ``service:tenant`` (once, however many requests wait) until it accepts;
+        for an instance in backoff, wait for its scheduled restart instead.
 
         Raises:
+            RestartPending: in backoff, restarting too late for this request (-> 503
+                with ``Retry-After``).
+            InstanceFailed: failed; only an operator starts it again (-> 503).
             TenementError: it could not be started (-> 503).
         """
 

@@ -57,10 +57,17 @@ class Fallback:
 
 @attrs.frozen
 class Rejected:
-    """A host under our domain that cannot name an instance; answered without routing."""
+    """An answer the proxy gives itself: a host under our domain that cannot name an
+    instance, or an instance that cannot take the request.
+
+    Attributes:
+        retry_after_seconds: sent as ``Retry-After`` when set (an instance in backoff:
+            the seconds until its scheduled restart). Added in 0.3.0.
+    """
 
     status: int
     message: str
+    retry_after_seconds: int | None = None
 
 
 Route = Direct | Weighted | Fallback | Rejected

@@ -8,7 +8,9 @@ On the leader's control socket (:class:`ControlApp`):
 
 - ``POST /_tenement/wake/{service}/{tenant}`` — wake an instance for a standby's
   request: 200 with the target as JSON, 404 when it may not be woken, 503 when waking
-  failed (JSON ``{"error": ...}``) or this server does not hold the lease (yet);
+  failed (JSON ``{"error": ...}``, plus ``"retry_after"``, whole seconds, when the
+  instance is in backoff, or ``"failed": true`` when it failed) or this server does not
+  hold the lease (yet);
 - ``POST /_tenement/report`` — from a standby, every second: ``activity``, the seconds
   since its last request to each instance (so that the idle reaper does not stop an
   instance only it serves), and ``metrics``, its proxy's new request counts (so that
@@ -40,7 +42,7 @@ import trio
 from tenement.api import http
 from tenement.errors import TenementError
 from tenement.proxy import ProxyMetrics
-from tenement.supervisor import Supervisor, Target, WakeError
+from tenement.supervisor import InstanceFailed, RestartPending, Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -189,6 +191,10 @@ async def _wake(sup: Supervisor, service: str, tenant: str) -> http.Response:
         return http.json_response({"error": f"{service}:{tenant} may not be woken"}, 404)
     try:
         target = await sup.wake(service, tenant)
+    except RestartPending as exc:
+        return http.json_response({"error": str(exc), "retry_after": exc.retry_after_seconds}, 503)
+    except InstanceFailed as exc:
+        return http.json_response({"error": str(exc), "failed": True}, 503)
     except TenementError as exc:
         return http.json_response({"error": str(exc)}, 503)
     return http.json_response(
@@ -270,11 +276,17 @@ class LeaderClient:
 
         Raises:
             NoLeader: the leader could not be reached.
+            RestartPending: it is in backoff, restarting after the request's deadline.
+            InstanceFailed: it failed; only an operator starts it again.
             WakeError: the leader could not wake it (or it may not be woken).
         """
         path = await self.socket_path()
         status, body = await call(path, f"{PREFIX}wake/{service}/{tenant}", b"")
         data = json.loads(body or b"{}")
+        if status == 503 and isinstance(data.get("retry_after"), int):
+            raise RestartPending(f"{service}:{tenant}", data["retry_after"], data.get("error"))
+        if status == 503 and data.get("failed") is True:
+            raise InstanceFailed(f"{service}:{tenant}")
         if status != 200:
             raise WakeError(f"{service}:{tenant}", data.get("error", f"status {status}"))
         return Target(

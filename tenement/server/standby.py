@@ -93,7 +93,6 @@ class SharedBackends:
         self._signature: tuple[int, float] | None = None
         self._targets: dict[str, Target] = {}
         self._by_service: dict[str, list[Target]] = {}
-        self._failed: set[str] = set()
         self._known: set[str] = set()
         self._touched: dict[str, float] = {}
         self._connections: dict[str, int] = {}
@@ -118,7 +117,6 @@ class SharedBackends:
                 by_service.setdefault(rec.service, []).append(target)
         self._targets, self._by_service = targets, by_service
         self._known = {rec.instance_id for rec in records}
-        self._failed = {rec.instance_id for rec in records if rec.state == "failed"}
         self._signature = signature
         return True
 
@@ -169,12 +167,13 @@ class SharedBackends:
         return list(self._by_service.get(service, ()))
 
     def may_wake(self, service: str, tenant: str) -> bool:
-        """As the supervisor's: a known, listed or (``wake_any_id``) any valid tenant."""
+        """As the supervisor's: a known (failed ones too: the leader refuses those with
+        503), listed or (``wake_any_id``) any valid tenant."""
         if self.service(service) is None or not is_valid_name(tenant):
             return False
         iid = f"{service}:{tenant}"
         if iid in self._known:
-            return iid not in self._failed
+            return True
         if tenant in self.config.instances.get(service, ()):
             return True
         return self.config.settings.wake_any_id

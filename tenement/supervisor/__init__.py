@@ -12,7 +12,9 @@ starting processes: ``spec.py``, ``process.py``, ``ports.py``, ``readiness.py``,
 
 from tenement.supervisor.errors import (
     DeployError,
+    InstanceFailed,
     InstanceNotFound,
+    RestartPending,
     SupervisorBusy,
     UnknownService,
     WakeError,
@@ -29,9 +31,11 @@ from tenement.supervisor.supervisor import Supervisor, SupervisorStatistics
 __all__ = [
     "DeployError",
     "Health",
+    "InstanceFailed",
     "InstanceNotFound",
     "InstanceView",
     "PortsExhausted",
+    "RestartPending",
     "SpawnError",
     "StorageInfo",
     "Supervisor",

@@ -204,17 +204,21 @@ class SupervisorBase:
         ]
 
     def may_wake(self, service: str, tenant: str) -> bool:
-        """Whether a request for an instance that is not running may start it.
+        """Whether a request for an instance that is not routable goes to :meth:`wake`
+        (rather than a 404).
 
-        True for an instance known from earlier (a row), one listed in ``[instances]``, or
-        any valid id with ``settings.wake_any_id`` (the reference's behaviour); never for a
-        failed instance or an unknown service.
+        True for an instance known from earlier (a row; a failed one or one in backoff
+        too: :meth:`wake` then refuses it with 503, or waits for its restart), one listed
+        in ``[instances]``, or any valid id with ``settings.wake_any_id`` (the
+        reference's behaviour); never for an unknown service.
+
+        Changed in 0.3.0: True for a failed instance, which is answered 503 as the
+        reference answers it (its dead process fails the proxy's probe), not 404.
         """
         if self.service(service) is None or not is_valid_name(tenant):
             return False
-        inst = self._instances.get(f"{service}:{tenant}")
-        if inst is not None:
-            return inst.state != FAILED
+        if f"{service}:{tenant}" in self._instances:
+            return True
         if tenant in self._config.instances.get(service, ()):
             return True
         return self._config.settings.wake_any_id

@@ -1,7 +1,9 @@
 """The restart policy: how long to wait before a restart, and when to give up.
 
-Pure functions over a restart history (epoch seconds of past restarts); the watcher task
-sleeps the computed delay, this module never sleeps.
+Pure functions over a restart history (epoch seconds of past restarts); the restart task
+sleeps the computed delay, this module never sleeps. While a restart is scheduled the
+instance is *in backoff* (``instance.PendingRestart``): requests wait for the restart or
+are told when to retry (:func:`retry_after_seconds`), and start nothing themselves.
 
 Differences from the reference (§5.4): restarts older than ``restart_window`` stop counting,
 both for the delay and for giving up, so a tenant that crashed a few times last week starts
@@ -10,6 +12,7 @@ again from a short delay.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable
 
 import attrs
@@ -101,3 +104,20 @@ def decide(
     return RestartDecision(
         give_up=False, delay_seconds=delay_seconds(policy, len(kept)), history=(*kept, now)
     )
+
+
+def count_failed_start(
+    policy: RestartPolicy, history: Iterable[float], *, now: float
+) -> tuple[float, ...]:
+    """The history with a failed start at ``now`` counted as a restart.
+
+    A wake (a request starting a stopped instance) that fails counts against
+    ``max_restarts`` like the supervisor's own restarts: otherwise every request would
+    start the app again, never reaching the limit.
+    """
+    return (*recent(history, now=now, window_seconds=policy.window_seconds), now)
+
+
+def retry_after_seconds(restart_in: float) -> int:
+    """The ``Retry-After`` for a restart due in ``restart_in`` seconds: rounded up, >= 1."""
+    return max(1, math.ceil(restart_in))

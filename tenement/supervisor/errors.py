@@ -29,6 +29,36 @@ class WakeError(TenementError):
         self.instance_id = instance_id
 
 
+class InstanceFailed(WakeError):
+    """The instance is failed: requests do not start it until an operator does (503)."""
+
+    def __init__(self, instance_id: str) -> None:
+        super().__init__(
+            instance_id,
+            f"Instance {instance_id} has failed; restart it by hand (ten restart {instance_id})",
+        )
+
+
+class RestartPending(WakeError):
+    """The instance is in backoff and its restart is due after the request's deadline
+    (503 with ``Retry-After``).
+
+    Attributes:
+        retry_after_seconds: seconds until the scheduled restart, rounded up.
+    """
+
+    def __init__(
+        self, instance_id: str, retry_after_seconds: int, message: str | None = None
+    ) -> None:
+        super().__init__(
+            instance_id,
+            message
+            or f"Instance {instance_id} is in backoff: its restart is due in "
+            f"{retry_after_seconds} s; retry after that",
+        )
+        self.retry_after_seconds = retry_after_seconds
+
+
 class DeployError(TenementError):
     """A deployed instance did not become healthy (it was stopped again)."""
 

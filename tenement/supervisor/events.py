@@ -32,11 +32,13 @@ KINDS: dict[str, tuple[int, str | None]] = {
     "restart": (logging.INFO, "restart"),
     "stop": (logging.INFO, "stop"),
     "kill": (logging.WARNING, None),
+    "port_taken": (logging.WARNING, None),
     "weight": (logging.INFO, "weight"),
     "deploy": (logging.INFO, "deploy"),
     "deploy_failed": (logging.ERROR, "deploy"),
     "route": (logging.INFO, "route"),
     "wake": (logging.INFO, "wake"),
+    "wake_failed": (logging.WARNING, "wake"),
     "health": (logging.INFO, None),
     "storage": (logging.WARNING, None),
     "idle_stop": (logging.INFO, "stop"),
@@ -81,14 +83,15 @@ class Events:
     def __init__(self, store: Any) -> None:
         self._store = store
         self.counts: collections.Counter[str] = collections.Counter()
-        #: instance id -> restarts (crash, health and manual); never forgotten, as metrics want
+        #: instance id -> restarts (crash, health, manual, and failed wakes, which count as
+        #: restarts); never forgotten, as metrics want
         self.restarts: collections.Counter[str] = collections.Counter()
 
     def record(self, event: LifecycleEvent) -> None:
         """Log and count the event (sync; no audit row)."""
         level, _ = KINDS[event.kind]
         self.counts[event.kind] += 1
-        if event.kind in ("crash_restart", "health_restart", "restart"):
+        if event.kind in ("crash_restart", "health_restart", "restart", "wake_failed"):
             self.restarts[event.instance_id] += 1
         extra = {
             "INSTANCE": event.instance_id,

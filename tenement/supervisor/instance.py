@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from tenement.supervisor import backoff
 from tenement.supervisor.health import Health, HealthState
 
 STARTING = "starting"
@@ -35,7 +36,11 @@ class Target:
 
 @attrs.frozen
 class InstanceView:
-    """A snapshot of one instance, as the API and ``ten ps`` show it."""
+    """A snapshot of one instance, as the API and ``ten ps`` show it.
+
+    ``restart_at`` is the epoch time of the scheduled restart while the instance is in
+    backoff (state ``starting``, no process), else None; not in the API (yet).
+    """
 
     id: str
     service: str
@@ -52,6 +57,7 @@ class InstanceView:
     storage_used_bytes: int
     storage_quota_bytes: int | None
     active_connections: int
+    restart_at: float | None = None
 
 
 @attrs.define(eq=False)
@@ -83,6 +89,41 @@ class Run:
         return self.process.pid
 
 
+@attrs.define(eq=False, kw_only=True)
+class PendingRestart:
+    """A restart the restart policy scheduled: until it is attempted, the instance is in
+    backoff (state ``starting``, no process) and nothing else may start it early.
+
+    Attributes:
+        at: when the restart is due, on the ``trio.current_time()`` clock.
+        at_epoch: the same moment in epoch seconds (for logs and tests).
+        delay_seconds: the policy's delay it was scheduled with.
+        attempted: set once the restart was tried (started, failed, or called off by a
+            stop or an operator's spawn); requests waiting for it then look again.
+    """
+
+    at: float
+    at_epoch: float
+    delay_seconds: float
+    attempted: trio.Event = attrs.Factory(trio.Event)
+
+    def retry_after(self, now: float) -> int:
+        """Seconds until the restart, rounded up: the ``Retry-After`` of a refusal."""
+        return backoff.retry_after_seconds(self.at - now)
+
+    async def wait_attempted(self, *, deadline: float) -> int | None:
+        """Wait until the restart was attempted, if it is due by ``deadline``.
+
+        Returns:
+            None once it was attempted; without waiting, the seconds until it is due
+            (rounded up) when that is after ``deadline``.
+        """
+        if self.at > deadline:
+            return self.retry_after(trio.current_time())
+        await self.attempted.wait()
+        return None
+
+
 @attrs.define(eq=False)
 class Instance:
     """The supervisor's live record of one instance.
@@ -94,6 +135,7 @@ class Instance:
         watcher: the cancel scope of the task watching (or restarting) the instance.
         last_activity: ``trio.current_time()``-based time of the last routed request.
         restart_times: epoch seconds of restarts (the restart policy prunes it).
+        pending_restart: the scheduled restart while the instance is in backoff, else None.
     """
 
     service: str
@@ -107,6 +149,7 @@ class Instance:
     started_at: float | None = None
     restart_times: tuple[float, ...] = ()
     restarts_total: int = 0
+    pending_restart: PendingRestart | None = None
     storage_used_bytes: int = 0
     active_connections: int = 0
     last_activity: float = 0.0
@@ -134,6 +177,12 @@ class Instance:
     def routable(self) -> bool:
         """Running, past its start, not failed: the proxy may send it requests."""
         return self.run is not None and self.state == RUNNING
+
+    @property
+    def restart_at(self) -> float | None:
+        """Epoch time of the scheduled restart while in backoff (no process yet)."""
+        pending = self.pending_restart
+        return None if pending is None or self.run is not None else pending.at_epoch
 
     def touch(self) -> None:
         self.last_activity = trio.current_time()
@@ -171,4 +220,5 @@ class Instance:
             storage_used_bytes=self.storage_used_bytes,
             storage_quota_bytes=quota_bytes,
             active_connections=self.active_connections,
+            restart_at=self.restart_at,
         )

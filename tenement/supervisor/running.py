@@ -5,6 +5,10 @@ to exit (through its pidfd, so a crash is seen at once) while running the health
 on a crash or an unhealthy verdict it restarts the instance after the restart policy's
 delay (``backoff.py``), or marks it failed. Every change is written to the instance's row
 so that the next server can adopt the tenants (``adoption.py``).
+
+Backoff is a state, not a sleep: the delay is an ``Instance.pending_restart`` that one
+task carries out, and that requests wait for instead of starting the instance themselves
+(``Supervisor.wake``). A stop or an operator's start calls it off.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from tenement.supervisor.instance import (
     STARTING,
     STOPPED,
     Instance,
+    PendingRestart,
     Run,
 )
 from tenement.supervisor.ports import port_is_free
@@ -65,8 +70,15 @@ class Running(SupervisorBase):
             try:
                 await self._launch_once(inst, svc)
                 return
-            except _PortTaken as exc:
-                log.warning("%s; starting it on another port", exc, extra={"INSTANCE": inst.id})
+            except _PortTaken as exc:  # an event: counted, as the start it costs is
+                self._events.record(
+                    LifecycleEvent(
+                        "port_taken",
+                        inst.service,
+                        inst.tenant,
+                        details=f"{exc}; starting it on another port",
+                    )
+                )
         await self._launch_once(inst, svc)
 
     async def _launch_once(self, inst: Instance, svc: Service) -> None:
@@ -220,73 +232,150 @@ class Running(SupervisorBase):
         else:
             details = f"exited with code {run.exit_code}"
         async with inst.lock:
-            if inst.run is run:
-                if not run.exited.is_set():
-                    await self._terminate(inst, run)
-                self._release(inst, run)
-        await self._restart_loop(inst, kind, details)
+            if inst.run is not run:
+                return  # stopped or started again by someone else meanwhile
+            if not run.exited.is_set():
+                await self._terminate(inst, run)
+            self._release(inst, run)
+            # scheduled before the lock is let go: a request never finds the instance
+            # without a process and without a scheduled restart, which it would start
+            self._start_restarts(inst, self._schedule_restart(inst), kind, details)
 
     def revive(self, inst: Instance) -> None:
         """Restart, under the restart policy, an instance that died while no server watched."""
+        pending = self._schedule_restart(inst)
+        self._start_restarts(inst, pending, "crash_restart", "exited while no server watched")
+
+    def _wake_failed(self, inst: Instance, details: str) -> None:
+        """A wake's start failed: count it as a restart and put the instance in backoff.
+
+        Called under the instance's lock, before it is let go (see :meth:`_recover`).
+        """
+        policy = backoff.RestartPolicy.from_settings(self._config.settings)
+        inst.restart_times = backoff.count_failed_start(policy, inst.restart_times, now=time.time())
+        inst.restarts_total += 1
+        event = LifecycleEvent(
+            "wake_failed", inst.service, inst.tenant, details=details, success=False
+        )
+        self._events.record(event)
+        self._nursery.start_soon(self._events.write_audit, event)
+        self._start_restarts(inst, self._schedule_restart(inst), "crash_restart", details)
+
+    def _schedule_restart(self, inst: Instance) -> PendingRestart | None:
+        """Ask the restart policy: put ``inst`` in backoff, or mark it failed (None).
+
+        Synchronous, so that the caller can do it under the instance's lock.
+        """
+        policy = backoff.RestartPolicy.from_settings(self._config.settings)
+        now = time.time()
+        decision = backoff.decide(policy, inst.restart_times, now=now)
+        if decision.give_up:
+            inst.state = FAILED
+            inst.health_state = HealthState(Health.FAILED, inst.health_state.consecutive_failures)
+            inst.pending_restart = None
+            return None
+        delay = decision.delay_seconds
+        inst.restart_times = decision.history
+        inst.restarts_total += 1
+        inst.state = STARTING
+        inst.health_state = HealthState()
+        inst.pending_restart = PendingRestart(
+            at=trio.current_time() + delay, at_epoch=now + delay, delay_seconds=delay
+        )
+        return inst.pending_restart
+
+    def _start_restarts(
+        self, inst: Instance, pending: PendingRestart | None, kind: str, details: str
+    ) -> None:
+        """Carry out ``pending`` (and the restarts after it) in a task of the supervisor's
+        nursery; its scope is the instance's watcher, so a stop calls it off."""
         scope = trio.CancelScope()
         inst.watcher = scope
+        self._nursery.start_soon(self._restarts, inst, scope, pending, kind, details)
 
-        async def revive() -> None:
-            with scope:
-                await self._restart_loop(inst, "crash_restart", "exited while no server watched")
-
-        self._nursery.start_soon(revive)
-
-    async def _restart_loop(self, inst: Instance, kind: str, details: str) -> None:
-        """Start ``inst`` again after the policy's delay, until it runs; or mark it failed."""
-        policy = backoff.RestartPolicy.from_settings(self._config.settings)
-        while True:
-            decision = backoff.decide(policy, inst.restart_times, now=time.time())
-            if decision.give_up:
-                inst.state = FAILED
-                inst.health_state = HealthState(
-                    Health.FAILED, inst.health_state.consecutive_failures
-                )
-                await self._save(inst)
-                await self._events.emit(
-                    LifecycleEvent(
-                        "failed",
-                        inst.service,
-                        inst.tenant,
-                        details=f"{details}; {len(decision.history)} restarts within "
-                        f"{policy.window_seconds:g} s (max_restarts = {policy.max_restarts})",
-                        success=False,
+    async def _restarts(
+        self,
+        inst: Instance,
+        scope: trio.CancelScope,
+        pending: PendingRestart | None,
+        kind: str,
+        details: str,
+    ) -> None:
+        """Start ``inst`` again when ``pending`` is due, until it runs; or mark it failed."""
+        with scope:
+            try:
+                while pending is not None:
+                    await self._save(inst)
+                    await self._events.emit(
+                        LifecycleEvent(
+                            kind,
+                            inst.service,
+                            inst.tenant,
+                            details=f"{details}; restarting in {pending.delay_seconds:g} s",
+                        )
                     )
-                )
+                    failure = await self._attempt(inst, scope, pending)
+                    _settle(inst, pending)
+                    if failure is None:
+                        return
+                    kind, details = "crash_restart", failure
+                    pending = inst.pending_restart
+            finally:
+                if pending is not None:  # called off midway (a stop cancelled the scope)
+                    _settle(inst, pending)
+            if inst.state != FAILED:
                 return
-            inst.restart_times = decision.history
-            inst.restarts_total += 1
-            inst.state = STARTING
-            inst.health_state = HealthState()
             await self._save(inst)
+            policy = backoff.RestartPolicy.from_settings(self._config.settings)
             await self._events.emit(
                 LifecycleEvent(
-                    kind,
+                    "failed",
                     inst.service,
                     inst.tenant,
-                    details=f"{details}; restarting in {decision.delay_seconds:g} s",
+                    details=f"{details}; {len(inst.restart_times)} restarts within "
+                    f"{policy.window_seconds:g} s (max_restarts = {policy.max_restarts})",
+                    success=False,
                 )
             )
-            await trio.sleep(decision.delay_seconds)
-            async with inst.lock:
-                svc = self.service(inst.service)
-                if inst.run is not None or inst.state != STARTING:
-                    return  # started or stopped by someone else meanwhile
-                if svc is None:
-                    inst.state = STOPPED
-                    await self._save(inst)
-                    return
-                try:
-                    await self._launch(inst, svc)
-                    return
-                except TenementError as exc:  # SpawnError, PortsExhausted: counts as a crash
-                    details = str(exc)
-                    kind = "crash_restart"
+
+    async def _attempt(
+        self, inst: Instance, scope: trio.CancelScope, pending: PendingRestart
+    ) -> str | None:
+        """Wait until ``pending`` is due, then start ``inst``.
+
+        Returns:
+            None when it started, or when the restart was called off; else why the start
+            failed: the next restart (or the failed state) is then already scheduled, so
+            that a request woken by this attempt finds it rather than an instance it
+            could start itself.
+        """
+        await trio.sleep_until(pending.at)
+        async with inst.lock:
+            if inst.pending_restart is not pending:
+                return None  # called off: stopped, or started by an operator
+            svc = self.service(inst.service)
+            if svc is None:
+                inst.pending_restart = None
+                inst.state = STOPPED
+                await self._save(inst)
+                return None
+            try:
+                await self._launch(inst, svc)
+            except TenementError as exc:  # SpawnError, PortsExhausted: counts as a crash
+                self._schedule_restart(inst)
+                inst.watcher = scope  # the failed launch had put its own watcher there
+                return str(exc)
+            return None
+
+    def _call_off_restart(self, inst: Instance) -> None:
+        """Forget the scheduled restart (a stop, or an operator's start, takes over);
+        requests waiting for it look again. The caller holds the lock."""
+        pending = inst.pending_restart
+        if pending is not None:
+            if inst.watcher is not None:
+                inst.watcher.cancel()
+                inst.watcher = None
+            _settle(inst, pending)
 
     async def _terminate(self, inst: Instance, run: Run) -> None:
         svc = self.service(inst.service)
@@ -354,6 +443,7 @@ class Running(SupervisorBase):
         async with inst.lock:
             if still_wanted is not None and not still_wanted():
                 return
+            self._call_off_restart(inst)
             if inst.watcher is not None:
                 inst.watcher.cancel()
                 inst.watcher = None
@@ -375,3 +465,11 @@ class Running(SupervisorBase):
             os.unlink(inst.socket)
         if svc is not None and not svc.storage_persist:
             shutil.rmtree(self.instance_dir(inst.service, inst.tenant), ignore_errors=True)
+
+
+def _settle(inst: Instance, pending: PendingRestart) -> None:
+    """``pending`` was attempted or called off: the instance leaves backoff (unless a
+    newer restart is scheduled) and the requests waiting for it look again."""
+    if inst.pending_restart is pending:
+        inst.pending_restart = None
+    pending.attempted.set()

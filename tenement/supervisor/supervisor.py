@@ -13,11 +13,17 @@ import time
 
 import trio
 
-from tenement.config import Config
+from tenement.config import Config, Service
 from tenement.errors import TenementError
 from tenement.supervisor import backoff
 from tenement.supervisor._base import MAX_WEIGHT, SupervisorStatistics
-from tenement.supervisor.errors import DeployError, InstanceNotFound, WakeError
+from tenement.supervisor.errors import (
+    DeployError,
+    InstanceFailed,
+    InstanceNotFound,
+    RestartPending,
+    WakeError,
+)
 from tenement.supervisor.events import LifecycleEvent
 from tenement.supervisor.health import Health
 from tenement.supervisor.instance import (
@@ -27,6 +33,7 @@ from tenement.supervisor.instance import (
     STOPPED,
     Instance,
     InstanceView,
+    PendingRestart,
     Target,
 )
 from tenement.supervisor.running import Running
@@ -65,24 +72,40 @@ class Supervisor(Running):
     async def _ensure_running(
         self, service: str, tenant: str, *, revive: bool
     ) -> tuple[Instance, bool]:
+        """Start the instance unless it runs; returns it and whether this call started it.
+
+        ``revive`` (an operator's spawn) also starts a failed instance, with a fresh
+        restart budget, and one in backoff at once. A request's wake (``revive=False``)
+        starts neither: it raises :class:`InstanceFailed`, or returns without starting an
+        instance in backoff (the caller waits for its restart); a wake whose start
+        fails puts the instance in backoff.
+        """
         svc = self._service_or_raise(service)
         inst = self._instance_for(svc, tenant)
         async with inst.lock:
             if inst.run is not None and inst.state in (STARTING, RUNNING):
                 return inst, False
+            if inst.pending_restart is not None:
+                if not revive:
+                    return inst, False
+                self._call_off_restart(inst)
             if inst.state == FAILED:
                 if not revive:
-                    raise WakeError(
-                        inst.id,
-                        f"Instance {inst.id} has failed; restart it by hand "
-                        f"(ten restart {inst.id})",
-                    )
+                    raise InstanceFailed(inst.id)
                 inst.restart_times = ()
-            await self._launch(inst, svc)
+            try:
+                await self._launch(inst, svc)
+            except TenementError as exc:
+                if not revive:
+                    self._wake_failed(inst, str(exc))
+                raise
             return inst, True
 
     async def restart(self, iid: str) -> InstanceView:
         """Stop, wait the restart policy's delay, start again. Brings a failed instance back.
+
+        During the delay the instance is in backoff, as after a crash: requests wait for
+        it (or get 503 with ``Retry-After``) and start nothing.
 
         Raises:
             InstanceNotFound: no such running or failed instance.
@@ -91,11 +114,30 @@ class Supervisor(Running):
         policy = backoff.RestartPolicy.from_settings(self._config.settings)
         if inst.state == FAILED:
             inst.restart_times = ()
-        decision = backoff.decide(policy, inst.restart_times, now=time.time(), automatic=False)
+        now = time.time()
+        decision = backoff.decide(policy, inst.restart_times, now=now, automatic=False)
         await self._stop(inst, kind="restart")
         inst.restart_times = decision.history
         inst.restarts_total += 1
-        await trio.sleep(decision.delay_seconds)
+        delay = decision.delay_seconds
+        if delay > 0:
+            pending = PendingRestart(
+                at=trio.current_time() + delay, at_epoch=time.time() + delay, delay_seconds=delay
+            )
+            inst.pending_restart = pending
+            inst.state = STARTING
+            try:
+                with trio.move_on_at(pending.at):
+                    await pending.attempted.wait()  # set early if a stop or a spawn took over
+                if inst.pending_restart is not pending:
+                    return self._view(self._registered(iid))  # NotFound once stopped
+                return await self.spawn(inst.service, inst.tenant)
+            finally:
+                if inst.pending_restart is pending:  # cancelled before the spawn
+                    inst.pending_restart = None
+                    if inst.run is None and inst.state == STARTING:
+                        inst.state = STOPPED
+                pending.attempted.set()
         return await self.spawn(inst.service, inst.tenant)
 
     # ---- weights, health, deploy, route -----------------------------------------------------
@@ -175,8 +217,16 @@ class Supervisor(Running):
     async def wake(self, service: str, tenant: str) -> Target:
         """Start the instance for a request unless it runs; concurrent wakes share one start.
 
+        An instance in backoff is not started early: the request waits for its scheduled
+        restart if that is due within the service's ``request_timeout``, else it is
+        refused with the seconds until then. A wake whose start fails counts as a restart
+        and puts the instance in backoff, and the request waits for that restart in turn.
+
         Raises:
-            WakeError: it failed, could not start, or did not accept within its
+            RestartPending: in backoff, the restart due after ``request_timeout``
+                (the proxy answers 503 with ``Retry-After``).
+            InstanceFailed: it failed (503); an operator's restart or spawn brings it back.
+            WakeError: it could not start, or did not accept within its
                 ``startup_timeout`` (the proxy answers 503).
             UnknownService: no such service.
         """
@@ -186,14 +236,39 @@ class Supervisor(Running):
             return inst.target()
         svc = self._service_or_raise(service)
         iid = f"{service}:{tenant}"
-        try:
-            inst, launched = await self._ensure_running(service, tenant, revive=False)
-        except WakeError:
-            raise
-        except TenementError as exc:  # SpawnError, PortsExhausted
-            raise WakeError(iid, f"Instance {iid} failed to wake: {exc}") from exc
+        deadline = trio.current_time() + svc.request_timeout
+        while True:
+            inst = self._instances.get(iid)
+            pending = None if inst is None else inst.pending_restart
+            if pending is not None:
+                retry_after = await pending.wait_attempted(deadline=deadline)
+                if retry_after is not None:
+                    raise RestartPending(
+                        iid,
+                        retry_after,
+                        f"Instance {iid} is in backoff: its restart is due in {retry_after} s, "
+                        f"beyond the service's request_timeout ({svc.request_timeout:g} s); "
+                        f"retry after {retry_after} s",
+                    )
+                continue
+            try:
+                inst, launched = await self._ensure_running(service, tenant, revive=False)
+            except WakeError:  # InstanceFailed
+                raise
+            except TenementError as exc:  # SpawnError, PortsExhausted, InvalidInstanceId
+                now_inst = self._instances.get(iid)
+                counted = now_inst is not None and (
+                    now_inst.pending_restart is not None or now_inst.state == FAILED
+                )
+                if not counted:
+                    raise WakeError(iid, f"Instance {iid} failed to wake: {exc}") from exc
+                continue  # counted, and in backoff now: wait for its restart
+            if inst.pending_restart is None:
+                break
         run = inst.run
         if run is None or not run.ready:
+            if launched and run is not None:
+                self._not_ready_wake(inst, svc)
             raise WakeError(
                 iid, f"Instance {iid} failed to start within {svc.startup_timeout:g} seconds"
             )
@@ -205,6 +280,23 @@ class Supervisor(Running):
             self._nursery.start_soon(self._events.write_audit, event)
         inst.touch()
         return inst.target()
+
+    def _not_ready_wake(self, inst: Instance, svc: Service) -> None:
+        """A woken process that did not accept within ``startup_timeout`` counts as a
+        failed start; it is left running for the health checks to judge."""
+        policy = backoff.RestartPolicy.from_settings(self._config.settings)
+        inst.restart_times = backoff.count_failed_start(policy, inst.restart_times, now=time.time())
+        inst.restarts_total += 1
+        event = LifecycleEvent(
+            "wake_failed",
+            inst.service,
+            inst.tenant,
+            pid=inst.pid,
+            details=f"not accepting after {svc.startup_timeout:g} s",
+            success=False,
+        )
+        self._events.record(event)
+        self._nursery.start_soon(self._events.write_audit, event)
 
     # ---- lifecycle (open_supervisor) --------------------------------------------------------
 

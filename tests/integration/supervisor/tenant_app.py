@@ -7,6 +7,9 @@ Behaviour knobs, from the environment:
 
 - ``CRASH_AFTER=S``: exit with code 3, S seconds after it started listening.
 - ``EXIT_AT_ONCE=1``: exit with code 4 before listening.
+- ``EXIT_IF_FILE=path``: exit with code 4 before listening while that file exists.
+- ``STARTS_FILE=path``: append the start's epoch time (``time.time()``) to that file, one
+  line per start (tests count spawns and compare start times with the restart schedule).
 - ``IGNORE_TERM=1``: ignore SIGTERM, and start a child that ignores it too; the child's
   pid goes to $CHILD_PID_FILE.
 - ``LISTEN_DELAY=S``: wait S seconds before listening.
@@ -51,9 +54,16 @@ class Handler(http.server.BaseHTTPRequestHandler):
 
 
 def main() -> None:
+    starts = os.environ.get("STARTS_FILE")
+    if starts:
+        with open(starts, "a") as f:
+            f.write(f"{time.time()!r}\n")
     print(f"starting pid={os.getpid()}", flush=True)
     print("a line on stderr", file=sys.stderr, flush=True)
     if os.environ.get("EXIT_AT_ONCE"):
+        sys.exit(4)
+    exit_if = os.environ.get("EXIT_IF_FILE")
+    if exit_if and os.path.exists(exit_if):
         sys.exit(4)
     if os.environ.get("IGNORE_TERM"):
         signal.signal(signal.SIGTERM, signal.SIG_IGN)

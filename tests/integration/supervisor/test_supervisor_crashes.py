@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tenement.store import Store
-from tenement.supervisor import Health, WakeError, open_supervisor
+from tenement.supervisor import Health, InstanceFailed, open_supervisor
 from tests.integration.supervisor.supervisor_support import (
     http_get,
     make_config,
@@ -51,9 +51,11 @@ async def test_a_crash_loop_ends_failed_kept_and_not_routed(store: Store, tmp_pa
         assert (view.pid, view.port) == (None, None)
         assert sup.target("app", "loop") is None
         assert sup.weighted_targets("app") == []
-        assert not sup.may_wake("app", "loop")
-        with pytest.raises(WakeError, match="failed"):
+        # a request is refused (503), not told the tenant is unknown (404), and starts nothing
+        assert sup.may_wake("app", "loop")
+        with pytest.raises(InstanceFailed, match="has failed"):
             await sup.wake("app", "loop")
+        assert sup.get("app:loop").pid is None
         await wait_for(lambda: "failed" in [row.action for row in store.recent_audit(20)])
         assert store.get_instance("app:loop").state == "failed"
         # by hand it comes back, with a fresh restart budget

@@ -51,6 +51,9 @@ async def test_wake_gives_up_after_startup_timeout(store: Store, tmp_path: Path)
     async with open_supervisor(config, store) as sup:
         with pytest.raises(WakeError, match=r"failed to start within 0\.3 seconds"):
             await sup.wake("app", "slow")
+        # a failed start counts against max_restarts; the process is left to the health checks
+        assert sup.get("app:slow").restarts == 1
+        assert dict(sup.statistics().events)["wake_failed"] == 1
 
 
 async def test_may_wake_known_listed_or_any(store: Store, tmp_path: Path) -> None:

@@ -17,6 +17,7 @@ import trio
 from tenement.config import Service
 from tenement.proxy import Proxy
 from tenement.proxy.app import RETRY_DEADLINE_SECONDS
+from tenement.supervisor import InstanceFailed, RestartPending, WakeError
 from tests.integration.proxy.proxy_support import Target, dead_port
 
 
@@ -150,3 +151,56 @@ async def test_request_h11_cannot_write_is_400(nursery, overrides) -> None:
     )
     assert await call(proxy, "alice.notes.example.com", **overrides) == (400, b"Bad request")
     assert proxy.statistics().idle_connections == 1  # the unused connection was kept
+
+
+class Refusing(Backends):
+    """Its one tenant is known but cannot be woken now: ``wake`` raises ``refusal``."""
+
+    def __init__(self, refusal: Exception) -> None:
+        super().__init__()
+        self.refusal = refusal
+
+    def may_wake(self, service: str, tenant: str) -> bool:
+        return True
+
+    async def wake(self, service: str, tenant: str) -> Target:
+        raise self.refusal
+
+
+@pytest.mark.parametrize("scope_type", ["http", "websocket"])
+@pytest.mark.parametrize(
+    ("refusal", "retry_after"),
+    [
+        (RestartPending("notes:alice", 7), [b"7"]),
+        (InstanceFailed("notes:alice"), []),
+        (WakeError("notes:alice", "failed to start within 10 seconds"), []),
+    ],
+    ids=["in-backoff", "failed", "wake-failed"],
+)
+async def test_a_refused_wake_is_503_with_retry_after_only_in_backoff(
+    refusal: Exception, retry_after: list[bytes], scope_type: str
+) -> None:
+    proxy = Proxy(Refusing(refusal), domain="example.test", fallback=fallback)
+    sent: list[dict] = []
+
+    async def receive():
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message):
+        sent.append(message)
+
+    scope = {
+        "type": scope_type,
+        "method": "GET",
+        "scheme": "http",
+        "path": "/",
+        "raw_path": b"/",
+        "query_string": b"",
+        "headers": [(b"host", b"alice.notes.example.test")],
+        "client": ("127.0.0.1", 5000),
+        "extensions": {"websocket.http.response": {}},
+    }
+    await proxy(scope, receive, send)
+    assert sent[0]["status"] == 503
+    assert [value for name, value in sent[0]["headers"] if name == b"retry-after"] == retry_after
+    assert b"".join(m.get("body", b"") for m in sent[1:]) == b"Service temporarily unavailable"
