@@ -64,6 +64,11 @@ class Record:
     def requests(self) -> list[dict]:
         return [e for e in self.events() if e["event"] == "request"]
 
+    def requests_to(self, path: str) -> list[dict]:
+        """The requests whose target is ``path`` (lines of any shape: a misframed request
+        may have left garbage in the record)."""
+        return [r for r in self.requests() if r["line"].split(" ")[1:2] == [path]]
+
     def open_connections(self) -> int:
         events = self.events()
         accepted = sum(1 for e in events if e["event"] == "accept")

@@ -51,3 +51,11 @@ def serve(servers: _Servers) -> Iterator[LiveServe]:
     yield server
     if trio.run(server.status_of, "127.0.0.1", "/health") != 200:
         servers.discard()
+
+
+@pytest.fixture
+def disposable_serve(servers: _Servers) -> Iterator[LiveServe]:
+    """A running `ten serve` that no test after this one uses: for an attack that may
+    leave it poisoned (a tenant connection out of step) without killing it."""
+    yield servers.live()
+    servers.discard()

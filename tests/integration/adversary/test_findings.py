@@ -133,7 +133,7 @@ async def test_2_ambiguous_framing_is_refused_or_forwarded_as_h11_frames_it(
     )
     framed = h11_framing(attack)
     result = await exchange(serve.port, attack + follower, seconds=REC_TIMEOUT_SECONDS + 4)
-    seen = [r for r in serve.rec_record.requests() if r["line"].split(" ")[1] == path]
+    seen = serve.rec_record.requests_to(path)
     if framed is None or (
         b"transfer-encoding" in framing.lower() and b"content-length" in framing.lower()
     ):
@@ -154,12 +154,13 @@ async def test_2_ambiguous_framing_is_refused_or_forwarded_as_h11_frames_it(
     await serve.assert_serving()
 
 
-async def test_2_0cl_leaves_no_tenant_connection_poisoned(serve: LiveServe) -> None:
+async def test_2_0cl_leaves_no_tenant_connection_poisoned(disposable_serve: LiveServe) -> None:
     """The issue's attack: a 0.CL request to a tenant that answers before it reads the
     body (``/early``). Forwarded with ``Content-Length: 60`` and no body, the tenant's
     answer comes back whole, the connection is pooled, and the next client's request on it
     becomes the rest of that body: each client after must get its own answer, and no
     request may reach the tenant inside another's body."""
+    serve = disposable_serve
     attack = smuggling(
         "/early", b"Content-Length: 60\r\nTransfer-Encoding: chunked\r\n", b"0\r\n\r\n"
     )
@@ -181,6 +182,20 @@ async def closed_by_server(stream: trio.SocketStream) -> None:
             pass
 
 
+async def test_2_te_cl_smuggles_no_request_to_the_tenant(serve: LiveServe) -> None:
+    """TE.CL through the proxy: h11 reads the chunked body (a whole request inside it),
+    and the client's ``Content-Length: 4`` must not frame it for the tenant, which would
+    then read the rest of the body as a request of its own."""
+    inner = marker()
+    smuggled = b"GET " + inner.encode() + b" HTTP/1.1\r\nHost: " + REC_HOST.encode() + b"\r\n\r\n"
+    body = b"%x\r\nabcd%s\r\n0\r\n\r\n" % (len(smuggled) + 4, smuggled)
+    attack = smuggling(marker(), b"Transfer-Encoding: chunked\r\nContent-Length: 4\r\n", body)
+    result = await exchange(serve.port, attack, seconds=REC_TIMEOUT_SECONDS + 4)
+    lines = [r["line"] for r in serve.rec_record.requests()]
+    assert f"GET {inner} HTTP/1.1" not in lines, "a request smuggled in a body reached the tenant"
+    assert result.statuses[:1] == [400], result
+
+
 # ---- 4: a body that never comes -------------------------------------------------------------
 
 
@@ -188,6 +203,8 @@ HEADS_WITHOUT_BODY = {
     "chunked": b"Transfer-Encoding: chunked\r\n",
     "large-length": b"Content-Length: 100000\r\n",
     "length-and-close": b"Content-Length: 10\r\nConnection: close\r\n",
+    # handed to hypercorn, which answers 100 Continue first
+    "expect-100-continue": b"Content-Length: 10\r\nExpect: 100-continue\r\n",
 }
 
 
@@ -304,7 +321,7 @@ async def test_9_connection_naming_host_never_drops_host(
     )  # fmt: skip
     result = await exchange(serve.port, request, seconds=REC_TIMEOUT_SECONDS + 4, responses=1)
     assert result.statuses == [200], result
-    [seen] = [r for r in serve.rec_record.requests() if r["line"].split(" ")[1] == path]
+    [seen] = serve.rec_record.requests_to(path)
     assert [v for n, v in seen["headers"] if n == "host"] == [REC_HOST]
 
 
@@ -319,3 +336,35 @@ async def test_9_http2_prior_knowledge_gets_one_clear_answer(serve: LiveServe) -
         # an HTTP/2 answer: frames (SETTINGS, maybe GOAWAY), never an HTTP/1.1 status
         assert b"HTTP/1.1" not in result.data, result
     await serve.assert_serving()
+
+
+# ---- found by the adversary tests (beyond the issue) ------------------------------------------
+
+
+async def test_connect_never_reaches_a_tenant(serve: LiveServe) -> None:
+    """A reverse proxy offers no tunnel: CONNECT is refused at the edge. Today it is
+    forwarded to the tenant, and the tenant's 200 reaches the client as an established
+    tunnel, its body dropped."""
+    target = f"{REC_HOST}:{uuid.uuid4().int % 60000 + 1024}"
+    request = f"CONNECT {target} HTTP/1.1\r\nHost: {REC_HOST}\r\n\r\n".encode()
+    result = await exchange(serve.port, request, seconds=KEEP_ALIVE_SECONDS + 3, responses=1)
+    assert target not in serve.rec_record.raw(), "CONNECT was forwarded to the tenant"
+    assert result.statuses[:1] in ([400], [405], [501]), result
+    await serve.assert_serving()
+
+
+async def test_an_absolute_form_target_is_routed_by_its_own_host(serve: LiveServe) -> None:
+    """RFC 9112 3.2.2: with an absolute-form target the server MUST ignore Host and use
+    the target's host. A request naming another tenant in its target must not reach the
+    tenant its Host names (a front proxy that routes or authorises by the target would be
+    bypassed): it is served by the target's tenant, or refused."""
+    path = marker()
+    request = f"GET http://{PATIENT_HOST}{path} HTTP/1.1\r\nHost: {REC_HOST}\r\n\r\n".encode()
+    result = await exchange(serve.port, request, seconds=REC_TIMEOUT_SECONDS + 4, responses=1)
+    assert path not in serve.rec_record.raw(), "routed by Host, not by the target's host"
+    if result.statuses[:1] == [200]:
+        assert path in serve.patient_record.raw(), result
+        [seen] = [r for r in serve.patient_record.requests() if path in r["line"]]
+        assert seen["line"] == f"GET {path} HTTP/1.1", "origin-form to the tenant"
+    else:
+        assert result.statuses[:1] == [400], result
