@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any
 
 from tenement._version import __version__
+from tenement.ids import NAME_PATTERN as _NAME
 
-NAME_PATTERN = "^[A-Za-z0-9_-]{1,63}$"
+NAME_PATTERN = f"^{_NAME.pattern}$"
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] | None = None) -> dict[str, Any]:
