@@ -113,6 +113,13 @@ async def read_json_object(scope: Scope, receive: Receive) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Failed to parse the request body as JSON: {exc}") from None
+    except RecursionError:
+        # The decoder recurses once per nesting level; the API's bodies are flat objects.
+        raise ApiError(
+            400,
+            "Failed to parse the request body as JSON: arrays or objects are nested too "
+            "deeply; send a flat JSON object",
+        ) from None
     if not isinstance(value, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return value
