@@ -39,8 +39,8 @@ async def route(api: ApiContext, request: Request, send: Send) -> http.Response:
     try:
         before, after = await api.supervisor.route(service, old, new)
     except LookupError as exc:
-        # The reference answers a missing side of a swap with 500, not 404.
-        raise ApiError(500, str(exc)) from None
+        # A missing side of a swap is the client's mistake (the reference answers 500).
+        raise ApiError(404, str(exc)) from None
     return http.json_response(
         {
             "from_instance": before.id,

@@ -53,7 +53,7 @@ def entry_json(entry: Any) -> dict[str, Any]:
 
 
 #: the largest ``limit`` / ``backlog`` accepted: the reference's (64-bit ``usize``)
-MAX_COUNT = 2**64 - 1
+MAX_COUNT = http.MAX_INT
 
 
 def count_param(query: dict[str, str], name: str) -> int | None:

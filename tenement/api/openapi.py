@@ -10,9 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from tenement._version import __version__
+from tenement.api.http import MAX_INT
 from tenement.ids import NAME_PATTERN as _NAME
 
 NAME_PATTERN = f"^{_NAME.pattern}$"
+INSTANCE_ID_PATTERN = f"^{_NAME.pattern}:{_NAME.pattern}$"
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -32,6 +34,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 INT = {"type": "integer", "minimum": 0}
+#: a count or number field the API reads (``tenement.api.http.MAX_INT``)
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 STR = {"type": "string"}
 NUM = {"type": "number"}
 NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
@@ -75,8 +79,7 @@ def _schemas() -> dict[str, Any]:
         "WeightRequest": _obj(
             {
                 "weight": {
-                    "type": "integer",
-                    "minimum": 0,
+                    **COUNT,
                     "description": "Values above 100 are capped to 100.",
                 }
             }
@@ -108,10 +111,9 @@ def _schemas() -> dict[str, Any]:
             {
                 "process": {**STR, "pattern": NAME_PATTERN},
                 "version": {**STR, "pattern": NAME_PATTERN},
-                "weight": {"type": "integer", "minimum": 0, "default": 100},
+                "weight": {**COUNT, "default": 100},
                 "timeout": {
-                    "type": "integer",
-                    "minimum": 0,
+                    **COUNT,
                     "default": 30,
                     "description": "Seconds to wait for the new instance to become healthy.",
                 },
@@ -187,11 +189,12 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
     descriptions = {
         400: "Bad request: a malformed instance id, invalid JSON, or a bad query parameter.",
         403: "A tenant token used on another tenant's instance, or on an admin-only endpoint.",
-        404: "No such instance.",
+        404: "No such instance, or no such service.",
         413: "Request body too large.",
         415: "The body is not declared as application/json.",
         422: "A field is missing or has the wrong type.",
-        500: "The supervisor could not do it (unknown service, spawn or deploy failure).",
+        500: "The supervisor could not do it (the program failed to start, or a deployed "
+        "instance did not become healthy).",
     }
     out: dict[str, Any] = dict(ok or {})
     for code in codes:
@@ -245,7 +248,7 @@ INSTANCE_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": INSTANCE_ID_PATTERN},
     "description": "Instance id, service:tenant (e.g. notes:alice).",
 }
 LOG_FILTERS = [
@@ -318,6 +321,7 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
                     ok={"200": _json(_ref("SpawnResponse"), "Started.")},
                 ),
@@ -370,6 +374,7 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
                     ok={"200": _json(_ref("DeployResponse"), "Healthy.")},
                 ),
@@ -382,6 +387,7 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
                     ok={"200": _json(_ref("RouteResponse"), "Swapped.")},
                 ),
@@ -397,7 +403,7 @@ def _paths() -> dict[str, Any]:
                 params=[
                     *LOG_FILTERS,
                     _query("search", STR, "Words to find in the message."),
-                    _query("limit", INT, "At most this many (the newest); all when absent."),
+                    _query("limit", COUNT, "At most this many (the newest); all when absent."),
                 ],
             )
         },
@@ -411,7 +417,7 @@ def _paths() -> dict[str, Any]:
                 params=[
                     *LOG_FILTERS,
                     _query(
-                        "backlog", INT, "First send the last N matching entries. Added in 0.3.0."
+                        "backlog", COUNT, "First send the last N matching entries. Added in 0.3.0."
                     ),
                 ],
             )

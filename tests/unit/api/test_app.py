@@ -256,3 +256,21 @@ async def test_tls_status_off_and_on() -> None:
             "http_port": 80,
             "recommendation": None,
         }
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/deploy", {"process": "notes", "version": "v2", "timeout": 10**400}),
+        ("/api/deploy", {"process": "notes", "version": "v2", "weight": 2**64}),
+        ("/api/instances/notes:alice/weight", {"weight": 2**64}),
+    ],
+    ids=["deploy-timeout", "deploy-weight", "weight"],
+)
+async def test_an_integer_beyond_64_bits_is_422(path: str, body: dict[str, object]) -> None:
+    # a timeout of 10**400 seconds reached trio as a float: OverflowError, 500
+    async with client() as http:
+        method = http.put if path.endswith("/weight") else http.post
+        response = await method(path, json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 422
+        assert "must be an integer from 0 to 18446744073709551615" in response.json()["error"]
