@@ -218,8 +218,11 @@ def _op(
     public: bool = False,
     body: str | None = None,
     params: list[dict[str, Any]] | None = None,
+    operation_id: str | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    if operation_id is not None:
+        op["operationId"] = operation_id
     if public:
         op["security"] = []
     else:
@@ -232,6 +235,29 @@ def _op(
     if params:
         op["parameters"] = params
     return op
+
+
+#: the operations on one instance, by operationId (the targets of :func:`_instance_links`)
+INSTANCE_OPERATIONS = (
+    "stopInstance",
+    "restartInstance",
+    "setInstanceWeight",
+    "checkInstanceHealth",
+    "getInstanceStorage",
+)
+
+
+def _instance_links(response: dict[str, Any], field: str) -> dict[str, Any]:
+    """``response`` with OpenAPI links from its body's ``field`` (an instance id) to every
+    operation on that instance, so clients and tools can follow them."""
+    response["links"] = {
+        name[0].upper() + name[1:]: {
+            "operationId": name,
+            "parameters": {"id": f"$response.body#/{field}"},
+        }
+        for name in INSTANCE_OPERATIONS
+    }
+    return response
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -323,9 +349,12 @@ def _paths() -> dict[str, Any]:
                     403,
                     404,
                     500,
-                    ok={"200": _json(_ref("SpawnResponse"), "Started.")},
+                    ok={
+                        "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
+                    },
                 ),
                 body="SpawnRequest",
+                operation_id="spawnInstance",
             )
         },
         "/api/instances/{id}": {
@@ -333,6 +362,7 @@ def _paths() -> dict[str, Any]:
             "delete": _op(
                 "Stop an instance",
                 _responses(400, 403, 404, ok={"204": {"description": "Stopped."}}),
+                operation_id="stopInstance",
             ),
         },
         "/api/instances/{id}/restart": {
@@ -340,8 +370,15 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Restart an instance (starts it if it is not running)",
                 _responses(
-                    400, 403, 404, 500, ok={"200": _json(_ref("SpawnResponse"), "Started.")}
+                    400,
+                    403,
+                    404,
+                    500,
+                    ok={
+                        "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
+                    },
                 ),
+                operation_id="restartInstance",
             ),
         },
         "/api/instances/{id}/weight": {
@@ -352,6 +389,7 @@ def _paths() -> dict[str, Any]:
                     *JSON_BODY_ERRORS, 403, 404, ok={"200": _json(_ref("WeightResponse"), "Set.")}
                 ),
                 body="WeightRequest",
+                operation_id="setInstanceWeight",
             ),
         },
         "/api/instances/{id}/health": {
@@ -359,6 +397,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Run a health check now",
                 _responses(400, 403, ok={"200": _json(_ref("InstanceHealth"), "Health.")}),
+                operation_id="checkInstanceHealth",
             ),
         },
         "/api/instances/{id}/storage": {
@@ -366,6 +405,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Disk usage of the instance's data dir",
                 _responses(400, 403, 404, ok={"200": _json(_ref("Storage"), "Usage.")}),
+                operation_id="getInstanceStorage",
             ),
         },
         "/api/deploy": {
@@ -376,9 +416,14 @@ def _paths() -> dict[str, Any]:
                     403,
                     404,
                     500,
-                    ok={"200": _json(_ref("DeployResponse"), "Healthy.")},
+                    ok={
+                        "200": _instance_links(
+                            _json(_ref("DeployResponse"), "Healthy."), "instance"
+                        )
+                    },
                 ),
                 body="DeployRequest",
+                operation_id="deploy",
             )
         },
         "/api/route": {
