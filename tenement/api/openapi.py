@@ -114,6 +114,7 @@ def _schemas() -> dict[str, Any]:
                 "weight": {**COUNT, "default": 100},
                 "timeout": {
                     **COUNT,
+                    "minimum": 1,
                     "default": 30,
                     "description": "Seconds to wait for the new instance to become healthy.",
                 },

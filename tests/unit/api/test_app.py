@@ -274,3 +274,12 @@ async def test_an_integer_beyond_64_bits_is_422(path: str, body: dict[str, objec
         response = await method(path, json=body, headers=ADMIN_HEADERS)
         assert response.status_code == 422
         assert "must be an integer from 0 to 18446744073709551615" in response.json()["error"]
+
+
+async def test_a_deploy_timeout_of_0_is_422() -> None:
+    # it could only fail (500), and a failed deploy stops the instance it started
+    body = {"process": "notes", "version": "v2", "timeout": 0}
+    async with client() as http:
+        response = await http.post("/api/deploy", json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 422
+        assert "`timeout` must be at least 1" in response.json()["error"]
