@@ -31,11 +31,12 @@ Pure functions; nothing here reads or writes a socket.
 
 from __future__ import annotations
 
+import enum
 import http
 import re
 import time
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -69,8 +70,19 @@ MAX_HEAD = 16 * 1024
 #: the largest request body taken whole here; a longer one is streamed (by h11)
 MAX_WHOLE_BODY = 64 * 1024
 
+
+class Incomplete(enum.Enum):
+    """The type of :data:`INCOMPLETE` (one member, so that ``is INCOMPLETE`` narrows a
+    parser's answer to the rest of its type)."""
+
+    INCOMPLETE = enum.auto()
+
+    def __repr__(self) -> str:
+        return "INCOMPLETE"
+
+
 #: the head is not complete yet: read more
-INCOMPLETE = object()
+INCOMPLETE: Final = Incomplete.INCOMPLETE
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
@@ -107,7 +119,7 @@ class WholeRequest(NamedTuple):
 
 def _head(
     buffer: bytes | bytearray, first_line: re.Pattern[bytes], field_lines: re.Pattern[bytes]
-) -> tuple[re.Match[bytes], list[bytes], int] | object | None:
+) -> tuple[re.Match[bytes], list[bytes], int] | Incomplete | None:
     """The head at the start of ``buffer`` if its first line matches ``first_line`` and
     its header lines ``field_lines``: that match, the header lines (``name: value``,
     checked; the caller splits each as it reads it), and the head's length in bytes,
@@ -129,7 +141,9 @@ def _head(
     return first, lines, end + 4
 
 
-def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | None:
+def parse_whole_request(
+    buffer: bytes | bytearray,
+) -> WholeRequest | Incomplete | None:
     """The request at the start of ``buffer``, if it is whole and plain.
 
     Returns:
@@ -205,8 +219,8 @@ def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     :data:`_WRITTEN_LINES`, with as many line ends as headers (a CR or LF inside a value
     would add one, or break a line).
     """
-    names = []
-    parts = []
+    names: list[bytes] = []
+    parts: list[bytes] = []
     for name, value in headers:
         names.append(name)
         parts += (name, b": ", value, b"\r\n")
@@ -218,7 +232,7 @@ def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return fields
 
 
-def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse | object | None:
+def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse | Incomplete | None:
     """The answer at the start of ``buffer``, if it is whole and plain.
 
     Returns:

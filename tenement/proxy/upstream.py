@@ -169,7 +169,7 @@ class Connection:
                 if answer is wire.INCOMPLETE:
                     continue
                 if answer is not None:
-                    return answer  # type: ignore[return-value]
+                    return answer
             try:
                 for event in sent():
                     self.h11.send(event)

@@ -29,7 +29,7 @@ import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
@@ -39,6 +39,9 @@ from tenement.errors import TenementError
 from tenement.proxy import ProxyMetrics
 from tenement.supervisor import Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from tenement.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -222,7 +225,7 @@ class LeaderClient:
         server_id: this server's id (it never calls itself).
     """
 
-    def __init__(self, store: Any, server_id: str) -> None:
+    def __init__(self, store: Store, server_id: str) -> None:
         self._store = store
         self._server_id = server_id
 

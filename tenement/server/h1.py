@@ -184,7 +184,7 @@ class Http1Connection:
             if served % YIELD_EVERY == 0:
                 await trio.lowlevel.checkpoint()
             if self._express is not None and not self._idle.shutdown.is_set():
-                done = await self._serve_express()
+                done = await self._serve_express(self._express)
                 if done is not None:
                     if reader.next_cycle(finished=done.finished, plain=done.plain):
                         continue
@@ -205,7 +205,7 @@ class Http1Connection:
             if not reader.next_cycle(finished=response.finished, plain=response.plain):
                 return
 
-    async def _serve_express(self) -> Response | None:
+    async def _serve_express(self, express: Express) -> Response | None:
         """The express lane: a whole plain request (``wire.parse_whole_request``) for a
         running tenant goes to the proxy without h11 or an ASGI scope.
 
@@ -253,9 +253,7 @@ class Http1Connection:
         )
         client = self._client[0] if self._client else None
         try:
-            served = await self._express(
-                request, client, receive, response.send, response.send_whole
-            )
+            served = await express(request, client, receive, response.send, response.send_whole)
         except Exception:
             log.exception("error in the proxy serving %r", request.target)
             served = True
@@ -452,8 +450,9 @@ class Http1Connection:
         # only this one, until the body deadline ends it.
         self._body_started = 0.0
         first = await self._receive()
-        if reader.bad_body is not None:
-            await self._refuse(400, f"a malformed request body: {reader.bad_body}")
+        bad_body = reader.bad_body  # (read again after the app: its reads may set it)
+        if bad_body is not None:
+            await self._refuse(400, f"a malformed request body: {bad_body}")
             return response
         if first["type"] == "http.disconnect":
             return response  # the client left before its body: nobody to answer

@@ -27,7 +27,7 @@ import h11
 
 from tenement.server.edge import Refusal, refusal
 from tenement.types import Message
-from tenement.wire import INCOMPLETE, MAX_HEAD, WholeRequest, parse_whole_request
+from tenement.wire import INCOMPLETE, MAX_HEAD, Incomplete, WholeRequest, parse_whole_request
 
 #: what a client's leaving, or a body h11 refused, reads as
 DISCONNECT: Message = {"type": "http.disconnect"}
@@ -89,7 +89,7 @@ class RequestReader:
 
     # ---- the express lane ------------------------------------------------------------------
 
-    def whole_request(self) -> WholeRequest | object | None:
+    def whole_request(self) -> WholeRequest | Incomplete | None:
         """The plain request whole at the start of :attr:`pending`; ``INCOMPLETE`` while
         it may still become one; None when h11 must read these bytes."""
         # nothing read yet (the usual case: the last request took it all): no parse
@@ -107,8 +107,9 @@ class RequestReader:
         if conn.their_state is h11.IDLE:
             # the request is still at the start of pending: it leaves once served
             conn.receive_data(bytes(self.pending[: request.length]))
-            while conn.their_state is not h11.DONE:
-                conn.next_event()
+            # to its end (their_state DONE): the request's events, read and dropped
+            while not isinstance(conn.next_event(), h11.EndOfMessage):
+                pass
         return conn
 
     def served(self, request: WholeRequest) -> None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
@@ -27,6 +27,7 @@ from tenement.types import ASGIApp, Message, Receive, Scope, Send
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
+    from hypercorn.typing import Framework
 
     from tenement.server.h1 import ReplayStream
 
@@ -136,12 +137,16 @@ class Hypercorn:
 
         config = self.config
         shutdown = self._shutdown
-        wrapped = wrap_app(_closing_when(self._app, shutdown), config.wsgi_max_body_size, "asgi")
+        # hypercorn types apps with its own TypedDicts (ours are plain mappings) and
+        # its stream as an SSLStream (it needs only a trio Stream): both casts say so
+        app = cast("Framework", _closing_when(self._app, shutdown))
+        wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
 
         async def serve(stream: trio.SocketStream | ReplayStream) -> None:
             context = WorkerContext(max_requests=None)
-            context.terminated = _DrainEvent(shutdown)  # type: ignore[assignment]
-            await TCPServer(wrapped, config, context, {}, stream).run()
+            context.terminated = _DrainEvent(shutdown)
+            ssl_typed = cast("trio.SSLStream[trio.SocketStream]", stream)
+            await TCPServer(wrapped, config, context, {}, ssl_typed).run()
 
         self._serve = serve
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
@@ -34,6 +34,11 @@ COLUMNS = (
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM instances"
 
 
+def _times(values: Iterable[float]) -> tuple[float, ...]:
+    """``restart_times`` as a tuple (a typed ``converter=tuple``)."""
+    return tuple(values)
+
+
 @attrs.frozen
 class InstanceRecord:
     """One instance (``service:tenant``) as the database keeps it.
@@ -57,7 +62,7 @@ class InstanceRecord:
     updated_at: float
     weight: int = 100
     health: str = "unknown"
-    restart_times: tuple[float, ...] = attrs.field(default=(), converter=tuple)
+    restart_times: tuple[float, ...] = attrs.field(default=(), converter=_times)
     restarts_total: int = 0
     started_at: float | None = None
 
