@@ -17,7 +17,9 @@ import socket
 
 import trio
 
-#: bytes asked of the kernel per read
+#: bytes asked of the kernel per read, by every read of a client's or a tenant's
+#: connection (``h1.py``, the proxy); so also about the largest piece of a streamed body
+#: held at once
 READ_SIZE = 64 * 1024
 
 

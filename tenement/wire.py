@@ -65,7 +65,8 @@ _STRICT_FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _STRICT_F
 _REQUEST_LINE = re.compile(rb"(%s) (%s) HTTP/1\.1" % (_TOKEN.pattern, _TARGET.pattern))
 #: a line feed without its carriage return
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-#: the largest head parsed here (h11's default limit on an incomplete event)
+#: the largest head read, here and by every h11 and hypercorn connection (h11's default
+#: ``max_incomplete_event_size``): a head one parser takes, the others take too
 MAX_HEAD = 16 * 1024
 #: the largest request body taken whole here; a longer one is streamed (by h11)
 MAX_WHOLE_BODY = 64 * 1024

@@ -2,7 +2,7 @@
 
 Bodies never sit whole in memory: each ASGI ``http.request`` chunk is written upstream
 as it arrives, and each piece read from the tenant (at most
-:data:`~tenement.proxy.upstream.READ_SIZE`) goes to the client before the next read.
+:data:`tenement.sockets.READ_SIZE`) goes to the client before the next read.
 Both directions wait for the other side to take the data (the ASGI server's ``send``
 returns when the bytes are written), so a slow reader slows the writer instead of
 filling memory.

@@ -34,8 +34,6 @@ from tenement.errors import TenementError
 
 log = logging.getLogger(__name__)
 
-#: bytes asked of the kernel per read; also the largest piece of body held at once
-READ_SIZE = 64 * 1024
 #: idle connections kept per address; more are closed when released
 MAX_IDLE_PER_ADDRESS = 32
 #: an idle connection older than this is closed instead of reused
@@ -108,7 +106,8 @@ class Connection:
         self.sock = sock
         #: for whoever speaks another protocol on it (the WebSocket relay)
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        # the same limit on a head as the parser of whole answers (wire.py)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=wire.MAX_HEAD)
         self.reused = False
         self.received_any = False
         self.idle_since = 0.0

@@ -46,7 +46,8 @@ from tenement.proxy.forward import (
     request_target,
 )
 from tenement.proxy.headers import request_headers, response_headers
-from tenement.proxy.upstream import READ_SIZE, Connection
+from tenement.proxy.upstream import Connection
+from tenement.sockets import READ_SIZE
 from tenement.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import h11
 import trio
 
+from tenement import sockets
 from tenement.api import http
 from tenement.errors import TenementError
 from tenement.proxy import ProxyMetrics
@@ -319,7 +320,7 @@ async def call(path: str, target: str, body: bytes) -> tuple[int, bytes]:
                 while True:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
-                        conn.receive_data(await stream.receive_some(65536))
+                        conn.receive_data(await stream.receive_some(sockets.READ_SIZE))
                     elif isinstance(event, h11.Response):
                         status = event.status_code
                     elif isinstance(event, h11.Data):

@@ -24,6 +24,7 @@ import trio
 
 from tenement.errors import TenementError
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
+from tenement.wire import MAX_HEAD
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
@@ -45,7 +46,9 @@ class ServeConfigError(TenementError, ValueError):
 
 
 def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
-    """The hypercorn Config :func:`serve_http` uses: backlog 4096, logs via ``logging``.
+    """The hypercorn Config :func:`serve_http` uses: backlog :data:`LISTEN_BACKLOG`, the
+    same limit on a head as ``h1.py``'s (:data:`tenement.wire.MAX_HEAD`), logs via
+    ``logging``.
 
     Args:
         overrides: hypercorn ``Config`` attributes to set (``keep_alive_timeout``, ...).
@@ -57,6 +60,8 @@ def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
 
     config = Config()
     config.backlog = LISTEN_BACKLOG
+    # a head h1.py read whole is replayed to hypercorn, which must not refuse it as long
+    config.h11_max_incomplete_size = MAX_HEAD
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     for key, value in (overrides or {}).items():

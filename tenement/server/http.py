@@ -97,7 +97,7 @@ async def serve_http(
     Args:
         app: the ASGI application.
         sockets: bound stream sockets (inherited from systemd or bound by the caller);
-            ``listen(4096)`` is called on each.
+            ``listen(LISTEN_BACKLOG)`` is called on each (``handoff.py``).
         shutdown: set it to stop: accepting ends at once, accepted connections drain.
         grace_seconds: the most the drain may take; requests still running after it
             are cancelled.
