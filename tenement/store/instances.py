@@ -11,8 +11,6 @@ import attrs
 from tenement.store._base import StoreBase, upsert
 from tenement.store._db import Session
 
-STATES = ("starting", "running", "stopped", "failed")
-
 #: the ``instances`` table's columns, each named as the :class:`InstanceRecord` field
 COLUMNS = (
     "instance_id",
@@ -46,6 +44,8 @@ class InstanceRecord:
     Attributes:
         start_ticks: field 22 of ``/proc/<pid>/stat``; with ``pid`` it tells our process
             from a later one that reused the pid.
+        state: ``starting``, ``running``, ``stopped`` or ``failed`` (as
+            ``tenement/supervisor/instance.py`` names them).
         restart_times: epoch seconds of recent restarts (the backoff window).
         started_at, updated_at: epoch seconds.
     """
