@@ -2,8 +2,10 @@
 
 A proxied request costs h11 four times: parsing the client's request, writing it to the
 tenant, parsing the tenant's answer and writing it to the client, together a large share
-of a request's CPU (commit d81dcba has the figures). In the common case all four are
-simple, and done here:
+of a request's CPU (commit d81dcba has the figures). In the common case the message is
+*whole*, and all four are done here. A message is whole when all of it is in the buffer
+and it is simple enough to be read here exactly as h11 would read it; a whole request
+or answer is written as bytes, in one piece:
 
 - :func:`request_bytes`: a request to a tenant (its parts came out of a parser, h11's or
   :func:`parse_whole_request`, plus the proxy's own ``X-Forwarded-*`` values, and are
@@ -17,10 +19,10 @@ simple, and done here:
   that one of the parsers here already checked (the express lane's), not checked twice;
 - :func:`parse_whole_request`: a client's request that is ``HTTP/1.1``, keeps the
   connection open, has exactly one ``Host``, no body or one framed by one
-  ``Content-Length`` and already whole, nothing asking for more than a plain exchange
+  ``Content-Length`` and already whole, nothing asking for more than one exchange
   (``Expect``, ``Upgrade``, ``CONNECT``), and only what h11 would accept. Anything else,
   and any doubt, is left to h11 with the same bytes: the client is untrusted, and h11
-  decides the framing of everything that is not this plain case.
+  decides the framing of every request that is not whole.
 
 The writers check names, values and the target with the rules h11 applies, and return
 None for anything they would not write, so the caller can let h11 refuse it with its
@@ -106,7 +108,7 @@ class WholeResponse(NamedTuple):
 
 
 class WholeRequest(NamedTuple):
-    """A client's complete, plain request (see :func:`parse_whole_request`)."""
+    """A client's whole request (see :func:`parse_whole_request`)."""
 
     method: bytes
     target: bytes
@@ -145,7 +147,7 @@ def _head(
 def parse_whole_request(
     buffer: bytes | bytearray,
 ) -> WholeRequest | Incomplete | None:
-    """The request at the start of ``buffer``, if it is whole and plain.
+    """The request at the start of ``buffer``, if it is whole.
 
     Returns:
         a :class:`WholeRequest`; :data:`INCOMPLETE` when it has not all arrived (and
@@ -174,7 +176,7 @@ def parse_whole_request(
             if seen_length or not value.isdigit():
                 return None
             seen_length, length = True, int(value)
-        elif name in _NOT_PLAIN:
+        elif name in _LEFT_TO_H11:
             return None
         elif name == b"connection" and b"close" in value.lower():
             return None  # the last request: h11 ends the connection after it
@@ -188,8 +190,8 @@ def parse_whole_request(
     )
 
 
-#: request headers that ask for more than one plain exchange
-_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+#: request headers that ask for more than one exchange of whole messages
+_LEFT_TO_H11 = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
 def request_bytes(
@@ -234,7 +236,7 @@ def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
 
 
 def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse | Incomplete | None:
-    """The answer at the start of ``buffer``, if it is whole and plain.
+    """The answer at the start of ``buffer``, if it is whole.
 
     Returns:
         a :class:`WholeResponse`; :data:`INCOMPLETE` when the head has not all arrived

@@ -130,7 +130,7 @@ class Connection:
     async def write(self, data: bytes) -> None:
         """Write ``data`` as it is: bytes h11 made (:meth:`send`), or a whole request
         made by :func:`tenement.wire.request_bytes`, which h11 is not told about (see
-        :meth:`receive_plain`).
+        :meth:`receive_whole`).
 
         Raises:
             UpstreamProtocolError: the write failed.
@@ -140,14 +140,14 @@ class Connection:
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
 
-    async def receive_plain(
+    async def receive_whole(
         self, *, head_request: bool, sent: Callable[[], list[h11.Event]]
     ) -> wire.WholeResponse | None:
         """Read the answer to a request of :func:`tenement.wire.request_bytes`, written
         with :meth:`write`.
 
         Returns:
-            The answer, when it is whole and plain (:func:`tenement.wire.parse_whole_response`);
+            The answer, when it is whole (:func:`tenement.wire.parse_whole_response`);
             the connection's h11 is untouched then, ready for the next request. Otherwise
             None: h11 has been given the request's events (``sent()``) and every byte read,
             and the answer is read on with :meth:`next_event`.

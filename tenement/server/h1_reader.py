@@ -7,7 +7,7 @@ beside its ``trio/tcp_server.py``, so it can be fed any bytes in any pieces by a
 Bytes come in two ways, and a request is read by one of two parsers:
 
 - :meth:`RequestReader.pend` keeps bytes in :attr:`~RequestReader.pending` until
-  :meth:`~RequestReader.whole_request` finds a whole plain request there
+  :meth:`~RequestReader.whole_request` finds a whole request there
   (``wire.parse_whole_request``: the express lane), or says it is not one;
 - otherwise :meth:`~RequestReader.to_h11` gives what is pending to h11,
   :meth:`~RequestReader.feed` gives it later bytes, and
@@ -90,8 +90,9 @@ class RequestReader:
     # ---- the express lane ------------------------------------------------------------------
 
     def whole_request(self) -> WholeRequest | Incomplete | None:
-        """The plain request whole at the start of :attr:`pending`; ``INCOMPLETE`` while
-        it may still become one; None when h11 must read these bytes."""
+        """The whole request (``wire.py``'s sense) at the start of :attr:`pending`;
+        ``INCOMPLETE`` while it may still become one; None when h11 must read these
+        bytes."""
         # nothing read yet (the usual case: the last request took it all): no parse
         return parse_whole_request(self.pending) if self.pending else INCOMPLETE
 
@@ -182,9 +183,9 @@ class RequestReader:
 
     # ---- between requests --------------------------------------------------------------------
 
-    def next_cycle(self, *, finished: bool, plain: bool) -> bool:
-        """After a response (``plain``: written without h11): ready for the next
-        request; False when the connection must end."""
+    def next_cycle(self, *, finished: bool, skipped_h11: bool) -> bool:
+        """After a response (``skipped_h11``: written as bytes without h11): ready for
+        the next request; False when the connection must end."""
         if not finished:
             return False
         conn = self.h11
@@ -192,7 +193,7 @@ class RequestReader:
         if theirs is h11.SEND_BODY:
             self._skip_received_body()
             theirs = conn.their_state
-        if not plain:  # written by h11: it says whether the connection goes on
+        if not skipped_h11:  # written by h11: it says whether the connection goes on
             if theirs is not h11.DONE or conn.our_state is not h11.DONE:
                 return False  # a body left unread, or Connection: close
         elif theirs is not h11.DONE and theirs is not h11.IDLE:

@@ -1,9 +1,9 @@
 """hypercorn, for the connections ``h1.py`` hands over (and every connection of a
 :func:`~tenement.server.http.serve_http` given no ``fast_path``).
 
-Since every plain HTTP/1.1 request (the proxy's, the API's, the dashboard's) is served
-by ``h1.py``, hypercorn serves only WebSocket and h2c upgrades, ``Expect:
-100-continue``, HTTP/2 and requests h11 refuses. Its protocol code is imported on the
+``h1.py`` serves every HTTP/1.1 request (the proxy's, the API's, the dashboard's) but
+those hypercorn serves: upgrades other than ``h2c`` (WebSocket), an ``Expect`` other
+than ``100-continue``, HTTP/2 and requests h11 refuses. Its protocol code is imported on the
 first of those, not at start: importing all of hypercorn (with h2, hpack and its
 multiprocessing helpers) was 80-140 ms of a ~0.45 s start here. Its ``Config`` is made at
 start (``hypercorn.config``, ~20 ms), so that a bad override fails the start rather than
@@ -142,7 +142,7 @@ class Hypercorn:
 
         config = self.config
         shutdown = self._shutdown
-        # hypercorn types apps with its own TypedDicts (ours are plain mappings) and
+        # hypercorn types apps with its own TypedDicts (ours are MutableMappings) and
         # its stream as an SSLStream (it needs only a trio Stream): both casts say so
         app = cast("Framework", _closing_when(self._app, shutdown))
         wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
