@@ -374,8 +374,8 @@ class Http1Connection:
         deadline = trio.current_time() + self._keep_alive
         while True:
             head = reader.next_head()
-            if head is not h11.NEED_DATA:
-                return head  # type: ignore[return-value]  # (NEED_DATA is a type)
+            if head is not None:
+                return head
             await self._read_within(deadline, started=reader.begun(), read=self._read)
 
     async def _receive(self) -> Message:
@@ -390,8 +390,8 @@ class Http1Connection:
             return await self._wait_disconnect()
         while True:
             message = reader.next_body()
-            if message is not h11.NEED_DATA:
-                return message  # type: ignore[return-value]  # (NEED_DATA is a type)
+            if message is not None:
+                return message
             continue_ = reader.continue_bytes()  # the body is wanted: say so
             if continue_:
                 await sockets.send_all(self._sock, continue_)

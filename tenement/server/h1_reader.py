@@ -119,9 +119,9 @@ class RequestReader:
 
     # ---- h11's way ---------------------------------------------------------------------------
 
-    def next_head(self) -> h11.Request | Refusal | Next | type[h11.NEED_DATA]:
+    def next_head(self) -> h11.Request | Refusal | Next | None:
         """The next request head; a :class:`Refusal` for one ``edge.py`` refuses;
-        ``NEED_DATA`` to read more; :attr:`Next.HAND_OFF` when h11 refuses the head
+        None to read more; :attr:`Next.HAND_OFF` when h11 refuses the head
         (hypercorn answers it); :attr:`Next.CLOSED` when the client left between
         requests."""
         try:
@@ -134,7 +134,7 @@ class RequestReader:
             )
             return event if refused is None else refused
         if event is h11.NEED_DATA and not self.eof:
-            return h11.NEED_DATA
+            return None
         return Next.CLOSED  # ConnectionClosed (or PAUSED, which a new cycle never is)
 
     def begun(self) -> bool:
@@ -155,8 +155,8 @@ class RequestReader:
         """The whole request, body included, has been read."""
         return self.h11.their_state is h11.DONE
 
-    def next_body(self) -> Message | type[h11.NEED_DATA]:
-        """The next piece of the request body as an ASGI message, or ``NEED_DATA``.
+    def next_body(self) -> Message | None:
+        """The next piece of the request body as an ASGI message, or None to read more.
 
         A body h11 refuses reads as a disconnect, with :attr:`bad_body` saying why.
         """
@@ -166,7 +166,7 @@ class RequestReader:
             self.bad_body = str(exc)
             return DISCONNECT
         if event is h11.NEED_DATA:
-            return DISCONNECT if self.eof else h11.NEED_DATA
+            return DISCONNECT if self.eof else None
         if isinstance(event, h11.Data):
             self.body_bytes += len(event.data)
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}

@@ -59,7 +59,7 @@ def read_all(pieces: list[bytes], *, express: bool) -> list[object]:
                 assert reader.next_cycle(finished=True, skipped_h11=True)
                 continue
         reader.to_h11()
-        while (head := reader.next_head()) is h11.NEED_DATA:
+        while (head := reader.next_head()) is None:
             more(feed=True)
         if head is Next.CLOSED:
             return seen
@@ -71,7 +71,7 @@ def read_all(pieces: list[bytes], *, express: bool) -> list[object]:
         body = b""
         while True:
             message = reader.next_body()
-            if message is h11.NEED_DATA:
+            if message is None:
                 more(feed=True)
                 continue
             assert isinstance(message, dict)
