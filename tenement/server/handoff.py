@@ -17,7 +17,7 @@ connection gets its own ``WorkerContext`` whose ``terminated`` event is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 import trio
@@ -130,12 +130,12 @@ class Hypercorn:
         self.config = make_config(overrides)
         self._app = app
         self._shutdown = shutdown
-        self._serve: Any = None
+        self._serve: Callable[[trio.SocketStream | ReplayStream], Awaitable[None]] | None = None
 
-    def load(self) -> None:
-        """Import hypercorn's protocol code now."""
+    def load(self) -> Callable[[trio.SocketStream | ReplayStream], Awaitable[None]]:
+        """Import hypercorn's protocol code now (once); returns what serves a stream."""
         if self._serve is not None:
-            return
+            return self._serve
         from hypercorn.trio.tcp_server import TCPServer
         from hypercorn.trio.worker_context import WorkerContext
         from hypercorn.utils import wrap_app
@@ -154,8 +154,8 @@ class Hypercorn:
             await TCPServer(wrapped, config, context, {}, ssl_typed).run()
 
         self._serve = serve
+        return serve
 
     async def serve(self, stream: trio.SocketStream | ReplayStream) -> None:
         """Serve the rest of ``stream`` (a :class:`ReplayStream` starts with what was read)."""
-        self.load()
-        await self._serve(stream)
+        await self.load()(stream)
