@@ -2,10 +2,9 @@
 
 Every proxied request waited twice under a deadline: for the client's next request
 (the keep-alive time) and for the tenant's answer (the service's ``request_timeout``).
-A trio cancel scope's deadline costs ~7 us to set and reset, ``move_on_after`` ~12 us,
-and each leaves an entry in trio's deadline heap for its run loop to sort out: without
-the two, the proxy used ~20% less CPU per request (``python -m bench.profile --cpu``,
-alternating runs: ~318 -> ~250 us), and with them kept here ~340 -> ~270 us.
+A trio cancel scope per wait is costly on that path: setting and resetting its deadline
+(or a ``move_on_after``) is work on every request, and each leaves an entry in trio's
+deadline heap for its run loop to sort out (commit aafecd5 has the measurements).
 
 Here a wait is *armed* with its deadline and what to do when it passes, and *disarmed*
 when it ends: a few dict and set operations. Armed waits sit in slots of

@@ -14,9 +14,11 @@ import re
 
 from tenement.errors import TenementError
 
-#: what a service name or a tenant id may be: safe in a path, a hostname label and a URL
-NAME_PATTERN = re.compile(r"[A-Za-z0-9_-]{1,63}")
-NAME_RULE = "1 to 63 characters from A-Z, a-z, 0-9, '_' and '-'"
+#: what a service name or a tenant id may be: safe in a path, a hostname label and a URL,
+#: and never read as an option where it lands in a command line (``--tenant {id}``), so it
+#: cannot start with '-'
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_-]{0,62}")
+NAME_RULE = "1 to 63 characters from A-Z, a-z, 0-9, '_' and '-', not starting with '-'"
 
 
 class InvalidInstanceId(TenementError):

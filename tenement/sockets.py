@@ -1,12 +1,13 @@
 """Reading and writing a non-blocking stdlib socket from trio, without trio's socket layer.
 
 trio's socket methods checkpoint around every call: a successful ``send`` or ``recv``
-still yields to the scheduler. On the proxy's hot path that was ~19% of a request's
-samples (py-spy, 32 connections). These try the call first and wait only on EAGAIN.
-Trying first is right under load: strace of ``ten serve`` proxying at 4 and 32
-connections counted ~5.4 syscalls per request this way, against ~7.5 when reads waited
-for readability first (each wait costs an ``epoll_ctl``, and the answer was usually
-there already), except where the bytes are known not to be there yet (``wait_first``).
+still yields to the scheduler, which on the proxy's hot path is a large share of a
+request's cost. These try the call first and wait only on EAGAIN, so that a read or a
+write costs one syscall when the kernel is ready for it. Under load it usually is: a wait
+first would cost an ``epoll_ctl`` and find the bytes there already; the exception is
+where the bytes are known not to be there yet (``wait_first``). Commits fa8087c, 4998d20
+and 854e213 have the measurements.
+
 They are checkpoints only when they wait: a loop that may never wait must yield itself
 (``h1.py`` does once per request).
 """
@@ -17,7 +18,9 @@ import socket
 
 import trio
 
-#: bytes asked of the kernel per read
+#: bytes asked of the kernel per read, by every read of a client's or a tenant's
+#: connection (``h1.py``, the proxy); so also about the largest piece of a streamed body
+#: held at once
 READ_SIZE = 64 * 1024
 
 
@@ -44,9 +47,8 @@ async def receive(sock: socket.socket, *, wait_first: bool = False) -> bytes:
     Args:
         wait_first: wait for readability before the first try, where the bytes are
             almost never there yet: a tenant's answer right after its request was
-            written (99.7% of such reads found nothing, 32 connections), or a read
-            right after one that found nothing; trying first cost a failed ``recv``
-            per request.
+            written, or a read right after one that found nothing; trying first would
+            cost a failed ``recv`` each time.
 
     Raises:
         OSError: the read failed.

@@ -11,6 +11,3 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 #: a whole answer at once (status, headers, body), where the server offers it instead of
 #: two ASGI messages (``h1.py``'s express lane)
 SendWhole = Callable[[int, list[tuple[bytes, bytes]], bytes], Awaitable[None]]
-
-#: "service:tenant", e.g. "notes:alice"
-InstanceId = str

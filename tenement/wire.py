@@ -1,9 +1,11 @@
 """HTTP/1.1 messages as bytes, for the proxy's common case, without h11.
 
 A proxied request costs h11 four times: parsing the client's request, writing it to the
-tenant, parsing the tenant's answer and writing it to the client (measured here: 44, 72
-and 45 us of a request's ~700 us of CPU). In the common case all four are plain, and
-done here:
+tenant, parsing the tenant's answer and writing it to the client, together a large share
+of a request's CPU (commit d81dcba has the figures). In the common case the message is
+*whole*, and all four are done here. A message is whole when all of it is in the buffer
+and it is simple enough to be read here exactly as h11 would read it; a whole request
+or answer is written as bytes, in one piece:
 
 - :func:`request_bytes`: a request to a tenant (its parts came out of a parser, h11's or
   :func:`parse_whole_request`, plus the proxy's own ``X-Forwarded-*`` values, and are
@@ -17,10 +19,10 @@ done here:
   that one of the parsers here already checked (the express lane's), not checked twice;
 - :func:`parse_whole_request`: a client's request that is ``HTTP/1.1``, keeps the
   connection open, has exactly one ``Host``, no body or one framed by one
-  ``Content-Length`` and already whole, nothing asking for more than a plain exchange
+  ``Content-Length`` and already whole, nothing asking for more than one exchange
   (``Expect``, ``Upgrade``, ``CONNECT``), and only what h11 would accept. Anything else,
   and any doubt, is left to h11 with the same bytes: the client is untrusted, and h11
-  decides the framing of everything that is not this plain case.
+  decides the framing of every request that is not whole.
 
 The writers check names, values and the target with the rules h11 applies, and return
 None for anything they would not write, so the caller can let h11 refuse it with its
@@ -31,11 +33,12 @@ Pure functions; nothing here reads or writes a socket.
 
 from __future__ import annotations
 
+import enum
 import http
 import re
 import time
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Final, NamedTuple
 
 Headers = list[tuple[bytes, bytes]]
 
@@ -49,14 +52,14 @@ _TARGET = re.compile(rb"[\x21-\x7e]+")
 #: what may follow ``:`` on a header line read: a value as h11 defines it between optional
 #: spaces or tabs. Written as one class (every byte but NUL and the line-breaking
 #: whitespace), which matches the same lines as ``[ \t]*`` + :data:`_VALUE` + ``[ \t]*``
-#: at a third of the cost in ``re``; the reason phrase of a status line is the same.
+#: at less cost in ``re``; the reason phrase of a status line is the same.
 _FIELD_REST = rb"[^\x00\n\r\x0b\x0c]*"
 #: the same for a client's request, exactly as h11 accepts one: visible ASCII, obs-text,
 #: spaces and tabs
 _STRICT_FIELD_REST = rb"[\t\x20-\x7e\x80-\xff]*"
 _STATUS_LINE = re.compile(rb"HTTP/1\.1 ([1-9][0-9]{2})(?: %s)?" % _FIELD_REST)
 #: header lines, each ``name: value`` and CRLF: validated with one match per head
-#: rather than two per line (~3x faster for a typical head)
+#: rather than two per line (fewer calls into ``re``)
 _FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _FIELD_REST))
 #: header lines as written here: exactly ``name: value`` (no padding, as h11 writes)
 _WRITTEN_LINES = re.compile(rb"(?:%s: %s\r\n)*" % (_TOKEN.pattern, _VALUE.pattern))
@@ -64,13 +67,25 @@ _STRICT_FIELD_LINES = re.compile(rb"(?:%s:%s\r\n)*" % (_TOKEN.pattern, _STRICT_F
 _REQUEST_LINE = re.compile(rb"(%s) (%s) HTTP/1\.1" % (_TOKEN.pattern, _TARGET.pattern))
 #: a line feed without its carriage return
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-#: the largest head parsed here (h11's default limit on an incomplete event)
+#: the largest head read, here and by every h11 and hypercorn connection (h11's default
+#: ``max_incomplete_event_size``): a head one parser takes, the others take too
 MAX_HEAD = 16 * 1024
 #: the largest request body taken whole here; a longer one is streamed (by h11)
 MAX_WHOLE_BODY = 64 * 1024
 
+
+class Incomplete(enum.Enum):
+    """The type of :data:`INCOMPLETE` (one member, so that ``is INCOMPLETE`` narrows a
+    parser's answer to the rest of its type)."""
+
+    INCOMPLETE = enum.auto()
+
+    def __repr__(self) -> str:
+        return "INCOMPLETE"
+
+
 #: the head is not complete yet: read more
-INCOMPLETE = object()
+INCOMPLETE: Final = Incomplete.INCOMPLETE
 
 _REASONS = {status.value: status.phrase.encode("ascii") for status in http.HTTPStatus}
 
@@ -82,7 +97,7 @@ def reason_phrase(status: int) -> bytes:
 
 class WholeResponse(NamedTuple):
     """A tenant's complete answer, parsed (a named tuple: one is made per proxied
-    request, ~3x faster than a frozen attrs class)."""
+    request, and a tuple is built faster than a frozen attrs class)."""
 
     status: int
     #: names lowercased, values without surrounding whitespace, in order
@@ -93,7 +108,7 @@ class WholeResponse(NamedTuple):
 
 
 class WholeRequest(NamedTuple):
-    """A client's complete, plain request (see :func:`parse_whole_request`)."""
+    """A client's whole request (see :func:`parse_whole_request`)."""
 
     method: bytes
     target: bytes
@@ -107,7 +122,7 @@ class WholeRequest(NamedTuple):
 
 def _head(
     buffer: bytes | bytearray, first_line: re.Pattern[bytes], field_lines: re.Pattern[bytes]
-) -> tuple[re.Match[bytes], list[bytes], int] | object | None:
+) -> tuple[re.Match[bytes], list[bytes], int] | Incomplete | None:
     """The head at the start of ``buffer`` if its first line matches ``first_line`` and
     its header lines ``field_lines``: that match, the header lines (``name: value``,
     checked; the caller splits each as it reads it), and the head's length in bytes,
@@ -129,8 +144,10 @@ def _head(
     return first, lines, end + 4
 
 
-def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | None:
-    """The request at the start of ``buffer``, if it is whole and plain.
+def parse_whole_request(
+    buffer: bytes | bytearray,
+) -> WholeRequest | Incomplete | None:
+    """The request at the start of ``buffer``, if it is whole.
 
     Returns:
         a :class:`WholeRequest`; :data:`INCOMPLETE` when it has not all arrived (and
@@ -159,7 +176,7 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
             if seen_length or not value.isdigit():
                 return None
             seen_length, length = True, int(value)
-        elif name in _NOT_PLAIN:
+        elif name in _LEFT_TO_H11:
             return None
         elif name == b"connection" and b"close" in value.lower():
             return None  # the last request: h11 ends the connection after it
@@ -173,8 +190,8 @@ def parse_whole_request(buffer: bytes | bytearray) -> WholeRequest | object | No
     )
 
 
-#: request headers that ask for more than one plain exchange
-_NOT_PLAIN = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
+#: request headers that ask for more than one exchange of whole messages
+_LEFT_TO_H11 = frozenset({b"transfer-encoding", b"expect", b"upgrade"})
 
 
 def request_bytes(
@@ -205,8 +222,8 @@ def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     :data:`_WRITTEN_LINES`, with as many line ends as headers (a CR or LF inside a value
     would add one, or break a line).
     """
-    names = []
-    parts = []
+    names: list[bytes] = []
+    parts: list[bytes] = []
     for name, value in headers:
         names.append(name)
         parts += (name, b": ", value, b"\r\n")
@@ -218,8 +235,8 @@ def _fields(headers: Iterable[tuple[bytes, bytes]]) -> bytes | None:
     return fields
 
 
-def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse | object | None:
-    """The answer at the start of ``buffer``, if it is whole and plain.
+def parse_whole_response(buffer: bytes, *, head_request: bool) -> WholeResponse | Incomplete | None:
+    """The answer at the start of ``buffer``, if it is whole.
 
     Returns:
         a :class:`WholeResponse`; :data:`INCOMPLETE` when the head has not all arrived
@@ -290,7 +307,8 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct",
 def http_date(seconds: float) -> bytes:
     """``seconds`` since the epoch as a ``Date`` header value (RFC 9110 IMF-fixdate), e.g.
     ``b"Fri, 27 Nov 2026 09:00:00 GMT"``: ``email.utils.formatdate(usegmt=True)``'s
-    answer without importing the email package at start (~6 ms)."""
+    answer without importing the email package on the way to ``READY=1`` (commit 783a98a
+    has its cost)."""
     t = time.gmtime(seconds)
     return b"%s, %02d %s %04d %02d:%02d:%02d GMT" % (
         _DAYS[t.tm_wday].encode(),

@@ -13,12 +13,18 @@ Ours:
   the plaintext, and a rotated admin hash or a revoked tenant row misses the cache.
 * The rate limit is per client address instead of one global lock-out, so an attack
   from one address does not lock out every other client (see :class:`RateLimiter`).
+* Refusing a token costs the same Argon2 work whether or not its first 8 characters
+  match a tenant token's: without a match, one verification runs against a decoy hash
+  (same parameters). Otherwise a wrong token sharing a real token's prefix took twice
+  as long to refuse, which told a guesser the prefix was right.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
+import secrets
 from collections import deque
 
 import attrs
@@ -167,6 +173,18 @@ def _default_verify(token: str, token_hash: str) -> bool:
     return verify_token(token, token_hash)
 
 
+@functools.cache
+def decoy_hash() -> str:
+    """An Argon2 hash of a random token nobody knows, made once (blocking, ~30 ms).
+
+    It has the parameters of every real hash, so verifying against it costs what a
+    real tenant token's verification costs, and it never matches.
+    """
+    from tenement.store import hash_token
+
+    return hash_token(secrets.token_urlsafe(32))
+
+
 class Authenticator:
     """Turns an ``Authorization`` header into an :class:`Identity`.
 
@@ -235,12 +253,16 @@ class Authenticator:
         admin_hash: str | None,
         tenant_rows: list,  # type: ignore[type-arg]
     ) -> Identity | None:
-        """Argon2 against the admin hash, then each tenant token with the same prefix."""
+        """Argon2 against the admin hash, then each tenant token with the same prefix, or
+        the decoy when none has it (see the module docstring)."""
         if admin_hash is not None and await self._verify_in_thread(token, admin_hash):
             return self._remember(digest, admin_hash, Identity())
         for row in tenant_rows:
             if await self._verify_in_thread(token, row.token_hash):
                 return self._remember(digest, row.token_hash, Identity(row.tenant))
+        if not tenant_rows:
+            decoy = await trio.to_thread.run_sync(decoy_hash, limiter=self._verify_limiter)
+            await self._verify_in_thread(token, decoy)
         return None
 
     async def _verify_in_thread(self, token: str, token_hash: str) -> bool:

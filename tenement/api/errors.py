@@ -11,11 +11,12 @@ from __future__ import annotations
 
 from tenement.errors import TenementError
 
-#: error class name -> HTTP status (the reference's codes)
+#: error class name -> HTTP status (the reference's codes, except that a service that is
+#: not configured is the client's mistake: 404, where the reference answers 500)
 STATUS_BY_ERROR = {
     "InvalidInstanceId": 400,
     "InstanceNotFound": 404,
-    "UnknownService": 500,
+    "UnknownService": 404,
     "SpawnError": 500,
     "DeployError": 500,
     "WakeError": 500,

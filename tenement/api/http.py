@@ -25,6 +25,9 @@ from tenement.types import Receive, Scope, Send
 
 #: the largest request body the API reads (the reference's axum default is 2 MB)
 MAX_BODY_BYTES = 1024 * 1024
+#: the largest integer a body field or a query count takes (the reference's 64-bit
+#: unsigned fields; beyond it a timeout no longer fits a float)
+MAX_INT = 2**64 - 1
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"
@@ -113,6 +116,13 @@ async def read_json_object(scope: Scope, receive: Receive) -> dict[str, Any]:
         value = json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
         raise ApiError(400, f"Failed to parse the request body as JSON: {exc}") from None
+    except RecursionError:
+        # The decoder recurses once per nesting level; the API's bodies are flat objects.
+        raise ApiError(
+            400,
+            "Failed to parse the request body as JSON: arrays or objects are nested too "
+            "deeply; send a flat JSON object",
+        ) from None
     if not isinstance(value, dict):
         raise ApiError(400, "The request body must be a JSON object")
     return value
@@ -139,7 +149,13 @@ def field(body: Mapping[str, Any], name: str, kind: type, default: Any = attrs.N
 
 
 def non_negative_int(body: Mapping[str, Any], name: str, default: Any = attrs.NOTHING) -> int:
+    """``body[name]`` as an integer from 0 to :data:`MAX_INT`.
+
+    Raises:
+        ApiError: 422 naming the field and the range (as :func:`field`).
+    """
     value = field(body, name, int, default)
-    if value < 0:
-        raise ApiError(422, f"field `{name}` must be 0 or more, got {value}")
+    if not 0 <= value <= MAX_INT:
+        shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
+        raise ApiError(422, f"field `{name}` must be an integer from 0 to {MAX_INT}, got {shown}")
     return int(value)

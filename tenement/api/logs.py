@@ -52,18 +52,34 @@ def entry_json(entry: Any) -> dict[str, Any]:
     }
 
 
+#: the largest ``limit`` / ``backlog`` accepted: the reference's (64-bit ``usize``)
+MAX_COUNT = http.MAX_INT
+
+
 def count_param(query: dict[str, str], name: str) -> int | None:
-    """A non-negative integer query parameter, or None when absent.
+    """A query parameter from 0 to :data:`MAX_COUNT`, or None when absent.
+
+    Only ASCII digits count: ``str.isdigit`` also accepts digits such as "²" that
+    ``int()`` refuses.
 
     Raises:
-        ApiError: 400 naming the parameter (as the reference, with a JSON body).
+        ApiError: 400 naming the parameter, its value and the range (as the reference,
+            with a JSON body).
     """
     raw = query.get(name)
     if raw is None or raw == "":
         return None
-    if not raw.isdigit():
-        raise ApiError(400, f"Query parameter `{name}` must be a non-negative integer, got {raw!r}")
-    return int(raw)
+    # Leading zeros are fine (as the reference); the length check keeps int() off huge
+    # strings (over 4,300 digits it raises).
+    digits = raw.lstrip("0") or "0"
+    if raw.isascii() and raw.isdigit() and len(digits) <= len(str(MAX_COUNT)):
+        value = int(digits)
+        if value <= MAX_COUNT:
+            return value
+    shown = raw if len(raw) <= 40 else raw[:40] + "..."
+    raise ApiError(
+        400, f"Query parameter `{name}` must be an integer from 0 to {MAX_COUNT}, got {shown!r}"
+    )
 
 
 async def query_store(

@@ -10,8 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from tenement._version import __version__
+from tenement.api.http import MAX_INT
+from tenement.ids import NAME_PATTERN as _NAME
 
-NAME_PATTERN = "^[A-Za-z0-9_-]{1,63}$"
+NAME_PATTERN = f"^{_NAME.pattern}$"
+INSTANCE_ID_PATTERN = f"^{_NAME.pattern}:{_NAME.pattern}$"
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] | None = None) -> dict[str, Any]:
@@ -31,6 +34,8 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 
 INT = {"type": "integer", "minimum": 0}
+#: a count or number field the API reads (``tenement.api.http.MAX_INT``)
+COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 STR = {"type": "string"}
 NUM = {"type": "number"}
 NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
@@ -74,8 +79,7 @@ def _schemas() -> dict[str, Any]:
         "WeightRequest": _obj(
             {
                 "weight": {
-                    "type": "integer",
-                    "minimum": 0,
+                    **COUNT,
                     "description": "Values above 100 are capped to 100.",
                 }
             }
@@ -107,10 +111,10 @@ def _schemas() -> dict[str, Any]:
             {
                 "process": {**STR, "pattern": NAME_PATTERN},
                 "version": {**STR, "pattern": NAME_PATTERN},
-                "weight": {"type": "integer", "minimum": 0, "default": 100},
+                "weight": {**COUNT, "default": 100},
                 "timeout": {
-                    "type": "integer",
-                    "minimum": 0,
+                    **COUNT,
+                    "minimum": 1,
                     "default": 30,
                     "description": "Seconds to wait for the new instance to become healthy.",
                 },
@@ -186,11 +190,12 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
     descriptions = {
         400: "Bad request: a malformed instance id, invalid JSON, or a bad query parameter.",
         403: "A tenant token used on another tenant's instance, or on an admin-only endpoint.",
-        404: "No such instance.",
+        404: "No such instance, or no such service.",
         413: "Request body too large.",
         415: "The body is not declared as application/json.",
         422: "A field is missing or has the wrong type.",
-        500: "The supervisor could not do it (unknown service, spawn or deploy failure).",
+        500: "The supervisor could not do it (the program failed to start, or a deployed "
+        "instance did not become healthy).",
     }
     out: dict[str, Any] = dict(ok or {})
     for code in codes:
@@ -214,8 +219,11 @@ def _op(
     public: bool = False,
     body: str | None = None,
     params: list[dict[str, Any]] | None = None,
+    operation_id: str | None = None,
 ) -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary, "responses": dict(responses)}
+    if operation_id is not None:
+        op["operationId"] = operation_id
     if public:
         op["security"] = []
     else:
@@ -228,6 +236,29 @@ def _op(
     if params:
         op["parameters"] = params
     return op
+
+
+#: the operations on one instance, by operationId (the targets of :func:`_instance_links`)
+INSTANCE_OPERATIONS = (
+    "stopInstance",
+    "restartInstance",
+    "setInstanceWeight",
+    "checkInstanceHealth",
+    "getInstanceStorage",
+)
+
+
+def _instance_links(response: dict[str, Any], field: str) -> dict[str, Any]:
+    """``response`` with OpenAPI links from its body's ``field`` (an instance id) to every
+    operation on that instance, so clients and tools can follow them."""
+    response["links"] = {
+        name[0].upper() + name[1:]: {
+            "operationId": name,
+            "parameters": {"id": f"$response.body#/{field}"},
+        }
+        for name in INSTANCE_OPERATIONS
+    }
+    return response
 
 
 def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any]:
@@ -244,7 +275,7 @@ INSTANCE_ID = {
     "name": "id",
     "in": "path",
     "required": True,
-    "schema": {"type": "string"},
+    "schema": {"type": "string", "pattern": INSTANCE_ID_PATTERN},
     "description": "Instance id, service:tenant (e.g. notes:alice).",
 }
 LOG_FILTERS = [
@@ -317,10 +348,14 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
-                    ok={"200": _json(_ref("SpawnResponse"), "Started.")},
+                    ok={
+                        "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
+                    },
                 ),
                 body="SpawnRequest",
+                operation_id="spawnInstance",
             )
         },
         "/api/instances/{id}": {
@@ -328,6 +363,7 @@ def _paths() -> dict[str, Any]:
             "delete": _op(
                 "Stop an instance",
                 _responses(400, 403, 404, ok={"204": {"description": "Stopped."}}),
+                operation_id="stopInstance",
             ),
         },
         "/api/instances/{id}/restart": {
@@ -335,8 +371,15 @@ def _paths() -> dict[str, Any]:
             "post": _op(
                 "Restart an instance (starts it if it is not running)",
                 _responses(
-                    400, 403, 404, 500, ok={"200": _json(_ref("SpawnResponse"), "Started.")}
+                    400,
+                    403,
+                    404,
+                    500,
+                    ok={
+                        "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
+                    },
                 ),
+                operation_id="restartInstance",
             ),
         },
         "/api/instances/{id}/weight": {
@@ -347,6 +390,7 @@ def _paths() -> dict[str, Any]:
                     *JSON_BODY_ERRORS, 403, 404, ok={"200": _json(_ref("WeightResponse"), "Set.")}
                 ),
                 body="WeightRequest",
+                operation_id="setInstanceWeight",
             ),
         },
         "/api/instances/{id}/health": {
@@ -354,6 +398,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Run a health check now",
                 _responses(400, 403, ok={"200": _json(_ref("InstanceHealth"), "Health.")}),
+                operation_id="checkInstanceHealth",
             ),
         },
         "/api/instances/{id}/storage": {
@@ -361,6 +406,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "Disk usage of the instance's data dir",
                 _responses(400, 403, 404, ok={"200": _json(_ref("Storage"), "Usage.")}),
+                operation_id="getInstanceStorage",
             ),
         },
         "/api/deploy": {
@@ -369,10 +415,16 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
-                    ok={"200": _json(_ref("DeployResponse"), "Healthy.")},
+                    ok={
+                        "200": _instance_links(
+                            _json(_ref("DeployResponse"), "Healthy."), "instance"
+                        )
+                    },
                 ),
                 body="DeployRequest",
+                operation_id="deploy",
             )
         },
         "/api/route": {
@@ -381,6 +433,7 @@ def _paths() -> dict[str, Any]:
                 _responses(
                     *JSON_BODY_ERRORS,
                     403,
+                    404,
                     500,
                     ok={"200": _json(_ref("RouteResponse"), "Swapped.")},
                 ),
@@ -396,7 +449,7 @@ def _paths() -> dict[str, Any]:
                 params=[
                     *LOG_FILTERS,
                     _query("search", STR, "Words to find in the message."),
-                    _query("limit", INT, "At most this many (the newest); all when absent."),
+                    _query("limit", COUNT, "At most this many (the newest); all when absent."),
                 ],
             )
         },
@@ -410,7 +463,7 @@ def _paths() -> dict[str, Any]:
                 params=[
                     *LOG_FILTERS,
                     _query(
-                        "backlog", INT, "First send the last N matching entries. Added in 0.3.0."
+                        "backlog", COUNT, "First send the last N matching entries. Added in 0.3.0."
                     ),
                 ],
             )

@@ -18,7 +18,9 @@ from tenement.errors import TenementError
 class _UserError(click.ClickException):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click declares exit_code a ClassVar, yet reads it from the instance (main()):
+        # one instance's code, as click's own Exit does
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 class TenGroup(click.Group):

@@ -160,8 +160,9 @@ def _error_message(response: Response) -> str:
         body = response.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         body = None
-    if isinstance(body, dict) and isinstance(body.get("error"), str):
-        return body["error"]
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, str):
+        return error
     return f"Server returned {response.status_code} {response.reason_phrase}".rstrip()
 
 
@@ -199,7 +200,8 @@ class Endpoint:
         proxy = None
         proxy_url = proxies.get(url.scheme)
         if proxy_url:
-            from urllib.request import proxy_bypass_environment
+            # urllib's own no_proxy rules (undocumented, so absent from typeshed)
+            from urllib.request import proxy_bypass_environment  # type: ignore[attr-defined]
 
             if not proxy_bypass_environment(url.netloc, proxies):
                 proxy = HttpProxy.parse(proxy_url)
@@ -428,7 +430,7 @@ class ApiClient:
                 "with a body that is not JSON"
             ) from exc
 
-    def sse(self, path: str, *, params: Mapping[str, str] | None = None) -> Iterator[str]:
+    def sse(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Iterator[str]:
         """Yield the ``data`` of each server-sent event until the server ends the stream.
 
         Comment frames (keep-alives) are skipped; multi-line data is joined with ``\\n``.

@@ -37,7 +37,7 @@ class LocalDatabase:
     @property
     def missing(self) -> bool:
         """True for a SQLite file that does not exist yet."""
-        from tenement.store._sqlite import sqlite_path
+        from tenement.store import sqlite_path
 
         path = sqlite_path(self.url)
         return path is not None and not path.exists()

@@ -131,6 +131,3 @@ def route(cli: CliContext, process: str, from_: str, to: str) -> None:
             f"  {target} weight = {body.get('to_weight', 100)}",
         ]
     )
-
-
-COMMANDS = (deploy, weight, route)

@@ -375,6 +375,3 @@ def uninstall(dry_run: bool) -> None:
         _run(("systemctl", "daemon-reload"))
         click.echo("[OK] Tenement uninstalled")
     click.echo(f"Kept: {CONFIG_FILE.parent} (config), {STATE_DIR} (data) and the user tenement")
-
-
-COMMANDS = [install, uninstall]

@@ -170,6 +170,3 @@ def health(cli: CliContext, instance: str, as_json: bool) -> None:
             return
         body = client.decode(response)
     click.echo(f"{body.get('instance', ref)}: {body.get('health', 'unknown')}")
-
-
-COMMANDS = (spawn, stop, restart, ps, ls, health)

@@ -146,6 +146,3 @@ def token_revoke(cli: CliContext, token_id: int) -> None:
     if not revoked:
         raise TenementError(f"No tenant token with ID {token_id} (see `ten token-list`)")
     click.echo(f"Revoked tenant token {token_id}")
-
-
-COMMANDS = [token_gen, token_list, token_revoke]

@@ -2,7 +2,7 @@
 
 Bodies never sit whole in memory: each ASGI ``http.request`` chunk is written upstream
 as it arrives, and each piece read from the tenant (at most
-:data:`~tenement.proxy.upstream.READ_SIZE`) goes to the client before the next read.
+:data:`tenement.sockets.READ_SIZE`) goes to the client before the next read.
 Both directions wait for the other side to take the data (the ASGI server's ``send``
 returns when the bytes are written), so a slow reader slows the writer instead of
 filling memory.
@@ -11,13 +11,11 @@ Request framing: ``Content-Length`` passes through; a body of unknown length (th
 sent it chunked) goes upstream chunked; a whole body that fits the first ASGI message gets
 an exact ``Content-Length``.
 
-The common case skips h11 (``tenement/wire.py``): a request whose body is whole is
-written as bytes, and an answer that is plain HTTP/1.1 framed by ``Content-Length`` and
-already whole in what was read is relayed in two ASGI messages (in one ``send_whole``
-call on ``h1.py``'s express lane). Any other answer is
-handed to the connection's h11 with every byte read so far, and streamed as below
-(measured: ~750 -> ~490 us of server CPU per proxied request, with the same change in
-``h1.py``).
+The common case skips h11 (``tenement/wire.py``, where its cost is said): a request
+whose body is all here is written as bytes, and an answer that is whole (HTTP/1.1
+framed by ``Content-Length``, all of it in what was read) is relayed in two ASGI messages
+(in one ``send_whole`` call on ``h1.py``'s express lane). Any other answer is handed to
+the connection's h11 with every byte read so far, and streamed as below.
 
 Error handling: failures before the response head become :class:`ForwardFailed` (502) or
 :class:`ForwardTimedOut` (504) for the caller to answer. After the head was sent, a broken
@@ -151,10 +149,10 @@ def forward_whole(
     *,
     timeout: float,
 ) -> Coroutine[Any, Any, float]:
-    """:func:`forward_http` for a whole plain request read without h11 (``h1.py``'s
-    express lane): the same headers, bytes and answer as the ASGI way in. Its parts were
-    checked as they were parsed, so its bytes are written without checking them again;
-    a whole plain answer goes back in one ``send_whole``.
+    """:func:`forward_http` for a whole request read without h11 (``h1.py``'s express
+    lane): the same headers, bytes and answer as the ASGI way in. Its parts were checked
+    as they were parsed, so its bytes are written without checking them again; a whole
+    answer goes back in one ``send_whole``.
 
     Not a coroutine function itself: it returns the exchange to await, so a proxied
     request's coroutines are one fewer to make and to pass through on every wait.
@@ -165,10 +163,10 @@ def forward_whole(
     target = _target(path, query)
     body = request.body
     _frame(method, headers, body, more=False)
-    plain = _Plain(
+    outgoing = _Outgoing(
         method, target, headers, body, parsed_request_bytes(request.method, target, headers, body)
     )
-    return _forward_plain(upstream, conn, plain, receive, send, timeout, send_whole)
+    return _forward_whole(upstream, conn, outgoing, receive, send, timeout, send_whole)
 
 
 async def _forward_whole_body(
@@ -183,13 +181,13 @@ async def _forward_whole_body(
     timeout: float,
 ) -> float:
     """A request whose body is all here, framed and written as bytes
-    (:func:`_forward_plain`)."""
+    (:func:`_forward_whole`)."""
     _frame(method, headers, body, more=False)
     try:
-        plain = _Plain.of(method, target, headers, body)
+        outgoing = _Outgoing.of(method, target, headers, body)
     except h11.LocalProtocolError as exc:
         raise _refused(upstream, conn, exc) from exc
-    return await _forward_plain(upstream, conn, plain, receive, send, timeout)
+    return await _forward_whole(upstream, conn, outgoing, receive, send, timeout)
 
 
 def _refused(upstream: Upstream, conn: Connection, exc: h11.LocalProtocolError) -> BadRequest:
@@ -212,9 +210,9 @@ def _frame(method: str, headers: list[tuple[bytes, bytes]], body: bytes, *, more
         headers.append((b"content-length", str(len(body)).encode()))
 
 
-class _Plain(NamedTuple):
-    """A request with a whole body, and its bytes as :func:`request_bytes` wrote them (a
-    named tuple: one is made per proxied request)."""
+class _Outgoing(NamedTuple):
+    """A whole request to a tenant: its parts, and its bytes as :func:`request_bytes`
+    wrote them (a named tuple: one is made per proxied request)."""
 
     method: str
     target: bytes
@@ -225,7 +223,7 @@ class _Plain(NamedTuple):
     @classmethod
     def of(
         cls, method: str, target: bytes, headers: list[tuple[bytes, bytes]], body: bytes
-    ) -> _Plain:
+    ) -> _Outgoing:
         """The request, written by :func:`request_bytes`.
 
         Raises:
@@ -240,24 +238,24 @@ class _Plain(NamedTuple):
         return cls(method, target, headers, body, data)
 
     def events(self) -> list[h11.Event]:
-        """The same request as h11 events (for h11 to read an answer that is not plain)."""
+        """The same request as h11 events (for h11 to read an answer that is not whole)."""
         request = h11.Request(method=self.method, target=self.target, headers=self.headers)
         if self.body:
             return [request, h11.Data(data=self.body), h11.EndOfMessage()]
         return [request, h11.EndOfMessage()]
 
 
-async def _forward_plain(
+async def _forward_whole(
     upstream: Upstream,
     conn: Connection,
-    request: _Plain,
+    request: _Outgoing,
     receive: Receive,
     send: Send,
     timeout: float,
     send_whole: SendWhole | None = None,
 ) -> float:
     """:func:`forward_http` for a request with a whole body, written without h11 (see
-    ``tenement/wire.py``). A whole, plain answer is relayed in one ``send_whole`` where
+    ``tenement/wire.py``). A whole answer is relayed in one ``send_whole`` where
     the server offers it, else in two ASGI messages, and the connection pooled; any
     other answer goes through h11 as before."""
     deadline = trio.current_time() + timeout
@@ -300,9 +298,9 @@ async def _forward_plain(
 
 
 async def _timed_exchange(
-    upstream: Upstream, conn: Connection, request: _Plain, deadline: float, timeout: float
+    upstream: Upstream, conn: Connection, request: _Outgoing, deadline: float, timeout: float
 ) -> WholeResponse | h11.Response:
-    """Write the request, then read the answer: a whole plain answer, else h11's head;
+    """Write the request, then read the answer: a whole answer, else h11's head;
     unless ``deadline`` passes first: then ``conn`` is closed (``upstream.deadlines``,
     cheaper than a cancel scope per request).
 
@@ -322,7 +320,7 @@ async def _timed_exchange(
         else:
             unwritten = None
         try:
-            answer = await conn.receive_plain(
+            answer = await conn.receive_whole(
                 head_request=request.method == "HEAD", sent=request.events
             )
             return answer if answer is not None else await _read_head(conn)

@@ -34,8 +34,6 @@ from tenement.errors import TenementError
 
 log = logging.getLogger(__name__)
 
-#: bytes asked of the kernel per read; also the largest piece of body held at once
-READ_SIZE = 64 * 1024
 #: idle connections kept per address; more are closed when released
 MAX_IDLE_PER_ADDRESS = 32
 #: an idle connection older than this is closed instead of reused
@@ -108,7 +106,8 @@ class Connection:
         self.sock = sock
         #: for whoever speaks another protocol on it (the WebSocket relay)
         self.stream = stream
-        self.h11 = h11.Connection(h11.CLIENT)
+        # the same limit on a head as the parser of whole answers (wire.py)
+        self.h11 = h11.Connection(h11.CLIENT, max_incomplete_event_size=wire.MAX_HEAD)
         self.reused = False
         self.received_any = False
         self.idle_since = 0.0
@@ -131,7 +130,7 @@ class Connection:
     async def write(self, data: bytes) -> None:
         """Write ``data`` as it is: bytes h11 made (:meth:`send`), or a whole request
         made by :func:`tenement.wire.request_bytes`, which h11 is not told about (see
-        :meth:`receive_plain`).
+        :meth:`receive_whole`).
 
         Raises:
             UpstreamProtocolError: the write failed.
@@ -141,14 +140,14 @@ class Connection:
         except (OSError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             raise UpstreamProtocolError(f"writing to {self.address} failed: {exc}") from exc
 
-    async def receive_plain(
+    async def receive_whole(
         self, *, head_request: bool, sent: Callable[[], list[h11.Event]]
     ) -> wire.WholeResponse | None:
         """Read the answer to a request of :func:`tenement.wire.request_bytes`, written
         with :meth:`write`.
 
         Returns:
-            The answer, when it is whole and plain (:func:`tenement.wire.parse_whole_response`);
+            The answer, when it is whole (:func:`tenement.wire.parse_whole_response`);
             the connection's h11 is untouched then, ready for the next request. Otherwise
             None: h11 has been given the request's events (``sent()``) and every byte read,
             and the answer is read on with :meth:`next_event`.
@@ -169,7 +168,7 @@ class Connection:
                 if answer is wire.INCOMPLETE:
                     continue
                 if answer is not None:
-                    return answer  # type: ignore[return-value]
+                    return answer
             try:
                 for event in sent():
                     self.h11.send(event)

@@ -29,7 +29,6 @@ from wsproto.events import (
     AcceptConnection,
     BytesMessage,
     CloseConnection,
-    Message,
     Ping,
     Pong,
     RejectConnection,
@@ -47,7 +46,8 @@ from tenement.proxy.forward import (
     request_target,
 )
 from tenement.proxy.headers import request_headers, response_headers
-from tenement.proxy.upstream import READ_SIZE, Connection
+from tenement.proxy.upstream import Connection
+from tenement.sockets import READ_SIZE
 from tenement.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -206,7 +206,7 @@ class _Tenant:
         self.ws = ws
         self._lock = trio.Lock()
 
-    async def send(self, event: Message | CloseConnection | Pong) -> bool:
+    async def send(self, event: TextMessage | BytesMessage | CloseConnection | Pong) -> bool:
         """Write ``event``; False when the tenant's side is gone."""
         try:
             async with self._lock:
@@ -222,7 +222,7 @@ async def _client_to_tenant(tenant: _Tenant, receive: Receive, done: trio.Cancel
         kind = message["type"]
         if kind == "websocket.receive":
             text = message.get("text")
-            event: Message = (
+            event: TextMessage | BytesMessage = (
                 TextMessage(text) if text is not None else BytesMessage(message.get("bytes") or b"")
             )
             if not await tenant.send(event):
@@ -238,7 +238,9 @@ async def _client_to_tenant(tenant: _Tenant, receive: Receive, done: trio.Cancel
 
 async def _tenant_to_client(tenant: _Tenant, send: Send) -> None:
     conn, ws = tenant.conn, tenant.ws
-    parts: list[str | bytes] = []
+    # the fragments of the message under way (one of the two lists fills)
+    texts: list[str] = []
+    blobs: list[bytes | bytearray] = []
     size = 0
     while True:
         try:
@@ -251,8 +253,11 @@ async def _tenant_to_client(tenant: _Tenant, send: Send) -> None:
             await send({"type": "websocket.close", "code": 1011})
             return
         for event in ws.events():
-            if isinstance(event, Message):
-                parts.append(event.data)
+            if isinstance(event, TextMessage | BytesMessage):
+                if isinstance(event, TextMessage):
+                    texts.append(event.data)
+                else:
+                    blobs.append(event.data)
                 size += len(event.data)
                 if size > MAX_MESSAGE_BYTES:
                     log.warning("WebSocket message from %s over %d bytes", conn.address, size)
@@ -262,10 +267,11 @@ async def _tenant_to_client(tenant: _Tenant, send: Send) -> None:
                 if not event.message_finished:
                     continue
                 if isinstance(event, TextMessage):
-                    await send({"type": "websocket.send", "text": "".join(parts)})
+                    await send({"type": "websocket.send", "text": "".join(texts)})
                 else:
-                    await send({"type": "websocket.send", "bytes": b"".join(parts)})
-                parts.clear()
+                    await send({"type": "websocket.send", "bytes": b"".join(blobs)})
+                texts.clear()
+                blobs.clear()
                 size = 0
             elif isinstance(event, Ping):
                 await tenant.send(event.response())

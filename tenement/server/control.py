@@ -34,16 +34,20 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import h11
 import trio
 
+from tenement import sockets
 from tenement.api import http
 from tenement.errors import TenementError
 from tenement.proxy import ProxyMetrics
 from tenement.supervisor import InstanceFailed, RestartPending, Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from tenement.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -241,7 +245,7 @@ class LeaderClient:
         server_id: this server's id (it never calls itself).
     """
 
-    def __init__(self, store: Any, server_id: str) -> None:
+    def __init__(self, store: Store, server_id: str) -> None:
         self._store = store
         self._server_id = server_id
 
@@ -341,7 +345,7 @@ async def call(path: str, target: str, body: bytes) -> tuple[int, bytes]:
                 while True:
                     event = conn.next_event()
                     if event is h11.NEED_DATA:
-                        conn.receive_data(await stream.receive_some(65536))
+                        conn.receive_data(await stream.receive_some(sockets.READ_SIZE))
                     elif isinstance(event, h11.Response):
                         status = event.status_code
                     elif isinstance(event, h11.Data):

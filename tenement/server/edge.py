@@ -71,7 +71,7 @@ def is_http2_preface(method: bytes, target: bytes, version: bytes) -> bool:
 
 def ignores_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     """True when every ``Upgrade`` asks only for ``h2c``, which is ignored (module
-    docstring): the request is served as plain HTTP/1.1."""
+    docstring): the request is served as HTTP/1.1 without an upgrade."""
     seen = False
     for name, value in headers:
         if name == b"upgrade":

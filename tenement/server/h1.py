@@ -4,7 +4,7 @@ The bytes are interpreted by ``h1_reader.py`` (no I/O), responses written by
 ``h1_response.py``; this module owns the socket's reads, the deadlines of every wait for
 the client, and the calls into the app.
 
-- A request ``wire.parse_whole_request`` takes whole and plain (HTTP/1.1, one Host, a
+- A request ``wire.parse_whole_request`` takes as whole (HTTP/1.1, one Host, a
   whole body by Content-Length, nothing h11 would refuse or treat specially) goes
   straight to the proxy's ``express`` (``Proxy.express``), which serves it when it is for
   a running tenant with an idle pooled connection: no h11 parse, no ASGI scope.
@@ -47,7 +47,7 @@ from tenement.wire import WholeRequest
 
 log = logging.getLogger(__name__)
 
-#: the proxy's express lane (``Proxy.express``): a whole plain request, the client's
+#: the proxy's express lane (``Proxy.express``): a whole request, the client's
 #: address, ``receive``, ``send`` and ``send_whole``; False if it did nothing
 Express = Callable[[WholeRequest, str | None, Receive, Send, SendWhole], Awaitable[bool]]
 
@@ -184,9 +184,9 @@ class Http1Connection:
             if served % YIELD_EVERY == 0:
                 await trio.lowlevel.checkpoint()
             if self._express is not None and not self._idle.shutdown.is_set():
-                done = await self._serve_express()
+                done = await self._serve_express(self._express)
                 if done is not None:
-                    if reader.next_cycle(finished=done.finished, plain=done.plain):
+                    if reader.next_cycle(finished=done.finished, skipped_h11=done.skipped_h11):
                         continue
                     return
             reader.to_h11()
@@ -202,11 +202,12 @@ class Http1Connection:
                 return
             reader.serving()
             response = await self._exchange(request)
-            if not reader.next_cycle(finished=response.finished, plain=response.plain):
+            finished, skipped_h11 = response.finished, response.skipped_h11
+            if not reader.next_cycle(finished=finished, skipped_h11=skipped_h11):
                 return
 
-    async def _serve_express(self) -> Response | None:
-        """The express lane: a whole plain request (``wire.parse_whole_request``) for a
+    async def _serve_express(self, express: Express) -> Response | None:
+        """The express lane: a whole request (``wire.parse_whole_request``) for a
         running tenant goes to the proxy without h11 or an ASGI scope.
 
         Returns:
@@ -249,13 +250,11 @@ class Http1Connection:
             self._sock,
             self._idle.shutdown,
             head_request=request.method == b"HEAD",
-            may_be_plain=True,
+            may_skip_h11=True,
         )
         client = self._client[0] if self._client else None
         try:
-            served = await self._express(
-                request, client, receive, response.send, response.send_whole
-            )
+            served = await express(request, client, receive, response.send, response.send_whole)
         except Exception:
             log.exception("error in the proxy serving %r", request.target)
             served = True
@@ -290,7 +289,7 @@ class Http1Connection:
             self._sock,
             self._idle.shutdown,
             head_request=False,
-            may_be_plain=False,
+            may_skip_h11=False,
         )
         await response.error(status, reason)
         await self._linger()
@@ -375,8 +374,8 @@ class Http1Connection:
         deadline = trio.current_time() + self._keep_alive
         while True:
             head = reader.next_head()
-            if head is not h11.NEED_DATA:
-                return head  # type: ignore[return-value]  # (NEED_DATA is a type)
+            if head is not None:
+                return head
             await self._read_within(deadline, started=reader.begun(), read=self._read)
 
     async def _receive(self) -> Message:
@@ -391,8 +390,8 @@ class Http1Connection:
             return await self._wait_disconnect()
         while True:
             message = reader.next_body()
-            if message is not h11.NEED_DATA:
-                return message  # type: ignore[return-value]  # (NEED_DATA is a type)
+            if message is not None:
+                return message
             continue_ = reader.continue_bytes()  # the body is wanted: say so
             if continue_:
                 await sockets.send_all(self._sock, continue_)
@@ -445,15 +444,16 @@ class Http1Connection:
             self._sock,
             self._idle.shutdown,
             head_request=request.method == b"HEAD",
-            may_be_plain=_keeps_alive(request),
+            may_skip_h11=_keeps_alive(request),
         )
         # The app is called once the body has begun (or is known to be empty): a
         # client that announces a body and sends nothing holds no tenant connection,
         # only this one, until the body deadline ends it.
         self._body_started = 0.0
         first = await self._receive()
-        if reader.bad_body is not None:
-            await self._refuse(400, f"a malformed request body: {reader.bad_body}")
+        bad_body = reader.bad_body  # (read again after the app: its reads may set it)
+        if bad_body is not None:
+            await self._refuse(400, f"a malformed request body: {bad_body}")
             return response
         if first["type"] == "http.disconnect":
             return response  # the client left before its body: nobody to answer
@@ -473,7 +473,8 @@ class Http1Connection:
 
 
 def _keeps_alive(request: h11.Request) -> bool:
-    """An HTTP/1.1 request that does not ask to close: its answer may be written plainly."""
+    """An HTTP/1.1 request that does not ask to close: its answer may skip h11 (written
+    as bytes, h11's state then started afresh for the next request)."""
     if request.http_version != b"1.1":
         return False
     for name, value in request.headers:

@@ -7,7 +7,7 @@ beside its ``trio/tcp_server.py``, so it can be fed any bytes in any pieces by a
 Bytes come in two ways, and a request is read by one of two parsers:
 
 - :meth:`RequestReader.pend` keeps bytes in :attr:`~RequestReader.pending` until
-  :meth:`~RequestReader.whole_request` finds a whole plain request there
+  :meth:`~RequestReader.whole_request` finds a whole request there
   (``wire.parse_whole_request``: the express lane), or says it is not one;
 - otherwise :meth:`~RequestReader.to_h11` gives what is pending to h11,
   :meth:`~RequestReader.feed` gives it later bytes, and
@@ -27,7 +27,7 @@ import h11
 
 from tenement.server.edge import Refusal, refusal
 from tenement.types import Message
-from tenement.wire import INCOMPLETE, MAX_HEAD, WholeRequest, parse_whole_request
+from tenement.wire import INCOMPLETE, MAX_HEAD, Incomplete, WholeRequest, parse_whole_request
 
 #: what a client's leaving, or a body h11 refused, reads as
 DISCONNECT: Message = {"type": "http.disconnect"}
@@ -89,9 +89,10 @@ class RequestReader:
 
     # ---- the express lane ------------------------------------------------------------------
 
-    def whole_request(self) -> WholeRequest | object | None:
-        """The plain request whole at the start of :attr:`pending`; ``INCOMPLETE`` while
-        it may still become one; None when h11 must read these bytes."""
+    def whole_request(self) -> WholeRequest | Incomplete | None:
+        """The whole request (``wire.py``'s sense) at the start of :attr:`pending`;
+        ``INCOMPLETE`` while it may still become one; None when h11 must read these
+        bytes."""
         # nothing read yet (the usual case: the last request took it all): no parse
         return parse_whole_request(self.pending) if self.pending else INCOMPLETE
 
@@ -107,8 +108,9 @@ class RequestReader:
         if conn.their_state is h11.IDLE:
             # the request is still at the start of pending: it leaves once served
             conn.receive_data(bytes(self.pending[: request.length]))
-            while conn.their_state is not h11.DONE:
-                conn.next_event()
+            # to its end (their_state DONE): the request's events, read and dropped
+            while not isinstance(conn.next_event(), h11.EndOfMessage):
+                pass
         return conn
 
     def served(self, request: WholeRequest) -> None:
@@ -117,9 +119,9 @@ class RequestReader:
 
     # ---- h11's way ---------------------------------------------------------------------------
 
-    def next_head(self) -> h11.Request | Refusal | Next | type[h11.NEED_DATA]:
+    def next_head(self) -> h11.Request | Refusal | Next | None:
         """The next request head; a :class:`Refusal` for one ``edge.py`` refuses;
-        ``NEED_DATA`` to read more; :attr:`Next.HAND_OFF` when h11 refuses the head
+        None to read more; :attr:`Next.HAND_OFF` when h11 refuses the head
         (hypercorn answers it); :attr:`Next.CLOSED` when the client left between
         requests."""
         try:
@@ -132,7 +134,7 @@ class RequestReader:
             )
             return event if refused is None else refused
         if event is h11.NEED_DATA and not self.eof:
-            return h11.NEED_DATA
+            return None
         return Next.CLOSED  # ConnectionClosed (or PAUSED, which a new cycle never is)
 
     def begun(self) -> bool:
@@ -153,8 +155,8 @@ class RequestReader:
         """The whole request, body included, has been read."""
         return self.h11.their_state is h11.DONE
 
-    def next_body(self) -> Message | type[h11.NEED_DATA]:
-        """The next piece of the request body as an ASGI message, or ``NEED_DATA``.
+    def next_body(self) -> Message | None:
+        """The next piece of the request body as an ASGI message, or None to read more.
 
         A body h11 refuses reads as a disconnect, with :attr:`bad_body` saying why.
         """
@@ -164,7 +166,7 @@ class RequestReader:
             self.bad_body = str(exc)
             return DISCONNECT
         if event is h11.NEED_DATA:
-            return DISCONNECT if self.eof else h11.NEED_DATA
+            return DISCONNECT if self.eof else None
         if isinstance(event, h11.Data):
             self.body_bytes += len(event.data)
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
@@ -181,9 +183,9 @@ class RequestReader:
 
     # ---- between requests --------------------------------------------------------------------
 
-    def next_cycle(self, *, finished: bool, plain: bool) -> bool:
-        """After a response (``plain``: written without h11): ready for the next
-        request; False when the connection must end."""
+    def next_cycle(self, *, finished: bool, skipped_h11: bool) -> bool:
+        """After a response (``skipped_h11``: written as bytes without h11): ready for
+        the next request; False when the connection must end."""
         if not finished:
             return False
         conn = self.h11
@@ -191,7 +193,7 @@ class RequestReader:
         if theirs is h11.SEND_BODY:
             self._skip_received_body()
             theirs = conn.their_state
-        if not plain:  # written by h11: it says whether the connection goes on
+        if not skipped_h11:  # written by h11: it says whether the connection goes on
             if theirs is not h11.DONE or conn.our_state is not h11.DONE:
                 return False  # a body left unread, or Connection: close
         elif theirs is not h11.DONE and theirs is not h11.IDLE:

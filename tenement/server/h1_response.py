@@ -43,12 +43,12 @@ class Response:
         "_conn",
         "_head_request",
         "_headers",
-        "_may_be_plain",
+        "_may_skip_h11",
         "_shutdown",
         "_sock",
         "_status",
         "finished",
-        "plain",
+        "skipped_h11",
         "started",
     )
 
@@ -59,19 +59,20 @@ class Response:
         shutdown: trio.Event,
         *,
         head_request: bool,
-        may_be_plain: bool,
+        may_skip_h11: bool,
     ) -> None:
         self._conn = conn
         self._sock = sock
         self._shutdown = shutdown
         self._head_request = head_request
-        self._may_be_plain = may_be_plain
+        self._may_skip_h11 = may_skip_h11
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.started = False
         self.finished = False
-        #: written without h11 (whose state still waits for a response: start afresh)
-        self.plain = False
+        #: written as bytes without h11 (whose state still waits for a response: the
+        #: next request starts it afresh)
+        self.skipped_h11 = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -86,8 +87,8 @@ class Response:
         self, status: int, headers: Iterable[tuple[bytes, bytes]], body: bytes
     ) -> Awaitable[None]:
         """A whole answer at once, as ``http.response.start`` and one last body part
-        would send it; the headers are ones ``wire.parse_whole_response`` checked, so a
-        plain answer is written without checking them again.
+        would send it; the headers are ones ``wire.parse_whole_response`` checked, so an
+        answer that skips h11 is written without checking them again.
 
         Returns the write to await (not a coroutine function: one coroutine fewer per
         proxied request)."""
@@ -113,7 +114,7 @@ class Response:
             if not more:
                 data = self._whole(headers, body, checked=checked)
                 if data is not None:
-                    self.plain = self.finished = True
+                    self.skipped_h11 = self.finished = True
                     await sockets.send_all(self._sock, data)
                     return
             head = h11.Response(
@@ -147,24 +148,24 @@ class Response:
             when h11 must write (or refuse) it: Transfer-Encoding, a Content-Length that is
             not the body's, a body where none may be, a status or header h11 would refuse
             (unless ``checked``: the headers were checked as they were parsed), or an
-            answer that must not be plain (an error's, or one while the server drains).
+            answer that must not skip h11 (an error's, or one while the server drains).
         """
         status = self._status
         bodiless = self._head_request or status in (204, 304)
         length = str(len(body)).encode()
         framed = False
-        plain = self._may_be_plain and status >= 200
+        skip_h11 = self._may_skip_h11 and status >= 200
         for name, value in headers:  # one pass: this runs for every proxied request
             if name == b"content-length":
                 framed = True
                 if not bodiless and value != length:
-                    plain = False
+                    skip_h11 = False
             elif name == b"transfer-encoding":
                 framed = True
-                plain = False
+                skip_h11 = False
         if not framed and not bodiless:
             headers.append((b"content-length", length))
-        if not plain or self._shutdown.is_set():
+        if not skip_h11 or self._shutdown.is_set():
             return None
         if bodiless:
             if body and not self._head_request:
@@ -178,7 +179,7 @@ class Response:
         """Answer ``status`` (with ``detail`` after its reason phrase) and close
         (nothing was sent yet)."""
         self.started = False
-        self._may_be_plain = False  # h11 writes it, and so ends the connection after it
+        self._may_skip_h11 = False  # h11 writes it, and so ends the connection after it
         await self.send(
             {
                 "type": "http.response.start",

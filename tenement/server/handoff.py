@@ -1,9 +1,9 @@
 """hypercorn, for the connections ``h1.py`` hands over (and every connection of a
 :func:`~tenement.server.http.serve_http` given no ``fast_path``).
 
-Since every plain HTTP/1.1 request (the proxy's, the API's, the dashboard's) is served
-by ``h1.py``, hypercorn serves only WebSocket and h2c upgrades, ``Expect:
-100-continue``, HTTP/2 and requests h11 refuses. Its protocol code is imported on the
+``h1.py`` serves every HTTP/1.1 request (the proxy's, the API's, the dashboard's) but
+those hypercorn serves: upgrades other than ``h2c`` (WebSocket), an ``Expect`` other
+than ``100-continue``, HTTP/2 and requests h11 refuses. Its protocol code is imported on the
 first of those, not at start: importing all of hypercorn (with h2, hpack and its
 multiprocessing helpers) was 80-140 ms of a ~0.45 s start here. Its ``Config`` is made at
 start (``hypercorn.config``, ~20 ms), so that a bad override fails the start rather than
@@ -17,16 +17,18 @@ connection gets its own ``WorkerContext`` whose ``terminated`` event is a
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
 from tenement.errors import TenementError
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
+from tenement.wire import MAX_HEAD
 
 if TYPE_CHECKING:
     from hypercorn.config import Config
+    from hypercorn.typing import Framework
 
     from tenement.server.h1 import ReplayStream
 
@@ -44,7 +46,9 @@ class ServeConfigError(TenementError, ValueError):
 
 
 def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
-    """The hypercorn Config :func:`serve_http` uses: backlog 4096, logs via ``logging``.
+    """The hypercorn Config :func:`serve_http` uses: backlog :data:`LISTEN_BACKLOG`, the
+    same limit on a head as ``h1.py``'s (:data:`tenement.wire.MAX_HEAD`), logs via
+    ``logging``.
 
     Args:
         overrides: hypercorn ``Config`` attributes to set (``keep_alive_timeout``, ...).
@@ -56,6 +60,8 @@ def make_config(overrides: Mapping[str, Any] | None = None) -> Config:
 
     config = Config()
     config.backlog = LISTEN_BACKLOG
+    # a head h1.py read whole is replayed to hypercorn, which must not refuse it as long
+    config.h11_max_incomplete_size = MAX_HEAD
     config.accesslog = None
     config.errorlog = logging.getLogger("hypercorn.error")
     for key, value in (overrides or {}).items():
@@ -124,28 +130,32 @@ class Hypercorn:
         self.config = make_config(overrides)
         self._app = app
         self._shutdown = shutdown
-        self._serve: Any = None
+        self._serve: Callable[[trio.SocketStream | ReplayStream], Awaitable[None]] | None = None
 
-    def load(self) -> None:
-        """Import hypercorn's protocol code now."""
+    def load(self) -> Callable[[trio.SocketStream | ReplayStream], Awaitable[None]]:
+        """Import hypercorn's protocol code now (once); returns what serves a stream."""
         if self._serve is not None:
-            return
+            return self._serve
         from hypercorn.trio.tcp_server import TCPServer
         from hypercorn.trio.worker_context import WorkerContext
         from hypercorn.utils import wrap_app
 
         config = self.config
         shutdown = self._shutdown
-        wrapped = wrap_app(_closing_when(self._app, shutdown), config.wsgi_max_body_size, "asgi")
+        # hypercorn types apps with its own TypedDicts (ours are MutableMappings) and
+        # its stream as an SSLStream (it needs only a trio Stream): both casts say so
+        app = cast("Framework", _closing_when(self._app, shutdown))
+        wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
 
         async def serve(stream: trio.SocketStream | ReplayStream) -> None:
             context = WorkerContext(max_requests=None)
-            context.terminated = _DrainEvent(shutdown)  # type: ignore[assignment]
-            await TCPServer(wrapped, config, context, {}, stream).run()
+            context.terminated = _DrainEvent(shutdown)
+            ssl_typed = cast("trio.SSLStream[trio.SocketStream]", stream)
+            await TCPServer(wrapped, config, context, {}, ssl_typed).run()
 
         self._serve = serve
+        return serve
 
     async def serve(self, stream: trio.SocketStream | ReplayStream) -> None:
         """Serve the rest of ``stream`` (a :class:`ReplayStream` starts with what was read)."""
-        self.load()
-        await self._serve(stream)
+        await self.load()(stream)

@@ -97,7 +97,7 @@ async def serve_http(
     Args:
         app: the ASGI application.
         sockets: bound stream sockets (inherited from systemd or bound by the caller);
-            ``listen(4096)`` is called on each.
+            ``listen(LISTEN_BACKLOG)`` is called on each (``handoff.py``).
         shutdown: set it to stop: accepting ends at once, accepted connections drain.
         grace_seconds: the most the drain may take; requests still running after it
             are cancelled.
@@ -105,9 +105,9 @@ async def serve_http(
             :func:`tenement.server.handoff.make_config`); ``keep_alive_timeout`` is
             ``h1.py``'s too.
         fast_path: requests whose ``Host`` this accepts are served without hypercorn
-            (``h1.py``: plain HTTP/1.1 only; everything else still goes to hypercorn,
+            (``h1.py``: HTTP/1.1 without an upgrade; everything else still goes to hypercorn,
             whose protocol code is then imported on the first connection handed to it).
-        express: with ``fast_path``, the proxy's express lane for whole plain requests
+        express: with ``fast_path``, the proxy's express lane for whole requests
             (``h1.py``; ``Proxy.express``).
         body_seconds: the most a request body read here may pause between two reads
             (``h1.py``: a slower average rate is cut off too).

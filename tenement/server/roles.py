@@ -15,7 +15,7 @@ import logging
 import os
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -26,6 +26,9 @@ from tenement.server.control import ControlApp, LeaderClient
 from tenement.server.standby import LeaderApi, SharedBackends
 from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_supervisor
 from tenement.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from tenement.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,7 @@ class Node:
     def __init__(
         self,
         config: Config,
-        store: Any,
+        store: Store,
         *,
         server_id: str,
         environ: Mapping[str, str],

@@ -14,7 +14,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, TypeVar
 
 import trio
 
@@ -27,7 +27,15 @@ from tenement.server.control import PREFIX, LeaderClient, NoLeader, name_client
 from tenement.supervisor import Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
 
+if TYPE_CHECKING:
+    from tenement.store import Store
+
 log = logging.getLogger(__name__)
+
+#: what a leader answered (:func:`until_leader`)
+Answer = TypeVar("Answer")
+#: what this server does itself once it leads (:func:`until_leader`)
+Local = TypeVar("Local")
 
 #: how often the instance rows are checked for changes
 REFRESH_SECONDS = 0.2
@@ -42,13 +50,14 @@ API_TIMEOUT_SECONDS = 300.0
 
 
 async def until_leader(
-    attempt: Callable[[], Awaitable[Any]],
-    local: Callable[[], Supervisor | None],
+    attempt: Callable[[], Awaitable[Answer]],
+    local: Callable[[], Local | None],
     *,
     what: str,
-) -> Supervisor | Any:
-    """Run ``attempt`` until a leader answers it, or return the local supervisor when this
-    server becomes the leader first.
+) -> Answer | Local:
+    """Run ``attempt`` until a leader answers it, or return what ``local`` returns (this
+    server's supervisor, or its API) once it is not None: this server became the leader
+    first.
 
     Raises:
         NoLeader: none answered within :data:`LEADER_WAIT_SECONDS`.
@@ -80,7 +89,7 @@ class SharedBackends:
     def __init__(
         self,
         config: Config,
-        store: Any,
+        store: Store,
         leader: LeaderClient,
         local: Callable[[], Supervisor | None],
         metrics: ProxyMetrics,
@@ -204,7 +213,9 @@ class SharedBackends:
 
 class _Counted:
     """:meth:`SharedBackends.connection`'s block: a class, not a generator, as it runs
-    for every proxied request (as the supervisor's)."""
+    for every proxied request. The supervisor's ``_Counted`` (``supervisor/_base.py``) is
+    its twin over an ``Instance``'s fields; this one counts in :class:`SharedBackends`'s
+    dicts, so the two share only the name."""
 
     __slots__ = ("_backends", "_iid")
 
@@ -263,20 +274,18 @@ class LeaderApi:
             return
         relayed = name_client(scope)
 
-        async def relay() -> bool:
+        async def relay() -> None:
             path = await self._leader.socket_path()
             if not await self._relay(path, relayed, receive, send, timeout=API_TIMEOUT_SECONDS):
                 raise NoLeader(f"the lease holder's control socket {path} refused the connection")
-            return True
-
-        def local() -> Any:
-            return self._local_api()
 
         try:
-            found = await until_leader(relay, local, what=f"{scope['method']} {scope['path']}")
+            local_api = await until_leader(
+                relay, self._local_api, what=f"{scope['method']} {scope['path']}"
+            )
         except TenementError as exc:
             log.warning("%s", exc)
             await http.error_response(503, "Service temporarily unavailable")(send)
             return
-        if found is not True:
-            await found(scope, receive, send)
+        if local_api is not None:  # this server leads now: its own API answers
+            await local_api(scope, receive, send)

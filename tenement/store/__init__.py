@@ -11,6 +11,7 @@ Alembic and the migration tests), ``backup.py``; the migration scripts live in t
 top-level ``migrations/`` (``tenement/_migrations`` when installed).
 """
 
+from tenement.store._sqlite import sqlite_path
 from tenement.store.audit import AuditRow
 from tenement.store.backup import (
     backup_database,
@@ -72,6 +73,7 @@ __all__ = [
     "prune_backups",
     "restore_backup",
     "schema_status",
+    "sqlite_path",
     "token_prefix",
     "verify_token",
 ]

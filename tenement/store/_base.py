@@ -10,6 +10,7 @@ from tenement.store._db import Database, Session
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
+    import trio
 
 T = TypeVar("T")
 
@@ -26,7 +27,7 @@ class StoreBase:
         self.database = database
         self.url = database.url
         self._sqlite = database.dialect == "sqlite"
-        self._limiter: Any = None
+        self._limiter: trio.CapacityLimiter | None = None
 
     @property
     def engine(self) -> sa.Engine:

@@ -16,7 +16,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from tenement.store import _sqlite
 
@@ -66,8 +66,12 @@ class Database(Protocol):
     url: str
     display_url: str
     dialect: str
-    #: what the driver raises for a failed statement
-    error: type[Exception]
+
+    @property
+    def error(self) -> type[Exception]:
+        """What the driver raises for a failed statement (read-only here, so that each
+        database may name its driver's own class)."""
+        ...
 
     def read(self) -> contextlib.AbstractContextManager[Session]: ...
 
@@ -222,7 +226,8 @@ class _SqlAlchemySession:
     def executemany(self, sql: str, rows: Sequence[Params]) -> None:
         import sqlalchemy as sa
 
-        self._connection.execute(sa.text(sql), list(rows))
+        # named parameters only: positional ones (``?``) are the sqlite3 session's
+        self._connection.execute(sa.text(sql), cast("list[Mapping[str, Any]]", list(rows)))
 
 
 class SqlAlchemyDatabase:

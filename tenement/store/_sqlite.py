@@ -123,4 +123,6 @@ def fts_phrase(search: str) -> str | None:
     """
     if not any(ch.isalnum() for ch in search):
         return None
-    return '"' + search.replace('"', '""') + '"'
+    # FTS5 reads a query up to its first NUL ("unterminated string"); its tokenizer splits
+    # the indexed text at a NUL as at a space, so a space finds the same words.
+    return '"' + search.replace('"', '""').replace("\x00", " ") + '"'

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import attrs
 
 from tenement.store._base import StoreBase, upsert
 from tenement.store._db import Session
-
-STATES = ("starting", "running", "stopped", "failed")
 
 #: the ``instances`` table's columns, each named as the :class:`InstanceRecord` field
 COLUMNS = (
@@ -34,6 +32,11 @@ COLUMNS = (
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM instances"
 
 
+def _times(values: Iterable[float]) -> tuple[float, ...]:
+    """``restart_times`` as a tuple (a typed ``converter=tuple``)."""
+    return tuple(values)
+
+
 @attrs.frozen
 class InstanceRecord:
     """One instance (``service:tenant``) as the database keeps it.
@@ -41,6 +44,8 @@ class InstanceRecord:
     Attributes:
         start_ticks: field 22 of ``/proc/<pid>/stat``; with ``pid`` it tells our process
             from a later one that reused the pid.
+        state: ``starting``, ``running``, ``stopped`` or ``failed`` (as
+            ``tenement/supervisor/instance.py`` names them).
         restart_times: epoch seconds of recent restarts (the backoff window).
         started_at, updated_at: epoch seconds.
     """
@@ -57,7 +62,7 @@ class InstanceRecord:
     updated_at: float
     weight: int = 100
     health: str = "unknown"
-    restart_times: tuple[float, ...] = attrs.field(default=(), converter=tuple)
+    restart_times: tuple[float, ...] = attrs.field(default=(), converter=_times)
     restarts_total: int = 0
     started_at: float | None = None
 

@@ -87,10 +87,11 @@ class LeaseQueries(StoreBase):
     def lease_holder(self, now: float) -> str | None:
         """Who holds an unexpired lease at ``now``, or None."""
         with self._read() as conn:
-            return conn.execute(
+            holder: str | None = conn.execute(
                 "SELECT holder FROM lease WHERE name = :name AND expires_at > :now",
                 {"name": SUPERVISOR_LEASE, "now": now},
             ).scalar()
+        return holder
 
     def register_server(self, server_id: str, pid: int, url: str, now: float) -> None:
         """Announce a running server (replacing an earlier row with the same id)."""

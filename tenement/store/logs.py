@@ -27,6 +27,8 @@ _SELECTED = "id, " + ", ".join(_COLUMNS)
 _INSERT = insert_sql("logs", _COLUMNS)
 
 LEVELS = ("stdout", "stderr")
+#: the largest LIMIT either database takes (a signed 64-bit integer)
+_MAX_SQL_INT = 2**63 - 1
 
 
 @attrs.frozen
@@ -151,9 +153,13 @@ class LogQueries(StoreBase):
 
         ``search`` finds words: on SQLite through the FTS5 index, as one phrase in which
         no character is an operator (``"foo*`` finds "foo"); elsewhere, and on SQLite for
-        a search of punctuation only, as a case-sensitive substring (SQLite's LIKE is
-        case-insensitive for ASCII).
+        a search of punctuation only, as a case-sensitive substring. A NUL character is
+        searched for like any other (PostgreSQL stores none, so it finds nothing there).
         """
+        filters = (process, instance_id, level, search)
+        if not self._sqlite and any(value and "\x00" in value for value in filters):
+            # PostgreSQL text holds no NUL, so nothing matches (and the driver refuses one)
+            return []
         conditions = []
         params: dict[str, Any] = {}
         for column, value in (("process", process), ("instance_id", instance_id), ("level", level)):
@@ -166,16 +172,21 @@ class LogQueries(StoreBase):
         newest = f"SELECT {_SELECTED} FROM logs{where} ORDER BY id DESC"
         if limit is not None:
             newest += " LIMIT :limit"
-            params["limit"] = max(limit, 0)
+            # both databases take a signed 64-bit LIMIT; more rows than that is all of them
+            params["limit"] = min(max(limit, 0), _MAX_SQL_INT)
         with self._read() as conn:
             rows = conn.execute(f"SELECT * FROM ({newest}) AS newest ORDER BY id", params).rows
             return [LogEntry.from_row(row) for row in rows]
 
     def _search_condition(self, search: str, params: dict[str, Any]) -> str:
-        phrase = _sqlite.fts_phrase(search) if self._sqlite else None
-        if phrase is None:
+        if not self._sqlite:
             params["pattern"] = _like_pattern(search)
             return "message LIKE :pattern ESCAPE '\\'"
+        phrase = _sqlite.fts_phrase(search)
+        if phrase is None:
+            # instr, unlike SQLite's LIKE, does not stop at a NUL character in either string
+            params["needle"] = search
+            return "instr(message, :needle) > 0"
         params["phrase"] = phrase
         return "id IN (SELECT rowid FROM logs_fts WHERE logs_fts MATCH :phrase)"
 

@@ -112,7 +112,7 @@ def script_revisions() -> list[RevisionInfo]:
     infos = [
         RevisionInfo(
             revision=script.revision,
-            down_revision=script.down_revision,  # type: ignore[arg-type]
+            down_revision=script.down_revision,
             summary=(script.doc or "").strip().splitlines()[0] if script.doc else "",
             is_head=script.revision in heads,
         )

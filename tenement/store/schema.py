@@ -117,7 +117,9 @@ def is_at_head(store: Store) -> bool:
     """
     try:
         with store.database.read() as session:
-            revision = session.execute(f"SELECT version_num FROM {VERSION_TABLE}").scalar()
+            revision: str | None = session.execute(
+                f"SELECT version_num FROM {VERSION_TABLE}"
+            ).scalar()
     except store.database.error:  # no version table
         return False
     return revision == HEAD_REVISION

@@ -94,3 +94,34 @@ def test_every_module_has_a_layer() -> None:
     for path in MODULES:
         module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
         assert layer_of(module) in ALLOWED, f"{module} belongs to no known layer"
+
+
+def private_imports_of(path: Path) -> list[tuple[str, int]]:
+    """(name, line) for every private tenement module or name the file imports:
+    ``tenement.store._sqlite``, ``from tenement.store import _sqlite``."""
+    tree = ast.parse(path.read_text(), str(path))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names = [f"{node.module}.{alias.name}" for alias in node.names]
+        else:
+            continue
+        for name in names:
+            parts = name.split(".")
+            private = [part for part in parts[2:] if part.startswith("_") and part[-1] != "_"]
+            if parts[0] == "tenement" and private:
+                found.append((name, node.lineno))
+    return found
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: str(p.relative_to(PACKAGE.parent)))
+def test_other_layers_use_a_package_public_face(path: Path) -> None:
+    """A subpackage's ``_private`` modules and names are its own: other layers import what
+    its ``__init__`` exports."""
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    own = layer_of(module)
+    for imported, line in private_imports_of(path):
+        if layer_of(imported) != own:
+            pytest.fail(f"{module}:{line} imports {imported}, private to {layer_of(imported)}")

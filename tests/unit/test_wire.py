@@ -1,4 +1,4 @@
-"""tenement.wire: plain HTTP/1.1 bytes, and the answers it leaves to h11."""
+"""tenement.wire: whole HTTP/1.1 messages as bytes, and what it leaves to h11."""
 
 from __future__ import annotations
 
@@ -80,7 +80,7 @@ def test_a_head_over_the_limit_is_left_to_h11() -> None:
         pytest.param(OK.replace(b" OK", b" O\x0bK"), id="control-in-reason"),
     ],
 )
-def test_anything_not_plain_is_left_to_h11(answer: bytes) -> None:
+def test_any_answer_not_whole_is_left_to_h11(answer: bytes) -> None:
     assert parse_whole_response(answer, head_request=False) is None
 
 
@@ -146,7 +146,7 @@ def test_response_bytes() -> None:
 GET = b"GET /a?b=1 HTTP/1.1\r\nHost: alice.notes.example.test\r\nAccept:  */* \r\n\r\n"
 
 
-def test_a_whole_plain_request_is_parsed_with_what_follows_left() -> None:
+def test_a_whole_request_is_parsed_with_what_follows_left() -> None:
     assert parse_whole_request(GET + b"GET /next") == WholeRequest(
         method=b"GET",
         target=b"/a?b=1",
@@ -214,7 +214,7 @@ def test_a_request_still_arriving_is_incomplete(cut: int) -> None:
         ),
     ],
 )
-def test_a_request_that_is_not_plain_is_left_to_h11(request_: bytes) -> None:
+def test_a_request_that_is_not_whole_is_left_to_h11(request_: bytes) -> None:
     assert parse_whole_request(request_) is None
 
 

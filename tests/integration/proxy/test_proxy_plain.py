@@ -65,7 +65,7 @@ async def proxy_to(nursery: trio.Nursery, tenant: ScriptedTenant) -> tuple[Proxy
     return server.proxy, server.url
 
 
-async def test_a_plain_answer_reuses_the_connection_and_sends_valid_headers(nursery) -> None:
+async def test_a_whole_answer_reuses_the_connection_and_sends_valid_headers(nursery) -> None:
     tenant = ScriptedTenant([OK], [OK], [OK])
     proxy, url = await proxy_to(nursery, tenant)
     async with httpx.AsyncClient(base_url=url) as client:

@@ -22,7 +22,7 @@ def test_every_name_in_the_table_is_a_real_error_class(name: str) -> None:
     [
         (tenement.ids.InvalidInstanceId("x"), 400),
         (tenement.supervisor.InstanceNotFound("a:b"), 404),
-        (tenement.supervisor.UnknownService("nope"), 500),
+        (tenement.supervisor.UnknownService("nope"), 404),
         (tenement.supervisor.DeployError("a:b", "failed"), 500),
         (ApiError(403, "no"), 403),
         (TenementError("anything else"), 500),

@@ -183,6 +183,57 @@ async def test_logs_limit_must_be_a_number() -> None:
         assert "limit" in response.json()["error"]
 
 
+@pytest.mark.parametrize("path", ["/api/logs?limit=", "/api/logs/stream?backlog="])
+@pytest.mark.parametrize(
+    "value",
+    ["%C2%B2", "1" * 23, "18446744073709551616", "-1", "1" * 5000],
+    ids=["superscript-two", "23-digits", "2**64", "negative", "5000-digits"],
+)
+async def test_a_count_outside_the_range_is_400_naming_it(path: str, value: str) -> None:
+    # "²".isdigit() is True but int("²") fails; a 23-digit count overflowed SQLite
+    name = path.rsplit("?", 1)[1].rstrip("=")
+    async with client() as http:
+        response = await http.get(path + value, headers=ADMIN_HEADERS)
+        assert response.status_code == 400
+        error = response.json()["error"]
+        assert f"`{name}` must be an integer from 0 to 18446744073709551615" in error
+
+
+@pytest.mark.parametrize("bracket", ["[", '{"a":'], ids=["arrays", "objects"])
+async def test_deeply_nested_json_is_400(bracket: str) -> None:
+    closing = "]" if bracket == "[" else "}"
+    body = (bracket * 100_000 + "1" + closing * 100_000).encode()
+    async with client() as http:
+        response = await http.post(
+            "/api/instances/spawn",
+            content=body,
+            headers={**ADMIN_HEADERS, "content-type": "application/json"},
+        )
+        assert response.status_code == 400
+        assert "nested too deeply" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"process": "-h", "id": "a"}, {"process": "notes", "id": "-h"}],
+    ids=["service", "tenant"],
+)
+async def test_a_name_starting_with_a_dash_is_refused_at_spawn(body: dict[str, str]) -> None:
+    # "-h" reached the app's command line as `--tenant -h`
+    async with client() as http:
+        response = await http.post("/api/instances/spawn", json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 400
+        assert "not starting with '-'" in response.json()["error"]
+
+
+@pytest.mark.parametrize("bad", ["notes:-h", "-notes:a"])
+async def test_an_instance_id_with_a_name_starting_with_a_dash_is_400(bad: str) -> None:
+    async with client() as http:
+        response = await http.delete(f"/api/instances/{bad}", headers=ADMIN_HEADERS)
+        assert response.status_code == 400
+        assert "not starting with '-'" in response.json()["error"]
+
+
 async def test_tls_status_off_and_on() -> None:
     async with client() as http:
         response = await http.get("/api/tls/status", headers=ADMIN_HEADERS)
@@ -205,3 +256,30 @@ async def test_tls_status_off_and_on() -> None:
             "http_port": 80,
             "recommendation": None,
         }
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/deploy", {"process": "notes", "version": "v2", "timeout": 10**400}),
+        ("/api/deploy", {"process": "notes", "version": "v2", "weight": 2**64}),
+        ("/api/instances/notes:alice/weight", {"weight": 2**64}),
+    ],
+    ids=["deploy-timeout", "deploy-weight", "weight"],
+)
+async def test_an_integer_beyond_64_bits_is_422(path: str, body: dict[str, object]) -> None:
+    # a timeout of 10**400 seconds reached trio as a float: OverflowError, 500
+    async with client() as http:
+        method = http.put if path.endswith("/weight") else http.post
+        response = await method(path, json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 422
+        assert "must be an integer from 0 to 18446744073709551615" in response.json()["error"]
+
+
+async def test_a_deploy_timeout_of_0_is_422() -> None:
+    # it could only fail (500), and a failed deploy stops the instance it started
+    body = {"process": "notes", "version": "v2", "timeout": 0}
+    async with client() as http:
+        response = await http.post("/api/deploy", json=body, headers=ADMIN_HEADERS)
+        assert response.status_code == 422
+        assert "`timeout` must be at least 1" in response.json()["error"]

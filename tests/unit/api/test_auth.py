@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from pathlib import Path
 
 import attrs
 import pytest
@@ -15,6 +16,14 @@ from tenement.api.auth import (
     RateLimiter,
     Unauthorized,
     bearer_token,
+)
+from tenement.store import (
+    generate_token,
+    hash_token,
+    migrate_to_head,
+    open_store,
+    token_prefix,
+    verify_token,
 )
 
 ADMIN = "admin-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -177,7 +186,8 @@ async def test_a_burst_of_bad_tokens_starts_at_most_ten_verifications() -> None:
             nursery.start_soon(attempt)
     assert outcomes.count("401") == 10
     assert outcomes.count("429") == 990
-    assert verify.calls == 10
+    # each refused check is two verifications: the admin hash and one tenant-sized (decoy)
+    assert verify.calls == 20
 
 
 def test_rate_limiter_window_slides() -> None:
@@ -202,3 +212,43 @@ async def test_many_valid_requests_in_flight_from_one_client_are_queued_not_refu
         for _ in range(30):
             nursery.start_soon(attempt)
     assert identities == [Identity()] * 30
+
+
+@attrs.define
+class RecordingArgon2:
+    """The real Argon2 verification, recording which hash each call was against."""
+
+    hashes: list[str] = attrs.Factory(list)
+
+    def __call__(self, token: str, token_hash: str) -> bool:
+        self.hashes.append(token_hash)
+        return verify_token(token, token_hash)
+
+
+async def test_refusing_a_token_costs_the_same_whether_or_not_its_prefix_is_a_tenants(
+    tmp_path: Path,
+) -> None:
+    """A wrong token sharing a real tenant token's first 8 characters was verified twice
+    (admin, then that tenant's hash), any other wrong token once: twice the time to
+    refuse told a guesser the prefix was right."""
+    real = generate_token()
+    with open_store(f"sqlite:///{tmp_path}/tenement.db") as store:
+        migrate_to_head(store, backup_dir=None)
+        store.set_admin_token_hash(hash_token(generate_token()))
+        store.add_tenant_token("alice", hash_token(real), token_prefix(real))
+        verify = RecordingArgon2()
+        auth = Authenticator(store, verify=verify)
+        work = {}
+        for name, wrong in {
+            "same-prefix": real[:8] + "x" * 35,
+            "other-prefix": "y" * 43,
+            "short": "z",
+        }.items():
+            verify.hashes.clear()
+            with pytest.raises(Unauthorized):
+                await auth.authenticate(f"Bearer {wrong}", name)
+            # Argon2 cost is set by the hash's parameters: same count, same parameters
+            work[name] = sorted(h.split("$")[3] for h in verify.hashes)
+        assert work["same-prefix"] == work["other-prefix"] == work["short"]
+        assert work["same-prefix"] == ["m=19456,t=2,p=1"] * 2
+        assert await auth.authenticate(f"Bearer {real}", "c") == Identity("alice")

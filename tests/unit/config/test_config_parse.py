@@ -16,6 +16,7 @@ from tenement.config import (
     TlsSettings,
     UnsupportedIsolation,
 )
+from tenement.ids import NAME_RULE
 
 CONFIGS = Path(__file__).parents[2] / "data" / "configs"
 CWD = Path("/work/dir")
@@ -230,7 +231,6 @@ def test_alias_conflicts_fail(filename: str, expected: str) -> None:
 # -- invalid values: one ConfigError naming file, line, key and what is allowed ---------
 
 LONG = "x" * 64
-NAME_RULE = "1 to 63 characters from A-Z, a-z, 0-9, '_' and '-'"
 
 INVALID = [
     (

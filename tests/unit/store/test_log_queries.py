@@ -123,3 +123,19 @@ def test_many_offsets_are_read_at_once(store: Store) -> None:
     wanted = [*saved, "/logs/never-seen.out"]
     assert store.log_offsets(wanted) == saved
     assert store.log_offsets([]) == {}
+
+
+@pytest.mark.parametrize(
+    ("search", "expected"),
+    [("a\x00b", ["a\x00b", "a b"]), ("!\x00", ["x!\x00y"]), ("\x00", ["a\x00b", "x!\x00y"])],
+    ids=["words", "punctuation", "nul-only"],
+)
+def test_search_with_a_nul_character(store: Store, search: str, expected: list[str]) -> None:
+    # FTS5 refused a NUL ("unterminated string") and LIKE stopped reading at it
+    store.insert_logs([entry(1, "a\x00b"), entry(2, "a b"), entry(3, "x!\x00y"), entry(4, "x!")])
+    assert [e.message for e in store.query_logs(search=search)] == expected
+
+
+def test_a_limit_beyond_64_bits_means_all(store: Store) -> None:
+    store.insert_logs([entry(i, f"line {i}") for i in range(3)])
+    assert len(store.query_logs(limit=2**64 - 1)) == 3
