@@ -158,8 +158,8 @@ def parse_whole_request(
         return head  # HTTP/1.0, a bare LF, obs-fold, garbage: h11's call; or INCOMPLETE
     first, lines, start = head
     method, target = first[1], first[2]
-    if method == b"CONNECT":
-        return None
+    if method == b"CONNECT" or not target.startswith(b"/"):
+        return None  # a tunnel, an absolute-form or asterisk target: h11's way
     headers: Headers = []
     host: bytes | None = None
     length = 0

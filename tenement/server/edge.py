@@ -11,7 +11,16 @@ reject, and §11.2 names the attack):
 - a header line folded onto the previous one (obs-fold, RFC 9112 §5.2: h11 joins the
   lines, other parsers split or reject them);
 - a version other than HTTP/1.0 or HTTP/1.1 (505), except HTTP/2's connection preface,
-  which the caller hands to the HTTP/2 server.
+  which the caller hands to the HTTP/2 server;
+- ``CONNECT`` (405): a reverse proxy offers no tunnels, and a tenant's 200 would read
+  as an open one;
+- a chunk size over :data:`MAX_CHUNK_SIZE` (checked by ``h1_reader`` as the body is
+  read): h11 takes any size, and would wait for that much body; llhttp and others
+  refuse one that does not fit 64 bits.
+
+A target in absolute form (``GET http://host/path``) is routed by its own authority,
+which replaces ``Host`` (RFC 9112 §3.2.2: the server MUST ignore the Host header then):
+:func:`origin_form` gives the request a tenant should see.
 
 ``Upgrade: h2c`` is not refused but ignored (the request is answered in HTTP/1.1, as
 RFC 9110 §7.8 lets a server do): RFC 9113 §3.1 deprecated that upgrade, the reference
@@ -29,6 +38,10 @@ from typing import NamedTuple
 
 #: a line of the head that begins with a space or tab: a folded continuation
 _FOLDED = re.compile(rb"\n[ \t]")
+#: the largest chunk a request body may announce (a signed 64-bit size, as nginx's)
+MAX_CHUNK_SIZE = 2**63 - 1
+#: an absolute-form target: scheme, authority, and the rest (path and query)
+_ABSOLUTE = re.compile(rb"(?i:https?)://([^/?#]+)([/?][\x21-\x7e]*)?")
 
 
 class Refusal(NamedTuple):
@@ -51,6 +64,8 @@ def refusal(
     """
     if version not in (b"1.1", b"1.0") and not is_http2_preface(method, target, version):
         return Refusal(505, f"HTTP/{version.decode('ascii', 'replace')} is not supported")
+    if method == b"CONNECT":
+        return Refusal(405, "CONNECT: this server is not a forward proxy")
     length = chunked = False
     for name, _ in headers:
         if name == b"content-length":
@@ -62,6 +77,24 @@ def refusal(
     if _FOLDED.search(raw, 0, _head_end(raw)) is not None:
         return Refusal(400, "a folded header line (obs-fold)")
     return None
+
+
+def origin_form(
+    target: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[bytes, list[tuple[bytes, bytes]]] | Refusal | None:
+    """For a target in absolute form, the origin-form target and the headers with
+    ``Host`` set to the target's authority; a :class:`Refusal` for an absolute target
+    that is not ``http``/``https`` with an authority; None for any other target."""
+    if target.startswith(b"/") or target == b"*":
+        return None
+    match = _ABSOLUTE.fullmatch(target)
+    if match is None:
+        return Refusal(400, "a request target that is neither a path nor an http(s) URL")
+    authority, rest = match[1], match[2] or b"/"
+    if rest.startswith(b"?"):
+        rest = b"/" + rest
+    host = [(b"host", authority)]
+    return rest, host + [(name, value) for name, value in headers if name != b"host"]
 
 
 def is_http2_preface(method: bytes, target: bytes, version: bytes) -> bool:

@@ -39,7 +39,7 @@ import trio
 
 from tenement import sockets
 from tenement.deadlines import Armed, Deadlines
-from tenement.server.edge import Refusal, ignores_upgrade, is_http2_preface
+from tenement.server.edge import Refusal, ignores_upgrade, is_http2_preface, origin_form
 from tenement.server.h1_reader import DISCONNECT, Next, RequestReader
 from tenement.server.h1_response import Response
 from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
@@ -193,6 +193,8 @@ class Http1Connection:
             request = await self._next_request()
             if request is Next.CLOSED:
                 return
+            if isinstance(request, h11.Request):
+                request = _in_origin_form(request)
             if isinstance(request, Refusal):
                 await self._refuse(request.status, request.reason)
                 return
@@ -470,6 +472,23 @@ class Http1Connection:
             else:
                 await response.error(500)
         return response
+
+
+def _in_origin_form(request: h11.Request) -> h11.Request | Refusal:
+    """``request``, with an absolute-form target made origin-form and its authority as
+    ``Host`` (``edge.origin_form``)."""
+    converted = origin_form(request.target, list(request.headers))
+    if converted is None:
+        return request
+    if isinstance(converted, Refusal):
+        return converted
+    target, headers = converted
+    return h11.Request(
+        method=request.method,
+        target=target,
+        headers=headers,
+        http_version=request.http_version,
+    )
 
 
 def _keeps_alive(request: h11.Request) -> bool:

@@ -25,7 +25,7 @@ import enum
 
 import h11
 
-from tenement.server.edge import Refusal, refusal
+from tenement.server.edge import MAX_CHUNK_SIZE, Refusal, refusal
 from tenement.types import Message
 from tenement.wire import INCOMPLETE, MAX_HEAD, Incomplete, WholeRequest, parse_whole_request
 
@@ -168,6 +168,9 @@ class RequestReader:
         if event is h11.NEED_DATA:
             return DISCONNECT if self.eof else None
         if isinstance(event, h11.Data):
+            if event.chunk_start and _chunk_left(self.h11) + len(event.data) > MAX_CHUNK_SIZE:
+                self.bad_body = "a chunk size over 63 bits"
+                return DISCONNECT
             self.body_bytes += len(event.data)
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
         if isinstance(event, h11.EndOfMessage):
@@ -219,6 +222,13 @@ class RequestReader:
                 return
             if event is h11.NEED_DATA or isinstance(event, h11.ConnectionClosed):
                 return
+
+
+def _chunk_left(conn: h11.Connection) -> int:
+    """What is left of the chunk h11 is reading. h11 exposes no chunk size, so this
+    reads its chunked reader's count (0 if h11 ever names it otherwise: then the check
+    is off, and tests/integration/server/test_h1_edge.py fails on the huge chunk)."""
+    return int(getattr(getattr(conn, "_reader", None), "_bytes_in_chunk", 0))
 
 
 def _server_connection() -> h11.Connection:

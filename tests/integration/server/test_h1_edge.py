@@ -255,3 +255,66 @@ async def test_a_trickled_body_is_cut_off_by_its_rate(nursery: trio.Nursery) -> 
                         break
     assert closed
     await still_served(port)
+
+
+async def test_a_chunk_size_over_63_bits_is_refused(nursery: trio.Nursery) -> None:
+    # h11 takes any size and would wait for that much body (a 504 from the proxy)
+    port = await start(nursery)
+    answer = await raw(
+        port,
+        b"POST /c HTTP/1.1\r\nHost: fast.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"FFFFFFFFFFFFFFFFFFFF\r\nabcde\r\n0\r\n\r\n",
+    )
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
+    await still_served(port)
+
+
+async def test_connect_is_refused_not_tunnelled(nursery: trio.Nursery) -> None:
+    port = await start(nursery, fast=every_host)
+    answer = await raw(port, b"CONNECT fast.test:443 HTTP/1.1\r\nHost: fast.test:443\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 405 "), answer
+    await still_served(port)
+
+
+@pytest.mark.parametrize(
+    ("target", "path"),
+    [
+        (b"http://fast.b/p?q=1", b"/p"),
+        (b"HTTPS://fast.b", b"/"),
+        (b"http://fast.b?x", b"/"),
+    ],
+)
+async def test_an_absolute_form_target_is_routed_by_its_own_authority(
+    nursery: trio.Nursery, target: bytes, path: bytes
+) -> None:
+    # RFC 9112 3.2.2: Host is ignored; the express lane leaves such targets to h11
+    seen = []
+
+    async def host_echo(scope, receive, send):  # type: ignore[no-untyped-def]
+        seen.append((dict(scope["headers"])[b"host"], scope["raw_path"]))
+        await app(scope, receive, send)
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await nursery.start(
+        functools.partial(
+            serve_http,
+            host_echo,
+            [sock],
+            shutdown=trio.Event(),
+            grace_seconds=2,
+            fast_path=is_fast,
+            express=express,
+        )
+    )
+    port = sock.getsockname()[1]
+    request = b"GET " + target + b" HTTP/1.1\r\nHost: fast.a\r\nConnection: close\r\n\r\n"
+    answer = await raw(port, request)
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert seen == [(b"fast.b", path)]
+
+
+async def test_a_target_that_is_no_path_nor_url_is_refused(nursery: trio.Nursery) -> None:
+    port = await start(nursery)
+    answer = await raw(port, b"GET ftp://fast.test/x HTTP/1.1\r\nHost: fast.test\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 "), answer
