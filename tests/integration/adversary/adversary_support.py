@@ -37,6 +37,8 @@ START_SECONDS = 30
 KEEP_ALIVE_SECONDS = 5
 #: the rec service's request_timeout
 REC_TIMEOUT_SECONDS = 3
+#: [settings] body_timeout of the server: the most a request body may pause
+BODY_TIMEOUT_SECONDS = 2
 
 
 def free_port() -> int:
@@ -81,8 +83,12 @@ def _config(project: Path) -> str:
         f"""
         [settings]
         data_dir = "data"
+        # the tenants run from this checkout and the test's temporary directories, which
+        # a tenant of its own uid cannot read: run them as the server's user
+        tenant_users = false
         # no health probes: the tenants' records hold the proxy's connections only
         health_check_interval = 3600
+        body_timeout = {BODY_TIMEOUT_SECONDS}
 
         [service.rec]
         command = "{python} {HERE / "recording_tenant.py"}"
