@@ -141,7 +141,7 @@ class Supervisor:
             raise InstanceNotFound(iid)
         return runner
 
-    def _live(self) -> Iterator[Instance]:
+    def _all_instances(self) -> Iterator[Instance]:
         return (runner.inst for runner in self._runners.values())
 
     def instance_dir(self, service: str, tenant: str) -> Path:
@@ -228,8 +228,8 @@ class Supervisor:
             ref = InstanceRef.parse(iid)
             restarts.append((ref.service, ref.tenant, count))
         return SupervisorStatistics(
-            instances_up=sum(1 for inst in self._live() if inst.running),
-            instances_failed=sum(1 for inst in self._live() if inst.state == FAILED),
+            instances_up=sum(1 for inst in self._all_instances() if inst.running),
+            instances_failed=sum(1 for inst in self._all_instances() if inst.state == FAILED),
             events=tuple(sorted(events.counts.items())),
             instance_restarts=tuple(restarts),
             logs=self._shared.tailer.statistics(),
@@ -477,8 +477,9 @@ class Supervisor:
                     )
                 continue
             try:
-                runner = self._runner_for(svc, tenant)
-                launched = await runner.start(svc, revive=False)
+                current = self._service_or_raise(service)  # a reload may have changed it
+                runner = self._runner_for(current, tenant)
+                launched = await runner.start(current, revive=False)
             except WakeError:  # InstanceFailed
                 raise
             except TenementError as exc:  # SpawnError, PortsExhausted, InvalidInstanceId
