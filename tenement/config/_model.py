@@ -168,6 +168,10 @@ class Settings:
     #: false: tenants run as the server's user even where it could change uid (a warning
     #: at start says so); for development and tests only. Added in 0.3.
     tenant_users: bool = True
+    #: the most a client may pause between two reads of a request body, in seconds (then
+    #: it must keep 1 KiB/s on average); the connection is closed when it does not.
+    #: Added in 0.3.
+    body_timeout: float = 30 * SECONDS
     tls: TlsSettings = attrs.field(factory=TlsSettings)
 
     def database_url_or_default(self) -> str:

@@ -225,6 +225,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "workers": workers,
     "tenant_uids": uid_range,
     "tenant_users": boolean,
+    "body_timeout": positive_seconds,
 }
 TLS: dict[str, Callable[[Any], Any]] = {
     "enabled": boolean,

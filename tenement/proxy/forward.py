@@ -280,6 +280,7 @@ async def _forward_whole(
             await _send_head(send, answer.status, answer.headers)
             await send({"type": "http.response.body", "body": answer.body})
         else:
+            held = _held_body(conn)
             await _send_head(send, answer.status_code, answer.headers)
     except UpstreamError as exc:
         conn.close()
@@ -293,7 +294,7 @@ async def _forward_whole(
         else:
             conn.close()
         return head_at
-    await _relay_body(upstream, conn, receive, send, watch=True)
+    await _relay_body(upstream, conn, held, receive, send, watch=True)
     return head_at
 
 
@@ -354,6 +355,7 @@ async def _forward_duplex(
     relaying = False
     failure: TenementError | None = None
     response: h11.Response | None = None
+    held: list[h11.Event] = []
     head_at = 0.0
     try:
         async with trio.open_nursery() as nursery:
@@ -365,6 +367,7 @@ async def _forward_duplex(
                         await conn.send(h11.Data(data=body))
                     nursery.start_soon(_write_body, conn, receive, nursery.cancel_scope)
                     response = await _read_head(conn)
+                    held = _held_body(conn)
                 if deadline.cancelled_caught:
                     failure = ForwardTimedOut(
                         f"{conn.address} sent no response within {timeout:g} s"
@@ -375,7 +378,7 @@ async def _forward_duplex(
                 head_at = trio.current_time()
                 await _send_head(send, response.status_code, response.headers)
                 relaying = True  # from here on, _relay_body owns conn
-                await _relay_body(upstream, conn, receive, send, watch=False)
+                await _relay_body(upstream, conn, held, receive, send, watch=False)
             nursery.cancel_scope.cancel()
     except BaseException:
         if not relaying:
@@ -420,33 +423,63 @@ async def _send_head(send: Send, status: int, headers: Iterable[tuple[bytes, byt
 
 
 async def _read_head(conn: Connection) -> h11.Response:
+    """The tenant's response head.
+
+    Raises:
+        UpstreamError: no head, or one whose framing another parser could read
+            differently (``Content-Length`` beside ``Transfer-Encoding``: h11 follows
+            the chunks; passing the length on would misframe the answer to the client).
+    """
     while True:
         event = await conn.next_event()
         if isinstance(event, h11.Response):
+            names = {name for name, _ in event.headers}
+            if b"content-length" in names and b"transfer-encoding" in names:
+                raise UpstreamError(
+                    f"{conn.address} framed its answer by Content-Length and Transfer-Encoding"
+                )
             return event
         if isinstance(event, h11.InformationalResponse):
             continue
         raise UpstreamError(f"unexpected {type(event).__name__} from {conn.address}")
 
 
+def _held_body(conn: Connection) -> list[h11.Event]:
+    """The body events h11 can give without reading (most small answers arrive with
+    their head), taken before the head goes on to the client: a body broken from its
+    first byte is then a 502, not a head never written and an empty close.
+
+    Raises:
+        UpstreamError: the tenant's body is malformed.
+    """
+    held: list[h11.Event] = []
+    while (event := conn.buffered_event()) is not None:
+        held.append(event)
+        if isinstance(event, h11.EndOfMessage):
+            break
+    return held
+
+
 async def _relay_body(
-    upstream: Upstream, conn: Connection, receive: Receive, send: Send, *, watch: bool
+    upstream: Upstream,
+    conn: Connection,
+    held: list[h11.Event],
+    receive: Receive,
+    send: Send,
+    *,
+    watch: bool,
 ) -> None:
     """Relay the response body; ``conn`` goes back to the pool as soon as the tenant's
     message ended (before the last piece goes to the client), else it is closed.
 
-    What h11 already holds is sent without waiting (most small responses arrive with
-    their head). With ``watch``, a body that needs more reads runs beside a task that
-    watches for the client's ``http.disconnect``, so that a client who leaves stops the
-    relay.
+    What h11 already held (``held``, :func:`_held_body`) is sent without waiting. With
+    ``watch``, a body that needs more reads runs beside a task that watches for the
+    client's ``http.disconnect``, so that a client who leaves stops the relay.
     """
     pending: bytes | None = None
     relay = _BodyRelay(upstream, conn)
     try:
-        while True:
-            event = conn.buffered_event()
-            if event is None:
-                break
+        for event in held:
             if isinstance(event, h11.Data):
                 if pending:
                     await send({"type": "http.response.body", "body": pending, "more_body": True})

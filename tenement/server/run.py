@@ -214,6 +214,7 @@ async def serve(
                             # by h1.py; hypercorn (imported then) only what it hands off
                             fast_path=_every_host,
                             express=express,
+                            body_seconds=settings.body_timeout,
                             task_status=task_status,
                         )
                     finally:

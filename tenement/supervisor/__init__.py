@@ -2,12 +2,14 @@
 
 Public face of the supervisor layer; other layers import from here only. Layout:
 ``lifecycle.py`` (:func:`open_supervisor`: lease, adoption, background passes),
-``supervisor.py`` (:class:`Supervisor`: spawn, stop, restart, weights, deploy, wake),
-``instance.py`` (one instance's state and its frozen views), ``adoption.py``,
-``health.py``, ``backoff.py``, ``idle.py``, ``storage.py``, ``logtail.py`` (log files ->
-the ``logs`` table), ``events.py`` (lifecycle events -> log, counters, audit rows);
-starting processes: ``spec.py``, ``process.py``, ``ports.py``, ``readiness.py``,
-``cgroups.py``, ``procfs.py``.
+``supervisor.py`` (:class:`Supervisor`: owns the instances, ports, store and events;
+spawn, stop, restart, weights, deploy, wake), ``runner.py`` (one instance's life: launch,
+watch, recover from a crash with backoff, stop; one runner per instance), ``shared.py``
+(what the supervisor lends its runners), ``instance.py`` (one instance's state and its
+frozen views), ``adoption.py``, ``health.py``, ``backoff.py``, ``idle.py``,
+``storage.py``, ``logtail.py`` (log files -> the ``logs`` table), ``events.py``
+(lifecycle events -> log, counters, audit rows); starting processes: ``spec.py``,
+``process.py``, ``ports.py``, ``readiness.py``, ``cgroups.py``, ``procfs.py``.
 """
 
 from tenement.supervisor.errors import (

@@ -27,6 +27,7 @@ from tenement.supervisor.health import Health, HealthState
 from tenement.supervisor.instance import FAILED, RUNNING, STARTING, STOPPED, Instance, Run
 
 if TYPE_CHECKING:
+    from tenement.supervisor.runner import Runner
     from tenement.supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -91,7 +92,7 @@ def first_check_delay(index: int, count: int, interval: float) -> float:
 
 async def adopt_all(
     sup: Supervisor, records: list[InstanceRecord], *, now: float
-) -> list[tuple[Instance, Run]]:
+) -> list[tuple[Runner, Run]]:
     """Load every row into ``sup``; adopt the live tenants, and return them with their runs.
 
     Per row the work is cheap (a pidfd, then one read of ``/proc/<pid>/stat``); the rows
@@ -103,14 +104,14 @@ async def adopt_all(
     from tenement.supervisor.process import TenantProcess, kill_stale_group
 
     cgroups_v2 = cgroups.available()
-    adopted: list[tuple[Instance, Run]] = []
+    adopted: list[tuple[Runner, Run]] = []
     events: list[LifecycleEvent] = []
     stopping: list[TenantProcess] = []
-    revive: list[Instance] = []
+    revive: list[Runner] = []
     changed: list[InstanceRecord] = []
     for record in records:
         inst = instance_from_record(record, now=now)
-        sup._instances[record.instance_id] = inst
+        runner = sup.register(inst)
         process = None
         if record.pid is not None and record.start_ticks is not None:
             # the process with that pid, when it runs and its start time is the recorded
@@ -121,7 +122,7 @@ async def adopt_all(
         if decision is Fate.ADOPT:
             assert process is not None
             if record.port is not None:
-                sup._ports.reserve(record.port)
+                sup.reserve_port(record.port)
             run = Run(process, record.port)
             run.ready = True
             run.handed_over.set()
@@ -129,7 +130,7 @@ async def adopt_all(
             inst.port = record.port
             inst.state = RUNNING
             inst.health_state = HealthState(_health(record.health))
-            adopted.append((inst, run))
+            adopted.append((runner, run))
             events.append(
                 LifecycleEvent(
                     "adopt",
@@ -155,27 +156,23 @@ async def adopt_all(
                 kill_stale_group(record.pid, record.start_ticks)
             if record.state in (STARTING, RUNNING) and record.service in sup.config.services:
                 # it died while no server watched it (or was between restarts): a crash
-                revive.append(inst)
+                revive.append(runner)
         if decision is not Fate.KEEP:
-            now_record = sup._record(inst)
+            now_record = inst.record()
             if decision is not Fate.ADOPT or _differs(now_record, record):
                 changed.append(now_record)
     if stopping:
         async with trio.open_nursery() as nursery:
             for process in stopping:
                 nursery.start_soon(process.terminate, 5.0)
-    audits = [args for event in events if (args := sup._events.audit_args(event)) is not None]
-    await sup._store.run(sup._store.save_adoption, changed, audits)
-    for event in events:
-        sup._events.record(event)
-    for inst in revive:
-        inst.state = STARTING
-        sup.revive(inst)
+    await sup.save_adoption(changed, events)
+    for runner in revive:
+        runner.revive()
     return adopted
 
 
 def watch_adopted(
-    sup: Supervisor, adopted: list[tuple[Instance, Run]], start: int = 0, stop: int | None = None
+    sup: Supervisor, adopted: list[tuple[Runner, Run]], start: int = 0, stop: int | None = None
 ) -> None:
     """Resume supervising the adopted tenants ``adopted[start:stop]``: their log files are
     tailed from the saved offsets, and each gets its watcher (exit, then recovery) and
@@ -183,11 +180,10 @@ def watch_adopted(
     tenant stopped or replaced since is skipped."""
     interval = sup.config.settings.health_check_interval
     for index in range(start, len(adopted) if stop is None else min(stop, len(adopted))):
-        inst, run = adopted[index]
-        if inst.run is not run:
+        runner, run = adopted[index]
+        if runner.inst.run is not run:
             continue
-        sup._watch_logs(inst)
-        sup._start_watcher(inst, run, first_check_delay(index, len(adopted), interval))
+        runner.watch(run, first_check_delay(index, len(adopted), interval))
 
 
 def _differs(now: InstanceRecord, before: InstanceRecord) -> bool:

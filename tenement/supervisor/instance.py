@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 import trio
 
+from tenement.store import InstanceRecord
 from tenement.supervisor import backoff
 from tenement.supervisor.health import Health, HealthState
 
@@ -200,6 +201,27 @@ class Instance:
                 self.id, self.service, self.tenant, self.port, self.socket, self.weight
             )
         return made
+
+    def record(self) -> InstanceRecord:
+        """Its row, as saved for the next server to adopt."""
+        run = self.run
+        return InstanceRecord(
+            instance_id=self.id,
+            service=self.service,
+            tenant=self.tenant,
+            pid=None if run is None else run.pid,
+            start_ticks=None if run is None else run.process.start_ticks,
+            pgid=None if run is None else run.process.pgid,
+            port=None if run is None else run.port,
+            socket=self.socket,
+            state=self.state,
+            updated_at=time.time(),
+            weight=self.weight,
+            health=str(self.health),
+            restart_times=self.restart_times,
+            restarts_total=self.restarts_total,
+            started_at=self.started_at,
+        )
 
     def view(self, *, quota_bytes: int | None) -> InstanceView:
         now = trio.current_time()

@@ -23,10 +23,9 @@ from tenement.config import Config
 from tenement.supervisor import idle
 from tenement.supervisor.adoption import adopt_all, watch_adopted
 from tenement.supervisor.errors import SupervisorBusy
-from tenement.supervisor.events import LifecycleEvent
 from tenement.supervisor.instance import Instance, Run
 from tenement.supervisor.logtail import LogTailer
-from tenement.supervisor.storage import dir_size, quota_bytes, quota_level
+from tenement.supervisor.runner import Runner
 from tenement.supervisor.supervisor import Supervisor
 
 log = logging.getLogger(__name__)
@@ -139,12 +138,12 @@ async def open_supervisor(
             nursery.start_soon(_maintain, sup)
             for service, tenants in config.instances.items():
                 for tenant in tenants:
-                    nursery.start_soon(sup._spawn_listed, service, tenant)
+                    nursery.start_soon(sup.spawn_listed, service, tenant)
             try:
                 yield sup
             finally:
                 with trio.move_on_after(SHUTDOWN_SECONDS, shield=True):
-                    await sup._shutdown()
+                    await sup.shutdown()
                 nursery.cancel_scope.cancel()
     finally:
         with trio.CancelScope(shield=True):
@@ -152,7 +151,7 @@ async def open_supervisor(
 
 
 async def _watch_when_serving(
-    sup: Supervisor, adopted: list[tuple[Instance, Run]], serving: trio.Event | None
+    sup: Supervisor, adopted: list[tuple[Runner, Run]], serving: trio.Event | None
 ) -> None:
     """Once the server serves, resume supervising the adopted tenants, a few at a time:
     started all at once, a thousand watchers held the first requests back ~0.15 s (the
@@ -197,8 +196,11 @@ async def _maintain(sup: Supervisor) -> None:
 
 async def reap_idle(sup: Supervisor) -> int:
     """Stop every idle instance (concurrently). Returns how many were stopped."""
+    runners = {runner.inst.id: runner for runner in sup.runners()}
     victims = idle.idle_instances(
-        list(sup._instances.values()), sup.config.services, now=trio.current_time()
+        [runner.inst for runner in runners.values()],
+        sup.config.services,
+        now=trio.current_time(),
     )
 
     async def reap(inst: Instance) -> None:
@@ -206,7 +208,8 @@ async def reap_idle(sup: Supervisor) -> int:
             service = sup.service(inst.service)
             return idle.is_idle(inst, service, now=trio.current_time())
 
-        await sup._stop(inst, kind="idle_stop", drain=False, still_wanted=still_idle)
+        runner = runners[inst.id]
+        await runner.stop(kind="idle_stop", drain=False, still_wanted=still_idle)
 
     async with trio.open_nursery() as nursery:
         for inst in victims:
@@ -216,28 +219,10 @@ async def reap_idle(sup: Supervisor) -> int:
 
 async def measure_storage(sup: Supervisor) -> None:
     """Refresh every running instance's disk usage; log when a soft quota is near or past."""
-    for inst in [i for i in sup._instances.values() if i.running]:
-        used = await trio.to_thread.run_sync(dir_size, sup.instance_dir(inst.service, inst.tenant))
-        inst.storage_used_bytes = used
-        svc = sup.service(inst.service)
-        quota = quota_bytes(svc.storage_quota_mb if svc else None)
-        level = quota_level(used, quota)
-        if level is not None:
-            sup._events.record(
-                LifecycleEvent(
-                    "storage",
-                    inst.service,
-                    inst.tenant,
-                    details=f"storage usage {level}: {used} of {quota} bytes",
-                )
-            )
+    for runner in [r for r in sup.runners() if r.inst.running]:
+        await runner.measure_storage()
 
 
 async def prune_logs(sup: Supervisor) -> int:
-    store = sup._store
     cutoff = int(time.time() * 1000) - LOG_RETENTION_DAYS * DAY_MS
-
-    def prune() -> int:
-        return store.prune_logs(older_than_ms=cutoff, keep_rows=LOG_RETENTION_ROWS)
-
-    return await store.run(prune)
+    return await sup.prune_logs(older_than_ms=cutoff, keep_rows=LOG_RETENTION_ROWS)

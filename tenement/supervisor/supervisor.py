@@ -1,42 +1,50 @@
-"""The supervisor: the operations the API, the proxy and the server call.
+"""The supervisor: it owns the instances, ports, store and events of one data dir.
 
-Built in layers: ``_base.py`` (state, lookups, views, the proxy's memory-only side,
-persistence), ``running.py`` (launch, watch, restart, stop one process), and here the
-public operations: spawn, restart, weights, deploy, route, wake, reload, detach.
+It keeps one :class:`~tenement.supervisor.runner.Runner` per instance (``runner.py``:
+launch, watch, recover from a crash with backoff, stop) and lends the runners its
+resources (``shared.py``); here are the operations the API, the proxy and the server call:
+lookups and views, the proxy's memory-only side, spawn, restart, weights, deploy, route,
+wake, reload, detach. The proxy's methods (:meth:`Supervisor.target`,
+:meth:`Supervisor.weighted_targets`, :meth:`Supervisor.connection`, ...) read memory only,
+never the database.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
 
+import attrs
 import trio
 
 from tenement.config import Config, Service
 from tenement.errors import TenementError
-from tenement.supervisor import backoff
-from tenement.supervisor._base import MAX_WEIGHT, SupervisorStatistics
+from tenement.ids import NAME_RULE, InstanceRef, InvalidInstanceId, is_valid_name
+from tenement.store import InstanceRecord, LogEntry
 from tenement.supervisor.errors import (
     DeployError,
-    InstanceFailed,
     InstanceNotFound,
     RestartPending,
+    UnknownService,
     WakeError,
 )
 from tenement.supervisor.events import LifecycleEvent
 from tenement.supervisor.health import Health
 from tenement.supervisor.instance import (
     FAILED,
-    RUNNING,
-    STARTING,
     STOPPED,
     Instance,
     InstanceView,
-    PendingRestart,
     Target,
 )
-from tenement.supervisor.running import Running
+from tenement.supervisor.logtail import LogTailer, TailerStatistics
+from tenement.supervisor.runner import Runner
+from tenement.supervisor.shared import Shared
+from tenement.supervisor.spec import socket_path
+from tenement.supervisor.storage import StorageInfo, quota_bytes, storage_info
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +53,255 @@ DEPLOY_POLL_SECONDS = 0.5
 
 __all__ = ["Supervisor", "SupervisorStatistics"]
 
+MAX_WEIGHT = 100
 
-class Supervisor(Running):
+
+@attrs.frozen
+class SupervisorStatistics:
+    """Counters and gauges for ``/metrics`` and ``ten ps``.
+
+    Attributes:
+        instances_up: instances with a running process.
+        instances_failed: instances marked failed.
+        events: lifecycle event kind -> how many (spawn, exit, crash_restart, wake, ...).
+        instance_restarts: (service, tenant, restarts) for every instance ever restarted.
+        logs: the log tailer's counters.
+    """
+
+    instances_up: int
+    instances_failed: int
+    events: tuple[tuple[str, int], ...]
+    instance_restarts: tuple[tuple[str, str, int], ...]
+    logs: TailerStatistics
+
+
+class Supervisor:
     """Owns the instances of one data dir. Build it with :func:`open_supervisor`."""
 
-    # ---- spawn ------------------------------------------------------------------------------
+    def __init__(
+        self,
+        config: Config,
+        store: Any,
+        *,
+        environ: Mapping[str, str],
+        nursery: trio.Nursery,
+        tailer: LogTailer,
+    ) -> None:
+        self._shared = Shared(config, store, environ=environ, nursery=nursery, tailer=tailer)
+        self._runners: dict[str, Runner] = {}
+        self._detached = False
+
+    # ---- configuration and lookups --------------------------------------------------------
+
+    @property
+    def config(self) -> Config:
+        return self._shared.config
+
+    @property
+    def data_dir(self) -> Path:
+        return self._shared.data_dir
+
+    @property
+    def log_dir(self) -> Path:
+        return self._shared.log_dir
+
+    @property
+    def detached(self) -> bool:
+        return self._detached
+
+    @property
+    def allocated_ports(self) -> frozenset[int]:
+        """The TCP ports its instances hold now."""
+        return self._shared.ports.allocated
+
+    def service(self, name: str) -> Service | None:
+        """The configured service ``name``, or None."""
+        return self._shared.service(name)
+
+    def _service_or_raise(self, name: str) -> Service:
+        svc = self.service(name)
+        if svc is None:
+            raise UnknownService(name)
+        return svc
+
+    def _runner_for(self, svc: Service, tenant: str) -> Runner:
+        if not is_valid_name(tenant):
+            raise InvalidInstanceId(
+                f"Invalid instance ID '{svc.name}:{tenant}': '{tenant}' must be {NAME_RULE}"
+            )
+        iid = f"{svc.name}:{tenant}"
+        runner = self._runners.get(iid)
+        if runner is None:
+            runner = self.register(Instance(svc.name, tenant, socket_path(svc, tenant)))
+        return runner
+
+    def _registered(self, iid: str) -> Runner:
+        runner = self._runners.get(iid)
+        if runner is None or runner.inst.state == STOPPED:
+            raise InstanceNotFound(iid)
+        return runner
+
+    def _all_instances(self) -> Iterator[Instance]:
+        return (runner.inst for runner in self._runners.values())
+
+    def instance_dir(self, service: str, tenant: str) -> Path:
+        return self._shared.instance_dir(service, tenant)
+
+    # ---- the registry (adoption and the background passes use it) ---------------------------
+
+    def register(self, inst: Instance) -> Runner:
+        """Keep ``inst`` (replacing any instance of its id) and return its runner."""
+        runner = Runner(inst, self._shared)
+        self._runners[inst.id] = runner
+        return runner
+
+    def runner(self, iid: str) -> Runner | None:
+        """The runner of instance ``iid`` (stopped ones too), or None."""
+        return self._runners.get(iid)
+
+    def runners(self) -> list[Runner]:
+        """The runner of every instance it knows (stopped ones too)."""
+        return list(self._runners.values())
+
+    def reserve_port(self, port: int) -> None:
+        """Hold ``port``, which an adopted tenant listens on."""
+        self._shared.ports.reserve(port)
+
+    async def save_adoption(
+        self, changed: list[InstanceRecord], events: list[LifecycleEvent]
+    ) -> None:
+        """Write the rows adoption changed and the audit rows of its ``events`` in one
+        transaction, then count and log the events."""
+        shared = self._shared
+        audits = [args for event in events if (args := shared.events.audit_args(event)) is not None]
+        await shared.store.run(shared.store.save_adoption, changed, audits)
+        for event in events:
+            shared.events.record(event)
+
+    async def prune_logs(self, *, older_than_ms: int, keep_rows: int) -> int:
+        """Delete log lines older than ``older_than_ms`` (epoch ms) and beyond the newest
+        ``keep_rows``; returns how many."""
+        store = self._shared.store
+
+        def prune() -> int:
+            return store.prune_logs(older_than_ms=older_than_ms, keep_rows=keep_rows)
+
+        return await store.run(prune)
+
+    # ---- views ------------------------------------------------------------------------------
+
+    def _view(self, inst: Instance) -> InstanceView:
+        svc = self.service(inst.service)
+        return inst.view(quota_bytes=quota_bytes(svc.storage_quota_mb if svc else None))
+
+    def instances(self) -> list[InstanceView]:
+        """Every instance that is running, starting or failed, by id."""
+        return [
+            self._view(runner.inst)
+            for iid, runner in sorted(self._runners.items())
+            if runner.inst.state != STOPPED
+        ]
+
+    def get(self, iid: str) -> InstanceView | None:
+        """The instance ``iid`` unless it is stopped (or unknown)."""
+        runner = self._runners.get(iid)
+        if runner is None or runner.inst.state == STOPPED:
+            return None
+        return self._view(runner.inst)
+
+    def storage(self, iid: str) -> StorageInfo:
+        """Disk usage of the instance's data dir, as of the last storage pass.
+
+        Raises:
+            InstanceNotFound: no such running or failed instance.
+        """
+        inst = self._registered(iid).inst
+        svc = self.service(inst.service)
+        quota = quota_bytes(svc.storage_quota_mb if svc else None)
+        path = self.instance_dir(inst.service, inst.tenant)
+        return storage_info(path, inst.storage_used_bytes, quota)
+
+    def statistics(self) -> SupervisorStatistics:
+        events = self._shared.events
+        restarts = []
+        for iid, count in sorted(events.restarts.items()):
+            ref = InstanceRef.parse(iid)
+            restarts.append((ref.service, ref.tenant, count))
+        return SupervisorStatistics(
+            instances_up=sum(1 for inst in self._all_instances() if inst.running),
+            instances_failed=sum(1 for inst in self._all_instances() if inst.state == FAILED),
+            events=tuple(sorted(events.counts.items())),
+            instance_restarts=tuple(restarts),
+            logs=self._shared.tailer.statistics(),
+        )
+
+    # ---- the proxy's side: memory only ----------------------------------------------------
+
+    def target(self, service: str, tenant: str) -> Target | None:
+        """Where to send a request for ``tenant`` of ``service``; None unless it is routable.
+
+        Touches the instance's last activity (the idle reaper reads it).
+        """
+        runner = self._runners.get(f"{service}:{tenant}")
+        if runner is None or not runner.inst.routable:
+            return None
+        runner.inst.touch()
+        return runner.inst.target()
+
+    def weighted_targets(self, service: str) -> list[Target]:
+        """Every routable instance of ``service`` (weight 0 included), by id.
+
+        The proxy picks among those with a weight above 0.
+        """
+        return [
+            runner.inst.target()
+            for iid, runner in sorted(self._runners.items())
+            if runner.inst.service == service and runner.inst.routable
+        ]
+
+    def may_wake(self, service: str, tenant: str) -> bool:
+        """Whether a request for an instance that is not routable goes to :meth:`wake`
+        (rather than a 404).
+
+        True for an instance known from earlier (a row; a failed one or one in backoff
+        too: :meth:`wake` then refuses it with 503, or waits for its restart), one listed
+        in ``[instances]``, or any valid id with ``settings.wake_any_id`` (the
+        reference's behaviour); never for an unknown service.
+
+        Changed in 0.3.0: True for a failed instance, which is answered 503 as the
+        reference answers it (its dead process fails the proxy's probe), not 404.
+        """
+        if self.service(service) is None or not is_valid_name(tenant):
+            return False
+        if f"{service}:{tenant}" in self._runners:
+            return True
+        if tenant in self.config.instances.get(service, ()):
+            return True
+        return self.config.settings.wake_any_id
+
+    def connection(self, iid: str) -> contextlib.AbstractContextManager[object]:
+        """Count one proxied connection to ``iid`` for as long as the block runs.
+
+        A stop waits (up to 5 s) for the count to reach 0, and the idle reaper skips an
+        instance with connections.
+        """
+        runner = self._runners.get(iid)
+        return contextlib.nullcontext() if runner is None else _Counted(runner.inst)
+
+    def note_activity(self, iid: str, seconds_ago: float) -> None:
+        """Another server routed a request to ``iid`` ``seconds_ago``: the idle reaper counts it."""
+        runner = self._runners.get(iid)
+        if runner is not None:
+            at = trio.current_time() - max(0.0, seconds_ago)
+            runner.inst.last_activity = max(runner.inst.last_activity, at)
+
+    # ---- logs -------------------------------------------------------------------------------
+
+    def subscribe_logs(self) -> trio.MemoryReceiveChannel[LogEntry]:
+        """A live feed of new log lines (bounded: a slow reader misses lines)."""
+        return self._shared.tailer.subscribe()
+
+    # ---- spawn, stop, restart ---------------------------------------------------------------
 
     async def spawn(self, service: str, tenant: str) -> InstanceView:
         """Start ``tenant`` of ``service`` unless it is running; wait until it accepts.
@@ -66,40 +318,28 @@ class Supervisor(Running):
                 (the port is released and nothing is left behind).
             PortsExhausted: no free port.
         """
-        inst, _ = await self._ensure_running(service, tenant, revive=True)
-        return self._view(inst)
-
-    async def _ensure_running(
-        self, service: str, tenant: str, *, revive: bool
-    ) -> tuple[Instance, bool]:
-        """Start the instance unless it runs; returns it and whether this call started it.
-
-        ``revive`` (an operator's spawn) also starts a failed instance, with a fresh
-        restart budget, and one in backoff at once. A request's wake (``revive=False``)
-        starts neither: it raises :class:`InstanceFailed`, or returns without starting an
-        instance in backoff (the caller waits for its restart); a wake whose start
-        fails puts the instance in backoff.
-        """
         svc = self._service_or_raise(service)
-        inst = self._instance_for(svc, tenant)
-        async with inst.lock:
-            if inst.run is not None and inst.state in (STARTING, RUNNING):
-                return inst, False
-            if inst.pending_restart is not None:
-                if not revive:
-                    return inst, False
-                self._call_off_restart(inst)
-            if inst.state == FAILED:
-                if not revive:
-                    raise InstanceFailed(inst.id)
-                inst.restart_times = ()
-            try:
-                await self._launch(inst, svc)
-            except TenementError as exc:
-                if not revive:
-                    self._wake_failed(inst, str(exc))
-                raise
-            return inst, True
+        runner = self._runner_for(svc, tenant)
+        await runner.start(svc, revive=True)
+        return self._view(runner.inst)
+
+    async def spawn_listed(self, service: str, tenant: str) -> None:
+        """:meth:`spawn` an instance of ``[instances]``; a failure is logged, not raised."""
+        try:
+            await self.spawn(service, tenant)
+        except TenementError as exc:  # logged; startup goes on, as in the reference
+            log.error("could not start [instances] %s:%s: %s", service, tenant, exc)
+
+    async def stop(self, iid: str) -> None:
+        """Stop an instance: drain connections (up to 5 s), TERM its group, grace, KILL.
+
+        Releases its port, and deletes its data dir when ``storage_persist = false``. Its
+        weight and restart history are kept for its next start.
+
+        Raises:
+            InstanceNotFound: ``Instance not found: p:i``.
+        """
+        await self._registered(iid).stop(kind="stop")
 
     async def restart(self, iid: str) -> InstanceView:
         """Stop, wait the restart policy's delay, start again. Brings a failed instance back.
@@ -110,44 +350,26 @@ class Supervisor(Running):
         Raises:
             InstanceNotFound: no such running or failed instance.
         """
-        inst = self._registered(iid)
-        policy = backoff.RestartPolicy.from_settings(self._config.settings)
-        if inst.state == FAILED:
-            inst.restart_times = ()
-        now = time.time()
-        decision = backoff.decide(policy, inst.restart_times, now=now, automatic=False)
-        await self._stop(inst, kind="restart")
-        inst.restart_times = decision.history
-        inst.restarts_total += 1
-        delay = decision.delay_seconds
-        if delay > 0:
-            pending = PendingRestart(
-                at=trio.current_time() + delay, at_epoch=time.time() + delay, delay_seconds=delay
-            )
-            inst.pending_restart = pending
-            inst.state = STARTING
-            try:
-                with trio.move_on_at(pending.at):
-                    await pending.attempted.wait()  # set early if a stop or a spawn took over
-                if inst.pending_restart is not pending:
-                    return self._view(self._registered(iid))  # NotFound once stopped
-                return await self.spawn(inst.service, inst.tenant)
-            finally:
-                if inst.pending_restart is pending:  # cancelled before the spawn
-                    inst.pending_restart = None
-                    if inst.run is None and inst.state == STARTING:
-                        inst.state = STOPPED
-                pending.attempted.set()
-        return await self.spawn(inst.service, inst.tenant)
+        await self._registered(iid).restart()
+        return self._view(self._registered(iid).inst)  # NotFound once a stop took over
 
-    # ---- weights, health, deploy, route -----------------------------------------------------
+    async def check_health(self, iid: str) -> Health:
+        """Check the instance now; ``unknown`` when it is not running, ``failed`` if failed.
+
+        Raises:
+            InstanceNotFound: no such running or failed instance.
+        """
+        return await self._registered(iid).check_health()
+
+    # ---- weights, deploy, route -------------------------------------------------------------
 
     async def set_weight(self, iid: str, weight: int) -> int:
         """Set the share of weighted traffic (capped to 0..100); kept across restarts."""
-        inst = self._registered(iid)
+        runner = self._registered(iid)
+        inst = runner.inst
         inst.weight = max(0, min(MAX_WEIGHT, int(weight)))
-        await self._save(inst)
-        await self._events.emit(
+        await runner.save()
+        await self._shared.events.emit(
             LifecycleEvent("weight", inst.service, inst.tenant, details=f"weight {inst.weight}")
         )
         return inst.weight
@@ -161,6 +383,7 @@ class Supervisor(Running):
             DeployError: it failed, or was not healthy within ``timeout`` s (it is stopped).
             UnknownService, SpawnError: as :meth:`spawn`.
         """
+        events = self._shared.events
         await self.spawn(service, version)
         iid = f"{service}:{version}"
         await self.set_weight(iid, weight)
@@ -168,12 +391,12 @@ class Supervisor(Running):
             while True:
                 status = await self.check_health(iid)
                 if status is Health.HEALTHY:
-                    await self._events.emit(
+                    await events.emit(
                         LifecycleEvent("deploy", service, version, details=f"weight {weight}")
                     )
-                    return self._view(self._registered(iid))
+                    return self._view(self._registered(iid).inst)
                 if status is Health.FAILED:
-                    await self._events.emit(
+                    await events.emit(
                         LifecycleEvent(
                             "deploy_failed", service, version, details="failed", success=False
                         )
@@ -182,7 +405,7 @@ class Supervisor(Running):
                 await trio.sleep(DEPLOY_POLL_SECONDS)
         with contextlib.suppress(InstanceNotFound):
             await self.stop(iid)
-        await self._events.emit(
+        await events.emit(
             LifecycleEvent("deploy_failed", service, version, details="timeout", success=False)
         )
         raise DeployError(
@@ -204,13 +427,13 @@ class Supervisor(Running):
             raise InstanceNotFound(
                 exc.instance_id, f"Instance {exc.instance_id} not found"
             ) from None
-        old.weight, new.weight = 0, MAX_WEIGHT  # one step: the proxy never sees a mix
-        await self._save(old)
-        await self._save(new)
-        await self._events.emit(
+        old.inst.weight, new.inst.weight = 0, MAX_WEIGHT  # one step: the proxy never sees a mix
+        await old.save()
+        await new.save()
+        await self._shared.events.emit(
             LifecycleEvent("route", service, to_version, details=f"{from_version} -> {to_version}")
         )
-        return self._view(old), self._view(new)
+        return self._view(old.inst), self._view(new.inst)
 
     # ---- wake -------------------------------------------------------------------------------
 
@@ -230,16 +453,18 @@ class Supervisor(Running):
                 ``startup_timeout`` (the proxy answers 503).
             UnknownService: no such service.
         """
-        inst = self._instances.get(f"{service}:{tenant}")
-        if inst is not None and inst.routable and inst.run is not None and inst.run.ready:
-            inst.touch()
-            return inst.target()
-        svc = self._service_or_raise(service)
         iid = f"{service}:{tenant}"
+        runner = self._runners.get(iid)
+        if runner is not None:
+            inst = runner.inst
+            if inst.routable and inst.run is not None and inst.run.ready:
+                inst.touch()
+                return inst.target()
+        svc = self._service_or_raise(service)
         deadline = trio.current_time() + svc.request_timeout
         while True:
-            inst = self._instances.get(iid)
-            pending = None if inst is None else inst.pending_restart
+            runner = self._runners.get(iid)
+            pending = None if runner is None else runner.inst.pending_restart
             if pending is not None:
                 retry_after = await pending.wait_attempted(deadline=deadline)
                 if retry_after is not None:
@@ -252,51 +477,38 @@ class Supervisor(Running):
                     )
                 continue
             try:
-                inst, launched = await self._ensure_running(service, tenant, revive=False)
+                current = self._service_or_raise(service)  # a reload may have changed it
+                runner = self._runner_for(current, tenant)
+                launched = await runner.start(current, revive=False)
             except WakeError:  # InstanceFailed
                 raise
             except TenementError as exc:  # SpawnError, PortsExhausted, InvalidInstanceId
-                now_inst = self._instances.get(iid)
-                counted = now_inst is not None and (
-                    now_inst.pending_restart is not None or now_inst.state == FAILED
+                now = self._runners.get(iid)
+                counted = now is not None and (
+                    now.inst.pending_restart is not None or now.inst.state == FAILED
                 )
                 if not counted:
                     raise WakeError(iid, f"Instance {iid} failed to wake: {exc}") from exc
                 continue  # counted, and in backoff now: wait for its restart
-            if inst.pending_restart is None:
+            if runner.inst.pending_restart is None:
                 break
+        inst = runner.inst
         run = inst.run
         if run is None or not run.ready:
             if launched and run is not None:
-                self._not_ready_wake(inst, svc)
+                runner.not_ready_wake(svc)
             raise WakeError(
                 iid, f"Instance {iid} failed to start within {svc.startup_timeout:g} seconds"
             )
         if launched:
             # the waiting request goes on now; the audit row is written meanwhile (before:
             # a write transaction in a worker thread, ~5% of a cold wake, came first)
+            events = self._shared.events
             event = LifecycleEvent("wake", service, tenant, pid=run.pid)
-            self._events.record(event)
-            self._nursery.start_soon(self._events.write_audit, event)
+            events.record(event)
+            self._shared.nursery.start_soon(events.write_audit, event)
         inst.touch()
         return inst.target()
-
-    def _not_ready_wake(self, inst: Instance, svc: Service) -> None:
-        """A woken process that did not accept within ``startup_timeout`` counts as a
-        failed start; it is left running for the health checks to judge."""
-        policy = backoff.RestartPolicy.from_settings(self._config.settings)
-        inst.restart_times = backoff.count_failed_start(policy, inst.restart_times, now=time.time())
-        inst.restarts_total += 1
-        event = LifecycleEvent(
-            "wake_failed",
-            inst.service,
-            inst.tenant,
-            pid=inst.pid,
-            details=f"not accepting after {svc.startup_timeout:g} s",
-            success=False,
-        )
-        self._events.record(event)
-        self._nursery.start_soon(self._events.write_audit, event)
 
     # ---- lifecycle (open_supervisor) --------------------------------------------------------
 
@@ -313,41 +525,56 @@ class Supervisor(Running):
         Returns:
             The ids of the instances it stopped (their services were removed), sorted.
         """
-        old = self._config
-        self._config = config
+        old = self._shared.config
+        self._shared.config = config
         removed = [
-            inst
-            for inst in self._instances.values()
-            if inst.service not in config.services and inst.state != STOPPED
+            runner
+            for runner in self._runners.values()
+            if runner.inst.service not in config.services and runner.inst.state != STOPPED
         ]
         async with trio.open_nursery() as nursery:
-            for inst in removed:
-                nursery.start_soon(lambda i=inst: self._stop(i, kind="stop"))
+            for runner in removed:
+                nursery.start_soon(lambda r=runner: r.stop(kind="stop"))
         for service, tenants in config.instances.items():
             for tenant in tenants:
                 if tenant not in old.instances.get(service, ()):
-                    self._nursery.start_soon(self._spawn_listed, service, tenant)
-        return tuple(sorted(inst.id for inst in removed))
+                    self._shared.nursery.start_soon(self.spawn_listed, service, tenant)
+        return tuple(sorted(runner.inst.id for runner in removed))
 
-    async def _spawn_listed(self, service: str, tenant: str) -> None:
-        try:
-            await self.spawn(service, tenant)
-        except TenementError as exc:  # logged; startup goes on, as in the reference
-            log.error("could not start [instances] %s:%s: %s", service, tenant, exc)
+    async def shutdown(self) -> None:
+        """Stop every instance, or, detached, leave them running with their rows saved.
 
-    async def _shutdown(self) -> None:
-        """Stop every instance, or, detached, leave them running with their rows saved."""
-        live = [inst for inst in self._instances.values() if inst.state != STOPPED]
+        :func:`open_supervisor` calls it on the way out.
+        """
+        live = [runner for runner in self._runners.values() if runner.inst.state != STOPPED]
+        shared = self._shared
         if self._detached:
-            for inst in live:
-                if inst.watcher is not None:
-                    inst.watcher.cancel()
+            for runner in live:
+                runner.let_go()
             # one transaction for all: a restart's stop should not grow with the tenants
-            records = [self._record(inst) for inst in live]
-            await self._store.run(self._store.save_instances, records)
+            records = [runner.inst.record() for runner in live]
+            await shared.store.run(shared.store.save_instances, records)
             log.info("detached: %d instances left running for the next server", len(live))
         else:
             async with trio.open_nursery() as nursery:
-                for inst in live:
-                    nursery.start_soon(lambda i=inst: self._stop(i, kind="stop", drain=False))
-        await self._tailer.poll_once()
+                for runner in live:
+                    nursery.start_soon(lambda r=runner: r.stop(kind="stop", drain=False))
+        await shared.tailer.poll_once()
+
+
+class _Counted:
+    """:meth:`Supervisor.connection`'s block: a class, as it runs for every proxied
+    request (a generator-based context manager cost ~3% of one, py-spy)."""
+
+    __slots__ = ("_inst",)
+
+    def __init__(self, inst: Instance) -> None:
+        self._inst = inst
+
+    def __enter__(self) -> None:
+        self._inst.active_connections += 1
+        self._inst.touch()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._inst.active_connections -= 1
+        self._inst.touch()

@@ -75,6 +75,8 @@ APP = textwrap.dedent(
 CONFIG = f"""
 [settings]
 data_dir = "./data"
+# the tenant is this test's script in a directory of the runner's: the server's user
+tenant_users = false
 health_check_interval = 1
 backoff_base_ms = 1
 backoff_max_ms = 10

@@ -19,6 +19,7 @@ from tenement.store import (
     schema_status,
 )
 from tenement.store.migrate import upgrade
+from tenement.store.schema import HEAD_REVISION
 
 
 def db_url(tmp_path: Path) -> str:
@@ -77,7 +78,7 @@ def test_backup_to_a_named_file(tmp_path: Path) -> None:
         target = backup_database(store, tmp_path / "elsewhere" / "copy.db", label="x")
     assert target == tmp_path / "elsewhere" / "copy.db"
     with open_store(f"sqlite:///{target}") as copy:
-        assert schema_status(copy).revision == "0002"
+        assert schema_status(copy).revision == HEAD_REVISION
 
 
 def test_restore_brings_the_data_back(tmp_path: Path) -> None:

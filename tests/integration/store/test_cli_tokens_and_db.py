@@ -160,7 +160,7 @@ def test_db_check_current_upgrade_downgrade_backup_history(project: Path) -> Non
 
     history = run("db", "history")
     assert history.exit_code == 0
-    assert history.output.splitlines()[0].startswith(f"0001 -> {HEAD_REVISION} (head, current)")
+    assert f" -> {HEAD_REVISION} (head, current)" in history.output.splitlines()[0]
     assert history.output.splitlines()[-1].startswith("base -> 0001")
 
     down = run("db", "downgrade", "0001")

@@ -86,10 +86,10 @@ async def test_adopted_tenants_are_watched_once_the_server_serves(
         inst = second.get("app:w1")
         assert inst.pid == pid
         await trio.sleep(0.05)
-        assert second._instances["app:w1"].watcher is None
+        assert not second.runner("app:w1").watching
         serving.set()
         with trio.fail_after(5):
-            while second._instances["app:w1"].watcher is None:
+            while not second.runner("app:w1").watching:
                 await trio.sleep(0.01)
         # watched: its exit is seen and it is restarted, as any crash
         os.kill(pid, signal.SIGKILL)
@@ -143,19 +143,21 @@ async def test_detaching_saves_every_row_in_one_transaction(
 
 
 def test_watching_in_batches_spreads_the_first_checks_over_all_of_them() -> None:
+    delays: list[float] = []
+
     class Recorder:
-        def __init__(self) -> None:
-            self.config = SimpleNamespace(settings=SimpleNamespace(health_check_interval=10.0))
-            self.delays: list[float] = []
+        """Records the first-check delay each adopted tenant's watch is given."""
 
-        def _watch_logs(self, inst: object) -> None:
-            pass
+        def __init__(self, run: object) -> None:
+            self.inst = SimpleNamespace(run=run)
 
-        def _start_watcher(self, inst: object, run: object, delay: float) -> None:
-            self.delays.append(delay)
+        def watch(self, run: object, delay: float) -> None:
+            delays.append(delay)
 
-    adopted = [(SimpleNamespace(run=run), run) for run in [object() for _ in range(25)]]
-    sup = Recorder()
+    adopted = [(Recorder(run), run) for run in [object() for _ in range(25)]]
+    sup = SimpleNamespace(
+        config=SimpleNamespace(settings=SimpleNamespace(health_check_interval=10.0))
+    )
     for start in range(0, 25, 10):
         watch_adopted(sup, adopted, start, start + 10)  # type: ignore[arg-type]
-    assert sup.delays == [first_check_delay(i, 25, 10.0) for i in range(25)]
+    assert delays == [first_check_delay(i, 25, 10.0) for i in range(25)]

@@ -85,7 +85,7 @@ async def test_failed_exec_leaves_nothing_stuck(store: Store, tmp_path: Path) ->
             with pytest.raises(SpawnError):
                 await sup.spawn("app", "alice")
         assert sup.instances() == []
-        assert sup._ports.allocated == frozenset()
+        assert sup.allocated_ports == frozenset()
 
 
 async def test_exit_before_accepting_is_a_spawn_error(store: Store, tmp_path: Path) -> None:
@@ -94,7 +94,7 @@ async def test_exit_before_accepting_is_a_spawn_error(store: Store, tmp_path: Pa
         with pytest.raises(SpawnError, match="exited with code 4"):
             await sup.spawn("app", "alice")
         assert sup.get("app:alice") is None
-        assert sup._ports.allocated == frozenset()
+        assert sup.allocated_ports == frozenset()
 
 
 async def test_stop_releases_everything(supervisor: Any, store: Store) -> None:
@@ -102,7 +102,7 @@ async def test_stop_releases_everything(supervisor: Any, store: Store) -> None:
     await supervisor.stop("app:alice")
     assert not pid_alive(view.pid)
     assert supervisor.get("app:alice") is None
-    assert supervisor._ports.allocated == frozenset()
+    assert supervisor.allocated_ports == frozenset()
     record = store.get_instance("app:alice")
     assert (record.state, record.pid) == ("stopped", None)
     with pytest.raises(InstanceNotFound, match="Instance not found: app:alice"):
