@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import re
 import signal
@@ -299,11 +300,19 @@ def parse_responses(data: bytes) -> list[Response]:
 
 
 async def exchange(
-    port: int | str, data: bytes, *, seconds: float = 10, responses: int | None = None
+    port: int | str,
+    data: bytes,
+    *,
+    seconds: float = 10,
+    responses: int | None = None,
+    settle: float | None = None,
 ) -> Exchange:
     """Send ``data`` on a new connection (TCP port on 127.0.0.1, or a Unix socket path)
     and read until the server closes it, ``responses`` whole responses came, or
-    ``seconds`` pass (then ``closed`` is False)."""
+    ``seconds`` pass (then ``closed`` is False). With ``settle``, reading also stops once
+    what came is whole responses and nothing more came for ``settle`` seconds (a server
+    keeping the connection alive for the next request: only the time spent depends on it,
+    never what a test may conclude, as what might still come is not waited for)."""
     stream = await _connect(port)
     received = b""
     closed = False
@@ -312,10 +321,14 @@ async def exchange(
             await stream.send_all(data)
         with trio.move_on_after(seconds):
             while True:
-                try:
-                    chunk = await stream.receive_some(65536)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    chunk = b""  # a reset: closed too
+                quiet = settle if settle is not None and _whole(received, 1) else math.inf
+                with trio.move_on_after(quiet) as waiting:
+                    try:
+                        chunk = await stream.receive_some(65536)
+                    except (trio.BrokenResourceError, trio.ClosedResourceError):
+                        chunk = b""  # a reset: closed too
+                if waiting.cancelled_caught:
+                    break
                 if not chunk:
                     closed = True
                     break
@@ -333,7 +346,7 @@ def _whole(data: bytes, count: int) -> bool:
     return len(found) >= count and not found[-1].truncated
 
 
-async def _connect(port: int | str) -> trio.abc.Stream:
+async def _connect(port: int | str) -> trio.SocketStream:
     if isinstance(port, int):
         return await trio.open_tcp_stream("127.0.0.1", port)
     return await trio.open_unix_socket(port)

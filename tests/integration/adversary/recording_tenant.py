@@ -101,9 +101,11 @@ def answer(
             "body": body.decode("latin-1"),
         }
     ).encode()
+    # HEAD: the length a GET would get, and no body (RFC 9110 9.3.2)
+    data_sent = b"" if line.startswith(b"HEAD ") else data
     conn.sendall(
         b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
-        b"content-length: %d\r\n\r\n%s" % (len(data), data)
+        b"content-length: %d\r\n\r\n%s" % (len(data), data_sent)
     )
 
 
