@@ -184,3 +184,14 @@ def test_a_file_of_comments_only_is_not_empty(tmp_path: Path) -> None:
     path.write_text("# no service yet\n")
     config = load_config(path=path, environ={}, cwd=tmp_path, refuse_empty=True)
     assert config.services == {}
+
+
+def test_body_timeout_defaults_to_30_seconds_and_takes_a_number() -> None:
+    assert parse("[settings]\n").settings.body_timeout == 30
+    assert parse("[settings]\nbody_timeout = 2.5\n").settings.body_timeout == 2.5
+
+
+@pytest.mark.parametrize("value", ["0", "-1", '"30s"'])
+def test_body_timeout_must_be_a_positive_number(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[settings\] body_timeout"):
+        parse(f"[settings]\nbody_timeout = {value}\n")
