@@ -59,3 +59,10 @@ def disposable_serve(servers: _Servers) -> Iterator[LiveServe]:
     leave it poisoned (a tenant connection out of step) without killing it."""
     yield servers.live()
     servers.discard()
+
+
+@pytest.fixture
+def fresh_serve(servers: _Servers) -> LiveServe:
+    """A `ten serve` no test before used: what fails with it, its own test caused."""
+    servers.discard()
+    return servers.live()

@@ -85,7 +85,10 @@ async def test_an_attack_leaves_the_server_serving(serve: LiveServe, attack: Pat
 
 async def throw(serve: LiveServe, data: bytes, seconds: float) -> None:
     result = await exchange(serve.port, data, seconds=seconds, settle=SETTLE_SECONDS)
-    await serve.assert_serving()
+    try:
+        await serve.assert_serving()
+    except AssertionError as exc:  # name the bytes: hypothesis shows no async test's data
+        raise AssertionError(f"after {data[:600]!r} (answered {result.data[:300]!r})") from exc
     bad = MISFRAMED.intersection(statuses(result.data))
     assert not bad, (data[:300], result.data[:600])
 
@@ -107,8 +110,10 @@ PHASES = (Phase.explicit, Phase.generate)
     ],
 )
 @given(requests().map(lambda data: data.replace(b"a.test", REC_HOST.encode())))
-async def test_generated_requests_leave_the_server_serving(serve: LiveServe, data: bytes) -> None:
-    await throw(serve, data, 2.0)
+async def test_generated_requests_leave_the_server_serving(
+    fresh_serve: LiveServe, data: bytes
+) -> None:
+    await throw(fresh_serve, data, 2.0)
 
 
 @settings(
@@ -124,5 +129,5 @@ async def test_generated_requests_leave_the_server_serving(serve: LiveServe, dat
         lambda tail: b"GET / HTTP/1.1\r\nHost: " + REC_HOST.encode() + tail
     )
 )
-async def test_raw_bytes_leave_the_server_serving(serve: LiveServe, data: bytes) -> None:
-    await throw(serve, data, 1.0)
+async def test_raw_bytes_leave_the_server_serving(fresh_serve: LiveServe, data: bytes) -> None:
+    await throw(fresh_serve, data, 1.0)
