@@ -51,10 +51,6 @@ class Identity:
 
     tenant: str | None = None
 
-    @property
-    def is_admin(self) -> bool:
-        return self.tenant is None
-
 
 class Unauthorized(Exception):
     """401: no token, a malformed header, or a token that matches nothing."""

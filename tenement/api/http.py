@@ -14,7 +14,7 @@ Each comes with ``{"error": "..."}`` naming the problem.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -70,7 +70,8 @@ def text(status: int, body: str) -> Response:
 
 def header(scope: Scope, name: bytes) -> str | None:
     """The first value of header ``name`` (lower-case bytes), decoded as latin-1."""
-    for key, value in scope["headers"]:
+    headers: Iterable[tuple[bytes, bytes]] = scope["headers"]
+    for key, value in headers:
         if key.lower() == name:
             return value.decode("latin-1")
     return None

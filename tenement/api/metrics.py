@@ -169,7 +169,7 @@ def render_metrics(data: MetricsSnapshot) -> bytes:
 def _reference_order(samples: list[Any]) -> list[Any]:
     """Each series' samples as the reference lists them: buckets, ``_sum``, ``_count``."""
     suffixes = {"_bucket": 0, "_sum": 1, "_count": 2}
-    series: dict[tuple, int] = {}
+    series: dict[tuple[tuple[str, str], ...], int] = {}
     for sample in samples:
         key = tuple((k, v) for k, v in sample.labels.items() if k != "le")
         series.setdefault(key, len(series))

@@ -20,6 +20,7 @@ import trio
 from tenement.api.app import ApiContext, Request
 from tenement.api.logs import LogFilter, count_param, entry_json, query_store
 from tenement.asgi import cancel_on_disconnect
+from tenement.store import LogEntry
 from tenement.types import Send
 
 KEEPALIVE_SECONDS = 15.0
@@ -68,9 +69,9 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
 
 
 async def _forward(
-    feed: trio.MemoryReceiveChannel,
+    feed: trio.MemoryReceiveChannel[LogEntry],
     filters: LogFilter,
-    seen: set,
+    seen: set[LogEntry],
     api: ApiContext,
     send: Send,
     *,

@@ -158,7 +158,7 @@ class Proxy:
         send: Send,
         send_whole: SendWhole,
     ) -> bool:
-        """Serve a whole, plain HTTP/1.1 request that ``h1.py`` read itself (its express
+        """Serve a whole HTTP/1.1 request that ``h1.py`` read itself (its express
         lane), when it is for a running instance with an idle pooled connection.
 
         Returns:
@@ -266,9 +266,10 @@ class Proxy:
         if target is None:
             if not self._backends.may_wake(service, tenant):
                 return NOT_FOUND
-            target = await self._wake(service, tenant)
-            if isinstance(target, Rejected):
-                return target
+            woken = await self._wake(service, tenant)
+            if isinstance(woken, Rejected):
+                return woken
+            target = woken
         conn = await self._probe(target)
         if conn is not None:
             return target, conn
@@ -278,9 +279,10 @@ class Proxy:
                 backends = self._backends  # the leader's, if this server became the leader
                 again = backends.target(service, tenant)
                 if again is None and backends.may_wake(service, tenant):
-                    again = await self._wake(service, tenant)
-                    if isinstance(again, Rejected):
-                        return again
+                    woken = await self._wake(service, tenant)
+                    if isinstance(woken, Rejected):
+                        return woken
+                    again = woken
                 if again is not None:
                     conn = await self._probe(again)
                     if conn is not None:

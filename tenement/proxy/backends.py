@@ -7,6 +7,7 @@ memory only, never the database: it runs on every request.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from typing import Protocol
 
@@ -43,7 +44,7 @@ class Backends(Protocol):
     def target(self, service: str, tenant: str) -> Target | None:
         """The running instance ``service:tenant``, touching its last activity."""
 
-    def weighted_targets(self, service: str) -> list[Target]:
+    def weighted_targets(self, service: str) -> Sequence[Target]:
         """Every running instance of ``service``, in a stable (registry) order."""
 
     def may_wake(self, service: str, tenant: str) -> bool:

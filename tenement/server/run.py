@@ -30,23 +30,23 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from tenement.config import Config
+from tenement.config import SECONDS, Config
 from tenement.errors import TenementError
+from tenement.server.handoff import LISTEN_BACKLOG
 
 if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
+    from tenement.server.h1 import Express
     from tenement.server.roles import Node
     from tenement.server.workers import Workers
     from tenement.systemd import Notifier
+    from tenement.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
-SECONDS = 1.0
 #: how long accepted requests get to finish once a stop or restart begins
 DRAIN_GRACE = 10 * SECONDS
 #: a migration may take long on a large database; systemd is told to wait this long more
 MIGRATION_TIMEOUT = 300 * SECONDS
-#: hypercorn re-calls listen() with this; systemd's queue must not shrink under us
-BACKLOG = 4096
 #: descriptors the table of open files is grown to at start (see reserve_descriptors)
 RESERVED_DESCRIPTORS = 16384
 #: the soft limit on open files raised to at start, the hard limit permitting (see
@@ -106,7 +106,7 @@ def _bind_one(bind: str) -> socket.socket:
         except OSError as exc:
             sock.close()
             raise TenementError(f"Cannot listen on {bind}: {exc.strerror}") from exc
-    sock.listen(BACKLOG)
+    sock.listen(LISTEN_BACKLOG)
     return sock
 
 
@@ -200,8 +200,14 @@ async def serve(
                 public_drained, control_drained = trio.Event(), trio.Event()
 
                 async def serve_until_drained(
-                    app, listening, stop, drained, express, *, task_status
-                ):  # type: ignore[no-untyped-def]
+                    app: ASGIApp,
+                    listening: list[socket.socket],
+                    stop: trio.Event,
+                    drained: trio.Event,
+                    express: Express | None,
+                    *,
+                    task_status: trio.TaskStatus[list[str]],
+                ) -> None:
                     try:
                         await serve_http(
                             app,
@@ -210,8 +216,9 @@ async def serve(
                             grace_seconds=DRAIN_GRACE,
                             # tenants name themselves; hypercorn must not add a second one
                             config_overrides={"include_server_header": False},
-                            # every plain HTTP/1.1 request, the API's too, is served
-                            # by h1.py; hypercorn (imported then) only what it hands off
+                            # every HTTP/1.1 request without an upgrade, the API's too,
+                            # is served by h1.py; hypercorn (imported then) only what it
+                            # hands off
                             fast_path=_every_host,
                             express=express,
                             body_seconds=settings.body_timeout,

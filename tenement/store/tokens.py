@@ -11,12 +11,15 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
 
 from tenement.store import _time
 from tenement.store._base import StoreBase, upsert
+
+if TYPE_CHECKING:  # at run time argon2 is imported by the functions that hash
+    from argon2 import PasswordHasher
 
 #: key of the admin token's hash in the ``config`` table
 ADMIN_HASH_KEY = "api_token_hash"
@@ -39,7 +42,7 @@ def token_prefix(token: str) -> str:
     return token[:PREFIX_LENGTH]
 
 
-def _hasher():  # type: ignore[no-untyped-def]
+def _hasher() -> PasswordHasher:
     from argon2 import PasswordHasher, Type
 
     return PasswordHasher(
@@ -96,9 +99,10 @@ class TokenQueries(StoreBase):
     def admin_token_hash(self) -> str | None:
         """The admin token's hash, or None when no admin token was generated."""
         with self._read() as conn:
-            return conn.execute(
+            token_hash: str | None = conn.execute(
                 "SELECT value FROM config WHERE key = :key", {"key": ADMIN_HASH_KEY}
             ).scalar()
+            return token_hash
 
     def add_tenant_token(
         self, tenant: str, token_hash: str, prefix: str, description: str | None = None

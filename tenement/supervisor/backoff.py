@@ -80,7 +80,8 @@ def delay_seconds(policy: RestartPolicy, count: int) -> float:
         return 0.0
     # cap the exponent first: 2**count overflows nothing in Python, but stays cheap this way
     exponent = min(count - 1, 62)
-    return min(policy.base_ms * 2**exponent, policy.max_ms) * MILLISECONDS
+    # a shift, not 2**exponent: an int power is typed Any (a negative one is a float)
+    return min(policy.base_ms * (1 << exponent), policy.max_ms) * MILLISECONDS
 
 
 def decide(

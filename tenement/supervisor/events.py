@@ -11,10 +11,11 @@ from __future__ import annotations
 import collections
 import logging
 import time
-from typing import Any
 
 import attrs
 import trio
+
+from tenement.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Events:
         store: the store for audit rows (``store.audit`` via ``store.run``), or None.
     """
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Store) -> None:
         self._store = store
         self.counts: collections.Counter[str] = collections.Counter()
         #: instance id -> restarts (crash, health, manual, and failed wakes, which count as
@@ -93,7 +94,7 @@ class Events:
         self.counts[event.kind] += 1
         if event.kind in ("crash_restart", "health_restart", "restart", "wake_failed"):
             self.restarts[event.instance_id] += 1
-        extra = {
+        extra: dict[str, str | int] = {
             "INSTANCE": event.instance_id,
             "SERVICE": event.service,
             "TENANT": event.tenant,

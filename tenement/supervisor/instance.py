@@ -8,7 +8,7 @@ the API and ``ten ps``, :class:`Target` for the proxy.
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING
 
 import attrs
 import trio
@@ -16,6 +16,9 @@ import trio
 from tenement.store import InstanceRecord
 from tenement.supervisor import backoff
 from tenement.supervisor.health import Health, HealthState
+
+if TYPE_CHECKING:
+    from tenement.supervisor.process import TenantProcess
 
 STARTING = "starting"
 RUNNING = "running"
@@ -66,7 +69,7 @@ class Run:
     """One process of an instance, from its launch to its exit.
 
     Attributes:
-        process: the ``TenantProcess``.
+        process: the running process.
         port: its TCP port (None: it listens on its Unix socket).
         exited: set by the watcher when the process is gone; ``exit_code`` then holds its code.
         handed_over: set once the launcher is done with it (ready or past startup_timeout):
@@ -76,7 +79,7 @@ class Run:
         trouble: why the watcher acts: ``"exit"`` or ``"unhealthy"``.
     """
 
-    process: Any
+    process: TenantProcess
     port: int | None
     exited: trio.Event = attrs.Factory(trio.Event)
     handed_over: trio.Event = attrs.Factory(trio.Event)

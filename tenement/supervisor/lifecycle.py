@@ -15,11 +15,11 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator, Mapping
-from typing import Any
 
 import trio
 
 from tenement.config import Config
+from tenement.store import Store
 from tenement.supervisor import idle
 from tenement.supervisor.adoption import adopt_all, watch_adopted
 from tenement.supervisor.errors import SupervisorBusy
@@ -65,7 +65,7 @@ def holder_alive(holder: str) -> bool:
     return True
 
 
-def _acquire(store: Any, holder: str) -> None:
+def _acquire(store: Store, holder: str) -> None:
     now = time.time()
     if store.try_acquire_lease(holder, LEASE_TTL_SECONDS, now):
         return
@@ -82,7 +82,7 @@ def _acquire(store: Any, holder: str) -> None:
 @contextlib.asynccontextmanager
 async def open_supervisor(
     config: Config,
-    store: Any,
+    store: Store,
     *,
     environ: Mapping[str, str] | None = None,
     log_poll_seconds: float = 0.25,
@@ -163,7 +163,7 @@ async def _watch_when_serving(
         await trio.sleep(WATCH_PAUSE_SECONDS)
 
 
-async def _renew_lease(sup: Supervisor, store: Any, holder: str) -> None:
+async def _renew_lease(sup: Supervisor, store: Store, holder: str) -> None:
     """Keep the lease; if another live server took it, leave the tenants to it and stop.
 
     Raises:

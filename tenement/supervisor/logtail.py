@@ -19,12 +19,11 @@ import os
 import shutil
 import time
 from collections.abc import Mapping
-from typing import Any
 
 import attrs
 import trio
 
-from tenement.store import LogEntry
+from tenement.store import LogEntry, Store
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +74,7 @@ class LogTailer:
 
     def __init__(
         self,
-        store: Any,
+        store: Store,
         *,
         poll_seconds: float = 0.25,
         busy_poll_seconds: float = 0.02,
@@ -197,15 +196,15 @@ class LogTailer:
         self._subscribers = alive
 
 
-def _load_offsets(store: Any, paths: list[str]) -> dict[str, tuple[int, int]]:
+def _load_offsets(store: Store, paths: list[str]) -> dict[str, tuple[int, int]]:
     return store.log_offsets(paths)
 
 
-def _insert(store: Any, entries: list[LogEntry], offsets: Mapping[str, tuple[int, int]]) -> None:
+def _insert(store: Store, entries: list[LogEntry], offsets: Mapping[str, tuple[int, int]]) -> None:
     store.insert_logs(entries, offsets)
 
 
-def _save_offsets(store: Any, offsets: Mapping[str, tuple[int, int]]) -> None:
+def _save_offsets(store: Store, offsets: Mapping[str, tuple[int, int]]) -> None:
     store.save_log_offsets(offsets)
 
 
@@ -242,7 +241,7 @@ def _read_new(path: str, inode: int | None, offset: int) -> tuple[int | None, in
     if end == 0:
         end = len(data)
     lines = data[:end].splitlines()
-    pieces = []
+    pieces: list[bytes] = []
     for line in lines:
         pieces.extend(
             line[i : i + MAX_LINE_BYTES] for i in range(0, max(len(line), 1), MAX_LINE_BYTES)

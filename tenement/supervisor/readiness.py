@@ -46,6 +46,7 @@ _NOT_YET = (errno.ECONNREFUSED, errno.ENOENT, errno.ECONNRESET, errno.EAGAIN, er
 
 async def accepting(port: int | None, socket_path: str | None) -> bool:
     """One try: does ``127.0.0.1:port`` (or, without a port, the Unix socket) accept?"""
+    address: tuple[str, int] | str
     if port is not None:
         family, address = trio.socket.AF_INET, ("127.0.0.1", port)
     elif socket_path is not None:

@@ -11,12 +11,11 @@ from __future__ import annotations
 import time
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
 
 import trio
 
 from tenement.config import Config, Service
-from tenement.store import InstanceRecord
+from tenement.store import InstanceRecord, Store
 from tenement.supervisor import identity
 from tenement.supervisor.events import Events
 from tenement.supervisor.logtail import LogTailer
@@ -30,7 +29,7 @@ class Shared:
     def __init__(
         self,
         config: Config,
-        store: Any,
+        store: Store,
         *,
         environ: Mapping[str, str],
         nursery: trio.Nursery,

@@ -12,10 +12,10 @@ never the database.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 import trio
@@ -23,7 +23,7 @@ import trio
 from tenement.config import Config, Service
 from tenement.errors import TenementError
 from tenement.ids import NAME_RULE, InstanceRef, InvalidInstanceId, is_valid_name
-from tenement.store import InstanceRecord, LogEntry
+from tenement.store import InstanceRecord, LogEntry, Store
 from tenement.supervisor.errors import (
     DeployError,
     InstanceNotFound,
@@ -81,7 +81,7 @@ class Supervisor:
     def __init__(
         self,
         config: Config,
-        store: Any,
+        store: Store,
         *,
         environ: Mapping[str, str],
         nursery: trio.Nursery,
@@ -534,7 +534,7 @@ class Supervisor:
         ]
         async with trio.open_nursery() as nursery:
             for runner in removed:
-                nursery.start_soon(lambda r=runner: r.stop(kind="stop"))
+                nursery.start_soon(functools.partial(runner.stop, kind="stop"))
         for service, tenants in config.instances.items():
             for tenant in tenants:
                 if tenant not in old.instances.get(service, ()):
@@ -558,7 +558,7 @@ class Supervisor:
         else:
             async with trio.open_nursery() as nursery:
                 for runner in live:
-                    nursery.start_soon(lambda r=runner: r.stop(kind="stop", drain=False))
+                    nursery.start_soon(functools.partial(runner.stop, kind="stop", drain=False))
         await shared.tailer.poll_once()
 
 
