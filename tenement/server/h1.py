@@ -460,15 +460,19 @@ class Http1Connection:
         if first["type"] == "http.disconnect":
             return response  # the client left before its body: nobody to answer
         self._ahead = first
+        failed = False
         try:
             await self._app(scope, self._receive, response.send)
         except Exception:
+            failed = True
             log.exception("error in the ASGI app serving %s %s", scope["method"], scope["path"])
         self._ahead = None
         if not response.started:
             if reader.bad_body is not None:
                 await response.error(400, f"a malformed request body: {reader.bad_body}")
                 await self._linger()
+            elif not failed and reader.eof:
+                pass  # the app saw the client leave (its EOF) and gave up: nobody to answer
             else:
                 await response.error(500)
         return response

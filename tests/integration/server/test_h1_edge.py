@@ -318,3 +318,29 @@ async def test_a_target_that_is_no_path_nor_url_is_refused(nursery: trio.Nursery
     port = await start(nursery)
     answer = await raw(port, b"GET ftp://fast.test/x HTTP/1.1\r\nHost: fast.test\r\n\r\n")
     assert answer.startswith(b"HTTP/1.1 400 "), answer
+
+
+async def test_an_app_that_gives_up_on_a_half_closed_client_gets_no_500(
+    nursery: trio.Nursery,
+) -> None:
+    # The proxy takes a client's EOF for its leaving (as nginx does) and answers nothing;
+    # "500 Internal Server Error" was written to it anyway.
+    async def gives_up(scope, receive, send):  # type: ignore[no-untyped-def]
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    await nursery.start(
+        functools.partial(
+            serve_http, gives_up, [sock], shutdown=trio.Event(), grace_seconds=2, fast_path=is_fast
+        )
+    )
+    stream = await trio.open_tcp_stream("127.0.0.1", sock.getsockname()[1])
+    async with stream:
+        await stream.send_all(
+            b"POST /p HTTP/1.1\r\nHost: fast.test\r\nContent-Length: 3\r\n\r\nabc"
+        )
+        await stream.send_eof()
+        with trio.fail_after(10):
+            assert await stream.receive_some(65536) == b""
