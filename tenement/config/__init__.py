@@ -4,7 +4,8 @@ The public face of the config layer. Layout:
 
 - ``_model``: the values (:class:`Config`, :class:`Settings`, :class:`Service`, ...), the
   errors and warnings, and template filling (:func:`render`);
-- ``_parse``: TOML text -> :class:`Config` (checks every key, collects warnings);
+- ``_parse``: TOML text or one file -> :class:`Config` (:func:`parse_config`,
+  :func:`read_config_file`; checks every key, collects warnings);
 - ``_discovery``: which file to read (:func:`load_config`);
 - ``_limits``: bounds that keep the TOML parser from exhausting stack or memory;
 - ``_diff``: what a reload changes (:func:`config_changes`);
@@ -50,6 +51,7 @@ from tenement.config._model import (
     UnsupportedIsolation,
     render,
 )
+from tenement.config._parse import parse_config, read_config_file
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -77,7 +79,9 @@ __all__ = [
     "config_changes",
     "find_config",
     "load_config",
+    "parse_config",
     "read_applied",
+    "read_config_file",
     "render",
     "write_applied",
 ]

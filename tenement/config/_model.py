@@ -265,8 +265,9 @@ class Routing:
 class Config:
     """A whole tenement.toml with every default filled in.
 
-    Build it with :func:`tenement.config.load_config` (discovery), :meth:`from_toml` or
-    :meth:`from_text`; ``__init__`` takes finished values.
+    Build it with :func:`tenement.config.load_config` (discovery),
+    :func:`tenement.config.read_config_file` or :func:`tenement.config.parse_config`;
+    ``__init__`` takes finished values.
     """
 
     settings: Settings = attrs.field(factory=Settings)
@@ -279,39 +280,6 @@ class Config:
     source: Path | None = None
     #: what was accepted but deserves attention (unknown keys, deprecated spellings, ...)
     warnings: tuple[ConfigWarning, ...] = attrs.field(default=(), eq=False)
-
-    @classmethod
-    def from_toml(
-        cls, path: Path, *, cwd: Path | None = None, data_dir: Path | None = None
-    ) -> Config:
-        """Read one tenement.toml (no discovery). See :meth:`from_text` for the arguments."""
-        from tenement.config._parse import read_config_file
-
-        return read_config_file(Path(path), cwd=cwd, data_dir=data_dir)
-
-    @classmethod
-    def from_text(
-        cls,
-        text: str,
-        *,
-        source: Path | None = None,
-        cwd: Path | None = None,
-        data_dir: Path | None = None,
-    ) -> Config:
-        """Parse TOML text.
-
-        Args:
-            text: the TOML document.
-            source: the file it came from, used in messages and kept as ``Config.source``.
-            cwd: what a relative data_dir is relative to (default: the process's cwd).
-            data_dir: overrides ``settings.data_dir`` (from --data-dir / TENEMENT_DATA_DIR).
-
-        Raises:
-            ConfigError: malformed TOML or invalid values, all problems in one message.
-        """
-        from tenement.config._parse import parse_config
-
-        return parse_config(text, source=source, cwd=cwd, data_dir=data_dir)
 
     def unsupported(self) -> tuple[ConfigWarning, ...]:
         """The warnings that `ten config --check` turns into errors."""

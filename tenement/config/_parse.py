@@ -202,7 +202,17 @@ def parse_config(
     cwd: Path | None = None,
     data_dir: Path | None = None,
 ) -> Config:
-    """Parse a tenement.toml document. See :meth:`Config.from_text`."""
+    """Parse a tenement.toml document (TOML text -> :class:`Config`).
+
+    Args:
+        text: the TOML document.
+        source: the file it came from, used in messages and kept as ``Config.source``.
+        cwd: what a relative data_dir is relative to (default: the process's cwd).
+        data_dir: overrides ``settings.data_dir`` (from --data-dir / TENEMENT_DATA_DIR).
+
+    Raises:
+        ConfigError: malformed TOML or invalid values, all problems in one message.
+    """
     cwd = Path.cwd() if cwd is None else cwd
     place = str(source) if source is not None else "<config>"
     parts, offset = deepest_dotted_key(text)
@@ -273,11 +283,17 @@ def _toml_error(exc: tomllib.TOMLDecodeError, text: str, source: Path | None) ->
 
 
 def read_config_file(
-    path: Path, *, cwd: Path | None, data_dir: Path | None, refuse_empty: bool = False
+    path: Path,
+    *,
+    cwd: Path | None = None,
+    data_dir: Path | None = None,
+    refuse_empty: bool = False,
 ) -> Config:
-    """Read and parse one file; a missing or unreadable file is a :class:`ConfigError`.
+    """Read and parse one tenement.toml (no discovery); a missing or unreadable file is a
+    :class:`ConfigError`.
 
     Args:
+        cwd, data_dir: as for :func:`parse_config`.
         refuse_empty: a file with nothing but white space is an error rather than a
             config without services (a reload must not take it for "stop everything").
     """

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from tenement.config import Config, ConfigError
+from tenement.config import ConfigError, parse_config
 from tenement.ids import InstanceRef, InvalidInstanceId, is_valid_name
 from tenement.proxy.routing import Direct, Rejected, parse_host
 from tests.integration.cli.live import invoke
@@ -68,7 +68,7 @@ def test_the_config_refuses_a_dashed_service_or_tenant(tmp_path: Path) -> None:
         '[service.-web]\ncommand = "app"\n[service.ok]\ncommand = "app"\n[instances]\nok = ["-h"]\n'
     )
     with pytest.raises(ConfigError) as caught:
-        Config.from_text(text, cwd=tmp_path)
+        parse_config(text, cwd=tmp_path)
     assert any("service name '-web'" in p and DASH in p for p in caught.value.problems)
     assert any("tenant id '-h'" in p and DASH in p for p in caught.value.problems)
 

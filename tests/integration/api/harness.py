@@ -20,7 +20,7 @@ from hypercorn.config import Config as HypercornConfig
 from hypercorn.trio import serve
 
 from tenement.api import build_api
-from tenement.config import Config
+from tenement.config import parse_config
 from tenement.proxy import Proxy, ProxyMetrics
 from tenement.store import generate_token, hash_token, migrate_to_head, open_store, token_prefix
 from tenement.supervisor import open_supervisor
@@ -81,7 +81,7 @@ async def open_api(
     keepalive_seconds: float = 15.0,
     ready: Callable[[], bool] = lambda: True,
 ) -> AsyncIterator[Harness]:
-    config = Config.from_text(config_text(tmp_path / "data"), cwd=tmp_path)
+    config = parse_config(config_text(tmp_path / "data"), cwd=tmp_path)
     admin, tenant = generate_token(), generate_token()
     with open_store(f"sqlite:///{tmp_path}/tenement.db") as store:
         migrate_to_head(store, backup_dir=None)

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from tenement.cli import ten
 from tenement.cli.context import CliContext
-from tenement.config import Config, config_as_dict
+from tenement.config import config_as_dict, read_config_file
 
 CONFIG = """\
 [settings]
@@ -145,7 +145,7 @@ def test_json_is_the_whole_effective_config(project: Path) -> None:
     result = run("config", "--json")
     assert result.exit_code == 0
     data = json.loads(result.stdout)
-    expected = Config.from_toml(project / "tenement.toml", cwd=project)
+    expected = read_config_file(project / "tenement.toml", cwd=project)
     assert data == json.loads(json.dumps(config_as_dict(expected)))
     assert data["services"]["api"]["stop_timeout"] == 5.0
     assert data["settings"]["database_url"] is None

@@ -6,7 +6,13 @@ from pathlib import Path
 
 import pytest
 
-from tenement.config import SAMPLE_CONFIG, Config, ConfigError, ConfigNotFound, load_config
+from tenement.config import (
+    SAMPLE_CONFIG,
+    ConfigError,
+    ConfigNotFound,
+    load_config,
+    parse_config,
+)
 
 
 @pytest.fixture
@@ -88,7 +94,7 @@ def test_nothing_found_says_where_it_looked_and_shows_a_sample(tmp_path: Path) -
 
 
 def test_the_sample_is_a_valid_config() -> None:
-    config = Config.from_text(SAMPLE_CONFIG, cwd=Path("/"))
+    config = parse_config(SAMPLE_CONFIG, cwd=Path("/"))
     assert config.warnings == ()
     assert config.unsupported() == ()
 

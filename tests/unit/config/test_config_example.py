@@ -11,13 +11,13 @@ from pathlib import Path
 import httpx
 import trio
 
-from tenement.config import Config, render
+from tenement.config import read_config_file, render
 
 EXAMPLES = Path(__file__).parents[3] / "examples"
 
 
 def test_example_config_loads_without_warnings() -> None:
-    config = Config.from_toml(EXAMPLES / "tenement.toml", cwd=Path("/srv"))
+    config = read_config_file(EXAMPLES / "tenement.toml", cwd=Path("/srv"))
 
     assert config.warnings == ()
     assert config.instances == {"notes": ("alice", "bob")}

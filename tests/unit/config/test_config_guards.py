@@ -11,7 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from tenement.config import MAX_WORKERS, Config, ConfigError, load_config
+from tenement.config import (
+    MAX_WORKERS,
+    Config,
+    ConfigError,
+    load_config,
+    parse_config,
+)
 from tenement.config._limits import MAX_KEY_PARTS, deepest_dotted_key
 
 SOURCE = Path("/etc/tenement/tenement.toml")
@@ -19,7 +25,7 @@ SERVICE = '[service.notes]\ncommand = "python3 app.py"\n'
 
 
 def parse(text: str) -> Config:
-    return Config.from_text(text, source=SOURCE, cwd=Path("/work"))
+    return parse_config(text, source=SOURCE, cwd=Path("/work"))
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from tenement.config import (
     Settings,
     TlsSettings,
     UnsupportedIsolation,
+    parse_config,
+    read_config_file,
 )
 from tenement.ids import NAME_RULE
 
@@ -24,7 +26,7 @@ SOURCE = Path("/etc/tenement/tenement.toml")
 
 
 def parse(text: str) -> Config:
-    return Config.from_text(text, source=SOURCE, cwd=CWD)
+    return parse_config(text, source=SOURCE, cwd=CWD)
 
 
 def test_minimal_service_gets_every_default() -> None:
@@ -52,7 +54,7 @@ def test_empty_file_is_a_valid_config() -> None:
 
 def test_every_key_is_read() -> None:
     path = CONFIGS / "every_key.toml"
-    config = Config.from_toml(path, cwd=CWD)
+    config = read_config_file(path, cwd=CWD)
 
     assert config.warnings == ()
     assert config.settings == Settings(
@@ -185,7 +187,7 @@ def test_older_configs_still_load(
     filename: str, expected_services: dict[str, Service], warnings: list[str]
 ) -> None:
     path = CONFIGS / filename
-    config = Config.from_toml(path, cwd=CWD)
+    config = read_config_file(path, cwd=CWD)
 
     assert config.services == expected_services
     assert [str(w) for w in config.warnings] == [f"{path}{text}" for text in warnings]
@@ -193,7 +195,7 @@ def test_older_configs_still_load(
 
 
 def test_v0_1_settings_are_kept() -> None:
-    config = Config.from_toml(CONFIGS / "v0_1_process_tables.toml", cwd=CWD)
+    config = read_config_file(CONFIGS / "v0_1_process_tables.toml", cwd=CWD)
     assert config.settings == Settings(
         data_dir=Path("/var/lib/tenement"),
         health_check_interval=15,
@@ -222,7 +224,7 @@ def test_v0_1_settings_are_kept() -> None:
 def test_alias_conflicts_fail(filename: str, expected: str) -> None:
     path = CONFIGS / filename
     with pytest.raises(ConfigError) as caught:
-        Config.from_toml(path, cwd=CWD)
+        read_config_file(path, cwd=CWD)
     assert caught.value.problems == (f"{path}{expected}",)
     assert str(caught.value).startswith(f"{path}{expected}")
     assert caught.value.exit_code == 2
@@ -594,7 +596,7 @@ def test_file_that_is_not_utf8_is_a_config_error(tmp_path: Path) -> None:
     path = tmp_path / "tenement.toml"
     path.write_bytes(b'[service.a]\ncommand = "caf\xe9"\n')
     with pytest.raises(ConfigError, match=r"tenement.toml:2: not valid UTF-8 \(byte 26\)"):
-        Config.from_toml(path, cwd=tmp_path)
+        read_config_file(path, cwd=tmp_path)
 
 
 # -- unknown keys and tables warn, with a did-you-mean ----------------------------------
@@ -733,14 +735,14 @@ def test_data_dir_is_absolute(
     toml_value: str | None, override: Path | None, expected: Path
 ) -> None:
     text = f'[settings]\ndata_dir = "{toml_value}"\n' if toml_value else ""
-    config = Config.from_text(text, cwd=CWD, data_dir=override)
+    config = parse_config(text, cwd=CWD, data_dir=override)
     assert config.settings.data_dir == expected
     assert config.settings.data_dir.is_absolute()
 
 
 def test_tilde_override_is_rejected_with_the_reference_message() -> None:
     with pytest.raises(ConfigError) as caught:
-        Config.from_text("", cwd=CWD, data_dir=Path("~/t"))
+        parse_config("", cwd=CWD, data_dir=Path("~/t"))
     assert str(caught.value) == (
         "--data-dir path \"~/t\" starts with '~'. Tilde is not expanded; pass an absolute "
         "path (e.g. $HOME/.local/share/tenement) instead."
@@ -763,4 +765,4 @@ def test_error_message_keeps_the_warnings_that_explain_it() -> None:
 def test_byte_order_mark_is_accepted(tmp_path: Path) -> None:
     path = tmp_path / "tenement.toml"
     path.write_bytes(b'\xef\xbb\xbf[service.a]\ncommand = "x"\n')
-    assert list(Config.from_toml(path, cwd=tmp_path).services) == ["a"]
+    assert list(read_config_file(path, cwd=tmp_path).services) == ["a"]

@@ -8,7 +8,13 @@ from pathlib import Path
 import attrs
 import pytest
 
-from tenement.config import Config, Service, Settings, config_as_dict, render
+from tenement.config import (
+    Service,
+    Settings,
+    config_as_dict,
+    parse_config,
+    render,
+)
 
 VALUES = {
     "name": "notes",
@@ -73,7 +79,7 @@ def test_database_url(database_url: str | None, expected: str) -> None:
 
 
 def test_config_as_dict_is_json_with_every_field() -> None:
-    config = Config.from_text(
+    config = parse_config(
         '[service.a]\ncommand = "x"\n[[service.a.mounts]]\nsource = "/s"\ndestination = "/d"\n'
         '[instances]\na = ["t"]\n',
         source=Path("/etc/tenement.toml"),

@@ -8,13 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from tenement.config import Config, ConfigError
+from tenement.config import Config, ConfigError, parse_config
 
 SOURCE = Path("/etc/tenement/tenement.toml")
 
 
 def parse(text: str) -> Config:
-    return Config.from_text(text, source=SOURCE, cwd=Path("/work/dir"))
+    return parse_config(text, source=SOURCE, cwd=Path("/work/dir"))
 
 
 def an_existing_user() -> str:
