@@ -92,4 +92,4 @@ def build_api(
         authenticator=authenticator or Authenticator(store),
         keepalive_seconds=keepalive_seconds,
     )
-    return ApiApp(context, routes())
+    return ApiApp(context, routes(), default=dashboard.asset_fallback)

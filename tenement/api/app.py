@@ -111,12 +111,27 @@ class Route:
         return params
 
 
-class ApiApp:
-    """The ASGI application (HTTP only; lifespan is acknowledged, websockets refused)."""
+async def not_found(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """The default handler: a path no route knows (asked with a valid token)."""
+    return http.text(404, "Not found")
 
-    def __init__(self, context: ApiContext, routes: list[Route]) -> None:
+
+class ApiApp:
+    """The ASGI application (HTTP only; lifespan is acknowledged, websockets refused).
+
+    Args:
+        routes: tried in order; a path that matches one with another method is 405.
+        default: answers a path no route matches, like starlette's ``Router(default=)``
+            (the dashboard's SPA fallback is passed in here, so this module need not
+            know the dashboard).
+    """
+
+    def __init__(
+        self, context: ApiContext, routes: list[Route], *, default: Handler = not_found
+    ) -> None:
         self.context = context
         self.routes = routes
+        self.default = default
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -165,12 +180,7 @@ class ApiApp:
             if "GET" in allowed:
                 allowed.append("HEAD")
             return http.empty(405, ((b"allow", ",".join(allowed).encode()),))
-        if path.startswith("/assets/"):
-            # The reference's SPA fallback: an unknown asset is the dashboard page.
-            from tenement.api.dashboard import index
-
-            return await index(self.context, Request(scope, receive, None, {}), send)
-        return http.text(404, "Not found")
+        return await self.default(self.context, Request(scope, receive, identity, {}), send)
 
 
 def _is_public(path: str) -> bool:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from tenement.api import http
-from tenement.api.app import ApiContext, Request
+from tenement.api.app import ApiContext, Request, not_found
 from tenement.types import Send
 
 PAGE = b"""<!doctype html>
@@ -48,3 +48,12 @@ async def index(api: ApiContext, request: Request, send: Send) -> http.Response:
         "text/html; charset=utf-8",
         ((b"cache-control", b"public, max-age=0, must-revalidate"),),
     )
+
+
+async def asset_fallback(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """The API's default handler: the reference's SPA fallback answers an unknown asset
+    path (any method, any depth under ``/assets/``) with the dashboard page; any other
+    unknown path is 404."""
+    if request.scope["path"].startswith("/assets/"):
+        return await index(api, request, send)
+    return await not_found(api, request, send)
