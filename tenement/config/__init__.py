@@ -3,7 +3,8 @@
 The public face of the config layer. Layout:
 
 - ``_model``: the values (:class:`Config`, :class:`Settings`, :class:`Service`, ...), the
-  errors and warnings, and template filling (:func:`render`);
+  errors and warnings, template filling (:func:`render`) and the JSON form
+  (:func:`config_as_dict`);
 - ``_parse``: TOML text or one file -> :class:`Config` (:func:`parse_config`,
   :func:`read_config_file`; checks every key, collects warnings);
 - ``_discovery``: which file to read (:func:`load_config`);
@@ -17,11 +18,6 @@ loads; `ten config --check` rejects them and spawning raises :class:`Unsupported
 """
 
 from __future__ import annotations
-
-from pathlib import Path
-from typing import Any
-
-import attrs
 
 from tenement.config._applied import (
     AppliedConfig,
@@ -49,6 +45,7 @@ from tenement.config._model import (
     Settings,
     TlsSettings,
     UnsupportedIsolation,
+    config_as_dict,
     render,
 )
 from tenement.config._parse import parse_config, read_config_file
@@ -85,19 +82,3 @@ __all__ = [
     "render",
     "write_applied",
 ]
-
-
-def config_as_dict(config: Config) -> dict[str, Any]:
-    """The effective config as JSON-ready data (paths as strings, tuples as lists).
-
-    Every key with its value or default; ``warnings`` are left out (they are not config).
-    """
-
-    def plain(instance: Any, field: Any, value: Any) -> Any:
-        return str(value) if isinstance(value, Path) else value
-
-    return attrs.asdict(
-        config,
-        value_serializer=plain,
-        filter=lambda field, value: field.name != "warnings",
-    )

@@ -16,7 +16,7 @@ from typing import Any
 
 import attrs
 
-from tenement.config._model import Config
+from tenement.config._model import Config, config_as_dict
 
 RECORD_NAME = "applied-config.json"
 
@@ -46,8 +46,6 @@ def write_applied(data_dir: Path, config: Config, *, pid: int, now: float | None
     Raises:
         OSError: the run directory cannot be written.
     """
-    from tenement.config import config_as_dict
-
     path = applied_record_path(data_dir)
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
     record = {

@@ -1,4 +1,4 @@
-"""The values a tenement.toml describes: frozen attrs objects, their defaults, templates.
+"""The values a tenement.toml describes: frozen attrs objects, defaults, templates, JSON form.
 
 Nothing here reads a file; :mod:`tenement.config._parse` builds these from TOML text and
 :mod:`tenement.config._discovery` finds the file.
@@ -7,6 +7,7 @@ Nothing here reads a file; :mod:`tenement.config._parse` builds these from TOML 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import attrs
 
@@ -284,3 +285,19 @@ class Config:
     def unsupported(self) -> tuple[ConfigWarning, ...]:
         """The warnings that `ten config --check` turns into errors."""
         return tuple(w for w in self.warnings if w.category == "unsupported")
+
+
+def config_as_dict(config: Config) -> dict[str, Any]:
+    """The effective config as JSON-ready data (paths as strings, tuples as lists).
+
+    Every key with its value or default; ``warnings`` are left out (they are not config).
+    """
+
+    def plain(instance: Any, field: Any, value: Any) -> Any:
+        return str(value) if isinstance(value, Path) else value
+
+    return attrs.asdict(
+        config,
+        value_serializer=plain,
+        filter=lambda field, value: field.name != "warnings",
+    )
