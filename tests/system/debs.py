@@ -2,7 +2,8 @@
 
 ``old`` is ``make deb`` of this tree. ``new`` is that package repacked as the next
 version (``0.3.0~dev0`` -> ``0.3.1~systest1``) with one extra Alembic migration in its
-venv (``0003_system_test``, a table with a marker row; its downgrade drops it), so that
+venv (the revision after this tree's head, ``NNNN_system_test``: a table with a marker
+row; its downgrade drops it), so that
 installing it really migrates the database and makes a backup, and going back really
 needs ``ten db downgrade``. (A second ``make deb VERSION=...`` would take minutes; the
 repack takes seconds and ships the very same maintainer scripts.)
@@ -28,8 +29,11 @@ import attrs
 
 from tests.system.deployment import REPO
 
-#: the migration the newer package adds (revision id and the table it creates)
-EXTRA_REVISION = "0003"
+#: this tree's newest revision: the older package's head, which a rollback returns to
+OLD_HEAD = max(p.name[:4] for p in (REPO / "migrations" / "versions").glob("[0-9]" * 4 + "_*.py"))
+#: the migration the newer package adds (revision id and the table it creates): the next
+#: one after this tree's, so that a real migration added later never collides with it
+EXTRA_REVISION = f"{int(OLD_HEAD) + 1:04d}"
 EXTRA_TABLE = "system_test_marker"
 
 _MIGRATION = '''\

@@ -20,7 +20,7 @@ import urllib.request
 import pytest
 
 from tests.system import deployment
-from tests.system.debs import EXTRA_REVISION, EXTRA_TABLE, Debs
+from tests.system.debs import EXTRA_REVISION, EXTRA_TABLE, OLD_HEAD, Debs
 from tests.system.deployment import CONFIG_TEXT, DATA_DIR, SERVICE, Tenement
 from tests.system.load import Load
 
@@ -266,7 +266,7 @@ def test_rollback_to_the_older_package(tenement: Tenement, debs: Debs) -> None:
         what="tenement drained and exited",
     )
     if debs.new_has_migration:
-        tenement.ten_as_service_user("db", "downgrade", "0002")
+        tenement.ten_as_service_user("db", "downgrade", OLD_HEAD)
     # no traffic until the older package is in: a request would socket-activate the
     # newer server, which would migrate the database up again
     deployment.install_deb(c, debs.old)
