@@ -95,7 +95,13 @@ def measure(argv: list[str], runs: int, procs: Procs) -> dict[str, float | None]
                 marker=procs.marker,
             )
         )
-        env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
+        # PYTHONDONTWRITEBYTECODE would make every run compile our modules afresh, which an
+        # installed tenement (byte-compiled by pip) never does
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if not k.startswith("TENEMENT_") and k != "PYTHONDONTWRITEBYTECODE"
+        }
         for args in LOCAL:
             try:
                 _run([*argv, *args], directory, env)

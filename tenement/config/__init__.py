@@ -17,39 +17,86 @@ loads; `ten config --check` rejects them and spawning raises :class:`Unsupported
 
 from __future__ import annotations
 
+import importlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import attrs
+if TYPE_CHECKING:
+    from tenement.config._applied import (
+        AppliedConfig,
+        applied_record_path,
+        read_applied,
+        write_applied,
+    )
+    from tenement.config._diff import ConfigChanges, config_changes
+    from tenement.config._discovery import SAMPLE_CONFIG, find_config, load_config
+    from tenement.config._model import (
+        CONFIG_FILENAME,
+        DEFAULT_DATA_DIR,
+        ISOLATIONS,
+        MAX_WORKERS,
+        RESTART_POLICIES,
+        SECONDS,
+        SUPPORTED_ISOLATIONS,
+        Config,
+        ConfigError,
+        ConfigNotFound,
+        ConfigWarning,
+        Mount,
+        Routing,
+        Service,
+        Settings,
+        TlsSettings,
+        UnsupportedIsolation,
+        render,
+    )
 
-from tenement.config._applied import (
-    AppliedConfig,
-    applied_record_path,
-    read_applied,
-    write_applied,
-)
-from tenement.config._diff import ConfigChanges, config_changes
-from tenement.config._discovery import SAMPLE_CONFIG, find_config, load_config
-from tenement.config._model import (
-    CONFIG_FILENAME,
-    DEFAULT_DATA_DIR,
-    ISOLATIONS,
-    MAX_WORKERS,
-    RESTART_POLICIES,
-    SECONDS,
-    SUPPORTED_ISOLATIONS,
-    Config,
-    ConfigError,
-    ConfigNotFound,
-    ConfigWarning,
-    Mount,
-    Routing,
-    Service,
-    Settings,
-    TlsSettings,
-    UnsupportedIsolation,
-    render,
-)
+#: public name -> the submodule defining it. Each is imported on first use (PEP 562), so
+#: `ten config` loads neither the reload diff nor the applied-config record (nor json).
+_HOMES = {
+    "AppliedConfig": "_applied",
+    "applied_record_path": "_applied",
+    "read_applied": "_applied",
+    "write_applied": "_applied",
+    "ConfigChanges": "_diff",
+    "config_changes": "_diff",
+    "SAMPLE_CONFIG": "_discovery",
+    "find_config": "_discovery",
+    "load_config": "_discovery",
+    **dict.fromkeys(
+        (
+            "CONFIG_FILENAME",
+            "DEFAULT_DATA_DIR",
+            "ISOLATIONS",
+            "MAX_WORKERS",
+            "RESTART_POLICIES",
+            "SECONDS",
+            "SUPPORTED_ISOLATIONS",
+            "Config",
+            "ConfigError",
+            "ConfigNotFound",
+            "ConfigWarning",
+            "Mount",
+            "Routing",
+            "Service",
+            "Settings",
+            "TlsSettings",
+            "UnsupportedIsolation",
+            "render",
+        ),
+        "_model",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    home = _HOMES.get(name)
+    if home is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{home}"), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
 
 __all__ = [
     "CONFIG_FILENAME",
@@ -88,6 +135,7 @@ def config_as_dict(config: Config) -> dict[str, Any]:
 
     Every key with its value or default; ``warnings`` are left out (they are not config).
     """
+    import attrs
 
     def plain(instance: Any, field: Any, value: Any) -> Any:
         return str(value) if isinstance(value, Path) else value
