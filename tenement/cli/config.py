@@ -17,7 +17,6 @@ this build cannot run), 2 usage.
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -199,6 +198,8 @@ def config(cli: CliContext, as_json: bool, check: bool) -> None:
     for warning in loaded.warnings:
         click.echo(f"Warning: {warning}", err=True)
     if as_json:
+        import json
+
         click.echo(json.dumps(config_as_dict(loaded), indent=2))
         return
     click.echo("\n".join(describe(loaded)))

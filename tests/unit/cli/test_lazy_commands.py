@@ -2,6 +2,7 @@
 
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -25,6 +26,7 @@ HEAVY = (
 
 _PROBE = """
 import sys
+from pathlib import Path
 from click.testing import CliRunner
 from tenement.cli import ten
 result = CliRunner().invoke(ten, sys.argv[1:], obj=None)
@@ -90,3 +92,43 @@ def test_subcommand_help_and_groups_come_from_the_real_command() -> None:
     db = ten.commands["db"]
     assert isinstance(db, commands.LazyCommand)
     assert isinstance(db.real(), click.Group)
+
+
+def _modules_after_running(tmp_path: Path, *args: str) -> set[str]:
+    """Every module a real `ten ARGS` process (cwd ``tmp_path``) had imported when done."""
+    probe = (
+        "import sys, runpy\n"
+        f"sys.argv = ['ten', *{args!r}]\n"
+        "try:\n"
+        "    runpy.run_module('tenement', run_name='__main__')\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('MODULES', *sorted(sys.modules))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    return set(out.stdout.splitlines()[-1].split()[1:])
+
+
+#: what `ten config` must not load: the store, the HTTP client, the reload diff and record
+NOT_FOR_CONFIG = (
+    *(name for name in HEAVY if not name.startswith("attr")),  # config classes are attrs
+    "http.client",
+    "tenement.store",
+    "tenement.cli.client",
+)
+
+
+def test_config_imports_only_the_config_reader(tmp_path: Path) -> None:
+    (tmp_path / "tenement.toml").write_text('[service.api]\ncommand = "./api"\n')
+    loaded = _modules_after_running(tmp_path, "config")
+    assert "tenement.config._parse" in loaded  # the probe really ran the command
+    assert sorted(set(NOT_FOR_CONFIG) & loaded) == []
+
+
+@pytest.mark.parametrize("flag", ["--version", "-V"])
+def test_version_imports_no_click(tmp_path: Path, flag: str) -> None:
+    loaded = _modules_after_running(tmp_path, flag)
+    assert "tenement._version" in loaded
+    assert sorted({"click", "typing", "tenement.cli.root"} & loaded) == []
