@@ -30,6 +30,7 @@ from bench.servers import APPS, free_port, tenant_python
 CONFIG = """\
 [settings]
 data_dir = "{data}"
+tenant_users = false  # as bench/servers.py: the apps are in this checkout
 
 [service.app]
 command = "{python} -S {tiny} {marker}"

@@ -58,6 +58,9 @@ def write_config(directory: Path, marker: str, *, log_lines: int) -> None:
         f"""[settings]
 data_dir = "data"
 health_check_interval = 10
+# tenants run as the server's user, as the reference runs them, and so can read their
+# apps wherever this checkout is (a root server would give each its own uid)
+tenant_users = false
 
 [service.fast]
 command = "{py} {APPS}/fast_backend.py {marker}"
