@@ -33,33 +33,13 @@ def every_host(host: str | None) -> bool:
 
 async def start(
     nursery: trio.Nursery,
+    served: ASGIApp = app,
     *,
     body_seconds: float = 30.0,
     fast: Callable[[str | None], bool] = is_fast,
+    lane: bool = True,
 ) -> int:
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    await nursery.start(
-        functools.partial(
-            serve_http,
-            app,
-            [sock],
-            shutdown=trio.Event(),
-            grace_seconds=2,
-            config_overrides={"include_server_header": False, "keep_alive_timeout": 5.0},
-            fast_path=fast,
-            express=express,
-            body_seconds=body_seconds,
-        )
-    )
-    return sock.getsockname()[1]
-
-
-async def start_app(
-    nursery: trio.Nursery, served: ASGIApp, *, body_seconds: float = 30.0, lane: bool = True
-) -> int:
-    """A server of ``served`` (fast hosts; the express lane unless not ``lane``); returns
-    its port."""
+    """A server of ``served`` (the express lane unless not ``lane``); returns its port."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     await nursery.start(
@@ -69,7 +49,8 @@ async def start_app(
             [sock],
             shutdown=trio.Event(),
             grace_seconds=2,
-            fast_path=is_fast,
+            config_overrides={"include_server_header": False, "keep_alive_timeout": 5.0},
+            fast_path=fast,
             express=express if lane else None,
             body_seconds=body_seconds,
         )
@@ -228,7 +209,7 @@ async def test_a_body_that_never_comes_ends_the_connection_without_the_app(
         calls.append(scope.get("path"))
         await app(scope, receive, send)
 
-    port = await start_app(nursery, counting, body_seconds=1.0)
+    port = await start(nursery, counting, body_seconds=1.0)
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(head)
@@ -303,7 +284,7 @@ async def test_an_absolute_form_target_is_routed_by_its_own_authority(
         seen.append((dict(scope["headers"])[b"host"], scope["raw_path"]))
         await app(scope, receive, send)
 
-    port = await start_app(nursery, host_echo)
+    port = await start(nursery, host_echo)
     request = b"GET " + target + b" HTTP/1.1\r\nHost: fast.a\r\nConnection: close\r\n\r\n"
     answer = await raw(port, request)
     assert answer.startswith(b"HTTP/1.1 200 "), answer
@@ -325,7 +306,7 @@ async def test_an_app_that_gives_up_on_a_half_closed_client_gets_no_500(
         while (await receive())["type"] != "http.disconnect":
             pass
 
-    port = await start_app(nursery, gives_up, lane=False)  # h11's way
+    port = await start(nursery, gives_up, lane=False)  # h11's way
     stream = await trio.open_tcp_stream("127.0.0.1", port)
     async with stream:
         await stream.send_all(
