@@ -132,9 +132,9 @@ def _print_reload_plan(cli: CliContext, loaded: Config) -> None:
         return
     changes = config_changes(applied.config, config_as_dict(loaded))
     when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(applied.applied_at))
-    from tenement.cli.reload import process_alive
+    from tenement.processes import process_exists
 
-    if process_alive(applied.pid):
+    if process_exists(applied.pid):
         click.echo(f"A reload would change (from the config pid {applied.pid} applied {when}):")
     else:
         click.echo(

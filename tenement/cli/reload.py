@@ -23,6 +23,7 @@ import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 from tenement.errors import TenementError
+from tenement.processes import process_exists
 
 #: stopping the instances of removed services may take their stop_timeout
 TIMEOUT_SECONDS = 120.0
@@ -69,24 +70,13 @@ def _data_dir(cli: CliContext) -> Path:
         ) from None
 
 
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists (perhaps another user's)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def _servers(run_dir: Path, pid: int | None) -> list[tuple[int, Path]]:
     """(pid, control socket) of the live servers on the data dir, ``pid``'s alone if given."""
     found = []
     pattern = f"server-{pid}-*.sock" if pid is not None else "server-*-*.sock"
     for entry in sorted(run_dir.glob(pattern)):
         text = entry.name.split("-")[1]
-        if text.isdigit() and process_alive(int(text)):
+        if text.isdigit() and process_exists(int(text)):
             found.append((int(text), entry))
     return found
 

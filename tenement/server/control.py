@@ -42,6 +42,7 @@ import trio
 from tenement import sockets
 from tenement.api import http
 from tenement.errors import TenementError
+from tenement.processes import process_exists
 from tenement.proxy import ProxyMetrics
 from tenement.supervisor import InstanceFailed, RestartPending, Supervisor, Target, WakeError
 from tenement.types import ASGIApp, Receive, Scope, Send
@@ -112,18 +113,8 @@ def bind_control_socket(path: Path) -> socket.socket:
 def _remove_stale(directory: Path) -> None:
     for entry in directory.glob("server-*-*.sock"):
         pid = entry.name.split("-")[1]
-        if pid.isdigit() and not _alive(int(pid)):
+        if pid.isdigit() and not process_exists(int(pid)):
             entry.unlink(missing_ok=True)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 # ---- the leader's side --------------------------------------------------------------------

@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator, Mapping
 import trio
 
 from tenement.config import Config
+from tenement.processes import process_exists
 from tenement.store import Store
 from tenement.supervisor import idle
 from tenement.supervisor.adoption import adopt_all, watch_adopted
@@ -56,13 +57,7 @@ def holder_alive(holder: str) -> bool:
     pid_text = rest.partition(":")[0]
     if host != socket.gethostname() or not pid_text.isdigit():
         return True  # another machine: only its lease expiry tells
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_exists(int(pid_text))
 
 
 def _acquire(store: Store, holder: str) -> None:

@@ -38,6 +38,7 @@ BASE_MODULES = {
     "deadlines",
     "errors",
     "ids",
+    "processes",
     "sockets",
     "types",
     "wire",
