@@ -52,7 +52,11 @@ class Refusal(NamedTuple):
 
 
 def refusal(
-    method: bytes, target: bytes, version: bytes, headers: Iterable[tuple[bytes, bytes]], raw: bytes
+    method: bytes,
+    target: bytes,
+    version: bytes,
+    headers: Iterable[tuple[bytes, bytes]],
+    raw: bytes | bytearray,
 ) -> Refusal | None:
     """Why the request must be refused, or None to serve it.
 
@@ -80,7 +84,7 @@ def refusal(
 
 
 def origin_form(
-    target: bytes, headers: list[tuple[bytes, bytes]]
+    target: bytes, headers: Iterable[tuple[bytes, bytes]]
 ) -> tuple[bytes, list[tuple[bytes, bytes]]] | Refusal | None:
     """For a target in absolute form, the origin-form target and the headers with
     ``Host`` set to the target's authority; a :class:`Refusal` for an absolute target
@@ -115,7 +119,7 @@ def ignores_upgrade(headers: Iterable[tuple[bytes, bytes]]) -> bool:
     return seen
 
 
-def _head_end(raw: bytes) -> int:
+def _head_end(raw: bytes | bytearray) -> int:
     """Where the head in ``raw`` ends (its blank line, CRLF or bare LF), or its length."""
     ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
     return min(ends) if ends else len(raw)

@@ -481,7 +481,7 @@ class Http1Connection:
 def _in_origin_form(request: h11.Request) -> h11.Request | Refusal:
     """``request``, with an absolute-form target made origin-form and its authority as
     ``Host`` (``edge.origin_form``)."""
-    converted = origin_form(request.target, list(request.headers))
+    converted = origin_form(request.target, request.headers)
     if converted is None:
         return request
     if isinstance(converted, Refusal):

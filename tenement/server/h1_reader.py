@@ -130,7 +130,7 @@ class RequestReader:
             return Next.HAND_OFF
         if isinstance(event, h11.Request):
             refused = refusal(
-                event.method, event.target, event.http_version, event.headers, bytes(self.raw)
+                event.method, event.target, event.http_version, event.headers, self.raw
             )
             return event if refused is None else refused
         if event is h11.NEED_DATA and not self.eof:
