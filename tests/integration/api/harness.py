@@ -64,6 +64,8 @@ def config_text(data_dir: Path, *, tls: bool = False) -> str:
 [settings]
 data_dir = "{data_dir}"
 health_check_interval = 1
+# the tenants are this test's scripts, wherever the checkout is: the server's user
+tenant_users = false
 
 [service.notes]
 command = "{sys.executable}"

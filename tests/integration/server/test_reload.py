@@ -39,7 +39,8 @@ LATE = f"""
 command = "{sys.executable} {APP}"
 isolation = "process"
 """
-SETTINGS = '[settings]\ndata_dir = "data"\nhealth_check_interval = 1\n'
+# the tenants are this test's scripts, wherever the checkout is: the server's user
+SETTINGS = '[settings]\ndata_dir = "data"\nhealth_check_interval = 1\ntenant_users = false\n'
 CONFIG = SETTINGS + ECHO + GONE + '\n[instances]\necho = ["a"]\ngone = ["b"]\n'
 WITHOUT_GONE = SETTINGS + ECHO + '\n[instances]\necho = ["a"]\n'
 

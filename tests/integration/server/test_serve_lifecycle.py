@@ -30,6 +30,8 @@ CONFIG = f"""
 [settings]
 data_dir = "data"
 health_check_interval = 1
+# the tenants are this test's scripts, wherever the checkout is: the server's user
+tenant_users = false
 
 [service.echo]
 command = "{sys.executable} {APP}"

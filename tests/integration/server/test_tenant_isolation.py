@@ -52,8 +52,13 @@ pytestmark = [
 ]
 
 
-def config(*, tenant_users: bool = True) -> str:
-    command = f"{SYSTEM_PYTHON} -I {SPY}"
+def config(home: Path, *, tenant_users: bool = True) -> str:
+    # the spy runs from the server's directory: the checkout may sit where other users
+    # cannot pass (a clone under `mktemp -d`, or /root)
+    spy = home / SPY.name
+    shutil.copyfile(SPY, spy)
+    spy.chmod(0o644)
+    command = f"{SYSTEM_PYTHON} -I {spy}"
     return f"""
 [settings]
 data_dir = "data"
@@ -132,7 +137,7 @@ def make_token(home: Path) -> None:
 
 
 async def test_a_tenant_reads_nothing_of_the_server(home: Path, tmp_path: Path) -> None:
-    (home / "tenement.toml").write_text(config())
+    (home / "tenement.toml").write_text(config(home))
     make_token(home)
     data = home / "data"
     async with open_fd_holder(tmp_path) as holder:
@@ -206,7 +211,7 @@ async def tenant_pid(url: str) -> int:
 async def test_control_with_tenant_users_false_the_tenant_reads_the_token(
     home: Path, tmp_path: Path
 ) -> None:
-    (home / "tenement.toml").write_text(config(tenant_users=False))
+    (home / "tenement.toml").write_text(config(home, tenant_users=False))
     make_token(home)
     async with open_fd_holder(tmp_path) as holder:
         await start(holder, home)
