@@ -15,7 +15,13 @@ from typing import Any
 import attrs
 
 #: settings read once at start: a reload leaves them as they are
-START_ONLY_SETTINGS = ("data_dir", "database_url", "workers", "body_timeout")
+START_ONLY_SETTINGS = (
+    "data_dir",
+    "database_url",
+    "database_start_timeout",
+    "workers",
+    "body_timeout",
+)
 
 
 @attrs.frozen(kw_only=True)

@@ -159,6 +159,10 @@ class Settings:
     backoff_max_ms: int = 60000
     #: any SQLAlchemy URL; None means sqlite at {data_dir}/tenement.db
     database_url: str | None = None
+    #: how long ``ten serve`` keeps trying to reach a database server that is down or
+    #: starting (refused, unreachable) before it gives up, in seconds; 0: try once. A
+    #: wrong password, a missing database or TLS required fail at once. Added in 0.3.
+    database_start_timeout: float = 60 * SECONDS
     #: the reference's behaviour: any id on a direct route spawns an instance
     wake_any_id: bool = False
     #: serving processes of ``ten serve``; 0 means one per CPU; at most MAX_WORKERS

@@ -221,6 +221,7 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "backoff_base_ms": count,
     "backoff_max_ms": count,
     "database_url": string,
+    "database_start_timeout": seconds,
     "wake_any_id": boolean,
     "workers": workers,
     "tenant_uids": uid_range,

@@ -175,9 +175,12 @@ async def serve(
         return ready
 
     try:
-        async with open_lifecycle_signals() as signals:
-            notifier.status("opening the database")
-            with open_store(settings.database_url_or_default()) as store:
+        notifier.status("opening the database")
+        with open_store(settings.database_url_or_default()) as store:
+            # before the signals are caught: a stop while the database is awaited ends
+            # the process at once, as it would any program not yet started
+            await _wait_for_database(store, settings.database_start_timeout, notifier)
+            async with open_lifecycle_signals() as signals:
                 await _database_at_head(store, settings, notifier, migrate=not role.worker)
                 if not role.worker:
                     control_sockets = _control_sockets(control_path, bind_control_socket)
@@ -302,6 +305,52 @@ def _every_host(host: str | None) -> bool:
     return True
 
 
+#: the first pause between two attempts to reach the database at start; it doubles, up to
+#: DATABASE_RETRY_MAX
+DATABASE_RETRY_FIRST = 0.5 * SECONDS
+DATABASE_RETRY_MAX = 5 * SECONDS
+
+
+async def _wait_for_database(store: Any, timeout: float, notifier: Notifier) -> None:
+    """Reach the database, trying again for ``timeout`` seconds while its server is down or
+    starting, so that a database that boots after tenement does not fail the unit.
+
+    Each failure is logged and shown as ``STATUS=`` (host, port, database, never the
+    password); systemd's start timeout is extended to cover the wait.
+
+    Raises:
+        DatabaseUnavailable: at once for a failure waiting cannot mend (a wrong password,
+            no such database, TLS required), else when ``timeout`` has passed.
+    """
+    from tenement.store import DatabaseUnavailable
+
+    deadline = trio.current_time() + timeout
+    pause = DATABASE_RETRY_FIRST
+    attempt = 1
+    while True:
+        try:
+            await store.run(store.ping)
+        except DatabaseUnavailable as exc:
+            left = deadline - trio.current_time()
+            if not exc.transient or left <= 0:
+                raise
+            pause = min(pause, left)
+            log.warning("%s (attempt %d; trying again for %.0f s more)", exc, attempt, left)
+            notifier.status(
+                f"waiting for the database: {exc.where}: {exc.reason} "
+                f"(attempt {attempt}, giving up in {left:.0f} s)"
+            )
+            # room for the pause and the next attempt (libpq gives up after 10 s)
+            notifier.extend_timeout(pause + 30 * SECONDS)
+            await trio.sleep(pause)
+            pause = min(pause * 2, DATABASE_RETRY_MAX)
+            attempt += 1
+            continue
+        if attempt > 1:
+            log.info("reached the database after %d attempts", attempt)
+        return
+
+
 async def _database_at_head(
     store: Any, settings: Any, notifier: Notifier, *, migrate: bool
 ) -> None:
@@ -364,9 +413,14 @@ def run(
     from tenement.supervisor.identity import shared_user_warning
     from tenement.systemd import configure_logging, listen_sockets
 
+    from tenement.store import check_url
+
     dropped = drop_secrets(environ)
     configure_logging(environ, log_level)
     config = read_config()
+    # a missing driver or an unreadable URL is a configuration error: say so before any
+    # socket is bound or worker forked, not from a half-started server
+    check_url(config.settings.database_url_or_default())
     for warning in config.warnings:
         log.warning("%s", warning)
     if dropped:

@@ -11,6 +11,7 @@ Alembic and the migration tests), ``backup.py``; the migration scripts live in t
 top-level ``migrations/`` (``tenement/_migrations`` when installed).
 """
 
+from tenement.store._db import check_url
 from tenement.store._sqlite import sqlite_path
 from tenement.store.audit import AuditRow
 from tenement.store.backup import (
@@ -20,7 +21,14 @@ from tenement.store.backup import (
     prune_backups,
     restore_backup,
 )
-from tenement.store.errors import BackupError, StoreError, UnknownRevision, UnrecognisedDatabase
+from tenement.store.errors import (
+    BackupError,
+    DatabaseUnavailable,
+    DriverMissing,
+    StoreError,
+    UnknownRevision,
+    UnrecognisedDatabase,
+)
 from tenement.store.instances import InstanceRecord
 from tenement.store.lease import ServerRow
 from tenement.store.logs import LogEntry
@@ -45,6 +53,8 @@ from tenement.store.users import UidsExhausted
 __all__ = [
     "AuditRow",
     "BackupError",
+    "DatabaseUnavailable",
+    "DriverMissing",
     "InstanceRecord",
     "LogEntry",
     "MigrationReport",
@@ -60,6 +70,7 @@ __all__ = [
     "UnrecognisedDatabase",
     "backup_database",
     "backup_dir_for",
+    "check_url",
     "default_url",
     "generate_token",
     "hash_token",

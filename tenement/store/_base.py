@@ -58,6 +58,15 @@ class StoreBase:
         with self.engine.execution_options(**{_sqlite.WRITE_OPTION: True}).begin() as conn:
             yield conn
 
+    def ping(self) -> None:
+        """Connect and run one trivial query.
+
+        Raises:
+            DatabaseUnavailable: the database server cannot be reached or refused us.
+        """
+        with self._read() as session:
+            session.execute("SELECT 1")
+
     async def run(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a blocking store call in a worker thread, one at a time.
 

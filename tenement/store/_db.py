@@ -18,7 +18,8 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
-from tenement.store import _sqlite
+from tenement.store import _connect, _sqlite
+from tenement.store.errors import StoreError
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -95,6 +96,12 @@ def open_database(url: str) -> Database:
     if path is not None:
         return SqliteDatabase(url, path)
     return SqlAlchemyDatabase(url)
+
+
+def check_url(url: str) -> None:
+    """Raise now what opening ``url`` would: a URL that cannot be parsed, or a driver that
+    is not installed (:class:`~tenement.store.errors.DriverMissing`). Connects to nothing."""
+    open_database(url).close()
 
 
 class _SqliteSession:
@@ -230,21 +237,41 @@ class _SqlAlchemySession:
         self._connection.execute(sa.text(sql), cast("list[Mapping[str, Any]]", list(rows)))
 
 
+def _on_error(url: sa.URL, context: sa.engine.ExceptionContext) -> BaseException | None:
+    """SQLAlchemy's ``handle_error`` hook: a failed connect (there is no connection yet)
+    becomes :class:`~tenement.store.errors.DatabaseUnavailable`, wherever it happened
+    (a query, a migration, a schema check); statement errors pass unchanged."""
+    if context.connection is not None or context.original_exception is None:
+        return None
+    return _connect.connect_failed(url, context.original_exception)
+
+
 class SqlAlchemyDatabase:
     """Any database SQLAlchemy reaches (and in-memory SQLite)."""
 
     def __init__(self, url: str) -> None:
         import sqlalchemy as sa
 
-        engine = sa.create_engine(url)
+        parsed = _connect.parse_url(url)
+        try:
+            engine = sa.create_engine(parsed, connect_args=_connect.connect_args(parsed))
+        except ImportError as exc:
+            raise _connect.driver_missing(parsed, exc) from None
+        except sa.exc.NoSuchModuleError:
+            raise StoreError(
+                f"database_url names {parsed.drivername!r}, a database SQLAlchemy does not "
+                "know; use postgresql://… or sqlite:///… (docs/configuration.md)"
+            ) from None
         self.dialect = engine.dialect.name
         self.error = sa.exc.DBAPIError
         if self.dialect == "sqlite":
             _sqlite.configure(engine)
+        else:
+            sa.event.listen(engine, "handle_error", functools.partial(_on_error, parsed))
         self._engine = engine
         self._writer = engine.execution_options(**{_sqlite.WRITE_OPTION: True})
         self.url = engine.url.render_as_string(hide_password=False)
-        self.display_url = engine.url.render_as_string(hide_password=True)
+        self.display_url = _connect.display(engine.url)
 
     @contextlib.contextmanager
     def read(self) -> Iterator[Session]:

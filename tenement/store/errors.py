@@ -52,3 +52,51 @@ class UnrecognisedDatabase(StoreError):
 
 class BackupError(StoreError):
     """A backup could not be written or restored."""
+
+
+class DriverMissing(StoreError):
+    """``database_url`` names a database whose Python driver is not installed.
+
+    A configuration problem (exit 2), found before anything is opened.
+
+    Attributes:
+        dialect: the URL's database (``postgresql``, …).
+        module: the module that could not be imported.
+        install: the command that installs what is missing.
+
+    Added in 0.3.
+    """
+
+    exit_code = 2
+
+    def __init__(self, dialect: str, module: str, install: str, detail: str = "") -> None:
+        self.dialect = dialect
+        self.module = module
+        self.install = install
+        why = f" ({detail})" if detail else ""
+        super().__init__(
+            f"database_url is a {dialect} URL, but its driver `{module}` cannot be "
+            f"imported{why}; install it with: {install}"
+        )
+
+
+class DatabaseUnavailable(StoreError):
+    """The database server could not be reached or refused the connection.
+
+    The message names the host, port, database and user, never the password.
+
+    Attributes:
+        where: ``database "DB" at HOST:PORT as user USER``.
+        reason: what the driver said, in a few words.
+        transient: true when waiting may help (the server is down or starting), false when
+            only a change of configuration will (wrong password, no such database, TLS
+            required).
+
+    Added in 0.3.
+    """
+
+    def __init__(self, where: str, reason: str, hint: str, *, transient: bool) -> None:
+        self.where = where
+        self.reason = reason
+        self.transient = transient
+        super().__init__(f"cannot connect to {where}: {reason}; {hint}")
