@@ -410,10 +410,9 @@ def run(
     """
     from tenement.server.secrets import drop_secrets, secure_data_dir
     from tenement.server.workers import fork_workers, worker_count, worker_environ
+    from tenement.store import check_url
     from tenement.supervisor.identity import shared_user_warning
     from tenement.systemd import configure_logging, listen_sockets
-
-    from tenement.store import check_url
 
     dropped = drop_secrets(environ)
     configure_logging(environ, log_level)
