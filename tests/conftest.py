@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from bench.refbin import OVERRIDE, ReferenceUnavailable, reference_binary
+from tests.postgresql import Cluster, Unavailable, running_cluster
 
 #: variables that would leak a test runner's systemd or tenement context into a test
 _CONTEXT_PREFIXES = ("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "TENEMENT_", "JOURNAL_STREAM")
@@ -33,4 +35,15 @@ def reference_ten() -> Path:
     try:
         return reference_binary(download=False)
     except ReferenceUnavailable as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[Cluster]:
+    """A throwaway PostgreSQL cluster shared by the session (tests/postgresql.py); each test
+    makes its own databases and roles in it. Skips where PostgreSQL or psycopg is missing."""
+    try:
+        with running_cluster() as cluster:
+            yield cluster
+    except Unavailable as exc:
         pytest.skip(str(exc))

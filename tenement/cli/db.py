@@ -203,10 +203,11 @@ def restore(cli: CliContext, path: Path, force: bool) -> None:
 
     The database as it was is backed up first, into {data_dir}/backups/.
     """
-    from tenement.store import backup_database, restore_backup, schema_status
+    from tenement.store import backup_database, check_restorable, restore_backup, schema_status
 
     database = local_database(cli)
     with open_local_store(database) as store:
+        check_restorable(store)
         if not database.missing:
             if not force:
                 refuse_while_serving(store)

@@ -17,6 +17,7 @@ from tenement.store.audit import AuditRow
 from tenement.store.backup import (
     backup_database,
     backup_dir_for,
+    check_restorable,
     list_backups,
     prune_backups,
     restore_backup,
@@ -70,6 +71,7 @@ __all__ = [
     "UnrecognisedDatabase",
     "backup_database",
     "backup_dir_for",
+    "check_restorable",
     "check_url",
     "default_url",
     "generate_token",

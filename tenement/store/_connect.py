@@ -89,7 +89,7 @@ def where(url: sa.URL) -> str:
     host = url.host or url.query.get("host")
     if isinstance(host, tuple):
         host = ",".join(host)
-    port = url.port or 5432
+    port = url.port or url.query.get("port") or 5432
     if host is None:
         place = f"the local socket (port {port})"
     elif str(host).startswith("/"):

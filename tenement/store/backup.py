@@ -1,10 +1,11 @@
-"""Backups of a SQLite database with SQLite's online backup API.
+"""Backups of a SQLite database with SQLite's online backup API, of PostgreSQL with
+``pg_dump`` (``pg_dump.py``).
 
 A backup is a consistent copy even while a server writes (WAL). Automatic backups go
-to ``{data_dir}/backups/`` as ``tenement-{revision}-{UTC time}.db`` (``revision`` is
-the schema revision the copy is at, ``reference-0.2.2`` for an unversioned reference
-database) and only the newest :data:`KEEP_BACKUPS` of those files are kept; other files
-in that directory are never touched.
+to ``{data_dir}/backups/`` as ``tenement-{revision}-{UTC time}.db`` (``.dump`` from
+PostgreSQL; ``revision`` is the schema revision the copy is at, ``reference-0.2.2`` for
+an unversioned reference database) and only the newest :data:`KEEP_BACKUPS` of those
+files are kept; other files in that directory are never touched.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tenement.store import _sqlite
+from tenement.store import _sqlite, pg_dump
 from tenement.store._db import SqliteDatabase
 from tenement.store.errors import BackupError
 from tenement.store.private import PRIVATE_DIR_MODE
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 KEEP_BACKUPS = 5
 
-_NAME = re.compile(r"^tenement-(?P<label>.+)-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.db$")
+_NAME = re.compile(r"^tenement-(?P<label>.+)-(?P<time>\d{8}T\d{6}Z)(?:-(?P<n>\d+))?\.(?:db|dump)$")
 
 
 def backup_dir_for(data_dir: Path) -> Path:
@@ -40,10 +41,36 @@ def _sqlite_file(store: Store) -> Path:
     path = _sqlite.sqlite_path(store.url)
     if path is None:
         raise BackupError(
-            f"tenement backs up only SQLite database files, not {store.display_url}; "
-            "back that database up with its own tools"
+            f"tenement restores only SQLite database files, not {store.display_url}; "
+            "restore a PostgreSQL backup with `pg_restore --clean --dbname=DB FILE` "
+            "(server stopped)"
         )
     return path
+
+
+def check_restorable(store: Store) -> None:
+    """Raise :class:`BackupError` unless :func:`restore_backup` can restore into ``store``
+    (a SQLite file), before anything is changed."""
+    _sqlite_file(store)
+
+
+def _dialect(store: Store) -> str:
+    return store.database.dialect
+
+
+def skip_reason(store: Store) -> str | None:
+    """Why :func:`backup_database` cannot back ``store`` up, or None when it can.
+
+    Migrations say this and go on; ``ten db backup`` fails with it.
+    """
+    if _dialect(store) == "sqlite" and _sqlite.sqlite_path(store.url) is not None:
+        return None
+    if _dialect(store) == "postgresql":
+        return None if pg_dump.pg_dump_path() else pg_dump.no_pg_dump(store.display_url)
+    return (
+        f"not backing up {store.display_url}: tenement backs up SQLite files and "
+        "PostgreSQL (with pg_dump); back it up with the database's own tools"
+    )
 
 
 def _connection(store: Store) -> contextlib.AbstractContextManager[sqlite3.Connection]:
@@ -52,13 +79,13 @@ def _connection(store: Store) -> contextlib.AbstractContextManager[sqlite3.Conne
     return database.connection()
 
 
-def _reserve_name(directory: Path, label: str, now: datetime) -> Path:
+def _reserve_name(directory: Path, label: str, now: datetime, suffix: str = ".db") -> Path:
     """Create (empty, exclusively) and return a backup file name no one else has taken."""
     stamp = now.astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     n = 1
     while True:
-        suffix = "" if n == 1 else f"-{n}"
-        candidate = directory / f"tenement-{label}-{stamp}{suffix}.db"
+        n_part = "" if n == 1 else f"-{n}"
+        candidate = directory / f"tenement-{label}-{stamp}{n_part}{suffix}"
         try:
             os.close(os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
         except FileExistsError:
@@ -92,7 +119,8 @@ def backup_database(
     now: datetime | None = None,
     keep: int | None = KEEP_BACKUPS,
 ) -> Path:
-    """Copy the database into ``destination`` (a directory, or a file path ending ``.db``).
+    """Copy the database into ``destination`` (a directory, or a file path ending ``.db``;
+    ``.dump`` for PostgreSQL, which ``pg_dump`` writes).
 
     Args:
         label: the revision the copy is at, put in the file name.
@@ -102,21 +130,37 @@ def backup_database(
         the backup file.
 
     Raises:
-        BackupError: the database is not a SQLite file, or the copy failed.
+        BackupError: the database cannot be backed up here (:func:`skip_reason`), or the
+            copy failed.
+
+    Changed in 0.3: PostgreSQL is backed up with ``pg_dump``, where it is installed.
     """
-    _sqlite_file(store)
+    why_not = skip_reason(store)
+    if why_not is not None:
+        raise BackupError(why_not[0].upper() + why_not[1:])
+    postgresql = _dialect(store) == "postgresql"
+    suffix = pg_dump.SUFFIX if postgresql else ".db"
     destination = destination.expanduser()
-    if destination.suffix == ".db" and not destination.is_dir():
+    if destination.suffix == suffix and not destination.is_dir():
         destination.parent.mkdir(parents=True, exist_ok=True)
         target, directory = destination, None
     else:
         # new backup directories are private; an existing one is the operator's choice
         destination.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
-        target = _reserve_name(destination, label, now or datetime.now(UTC))
+        target = _reserve_name(destination, label, now or datetime.now(UTC), suffix)
         directory = destination
     try:
-        with _connection(store) as source:
-            _copy(source, target)
+        if postgresql:
+            tool = pg_dump.pg_dump_path()
+            assert tool is not None, "checked by skip_reason"
+            pg_dump.dump(store.url, store.display_url, target, tool)
+        else:
+            with _connection(store) as source:
+                _copy(source, target)
+    except BackupError:
+        if directory is not None:
+            target.unlink(missing_ok=True)
+        raise
     except (sqlite3.Error, OSError) as exc:
         if directory is not None:
             target.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 import tenement
-from tenement.store.backup import backup_database
+from tenement.store.backup import backup_database, skip_reason
 from tenement.store.errors import StoreError, UnknownRevision, UnrecognisedDatabase
 from tenement.store.schema import (
     BASELINE_REVISION,
@@ -149,8 +149,9 @@ def _backup_first(
 ) -> Path | None:
     if status.kind is SchemaKind.EMPTY or backup_dir is None:
         return None
-    if not store.is_sqlite:
-        say(f"not backing up {store.display_url}: only SQLite files are backed up")
+    why_not = skip_reason(store)
+    if why_not is not None:
+        say(why_not)
         return None
     path = backup_database(store, backup_dir, label=status.revision or REFERENCE_LABEL)
     say(f"Backed up to {path}")

@@ -1,18 +1,12 @@
 """The store on PostgreSQL (``database_url``): migrations and every query family.
 
-Runs a throwaway PostgreSQL cluster listening only on a Unix socket. Skips, saying why,
-where PostgreSQL or the psycopg driver is not installed.
+Runs a throwaway PostgreSQL cluster (tests/postgresql.py). Skips, saying why, where
+PostgreSQL or the psycopg driver is not installed.
 """
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import tempfile
-import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -31,78 +25,12 @@ from tenement.store import (
 from tenement.store.migrate import downgrade
 from tenement.store.schema import HEAD_REVISION
 from tenement.store.tables import metadata
-
-
-def _pg_bin(name: str) -> str | None:
-    found = shutil.which(name)
-    if found:
-        return found
-    candidates = sorted(Path("/usr/lib/postgresql").glob(f"*/bin/{name}"))
-    return str(candidates[-1]) if candidates else None
-
-
-def _as_postgres(args: list[str]) -> list[str]:
-    """Run as the postgres user when we are root (PostgreSQL refuses to run as root)."""
-    if os.geteuid() != 0:
-        return args
-    return ["runuser", "-u", "postgres", "--", *args]
-
-
-@pytest.fixture(scope="module")
-def pg_socket_dir() -> Iterator[Path]:
-    pytest.importorskip("psycopg", reason="psycopg is not installed (pip install psycopg[binary])")
-    initdb, pg_ctl = _pg_bin("initdb"), _pg_bin("pg_ctl")
-    if not (initdb and pg_ctl):
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
-    if os.geteuid() == 0 and (shutil.which("runuser") is None or _no_postgres_user()):
-        pytest.skip("running as root without a postgres user to run PostgreSQL as")
-    base = Path(tempfile.mkdtemp(prefix="tenement-pg-"))
-    if os.geteuid() == 0:
-        shutil.chown(base, user="postgres")
-    data = base / "data"
-    subprocess.run(
-        _as_postgres([initdb, "-D", str(data), "-A", "trust", "-U", "tenement"]),
-        check=True,
-        capture_output=True,
-    )
-    options = f"-c listen_addresses='' -k {base} -c fsync=off"
-    subprocess.run(
-        _as_postgres(
-            [pg_ctl, "-D", str(data), "-o", options, "-l", str(base / "log"), "-w", "start"]
-        ),
-        check=True,
-        capture_output=True,
-    )
-    try:
-        yield base
-    finally:
-        subprocess.run(
-            _as_postgres([pg_ctl, "-D", str(data), "-m", "immediate", "stop"]),
-            capture_output=True,
-        )
-        shutil.rmtree(base, ignore_errors=True)
-
-
-def _no_postgres_user() -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam("postgres")
-    except KeyError:
-        return True
-    return False
+from tests.postgresql import Cluster
 
 
 @pytest.fixture
-def pg_store(pg_socket_dir: Path) -> Iterator[Store]:
-    import psycopg
-
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(
-        f"host={pg_socket_dir} user=tenement dbname=postgres", autocommit=True
-    ) as admin:
-        admin.execute(f"CREATE DATABASE {name}")
-    with open_store(f"postgresql+psycopg://tenement@/{name}?host={pg_socket_dir}") as store:
+def pg_store(pg_cluster: Cluster) -> Iterator[Store]:
+    with open_store(pg_cluster.socket_url(pg_cluster.new_database())) as store:
         yield store
 
 
