@@ -201,3 +201,17 @@ def test_body_timeout_defaults_to_30_seconds_and_takes_a_number() -> None:
 def test_body_timeout_must_be_a_positive_number(value: str) -> None:
     with pytest.raises(ConfigError, match=r"\[settings\] body_timeout"):
         parse(f"[settings]\nbody_timeout = {value}\n")
+
+
+def test_database_start_timeout_defaults_to_60_seconds_and_0_means_try_once() -> None:
+    assert parse("[settings]\n").settings.database_start_timeout == 60
+    assert parse("[settings]\ndatabase_start_timeout = 0\n").settings.database_start_timeout == 0
+    assert (
+        parse("[settings]\ndatabase_start_timeout = 300\n").settings.database_start_timeout == 300
+    )
+
+
+@pytest.mark.parametrize("value", ["-1", '"60s"', "true", "nan"])
+def test_database_start_timeout_must_be_a_number_of_seconds(value: str) -> None:
+    with pytest.raises(ConfigError, match=r"\[settings\] database_start_timeout.*seconds"):
+        parse(f"[settings]\ndatabase_start_timeout = {value}\n")
