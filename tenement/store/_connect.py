@@ -111,7 +111,7 @@ _CAUSES: tuple[tuple[str, str, str, bool], ...] = (
     (
         "no password supplied",
         "the server asks for a password and none was given",
-        "put it in database_url (postgresql://USER:PASSWORD@HOST/DB) or in ~/.pgpass",
+        "put it in database_url (postgresql://USER:PASSWORD@HOST/DB, or ?passfile=FILE)",
         False,
     ),
     (
