@@ -115,7 +115,7 @@ def build_wheelhouse(dest: Path, *, tree: Path = REPO) -> Path:
     with tempfile.TemporaryDirectory(prefix="tenement-wheel-venv-") as venv:
         steps = [
             [DEBIAN_PYTHON, "-m", "venv", venv],
-            [f"{venv}/bin/pip", "wheel", "-q", "--wheel-dir", str(dest), str(tree)],
+            [f"{venv}/bin/pip", "wheel", "-q", "--wheel-dir", str(dest), f"{tree}[postgresql]"],
         ]
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True)
@@ -139,7 +139,8 @@ def install_from_wheels(container: Container, wheels: Path) -> None:
     )
     container.run(
         f"python3 -m venv {VENV}"
-        f" && {VENV}/bin/pip install -q --no-index --find-links /opt/tenement-wheels tenement-py"
+        f" && {VENV}/bin/pip install -q --no-index --find-links /opt/tenement-wheels"
+        " 'tenement-py[postgresql]'"
         f" && ln -sf {VENV}/bin/ten /usr/bin/ten"
         " && systemd-sysusers && systemd-tmpfiles --create && systemctl daemon-reload",
         timeout=300,
