@@ -455,16 +455,41 @@ def run(
         )
 
     pids = fork_workers(count - 1, worker)
-    trio.run(
-        lambda: serve(
-            config,
-            options,
-            sockets,
-            environ=environ,
-            reload_config=reload_config,
-            role=Role(workers=tuple(pids)),
+    try:
+        trio.run(
+            lambda: serve(
+                config,
+                options,
+                sockets,
+                environ=environ,
+                reload_config=reload_config,
+                role=Role(workers=tuple(pids)),
+            )
         )
-    )
+    except BaseExceptionGroup as group:
+        lost = database_lost(group)
+        if lost is None:
+            raise
+        raise TenementError(
+            f"lost the database while serving: {lost}. The server stopped, and its tenants "
+            "with it; started again (systemd does), it waits database_start_timeout for the "
+            "database"
+        ) from None
+
+
+def database_lost(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The first :class:`~tenement.store.DatabaseUnavailable` of ``group`` when that is
+    all it holds (every task that touched the database failed the same way), else None:
+    then the group is a bug and its traceback is wanted."""
+    from tenement.store import DatabaseUnavailable
+
+    matched, rest = group.split(DatabaseUnavailable)
+    if matched is None or rest is not None:
+        return None
+    first: BaseException = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 def raise_descriptor_limit(wanted: int) -> None:

@@ -117,3 +117,30 @@ async def test_serve_gives_up_with_one_clear_error(
     assert "READY" not in {key for note in holder.notifications for key in note.fields}
     statuses = [note.fields.get("STATUS", "") for note in holder.notifications]
     assert password not in log + "\n".join(statuses)
+
+
+async def test_a_database_lost_while_serving_ends_the_server_with_one_clear_error(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """What docs/operations.md says happens while the database is down after start: the
+    server stops at its next write (the lease is renewed every 10 s), with one ``Error:``
+    line instead of a traceback, and without the password."""
+    password = f"Pw-{uuid.uuid4().hex}"
+    role = cluster.new_role(password)
+    database = cluster.new_database(owner=role)
+    write_config(tmp_path, cluster.tcp_url(database, role, password), start_timeout=1)
+    async with open_fd_holder(tmp_path) as holder:
+        await start(holder, tmp_path)
+        with trio.fail_after(60):
+            await holder.wait_notify("READY=1")
+        cluster.stop()
+        assert holder.process is not None
+        with trio.fail_after(60):
+            assert await holder.process.wait() == 1
+    cluster.start()
+    log = (tmp_path / "serve.log").read_text()
+    assert "Traceback" not in log
+    [error] = [line for line in log.splitlines() if line.startswith("Error:")]
+    assert error.startswith("Error: lost the database while serving: cannot connect to ")
+    assert f'database "{database}" at 127.0.0.1:{cluster.port} as user {role}' in error
+    assert password not in log
