@@ -231,7 +231,11 @@ class Tenement:
             ' running={r["id"] for r in rows if r["state"]=="running"};'
             f' sys.exit(0 if set("{ids}".split()) <= running else 1)\''
         )
-        self.container.wait_for(script, timeout=timeout, what=f"instances {ids} running")
+        try:
+            self.container.wait_for(script, timeout=timeout, what=f"instances {ids} running")
+        except AssertionError as failed:
+            journal = self.container.out("journalctl -u tenement --no-pager -o cat -n 40")
+            raise AssertionError(f"{failed}\njournal of tenement:\n{journal}") from None
 
     def main_pid(self) -> int:
         return int(self.container.out("systemctl show -p MainPID --value tenement"))
