@@ -30,6 +30,7 @@ from tenement.store.schema import (
     SchemaKind,
     SchemaStatus,
     is_at_head,
+    runs_on,
     schema_status,
 )
 from tenement.store.store import Store, default_url, open_store
@@ -72,6 +73,7 @@ __all__ = [
     "private_file",
     "prune_backups",
     "restore_backup",
+    "runs_on",
     "schema_status",
     "sqlite_path",
     "token_prefix",
