@@ -20,8 +20,9 @@ import urllib.request
 
 import pytest
 
+from tests.newer_release import EXTRA_COLUMN, EXTRA_DEFAULT, EXTRA_REVISION, EXTRA_TABLE
 from tests.system import deployment
-from tests.system.debs import EXTRA_REVISION, EXTRA_TABLE, OLD_HEAD, Debs
+from tests.system.debs import Debs
 from tests.system.deployment import CONFIG_TEXT, DATA_DIR, SERVICE, Tenement
 from tests.system.load import Load
 
@@ -250,40 +251,76 @@ def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
         assert marker == "1"
 
 
-def test_rollback_to_the_older_package(tenement: Tenement, debs: Debs) -> None:
-    """The newer binary's `ten db downgrade`, then the older .deb: it serves, data intact."""
-    _require_debs(tenement, debs)
-    c = tenement.container
-    version = c.out("dpkg-query -W -f '${Version}' tenement-py")
-    if version != debs.new_version:
-        pytest.skip("the upgrade test did not leave the newer package installed")
-    before = _web_pids(tenement)
-    token = c.out(f"cat {DATA_DIR}/api_token")
-    # as docs/upgrading.md says: stop the server (the tenants stay: SIGUSR2 via restart
-    # is not a stop, so detach them explicitly), downgrade with the newer binary
-    c.run("systemctl kill -s SIGUSR2 --kill-who=main tenement")
-    # inactive, not just "not active": while it drains it is "deactivating", still
-    # holding the supervisor lease, and `ten db downgrade` would rightly refuse
-    c.wait_for(
-        'test "$(systemctl show -p ActiveState --value tenement)" = inactive',
-        timeout=60,
-        what="tenement drained and exited",
+#: the tables whose rows a rollback must keep (counted before and after)
+_KEPT_TABLES = ("tenant_tokens", "instances", "deploy_log", "config", "service_users")
+
+
+def _sql(tenement: Tenement, statement: str) -> str:
+    """One statement on the server's database, as root (SQLite takes the write lock)."""
+    script = (
+        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+        " rows = db.execute(sys.argv[2]).fetchall(); db.commit();"
+        " print('\\n'.join('|'.join(map(str, r)) for r in rows))"
     )
-    if debs.new_has_migration:
-        tenement.ten_as_service_user("db", "downgrade", OLD_HEAD)
-    # no traffic until the older package is in: a request would socket-activate the
-    # newer server, which would migrate the database up again
+    return tenement.container.run(
+        ["python3", "-c", script, f"{DATA_DIR}/tenement.db", statement]
+    ).stdout.strip()
+
+
+def _row_counts(tenement: Tenement) -> dict[str, int]:
+    return {t: int(_sql(tenement, f"SELECT count(*) FROM {t}")) for t in _KEPT_TABLES}
+
+
+def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs: Debs) -> None:
+    """The upgrade guide's rollback as written: stop, install the older package, start.
+
+    No `ten db downgrade`: the older release runs on the schema the newer one left (its
+    compatibility window), loses no row and lists the newer release's tenants; then the
+    newer package again, under load, finds its column and the value it wrote."""
+    _require_debs(tenement, debs)
+    if not debs.new_has_migration:
+        pytest.skip("the newer package adds no migration: no schema to roll back over")
+    c = tenement.container
+    if c.out("dpkg-query -W -f '${Version}' tenement-py") != debs.new_version:
+        pytest.skip("the upgrade test did not leave the newer package installed")
+    token = c.out(f"cat {DATA_DIR}/api_token")
+    tenement.ten("spawn", "web:carol")  # a tenant of the newer release's time
+    _sql(tenement, f"UPDATE instances SET {EXTRA_COLUMN} = 'kept' WHERE instance_id = 'web:alice'")
+    counts = _row_counts(tenement)
+    c.run("systemctl stop tenement", timeout=120)
     deployment.install_deb(c, debs.old)
     with Load(tenement.port, HOSTS) as load:
         c.run("systemctl start tenement", timeout=150)
         tenement.wait_active()
         load.wait_for_requests(50)
-    _report("rollback", load, f"({debs.new_version} -> {debs.old_version})")
+    _report("rollback", load, f"({debs.new_version} -> {debs.old_version}, no downgrade)")
     assert c.out("dpkg-query -W -f '${Version}' tenement-py") == debs.old_version
     assert load.result.failed == 0, load.result.summary()
-    assert _web_pids(tenement) == before
+    assert {"web:alice", "web:bob", "web:carol"} <= set(tenement.instances())
     assert c.out(f"cat {DATA_DIR}/api_token") == token
-    tenement.ten("ps")  # the token in the database still works with the older binary
+    assert f"revision {EXTRA_REVISION}, ahead of" in _db_revision(tenement)
+    journal = c.out("journalctl -u tenement -o cat --no-pager")
+    assert f"database is at revision {EXTRA_REVISION}, ahead of this tenement's" in journal
+    tenement.ten("spawn", "web:dave")  # the older release writes rows of its own
+    after = _row_counts(tenement)
+    assert all(after[t] >= counts[t] for t in _KEPT_TABLES), (counts, after)
+
+    # and forward again, under load, as any package upgrade
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        deployment.install_deb(c, debs.new)
+        tenement.wait_active()
+        load.wait_for_requests(50)
+    _report("upgrade after the rollback", load, f"({debs.old_version} -> {debs.new_version})")
+    assert load.result.failed == 0, load.result.summary()
+    assert {"web:alice", "web:bob", "web:carol", "web:dave"} <= set(tenement.instances())
+    kept = _sql(tenement, f"SELECT instance_id, {EXTRA_COLUMN} FROM instances ORDER BY 1")
+    features = dict(line.split("|") for line in kept.splitlines())
+    assert features["web:alice"] == "kept"
+    assert features["web:dave"] == EXTRA_DEFAULT
+    assert tenement.ten_as_service_user("db", "check", check=False).startswith(
+        f"revision {EXTRA_REVISION} (head)"
+    )
 
 
 def test_kill_9_restarts_and_adopts(tenement: Tenement) -> None:
