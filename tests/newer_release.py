@@ -103,10 +103,17 @@ def make_newer(package: Path, migrations: Path, version: str, *, oldest_release:
     )
 
 
-def newer_source_tree(into: Path, version: str, *, oldest_release: str) -> Path:
-    """A copy of this tree's ``tenement`` and ``migrations`` in ``into``, made newer:
-    put ``into`` first on ``PYTHONPATH`` to run it."""
+def newer_source_tree(
+    into: Path, version: str, *, oldest_release: str, project: bool = False
+) -> Path:
+    """A copy of this tree's ``tenement`` and ``migrations`` in ``into``, made newer: put
+    ``into`` first on ``PYTHONPATH`` to run it. With ``project``, also what building a
+    wheel of it needs (``pip wheel INTO``)."""
     shutil.copytree(REPO / "tenement", into / "tenement", ignore=_SKIP)
     shutil.copytree(REPO / "migrations", into / "migrations", ignore=_SKIP)
+    if project:
+        shutil.copytree(REPO / "units", into / "units", ignore=_SKIP)
+        for name in ("pyproject.toml", "README.md"):
+            shutil.copy(REPO / name, into / name)
     make_newer(into / "tenement", into / "migrations", version, oldest_release=oldest_release)
     return into

@@ -251,26 +251,6 @@ def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
         assert marker == "1"
 
 
-#: the tables whose rows a rollback must keep (counted before and after)
-_KEPT_TABLES = ("tenant_tokens", "instances", "deploy_log", "config", "service_users")
-
-
-def _sql(tenement: Tenement, statement: str) -> str:
-    """One statement on the server's database, as root (SQLite takes the write lock)."""
-    script = (
-        "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
-        " rows = db.execute(sys.argv[2]).fetchall(); db.commit();"
-        " print('\\n'.join('|'.join(map(str, r)) for r in rows))"
-    )
-    return tenement.container.run(
-        ["python3", "-c", script, f"{DATA_DIR}/tenement.db", statement]
-    ).stdout.strip()
-
-
-def _row_counts(tenement: Tenement) -> dict[str, int]:
-    return {t: int(_sql(tenement, f"SELECT count(*) FROM {t}")) for t in _KEPT_TABLES}
-
-
 def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs: Debs) -> None:
     """The upgrade guide's rollback as written: stop, install the older package, start.
 
@@ -285,8 +265,8 @@ def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs
         pytest.skip("the upgrade test did not leave the newer package installed")
     token = c.out(f"cat {DATA_DIR}/api_token")
     tenement.ten("spawn", "web:carol")  # a tenant of the newer release's time
-    _sql(tenement, f"UPDATE instances SET {EXTRA_COLUMN} = 'kept' WHERE instance_id = 'web:alice'")
-    counts = _row_counts(tenement)
+    tenement.sql(f"UPDATE instances SET {EXTRA_COLUMN} = 'kept' WHERE instance_id = 'web:alice'")
+    counts = tenement.row_counts()
     c.run("systemctl stop tenement", timeout=120)
     deployment.install_deb(c, debs.old)
     with Load(tenement.port, HOSTS) as load:
@@ -302,8 +282,8 @@ def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs
     journal = c.out("journalctl -u tenement -o cat --no-pager")
     assert f"database is at revision {EXTRA_REVISION}, ahead of this tenement's" in journal
     tenement.ten("spawn", "web:dave")  # the older release writes rows of its own
-    after = _row_counts(tenement)
-    assert all(after[t] >= counts[t] for t in _KEPT_TABLES), (counts, after)
+    after = tenement.row_counts()
+    assert all(after[t] >= counts[t] for t in deployment.KEPT_TABLES), (counts, after)
 
     # and forward again, under load, as any package upgrade
     with Load(tenement.port, HOSTS) as load:
@@ -314,7 +294,7 @@ def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs
     _report("upgrade after the rollback", load, f"({debs.old_version} -> {debs.new_version})")
     assert load.result.failed == 0, load.result.summary()
     assert {"web:alice", "web:bob", "web:carol", "web:dave"} <= set(tenement.instances())
-    kept = _sql(tenement, f"SELECT instance_id, {EXTRA_COLUMN} FROM instances ORDER BY 1")
+    kept = tenement.sql(f"SELECT instance_id, {EXTRA_COLUMN} FROM instances ORDER BY 1")
     features = dict(line.split("|") for line in kept.splitlines())
     assert features["web:alice"] == "kept"
     assert features["web:dave"] == EXTRA_DEFAULT
