@@ -229,6 +229,13 @@ class Tenement:
         """How many rows each table a rollback must keep has."""
         return {t: int(self.sql(f"SELECT count(*) FROM {t}")) for t in KEPT_TABLES}
 
+    def journal_problems(self) -> str:
+        """The service's warnings and errors this boot, for a failed assertion's message."""
+        return self.container.out(
+            "journalctl -u tenement -p warning -o short-monotonic --no-pager | tail -n 40",
+            check=False,
+        )
+
     def instances(self) -> dict[str, dict]:
         """``ten ps --json``, by instance id."""
         return {row["id"]: row for row in json.loads(self.ten("ps", "--json"))}

@@ -97,8 +97,9 @@ def test_put_the_old_binary_back_and_start_it(swapped: Tenement) -> None:
         c.run("systemctl start tenement", timeout=150)
         swapped.wait_active()
         load.wait_for_requests(50)
+    problems = swapped.journal_problems()
     print(f"[system] binary rollback: {load.result.summary()}", file=sys.stderr)
-    assert load.result.failed == 0, load.result.summary()
+    assert load.result.failed == 0, f"{load.result.summary()}\n{problems}"
     assert "/opt/ten-older/" in _command_line(swapped)
     assert {"web:alice", "web:bob", "web:carol"} <= set(swapped.instances())
     current = c.out(

@@ -215,6 +215,18 @@ def _require_debs(tenement: Tenement, debs: Debs) -> None:
         pytest.skip("tenement was not installed from the .deb in this session")
 
 
+def _upgrade_under_load(tenement: Tenement, debs: Debs, name: str) -> Load:
+    """Install the newer package while clients talk to the tenants; their results."""
+    assert debs.new is not None
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        deployment.install_deb(tenement.container, debs.new)
+        tenement.wait_active()
+        load.wait_for_requests(50)
+    _report(name, load, f"({debs.old_version} -> {debs.new_version})")
+    return load
+
+
 def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
     """`apt-get install ./newer.deb` under load: 0 failed, schema at the new head, a
     backup made, tenant pids unchanged."""
@@ -222,12 +234,7 @@ def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
     c = tenement.container
     before = _web_pids(tenement)
     backups_before = c.out(f"ls {DATA_DIR}/backups 2>/dev/null || true").split()
-    with Load(tenement.port, HOSTS) as load:
-        load.wait_for_requests(50)
-        deployment.install_deb(c, debs.new)
-        tenement.wait_active()
-        load.wait_for_requests(50)
-    _report("package upgrade", load, f"({debs.old_version} -> {debs.new_version})")
+    load = _upgrade_under_load(tenement, debs, "package upgrade")
     assert load.result.failed == 0, load.result.summary()
     version = c.out("dpkg-query -W -f '${Version}' tenement-py")
     assert version == debs.new_version
@@ -273,9 +280,10 @@ def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs
         c.run("systemctl start tenement", timeout=150)
         tenement.wait_active()
         load.wait_for_requests(50)
+    problems = tenement.journal_problems()
     _report("rollback", load, f"({debs.new_version} -> {debs.old_version}, no downgrade)")
     assert c.out("dpkg-query -W -f '${Version}' tenement-py") == debs.old_version
-    assert load.result.failed == 0, load.result.summary()
+    assert load.result.failed == 0, f"{load.result.summary()}\n{problems}"
     assert {"web:alice", "web:bob", "web:carol"} <= set(tenement.instances())
     assert c.out(f"cat {DATA_DIR}/api_token") == token
     assert f"revision {EXTRA_REVISION}, ahead of" in _db_revision(tenement)
@@ -286,12 +294,7 @@ def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs
     assert all(after[t] >= counts[t] for t in deployment.KEPT_TABLES), (counts, after)
 
     # and forward again, under load, as any package upgrade
-    with Load(tenement.port, HOSTS) as load:
-        load.wait_for_requests(50)
-        deployment.install_deb(c, debs.new)
-        tenement.wait_active()
-        load.wait_for_requests(50)
-    _report("upgrade after the rollback", load, f"({debs.old_version} -> {debs.new_version})")
+    load = _upgrade_under_load(tenement, debs, "upgrade after the rollback")
     assert load.result.failed == 0, load.result.summary()
     assert {"web:alice", "web:bob", "web:carol", "web:dave"} <= set(tenement.instances())
     kept = tenement.sql(f"SELECT instance_id, {EXTRA_COLUMN} FROM instances ORDER BY 1")
