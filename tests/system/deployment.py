@@ -88,8 +88,9 @@ ListenStream=/run/tenement/tenement.sock
 """
 
 
-#: the tables whose rows an upgrade or a rollback must keep
-KEPT_TABLES = ("tenant_tokens", "instances", "deploy_log", "config", "service_users")
+#: the tables whose rows an upgrade or a rollback must keep (``instances`` rows come and
+#: go with the tenants: a stop removes API-spawned ones in every release)
+KEPT_TABLES = ("tenant_tokens", "deploy_log", "config", "service_users")
 
 
 def free_port() -> int:
