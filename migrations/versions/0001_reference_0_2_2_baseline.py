@@ -23,6 +23,10 @@ down_revision: str | Sequence[str] | None = None
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+#: the oldest tenement release that runs on a database at this revision (the
+#: compatibility window, tenement/store/window.py)
+oldest_release: str = "0.3.0"
+
 # tenement 0.2.2's store.rs, statement by statement
 REFERENCE_SQLITE = (
     """CREATE TABLE IF NOT EXISTS logs (

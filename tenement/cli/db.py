@@ -125,7 +125,16 @@ def history(cli: CliContext) -> None:
     current_revision = None
     if not database.missing:
         with open_local_store(database) as store:
-            current_revision = schema_status(store).revision
+            status = schema_status(store)
+        current_revision = status.revision
+        # the newer revisions a rollback runs on: this tenement has no script for them
+        if status.ahead is not None:
+            unknown = status.ahead.unknown
+            downs = (status.head, *(r.revision for r in unknown))
+            for newer, below in reversed(list(zip(unknown, downs, strict=False))):
+                note = "current, " if newer.revision == current_revision else ""
+                note += f"applied by tenement {newer.applied_by}, not known to this one"
+                click.echo(f"{below} -> {newer.revision} ({note}): {newer.summary}")
     for info in reversed(script_revisions()):
         marks = [
             m
@@ -223,8 +232,9 @@ def restore(cli: CliContext, path: Path, force: bool) -> None:
 @global_options
 @pass_cli
 def check(cli: CliContext) -> None:
-    """Exit 0 if the schema is at head, 1 if it needs an upgrade, 2 if it is unknown."""
-    from tenement.store import SchemaKind, schema_status
+    """Exit 0 if this tenement runs on the schema (at head, or ahead inside its window),
+    1 if it needs an upgrade, 2 if it is unknown."""
+    from tenement.store import schema_status
 
     database = local_database(cli)
     if database.missing:
@@ -233,7 +243,7 @@ def check(cli: CliContext) -> None:
     with open_local_store(database) as store:
         status = schema_status(store)
     click.echo(status.describe())
-    if status.kind is SchemaKind.AT_HEAD:
+    if status.usable:
         return
     if status.needs_upgrade:
         raise click.exceptions.Exit(1)

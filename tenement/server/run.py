@@ -355,14 +355,19 @@ async def _database_at_head(
     store: Any, settings: Any, notifier: Notifier, *, migrate: bool
 ) -> None:
     """Migrate the database to head (backing it up first), or, in a worker, wait until the
-    main process has."""
-    from tenement.store import is_at_head, migrate_to_head
+    main process has. A database a newer release migrated, inside this release's
+    compatibility window (a rollback), is used as it is."""
+    from tenement.store import SchemaKind, is_at_head, migrate_to_head, runs_on, schema_status
 
     if is_at_head(store):
         return
     if not migrate:
-        while not await store.run(is_at_head, store):
+        while not await store.run(runs_on, store):
             await trio.sleep(0.1)
+        return
+    status = await store.run(schema_status, store)
+    if status.kind is SchemaKind.AHEAD:
+        log.warning("database is at %s", status.describe())
         return
     notifier.status("migrating the database")
     notifier.extend_timeout(MIGRATION_TIMEOUT)

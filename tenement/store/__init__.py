@@ -39,6 +39,7 @@ from tenement.store.schema import (
     SchemaKind,
     SchemaStatus,
     is_at_head,
+    runs_on,
     schema_status,
 )
 from tenement.store.store import Store, default_url, open_store
@@ -85,6 +86,7 @@ __all__ = [
     "private_file",
     "prune_backups",
     "restore_backup",
+    "runs_on",
     "schema_status",
     "sqlite_path",
     "token_prefix",

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenement.errors import TenementError
+
+if TYPE_CHECKING:
+    from tenement.store.window import Ahead
 
 
 class StoreError(TenementError):
@@ -18,17 +22,41 @@ class UnknownRevision(StoreError):
         revision: the database's revision.
         head: this tenement's newest revision.
         backup_dir: where backups are kept, if known.
+        ahead: what the database's rows say of its revision, when it has them.
     """
 
-    def __init__(self, revision: str, head: str, backup_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        revision: str,
+        head: str,
+        backup_dir: Path | None = None,
+        ahead: Ahead | None = None,
+    ) -> None:
         self.revision = revision
         self.head = head
         self.backup_dir = backup_dir
+        self.ahead = ahead
         where = f" from {backup_dir}/" if backup_dir is not None else ""
+        newer = "the newer tenement"
+        who = "a newer tenement wrote it"
+        if ahead is not None:
+            newer = f"tenement {ahead.applied_by}"
+            who = f"{newer} wrote it"
+            if ahead.in_window:
+                # refused only for a downgrade: this release runs on it as it is
+                super().__init__(
+                    f"database is at schema revision {revision}, which this tenement does "
+                    f"not know (its newest is {head}); {who}. This tenement runs on it as it "
+                    f"is; to take it back to {head}, run `ten db downgrade {head}` with {newer}."
+                )
+                return
+            who += (
+                f", and it needs tenement {ahead.oldest_release} or later (this is {ahead.version})"
+            )
         super().__init__(
             f"database is at schema revision {revision}, which this tenement does not know "
-            f"(its newest is {head}); a newer tenement wrote it. To go back: run "
-            f"`ten db downgrade {head}` with the newer tenement, or stop tenement and restore "
+            f"(its newest is {head}); {who}. To go back: run "
+            f"`ten db downgrade {head}` with {newer}, or stop tenement and restore "
             f"a backup{where} with `ten db restore FILE`."
         )
 

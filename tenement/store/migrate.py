@@ -28,6 +28,7 @@ from tenement.store.schema import (
     schema_status,
 )
 from tenement.store.store import Store
+from tenement.store.window import WINDOW_TABLE, Revision, record_revisions
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -121,10 +122,34 @@ def script_revisions() -> list[RevisionInfo]:
     return list(reversed(infos))
 
 
-def _refuse(store: Store, status: SchemaStatus, backup_dir: Path | None) -> None:
-    if status.kind is SchemaKind.UNKNOWN_REVISION:
+def _chain(upto: str) -> list[Revision]:
+    """The revisions a database at ``upto`` has applied, oldest first, as the window
+    records them (each script's ``oldest_release`` and first docstring line)."""
+    scripts = {script.revision: script for script in _script_directory().walk_revisions()}
+    chain = []
+    for revision in KNOWN_REVISIONS[: KNOWN_REVISIONS.index(upto) + 1]:
+        script = scripts[revision]
+        summary = (script.doc or "").strip().splitlines()[0].rstrip(".") if script.doc else ""
+        chain.append(Revision(revision, script.module.oldest_release, summary))
+    return chain
+
+
+def _record_window(conn: sa.Connection, revision: str | None) -> None:
+    """After a migration to ``revision``: the window's rows list what is applied (when
+    the database at ``revision`` has the window's table at all)."""
+    import sqlalchemy as sa
+
+    if revision is not None and sa.inspect(conn).has_table(WINDOW_TABLE):
+        record_revisions(conn, _chain(revision))
+
+
+def _refuse(
+    store: Store, status: SchemaStatus, backup_dir: Path | None, *, ahead_ok: bool = True
+) -> None:
+    unknown = status.kind is SchemaKind.UNKNOWN_REVISION
+    if unknown or (status.kind is SchemaKind.AHEAD and not ahead_ok):
         assert status.revision is not None
-        raise UnknownRevision(status.revision, HEAD_REVISION, backup_dir)
+        raise UnknownRevision(status.revision, HEAD_REVISION, backup_dir, status.ahead)
     if status.kind is SchemaKind.UNRECOGNISED:
         raise UnrecognisedDatabase(store.display_url, status.foreign_tables, status.detail)
 
@@ -185,6 +210,13 @@ def upgrade(
     _refuse(store, status, backup_dir)
     if wanted == "base":
         raise StoreError("`upgrade base` means nothing; use `ten db downgrade base`")
+    if status.kind is SchemaKind.AHEAD:
+        if wanted != HEAD_REVISION:
+            raise StoreError(
+                f"database is at {status.revision}, past {wanted}: {status.describe()}"
+            )
+        say(f"Database is at {status.describe()}")
+        return MigrationReport(status.revision, status.revision)
     if status.revision is not None and _index(status.revision) >= _index(wanted):
         if status.revision != wanted:
             raise StoreError(
@@ -198,7 +230,9 @@ def upgrade(
         # Again, under the write lock: another process may have migrated meanwhile.
         status = inspect_schema(conn)
         _refuse(store, status, backup_dir)
-        if status.revision is not None and _index(status.revision) >= _index(wanted):
+        if status.kind is SchemaKind.AHEAD or (
+            status.revision is not None and _index(status.revision) >= _index(wanted)
+        ):
             return MigrationReport(status.revision, status.revision, backup)
         cfg = _alembic_config(conn)
         stamped = status.kind is SchemaKind.REFERENCE
@@ -208,6 +242,7 @@ def upgrade(
         start = status.revision or (BASELINE_REVISION if stamped else "empty")
         say(f"Upgrading schema {start} -> {wanted}")
         command.upgrade(cfg, wanted)
+        _record_window(conn, wanted)
     return MigrationReport(
         status.revision,
         wanted,
@@ -238,7 +273,7 @@ def downgrade(
     say = say or (lambda line: log.info("%s", line))
     wanted = _check_target(target)
     status = schema_status(store)
-    _refuse(store, status, backup_dir)
+    _refuse(store, status, backup_dir, ahead_ok=False)
     if status.revision is None:
         raise StoreError(f"database has no schema revision ({status.describe()}); nothing to undo")
     if _index(wanted) > _index(status.revision):
@@ -252,9 +287,10 @@ def downgrade(
 
     with store.begin_write() as conn:
         status = inspect_schema(conn)
-        _refuse(store, status, backup_dir)
+        _refuse(store, status, backup_dir, ahead_ok=False)
         if status.revision is None or _index(wanted) >= _index(status.revision):
             return MigrationReport(status.revision, status.revision, backup)
         say(f"Downgrading schema {status.revision} -> {wanted}")
         command.downgrade(_alembic_config(conn), wanted)
+        _record_window(conn, None if wanted == "base" else wanted)
     return MigrationReport(status.revision, None if wanted == "base" else wanted, backup)

@@ -15,13 +15,14 @@ import attrs
 
 from tenement.store._sqlite import FTS_TABLES
 from tenement.store.store import Store
+from tenement.store.window import ROWS_SQL, WINDOW_TABLE, Ahead, read_ahead
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
 
 #: every revision in migrations/versions, oldest first (kept here so that startup needs
 #: no Alembic; a test checks it against the scripts)
-KNOWN_REVISIONS = ("0001", "0002", "0003")
+KNOWN_REVISIONS = ("0001", "0002", "0003", "0004")
 
 #: the newest revision
 HEAD_REVISION = KNOWN_REVISIONS[-1]
@@ -55,7 +56,10 @@ class SchemaKind(enum.Enum):
     #: at a revision this tenement knows, older than head
     BEHIND = "behind"
     AT_HEAD = "at-head"
-    #: at a revision this tenement does not know (a newer release's)
+    #: at a newer release's revision whose rows say this release runs on it (window.py):
+    #: used as it is, the newer features' data ignored
+    AHEAD = "ahead"
+    #: at a revision this tenement does not know (a newer release's) and cannot run on
     UNKNOWN_REVISION = "unknown-revision"
     #: holds tables that are neither tenement's nor the reference's
     UNRECOGNISED = "unrecognised"
@@ -71,6 +75,8 @@ class SchemaStatus:
         head: this tenement's newest revision.
         detail: for UNRECOGNISED, why (which tables are foreign or which are missing).
         foreign_tables: for UNRECOGNISED, the tables tenement does not know.
+        ahead: for AHEAD, and UNKNOWN_REVISION when the database has a row for its
+            revision, what that row says.
     """
 
     kind: SchemaKind
@@ -78,10 +84,16 @@ class SchemaStatus:
     head: str = HEAD_REVISION
     detail: str = ""
     foreign_tables: tuple[str, ...] = ()
+    ahead: Ahead | None = None
 
     @property
     def needs_upgrade(self) -> bool:
         return self.kind in (SchemaKind.EMPTY, SchemaKind.REFERENCE, SchemaKind.BEHIND)
+
+    @property
+    def usable(self) -> bool:
+        """This tenement runs on the database as it is."""
+        return self.kind in (SchemaKind.AT_HEAD, SchemaKind.AHEAD)
 
     def describe(self) -> str:
         """One short line for ``ten db current`` / ``ten db check``."""
@@ -96,8 +108,19 @@ class SchemaStatus:
                 f"tenement 0.2.2 database (no version table); "
                 f"upgrade to {self.head} needed (stamped {BASELINE_REVISION} first)"
             )
+        if self.kind is SchemaKind.AHEAD:
+            assert self.ahead is not None
+            return (
+                f"revision {self.revision}, ahead of this tenement's {self.head} (applied by "
+                f"tenement {self.ahead.applied_by}; releases from {self.ahead.oldest_release} "
+                f"run on it); this tenement runs on it and ignores what it does not know: "
+                f"{self.ahead.ignored()}"
+            )
         if self.kind is SchemaKind.UNKNOWN_REVISION:
-            return f"revision {self.revision} is unknown to this tenement (head {self.head})"
+            needs = ""
+            if self.ahead is not None:
+                needs = f"; it needs tenement {self.ahead.oldest_release} or later"
+            return f"revision {self.revision} is unknown to this tenement (head {self.head}){needs}"
         return f"not a tenement database: {self.detail}"
 
 
@@ -125,6 +148,23 @@ def is_at_head(store: Store) -> bool:
     return revision == HEAD_REVISION
 
 
+def runs_on(store: Store) -> bool:
+    """True if this tenement runs on the database as it is: at head, or ahead inside the
+    compatibility window (window.py). As cheap as :func:`is_at_head` at head."""
+    try:
+        with store.database.read() as session:
+            revision = session.execute(f"SELECT version_num FROM {VERSION_TABLE}").scalar()
+            if revision == HEAD_REVISION:
+                return True
+            if revision is None or revision in KNOWN_REVISIONS:
+                return False
+            rows = session.execute(ROWS_SQL).rows
+    except store.database.error:  # no version table, or no window table
+        return False
+    ahead = read_ahead(rows, revision, KNOWN_REVISIONS)
+    return ahead is not None and ahead.in_window
+
+
 def inspect_schema(conn: sa.Connection) -> SchemaStatus:
     """Classify the database behind ``conn`` (see :class:`SchemaKind`)."""
     import sqlalchemy as sa
@@ -135,7 +175,13 @@ def inspect_schema(conn: sa.Connection) -> SchemaStatus:
             return SchemaStatus(SchemaKind.AT_HEAD, revision)
         if revision in KNOWN_REVISIONS:
             return SchemaStatus(SchemaKind.BEHIND, revision)
-        return SchemaStatus(SchemaKind.UNKNOWN_REVISION, revision)
+        ahead = None
+        if sa.inspect(conn).has_table(WINDOW_TABLE):
+            rows = conn.execute(sa.text(ROWS_SQL)).mappings().all()
+            ahead = read_ahead(rows, revision, KNOWN_REVISIONS)
+        if ahead is not None and ahead.in_window:
+            return SchemaStatus(SchemaKind.AHEAD, revision, ahead=ahead)
+        return SchemaStatus(SchemaKind.UNKNOWN_REVISION, revision, ahead=ahead)
     inspector = sa.inspect(conn)
     tables = {
         name

@@ -155,3 +155,15 @@ service_users = sa.Table(
     sa.Column("uid", sa.Integer, nullable=False, unique=True),
     sa.Column("allotted_at", sa.Double, nullable=False),  # epoch seconds
 )
+
+# --- ours (revision 0004) -------------------------------------------------------------
+
+schema_revisions = sa.Table(
+    "schema_revisions",
+    metadata,
+    sa.Column("revision", sa.Text, primary_key=True),
+    sa.Column("oldest_release", sa.Text, nullable=False),  # e.g. "0.3.0"
+    sa.Column("summary", sa.Text, nullable=False),  # the script's first line
+    sa.Column("applied_by", sa.Text, nullable=False),  # the tenement version
+    sa.Column("applied_at", sa.Double, nullable=False),  # epoch seconds
+)

@@ -199,21 +199,28 @@ def cgroup_of(pid: int | str = "self") -> str | None:
 _TCP_LISTEN = "0A"
 
 
-def listening_inodes(port: int) -> frozenset[int] | None:
-    """Inodes of the TCP sockets listening on ``port`` (any address, IPv4 or IPv6).
+def listening_sockets(port: int) -> dict[int, int] | None:
+    """The TCP sockets listening on ``port`` (any address, IPv4 or IPv6): inode -> the
+    uid that owns the socket.
 
     Asks the kernel through a sock_diag netlink socket for the listening sockets only
     (about 0.2 ms); where that is not available, reads ``/proc/net/tcp`` and
     ``/proc/net/tcp6`` (which costs milliseconds on a host with many connections).
 
     Returns:
-        The inodes (empty when nobody listens), or None when the kernel cannot be asked
+        The sockets (empty when nobody listens), or None when the kernel cannot be asked
         (not Linux): the caller cannot tell who listens.
     """
     try:
-        return _diag_listening_inodes(port)
+        return _diag_listening_sockets(port)
     except (OSError, AttributeError):  # AttributeError: no AF_NETLINK off Linux
-        return _table_listening_inodes(port)
+        return _table_listening_sockets(port)
+
+
+def listening_inodes(port: int) -> frozenset[int] | None:
+    """The inodes of :func:`listening_sockets`."""
+    sockets = listening_sockets(port)
+    return None if sockets is None else frozenset(sockets)
 
 
 #: netlink constants (linux/netlink.h, linux/sock_diag.h, linux/inet_diag.h)
@@ -227,13 +234,14 @@ _IPPROTO_TCP = 6
 _NLMSG_HEADER = struct.Struct("=IHHII")
 #: inet_diag_req_v2 without its socket id (48 zero bytes follow: no filter)
 _DIAG_REQUEST = struct.Struct("=BBBBI")
-#: offsets in an inet_diag_msg: idiag_sport (big-endian), idiag_inode
+#: offsets in an inet_diag_msg: idiag_sport (big-endian), idiag_uid, idiag_inode
 _SPORT_OFFSET = 4
+_UID_OFFSET = 64
 _INODE_OFFSET = 68
 
 
-def _diag_listening_inodes(port: int) -> frozenset[int]:
-    found = set()
+def _diag_listening_sockets(port: int) -> dict[int, int]:
+    found = {}
     with socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, _NETLINK_SOCK_DIAG) as link:
         for family in (socket.AF_INET, socket.AF_INET6):
             request = _DIAG_REQUEST.pack(family, _IPPROTO_TCP, 0, 0, _TCPF_LISTEN) + bytes(48)
@@ -254,15 +262,16 @@ def _diag_listening_inodes(port: int) -> frozenset[int]:
                         code = -struct.unpack_from("=i", data, body)[0]
                         raise OSError(code, os.strerror(code))
                     if struct.unpack_from("!H", data, body + _SPORT_OFFSET)[0] == port:
-                        found.add(struct.unpack_from("=I", data, body + _INODE_OFFSET)[0])
+                        uid, inode = struct.unpack_from("=II", data, body + _UID_OFFSET)
+                        found[inode] = uid
                     offset += (length + 3) & ~3
-    return frozenset(found)
+    return found
 
 
-def _table_listening_inodes(port: int) -> frozenset[int] | None:
-    """:func:`listening_inodes` from /proc/net; the kernel lists listeners first."""
+def _table_listening_sockets(port: int) -> dict[int, int] | None:
+    """:func:`listening_sockets` from /proc/net; the kernel lists listeners first."""
     wanted = f":{port:04X}"
-    found: set[int] = set()
+    found: dict[int, int] = {}
     readable = False
     for table in ("tcp", "tcp6"):
         try:
@@ -274,10 +283,29 @@ def _table_listening_inodes(port: int) -> frozenset[int] | None:
                     if len(fields) < 10 or fields[3] != _TCP_LISTEN:
                         break
                     if fields[1].endswith(wanted):
-                        found.add(int(fields[9]))
+                        found[int(fields[9])] = int(fields[7])
         except OSError:
             continue
-    return frozenset(found) if readable else None
+    return found if readable else None
+
+
+def _table_listening_inodes(port: int) -> frozenset[int] | None:
+    """The inodes of :func:`_table_listening_sockets` (the fallback, for its tests)."""
+    sockets = _table_listening_sockets(port)
+    return None if sockets is None else frozenset(sockets)
+
+
+def process_uid(pid: int) -> int | None:
+    """The effective uid of ``pid`` (``/proc/<pid>/status``, readable by anyone), None
+    when it is gone."""
+    try:
+        text = _read_proc(f"{PROC}/{pid}/status")
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    for line in text.splitlines():
+        if line.startswith("Uid:"):
+            return int(line.split()[2])
+    return None
 
 
 def holds_socket(pid: int, inodes: frozenset[int]) -> bool | None:
@@ -285,7 +313,8 @@ def holds_socket(pid: int, inodes: frozenset[int]) -> bool | None:
 
     Returns:
         True or False; None when its descriptors cannot be read (another user's
-        process, and we are not root). A process that is gone holds nothing.
+        process, without CAP_SYS_PTRACE: root confined by the unit, or a server that
+        runs its tenants as their own uid). A process that is gone holds nothing.
     """
     fd_dir = f"/proc/{pid}/fd"
     try:
@@ -297,6 +326,10 @@ def holds_socket(pid: int, inodes: frozenset[int]) -> bool | None:
     for fd in fds:
         try:
             target = os.readlink(f"{fd_dir}/{fd}")
+        except PermissionError:
+            # the fd directory lists for CAP_DAC_READ_SEARCH, but its links are behind
+            # the ptrace check
+            return None
         except OSError:
             continue  # closed meanwhile
         if target.startswith("socket:[") and int(target[8:-1]) in inodes:

@@ -12,10 +12,13 @@ A TCP port that accepts is not enough: another program may have taken the port
 between its allocation and the tenant's bind (the tenant then exits with "Address
 already in use"). So when the tenant's process group is known (``owner``, or
 ``process``), a successful connect is confirmed with the kernel
-(:func:`tenement.supervisor.procfs.listening_inodes`, ``tenant_holds_any``; a scan
+(:func:`tenement.supervisor.procfs.listening_sockets`, ``tenant_holds_any``; a scan
 of all of /proc, which may take milliseconds, in a worker thread): a listener held only by
 other programs does not count, and the wait goes on (until the tenant exits, or the
-caller's timeout). Where /proc cannot tell (not Linux), the connect decides.
+caller's timeout). Where the tenant's descriptors cannot be read (it runs as a uid of
+its own, and the server lacks CAP_SYS_PTRACE, as under its unit), the kernel's owner of
+the listening socket decides: it must be the tenant's uid. Where /proc cannot tell
+(not Linux), the connect decides.
 A Unix socket path is the tenant's own, so it is not checked.
 
 It has no timeout of its own: the caller wraps it in
@@ -31,7 +34,7 @@ import os
 import trio
 
 from tenement.supervisor.process import SpawnError, TenantProcess
-from tenement.supervisor.procfs import listening_inodes, tenant_holds_any
+from tenement.supervisor.procfs import listening_sockets, process_uid, tenant_holds_any
 
 log = logging.getLogger(__name__)
 
@@ -76,14 +79,19 @@ async def _owner_listens(owner: int, port: int, foreign: set[int]) -> bool:
     programs'; while only those listen, the tenant's processes are not looked through
     again.
     """
-    inodes = listening_inodes(port)
-    if not inodes:
+    sockets = listening_sockets(port)
+    if not sockets:
         return True  # a connect succeeded, yet the kernel shows no listener: cannot tell
+    inodes = frozenset(sockets)
     if inodes <= foreign:
         return False
     held = tenant_holds_any(owner, inodes, scan=False)
     if held is False:
         held = await trio.to_thread.run_sync(tenant_holds_any, owner, inodes)
+    if held is None:
+        # its descriptors are unreadable: whose uid the listening socket is decides
+        uid = process_uid(owner)
+        held = True if uid is None else uid in sockets.values()
     if held is False:
         foreign.update(inodes)
         return False

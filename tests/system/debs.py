@@ -2,11 +2,12 @@
 
 ``old`` is ``make deb`` of this tree. ``new`` is that package repacked as the next
 version (``0.3.0~dev0`` -> ``0.3.1~systest1``) with one extra Alembic migration in its
-venv (the revision after this tree's head, ``NNNN_system_test``: a table with a marker
-row; its downgrade drops it), so that
-installing it really migrates the database and makes a backup, and going back really
-needs ``ten db downgrade``. (A second ``make deb VERSION=...`` would take minutes; the
-repack takes seconds and ships the very same maintainer scripts.)
+venv (``tests/newer_release.py``: a table with a marker row and a defaulted column on
+``instances``, recorded as runnable by this tree's release), so that installing it
+really migrates the database and makes a backup, and going back puts the older
+package on a database ahead of it, inside its window. (A second ``make deb
+VERSION=...`` would take minutes; the repack takes seconds and ships the very same
+maintainer scripts.)
 
 Set ``TENEMENT_TEST_DEB_OLD`` and ``TENEMENT_TEST_DEB_NEW`` to use prebuilt packages
 instead (then ``new`` need not add a migration; the tests check what its ``ten db
@@ -27,43 +28,12 @@ from pathlib import Path
 
 import attrs
 
+from tests.newer_release import NotATree, make_newer
 from tests.system.deployment import REPO
 
-#: this tree's newest revision: the older package's head, which a rollback returns to
-OLD_HEAD = max(p.name[:4] for p in (REPO / "migrations" / "versions").glob("[0-9]" * 4 + "_*.py"))
-#: the migration the newer package adds (revision id and the table it creates): the next
-#: one after this tree's, so that a real migration added later never collides with it
-EXTRA_REVISION = f"{int(OLD_HEAD) + 1:04d}"
-EXTRA_TABLE = "system_test_marker"
-
-_MIGRATION = '''\
-"""System test only: one table with a marker row, to upgrade into and downgrade out of.
-
-Revision ID: {revision}
-Revises: {down}
-"""
-
-import sqlalchemy as sa
-from alembic import op
-
-revision = "{revision}"
-down_revision = "{down}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    table = op.create_table("{table}", sa.Column("id", sa.Integer, primary_key=True))
-    op.bulk_insert(table, [{{"id": 1}}])
-
-
-def downgrade() -> None:
-    op.drop_table("{table}")
-'''
-
-_IGNORE = shutil.ignore_patterns(
-    ".venv", ".git", "dist", "__pycache__", ".pytest_cache", ".ruff_cache", "*.egg-info", "build"
-)
+#: the oldest release that runs on the newer package's extra revision: this tree's, so
+#: that the older package runs on the database the newer one migrated (the window)
+WINDOW_RELEASE = "0.3.0"
 
 
 @attrs.frozen
@@ -126,24 +96,10 @@ def repack_newer(old: Path, into: Path, version: str, pep440: str) -> Path:
         tree = Path(work) / "deb"
         _run(["dpkg-deb", "-R", str(old), str(tree)], into)
         (package,) = tree.glob("opt/venvs/*/lib/python3*/site-packages/tenement")
-        (package / "_version.py").write_text(f'__version__ = "{pep440}"\n')
-        # a release with a migration also lists it in the store's known revisions
-        schema = package / "store" / "schema.py"
-        text, count = re.subn(
-            r"^(KNOWN_REVISIONS = \([^)]*?),?\s*\)",
-            rf'\1, "{EXTRA_REVISION}")',
-            schema.read_text(),
-            count=1,
-            flags=re.M,
-        )
-        if count != 1:
-            raise _BuildFailed(f"no KNOWN_REVISIONS = (...) in {schema} to add the migration to")
-        schema.write_text(text)
-        versions = package / "_migrations" / "versions"
-        down = sorted(p.name[:4] for p in versions.glob("[0-9][0-9][0-9][0-9]_*.py"))[-1]
-        (versions / f"{EXTRA_REVISION}_system_test.py").write_text(
-            _MIGRATION.format(revision=EXTRA_REVISION, down=down, table=EXTRA_TABLE)
-        )
+        try:
+            make_newer(package, package / "_migrations", pep440, oldest_release=WINDOW_RELEASE)
+        except NotATree as exc:
+            raise _BuildFailed(str(exc)) from exc
         control = tree / "DEBIAN" / "control"
         control.write_text(
             re.sub(r"^Version: .*$", f"Version: {version}", control.read_text(), flags=re.M)

@@ -88,6 +88,11 @@ ListenStream=/run/tenement/tenement.sock
 """
 
 
+#: the tables whose rows an upgrade or a rollback must keep (``instances`` rows come and
+#: go with the tenants: a stop removes API-spawned ones in every release)
+KEPT_TABLES = ("tenant_tokens", "deploy_log", "config", "service_users")
+
+
 def free_port() -> int:
     """A free loopback port in 18080..28079 (the socket unit binds it in the container)."""
     for _ in range(200):
@@ -101,8 +106,9 @@ def free_port() -> int:
     raise Unavailable("no free loopback port in 18080..28079")
 
 
-def build_wheelhouse(dest: Path, *, tree: Path = REPO) -> Path:
-    """Wheels of tenement and its dependencies, built with Debian's python 3.11.
+def build_wheelhouse(dest: Path, *, tree: Path = REPO, deps: bool = True) -> Path:
+    """Wheels of tenement and (unless not ``deps``) its dependencies, built with Debian's
+    python 3.11.
 
     A throwaway venv of /usr/bin/python3 does the building (the host may lack
     python3-pip); systemd-python compiles against the host's libsystemd-dev.
@@ -115,7 +121,10 @@ def build_wheelhouse(dest: Path, *, tree: Path = REPO) -> Path:
     with tempfile.TemporaryDirectory(prefix="tenement-wheel-venv-") as venv:
         steps = [
             [DEBIAN_PYTHON, "-m", "venv", venv],
-            [f"{venv}/bin/pip", "wheel", "-q", "--wheel-dir", str(dest), f"{tree}[postgresql]"],
+            [
+                *(f"{venv}/bin/pip", "wheel", "-q", "--wheel-dir", str(dest)),
+                *((f"{tree}[postgresql]",) if deps else (str(tree), "--no-deps")),
+            ],
         ]
         for step in steps:
             done = subprocess.run(step, capture_output=True, text=True)
@@ -207,6 +216,27 @@ class Tenement:
         argv = ["runuser", "-u", "tenement", "--", "ten", "--config", CONFIG]
         argv += ["--data-dir", DATA_DIR, *args]
         return self.container.run(argv, check=check).stdout
+
+    def sql(self, statement: str) -> str:
+        """One statement on the server's database, as root; rows as ``a|b`` lines."""
+        script = (
+            "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]);"
+            " rows = db.execute(sys.argv[2]).fetchall(); db.commit();"
+            " print('\\n'.join('|'.join(map(str, r)) for r in rows))"
+        )
+        argv = ["python3", "-c", script, f"{DATA_DIR}/tenement.db", statement]
+        return self.container.run(argv).stdout.strip()
+
+    def row_counts(self) -> dict[str, int]:
+        """How many rows each table a rollback must keep has."""
+        return {t: int(self.sql(f"SELECT count(*) FROM {t}")) for t in KEPT_TABLES}
+
+    def journal_problems(self) -> str:
+        """The service's warnings and errors this boot, for a failed assertion's message."""
+        return self.container.out(
+            "journalctl -u tenement -p warning -o short-monotonic --no-pager | tail -n 40",
+            check=False,
+        )
 
     def instances(self) -> dict[str, dict]:
         """``ten ps --json``, by instance id."""

@@ -138,7 +138,11 @@ class Container:
             text=True,
             timeout=timeout,
             input=input,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"},
+            # root's PATH on Debian: /usr/local/bin holds a `ten` installed by hand
+            env={
+                "PATH": "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+                "LANG": "C.UTF-8",
+            },
         )
         if check and done.returncode != 0:
             shown = command if isinstance(command, str) else shlex.join(command)

@@ -20,8 +20,9 @@ import urllib.request
 
 import pytest
 
+from tests.newer_release import EXTRA_COLUMN, EXTRA_DEFAULT, EXTRA_REVISION, EXTRA_TABLE
 from tests.system import deployment
-from tests.system.debs import EXTRA_REVISION, EXTRA_TABLE, OLD_HEAD, Debs
+from tests.system.debs import Debs
 from tests.system.deployment import CONFIG_TEXT, DATA_DIR, SERVICE, Tenement
 from tests.system.load import Load
 
@@ -214,6 +215,18 @@ def _require_debs(tenement: Tenement, debs: Debs) -> None:
         pytest.skip("tenement was not installed from the .deb in this session")
 
 
+def _upgrade_under_load(tenement: Tenement, debs: Debs, name: str) -> Load:
+    """Install the newer package while clients talk to the tenants; their results."""
+    assert debs.new is not None
+    with Load(tenement.port, HOSTS) as load:
+        load.wait_for_requests(50)
+        deployment.install_deb(tenement.container, debs.new)
+        tenement.wait_active()
+        load.wait_for_requests(50)
+    _report(name, load, f"({debs.old_version} -> {debs.new_version})")
+    return load
+
+
 def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
     """`apt-get install ./newer.deb` under load: 0 failed, schema at the new head, a
     backup made, tenant pids unchanged."""
@@ -221,12 +234,7 @@ def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
     c = tenement.container
     before = _web_pids(tenement)
     backups_before = c.out(f"ls {DATA_DIR}/backups 2>/dev/null || true").split()
-    with Load(tenement.port, HOSTS) as load:
-        load.wait_for_requests(50)
-        deployment.install_deb(c, debs.new)
-        tenement.wait_active()
-        load.wait_for_requests(50)
-    _report("package upgrade", load, f"({debs.old_version} -> {debs.new_version})")
+    load = _upgrade_under_load(tenement, debs, "package upgrade")
     assert load.result.failed == 0, load.result.summary()
     version = c.out("dpkg-query -W -f '${Version}' tenement-py")
     assert version == debs.new_version
@@ -250,40 +258,55 @@ def test_package_upgrade_loses_nothing(tenement: Tenement, debs: Debs) -> None:
         assert marker == "1"
 
 
-def test_rollback_to_the_older_package(tenement: Tenement, debs: Debs) -> None:
-    """The newer binary's `ten db downgrade`, then the older .deb: it serves, data intact."""
+def test_the_seeds_rollback_puts_the_older_package_back(tenement: Tenement, debs: Debs) -> None:
+    """The upgrade guide's rollback as written: stop, install the older package, start.
+
+    No `ten db downgrade`: the older release runs on the schema the newer one left (its
+    compatibility window), with no failed request and no row lost; the tenants are as
+    the stop leaves them in any release (`[instances]` started again, API-spawned ones
+    stopped). Then the newer package again, under load: it adopts the older release's
+    tenant, whose row has the newer column at its default.
+    (tests/integration/server/test_rollback.py keeps the tenants across both swaps.)"""
     _require_debs(tenement, debs)
+    if not debs.new_has_migration:
+        pytest.skip("the newer package adds no migration: no schema to roll back over")
     c = tenement.container
-    version = c.out("dpkg-query -W -f '${Version}' tenement-py")
-    if version != debs.new_version:
+    if c.out("dpkg-query -W -f '${Version}' tenement-py") != debs.new_version:
         pytest.skip("the upgrade test did not leave the newer package installed")
-    before = _web_pids(tenement)
     token = c.out(f"cat {DATA_DIR}/api_token")
-    # as docs/upgrading.md says: stop the server (the tenants stay: SIGUSR2 via restart
-    # is not a stop, so detach them explicitly), downgrade with the newer binary
-    c.run("systemctl kill -s SIGUSR2 --kill-who=main tenement")
-    # inactive, not just "not active": while it drains it is "deactivating", still
-    # holding the supervisor lease, and `ten db downgrade` would rightly refuse
-    c.wait_for(
-        'test "$(systemctl show -p ActiveState --value tenement)" = inactive',
-        timeout=60,
-        what="tenement drained and exited",
-    )
-    if debs.new_has_migration:
-        tenement.ten_as_service_user("db", "downgrade", OLD_HEAD)
-    # no traffic until the older package is in: a request would socket-activate the
-    # newer server, which would migrate the database up again
+    tenement.ten("spawn", "web:carol")  # a tenant of the newer release's time
+    counts = tenement.row_counts()
+    c.run("systemctl stop tenement", timeout=120)
     deployment.install_deb(c, debs.old)
     with Load(tenement.port, HOSTS) as load:
         c.run("systemctl start tenement", timeout=150)
         tenement.wait_active()
         load.wait_for_requests(50)
-    _report("rollback", load, f"({debs.new_version} -> {debs.old_version})")
+    problems = tenement.journal_problems()
+    _report("rollback", load, f"({debs.new_version} -> {debs.old_version}, no downgrade)")
     assert c.out("dpkg-query -W -f '${Version}' tenement-py") == debs.old_version
-    assert load.result.failed == 0, load.result.summary()
-    assert _web_pids(tenement) == before
+    assert load.result.failed == 0, f"{load.result.summary()}\n{problems}"
+    # a stop stops API-spawned tenants, in every release; [instances] start again
+    assert set(tenement.instances()) == {"web:alice", "web:bob"}
+    tenement.wait_instances({"web:alice", "web:bob"})
     assert c.out(f"cat {DATA_DIR}/api_token") == token
-    tenement.ten("ps")  # the token in the database still works with the older binary
+    assert f"revision {EXTRA_REVISION}, ahead of" in _db_revision(tenement)
+    journal = c.out("journalctl -u tenement -o cat --no-pager")
+    assert f"database is at revision {EXTRA_REVISION}, ahead of this tenement's" in journal
+    tenement.ten("spawn", "web:dave")  # the older release writes rows of its own
+    after = tenement.row_counts()
+    assert all(after[t] >= counts[t] for t in deployment.KEPT_TABLES), (counts, after)
+    dave = tenement.tenant_pids()["web:dave"]
+
+    # and forward again, under load, as any package upgrade (tenants kept)
+    load = _upgrade_under_load(tenement, debs, "upgrade after the rollback")
+    assert load.result.failed == 0, load.result.summary()
+    assert tenement.tenant_pids()["web:dave"] == dave
+    column = tenement.sql(f"SELECT {EXTRA_COLUMN} FROM instances WHERE instance_id = 'web:dave'")
+    assert column == EXTRA_DEFAULT
+    assert tenement.ten_as_service_user("db", "check", check=False).startswith(
+        f"revision {EXTRA_REVISION} (head)"
+    )
 
 
 def test_kill_9_restarts_and_adopts(tenement: Tenement) -> None:

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 from collections.abc import Iterator
@@ -217,3 +219,82 @@ async def test_the_supervisor_starts_the_tenant_on_another_port(
         assert procfs.tenant_holds_listener(view.pid, taken) is False
         spawns = [e.details for e in store.recent_audit(10) if e.action == "spawn"]
         assert f"port {taken}" in spawns
+
+
+# --- a tenant of another uid, and a server without CAP_SYS_PTRACE (as under its unit) ---
+
+#: listens on argv[1] (127.0.0.1) and waits; Debian's python, runnable by any uid
+_LISTEN = (
+    "import socket, sys, time; s = socket.socket(); s.bind(('127.0.0.1', int(sys.argv[1])));"
+    " s.listen(); print('up', flush=True); time.sleep(120)"
+)
+_SLEEP = "import time; print('up', flush=True); time.sleep(120)"
+
+
+@contextlib.contextmanager
+def _as_uid(uid: int, code: str, *args: str) -> Iterator[int]:
+    """``code`` run by /usr/bin/python3 as ``uid``, leading its own process group; its pid."""
+    process = subprocess.Popen(
+        [
+            *("setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "--"),
+            *("/usr/bin/python3", "-c", code, *args),
+        ],
+        stdout=subprocess.PIPE,
+        start_new_session=True,
+    )
+    try:
+        assert process.stdout is not None and process.stdout.readline() == b"up\n"
+        yield process.pid
+    finally:
+        process.kill()
+        process.wait()
+
+
+def _owner_listens_unprivileged(owner: int, port: int) -> str:
+    """``_owner_listens`` in a root process whose capabilities are only those the unit
+    gives the server's user to reach other uids' files: its descriptors links are out
+    of reach, as in production."""
+    code = (
+        "import sys, trio; from tenement.supervisor.readiness import _owner_listens;"
+        f"print(trio.run(_owner_listens, {owner}, {port}, set()))"
+    )
+    done = subprocess.run(
+        [
+            *("setpriv", "--bounding-set=-all,+dac_read_search,+dac_override", "--"),
+            *(sys.executable, "-c", code),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(),
+    reason="needs root, setpriv and /usr/bin/python3 to run processes as other uids",
+)
+def test_a_tenant_of_its_own_uid_is_ready_where_its_descriptors_are_unreadable() -> None:
+    """A regression: the unit's server (no CAP_SYS_PTRACE) could not read the links of a
+    tenant's descriptors, took that for "not held", and waited out startup_timeout for
+    every tenant start (requests meanwhile answered 503)."""
+    port = _free_port()
+    with _as_uid(61184, _LISTEN, str(port)) as tenant:
+        assert _owner_listens_unprivileged(tenant, port) == "True"
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None or not Path("/usr/bin/python3").exists(),
+    reason="needs root, setpriv and /usr/bin/python3 to run processes as other uids",
+)
+def test_another_uids_listener_still_does_not_count_where_descriptors_are_unreadable() -> None:
+    port = _free_port()
+    with _as_uid(61185, _LISTEN, str(port)), _as_uid(61184, _SLEEP) as tenant:
+        assert _owner_listens_unprivileged(tenant, port) == "False"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
