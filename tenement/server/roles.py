@@ -24,6 +24,7 @@ from tenement.config import Config
 from tenement.proxy import Proxy, ProxyMetrics
 from tenement.server.control import ControlApp, LeaderClient
 from tenement.server.standby import LeaderApi, SharedBackends
+from tenement.store import DatabaseUnavailable
 from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_supervisor
 from tenement.types import ASGIApp, Receive, Scope, Send
 
@@ -156,8 +157,15 @@ class Node:
             nursery.cancel_scope.cancel()
 
     async def _lease_taken(self) -> bool:
-        """Whether another live server holds the lease now."""
-        holder = await self._store.run(self._store.lease_holder, time.time())
+        """Whether another live server holds the lease now (while the database is out of
+        reach: taken, as far as this server may tell; it stands by)."""
+        store = self._store
+        try:
+            holder = await store.run(store.lease_holder, time.time())
+        except DatabaseUnavailable as exc:
+            store.outage.noted("the supervisor lease", exc)
+            return True
+        store.outage.ended()
         if holder is None or holder == self.server_id:
             return False
         return holder_alive(holder)
@@ -215,12 +223,13 @@ class Node:
         try:
             while True:
                 await trio.sleep(HEARTBEAT_SECONDS)
-                if not await store.run(store.server_heartbeat, self.server_id, time.time()):
-                    await store.run(
-                        store.register_server, self.server_id, os.getpid(), url, time.time()
-                    )
+                with store.outage.tolerated("the server list"):
+                    if not await store.run(store.server_heartbeat, self.server_id, time.time()):
+                        await store.run(
+                            store.register_server, self.server_id, os.getpid(), url, time.time()
+                        )
         finally:
-            with trio.CancelScope(shield=True):
+            with trio.CancelScope(shield=True), store.outage.tolerated("the server list"):
                 await store.run(store.unregister_server, self.server_id)
 
     async def successor_present(self) -> bool:

@@ -476,9 +476,10 @@ def run(
         if lost is None:
             raise
         raise TenementError(
-            f"lost the database while serving: {lost}. The server stopped, and its tenants "
-            "with it; started again (systemd does), it waits database_start_timeout for the "
-            "database"
+            f"lost the database while serving: {lost}. It was out of reach for longer than "
+            "the supervisor lease can wait, so the server stopped and left its tenants "
+            "running; started again (systemd does), it waits database_start_timeout for the "
+            "database and adopts them"
         ) from None
 
 

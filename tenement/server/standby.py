@@ -134,7 +134,9 @@ class SharedBackends:
         last_report = trio.current_time()
         while True:
             await trio.sleep(REFRESH_SECONDS)
-            await self.refresh()
+            # while the database is out of reach it routes by the rows it has
+            with self._store.outage.tolerated("the instance rows"):
+                await self.refresh()
             if trio.current_time() - last_report >= REPORT_SECONDS:
                 last_report = trio.current_time()
                 await self.report()

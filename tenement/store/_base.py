@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tenement.store._db import Database, Session
+from tenement.store.outage import Outage
 
 if TYPE_CHECKING:
     import sqlalchemy as sa
@@ -28,6 +29,8 @@ class StoreBase:
         self.url = database.url
         self._sqlite = database.dialect == "sqlite"
         self._limiter: trio.CapacityLimiter | None = None
+        #: whether the database is out of reach now (background writers skip meanwhile)
+        self.outage = Outage()
 
     @property
     def engine(self) -> sa.Engine:

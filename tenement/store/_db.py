@@ -238,10 +238,11 @@ class _SqlAlchemySession:
 
 
 def _on_error(url: sa.URL, context: sa.engine.ExceptionContext) -> BaseException | None:
-    """SQLAlchemy's ``handle_error`` hook: a failed connect (there is no connection yet)
+    """SQLAlchemy's ``handle_error`` hook: a failed connect (there is no connection yet),
+    or a connection the server dropped (it restarted: SQLAlchemy then empties the pool),
     becomes :class:`~tenement.store.errors.DatabaseUnavailable`, wherever it happened
     (a query, a migration, a schema check); statement errors pass unchanged."""
-    if context.connection is not None or context.original_exception is None:
+    if context.connection is not None and not context.is_disconnect:
         return None
     return _connect.connect_failed(url, context.original_exception)
 

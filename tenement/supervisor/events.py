@@ -133,5 +133,6 @@ class Events:
         """
         args = self.audit_args(event)
         if args is not None:
-            with trio.CancelScope(shield=True):
+            # while the database is out of reach the row is lost (the event is logged)
+            with trio.CancelScope(shield=True), self._store.outage.tolerated("audit rows"):
                 await self._store.run(self._store.audit, *args)

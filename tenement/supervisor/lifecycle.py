@@ -20,7 +20,7 @@ import trio
 
 from tenement.config import Config
 from tenement.processes import process_exists
-from tenement.store import Store
+from tenement.store import DatabaseUnavailable, Store
 from tenement.supervisor import idle
 from tenement.supervisor.adoption import adopt_all, watch_adopted
 from tenement.supervisor.errors import SupervisorBusy
@@ -130,7 +130,7 @@ async def open_supervisor(
             await nursery.start(tailer.serve)
             nursery.start_soon(_watch_when_serving, sup, adopted, serving)
             nursery.start_soon(_renew_lease, sup, store, holder)
-            nursery.start_soon(_maintain, sup)
+            nursery.start_soon(_maintain, sup, store)
             for service, tenants in config.instances.items():
                 for tenant in tenants:
                     nursery.start_soon(sup.spawn_listed, service, tenant)
@@ -161,13 +161,36 @@ async def _watch_when_serving(
 async def _renew_lease(sup: Supervisor, store: Store, holder: str) -> None:
     """Keep the lease; if another live server took it, leave the tenants to it and stop.
 
+    While the database is out of reach the lease cannot be renewed, and the tenants run
+    on; once it has been out of reach so long that the lease would expire (and another
+    server could take it when the database is back), the supervisor detaches and stops:
+    the tenants stay for the next server to adopt.
+
     Raises:
         SupervisorBusy: the lease is someone else's now (the supervisor detaches first, so
             its exit does not stop tenants another server supervises).
+        DatabaseUnavailable: out of reach for longer than the lease can wait (detached).
     """
+    renewed_at = trio.current_time()
     while True:
         await trio.sleep(LEASE_RENEW_SECONDS)
-        if await store.run(store.renew_lease, holder, LEASE_TTL_SECONDS, time.time()):
+        try:
+            renewed = await store.run(store.renew_lease, holder, LEASE_TTL_SECONDS, time.time())
+        except DatabaseUnavailable as exc:
+            store.outage.noted("the supervisor lease", exc)
+            waited = trio.current_time() - renewed_at
+            if waited + LEASE_RENEW_SECONDS < LEASE_TTL_SECONDS:
+                continue
+            log.error(
+                "the database has been out of reach for %.0f s and the supervisor lease "
+                "expires soon: leaving the tenants running for the next server",
+                waited,
+            )
+            sup.detach()
+            raise
+        store.outage.ended()
+        renewed_at = trio.current_time()
+        if renewed:
             continue
         log.error("lost the supervisor lease (%s); taking it back", holder)
         try:
@@ -177,7 +200,7 @@ async def _renew_lease(sup: Supervisor, store: Store, holder: str) -> None:
             raise
 
 
-async def _maintain(sup: Supervisor) -> None:
+async def _maintain(sup: Supervisor, store: Store) -> None:
     """Every ``health_check_interval``: reap idle instances, measure disks, prune logs."""
     last_retention = -RETENTION_EVERY_SECONDS
     while True:
@@ -185,8 +208,9 @@ async def _maintain(sup: Supervisor) -> None:
         await reap_idle(sup)
         await measure_storage(sup)
         if trio.current_time() - last_retention >= RETENTION_EVERY_SECONDS:
-            last_retention = trio.current_time()
-            await prune_logs(sup)
+            with store.outage.tolerated("log retention"):
+                await prune_logs(sup)
+                last_retention = trio.current_time()
 
 
 async def reap_idle(sup: Supervisor) -> int:

@@ -140,13 +140,16 @@ class LogTailer:
         states = list(self._files.values())
         unloaded = [s for s in states if not s.loaded]
         if unloaded:
-            saved = await self._store.run(
-                _load_offsets, self._store, [s.source.path for s in unloaded]
-            )
-            for state in unloaded:
-                if saved.get(state.source.path) is not None:
-                    state.inode, state.offset = saved[state.source.path]
-                state.loaded = True
+            with self._store.outage.tolerated("log offsets"):
+                saved = await self._store.run(
+                    _load_offsets, self._store, [s.source.path for s in unloaded]
+                )
+                for state in unloaded:
+                    if saved.get(state.source.path) is not None:
+                        state.inode, state.offset = saved[state.source.path]
+                    state.loaded = True
+            if not all(state.loaded for state in unloaded):
+                return 0  # a file is read from its saved offset, or not at all
         reads = await trio.to_thread.run_sync(
             _read_all, [(s.source, s.inode, s.offset) for s in states]
         )
@@ -158,11 +161,12 @@ class LogTailer:
             offsets[state.source.path] = (inode, offset)
             entries.extend(_entries(state.source, lines))
         if offsets:
-            await self._store.run(_insert, self._store, entries, offsets)
-            for path, (inode, offset) in offsets.items():
-                self._files[path].inode, self._files[path].offset = inode, offset
-            self._indexed += len(entries)
-            self._publish(entries)
+            with self._store.outage.tolerated("log lines"):
+                await self._store.run(_insert, self._store, entries, offsets)
+                for path, (inode, offset) in offsets.items():
+                    self._files[path].inode, self._files[path].offset = inode, offset
+                self._indexed += len(entries)
+                self._publish(entries)
         await self._rotate_full(states)
         return len(entries)
 
@@ -174,10 +178,13 @@ class LogTailer:
             rotated = await trio.to_thread.run_sync(_rotate, state.source.path, state.offset)
             if rotated:
                 self._rotations += 1
-                await self._store.run(
-                    _save_offsets, self._store, {state.source.path: (state.inode, 0)}
-                )
+                # the file is empty now whatever the database says: a saved offset past
+                # its end is read as a rotation again, from 0
                 state.offset = 0
+                with self._store.outage.tolerated("log offsets"):
+                    await self._store.run(
+                        _save_offsets, self._store, {state.source.path: (state.inode, 0)}
+                    )
 
     def _publish(self, entries: list[LogEntry]) -> None:
         if not entries or not self._subscribers:

@@ -60,7 +60,10 @@ class Shared:
         return self.config.services.get(name)
 
     async def save(self, record: InstanceRecord) -> None:
-        await self.store.run(self.store.save_instance, record)
+        # while the database is out of reach the row waits for the instance's next save
+        # (or the flush of a detaching server); the tenant runs on meanwhile
+        with self.store.outage.tolerated("instance rows"):
+            await self.store.run(self.store.save_instance, record)
 
     async def tenant_user(self, svc: Service) -> TenantUser | None:
         """The user ``svc``'s tenants run as; None for the server's own (it cannot change

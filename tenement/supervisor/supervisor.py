@@ -553,7 +553,10 @@ class Supervisor:
                 runner.let_go()
             # one transaction for all: a restart's stop should not grow with the tenants
             records = [runner.inst.record() for runner in live]
-            await shared.store.run(shared.store.save_instances, records)
+            # with the database out of reach the next server adopts from the rows as
+            # they were last written (each names its pid and start time)
+            with shared.store.outage.tolerated("the rows of the tenants left running"):
+                await shared.store.run(shared.store.save_instances, records)
             log.info("detached: %d instances left running for the next server", len(live))
         else:
             async with trio.open_nursery() as nursery:
