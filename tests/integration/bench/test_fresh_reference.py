@@ -127,6 +127,9 @@ def test_fresh_reference_download_gives_up_with_a_clear_error(
     assert index.page_requests == 2
 
 
-def test_fresh_cache_missing_without_download_says_how_to_fetch(tmp_path: Path) -> None:
+def test_fresh_cache_missing_without_download_says_how_to_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("TENEMENT_REF_BIN", raising=False)  # the override is not the cache
     with pytest.raises(ReferenceUnavailable, match=r"\./dev test.*python -m bench\.refbin"):
         reference_binary(tmp_path, download=False)
