@@ -1,9 +1,9 @@
 """Worker processes: more serving processes on the same listening sockets.
 
 One Python process proxies on one core. ``ten serve --workers N`` (or ``[settings]
-workers``) forks N - 1 workers after the sockets are open and before trio starts (no
-thread exists yet, and the imported code is shared copy-on-write). The kernel hands each
-new connection to one of the processes waiting on the shared socket.
+workers``; by default 0, one per CPU) forks N - 1 workers after the sockets are open and
+before trio starts (no thread exists yet, and the imported code is shared copy-on-write).
+The kernel hands each new connection to one of the processes waiting on the shared socket.
 
 A worker is a standby that never leads (``roles.py``): it routes from the shared instance
 rows, relays wakes and API requests to the server holding the lease, and reports its
@@ -38,6 +38,14 @@ def worker_count(requested: int) -> int:
     if requested > 0:
         return requested
     return max(1, len(os.sched_getaffinity(0)))
+
+
+def describe_count(requested: int, count: int) -> str:
+    """What the server logs at start: how many serving processes, and why that many."""
+    processes = "1 serving process" if count == 1 else f"{count} serving processes"
+    if requested == 0:
+        return f"{processes}, one per CPU (workers = 0)"
+    return f"{processes} (workers = {requested})"
 
 
 def worker_environ(environ: Mapping[str, str]) -> dict[str, str]:
