@@ -6,7 +6,7 @@ import math
 import statistics
 from typing import Any
 
-SERVERS = ("ours", "reference", "ours_workers")
+SERVERS = ("ours", "reference", "ours_one")
 
 
 def _get(results: dict, *path: str) -> Any:
@@ -58,8 +58,9 @@ def _targets(r: dict) -> list[str]:
     rounds = _get(r, "head_to_head", "ratios") or []
     rows.append(
         (
-            "Proxy throughput, 32 connections, `ten serve --workers 0` (one process per CPU),"
-            f" head to head: median of {len(rounds)} alternating rounds (req/s)",
+            "Proxy throughput, 32 connections, each server's default (ours: one serving"
+            " process per CPU), head to head: median of"
+            f" {len(rounds)} alternating rounds (req/s)",
             _fmt(median_of(_get(r, "head_to_head", "rps_ours")), 0),
             _fmt(median_of(_get(r, "head_to_head", "rps_reference")), 0),
             "—" if ratio is None else f"{ratio:.2f}x",
@@ -69,11 +70,11 @@ def _targets(r: dict) -> list[str]:
     )
     # the same, each server in its own phase of the run: minutes apart on a shared
     # machine, so not the comparison (see "Head to head" below); shown, not judged
-    workers = _get(r, "ours_workers", "proxy", "rps_c32")
+    one = _get(r, "ours_one", "proxy", "rps_c32")
     ours, ref = both("proxy", "rps_c32")
     for label, value in (
-        ("... `--workers 0`, each server in its own phase", workers),
-        ("... one serving process (the default), in its own phase", ours),
+        ("... each server in its own phase", ours),
+        ("... ours with one serving process (`--workers 1`), in its own phase", one),
     ):
         rows.append((label, _fmt(value, 0), _fmt(ref, 0), _ratio(value, ref), "shown", "—"))
     direct = _get(r, "direct", "p50_ms_c1")
@@ -137,7 +138,7 @@ def _targets(r: dict) -> list[str]:
     ours, ref = both("tenants", "rss_tenants_mb")
     rows.append(
         (
-            f"Server RSS, {_fmt(n)} live tenants (MB)",
+            f"Server RSS, {_fmt(n)} live tenants (MB; ours: its serving processes, summed)",
             _fmt(ours),
             _fmt(ref),
             _ratio(ours, ref),
@@ -188,8 +189,11 @@ DETAILS = [
     ("tenants", "tenants_live", "tenants live after spawning", 0),
     ("tenants", "tenants_spawn_s", "time to spawn them through the API (s)", 1),
     ("tenants", "spawn_concurrency", "... spawn calls in flight at once", 0),
-    ("tenants", "rss_idle_mb", "server RSS, fresh (MB)", 1),
-    ("tenants", "rss_tenants_mb", "server RSS, with the tenants (MB)", 1),
+    ("tenants", "serving_processes", "serving processes (ours: the main one and its workers)", 0),
+    ("tenants", "rss_idle_mb", "server RSS, fresh (MB; summed over them)", 1),
+    ("tenants", "rss_tenants_mb", "server RSS, with the tenants (MB; summed over them)", 1),
+    ("tenants", "pss_idle_mb", "server PSS, fresh (MB; shared pages split among them)", 1),
+    ("tenants", "pss_tenants_mb", "server PSS, with the tenants (MB)", 1),
     ("tenants", "ps_ms", "`ten ps` (ms)", 0),
     ("tenants", "startup_tenants_s", "startup to ready with them recorded (s)", 3),
     ("tenants", "tenants_after_restart", "tenants listed after that restart", 0),
@@ -202,13 +206,13 @@ DETAILS = [
 ]
 
 
-#: (section, key), label, digits: ours with `--workers 0` against the reference
-WORKER_DETAILS = [
-    (("proxy", "rps_c1"), "`--workers 0`: proxy req/s, 1 connection", 0),
-    (("proxy", "p50_ms_c1"), "`--workers 0`: proxy p50 latency, 1 connection (ms)", 3),
-    (("proxy", "rps_c32"), "`--workers 0`: proxy req/s, 32 connections", 0),
-    (("proxy", "p99_ms_c32"), "`--workers 0`: proxy p99 latency, 32 connections (ms)", 2),
-    (("restart", "restart_failed"), "`--workers 0`: restart under load, requests failed", 0),
+#: (section, key), label, digits: ours with `--workers 1` against the reference
+ONE_PROCESS_DETAILS = [
+    (("proxy", "rps_c1"), "`--workers 1`: proxy req/s, 1 connection", 0),
+    (("proxy", "p50_ms_c1"), "`--workers 1`: proxy p50 latency, 1 connection (ms)", 3),
+    (("proxy", "rps_c32"), "`--workers 1`: proxy req/s, 32 connections", 0),
+    (("proxy", "p99_ms_c32"), "`--workers 1`: proxy p99 latency, 32 connections (ms)", 2),
+    (("restart", "restart_failed"), "`--workers 1`: restart under load, requests failed", 0),
 ]
 
 
@@ -283,18 +287,19 @@ def render(r: dict) -> str:
             "errors_c32",
             "wake_failed",
             "spawn_concurrency",
+            "serving_processes",
         }
         ratio = _ratio(ours, ref) if isinstance(ours, (int, float)) and not counted else ""
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
-    for key, label, digits in WORKER_DETAILS:
-        ours, ref = _get(r, "ours_workers", *key), _get(r, "reference", *key)
+    for key, label, digits in ONE_PROCESS_DETAILS:
+        ours, ref = _get(r, "ours_one", *key), _get(r, "reference", *key)
         ratio = "" if key[1] == "restart_failed" else _ratio(ours, ref)
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
     h2h = r.get("head_to_head", {})
     if h2h.get("ratios"):
         rounds = zip(h2h["rps_ours"], h2h["rps_reference"], h2h["ratios"], strict=True)
         out.append(
-            "| head to head, `--workers 0`: req/s per round, ours / reference (ratio) | "
+            "| head to head, defaults: req/s per round, ours / reference (ratio) | "
             + "; ".join(f"{a:,.0f} / {b:,.0f} ({c:.2f})" for a, b, c in rounds)
             + f" | | min {h2h['ratio_min']:.2f}x |"
         )
@@ -329,7 +334,11 @@ METHOD = [
     "  connections, to `bench/apps/fast_backend.py` (a one-thread epoll keep-alive server) through",
     "  each server, and to the backend directly as the limit. Added latency = proxy p50 minus",
     "  direct p50 at 1 connection. wrk, the proxy and the backend share the 2 cores.",
-    "- **Head to head**: ours (`--workers 0`) and the reference up at once, each in its own",
+    "- **Defaults against defaults**: every figure is of each server as it runs without",
+    "  options: ours with one serving process per CPU (`workers = 0`, its default),",
+    "  the reference on every core (tokio's default). Rows marked `--workers 1` show ours with",
+    "  one serving process.",
+    "- **Head to head**: both servers up at once, each in its own",
     "  directory; wrk at 32 connections against each in turn, the order swapped every round.",
     "  The per-server figures are taken minutes apart, under whatever else the shared",
     "  machine ran then (the same code measured 0.85x-1.17x the reference that way); within",
@@ -355,8 +364,10 @@ METHOD = [
     "- **Many tenants**: tiny tenants (`python3 -S bench/apps/tiny.py`, a bare accept loop)",
     "  spawned through the API (8 calls at a time to ours: its rate limiter answers 429 to a",
     "  client with 10 token checks in progress; 32 to the reference, whose per-call Argon2",
-    "  check makes it slow). RSS is the server process's own VmRSS from /proc",
-    "  (tenants not included). `ten ps` is the whole command, interpreter start included.",
+    "  check makes it slow). RSS is the server's own processes' (ours: the main one and its",
+    "  workers) Rss from /proc/PID/smaps_rollup, summed, tenants not included; PSS the same",
+    "  with each shared page split among the processes that map it. `ten ps` is the whole",
+    "  command, interpreter start included.",
     "  Startup to ready: ours is stopped with SIGUSR2 (tenants keep running) and started",
     "  again, adopting them; the reference is SIGKILLed (its tenants and rows stay) and started",
     "  again, which kills the orphans and clears the rows (it never re-adopts). Timed from",
