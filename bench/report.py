@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Any
 
 SERVERS = ("ours", "reference", "ours_one")
@@ -323,8 +324,20 @@ def render(r: dict) -> str:
         errors.append(f"- head_to_head: {_get(r, 'head_to_head', 'error')}")
     if errors:
         out += ["## Measurements that failed", "", *errors, ""]
+    out += _workers_default()
     out += METHOD
     return "\n".join(out) + "\n"
+
+
+#: the measurements behind ours' default number of serving processes (hand-written
+#: around ``python -m bench.workers_report``'s tables); kept in every BENCHMARKS.md
+WORKERS_DEFAULT = Path(__file__).resolve().parent / "WORKERS_DEFAULT.md"
+
+
+def _workers_default() -> list[str]:
+    if not WORKERS_DEFAULT.exists():
+        return []
+    return [*WORKERS_DEFAULT.read_text().rstrip("\n").splitlines(), ""]
 
 
 METHOD = [
