@@ -7,7 +7,7 @@ import statistics
 from pathlib import Path
 from typing import Any
 
-SERVERS = ("ours", "reference", "ours_one")
+SERVERS = ("ours", "reference", "ours_other")
 
 
 def _get(results: dict, *path: str) -> Any:
@@ -41,6 +41,21 @@ def median_of(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _processes(workers: Any) -> str:
+    if workers == 0:
+        return "one serving process per CPU"
+    if workers == 1:
+        return "one serving process"
+    return f"{workers} serving processes"
+
+
+def _workers(r: dict) -> tuple[str, str]:
+    """How ours ran by default, and the `--workers` value of the other rows (older
+    results: one process by default, `--workers 0` for the others)."""
+    settings = r.get("workers_settings") or {}
+    return _processes(settings.get("default", 1)), str(settings.get("other", 0))
+
+
 def _verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("pass" if ok else "**miss**")
 
@@ -57,11 +72,11 @@ def _targets(r: dict) -> list[str]:
 
     ratio = _get(r, "head_to_head", "ratio_median")
     rounds = _get(r, "head_to_head", "ratios") or []
+    default, other = _workers(r)
     rows.append(
         (
-            "Proxy throughput, 32 connections, each server's default (ours: one serving"
-            " process per CPU), head to head: median of"
-            f" {len(rounds)} alternating rounds (req/s)",
+            f"Proxy throughput, 32 connections, each server's default (ours: {default}),"
+            f" head to head: median of {len(rounds)} alternating rounds (req/s)",
             _fmt(median_of(_get(r, "head_to_head", "rps_ours")), 0),
             _fmt(median_of(_get(r, "head_to_head", "rps_reference")), 0),
             "—" if ratio is None else f"{ratio:.2f}x",
@@ -71,11 +86,11 @@ def _targets(r: dict) -> list[str]:
     )
     # the same, each server in its own phase of the run: minutes apart on a shared
     # machine, so not the comparison (see "Head to head" below); shown, not judged
-    one = _get(r, "ours_one", "proxy", "rps_c32")
+    others = _get(r, "ours_other", "proxy", "rps_c32")
     ours, ref = both("proxy", "rps_c32")
     for label, value in (
         ("... each server in its own phase", ours),
-        ("... ours with one serving process (`--workers 1`), in its own phase", one),
+        (f"... ours with `--workers {other}`, in its own phase", others),
     ):
         rows.append((label, _fmt(value, 0), _fmt(ref, 0), _ratio(value, ref), "shown", "—"))
     direct = _get(r, "direct", "p50_ms_c1")
@@ -207,13 +222,13 @@ DETAILS = [
 ]
 
 
-#: (section, key), label, digits: ours with `--workers 1` against the reference
-ONE_PROCESS_DETAILS = [
-    (("proxy", "rps_c1"), "`--workers 1`: proxy req/s, 1 connection", 0),
-    (("proxy", "p50_ms_c1"), "`--workers 1`: proxy p50 latency, 1 connection (ms)", 3),
-    (("proxy", "rps_c32"), "`--workers 1`: proxy req/s, 32 connections", 0),
-    (("proxy", "p99_ms_c32"), "`--workers 1`: proxy p99 latency, 32 connections (ms)", 2),
-    (("restart", "restart_failed"), "`--workers 1`: restart under load, requests failed", 0),
+#: (section, key), label, digits: ours with the other `--workers` against the reference
+OTHER_WORKERS_DETAILS = [
+    (("proxy", "rps_c1"), "proxy req/s, 1 connection", 0),
+    (("proxy", "p50_ms_c1"), "proxy p50 latency, 1 connection (ms)", 3),
+    (("proxy", "rps_c32"), "proxy req/s, 32 connections", 0),
+    (("proxy", "p99_ms_c32"), "proxy p99 latency, 32 connections (ms)", 2),
+    (("restart", "restart_failed"), "restart under load, requests failed", 0),
 ]
 
 
@@ -292,15 +307,18 @@ def render(r: dict) -> str:
         }
         ratio = _ratio(ours, ref) if isinstance(ours, (int, float)) and not counted else ""
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
-    for key, label, digits in ONE_PROCESS_DETAILS:
-        ours, ref = _get(r, "ours_one", *key), _get(r, "reference", *key)
+    default, other = _workers(r)
+    for key, label, digits in OTHER_WORKERS_DETAILS:
+        ours, ref = _get(r, "ours_other", *key), _get(r, "reference", *key)
         ratio = "" if key[1] == "restart_failed" else _ratio(ours, ref)
+        label = f"`--workers {other}`: {label}"
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
     h2h = r.get("head_to_head", {})
     if h2h.get("ratios"):
         rounds = zip(h2h["rps_ours"], h2h["rps_reference"], h2h["ratios"], strict=True)
         out.append(
-            "| head to head, defaults: req/s per round, ours / reference (ratio) | "
+            f"| head to head, defaults (ours: {default}): req/s per round, ours / reference"
+            " (ratio) | "
             + "; ".join(f"{a:,.0f} / {b:,.0f} ({c:.2f})" for a, b, c in rounds)
             + f" | | min {h2h['ratio_min']:.2f}x |"
         )
@@ -348,9 +366,9 @@ METHOD = [
     "  each server, and to the backend directly as the limit. Added latency = proxy p50 minus",
     "  direct p50 at 1 connection. wrk, the proxy and the backend share the 2 cores.",
     "- **Defaults against defaults**: every figure is of each server as it runs without",
-    "  options: ours with one serving process per CPU (`workers = 0`, its default),",
-    "  the reference on every core (tokio's default). Rows marked `--workers 1` show ours with",
-    "  one serving process.",
+    "  options: ours with its default `[settings] workers` (named in the first target), the",
+    "  reference on every core (tokio's default). Rows marked `--workers N` show ours with",
+    "  the other choice (one process per CPU if the default is one process, else one).",
     "- **Head to head**: both servers up at once, each in its own",
     "  directory; wrk at 32 connections against each in turn, the order swapped every round.",
     "  The per-server figures are taken minutes apart, under whatever else the shared",

@@ -71,6 +71,15 @@ def section(results: dict, key: str, func, *args) -> None:
 SECTIONS = ("proxy", "wake", "spawn", "restart", "tenants", "logs")
 
 
+def workers_settings() -> tuple[int, int]:
+    """Ours' default ``workers`` and the value the run also measures, for what the
+    process count changes: one per CPU (0) when the default is 1, else 1."""
+    from tenement.config import Settings
+
+    default = Settings().workers
+    return default, 0 if default == 1 else 1
+
+
 def launch(server: Server) -> float:
     """Start ``server`` as the run measures it (ours behind a held socket, as systemd's
     tenement.socket does); returns the seconds until it answered ``/health``."""
@@ -111,9 +120,9 @@ SETTLED_LOAD = 1.5
 
 
 def head_to_head(ours: list[str], ref_bin: Path, plan: Plan, procs: Procs, run_dir: Path) -> dict:
-    """Ours and the reference up at once, each as it runs by default (ours: one serving
-    process per CPU, its socket held as systemd would; the reference: every core),
-    compared round by round (:func:`bench.measures.head_to_head`)."""
+    """Ours and the reference up at once, each as it runs by default (ours: its socket
+    held as systemd would; the reference: every core), compared round by round
+    (:func:`bench.measures.head_to_head`)."""
     # the reference first: it hands out tenant ports without checking that they are free
     # (ours checks), so started second it could pick the port our tenant holds
     started = []
@@ -226,15 +235,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ours = [sys.executable, "-m", "tenement"]
         # key -> (server name, `ten` command, more `ten serve` options, sections it runs);
-        # each server as it runs by default (ours: one serving process per CPU)
+        # each server as it runs by default
+        default_workers, other_workers = workers_settings()
+        results["workers_settings"] = {"default": default_workers, "other": other_workers}
         servers = {
             "ours": ("ours", ours, (), sections),
-            # ours with one serving process; only what the process count can change.
-            # Before the reference: its log flood leaves the load high for a minute after.
-            "ours_one": (
+            # ours with the other number of serving processes; only what the count can
+            # change. Before the reference: its log flood leaves the load high after.
+            "ours_other": (
                 "ours",
                 ours,
-                ("--workers", "1"),
+                ("--workers", str(other_workers)),
                 [name for name in sections if name in ("proxy", "restart")],
             ),
             "reference": ("reference", [str(ref_bin)], (), sections),

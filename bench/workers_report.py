@@ -32,13 +32,20 @@ def table(runs: list[dict[str, Any]], cpus: int) -> list[str]:
     sections = [run[f"cpus_{cpus}"] for run in runs if f"cpus_{cpus}" in run]
 
     def pooled(column: str, *path: str) -> list[float]:
+        """The values at ``path`` in every run that has them (older runs lack some)."""
         values: list[float] = []
         for section in sections:
             node: Any = section
             for key in path:
-                node = node[_key(cpus, column) if key == "*" else key]
-            values += node if isinstance(node, list) else [node]
+                node = node.get(_key(cpus, column) if key == "*" else key) if node else None
+            if node is not None:
+                values += node if isinstance(node, list) else [node]
         return values
+
+    def cpu_ratio(top: str, bottom: str) -> list[float]:
+        a = pooled(top, "proxy", "*", "cpu_us_rounds")
+        b = pooled(bottom, "proxy", "*", "cpu_us_rounds")
+        return [x / y for x, y in zip(a, b, strict=True)]
 
     def per_round_ratio(top: str, bottom: str) -> list[float]:
         a = pooled(top, "proxy", "*", "rps_c32_rounds")
@@ -85,6 +92,17 @@ def table(runs: list[dict[str, Any]], cpus: int) -> list[str]:
             _spread(per_round_ratio("ours_1", "reference"), 2),
             _spread(per_round_ratio("ours_auto", "reference"), 2),
             "1",
+        ),
+        (
+            f"CPU time of the serving processes per request, 32 connections (us;"
+            f" {len(pooled('ours_1', 'proxy', '*', 'cpu_us_rounds'))} rounds)",
+            *(_spread(pooled(c, "proxy", "*", "cpu_us_rounds"), 0) for c in COLUMNS),
+        ),
+        (
+            "... per round, over ours `--workers 1`",
+            "1",
+            _spread(cpu_ratio("ours_auto", "ours_1"), 2),
+            _spread(cpu_ratio("reference", "ours_1"), 2),
         ),
         (
             "added latency, 1 connection (p50 ms over direct)",
