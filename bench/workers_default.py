@@ -10,9 +10,12 @@ run at once and are measured in alternating rounds (the order rotates every roun
 noisy neighbour weighs on all three alike; the figures are medians over the rounds, with
 the lowest and highest.
 
-Memory is the server's own processes (the main one and its workers, not the tenants):
-VmRSS summed (counts pages the workers share with the main process once per process)
-and Pss summed (shares them out: what the set really costs). Startup: one directory of
+Besides req/s, each round records the CPU time (user + system) the serving processes
+used per request: throughput on a shared machine moves with the load, CPU per request
+much less. Memory is the server's own processes (the main one and its workers, not the
+tenants): Rss summed (counts the pages they share once per process) and Pss summed
+(shares them out: what the set really costs). Cold wakes: ours' two alternating, then
+the reference's alone (with ours up, its woken app could get a port ours' tenant holds). Startup: one directory of
 ours with ``--tenants`` tiny tenants, restarted with SIGUSR2 (tenants keep running) with
 ``--workers 1`` and ``--workers 0`` in turn; timed from exec until ``/health`` answers.
 """
