@@ -15,9 +15,10 @@ used per request: throughput on a shared machine moves with the load, CPU per re
 much less. Memory is the server's own processes (the main one and its workers, not the
 tenants): Rss summed (counts the pages they share once per process) and Pss summed
 (shares them out: what the set really costs). Cold wakes: ours' two alternating, then
-the reference's alone (with ours up, its woken app could get a port ours' tenant holds). Startup: one directory of
-ours with ``--tenants`` tiny tenants, restarted with SIGUSR2 (tenants keep running) with
-``--workers 1`` and ``--workers 0`` in turn; timed from exec until ``/health`` answers.
+the reference's alone (with ours up, its woken app could get a port ours' tenant holds).
+Startup: one directory of ours with ``--tenants`` tiny tenants, restarted with SIGUSR2
+(tenants keep running) with ``--workers 1`` and ``--workers 0`` in turn; timed from exec
+until ``/health`` answers.
 """
 
 from __future__ import annotations
