@@ -46,13 +46,24 @@ def wrk_path() -> str:
     return path
 
 
-def run_wrk(port: int, host: str, *, connections: int, seconds: float, work: Path) -> WrkResult:
-    """One wrk run against 127.0.0.1:port with ``Host: host``."""
+def run_wrk(
+    port: int,
+    host: str,
+    *,
+    connections: int,
+    seconds: float,
+    work: Path,
+    cpus: str | None = None,
+) -> WrkResult:
+    """One wrk run against 127.0.0.1:port with ``Host: host``; on the CPUs ``cpus``
+    (a ``taskset -c`` list) when given, else wherever the kernel puts it."""
     script = work / f"wrk-{host}.lua"
     script.write_text(_LUA % {"host": host})
     threads = min(connections, 2)
+    pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
         [
+            *pin,
             wrk_path(),
             f"-t{threads}",
             f"-c{connections}",

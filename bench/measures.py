@@ -262,8 +262,9 @@ def spawn_concurrency(server: Server) -> int:
 
 
 def many_tenants(server: Server, plan: Plan) -> dict[str, float]:
-    """Spawn ``plan.tenants`` tiny tenants; server RSS, ``ten ps``, then startup to ready."""
-    rss_idle = server.rss_kb()
+    """Spawn ``plan.tenants`` tiny tenants; the server's memory (all its serving
+    processes), ``ten ps``, then startup to ready."""
+    idle = server.memory_kb()
     failures: list[str] = []
     began = time.monotonic()
 
@@ -279,8 +280,8 @@ def many_tenants(server: Server, plan: Plan) -> dict[str, float]:
     if failures:
         log.warning("%s: %d spawns failed, e.g. %s", server.name, len(failures), failures[0])
     live = len(json.loads(server.api("GET", "/api/instances")))
-    time.sleep(1)
-    rss = server.rss_kb()
+    time.sleep(1)  # and workers have read the new instance rows
+    loaded = server.memory_kb()
     ps = median([server.ten_ps() for _ in range(max(3, plan.repeats // 2))])
     # startup with every tenant recorded: ours leaves them running (SIGUSR2) and adopts
     # them; the reference's are orphaned by a SIGKILL and it cleans them up on boot
@@ -293,8 +294,11 @@ def many_tenants(server: Server, plan: Plan) -> dict[str, float]:
         "tenants_live": live,
         "tenants_spawn_s": spawn_seconds,
         "spawn_concurrency": spawn_concurrency(server),
-        "rss_idle_mb": rss_idle / 1024,
-        "rss_tenants_mb": rss / 1024,
+        "serving_processes": loaded["processes"],
+        "rss_idle_mb": idle["rss"] / 1024,
+        "rss_tenants_mb": loaded["rss"] / 1024,
+        "pss_idle_mb": idle["pss"] / 1024,
+        "pss_tenants_mb": loaded["pss"] / 1024,
         "ps_ms": ps * 1000,
         "startup_tenants_s": startup,
         "tenants_after_restart": after,

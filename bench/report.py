@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import math
 import statistics
+from pathlib import Path
 from typing import Any
 
-SERVERS = ("ours", "reference", "ours_workers")
+SERVERS = ("ours", "reference", "ours_other")
 
 
 def _get(results: dict, *path: str) -> Any:
@@ -40,6 +41,21 @@ def median_of(values: list[float] | None) -> float | None:
     return statistics.median(values) if values else None
 
 
+def _processes(workers: Any) -> str:
+    if workers == 0:
+        return "one serving process per CPU"
+    if workers == 1:
+        return "one serving process"
+    return f"{workers} serving processes"
+
+
+def _workers(r: dict) -> tuple[str, str]:
+    """How ours ran by default, and the `--workers` value of the other rows (older
+    results: one process by default, `--workers 0` for the others)."""
+    settings = r.get("workers_settings") or {}
+    return _processes(settings.get("default", 1)), str(settings.get("other", 0))
+
+
 def _verdict(ok: bool | None) -> str:
     return "—" if ok is None else ("pass" if ok else "**miss**")
 
@@ -56,9 +72,10 @@ def _targets(r: dict) -> list[str]:
 
     ratio = _get(r, "head_to_head", "ratio_median")
     rounds = _get(r, "head_to_head", "ratios") or []
+    default, other = _workers(r)
     rows.append(
         (
-            "Proxy throughput, 32 connections, `ten serve --workers 0` (one process per CPU),"
+            f"Proxy throughput, 32 connections, each server's default (ours: {default}),"
             f" head to head: median of {len(rounds)} alternating rounds (req/s)",
             _fmt(median_of(_get(r, "head_to_head", "rps_ours")), 0),
             _fmt(median_of(_get(r, "head_to_head", "rps_reference")), 0),
@@ -69,11 +86,11 @@ def _targets(r: dict) -> list[str]:
     )
     # the same, each server in its own phase of the run: minutes apart on a shared
     # machine, so not the comparison (see "Head to head" below); shown, not judged
-    workers = _get(r, "ours_workers", "proxy", "rps_c32")
+    others = _get(r, "ours_other", "proxy", "rps_c32")
     ours, ref = both("proxy", "rps_c32")
     for label, value in (
-        ("... `--workers 0`, each server in its own phase", workers),
-        ("... one serving process (the default), in its own phase", ours),
+        ("... each server in its own phase", ours),
+        (f"... ours with `--workers {other}`, in its own phase", others),
     ):
         rows.append((label, _fmt(value, 0), _fmt(ref, 0), _ratio(value, ref), "shown", "—"))
     direct = _get(r, "direct", "p50_ms_c1")
@@ -137,7 +154,7 @@ def _targets(r: dict) -> list[str]:
     ours, ref = both("tenants", "rss_tenants_mb")
     rows.append(
         (
-            f"Server RSS, {_fmt(n)} live tenants (MB)",
+            f"Server RSS, {_fmt(n)} live tenants (MB; ours: its serving processes, summed)",
             _fmt(ours),
             _fmt(ref),
             _ratio(ours, ref),
@@ -188,8 +205,11 @@ DETAILS = [
     ("tenants", "tenants_live", "tenants live after spawning", 0),
     ("tenants", "tenants_spawn_s", "time to spawn them through the API (s)", 1),
     ("tenants", "spawn_concurrency", "... spawn calls in flight at once", 0),
-    ("tenants", "rss_idle_mb", "server RSS, fresh (MB)", 1),
-    ("tenants", "rss_tenants_mb", "server RSS, with the tenants (MB)", 1),
+    ("tenants", "serving_processes", "serving processes (ours: the main one and its workers)", 0),
+    ("tenants", "rss_idle_mb", "server RSS, fresh (MB; summed over them)", 1),
+    ("tenants", "rss_tenants_mb", "server RSS, with the tenants (MB; summed over them)", 1),
+    ("tenants", "pss_idle_mb", "server PSS, fresh (MB; shared pages split among them)", 1),
+    ("tenants", "pss_tenants_mb", "server PSS, with the tenants (MB)", 1),
     ("tenants", "ps_ms", "`ten ps` (ms)", 0),
     ("tenants", "startup_tenants_s", "startup to ready with them recorded (s)", 3),
     ("tenants", "tenants_after_restart", "tenants listed after that restart", 0),
@@ -202,13 +222,13 @@ DETAILS = [
 ]
 
 
-#: (section, key), label, digits: ours with `--workers 0` against the reference
-WORKER_DETAILS = [
-    (("proxy", "rps_c1"), "`--workers 0`: proxy req/s, 1 connection", 0),
-    (("proxy", "p50_ms_c1"), "`--workers 0`: proxy p50 latency, 1 connection (ms)", 3),
-    (("proxy", "rps_c32"), "`--workers 0`: proxy req/s, 32 connections", 0),
-    (("proxy", "p99_ms_c32"), "`--workers 0`: proxy p99 latency, 32 connections (ms)", 2),
-    (("restart", "restart_failed"), "`--workers 0`: restart under load, requests failed", 0),
+#: (section, key), label, digits: ours with the other `--workers` against the reference
+OTHER_WORKERS_DETAILS = [
+    (("proxy", "rps_c1"), "proxy req/s, 1 connection", 0),
+    (("proxy", "p50_ms_c1"), "proxy p50 latency, 1 connection (ms)", 3),
+    (("proxy", "rps_c32"), "proxy req/s, 32 connections", 0),
+    (("proxy", "p99_ms_c32"), "proxy p99 latency, 32 connections (ms)", 2),
+    (("restart", "restart_failed"), "restart under load, requests failed", 0),
 ]
 
 
@@ -283,18 +303,22 @@ def render(r: dict) -> str:
             "errors_c32",
             "wake_failed",
             "spawn_concurrency",
+            "serving_processes",
         }
         ratio = _ratio(ours, ref) if isinstance(ours, (int, float)) and not counted else ""
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
-    for key, label, digits in WORKER_DETAILS:
-        ours, ref = _get(r, "ours_workers", *key), _get(r, "reference", *key)
+    default, other = _workers(r)
+    for key, label, digits in OTHER_WORKERS_DETAILS:
+        ours, ref = _get(r, "ours_other", *key), _get(r, "reference", *key)
         ratio = "" if key[1] == "restart_failed" else _ratio(ours, ref)
+        label = f"`--workers {other}`: {label}"
         out.append(f"| {label} | {_fmt(ours, digits)} | {_fmt(ref, digits)} | {ratio} |")
     h2h = r.get("head_to_head", {})
     if h2h.get("ratios"):
         rounds = zip(h2h["rps_ours"], h2h["rps_reference"], h2h["ratios"], strict=True)
         out.append(
-            "| head to head, `--workers 0`: req/s per round, ours / reference (ratio) | "
+            f"| head to head, defaults (ours: {default}): req/s per round, ours / reference"
+            " (ratio) | "
             + "; ".join(f"{a:,.0f} / {b:,.0f} ({c:.2f})" for a, b, c in rounds)
             + f" | | min {h2h['ratio_min']:.2f}x |"
         )
@@ -318,8 +342,20 @@ def render(r: dict) -> str:
         errors.append(f"- head_to_head: {_get(r, 'head_to_head', 'error')}")
     if errors:
         out += ["## Measurements that failed", "", *errors, ""]
+    out += _workers_default()
     out += METHOD
     return "\n".join(out) + "\n"
+
+
+#: the measurements behind ours' default number of serving processes (hand-written
+#: around ``python -m bench.workers_report``'s tables); kept in every BENCHMARKS.md
+WORKERS_DEFAULT = Path(__file__).resolve().parent / "WORKERS_DEFAULT.md"
+
+
+def _workers_default() -> list[str]:
+    if not WORKERS_DEFAULT.exists():
+        return []
+    return [*WORKERS_DEFAULT.read_text().rstrip("\n").splitlines(), ""]
 
 
 METHOD = [
@@ -329,7 +365,11 @@ METHOD = [
     "  connections, to `bench/apps/fast_backend.py` (a one-thread epoll keep-alive server) through",
     "  each server, and to the backend directly as the limit. Added latency = proxy p50 minus",
     "  direct p50 at 1 connection. wrk, the proxy and the backend share the 2 cores.",
-    "- **Head to head**: ours (`--workers 0`) and the reference up at once, each in its own",
+    "- **Defaults against defaults**: every figure is of each server as it runs without",
+    "  options: ours with its default `[settings] workers` (named in the first target), the",
+    "  reference on every core (tokio's default). Rows marked `--workers N` show ours with",
+    "  the other choice (one process per CPU if the default is one process, else one).",
+    "- **Head to head**: both servers up at once, each in its own",
     "  directory; wrk at 32 connections against each in turn, the order swapped every round.",
     "  The per-server figures are taken minutes apart, under whatever else the shared",
     "  machine ran then (the same code measured 0.85x-1.17x the reference that way); within",
@@ -355,8 +395,10 @@ METHOD = [
     "- **Many tenants**: tiny tenants (`python3 -S bench/apps/tiny.py`, a bare accept loop)",
     "  spawned through the API (8 calls at a time to ours: its rate limiter answers 429 to a",
     "  client with 10 token checks in progress; 32 to the reference, whose per-call Argon2",
-    "  check makes it slow). RSS is the server process's own VmRSS from /proc",
-    "  (tenants not included). `ten ps` is the whole command, interpreter start included.",
+    "  check makes it slow). RSS is the server's own processes' (ours: the main one and its",
+    "  workers) Rss from /proc/PID/smaps_rollup, summed, tenants not included; PSS the same",
+    "  with each shared page split among the processes that map it. `ten ps` is the whole",
+    "  command, interpreter start included.",
     "  Startup to ready: ours is stopped with SIGUSR2 (tenants keep running) and started",
     "  again, adopting them; the reference is SIGKILLed (its tenants and rows stay) and started",
     "  again, which kills the orphans and clears the rows (it never re-adopts). Timed from",

@@ -183,11 +183,33 @@ class Server:
             self.procs.end(self.proc, signal.SIGKILL)
         self.proc = None
 
-    def rss_kb(self) -> int:
-        """The server process's resident memory (VmRSS), in kB."""
+    def serving_pids(self) -> list[int]:
+        """The server's process and its workers: the children that are forks of it (the
+        same command line), not its tenants."""
         assert self.proc is not None
-        status = Path(f"/proc/{self.proc.pid}/status").read_text()
-        return int(re.search(r"VmRSS:\s+(\d+)", status).group(1))
+        main = self.proc.pid
+        cmdline = Path(f"/proc/{main}/cmdline").read_bytes()
+        children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+        pids = [main]
+        for pid in map(int, children):
+            try:
+                if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                    pids.append(pid)
+            except OSError:  # exited meanwhile
+                continue
+        return pids
+
+    def memory_kb(self) -> dict[str, int]:
+        """Resident memory of the serving processes, in kB: ``rss`` summed (pages they
+        share counted in each), ``pss`` summed (shared pages split among their users:
+        what the set costs), and ``processes``."""
+        rss = pss = 0
+        pids = self.serving_pids()
+        for pid in pids:
+            rollup = Path(f"/proc/{pid}/smaps_rollup").read_text()
+            rss += int(re.search(r"^Rss:\s+(\d+)", rollup, re.M).group(1))
+            pss += int(re.search(r"^Pss:\s+(\d+)", rollup, re.M).group(1))
+        return {"rss": rss, "pss": pss, "processes": len(pids)}
 
     # -- HTTP ------------------------------------------------------------------------------
 

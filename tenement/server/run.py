@@ -414,7 +414,12 @@ def run(
         workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
     """
     from tenement.server.secrets import drop_secrets, secure_data_dir
-    from tenement.server.workers import fork_workers, worker_count, worker_environ
+    from tenement.server.workers import (
+        describe_count,
+        fork_workers,
+        worker_count,
+        worker_environ,
+    )
     from tenement.store import check_url
     from tenement.supervisor.identity import shared_user_warning
     from tenement.systemd import configure_logging, listen_sockets
@@ -433,7 +438,9 @@ def run(
     if shared is not None:
         log.warning("%s", shared)
     secure_data_dir(config.settings.data_dir)
-    count = worker_count(config.settings.workers if workers is None else workers)
+    requested = config.settings.workers if workers is None else workers
+    count = worker_count(requested)
+    log.info("%s", describe_count(requested, count))
     inherited = [listening.sock for listening in listen_sockets(environ)]
     sockets = inherited or bind_sockets(options)
     _preload()

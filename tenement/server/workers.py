@@ -40,6 +40,14 @@ def worker_count(requested: int) -> int:
     return max(1, len(os.sched_getaffinity(0)))
 
 
+def describe_count(requested: int, count: int) -> str:
+    """What the server logs at start: how many serving processes, and why that many."""
+    processes = "1 serving process" if count == 1 else f"{count} serving processes"
+    if requested == 0:
+        return f"{processes}, one per CPU (workers = 0)"
+    return f"{processes} (workers = {requested})"
+
+
 def worker_environ(environ: Mapping[str, str]) -> dict[str, str]:
     """A worker's environment: nothing that would make it talk to systemd as the service."""
     return {

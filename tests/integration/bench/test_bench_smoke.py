@@ -53,7 +53,7 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path, short_work: Path)
     )
     assert run.returncode == 0, run.stderr[-3000:]
     results = json.loads(raw.read_text())
-    for name in ("direct", "ours", "reference", "ours_workers"):
+    for name in ("direct", "ours", "reference", "ours_other"):
         proxy = results[name] if name == "direct" else results[name]["proxy"]
         assert "error" not in proxy, proxy
         assert proxy["rps_c1"] > 0 and proxy["rps_c32"] > 0, (name, proxy)
@@ -63,6 +63,7 @@ def test_quick_proxy_run_measures_both_servers(tmp_path: Path, short_work: Path)
     assert len(rounds["ratios"]) == 2 and all(ratio > 0 for ratio in rounds["ratios"]), rounds
     text = report.read_text()
     assert "Proxy throughput, 32 connections" in text
-    assert "--workers 0" in text
+    assert "each server's default (ours: one serving process)" in text
+    assert "`--workers 0`: proxy req/s, 32 connections" in text
     assert "head to head: median of 2 alternating rounds" in text
     assert "tenement 0.2.2" in text

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
@@ -84,3 +87,44 @@ async def test_a_worker_that_dies_leaves_the_others_serving(directory: Path) -> 
                 await trio.sleep(0.05)
         assert await tenant_pid(holder.url) == tenant
         assert await holder.stop(signal.SIGTERM) == 0
+
+
+async def serving_processes(directory: Path, *prefix: str) -> int:
+    """How many serving processes `ten serve` (run under ``prefix``, e.g. taskset) starts
+    with this directory's tenement.toml and no --workers."""
+    sockets = directory / f"holder-{len(prefix)}"  # its notify socket: one per holder
+    sockets.mkdir(exist_ok=True)
+    async with open_fd_holder(sockets) as holder:
+        await holder.start(
+            [*prefix, sys.executable, "-m", "tenement", "serve"],
+            cwd=directory,
+            stdout=subprocess.DEVNULL,
+            stderr=open(directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
+        )
+        with trio.fail_after(30):
+            await holder.wait_notify("READY=1")
+        count = 1 + len(children_serving(holder.process.pid))
+        assert await holder.stop(signal.SIGTERM) == 0
+        return count
+
+
+async def test_workers_0_is_one_serving_process_per_cpu_it_may_use(directory: Path) -> None:
+    """As nginx's `worker_processes auto`: the CPUs it may run on, so one when pinned."""
+    (directory / "tenement.toml").write_text(
+        CONFIG.replace("[settings]\n", "[settings]\nworkers = 0\n", 1)
+    )
+    cpus = len(os.sched_getaffinity(0))
+    assert await serving_processes(directory) == cpus
+    assert "one per CPU (workers = 0)" in (directory / "serve.log").read_text()
+    taskset = shutil.which("taskset")
+    if taskset is not None:  # util-linux: everywhere tenement runs, but not required
+        first = min(os.sched_getaffinity(0))
+        assert await serving_processes(directory, taskset, "-c", str(first)) == 1
+
+
+async def test_the_default_is_one_serving_process(directory: Path) -> None:
+    """Kept at 1: a second process costs ~24% more CPU per request and ~18 MB (PSS), and
+    gave fewer requests/s on a busy 2-CPU machine (BENCHMARKS.md, "Serving processes")."""
+    (directory / "tenement.toml").write_text(CONFIG)
+    assert await serving_processes(directory) == 1
+    assert "1 serving process (workers = 1)" in (directory / "serve.log").read_text()
