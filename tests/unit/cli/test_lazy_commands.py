@@ -152,3 +152,24 @@ def test_token_commands_on_a_database_at_head_import_no_sqlalchemy(tmp_path: Pat
         loaded = _modules_after_running(tmp_path, *args)
         assert "tenement.store.tokens" in loaded, args  # the probe really ran the command
         assert sorted(set(NOT_FOR_TOKENS_AT_HEAD) & loaded) == [], args
+
+
+def test_a_command_runs_with_the_collector_on_and_the_start_up_frozen(tmp_path: Path) -> None:
+    """The cyclic collector is off while `ten` starts; a command (serve runs for days)
+    must get it back, with what the start made frozen out of its scans."""
+    (tmp_path / "tenement.toml").write_text('[service.api]\ncommand = "./api"\n')
+    probe = (
+        "import gc, sys\n"
+        "sys.argv = ['ten', 'config']\n"
+        "from tenement.cli import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit as exc:\n"
+        "    assert not exc.code, exc.code\n"
+        "print('GC', gc.isenabled(), gc.get_freeze_count() > 1000)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
+    assert "Services:" in out.stdout  # the command really ran
+    assert out.stdout.splitlines()[-1] == "GC True True"
