@@ -1,7 +1,9 @@
 """Client commands start fast: registration is lazy and nothing heavy is imported."""
 
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -26,6 +28,7 @@ HEAVY = (
 
 _PROBE = """
 import sys
+import threading
 from pathlib import Path
 from click.testing import CliRunner
 from tenement.cli import ten
@@ -173,3 +176,29 @@ def test_a_command_runs_with_the_collector_on_and_the_start_up_frozen(tmp_path: 
     )
     assert "Services:" in out.stdout  # the command really ran
     assert out.stdout.splitlines()[-1] == "GC True True"
+
+
+def _answer_once(listener: socket.socket, answer: bytes) -> None:
+    conn, _ = listener.accept()
+    with conn:
+        head = b""
+        while b"\r\n\r\n" not in head and (chunk := conn.recv(65536)):
+            head += chunk
+        conn.sendall(answer)
+
+
+def test_ps_reads_a_plain_answer_without_http_client(tmp_path: Path) -> None:
+    """http.client (and the email package under it) is ~20 ms of every server-talking
+    command; a plain-http answer wire takes whole needs none of it."""
+    body = b'[{"id": "api:a", "service": "api", "status": "running"}]'
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        server = threading.Thread(target=_answer_once, args=(listener, answer), daemon=True)
+        server.start()
+        port = listener.getsockname()[1]
+        loaded = _modules_after_running(
+            tmp_path, "ps", "--server", f"http://127.0.0.1:{port}", "--token", "x"
+        )
+        server.join(timeout=10)
+    assert "tenement.cli.exchange" in loaded  # the probe really talked to the server
+    assert sorted({"http.client", "email", "ssl"} & loaded) == []
