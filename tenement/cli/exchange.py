@@ -113,7 +113,9 @@ def read_answer(sock: socket.socket, method: str) -> Answer:
         # the head may be one wire takes, and only the rest of the body missing
         size = _whole_size(received)
         if size is not None:
-            while len(received) < size and (chunk := sock.recv(size - len(received))):
+            while len(received) < size and (
+                chunk := sock.recv(min(size - len(received), 16 * READ_SIZE))
+            ):
                 received += chunk
             found = wire.parse_whole_response(bytes(received), head_request=False)
     if isinstance(found, wire.WholeResponse) and len(found.headers) <= MAX_HEADERS:
