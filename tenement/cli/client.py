@@ -352,6 +352,9 @@ class ApiClient:
         return sock
 
     def _lost(self, exc: BaseException, timeout: float | None) -> ClientError:
+        if isinstance(exc, (ValueError, OverflowError)):
+            # what http.client raises for a chunk size it cannot read (-5, 2**80)
+            return ClientError(f"Server at {self.server} sent a malformed answer: {exc}")
         if isinstance(exc, TimeoutError):
             waited = f" within {timeout:g} s" if timeout else ""
             return ClientError(f"Server at {self.server} did not answer{waited}")
@@ -438,7 +441,7 @@ class ApiClient:
         connection, answer = self._send(method, path, body=body, params=params, timeout=effective)
         try:
             content = answer.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
             raise self._lost(exc, effective) from exc
         finally:
             connection.close()
@@ -473,7 +476,7 @@ class ApiClient:
             sock.settimeout(timeout)
             sock.sendall(wire_request)
             answer = exchange.read_answer(sock, method)
-        except OSError as exc:
+        except (OSError, ValueError, OverflowError) as exc:
             raise self._lost(exc, timeout) from exc
         except Exception as exc:
             import http.client  # loaded already if it raised this
@@ -534,7 +537,7 @@ class ApiClient:
                     data.append(value[1:] if value.startswith(" ") else value)
             if data:
                 yield "\n".join(data)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
             raise self._lost(exc, None) from exc
         finally:
             connection.close()

@@ -49,7 +49,8 @@ def _outcome(read: object) -> tuple[object, ...]:
     """What reading gave: ("answer", status, reason, body) or ("error", type, message)."""
     try:
         status, reason, content = read()  # type: ignore[operator]
-    except (OSError, http.client.HTTPException) as exc:
+    except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
+        # ValueError, OverflowError: http.client on a chunk size of -5 or 2**80
         return ("error", type(exc).__name__, str(exc))
     return ("answer", status, reason, content)
 
