@@ -154,10 +154,12 @@ class LazyCommand(click.Command):
     def make_context(self, info_name, args, parent=None, **extra: Any) -> click.Context:  # type: ignore[no-untyped-def]
         # the context is the real command's: the group invokes that, not this stand-in
         command = self.real()
-        # the collector was off while `ten` started (see tenement.cli.main); a command may
-        # run for long (serve, logs -f), so it is on again, the start-up's objects frozen
-        gc.freeze()
-        gc.enable()
+        if not gc.isenabled():
+            # `ten` started with the collector off (tenement.cli.main); a command may run
+            # for long (serve, logs -f), so it is on again, the start-up's objects frozen.
+            # (In a process that kept it on, such as a test's CliRunner, nothing changes.)
+            gc.freeze()
+            gc.enable()
         return command.make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:

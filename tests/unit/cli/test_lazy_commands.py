@@ -1,5 +1,6 @@
 """Client commands start fast: registration is lazy and nothing heavy is imported."""
 
+import gc
 import socket
 import subprocess
 import sys
@@ -202,3 +203,13 @@ def test_ps_reads_a_plain_answer_without_http_client(tmp_path: Path) -> None:
         server.join(timeout=10)
     assert "tenement.cli.exchange" in loaded  # the probe really talked to the server
     assert sorted({"http.client", "email", "ssl"} & loaded) == []
+
+
+def test_a_command_run_in_process_freezes_nothing() -> None:
+    """The start-up freeze is `ten`'s own (tenement.cli.main): a process that runs the
+    group itself, collector on, keeps its garbage collectable."""
+    before = gc.get_freeze_count()
+    result = CliRunner().invoke(ten, ["ps", "--help"])
+    assert result.exit_code == 0
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == before
