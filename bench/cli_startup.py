@@ -7,7 +7,8 @@ Each command runs in a fresh temp directory holding a small tenement.toml; ``ps`
 ``spawn`` (of bench/apps/tiny.py, whose start is in the figure) talk to a ``ten serve`` of
 the same implementation on a loopback port. The floor is a bare ``python -c pass`` with the
 same interpreter: no command of ours can beat it. Prints a Markdown table (milliseconds,
-wall clock, medians). The machine may be shared: compare medians from one run.
+medians, wall clock and the command's own CPU time). The machine may be shared: compare
+medians from one run, and trust the CPU figures more than the wall clock under load.
 
 ``--before`` adds a column for another tree (e.g. ``env PYTHONPATH=/tmp/old python -m
 tenement``), measured in the same run. ``--write`` puts the table, with :data:`METHOD`,
@@ -21,6 +22,7 @@ import argparse
 import http.client
 import os
 import re
+import resource
 import shlex
 import statistics
 import subprocess
@@ -58,13 +60,22 @@ LOCAL: tuple[tuple[str, ...], ...] = (
 )
 
 
-def _median_ms(runs: int, once: Callable[[int], None]) -> float:
-    times = []
+#: one command's medians: wall clock and CPU (user + system of the command's process), ms
+Timing = tuple[float, float]
+
+
+def _median_ms(runs: int, once: Callable[[int], None]) -> Timing:
+    """Medians of ``runs`` calls of ``once``: wall clock, and the CPU time of the child
+    processes it waited for (the command; not a server started before)."""
+    walls, cpus = [], []
     for index in range(runs):
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
         began = time.perf_counter()
         once(index)
-        times.append(time.perf_counter() - began)
-    return statistics.median(times) * 1000
+        walls.append(time.perf_counter() - began)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpus.append(after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime)
+    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -87,12 +98,12 @@ def _wait_healthy(port: int, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def measure(argv: list[str], runs: int, procs: Procs) -> dict[str, float | None]:
+def measure(argv: list[str], runs: int, procs: Procs) -> dict[str, Timing | None]:
     """Median milliseconds per command for one implementation (``argv`` runs its `ten`).
 
     A command this implementation lacks (the reference has no ``config --check``) is None.
     """
-    results: dict[str, float | None] = {}
+    results: dict[str, Timing | None] = {}
     with tempfile.TemporaryDirectory(prefix="ten-startup-") as tmp:
         directory = Path(tmp)
         (directory / "tenement.toml").write_text(
@@ -149,46 +160,53 @@ HEADING = "## CLI start-up"
 
 #: how the figures are made, and where the time goes (written under the table)
 METHOD = """\
-Each `ten` command in a fresh process, wall clock until it exits, median of the runs,
-ours and the reference 0.2.2 in one run of `python -m bench.cli_startup --runs 10
-[--before CMD] --write BENCHMARKS.md` (a 2-core machine shared with other work: figures
-within ~5 ms of each other are noise). Each runs in a temp directory holding a small
-tenement.toml; `ps` and `spawn` (of `bench/apps/tiny.py`, its start included) talk to a
-`ten serve` of the same implementation over loopback, with `--token` given, and their
-figures include the server's answer (the reference checks the token with Argon2 on each
-call). `token-gen` includes its Argon2 hash (~20-40 ms on either side); it runs on a
-database already at the head revision. Ours runs as `python -m tenement`, byte-compiled.
-The floor is a bare `python -c pass`: no command of ours can beat it.
+Each `ten` command in a fresh process, until it exits: wall clock, and in brackets the
+CPU time (user + system) of the command's own process, medians of the runs; ours and
+the reference 0.2.2 in one run of `python -m bench.cli_startup --runs 10 [--before CMD]
+--write BENCHMARKS.md`. The machine has 2 cores and is shared with other work: the
+wall clock moves with its load (the floor says how much), the CPU time much less.
+Each command runs in a temp directory holding a small tenement.toml; `ps` and `spawn`
+(of `bench/apps/tiny.py`) talk to a `ten serve` of the same implementation over
+loopback, with `--token` given: their wall clock includes the server's answer (the
+reference checks the token with Argon2 on each call; `spawn` waits for the tenant to
+listen), their CPU time does not. `token-gen` includes its Argon2 hash (~20-40 ms on
+either side) and runs on a database already at the head revision. Ours runs as `python
+-m tenement`, byte-compiled; "before" is the tree before the start-up work of issue #16
+(commit 1b54e5c). The floor is a bare `python -c pass`: no command of ours can beat it.
 
-Where ours goes (`python -X importtime`, CPU): the interpreter (10-12 ms); click (~25
-ms; every command but `--version`, which is answered without it); the config classes
-(attrs, ~15 ms with their creation) and the TOML reader for commands that read
-tenement.toml; `http.client` (with the `email` package, ~20 ms) for commands that talk to
-the server; the store (~25 ms) and Argon2 for the token commands. SQLAlchemy (~140 ms)
-and Alembic are imported only to create or migrate a database, never for a database at
-head. The cyclic garbage collector is off while `ten` starts and the start-up's objects
-are frozen (it scanned them over and over, and once more at exit: ~15 ms of CPU)."""
+Where ours goes (`python -X importtime`): the interpreter (10-12 ms); click (~25 ms;
+every command but `--version`, which is answered without it); for commands that read
+tenement.toml, the config classes (attrs, ~15 ms with their creation) and the TOML
+reader; the store (~25 ms) and Argon2 for the token commands. Not imported any more:
+SQLAlchemy (~140 ms) and Alembic by the token commands on a database at head (one
+sqlite3 query says it is), only to create or migrate one; `http.client` and the `email`
+package (~20 ms) by the commands that talk to the server over plain http
+(`tenement/cli/exchange.py`: http.client still reads what tenement.wire does not take
+whole, and https, proxies and `ten logs -f`). The cyclic garbage collector is off while
+`ten` starts, and the start-up's objects are frozen: it scanned them over and over, and
+once more at exit (~15 ms of CPU)."""
 
 
 def table(
     runs: int,
-    columns: list[tuple[str, dict[str, float | None]]],
-    floor: float,
+    columns: list[tuple[str, dict[str, Timing | None]]],
+    floor: Timing,
 ) -> list[str]:
-    """The Markdown table: one row per command, one column per implementation."""
+    """The Markdown table: one row per command, one column per implementation; each
+    cell "wall (CPU)"."""
 
-    def cell(value: float | None) -> str:
-        return "n/a" if value is None else f"{value:.0f}"
+    def cell(value: Timing | None) -> str:
+        return "n/a" if value is None else f"{value[0]:.0f} ({value[1]:.0f})"
 
     names = [name for name, _ in columns]
     lines = [
-        f"| command (median of {runs}, ms) | " + " | ".join(names) + " |",
+        f"| command: ms wall (CPU), median of {runs} | " + " | ".join(names) + " |",
         "|---|" + "---:|" * len(names),
     ]
     for command in columns[0][1]:
         cells = " | ".join(cell(values.get(command)) for _, values in columns)
         lines.append(f"| `{command}` | {cells} |")
-    lines.append(f"| floor: `python -c pass` | {floor:.0f} |" + " |" * (len(names) - 1))
+    lines.append(f"| floor: `python -c pass` | {cell(floor)} |" + " |" * (len(names) - 1))
     return lines
 
 
@@ -238,7 +256,7 @@ def main() -> None:
         options.runs, lambda _: _run([sys.executable, "-c", "pass"], Path.cwd(), dict(os.environ))
     )
     procs = Procs()
-    columns: list[tuple[str, dict[str, float | None]]] = []
+    columns: list[tuple[str, dict[str, Timing | None]]] = []
     try:
         if options.before:
             columns.append(("before", measure(shlex.split(options.before), options.runs, procs)))

@@ -29,10 +29,13 @@ def test_a_rewrite_by_bench_run_keeps_the_section(tmp_path: Path) -> None:
 def test_the_table_has_a_column_per_implementation() -> None:
     lines = table(
         3,
-        [("before", {"ten ps": 90.4, "ten x": None}), ("ours", {"ten ps": 60.0, "ten x": 1.0})],
-        11.2,
+        [
+            ("before", {"ten ps": (90.4, 70.2), "ten x": None}),
+            ("ours", {"ten ps": (60.0, 50.0), "ten x": (1.0, 0.6)}),
+        ],
+        (11.2, 10.0),
     )
-    assert lines[0] == "| command (median of 3, ms) | before | ours |"
-    assert lines[2] == "| `ten ps` | 90 | 60 |"
-    assert lines[3] == "| `ten x` | n/a | 1 |"
-    assert lines[4] == "| floor: `python -c pass` | 11 | |"
+    assert lines[0] == "| command: ms wall (CPU), median of 3 | before | ours |"
+    assert lines[2] == "| `ten ps` | 90 (70) | 60 (50) |"
+    assert lines[3] == "| `ten x` | n/a | 1 (1) |"
+    assert lines[4] == "| floor: `python -c pass` | 11 (10) | |"
