@@ -11,7 +11,8 @@ medians, wall clock and the command's own CPU time). The machine may be shared: 
 medians from one run, and trust the CPU figures more than the wall clock under load.
 
 ``--before`` adds a column for another tree (e.g. ``env PYTHONPATH=/tmp/old python -m
-tenement``), measured in the same run. ``--write`` puts the table, with :data:`METHOD`,
+tenement``), measured in the same run. The implementations take turns run by run, so
+that the machine's load falls on each alike. ``--write`` puts the table, with :data:`METHOD`,
 into that file as its "CLI start-up" section (replacing the one there); ``bench.run``
 keeps that section when it rewrites BENCHMARKS.md (:func:`keep_section`).
 """
@@ -19,6 +20,8 @@ keeps that section when it rewrites BENCHMARKS.md (:func:`keep_section`).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import http.client
 import os
 import re
@@ -64,18 +67,22 @@ LOCAL: tuple[tuple[str, ...], ...] = (
 Timing = tuple[float, float]
 
 
-def _median_ms(runs: int, once: Callable[[int], None]) -> Timing:
-    """Medians of ``runs`` calls of ``once``: wall clock, and the CPU time of the child
-    processes it waited for (the command; not a server started before)."""
-    walls, cpus = [], []
-    for index in range(runs):
-        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
-        began = time.perf_counter()
-        once(index)
-        walls.append(time.perf_counter() - began)
-        after = resource.getrusage(resource.RUSAGE_CHILDREN)
-        cpus.append(after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime)
-    return statistics.median(walls) * 1000, statistics.median(cpus) * 1000
+def _timed(once: Callable[[], None]) -> Timing:
+    """Wall clock and the CPU time of the child processes ``once`` waited for (the
+    command; not a server started before), in seconds."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    began = time.perf_counter()
+    once()
+    wall = time.perf_counter() - began
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, after.ru_utime - usage.ru_utime + after.ru_stime - usage.ru_stime
+
+
+def _medians(samples: list[Timing]) -> Timing:
+    return (
+        statistics.median(wall for wall, _ in samples) * 1000,
+        statistics.median(cpu for _, cpu in samples) * 1000,
+    )
 
 
 def _run(argv: list[str], cwd: Path, env: dict[str, str]) -> None:
@@ -98,17 +105,15 @@ def _wait_healthy(port: int, deadline: float) -> None:
         time.sleep(0.05)
 
 
-def measure(argv: list[str], runs: int, procs: Procs) -> dict[str, Timing | None]:
-    """Median milliseconds per command for one implementation (``argv`` runs its `ten`).
+class Subject:
+    """One implementation's `ten` (``argv``), its temp directory and its ``ten serve``."""
 
-    A command this implementation lacks (the reference has no ``config --check``) is None.
-    """
-    results: dict[str, Timing | None] = {}
-    with tempfile.TemporaryDirectory(prefix="ten-startup-") as tmp:
-        directory = Path(tmp)
-        (directory / "tenement.toml").write_text(
+    def __init__(self, argv: list[str], procs: Procs, stack: contextlib.ExitStack) -> None:
+        self.argv = argv
+        self.directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="ten-")))
+        (self.directory / "tenement.toml").write_text(
             CONFIG.format(
-                data=directory / "data",
+                data=self.directory / "data",
                 python=tenant_python(),
                 tiny=APPS / "tiny.py",
                 marker=procs.marker,
@@ -116,42 +121,65 @@ def measure(argv: list[str], runs: int, procs: Procs) -> dict[str, Timing | None
         )
         # PYTHONDONTWRITEBYTECODE would make every run compile our modules afresh, which an
         # installed tenement (byte-compiled by pip) never does
-        env = {
+        self.env = {
             k: v
             for k, v in os.environ.items()
             if not k.startswith("TENEMENT_") and k != "PYTHONDONTWRITEBYTECODE"
         }
-        for args in LOCAL:
+        self.client: list[str] = []
+        self._procs = procs
+        self._stack = stack
+
+    def serve(self) -> None:
+        """Start its server (after the local commands: token-gen made the token)."""
+        port = free_port()
+        server = self._procs.start(
+            [*self.argv, "serve", "--port", str(port)], cwd=self.directory, env=self.env
+        )
+        self._stack.callback(self._procs.end, server)
+        _wait_healthy(port, time.monotonic() + 30)
+        token = (self.directory / "data" / "api_token").read_text().strip()
+        self.client = ["--server", f"http://127.0.0.1:{port}", "--token", token]
+
+    def run(self, *args: str) -> None:
+        _run([*self.argv, *args], self.directory, self.env)
+
+
+def measure(subjects: list[Subject], runs: int) -> list[dict[str, Timing | None]]:
+    """Medians per command for each subject, the subjects taking turns run by run, so
+    that a change in the machine's load falls on all of them alike.
+
+    A command a subject lacks (the reference has no ``config --check``) is None.
+    """
+    results: list[dict[str, Timing | None]] = [{} for _ in subjects]
+
+    def each_run(name: str, args: Callable[[Subject, int], list[str]]) -> None:
+        takers = []
+        for subject, result in zip(subjects, results, strict=True):
             try:
-                _run([*argv, *args], directory, env)
+                subject.run(*args(subject, runs))  # once untimed: caches, a new database
             except RuntimeError as exc:
                 print(f"skipped: {exc}", file=sys.stderr)
-                results["ten " + " ".join(args)] = None
+                result[name] = None
                 continue
-            command = [*argv, *args]
-            results["ten " + " ".join(args)] = _median_ms(
-                runs, lambda _, command=command: _run(command, directory, env)
-            )
-        port = free_port()
-        server = procs.start(
-            [*argv, "serve", "--port", str(port)],
-            cwd=directory,
-            env=env,
-        )
-        try:
-            _wait_healthy(port, time.monotonic() + 30)
-            token = (directory / "data" / "api_token").read_text().strip()
-            client = ["--server", f"http://127.0.0.1:{port}", "--token", token]
-            results["ten ps"] = _median_ms(
-                runs, lambda _: _run([*argv, "ps", *client], directory, env)
-            )
-            results["ten spawn"] = _median_ms(
-                runs, lambda i: _run([*argv, "spawn", f"app:s{i}", *client], directory, env)
-            )
-            for index in range(runs):
-                _run([*argv, "stop", f"app:s{index}", *client], directory, env)
-        finally:
-            procs.end(server)
+            takers.append((subject, result))
+        samples: dict[int, list[Timing]] = {id(r): [] for _, r in takers}
+        for index in range(runs):
+            for subject, result in takers:
+                argv = args(subject, index)
+                samples[id(result)].append(_timed(functools.partial(subject.run, *argv)))
+        for _, result in takers:
+            result[name] = _medians(samples[id(result)])
+
+    for local in LOCAL:
+        each_run("ten " + " ".join(local), lambda _s, _i, local=local: list(local))
+    for subject in subjects:
+        subject.serve()
+    each_run("ten ps", lambda s, _i: ["ps", *s.client])
+    each_run("ten spawn", lambda s, i: ["spawn", f"app:s{i}", *s.client])
+    for subject in subjects:
+        for index in range(runs + 1):
+            subject.run("stop", f"app:s{index}", *subject.client)
     return results
 
 
@@ -163,8 +191,9 @@ METHOD = """\
 Each `ten` command in a fresh process, until it exits: wall clock, and in brackets the
 CPU time (user + system) of the command's own process, medians of the runs; ours and
 the reference 0.2.2 in one run of `python -m bench.cli_startup --runs 10 [--before CMD]
---write BENCHMARKS.md`. The machine has 2 cores and is shared with other work: the
-wall clock moves with its load (the floor says how much), the CPU time much less.
+--write BENCHMARKS.md`, taking turns run by run. The machine has 2 cores and is
+shared with other work: the wall clock moves with its load (the floor says how much),
+the CPU time much less.
 Each command runs in a temp directory holding a small tenement.toml; `ps` and `spawn`
 (of `bench/apps/tiny.py`) talk to a `ten serve` of the same implementation over
 loopback, with `--token` given: their wall clock includes the server's answer (the
@@ -252,18 +281,26 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None, help="put the section in this file")
     options = parser.parse_args()
     ref = options.ref or str(reference_binary())
-    floor = _median_ms(
-        options.runs, lambda _: _run([sys.executable, "-c", "pass"], Path.cwd(), dict(os.environ))
+    floor = _medians(
+        [
+            _timed(lambda: _run([sys.executable, "-c", "pass"], Path.cwd(), dict(os.environ)))
+            for _ in range(options.runs)
+        ]
     )
+    names = ["before", "ours", "reference 0.2.2"]
+    argvs = [options.before, options.ours, None]
     procs = Procs()
-    columns: list[tuple[str, dict[str, Timing | None]]] = []
     try:
-        if options.before:
-            columns.append(("before", measure(shlex.split(options.before), options.runs, procs)))
-        columns.append(("ours", measure(shlex.split(options.ours), options.runs, procs)))
-        columns.append(("reference 0.2.2", measure([ref], options.runs, procs)))
+        with contextlib.ExitStack() as stack:
+            subjects = [
+                Subject(shlex.split(argv) if argv else [ref], procs, stack)
+                for name, argv in zip(names, argvs, strict=True)
+                if argv or name != "before"
+            ]
+            measured = measure(subjects, options.runs)
     finally:
         procs.close()
+    columns = list(zip(names[-len(measured) :], measured, strict=True))
     lines = table(options.runs, columns, floor)
     print("\n".join(lines))
     if options.write:
