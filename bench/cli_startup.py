@@ -281,6 +281,7 @@ def main() -> None:
     parser.add_argument("--write", type=Path, default=None, help="put the section in this file")
     options = parser.parse_args()
     ref = options.ref or str(reference_binary())
+    load_before = os.getloadavg()[0]
     floor = _medians(
         [
             _timed(lambda: _run([sys.executable, "-c", "pass"], Path.cwd(), dict(os.environ)))
@@ -305,7 +306,9 @@ def main() -> None:
     print("\n".join(lines))
     if options.write:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-        section = "\n".join([HEADING, "", *lines, "", f"Run at {when}.", "", METHOD])
+        load = f"{load_before:.1f} before, {os.getloadavg()[0]:.1f} after"
+        run = f"Run at {when}; load average (1 min) of the 2-core machine: {load}."
+        section = "\n".join([HEADING, "", *lines, "", run, "", METHOD])
         options.write.write_text(replace_section(options.write.read_text(), section))
 
 
