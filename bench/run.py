@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import measures
+from bench.cli_startup import keep_section
 from bench.measures import QUICK, Plan
 from bench.procs import Procs
 from bench.refbin import ReferenceUnavailable, reference_binary
@@ -286,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     text = render(results)
     if args.out:
+        text = keep_section(args.out, text)
         args.out.write_text(text)
         log.info("wrote %s", args.out)
     print(text)

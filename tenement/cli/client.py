@@ -8,29 +8,31 @@ prints it as ``Error: ...`` and exits 1.
 
 The transport is the standard library's :mod:`http.client`, one connection per request
 (the server is usually on this machine): every command starts ~90 ms sooner than with
-httpx, whose import alone cost that. Proxies named by ``http_proxy``/``https_proxy``/
-``no_proxy`` are honoured, as httpx and the reference do. Commands import this module
-inside their callbacks.
+httpx, whose import alone cost that. A plain-http request with no proxy, the usual one,
+is sent and its answer read by :mod:`tenement.cli.exchange`, which leaves to http.client
+(imported then) whatever :mod:`tenement.wire` does not take whole. Proxies named by
+``http_proxy``/``https_proxy``/``no_proxy`` are honoured, as httpx and the reference do.
+Commands import this module inside their callbacks.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import http.client
 import json
-import logging
 import os
-import ssl
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tenement._version import __version__
 from tenement.cli.context import CliContext
 from tenement.errors import TenementError
 
-log = logging.getLogger(__name__)
+if TYPE_CHECKING:  # at run time imported by the paths that use them
+    import http.client
+    import socket
+    import ssl
 
 TOKEN_FILE = "api_token"
 #: how long an ordinary request may take (spawn and restart wait for the instance)
@@ -252,6 +254,8 @@ def proxies_from_environment() -> dict[str, str]:
 
 def _tls_context() -> ssl.SSLContext:
     """The system's CA store (honours SSL_CERT_FILE/SSL_CERT_DIR); loaded for https only."""
+    import ssl
+
     return ssl.create_default_context()
 
 
@@ -294,6 +298,8 @@ class ApiClient:
             ServerUnreachable: refused, unknown host, TLS failure, or no answer in
                 :data:`CONNECT_TIMEOUT` seconds.
         """
+        import http.client
+
         point = self.endpoint
         host, port = (
             (point.proxy.host, point.proxy.port) if point.proxy else (point.host, point.port)
@@ -314,14 +320,41 @@ class ApiClient:
         except (OSError, http.client.HTTPException) as exc:
             connection.close()
             via = f" through the proxy {host}:{port}" if point.proxy else ""
-            raise ServerUnreachable(
-                f"Failed to connect to server at {self.server}{via}\n"
-                f"  cause: {exc or type(exc).__name__}\n"
-                "Is `ten serve` running? Choose the server with --server or TENEMENT_SERVER."
-            ) from exc
+            raise self._unreachable(exc, via) from exc
         return connection
 
+    def _unreachable(self, exc: BaseException, via: str) -> ServerUnreachable:
+        return ServerUnreachable(
+            f"Failed to connect to server at {self.server}{via}\n"
+            f"  cause: {exc or type(exc).__name__}\n"
+            "Is `ten serve` running? Choose the server with --server or TENEMENT_SERVER."
+        )
+
+    def _connect_plain(self) -> socket.socket:
+        """What :meth:`_connect` does for a plain-http server and no proxy (as
+        ``http.client.HTTPConnection.connect``), without http.client.
+
+        Raises:
+            ServerUnreachable: as :meth:`_connect`.
+        """
+        import socket
+
+        point = self.endpoint
+        try:
+            sock = socket.create_connection((point.host, point.port), CONNECT_TIMEOUT)
+        except OSError as exc:
+            raise self._unreachable(exc, "") from exc
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError as exc:
+            sock.close()
+            raise self._unreachable(exc, "") from exc
+        return sock
+
     def _lost(self, exc: BaseException, timeout: float | None) -> ClientError:
+        if isinstance(exc, (ValueError, OverflowError)):
+            # what http.client raises for a chunk size it cannot read (-5, 2**80)
+            return ClientError(f"Server at {self.server} sent a malformed answer: {exc}")
         if isinstance(exc, TimeoutError):
             waited = f" within {timeout:g} s" if timeout else ""
             return ClientError(f"Server at {self.server} did not answer{waited}")
@@ -354,6 +387,8 @@ class ApiClient:
         proxy = self.endpoint.proxy
         if proxy and proxy.authorization and not self.endpoint.tls:
             headers["Proxy-Authorization"] = proxy.authorization
+        import http.client
+
         connection = self._connect()
         try:
             assert connection.sock is not None
@@ -398,15 +433,60 @@ class ApiClient:
         """
         effective = timeout if timeout is not None else self.timeout
         body = None if json_body is None else json.dumps(json_body).encode()
+        plain = self._plain_exchange(method, path, body=body, params=params, timeout=effective)
+        if plain is not None:
+            return self._check(plain)
+        import http.client
+
         connection, answer = self._send(method, path, body=body, params=params, timeout=effective)
         try:
             content = answer.read()
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
             raise self._lost(exc, effective) from exc
         finally:
             connection.close()
-        log.debug("%s %s -> %s", method, path, answer.status)
         return self._check(Response(method, path, answer.status, answer.reason, content))
+
+    def _plain_exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: bytes | None,
+        params: Mapping[str, str | int] | None,
+        timeout: float,
+    ) -> Response | None:
+        """The exchange of :meth:`request` through :mod:`tenement.cli.exchange`; None when
+        that is not for this request (https, a proxy, a header it would not write)."""
+        from tenement.cli import exchange
+
+        point = self.endpoint
+        if point.tls or point.proxy is not None:
+            return None
+        headers = dict(self._headers)
+        if body is not None:
+            headers["Content-Type"] = "application/json"
+        wire_request = exchange.request_bytes(
+            method, self._target(path, params), point.host, point.port, headers, body
+        )
+        if wire_request is None:
+            return None
+        sock = self._connect_plain()
+        try:
+            sock.settimeout(timeout)
+            sock.sendall(wire_request)
+            answer = exchange.read_answer(sock, method)
+        except (OSError, ValueError, OverflowError) as exc:
+            raise self._lost(exc, timeout) from exc
+        except Exception as exc:
+            import http.client  # loaded already if it raised this
+
+            if isinstance(exc, http.client.HTTPException):
+                raise self._lost(exc, timeout) from exc
+            raise
+        finally:
+            sock.close()
+        return Response(method, path, answer.status, answer.reason, answer.content)
 
     def json(self, method: str, path: str, **kwargs: Any) -> Any:
         """:meth:`request` and decode the JSON body.
@@ -438,6 +518,8 @@ class ApiClient:
         Raises:
             ClientError: as :meth:`request`, at the start or mid-stream.
         """
+        import http.client
+
         connection, answer = self._send("GET", path, body=None, params=params, timeout=None)
         try:
             if not 200 <= answer.status < 300:
@@ -455,7 +537,7 @@ class ApiClient:
                     data.append(value[1:] if value.startswith(" ") else value)
             if data:
                 yield "\n".join(data)
-        except (OSError, http.client.HTTPException) as exc:
+        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
             raise self._lost(exc, None) from exc
         finally:
             connection.close()

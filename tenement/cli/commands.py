@@ -8,6 +8,7 @@ parsed, run or asked for its full help. So ``ten ps`` never imports the server, 
 
 from __future__ import annotations
 
+import gc
 import importlib
 from typing import Any
 
@@ -151,7 +152,15 @@ class LazyCommand(click.Command):
         return command
 
     def make_context(self, info_name, args, parent=None, **extra: Any) -> click.Context:  # type: ignore[no-untyped-def]
-        return self.real().make_context(info_name, args, parent=parent, **extra)
+        # the context is the real command's: the group invokes that, not this stand-in
+        command = self.real()
+        if not gc.isenabled():
+            # `ten` started with the collector off (tenement.cli.main); a command may run
+            # for long (serve, logs -f), so it is on again, the start-up's objects frozen.
+            # (In a process that kept it on, such as a test's CliRunner, nothing changes.)
+            gc.freeze()
+            gc.enable()
+        return command.make_context(info_name, args, parent=parent, **extra)
 
     def invoke(self, ctx: click.Context) -> Any:
         return self.real().invoke(ctx)

@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
+from tenement.control_sockets import control_sockets, run_dir
 from tenement.errors import TenementError
 from tenement.processes import process_exists
 
@@ -70,15 +71,11 @@ def _data_dir(cli: CliContext) -> Path:
         ) from None
 
 
-def _servers(run_dir: Path, pid: int | None) -> list[tuple[int, Path]]:
+def _servers(directory: Path, pid: int | None) -> list[tuple[int, Path]]:
     """(pid, control socket) of the live servers on the data dir, ``pid``'s alone if given."""
-    found = []
-    pattern = f"server-{pid}-*.sock" if pid is not None else "server-*-*.sock"
-    for entry in sorted(run_dir.glob(pattern)):
-        text = entry.name.split("-")[1]
-        if text.isdigit() and process_exists(int(text)):
-            found.append((int(text), entry))
-    return found
+    return [
+        (found, path) for found, path in control_sockets(directory, pid) if process_exists(found)
+    ]
 
 
 def _hang_up(pid: int | None, why: str) -> None:
@@ -123,17 +120,17 @@ def _ask(path: Path) -> tuple[int, dict]:  # type: ignore[type-arg]
 def reload(cli: CliContext, pid: int | None) -> None:
     """Have the running server re-read tenement.toml; fail if it kept the running config."""
     data_dir = _data_dir(cli)
-    run_dir = data_dir / "run"
+    directory = run_dir(data_dir)
     try:
-        servers = _servers(run_dir, pid)
+        servers = _servers(directory, pid)
     except PermissionError:
         raise ReloadFailed(
-            f"cannot read {run_dir}: permission denied; run `ten reload` as the user the "
+            f"cannot read {directory}: permission denied; run `ten reload` as the user the "
             "server runs as (or root), or `systemctl reload tenement`"
         ) from None
     if not servers:
         who = f"pid {pid}" if pid is not None else "a server"
-        _hang_up(pid, f"no control socket of {who} in {run_dir}")
+        _hang_up(pid, f"no control socket of {who} in {directory}")
         return
     if len(servers) > 1:
         pids = ", ".join(str(found) for found, _ in servers)

@@ -41,6 +41,7 @@ import trio
 
 from tenement import sockets
 from tenement.api import http
+from tenement.control_sockets import control_sockets
 from tenement.errors import TenementError
 from tenement.processes import process_exists
 from tenement.proxy import ProxyMetrics
@@ -66,12 +67,6 @@ class NoLeader(TenementError):
 
 
 # ---- the socket ---------------------------------------------------------------------------
-
-
-def control_socket_path(data_dir: Path, server_id: str) -> Path:
-    """Where the server ``server_id`` (``host:pid:token``) listens."""
-    _, pid, token = server_id.split(":", 2)
-    return data_dir / "run" / f"server-{pid}-{token}.sock"
 
 
 @contextlib.contextmanager
@@ -111,9 +106,8 @@ def bind_control_socket(path: Path) -> socket.socket:
 
 
 def _remove_stale(directory: Path) -> None:
-    for entry in directory.glob("server-*-*.sock"):
-        pid = entry.name.split("-")[1]
-        if pid.isdigit() and not process_exists(int(pid)):
+    for pid, entry in control_sockets(directory):
+        if not process_exists(pid):
             entry.unlink(missing_ok=True)
 
 

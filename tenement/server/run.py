@@ -148,7 +148,8 @@ async def serve(
         Closes ``sockets`` and its control socket on return. Tenants are stopped on
         return unless the stop was a restart or they were handed over.
     """
-    from tenement.server.control import bind_control_socket, control_socket_path
+    from tenement.control_sockets import control_socket_path
+    from tenement.server.control import bind_control_socket
     from tenement.server.http import serve_http
     from tenement.server.reload import Reloader
     from tenement.server.roles import Node

@@ -35,6 +35,7 @@ BASE_MODULES = {
     "__init__",
     "_version",
     "asgi",
+    "control_sockets",
     "deadlines",
     "errors",
     "ids",

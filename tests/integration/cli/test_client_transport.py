@@ -100,6 +100,18 @@ def test_a_body_cut_short_is_a_lost_connection(peer) -> None:  # type: ignore[no
         client.request("GET", "/api/instances")
 
 
+@pytest.mark.parametrize("size", [b"-5", b"FFFFFFFFFFFFFFFFFFFF"])
+def test_a_chunk_size_http_client_cannot_read_is_a_malformed_answer(peer, size) -> None:  # type: ignore[no-untyped-def]
+    odd = peer(
+        lambda conn, _h: conn.sendall(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n" + size + b"\r\n"
+        )
+    )
+    client = ApiClient(f"http://127.0.0.1:{odd.port}", TOKEN)
+    with pytest.raises(ClientError, match=r"^Server at http://127\.0\.0\.1:\d+ sent a malformed"):
+        client.request("GET", "/api/instances")
+
+
 def test_request_head_body_prefix_and_error_text(peer) -> None:  # type: ignore[no-untyped-def]
     server = peer(answer("409 Conflict", b'{"error": "Instance already running"}'))
     client = ApiClient(f"http://127.0.0.1:{server.port}/base/", TOKEN)

@@ -12,12 +12,8 @@ from pathlib import Path
 import h11
 import trio
 
-from tenement.server.control import (
-    MAX_SOCKET_PATH,
-    bind_control_socket,
-    call,
-    control_socket_path,
-)
+from tenement.control_sockets import control_socket_path
+from tenement.server.control import MAX_SOCKET_PATH, bind_control_socket, call
 
 
 async def answer_once(sock: trio.socket.SocketType) -> bytes:
