@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tenement.api import dashboard, deploy, http, instances, logs, sse, telemetry
+from tenement.api import dashboard, deploy, http, instances, logs, session, sse, telemetry
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
 from tenement.api.openapi import openapi_document
@@ -33,7 +33,7 @@ def routes() -> list[Route]:
     """Every endpoint (the OpenAPI document describes the same set; a test checks)."""
     return [
         Route("GET", "/", dashboard.index),
-        Route("GET", "/assets/{path}", dashboard.index),
+        Route("GET", "/assets/{path}", dashboard.asset),
         Route("GET", "/health", telemetry.health),
         Route("GET", "/metrics", telemetry.metrics),
         Route("GET", "/api/openapi.json", _openapi),
@@ -49,6 +49,8 @@ def routes() -> list[Route]:
         Route("POST", "/api/route", deploy.route),
         Route("GET", "/api/logs", logs.list_logs),
         Route("GET", "/api/logs/stream", sse.stream_logs),
+        Route("POST", "/api/logs/stream/ticket", session.stream_ticket),
+        Route("GET", "/api/whoami", session.whoami),
         Route("GET", "/api/tls/status", telemetry.tls_status),
     ]
 

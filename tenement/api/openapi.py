@@ -148,6 +148,24 @@ def _schemas() -> dict[str, Any]:
                 "message": STR,
             }
         ),
+        "WhoAmI": _obj(
+            {
+                "admin": {"type": "boolean", "description": "An admin token."},
+                "tenant": {
+                    "type": ["string", "null"],
+                    "description": "The tenant of a tenant token; null for the admin.",
+                },
+            }
+        ),
+        "StreamTicket": _obj(
+            {
+                "ticket": {
+                    **STR,
+                    "description": "Pass as `?ticket=` to GET /api/logs/stream, once.",
+                },
+                "expires_in_secs": {**INT, "description": "Unused, it expires after this."},
+            }
+        ),
         "Telemetry": _obj(
             {
                 "summary": _obj(
@@ -207,7 +225,15 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
 
 AUTH_RESPONSES = {
     "401": {"description": "Missing or invalid bearer token (empty body)."},
-    "429": {"description": "Too many invalid tokens from this client recently (empty body)."},
+    "429": {
+        "description": "Too many invalid tokens from this client recently (empty body).",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until this client may try again. Added in 0.3.0.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
 }
 JSON_BODY_ERRORS = (400, 413, 415, 422)
 
@@ -465,7 +491,27 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "backlog", COUNT, "First send the last N matching entries. Added in 0.3.0."
                     ),
+                    _query(
+                        "ticket",
+                        STR,
+                        "Instead of the Authorization header (which a browser's EventSource "
+                        "cannot send): a ticket from POST /api/logs/stream/ticket, good once. "
+                        "An unknown, used or expired ticket is 401. Added in 0.3.0.",
+                    ),
                 ],
+            )
+        },
+        "/api/logs/stream/ticket": {
+            "post": _op(
+                "A single-use ticket that opens one log stream as the caller, within "
+                "`expires_in_secs`. Added in 0.3.0.",
+                {"200": _json(_ref("StreamTicket"), "Issued.")},
+            )
+        },
+        "/api/whoami": {
+            "get": _op(
+                "Whom the token belongs to: the admin or one tenant. Added in 0.3.0.",
+                {"200": _json(_ref("WhoAmI"), "The token's owner.")},
             )
         },
         "/api/tls/status": {
