@@ -15,7 +15,17 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tenement.api import dashboard, deploy, http, instances, logs, session, sse, telemetry
+from tenement.api import (
+    dashboard,
+    deploy,
+    history,
+    http,
+    instances,
+    logs,
+    session,
+    sse,
+    telemetry,
+)
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
 from tenement.api.openapi import openapi_document
@@ -45,6 +55,8 @@ def routes() -> list[Route]:
         Route("PUT", "/api/instances/{id}/weight", instances.set_weight),
         Route("GET", "/api/instances/{id}/health", instances.health),
         Route("GET", "/api/instances/{id}/storage", instances.storage),
+        Route("GET", "/api/instances/{id}/history", history.instance_history),
+        Route("GET", "/api/history", history.server_history),
         Route("POST", "/api/deploy", deploy.deploy),
         Route("POST", "/api/route", deploy.route),
         Route("GET", "/api/logs", logs.list_logs),
@@ -65,6 +77,7 @@ def build_api(
     proxy_metrics: Any = None,
     authenticator: Authenticator | None = None,
     keepalive_seconds: float = sse.KEEPALIVE_SECONDS,
+    request_history: Any = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -80,6 +93,8 @@ def build_api(
         authenticator: defaults to Argon2 verification against ``store`` with a
             per-client :class:`RateLimiter`.
         keepalive_seconds: idle time before an SSE comment frame.
+        request_history: the :class:`~tenement.api.history.History` the server fills;
+            None answers the history endpoints with empty series.
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -93,5 +108,6 @@ def build_api(
         ready=ready,
         authenticator=authenticator or Authenticator(store),
         keepalive_seconds=keepalive_seconds,
+        history=request_history,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

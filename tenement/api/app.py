@@ -45,6 +45,8 @@ class ApiContext:
     authenticator: Authenticator
     keepalive_seconds: float
     tickets: StreamTickets = attrs.field(factory=StreamTickets)
+    #: the request history (:class:`tenement.api.history.History`); None keeps none
+    history: Any = None
 
 
 @attrs.frozen

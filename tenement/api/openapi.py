@@ -148,6 +148,28 @@ def _schemas() -> dict[str, Any]:
                 "message": STR,
             }
         ),
+        "History": _obj(
+            {
+                "interval_secs": {**INT, "description": "Seconds per sample (10)."},
+                "end": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "Epoch milliseconds of the last sample; null before the "
+                    "first.",
+                },
+                "requests": {
+                    "type": "array",
+                    "items": INT,
+                    "description": "Requests per interval, oldest first (up to an hour).",
+                },
+                "p99_ms": {
+                    "type": "array",
+                    "items": NUM,
+                    "description": "The p99 latency per interval, as a histogram bucket "
+                    "bound (1, 5, 10, 25, ... 5000 ms); 0 without requests.",
+                },
+            }
+        ),
         "WhoAmI": _obj(
             {
                 "admin": {"type": "boolean", "description": "An admin token."},
@@ -434,6 +456,21 @@ def _paths() -> dict[str, Any]:
                 _responses(400, 403, 404, ok={"200": _json(_ref("Storage"), "Usage.")}),
                 operation_id="getInstanceStorage",
             ),
+        },
+        "/api/instances/{id}/history": {
+            **scoped,
+            "get": _op(
+                "The instance's requests and p99 per 10 s over the last hour (in memory: "
+                "empty after a server restart). Added in 0.3.0.",
+                _responses(400, 403, ok={"200": _json(_ref("History"), "History.")}),
+            ),
+        },
+        "/api/history": {
+            "get": _op(
+                "The whole server's requests and p99 per 10 s over the last hour (admin). "
+                "Added in 0.3.0.",
+                _responses(403, ok={"200": _json(_ref("History"), "History.")}),
+            )
         },
         "/api/deploy": {
             "post": _op(

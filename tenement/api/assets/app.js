@@ -207,6 +207,81 @@ function instanceLink(id) {
   return h("a", { href: `#/instance/${encodeURIComponent(id)}` }, id);
 }
 
+// ---- charts (inline SVG: no library, nothing the policy has to allow) ----------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const HISTORY_MS = 10000;
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+// A line chart of `values` (oldest first), one point per `interval` seconds.
+function chart(id, title, values, unit, digits) {
+  const width = 600;
+  const height = 120;
+  const max = Math.max(...values, 0);
+  const top = max > 0 ? max * 1.1 : 1;
+  const span = Math.max(values.length - 1, 1);
+  const points = values
+    .map((v, n) => `${((n / span) * width).toFixed(1)},${(height - (v / top) * height).toFixed(1)}`)
+    .join(" ");
+  const last = values.length ? values[values.length - 1] : null;
+  const caption = last === null ? "no samples yet" : `now ${last.toFixed(digits)} ${unit}, peak ${max.toFixed(digits)} ${unit}`;
+  const picture = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    preserveAspectRatio: "none",
+    class: "chart",
+    role: "img",
+    "aria-label": `${title}: ${caption}`,
+  });
+  picture.append(svg("polyline", { points, class: "line", fill: "none" }));
+  return h("figure", { id, class: "card chart-box" },
+    h("figcaption", {}, h("strong", {}, title), " ", h("span", { class: "muted" }, `last hour · ${caption}`)),
+    picture);
+}
+
+// Charts of a History answer (requests per interval -> per second).
+function historyCharts(prefix, data) {
+  const perSecond = data.requests.map((n) => n / data.interval_secs);
+  return [
+    chart(`${prefix}-rate`, "Requests per second", perSecond, "req/s", 2),
+    chart(`${prefix}-p99`, "p99 latency", data.p99_ms, "ms", 0),
+  ];
+}
+
+// Refreshes `box` with the charts of `path` every HISTORY_MS while the view is shown.
+function liveCharts(box, prefix, path) {
+  let timer = null;
+  let stopped = false;
+  const load = async () => {
+    timer = null;
+    if (stopped) return;
+    let delay = HISTORY_MS;
+    if (!document.hidden) {
+      try {
+        const data = await call("GET", path);
+        box.replaceChildren(...historyCharts(prefix, data));
+        // Ask again just after the server's next sample (clamped: the clocks may differ).
+        if (data.end !== null) {
+          const next = data.end + data.interval_secs * 1000 + 500 - Date.now();
+          delay = Math.min(Math.max(next, 1000), HISTORY_MS);
+        }
+      } catch (error) {
+        if (error.status === 401) return signOut(error.message);
+      }
+    }
+    if (!stopped) timer = setTimeout(load, delay);
+  };
+  load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
 // ---- sign-in ------------------------------------------------------------------------
 
 function showSignIn(note) {
@@ -316,7 +391,10 @@ window.addEventListener("hashchange", route);
 // Overview: counts by state and health, and what restarted or failed lately.
 function overviewView() {
   const root = h("section", { id: "overview" });
-  $("view").replaceChildren(root);
+  const charts = h("div", { class: "columns", id: "server-charts" });
+  $("view").replaceChildren(h("h1", {}, "Overview"), charts, root);
+  // The whole server's history is the admin's; a tenant sees its instance's in its detail.
+  const stop = session.admin ? liveCharts(charts, "server", "/api/history") : null;
   const update = () => {
     const all = [...store.instances.values()];
     const byState = new Map(STATES.map((s) => [s, 0]));
@@ -344,7 +422,6 @@ function overviewView() {
           : h("p", { class: "muted" }, "None.")
       );
     root.replaceChildren(
-      h("h1", {}, "Overview"),
       h(
         "div",
         { class: "counts", id: "state-counts" },
@@ -366,7 +443,7 @@ function overviewView() {
       )
     );
   };
-  return { update };
+  return { update, stop };
 }
 
 const COLUMNS = [
@@ -608,11 +685,13 @@ function detailView(id) {
     split
   );
   const logs = logPanel(service, tenant);
+  const charts = h("div", { class: "columns", id: "instance-charts" });
+  const stopCharts = liveCharts(charts, "instance", `/api/instances/${id}/history`);
   const root = h(
     "section",
     { id: "detail" },
     h("h1", {}, id, " ", badge),
-    h("div", { id: "running" }, facts, actions, weightBox),
+    h("div", { id: "running" }, facts, actions, charts, weightBox),
     h("p", { id: "not-running", hidden: true }, "This instance is not running."),
     logs.node
   );
@@ -658,7 +737,13 @@ function detailView(id) {
     if (!sliderTouched) slider.value = String(item.weight);
     showSplit();
   }
-  return { update, stop: logs.stop };
+  return {
+    update,
+    stop: () => {
+      logs.stop();
+      stopCharts();
+    },
+  };
 }
 
 // The log of one instance: live over SSE (with a single-use ticket), or an FTS search.

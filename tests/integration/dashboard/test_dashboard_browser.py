@@ -8,6 +8,7 @@ with a full table.
 from __future__ import annotations
 
 import concurrent.futures
+import re
 import uuid
 from typing import Any
 
@@ -156,6 +157,26 @@ def test_a_log_line_appears_live_in_the_detail(page: Any, server: DashboardServe
     page.find_element(By.CSS_SELECTOR, "#log-form button[type=submit]").click()
     wait_for(page, lambda d: text_of(d, "log-state") == "1 match(es)", "one match")
     assert severe_console_entries(page) == []
+
+
+def test_the_charts_show_the_last_hours_requests(page: Any, server: DashboardServer) -> None:
+    spawn(server, "api", "alice")
+    response = httpx.get(f"{server.url}/chart", headers={"host": "alice.api.localhost"})
+    assert response.status_code == 200
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    # the server samples every 10 s; the page asks again just after each sample
+    wait_for(page, lambda d: peak(text_of(d, "server-rate")) > 0, "server rate", 40)
+    assert peak(text_of(page, "server-p99")) > 0
+    go(page, "#/instance/api:alice")
+    wait_for(page, lambda d: peak(text_of(d, "instance-rate")) > 0, "its rate", 40)
+    assert severe_console_entries(page) == []
+
+
+def peak(caption: str) -> float:
+    """The peak a chart's caption states (0 before the first sample)."""
+    found = re.search(r"peak ([0-9.]+)", caption)
+    return float(found.group(1)) if found else 0.0
 
 
 def test_a_weight_change_shows_the_split(page: Any, server: DashboardServer) -> None:
