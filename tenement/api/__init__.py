@@ -18,6 +18,7 @@ from typing import Any
 from tenement.api import (
     dashboard,
     deploy,
+    events,
     history,
     http,
     instances,
@@ -56,6 +57,7 @@ def routes() -> list[Route]:
         Route("GET", "/api/instances/{id}/health", instances.health),
         Route("GET", "/api/instances/{id}/storage", instances.storage),
         Route("GET", "/api/instances/{id}/history", history.instance_history),
+        Route("GET", "/api/instances/{id}/events", events.instance_events),
         Route("GET", "/api/history", history.server_history),
         Route("POST", "/api/deploy", deploy.deploy),
         Route("POST", "/api/route", deploy.route),

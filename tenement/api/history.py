@@ -7,10 +7,10 @@ histogram buckets (so it is a bucket bound, e.g. 25 ms, not an exact value).
 
 Memory is bounded: :data:`SAMPLES` slots in two compact arrays per series (4-byte
 counts, 4-byte floats: 2.9 KB), plus the last counters seen: 3.4 MB for 1,000
-instances (measured with tracemalloc; a test keeps it under 4 MB). An instance the proxy no longer reports is
-forgotten. The history lives in memory only: a restarted server starts with empty
-charts (keeping it would mean writing it out on every restart, or a table written
-every 10 s, for charts that refill within the hour).
+instances (measured with tracemalloc; a test keeps it under 4 MB). An instance the
+proxy no longer reports is forgotten. The history lives in memory only: a restarted
+server starts with empty charts (keeping it would mean writing it out on every
+restart, or a table written every 10 s, for charts that refill within the hour).
 
 Served by ``GET /api/history`` (the server; admin) and
 ``GET /api/instances/{id}/history`` (one instance; a tenant token its own).

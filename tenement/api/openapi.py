@@ -154,8 +154,7 @@ def _schemas() -> dict[str, Any]:
                 "end": {
                     "type": ["integer", "null"],
                     "minimum": 0,
-                    "description": "Epoch milliseconds of the last sample; null before the "
-                    "first.",
+                    "description": "Epoch milliseconds of the last sample; null before the first.",
                 },
                 "requests": {
                     "type": "array",
@@ -168,6 +167,18 @@ def _schemas() -> dict[str, Any]:
                     "description": "The p99 latency per interval, as a histogram bucket "
                     "bound (1, 5, 10, 25, ... 5000 ms); 0 without requests.",
                 },
+            }
+        ),
+        "InstanceEvent": _obj(
+            {
+                "timestamp": {**INT, "description": "Epoch milliseconds."},
+                "action": {
+                    **STR,
+                    "description": "spawn, stop, restart, crash-restart, failed, adopt, "
+                    "weight, deploy, route, wake, ...",
+                },
+                "details": {"type": ["string", "null"]},
+                "success": {"type": "boolean"},
             }
         ),
         "WhoAmI": _obj(
@@ -463,6 +474,22 @@ def _paths() -> dict[str, Any]:
                 "The instance's requests and p99 per 10 s over the last hour (in memory: "
                 "empty after a server restart). Added in 0.3.0.",
                 _responses(400, 403, ok={"200": _json(_ref("History"), "History.")}),
+            ),
+        },
+        "/api/instances/{id}/events": {
+            **scoped,
+            "get": _op(
+                "The instance's audit rows, newest first. Added in 0.3.0.",
+                _responses(
+                    400,
+                    403,
+                    ok={
+                        "200": _json(
+                            {"type": "array", "items": _ref("InstanceEvent")}, "Audit rows."
+                        )
+                    },
+                ),
+                params=[_query("limit", COUNT, "At most this many (default 50, at most 1000).")],
             ),
         },
         "/api/history": {

@@ -108,9 +108,14 @@ def test_the_admin_sees_200_instances_sorts_and_filters(page: Any, server: Dashb
     assert server.admin_token not in page.current_url
     assert page.get_cookies() == []
     go(page, "#/instances")
+    # the first hundred rows, then the rest on demand
+    wait_for(page, lambda d: len(row_ids(d)) == 100, "the first 100 rows")
+    assert text_of(page, "summary") == f"{MANY} of {MANY} instance(s), the first 100 shown"
+    assert row_ids(page)[0] == "tiny:t000"
+    page.find_element(By.ID, "show-more").click()
     wait_for(page, lambda d: len(row_ids(d)) == MANY, f"{MANY} rows")
     assert text_of(page, "summary") == f"{MANY} of {MANY} instance(s)"
-    assert row_ids(page)[0] == "tiny:t000"
+    assert not shown(page, "show-more")
     page.find_element(By.CSS_SELECTOR, "th[data-key=id] button").click()
     wait_for(page, lambda d: row_ids(d)[0] == "tiny:t199", "descending order")
     page.find_element(By.ID, "filter-search").send_keys("tiny:t19")
@@ -227,6 +232,8 @@ def test_stop_from_the_page(page: Any, server: DashboardServer) -> None:
     confirm(page)
     wait_for(page, lambda d: shown(d, "not-running"), "stopped")
     assert "api:bob" not in instances(server)
+    # its history, from the audit rows, says so
+    wait_for(page, lambda d: text_of(d, "events").split("\n")[0].endswith("stop"), "the stop")
     assert severe_console_entries(page) == []
 
 
