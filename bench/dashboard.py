@@ -7,7 +7,8 @@ temp directory on loopback with N tiny tenants (bench/apps/tiny.py), then loads 
 instances tab in headless Chromium with the admin token already in the tab's session:
 
 - first render: navigation start to the ``tenement:table`` performance mark (the table
-  first shows the server's instances, all N rows in the DOM);
+  first shows the server's instances: its first page of 100 rows, sorted and counted
+  over all N);
 - interactive: navigation start to the first idle callback after that mark;
 - bytes: ``transferSize`` (headers included) on a cold load (cache disabled), of the
   page and its assets, and of the API answers fetched until the table showed;
@@ -167,7 +168,8 @@ def main() -> None:
         driver = browser()
         try:
             loads = [load_once(driver, url, token) for _ in range(args.runs)]
-            assert all(load["rows"] == args.instances for load in loads), loads
+            # the table shows its first page of rows (PAGE_ROWS in app.js)
+            assert all(load["rows"] == min(args.instances, 100) for load in loads), loads
             driver.get(f"{url}/assets/favicon.svg")  # no dashboard
             cpu_none = idle_cpu(server.pid, args.idle_seconds)
             driver.get(f"{url}/#/instances")
@@ -182,7 +184,8 @@ def main() -> None:
     median = statistics.median
     print(f"| measure ({args.instances} instances, median of {args.runs}) | value |")
     print("|---|---:|")
-    print(f"| first render: table with every row (ms) | {median(x['render'] for x in loads):.0f} |")
+    render = median(x["render"] for x in loads)
+    print(f"| first render: the table's first 100 rows (ms) | {render:.0f} |")
     print(f"| interactive (ms) | {median(x['interactive'] for x in loads):.0f} |")
     assets = median(x["assets"] for x in loads) / 1000
     data = median(x["data"] for x in loads) / 1000

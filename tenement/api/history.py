@@ -12,6 +12,9 @@ proxy no longer reports is forgotten. The history lives in memory only: a restar
 server starts with empty charts (keeping it would mean writing it out on every
 restart, or a table written every 10 s, for charts that refill within the hour).
 
+The same sampler reads each tenant's process group from /proc (one scan, in a worker
+thread): resident memory and CPU over the interval, shown with ``GET /api/instances``.
+
 Served by ``GET /api/history`` (the server; admin) and
 ``GET /api/instances/{id}/history`` (one instance; a tenant token its own).
 """
@@ -19,6 +22,7 @@ Served by ``GET /api/history`` (the server; admin) and
 from __future__ import annotations
 
 import math
+import os
 import time
 from array import array
 from collections.abc import Callable, Iterable
@@ -29,9 +33,11 @@ import trio
 
 from tenement.api import http
 from tenement.api.app import ApiContext, Request
+from tenement.supervisor.procfs import GroupUsage, group_usage
 from tenement.types import Send
 
 INTERVAL_SECONDS = 10.0
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 #: one hour of samples
 SAMPLES = 360
 #: the histogram's upper bounds in ms, the last one standing for "more than 5 s"
@@ -73,6 +79,15 @@ class Series:
         return [self.requests[s] for s in slots], [round(self.p99_ms[s], 3) for s in slots]
 
 
+@attrs.frozen
+class Usage:
+    """An instance's process group at the last sample: resident memory, and its CPU use
+    over the interval before (None at its first sample) in percent of one core."""
+
+    memory_bytes: int
+    cpu_percent: float | None
+
+
 @attrs.define
 class _Last:
     """An instance's cumulative counters at the previous sample."""
@@ -91,6 +106,9 @@ class History:
         self.server = Series()
         self.instances: dict[str, Series] = {}
         self._last: dict[str, _Last] = {}
+        #: per instance id, from :meth:`sample_usage`
+        self.usage: dict[str, Usage] = {}
+        self._cpu: dict[str, tuple[int, int, float]] = {}  # id -> (pid, ticks, when)
 
     def sample(self, series: Iterable[Any]) -> None:
         """Record one interval from the proxy's ``RequestSeries`` (cumulative) values."""
@@ -121,11 +139,41 @@ class History:
         self.taken = number + 1
         self.end_ms = int(self._clock() * 1000)
 
-    async def run(self, proxy_metrics: Any, interval: float = INTERVAL_SECONDS) -> None:
-        """Sample every ``interval`` until cancelled."""
+    def sample_usage(self, views: Iterable[Any], groups: dict[int, GroupUsage], now: float) -> None:
+        """Record each running instance's process group (``groups`` by pgid: a tenant
+        leads its group), and its CPU since the previous sample of the same process."""
+        usage = {}
+        cpu = {}
+        for view in views:
+            group = groups.get(view.pid) if view.pid is not None else None
+            if group is None:
+                continue
+            percent = None
+            before = self._cpu.get(view.id)
+            if before is not None and before[0] == view.pid and now > before[2]:
+                seconds = (group.cpu_ticks - before[1]) / CLOCK_TICKS
+                percent = round(max(seconds, 0.0) * 100 / (now - before[2]), 1)
+            usage[view.id] = Usage(group.rss_bytes, percent)
+            cpu[view.id] = (view.pid, group.cpu_ticks, now)
+        self.usage = usage
+        self._cpu = cpu
+
+    async def run(
+        self,
+        proxy_metrics: Any,
+        supervisor: Callable[[], Any],
+        interval: float = INTERVAL_SECONDS,
+    ) -> None:
+        """Sample every ``interval`` until cancelled; ``supervisor()`` is the leading
+        supervisor, or None (a standby has no tenants of its own)."""
         while True:
             await trio.sleep(interval)
             self.sample(proxy_metrics.statistics().series)
+            leader = supervisor()
+            if leader is not None:
+                views = list(leader.instances())
+                groups = await trio.to_thread.run_sync(group_usage)
+                self.sample_usage(views, groups, trio.current_time())
 
     def json(self, series: Series | None) -> dict[str, Any]:
         requests, p99 = series.read(self.taken) if series is not None else ([], [])

@@ -67,6 +67,18 @@ def _schemas() -> dict[str, Any]:
                 "pid": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "port": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "active_connections": {**INT, "description": "Added in 0.3.0."},
+                "memory_bytes": {
+                    **NULLABLE_INT,
+                    "description": "Resident memory of the tenant's process group at the "
+                    "server's last 10 s sample; null before it. Added in 0.3.0.",
+                },
+                "cpu_percent": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "CPU of the tenant's process group over the last 10 s "
+                    "interval, in percent of one core; null before two samples. "
+                    "Added in 0.3.0.",
+                },
             }
         ),
         "SpawnRequest": _obj(

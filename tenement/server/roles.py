@@ -120,7 +120,7 @@ class Node:
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.history.run, self.metrics)
+            nursery.start_soon(self.history.run, self.metrics, lambda: self.supervisor)
             following: trio.CancelScope | None = None
             while not self._leave.is_set():
                 if not self._may_lead or await self._lease_taken():

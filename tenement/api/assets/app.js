@@ -332,13 +332,15 @@ async function signIn(token) {
   const who = await call("GET", "/api/whoami", undefined, token);
   session = { token, admin: who.admin, tenant: who.tenant };
   sessionStorage.setItem(TOKEN_KEY, token);
-  $("tabs").hidden = false;
-  $("signout").hidden = false;
-  $("who").textContent = who.admin ? "admin" : `tenant ${who.tenant}`;
   clearMessage();
   failures = 0;
   await poll();
+  if (!session) return; // refused meanwhile: the sign-in form is back
+  $("tabs").hidden = false;
+  $("signout").hidden = false;
   route();
+  // last: the page is ready once it says who is signed in
+  $("who").textContent = who.admin ? "admin" : `tenant ${who.tenant}`;
 }
 
 function signOut(note) {
@@ -459,6 +461,8 @@ const COLUMNS = [
   { key: "weight", label: "Weight", num: true },
   { key: "requests_total", label: "Requests", num: true },
   { key: "p99_ms", label: "p99 ms", num: true, show: (v) => v.toFixed(1) },
+  { key: "memory_bytes", label: "Memory", num: true, show: (v) => (v === null ? "—" : bytes(v)) },
+  { key: "cpu_percent", label: "CPU %", num: true, show: (v) => (v === null ? "—" : v.toFixed(1)) },
 ];
 
 // Instances: a keyed table; a poll rewrites only the cells whose text changed.
@@ -527,6 +531,7 @@ function instancesView(params) {
     { id: "instances" },
     h("h1", {}, "Instances"),
     spawnForm(),
+    session.admin ? deployForms() : null,
     h(
       "div",
       { class: "filters" },
@@ -585,8 +590,8 @@ function instancesView(params) {
     );
     const { key, dir } = sort;
     shown.sort((a, b) => {
-      const x = a[key];
-      const y = b[key];
+      const x = a[key] ?? -1;
+      const y = b[key] ?? -1;
       if (x === y) return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
       return (x < y ? -1 : 1) * dir;
     });
@@ -626,6 +631,83 @@ function instancesView(params) {
     }
   }
   return { update };
+}
+
+// Deploy (with the health wait's progress) and route: admin only, as the API says.
+function deployForms() {
+  const field = (id, label, props = {}) => [
+    h("label", { for: id }, label),
+    h("input", { id, required: true, ...props }),
+  ];
+  const progress = h("p", { id: "deploy-progress", class: "muted", "aria-live": "polite" });
+  const deploy = h(
+    "form",
+    { id: "deploy", class: "inline" },
+    field("deploy-service", "Service", { placeholder: "service" }),
+    field("deploy-version", "Version", { placeholder: "v2" }),
+    field("deploy-weight", "Weight", { type: "number", min: "0", max: "100", value: "100" }),
+    field("deploy-timeout", "Timeout (s)", { type: "number", min: "1", value: "30" }),
+    h("button", { type: "submit" }, "Deploy")
+  );
+  deploy.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = (id) => $(id).value.trim();
+    const body = {
+      process: value("deploy-service"),
+      version: value("deploy-version"),
+      weight: Number(value("deploy-weight")),
+      timeout: Number(value("deploy-timeout")),
+    };
+    const id = `${body.process}:${body.version}`;
+    const began = Date.now();
+    // While the API waits for health, show the new instance as the list sees it.
+    const tick = () => {
+      const item = store.instances.get(id);
+      const seen = item ? `${item.state}, ${item.health}` : "not started yet";
+      progress.textContent = `Deploying ${id}: waiting for health, ${Math.round(
+        (Date.now() - began) / 1000
+      )} s of ${body.timeout} s (${seen})`;
+    };
+    let timer = null;
+    await act(
+      `Deploy ${id} with weight ${body.weight}?`,
+      () => {
+        tick();
+        timer = setInterval(tick, 500);
+        return call("POST", "/api/deploy", body);
+      },
+      `Deployed ${id}: healthy.`
+    );
+    clearInterval(timer);
+    progress.textContent = "";
+  });
+  const route = h(
+    "form",
+    { id: "route", class: "inline" },
+    field("route-service", "Service", { placeholder: "service" }),
+    field("route-from", "From", { placeholder: "v1" }),
+    field("route-to", "To", { placeholder: "v2" }),
+    h("button", { type: "submit" }, "Route")
+  );
+  route.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const [process, from, to] = ["route-service", "route-from", "route-to"].map((id) =>
+      $(id).value.trim()
+    );
+    act(
+      `Move all traffic of ${process} from ${from} to ${to}?`,
+      () => call("POST", "/api/route", { process, from, to }),
+      `Routed ${process} from ${from} to ${to}.`
+    );
+  });
+  return h(
+    "details",
+    { class: "card", id: "deploy-box" },
+    h("summary", {}, "Deploy a version, route traffic"),
+    deploy,
+    progress,
+    route
+  );
 }
 
 function spawnForm() {
@@ -773,6 +855,8 @@ function detailView(id) {
       ["Weight", item.weight],
       ["Requests", item.requests_total],
       ["p99", `${item.p99_ms.toFixed(1)} ms`],
+      ["Memory", item.memory_bytes === null ? "— (sampled every 10 s)" : bytes(item.memory_bytes)],
+      ["CPU", item.cpu_percent === null ? "— (sampled every 10 s)" : `${item.cpu_percent.toFixed(1)} %`],
       ["Storage", `${bytes(item.storage_used_bytes)} of ${bytes(item.storage_quota_bytes)}`],
       ["Listens on", item.socket],
       ["pid", item.pid === null ? "—" : item.pid],

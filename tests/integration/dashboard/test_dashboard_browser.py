@@ -175,6 +175,9 @@ def test_the_charts_show_the_last_hours_requests(page: Any, server: DashboardSer
     assert peak(text_of(page, "server-p99")) > 0
     go(page, "#/instance/api:alice")
     wait_for(page, lambda d: peak(text_of(d, "instance-rate")) > 0, "its rate", 40)
+    # the same sampler reads its process group's memory and CPU
+    wait_for(page, lambda d: re.search(r"Memory\n[0-9.]+ MiB", text_of(d, "facts")), "memory")
+    wait_for(page, lambda d: re.search(r"CPU\n[0-9.]+ %", text_of(d, "facts")), "CPU", 40)
     assert severe_console_entries(page) == []
 
 
@@ -206,6 +209,34 @@ def test_a_weight_change_shows_the_split(page: Any, server: DashboardServer) -> 
     assert severe_console_entries(page) == []
 
 
+def test_deploy_with_its_health_wait_then_route(page: Any, server: DashboardServer) -> None:
+    spawn(server, "api", "alice")
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    go(page, "#/instances")
+    wait_for(page, lambda d: shown(d, "deploy-box"), "the deploy form")
+    page.find_element(By.CSS_SELECTOR, "#deploy-box summary").click()
+    for field, value in (("service", "api"), ("version", "v2"), ("weight", "50")):
+        element = page.find_element(By.ID, f"deploy-{field}")
+        element.clear()
+        element.send_keys(value)
+    page.find_element(By.CSS_SELECTOR, "#deploy button[type=submit]").click()
+    confirm(page)
+    wait_for(page, lambda d: text_of(d, "message") == "Deployed api:v2: healthy.", "the deploy")
+    assert instances(server)["api:v2"]["weight"] == 50
+    for field, value in (("service", "api"), ("from", "alice"), ("to", "v2")):
+        page.find_element(By.ID, f"route-{field}").send_keys(value)
+    page.find_element(By.CSS_SELECTOR, "#route button[type=submit]").click()
+    confirm(page)
+    wait_for(page, lambda d: text_of(d, "message").startswith("Routed api"), "the route")
+    after = instances(server)
+    assert (after["api:alice"]["weight"], after["api:v2"]["weight"]) == (0, 100)
+    assert severe_console_entries(page) == []
+    with server.client() as client:
+        client.delete("/api/instances/api:v2").raise_for_status()
+        client.put("/api/instances/api:alice/weight", json={"weight": 100}).raise_for_status()
+
+
 def test_a_tenant_sees_and_acts_on_its_own_only(page: Any, server: DashboardServer) -> None:
     spawn(server, "api", "alice")
     spawn(server, "api", "bob")
@@ -219,6 +250,9 @@ def test_a_tenant_sees_and_acts_on_its_own_only(page: Any, server: DashboardServ
     wait_for(page, lambda d: shown(d, "not-running"), "no bob")
     assert not shown(page, "restart")
     assert not shown(page, "stop")
+    go(page, "#/instances")
+    wait_for(page, lambda d: shown(d, "spawn"), "the instances tab")
+    assert not shown(page, "deploy-box")  # admin only
     assert severe_console_entries(page, allow_network=True) == []
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import tracemalloc
+
+import trio
 
 from tenement.api.history import SAMPLES, History, p99_of
 from tenement.proxy import ProxyMetrics
+from tenement.supervisor import procfs
+from tenement.supervisor.health import Health
+from tenement.supervisor.instance import InstanceView
 
 
 def record(metrics: ProxyMetrics, instance: str, *durations_ms: float) -> None:
@@ -71,3 +78,45 @@ def test_a_thousand_instances_take_a_few_megabytes() -> None:
         tracemalloc.stop()
     assert len(history.instances) == 1000
     assert used < 4 * 1024 * 1024, used
+
+
+def busy_group() -> subprocess.Popen[bytes]:
+    """A process leading its own group (as a tenant does) that burns CPU and holds memory."""
+    code = "import time\nx = bytearray(32 << 20)\nwhile True: time.process_time()"
+    return subprocess.Popen([sys.executable, "-c", code], start_new_session=True)
+
+
+def view_of(pid: int) -> InstanceView:
+    return InstanceView(
+        id="api:busy", service="api", tenant="busy", pid=pid, port=None, socket="",
+        weight=100, health=Health.HEALTHY, state="running", uptime_secs=0, idle_secs=0,
+        restarts=0, storage_used_bytes=0, storage_quota_bytes=None, active_connections=0,
+    )  # fmt: skip
+
+
+async def test_a_tenants_process_group_memory_and_cpu_are_sampled() -> None:
+    process = busy_group()
+    try:
+        history = History()
+        view = view_of(process.pid)
+        with trio.fail_after(20):
+            while (
+                procfs.group_usage().get(process.pid, procfs.GroupUsage(0, 0)).rss_bytes < 32 << 20
+            ):
+                await trio.sleep(0.05)
+        history.sample_usage([view], procfs.group_usage(), trio.current_time())
+        first = history.usage["api:busy"]
+        assert first.memory_bytes >= 32 << 20
+        assert first.cpu_percent is None  # one sample: no interval yet
+        began = procfs.group_usage()[process.pid].cpu_ticks
+        with trio.fail_after(20):
+            while procfs.group_usage()[process.pid].cpu_ticks < began + 10:
+                await trio.sleep(0.05)
+        history.sample_usage([view], procfs.group_usage(), trio.current_time())
+        assert history.usage["api:busy"].cpu_percent > 0
+        # an instance with no process (stopped, or in backoff) has no usage
+        history.sample_usage([view_of(None)], procfs.group_usage(), trio.current_time())  # type: ignore[arg-type]
+        assert history.usage == {}
+    finally:
+        process.kill()
+        process.wait()
