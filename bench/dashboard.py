@@ -12,6 +12,8 @@ instances tab in headless Chromium with the admin token already in the tab's ses
 - interactive: navigation start to the first idle callback after that mark;
 - bytes: ``transferSize`` (headers included) on a cold load (cache disabled), of the
   page and its assets, and of the API answers fetched until the table showed;
+- log latency: from a request to a tenant until the line it prints is in the page's
+  live log;
 - idle CPU: the server's user+system CPU over ``--idle-seconds`` with no dashboard,
   with one visible dashboard on the instances tab, and with that tab hidden.
 
@@ -37,6 +39,7 @@ from typing import Any
 from bench.servers import free_port
 
 TINY = Path(__file__).parent / "apps" / "tiny.py"
+SAY = Path(__file__).parent / "apps" / "say.py"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 
@@ -64,6 +67,9 @@ def start_server(directory: Path, instances: int) -> tuple[subprocess.Popen[byte
         "tenant_users = false\n\n"
         "[service.tiny]\n"
         f'command = "{sys.executable} -S {TINY}"\n'
+        'isolation = "process"\n\n'
+        "[service.say]\n"
+        f'command = "{sys.executable} {SAY}"\n'
         'isolation = "process"\n'
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
@@ -150,6 +156,43 @@ def load_once(driver: Any, url: str, token: str) -> dict[str, float]:
     return dict(driver.execute_async_script(TIMINGS))
 
 
+SEEN = """
+const [marker, done] = [arguments[0], arguments[arguments.length - 1]];
+const log = document.getElementById("log");
+const look = () => log.textContent.includes(marker);
+if (look()) return done(Date.now());
+new MutationObserver((_, observer) => {
+  if (look()) {
+    observer.disconnect();
+    done(Date.now());
+  }
+}).observe(log, { childList: true, subtree: true });
+"""
+
+
+def log_latency(driver: Any, url: str, token: str, runs: int) -> list[float]:
+    """Milliseconds from a request to the tenant until the line it prints shows in the
+    page's live log (the detail of say:one)."""
+    request(f"{url}/api/instances/spawn", token, "POST", {"process": "say", "id": "one"})
+    driver.get(f"{url}/#/instance/say:one")
+    deadline = time.monotonic() + 60
+    while (
+        driver.execute_script("return document.getElementById('log-state')?.textContent") != "live"
+    ):
+        if time.monotonic() > deadline:
+            raise SystemExit("the live log did not start")
+        time.sleep(0.05)
+    times = []
+    for n in range(runs):
+        marker = f"/latency-{n}-{time.monotonic_ns()}"
+        began = time.time() * 1000
+        proxied = urllib.request.Request(f"{url}{marker}", headers={"Host": "one.say.localhost"})
+        with urllib.request.urlopen(proxied, timeout=30) as response:
+            response.read()
+        times.append(driver.execute_async_script(SEEN, marker) - began)
+    return times
+
+
 def idle_cpu(pid: int, seconds: float) -> float:
     """Server CPU milliseconds per second over ``seconds``."""
     before = cpu_seconds(pid)
@@ -170,6 +213,7 @@ def main() -> None:
             loads = [load_once(driver, url, token) for _ in range(args.runs)]
             # the table shows its first page of rows (PAGE_ROWS in app.js)
             assert all(load["rows"] == min(args.instances, 100) for load in loads), loads
+            latency = log_latency(driver, url, token, args.runs)
             driver.get(f"{url}/assets/favicon.svg")  # no dashboard
             cpu_none = idle_cpu(server.pid, args.idle_seconds)
             driver.get(f"{url}/#/instances")
@@ -191,6 +235,7 @@ def main() -> None:
     data = median(x["data"] for x in loads) / 1000
     print(f"| bytes on first load: page and assets (KB) | {assets:.1f} |")
     print(f"| bytes on first load: instance data, until the table shows (KB) | {data:.1f} |")
+    print(f"| a tenant's log line to the page's live log (ms) | {median(latency):.0f} |")
     print(f"| server CPU, no dashboard (ms/s) | {cpu_none:.2f} |")
     print(f"| server CPU, one visible idle dashboard (ms/s) | {cpu_visible:.2f} |")
     print(f"| server CPU, one hidden dashboard (ms/s) | {cpu_hidden:.2f} |")

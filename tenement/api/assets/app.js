@@ -201,6 +201,11 @@ function bytes(value) {
   return `${unit ? n.toFixed(1) : n} ${units[unit]}`;
 }
 
+function storage(used, quota) {
+  if (quota === null) return `${bytes(used)} (no quota)`;
+  return `${bytes(used)} of ${bytes(quota)} (${quota ? Math.round((used * 100) / quota) : 0}%)`;
+}
+
 function healthBadge(health) {
   return h("span", { class: `health h-${health}` }, health);
 }
@@ -227,7 +232,8 @@ function chart(id, title, values, unit, digits) {
   const max = Math.max(...values, 0);
   const top = max > 0 ? max * 1.1 : 1;
   const span = Math.max(values.length - 1, 1);
-  const points = values
+  // one sample: a level line across, rather than a single invisible point
+  const points = (values.length === 1 ? [values[0], values[0]] : values)
     .map((v, n) => `${((n / span) * width).toFixed(1)},${(height - (v / top) * height).toFixed(1)}`)
     .join(" ");
   const last = values.length ? values[values.length - 1] : null;
@@ -857,7 +863,7 @@ function detailView(id) {
       ["p99", `${item.p99_ms.toFixed(1)} ms`],
       ["Memory", item.memory_bytes === null ? "— (sampled every 10 s)" : bytes(item.memory_bytes)],
       ["CPU", item.cpu_percent === null ? "— (sampled every 10 s)" : `${item.cpu_percent.toFixed(1)} %`],
-      ["Storage", `${bytes(item.storage_used_bytes)} of ${bytes(item.storage_quota_bytes)}`],
+      ["Storage", storage(item.storage_used_bytes, item.storage_quota_bytes)],
       ["Listens on", item.socket],
       ["pid", item.pid === null ? "—" : item.pid],
     ];

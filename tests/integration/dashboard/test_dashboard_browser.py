@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import re
 import uuid
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -204,6 +205,7 @@ def test_a_weight_change_shows_the_split(page: Any, server: DashboardServer) -> 
     confirm(page)
     wait_for(page, lambda d: instances(server)["api:alice"]["weight"] == 25, "the weight applied")
     wait_for(page, lambda d: "Weight\n25" in text_of(d, "facts"), "the new weight on the page")
+    assert re.search(r"Storage\n[0-9.]+ (B|KiB|MiB) \(no quota\)", text_of(page, "facts"))
     with server.client() as client:
         client.put("/api/instances/api:alice/weight", json={"weight": 100}).raise_for_status()
     assert severe_console_entries(page) == []
@@ -290,6 +292,33 @@ def test_the_page_only_loads_from_its_own_origin(page: Any, server: DashboardSer
     )
     assert outcome == "refused"
     assert any("Content Security Policy" in e["message"] for e in page.get_log("browser"))
+
+
+def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path) -> None:
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    go(page, "#/instances")
+    wait_for(page, lambda d: len(row_ids(d)) == 100, "the table")
+    background = "return getComputedStyle(document.body).backgroundColor"
+    assert page.execute_script(background) == "rgb(255, 255, 255)"
+    page.execute_cdp_cmd(
+        "Emulation.setEmulatedMedia",
+        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+    )
+    page.execute_cdp_cmd(
+        "Emulation.setDeviceMetricsOverride",
+        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+    )
+    try:
+        wait_for(page, lambda d: d.execute_script(background) == "rgb(13, 17, 23)", "dark")
+        # the page fits the phone's width; only the table scrolls sideways, in its box
+        widths = "return [document.documentElement.scrollWidth, window.innerWidth]"
+        wait_for(page, lambda d: d.execute_script(widths)[0] <= d.execute_script(widths)[1], "fit")
+        page.save_screenshot(str(tmp_path / "phone-dark.png"))
+    finally:
+        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+    assert severe_console_entries(page) == []
 
 
 def test_the_page_reconnects_after_a_sigusr2_restart(page: Any, server: DashboardServer) -> None:
