@@ -171,7 +171,7 @@ def group_usage() -> dict[int, GroupUsage]:
     """CPU time and resident memory summed per process group, in one scan of /proc.
 
     A tenant leads its own process group, so its entry (by its pid) covers what it
-    forked too (unless that left the group). Blocking: about 20 us per process.
+    forked too (unless that left the group). Blocking: 20-40 us per process.
     """
     page = os.sysconf("SC_PAGE_SIZE")
     totals: dict[int, list[int]] = {}
