@@ -749,6 +749,14 @@ function spawnForm() {
 // Instance detail: its numbers, actions, and its log, live.
 function detailView(id) {
   const [service, tenant] = id.split(":");
+  if (!session.admin && tenant !== session.tenant) {
+    // The API refuses it anyway; say why rather than show empty panels.
+    $("view").replaceChildren(
+      h("h1", {}, id),
+      h("p", { id: "not-yours" }, `A tenant token reaches only its own instances (${session.tenant}).`)
+    );
+    return { update: () => {} };
+  }
   const facts = h("dl", { id: "facts", class: "facts" });
   const badge = h("span", { class: "health", id: "detail-health" });
   const slider = h("input", {

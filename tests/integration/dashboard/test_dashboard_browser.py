@@ -248,10 +248,14 @@ def test_a_tenant_sees_and_acts_on_its_own_only(page: Any, server: DashboardServ
     wait_for(page, lambda d: row_ids(d) == ["api:alice"], "alice's instance only")
     assert page.find_element(By.ID, "spawn-tenant").get_attribute("readonly") is not None
     assert page.find_element(By.ID, "spawn-tenant").get_attribute("value") == "alice"
+    go(page, "#/instance/api:alice")
+    wait_for(page, lambda d: text_of(d, "log-state") == "live", "its own live log")
+    assert shown(page, "restart")
     go(page, "#/instance/api:bob")
-    wait_for(page, lambda d: shown(d, "not-running"), "no bob")
+    wait_for(page, lambda d: shown(d, "not-yours"), "no bob")
     assert not shown(page, "restart")
     assert not shown(page, "stop")
+    assert not shown(page, "log")  # (the API would have answered with alice's own lines)
     go(page, "#/instances")
     wait_for(page, lambda d: shown(d, "spawn"), "the instances tab")
     assert not shown(page, "deploy-box")  # admin only
