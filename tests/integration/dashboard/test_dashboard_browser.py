@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.integration.dashboard.conftest import DashboardServer
@@ -125,14 +126,23 @@ def test_the_admin_sees_200_instances_sorts_and_filters(page: Any, server: Dashb
     assert severe_console_entries(page) == []
 
 
+def focused(driver: Any) -> str:
+    return driver.execute_script("return document.activeElement.id")
+
+
 def test_spawn_from_the_page_and_see_it_appear(page: Any, server: DashboardServer) -> None:
-    sign_in(page, server.admin_token)
+    # with the keyboard only: the token field has the focus, Enter signs in; Tab moves
+    # through the form, Enter submits it, and the dialog's Confirm has the focus
+    wait_for(page, lambda d: focused(d) == "token", "the focus in the token field")
+    page.switch_to.active_element.send_keys(server.admin_token + Keys.ENTER)
     signed_in_as(page, "admin")
     go(page, "#/instances")
-    page.find_element(By.ID, "spawn-service").send_keys("api")
-    page.find_element(By.ID, "spawn-tenant").send_keys("alice")
-    page.find_element(By.CSS_SELECTOR, "#spawn button[type=submit]").click()
-    confirm(page)
+    wait_for(page, lambda d: shown(d, "spawn"), "the instances tab")
+    page.find_element(By.ID, "spawn-service").send_keys("api" + Keys.TAB)
+    wait_for(page, lambda d: focused(d) == "spawn-tenant", "Tab to the tenant field")
+    page.switch_to.active_element.send_keys("alice" + Keys.ENTER)
+    wait_for(page, lambda d: focused(d) == "confirm-ok", "the focus on Confirm")
+    page.switch_to.active_element.send_keys(Keys.ENTER)
     wait_for(page, lambda d: "api:alice" in row_ids(d), "api:alice in the table")
     assert "api:alice" in instances(server)
     assert text_of(page, "message") == "Spawned api:alice."
