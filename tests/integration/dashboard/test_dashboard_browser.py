@@ -351,3 +351,20 @@ def test_the_page_reconnects_after_a_sigusr2_restart(page: Any, server: Dashboar
     wait_for(page, lambda d: "tiny:t000" not in row_ids(d), "updates from the new server")
     assert "api:alice" in row_ids(page)
     assert severe_console_entries(page, allow_network=True) == []
+
+
+def test_too_many_wrong_tokens_say_when_to_retry(page: Any) -> None:
+    """Last: it blocks this address's tokens for a few seconds (the limit is per client)."""
+    wait_for(page, lambda d: focused(d) == "token", "the sign-in form")
+    field = page.find_element(By.ID, "token")
+    for attempt in range(11):
+        field.clear()
+        field.send_keys(f"wrong-token-{attempt:02}-0123456789" + Keys.ENTER)
+        wait_for(page, lambda d: text_of(d, "signin-error") != "", f"answer {attempt}")
+        if "retry in" in text_of(page, "signin-error"):
+            break
+    assert re.fullmatch(
+        r"Too many refused tokens from this address: retry in [1-5] s\.",
+        text_of(page, "signin-error"),
+    ), text_of(page, "signin-error")
+    assert severe_console_entries(page, allow_network=True) == []
