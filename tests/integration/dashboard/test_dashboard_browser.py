@@ -91,7 +91,8 @@ def spawn(server: DashboardServer, service: str, tenant: str) -> None:
         answer = client.post("/api/instances/spawn", json=body)
         if answer.status_code == 500:
             # Tenant ports are shared with whatever else runs on the machine (other test
-            # runs): a port taken twice in a row fails the spawn. Once more, then fail.
+            # runs take them: port_taken in serve.log); a spawn whose every try lost its
+            # port is a 500. Once more, then fail.
             answer = client.post("/api/instances/spawn", json=body)
         assert answer.status_code == 200, f"spawn {service}:{tenant}: {answer.text}"
 
