@@ -14,7 +14,7 @@ from tests.postgresql import Cluster, Unavailable, running_cluster
 #: variables that would leak a test runner's systemd or tenement context into a test
 _CONTEXT_PREFIXES = ("LISTEN_", "NOTIFY_SOCKET", "WATCHDOG_", "TENEMENT_", "JOURNAL_STREAM")
 #: test-runner settings under those prefixes, kept: they say where things are, not a context
-_KEPT = {OVERRIDE}
+_KEPT = {OVERRIDE, "TENEMENT_SCREENSHOTS"}  # (the dashboard tests' screenshots, for CI)
 
 
 @pytest.fixture(autouse=True)

@@ -15,7 +15,18 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from tenement.api import dashboard, deploy, http, instances, logs, sse, telemetry
+from tenement.api import (
+    dashboard,
+    deploy,
+    events,
+    history,
+    http,
+    instances,
+    logs,
+    session,
+    sse,
+    telemetry,
+)
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
 from tenement.api.openapi import openapi_document
@@ -33,7 +44,7 @@ def routes() -> list[Route]:
     """Every endpoint (the OpenAPI document describes the same set; a test checks)."""
     return [
         Route("GET", "/", dashboard.index),
-        Route("GET", "/assets/{path}", dashboard.index),
+        Route("GET", "/assets/{path}", dashboard.asset),
         Route("GET", "/health", telemetry.health),
         Route("GET", "/metrics", telemetry.metrics),
         Route("GET", "/api/openapi.json", _openapi),
@@ -45,10 +56,15 @@ def routes() -> list[Route]:
         Route("PUT", "/api/instances/{id}/weight", instances.set_weight),
         Route("GET", "/api/instances/{id}/health", instances.health),
         Route("GET", "/api/instances/{id}/storage", instances.storage),
+        Route("GET", "/api/instances/{id}/history", history.instance_history),
+        Route("GET", "/api/instances/{id}/events", events.instance_events),
+        Route("GET", "/api/history", history.server_history),
         Route("POST", "/api/deploy", deploy.deploy),
         Route("POST", "/api/route", deploy.route),
         Route("GET", "/api/logs", logs.list_logs),
         Route("GET", "/api/logs/stream", sse.stream_logs),
+        Route("POST", "/api/logs/stream/ticket", session.stream_ticket),
+        Route("GET", "/api/whoami", session.whoami),
         Route("GET", "/api/tls/status", telemetry.tls_status),
     ]
 
@@ -63,6 +79,7 @@ def build_api(
     proxy_metrics: Any = None,
     authenticator: Authenticator | None = None,
     keepalive_seconds: float = sse.KEEPALIVE_SECONDS,
+    request_history: Any = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -78,6 +95,8 @@ def build_api(
         authenticator: defaults to Argon2 verification against ``store`` with a
             per-client :class:`RateLimiter`.
         keepalive_seconds: idle time before an SSE comment frame.
+        request_history: the :class:`~tenement.api.history.History` the server fills;
+            None answers the history endpoints with empty series.
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -91,5 +110,6 @@ def build_api(
         ready=ready,
         authenticator=authenticator or Authenticator(store),
         keepalive_seconds=keepalive_seconds,
+        history=request_history,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

@@ -13,9 +13,10 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import attrs
+import trio
 
 from tenement.api import http
-from tenement.api.auth import Authenticator, Identity, RateLimited, Unauthorized
+from tenement.api.auth import Authenticator, Identity, RateLimited, StreamTickets, Unauthorized
 from tenement.api.errors import ApiError, status_for
 from tenement.config import Settings
 from tenement.errors import TenementError
@@ -27,6 +28,8 @@ log = logging.getLogger(__name__)
 #: paths that need no token (reference), plus our OpenAPI document
 PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/api/telemetry", "/api/openapi.json"})
 PUBLIC_PREFIXES = ("/assets/",)
+#: the one path a stream ticket opens (see :class:`~tenement.api.auth.StreamTickets`)
+TICKET_PATH = "/api/logs/stream"
 
 
 @attrs.frozen(kw_only=True)
@@ -41,6 +44,9 @@ class ApiContext:
     ready: Callable[[], bool]
     authenticator: Authenticator
     keepalive_seconds: float
+    tickets: StreamTickets = attrs.field(factory=StreamTickets)
+    #: the request history (:class:`tenement.api.history.History`); None keeps none
+    history: Any = None
 
 
 @attrs.frozen
@@ -142,22 +148,29 @@ class ApiApp:
             return
         response = await self._respond(scope, receive, send)
         if response is not None:
-            await response(send)
+            await http.compressed(response, scope)(send)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
         path = scope["path"]
         identity = None
         if not _is_public(path):
-            client = scope.get("client")
-            client_key = client[0] if client else "local"
-            try:
-                identity = await self.context.authenticator.authenticate(
-                    http.header(scope, b"authorization"), client_key
-                )
-            except Unauthorized:
-                return http.empty(401)
-            except RateLimited:
-                return http.empty(429)
+            authorization = http.header(scope, b"authorization")
+            ticket = http.query(scope).get("ticket") if path == TICKET_PATH else None
+            if authorization is None and ticket is not None:
+                identity = self.context.tickets.redeem(ticket, trio.current_time())
+                if identity is None:
+                    return http.empty(401)
+            else:
+                client = scope.get("client")
+                client_key = client[0] if client else "local"
+                try:
+                    identity = await self.context.authenticator.authenticate(
+                        authorization, client_key
+                    )
+                except Unauthorized:
+                    return http.empty(401)
+                except RateLimited as exc:
+                    return http.empty(429, ((b"retry-after", str(exc.retry_after).encode()),))
         method = "GET" if scope["method"] == "HEAD" else scope["method"]
         parts = tuple(path.strip("/").split("/"))
         allowed = []

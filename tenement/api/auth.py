@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import logging
+import math
 import secrets
 from collections import deque
 
@@ -57,7 +58,16 @@ class Unauthorized(Exception):
 
 
 class RateLimited(Exception):
-    """429: this client failed too often recently."""
+    """429: this client failed too often recently.
+
+    Attributes:
+        retry_after: whole seconds until the client's oldest failure leaves the window
+            (at least 1), for the response's ``Retry-After``.
+    """
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__(retry_after)
+        self.retry_after = retry_after
 
 
 def bearer_token(authorization: str | None) -> str | None:
@@ -122,6 +132,13 @@ class RateLimiter:
             return False
         return len(self._client(key, now).failures) >= self.max_failures
 
+    def retry_after(self, key: str, now: float) -> int:
+        """Whole seconds (at least 1) until client ``key`` has a failure to spare."""
+        client = self._clients.get(key)
+        if client is None or not client.failures:
+            return 1
+        return max(1, math.ceil(client.failures[0] + self.window_seconds - now))
+
     def begin(self, key: str, now: float) -> bool:
         """Take a check slot for client ``key`` if one is free; False (nothing taken) if
         it is blocked or all its slots are in use."""
@@ -140,7 +157,7 @@ class RateLimiter:
         while not self.begin(key, trio.current_time()):
             client = self._client(key, trio.current_time())
             if len(client.failures) >= self.max_failures:
-                raise RateLimited
+                raise RateLimited(self.retry_after(key, trio.current_time()))
             await client.changed.wait()
 
     def end(self, key: str, now: float, *, ok: bool) -> None:
@@ -209,7 +226,7 @@ class Authenticator:
         if token is None:
             raise Unauthorized
         if self.limiter.blocked(client, trio.current_time()):
-            raise RateLimited
+            raise RateLimited(self.limiter.retry_after(client, trio.current_time()))
         digest = hashlib.sha256(token.encode()).digest()
         # Re-read on every request: a new admin token must replace the old one at once.
         admin_hash = await trio.to_thread.run_sync(self._store.admin_token_hash)
@@ -271,3 +288,47 @@ class Authenticator:
             self._cache.clear()
         self._cache[(digest, token_hash)] = identity
         return identity
+
+
+#: how long a stream ticket may wait for its stream
+TICKET_SECONDS = 30.0
+#: unused tickets kept at most; the oldest go first (each is ~200 bytes)
+MAX_TICKETS = 10_000
+
+
+class StreamTickets:
+    """Single-use, short-lived stand-ins for a token, for ``GET /api/logs/stream``.
+
+    A browser's EventSource cannot send an ``Authorization`` header, and the token must
+    never go into a URL (it would land in logs and history). So an authenticated
+    ``POST /api/logs/stream/ticket`` issues a random ticket bound to the caller's
+    :class:`Identity`; the stream accepts it once, within :data:`TICKET_SECONDS`. Tickets
+    live in memory only: a restarted server has none, and the page asks for a new one.
+    """
+
+    def __init__(self, *, lifetime: float = TICKET_SECONDS, capacity: int = MAX_TICKETS) -> None:
+        self.lifetime = lifetime
+        self.capacity = capacity
+        #: ticket -> (identity, expiry), in issue order (so the oldest is first)
+        self._tickets: dict[str, tuple[Identity, float]] = {}
+
+    def issue(self, identity: Identity, now: float) -> str:
+        self._expire(now)
+        while len(self._tickets) >= self.capacity:
+            del self._tickets[next(iter(self._tickets))]
+        ticket = secrets.token_urlsafe(32)
+        self._tickets[ticket] = (identity, now + self.lifetime)
+        return ticket
+
+    def redeem(self, ticket: str, now: float) -> Identity | None:
+        """The identity of a valid ticket, which is used up; None if unknown or expired."""
+        found = self._tickets.pop(ticket, None)
+        if found is None or found[1] <= now:
+            return None
+        return found[0]
+
+    def _expire(self, now: float) -> None:
+        for ticket, (_, expiry) in list(self._tickets.items()):
+            if expiry > now:
+                break
+            del self._tickets[ticket]

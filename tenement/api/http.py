@@ -13,6 +13,7 @@ Each comes with ``{"error": "..."}`` naming the problem.
 
 from __future__ import annotations
 
+import gzip
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
@@ -49,6 +50,39 @@ class Response:
         headers.extend(self.headers)
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body})
+
+
+#: bodies from this size on are sent gzip-compressed to a client that accepts it
+COMPRESS_FROM_BYTES = 8192
+
+
+def accepts_gzip(scope: Scope) -> bool:
+    """Whether the request's ``Accept-Encoding`` allows gzip (a ``q=0`` refuses it)."""
+    for item in (header(scope, b"accept-encoding") or "").lower().split(","):
+        name, _, params = item.strip().partition(";")
+        if name.strip() in ("gzip", "*"):
+            return params.replace(" ", "") not in ("q=0", "q=0.0", "q=0.00", "q=0.000")
+    return False
+
+
+def compressed(response: Response, scope: Scope) -> Response:
+    """``response`` gzip-compressed when it is large, uncompressed and the client takes it.
+
+    The dashboard's instance list for 1,000 instances is ~300 KB of JSON and ~25 KB
+    compressed; level 1 compresses it in a few milliseconds. The ``ten`` CLI sends no
+    ``Accept-Encoding``, so it always gets the plain body.
+    """
+    if (
+        len(response.body) < COMPRESS_FROM_BYTES
+        or any(name == b"content-encoding" for name, _ in response.headers)
+        or not accepts_gzip(scope)
+    ):
+        return response
+    return attrs.evolve(
+        response,
+        body=gzip.compress(response.body, compresslevel=1, mtime=0),
+        headers=(*response.headers, (b"content-encoding", b"gzip"), (b"vary", b"accept-encoding")),
+    )
 
 
 def json_response(value: Any, status: int = 200) -> Response:

@@ -33,7 +33,9 @@ def live_views(supervisor: Any, tenant: str | None = None) -> list[Any]:
     return sorted(views, key=lambda view: view.id)
 
 
-def instance_json(view: Any) -> dict[str, Any]:
+def instance_json(view: Any, usage: Any = None) -> dict[str, Any]:
+    """An instance as the API shows it; ``usage`` is its
+    :class:`~tenement.api.history.Usage` from the server's last sample, if any."""
     return {
         "id": view.id,
         "socket": listen_address(view),
@@ -51,6 +53,8 @@ def instance_json(view: Any) -> dict[str, Any]:
         "pid": view.pid,
         "port": view.port,
         "active_connections": view.active_connections,
+        "memory_bytes": usage.memory_bytes if usage is not None else None,
+        "cpu_percent": usage.cpu_percent if usage is not None else None,
     }
 
 
@@ -66,7 +70,8 @@ def check_name(kind: str, value: str) -> str:
 
 async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
     views = live_views(api.supervisor, request.tenant)
-    return http.json_response([instance_json(view) for view in views])
+    usage = api.history.usage if api.history is not None else {}
+    return http.json_response([instance_json(view, usage.get(view.id)) for view in views])
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -67,6 +67,18 @@ def _schemas() -> dict[str, Any]:
                 "pid": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "port": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "active_connections": {**INT, "description": "Added in 0.3.0."},
+                "memory_bytes": {
+                    **NULLABLE_INT,
+                    "description": "Resident memory of the tenant's process group at the "
+                    "server's last 10 s sample; null before it. Added in 0.3.0.",
+                },
+                "cpu_percent": {
+                    "type": ["number", "null"],
+                    "minimum": 0,
+                    "description": "CPU of the tenant's process group over the last 10 s "
+                    "interval, in percent of one core; null before two samples. "
+                    "Added in 0.3.0.",
+                },
             }
         ),
         "SpawnRequest": _obj(
@@ -148,6 +160,57 @@ def _schemas() -> dict[str, Any]:
                 "message": STR,
             }
         ),
+        "History": _obj(
+            {
+                "interval_secs": {**INT, "description": "Seconds per sample (10)."},
+                "end": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "description": "Epoch milliseconds of the last sample; null before the first.",
+                },
+                "requests": {
+                    "type": "array",
+                    "items": INT,
+                    "description": "Requests per interval, oldest first (up to an hour).",
+                },
+                "p99_ms": {
+                    "type": "array",
+                    "items": NUM,
+                    "description": "The p99 latency per interval, as a histogram bucket "
+                    "bound (1, 5, 10, 25, ... 5000 ms); 0 without requests.",
+                },
+            }
+        ),
+        "InstanceEvent": _obj(
+            {
+                "timestamp": {**INT, "description": "Epoch milliseconds."},
+                "action": {
+                    **STR,
+                    "description": "spawn, stop, restart, crash-restart, failed, adopt, "
+                    "weight, deploy, route, wake, ...",
+                },
+                "details": {"type": ["string", "null"]},
+                "success": {"type": "boolean"},
+            }
+        ),
+        "WhoAmI": _obj(
+            {
+                "admin": {"type": "boolean", "description": "An admin token."},
+                "tenant": {
+                    "type": ["string", "null"],
+                    "description": "The tenant of a tenant token; null for the admin.",
+                },
+            }
+        ),
+        "StreamTicket": _obj(
+            {
+                "ticket": {
+                    **STR,
+                    "description": "Pass as `?ticket=` to GET /api/logs/stream, once.",
+                },
+                "expires_in_secs": {**INT, "description": "Unused, it expires after this."},
+            }
+        ),
         "Telemetry": _obj(
             {
                 "summary": _obj(
@@ -207,7 +270,15 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
 
 AUTH_RESPONSES = {
     "401": {"description": "Missing or invalid bearer token (empty body)."},
-    "429": {"description": "Too many invalid tokens from this client recently (empty body)."},
+    "429": {
+        "description": "Too many invalid tokens from this client recently (empty body).",
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until this client may try again. Added in 0.3.0.",
+                "schema": {"type": "integer", "minimum": 1},
+            }
+        },
+    },
 }
 JSON_BODY_ERRORS = (400, 413, 415, 422)
 
@@ -409,6 +480,37 @@ def _paths() -> dict[str, Any]:
                 operation_id="getInstanceStorage",
             ),
         },
+        "/api/instances/{id}/history": {
+            **scoped,
+            "get": _op(
+                "The instance's requests and p99 per 10 s over the last hour (in memory: "
+                "empty after a server restart). Added in 0.3.0.",
+                _responses(400, 403, ok={"200": _json(_ref("History"), "History.")}),
+            ),
+        },
+        "/api/instances/{id}/events": {
+            **scoped,
+            "get": _op(
+                "The instance's audit rows, newest first. Added in 0.3.0.",
+                _responses(
+                    400,
+                    403,
+                    ok={
+                        "200": _json(
+                            {"type": "array", "items": _ref("InstanceEvent")}, "Audit rows."
+                        )
+                    },
+                ),
+                params=[_query("limit", COUNT, "At most this many (default 50, at most 1000).")],
+            ),
+        },
+        "/api/history": {
+            "get": _op(
+                "The whole server's requests and p99 per 10 s over the last hour (admin). "
+                "Added in 0.3.0.",
+                _responses(403, ok={"200": _json(_ref("History"), "History.")}),
+            )
+        },
         "/api/deploy": {
             "post": _op(
                 "Start service:version with a weight and wait until it is healthy (admin)",
@@ -465,7 +567,27 @@ def _paths() -> dict[str, Any]:
                     _query(
                         "backlog", COUNT, "First send the last N matching entries. Added in 0.3.0."
                     ),
+                    _query(
+                        "ticket",
+                        STR,
+                        "Instead of the Authorization header (which a browser's EventSource "
+                        "cannot send): a ticket from POST /api/logs/stream/ticket, good once. "
+                        "An unknown, used or expired ticket is 401. Added in 0.3.0.",
+                    ),
                 ],
+            )
+        },
+        "/api/logs/stream/ticket": {
+            "post": _op(
+                "A single-use ticket that opens one log stream as the caller, within "
+                "`expires_in_secs`. Added in 0.3.0.",
+                {"200": _json(_ref("StreamTicket"), "Issued.")},
+            )
+        },
+        "/api/whoami": {
+            "get": _op(
+                "Whom the token belongs to: the admin or one tenant. Added in 0.3.0.",
+                {"200": _json(_ref("WhoAmI"), "The token's owner.")},
             )
         },
         "/api/tls/status": {

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from tenement.api import build_api
+from tenement.api.history import History
 from tenement.config import Config
 from tenement.proxy import Proxy, ProxyMetrics
 from tenement.server.control import ControlApp, LeaderClient
@@ -87,6 +88,8 @@ class Node:
         self.serving = trio.Event()
         self._hand_over = False
         self.metrics = ProxyMetrics()
+        #: the last hour of request rate and latency, for the dashboard's charts
+        self.history = History()
         leader = LeaderClient(store, server_id)
         self.standby = SharedBackends(config, store, leader, lambda: self.supervisor, self.metrics)
         leader_api = LeaderApi(self._relay, leader, ready, lambda: self._api)
@@ -118,6 +121,7 @@ class Node:
     async def _run(self, task_status: trio.TaskStatus[None]) -> None:
         started = False
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.history.run, self.metrics, lambda: self.supervisor)
             following: trio.CancelScope | None = None
             while not self._leave.is_set():
                 if not self._may_lead or await self._lease_taken():
@@ -186,6 +190,7 @@ class Node:
             settings=self.config.settings,
             domain=self._domain,
             proxy_metrics=self.metrics,
+            request_history=self.history,
         )
         self.proxy.use(sup, self._api)
 

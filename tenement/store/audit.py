@@ -98,3 +98,18 @@ class AuditQueries(StoreBase):
                 {"limit": max(limit, 0)},
             ).rows
             return [AuditRow.from_row(row) for row in rows]
+
+    def instance_audit(self, process: str, instance_id: str, limit: int) -> list[AuditRow]:
+        """The ``limit`` newest actions on ``process:instance_id``, newest first.
+
+        Walks the table from its newest row (no index on the instance): fine for the
+        dashboard's one instance at a time; an instance with no recent rows costs a scan.
+        """
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT id, timestamp, action, process, instance_id, details, success"
+                " FROM deploy_log WHERE process = :process AND instance_id = :instance"
+                " ORDER BY id DESC LIMIT :limit",
+                {"process": process, "instance": instance_id, "limit": max(limit, 0)},
+            ).rows
+            return [AuditRow.from_row(row) for row in rows]

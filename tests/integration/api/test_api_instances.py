@@ -132,3 +132,26 @@ async def test_deploy_and_route_swap_weights(api: Harness) -> None:
         response = await http.post("/api/route", json={"process": "notes", "from": "x", "to": "v2"})
         assert response.status_code == 404  # the reference answers 500
         assert response.json() == {"error": "Instance notes:x not found"}  # the reference's words
+
+
+async def test_an_instances_events_are_its_audit_rows_newest_first(api: Harness) -> None:
+    async with api.admin() as admin, api.tenant() as tenant:
+        await spawn(admin, "alice")
+        await spawn(admin, "bob")
+        assert (await admin.post("/api/instances/notes:alice/restart")).status_code == 200
+        with trio.fail_after(20):
+            while True:
+                events = (await tenant.get("/api/instances/notes:alice/events")).json()
+                # a restart is a stop (its own row) and a new spawn
+                if [event["action"] for event in events] == ["spawn", "restart", "spawn"]:
+                    break
+                await trio.sleep(0.05)
+        assert all(event["success"] is True for event in events)
+        assert events[0]["timestamp"] >= events[1]["timestamp"] > 0
+        limited = await admin.get("/api/instances/notes:alice/events", params={"limit": "1"})
+        assert [event["action"] for event in limited.json()] == ["spawn"]
+        bob = (await admin.get("/api/instances/notes:bob/events")).json()
+        assert [event["action"] for event in bob] == ["spawn"]
+        # a tenant token reads its own instance's only
+        assert (await tenant.get("/api/instances/notes:bob/events")).status_code == 403
+        assert (await admin.get("/api/instances/bad/events")).status_code == 400

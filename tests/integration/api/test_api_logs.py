@@ -134,3 +134,32 @@ async def test_a_closed_stream_unsubscribes(api: Harness) -> None:
             while api.supervisor.statistics().logs.subscribers:
                 await say(port, "after-close")
                 await trio.sleep(0.05)
+
+
+async def test_a_stream_ticket_opens_one_stream_as_its_owner(api: Harness) -> None:
+    """EventSource sends no header: a ticket from an authenticated POST stands in for the
+    token, once, with the token's scope."""
+    async with api.admin() as admin, api.tenant() as tenant, api.client() as anonymous:
+        alice, bob = await start(admin, "alice"), await start(admin, "bob")
+        issued = await tenant.post("/api/logs/stream/ticket")
+        assert issued.status_code == 200
+        ticket = issued.json()["ticket"]
+        assert issued.json()["expires_in_secs"] == 30
+        frames: list[str] = []
+        query = {"ticket": ticket, "backlog": "0"}
+        async with anonymous.stream("GET", "/api/logs/stream", params=query) as response:
+            assert response.status_code == 200
+            with trio.fail_after(20):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(read_events, response, 1, frames)
+                    while api.supervisor.statistics().logs.subscribers == 0:
+                        await trio.sleep(0.01)
+                    await say(bob, "bob-secret")  # another tenant's: never shown
+                    await say(alice, "alice-line")
+        events = [json.loads(f.removeprefix("data: ")) for f in frames if f.startswith("data: ")]
+        assert [event["message"] for event in events] == ["alice-line"]
+        # used up; and a ticket opens nothing but the stream
+        assert (await anonymous.get("/api/logs/stream", params=query)).status_code == 401
+        other = (await tenant.post("/api/logs/stream/ticket")).json()["ticket"]
+        assert (await anonymous.get("/api/instances", params={"ticket": other})).status_code == 401
+        assert (await anonymous.get("/api/logs/stream", params={"ticket": "x"})).status_code == 401

@@ -107,7 +107,7 @@ async def test_dashboard_and_assets_are_public_html() -> None:
             response = await http.get(path)
             assert response.status_code == 200
             assert "<title>tenement dashboard</title>" in response.text
-            assert "/api/telemetry" in response.text
+            assert "/assets/app.js?v=" in response.text
 
 
 async def test_openapi_document_is_public_and_matches_the_routes() -> None:

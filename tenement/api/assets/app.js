@@ -1,0 +1,1023 @@
+// The tenement dashboard: plain JS modules, no build step, nothing from another origin.
+//
+// The token lives in sessionStorage (this tab, this origin only: tenant hosts are
+// subdomains, another origin, and cannot read it) and goes out only as an
+// Authorization header. The instance list is polled (see POLL_MS) while the tab is
+// visible; rows are kept by id and only changed cells are written.
+
+const TOKEN_KEY = "tenement.token";
+const POLL_MS = 2000;
+const RETRY_MS = [500, 1000, 2000, 4000];
+const LOG_LINES = 1000;
+// Rows in the table at first: a table of 1,000 rows takes Chromium ~1 s to lay out.
+const PAGE_ROWS = 100;
+const HEALTHS = ["healthy", "degraded", "unhealthy", "failed", "unknown"];
+const STATES = ["running", "starting", "failed"];
+
+const $ = (id) => document.getElementById(id);
+
+function h(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(props)) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (key === "class") node.className = value;
+    else if (key === "text") node.textContent = value;
+    else node.setAttribute(key, value === true ? "" : value);
+  }
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined && child !== false) node.append(child);
+  }
+  return node;
+}
+
+// ---- the API -------------------------------------------------------------------------
+
+class ApiFailure extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+let session = null; // {token, admin, tenant}
+
+async function call(method, path, body, token = session && session.token) {
+  const headers = { Authorization: "Bearer " + token };
+  const init = { method, headers, cache: "no-store" };
+  if (body !== undefined) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  let response;
+  try {
+    response = await fetch(path, init);
+  } catch (error) {
+    throw new ApiFailure(0, "The server is unreachable (" + error.message + ").");
+  }
+  if (response.status === 401) {
+    throw new ApiFailure(401, "The token was refused: it is wrong, or it has been revoked.");
+  }
+  if (response.status === 429) {
+    const wait = response.headers.get("retry-after") || "a few";
+    throw new ApiFailure(429, `Too many refused tokens from this address: retry in ${wait} s.`);
+  }
+  if (!response.ok) {
+    let message = `${response.status} ${response.statusText}`;
+    try {
+      const data = await response.json();
+      if (data && typeof data.error === "string") message = data.error;
+    } catch {
+      // no JSON body: the status says it
+    }
+    throw new ApiFailure(response.status, message);
+  }
+  return response.status === 204 ? null : response.json();
+}
+
+// ---- messages, confirmation ---------------------------------------------------------
+
+function showMessage(text, kind = "error") {
+  const box = $("message");
+  box.textContent = text;
+  box.className = kind;
+  box.hidden = false;
+}
+
+function clearMessage() {
+  $("message").hidden = true;
+}
+
+function confirmAction(text) {
+  const dialog = $("confirm");
+  $("confirm-text").textContent = text;
+  return new Promise((resolve) => {
+    const done = (answer) => {
+      $("confirm-ok").onclick = $("confirm-cancel").onclick = dialog.oncancel = null;
+      if (dialog.open) dialog.close();
+      resolve(answer);
+    };
+    $("confirm-ok").onclick = () => done(true);
+    $("confirm-cancel").onclick = () => done(false);
+    dialog.oncancel = () => done(false);
+    dialog.showModal();
+    $("confirm-ok").focus();
+  });
+}
+
+// Runs an action after confirmation; the API's error is shown verbatim.
+async function act(question, action, success) {
+  if (!(await confirmAction(question))) return;
+  try {
+    await action();
+    showMessage(success, "ok");
+    await refresh();
+  } catch (error) {
+    if (error.status === 401) return signOut(error.message);
+    showMessage(error.message);
+  }
+}
+
+// ---- the instance store, polled -----------------------------------------------------
+
+const store = { instances: new Map(), loaded: false, listeners: new Set() };
+let pollTimer = null;
+let failures = 0;
+
+function setLink(text, state) {
+  const link = $("link");
+  link.textContent = text;
+  link.dataset.state = state;
+}
+
+async function refresh() {
+  const [instances, telemetry] = await Promise.all([
+    call("GET", "/api/instances"),
+    fetch("/api/telemetry", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)),
+  ]);
+  const traffic = new Map();
+  for (const item of (telemetry && telemetry.instances) || []) traffic.set(item.id, item);
+  const next = new Map();
+  for (const item of instances) {
+    const seen = traffic.get(item.id);
+    item.requests_total = seen ? seen.requests_total : 0;
+    item.p99_ms = seen ? seen.request_duration_p99_ms : 0;
+    next.set(item.id, item);
+  }
+  store.instances = next;
+  store.loaded = true;
+  for (const listener of store.listeners) listener();
+}
+
+async function poll() {
+  pollTimer = null;
+  if (!session) return;
+  try {
+    await refresh();
+    failures = 0;
+    setLink("live", "live");
+  } catch (error) {
+    if (error.status === 401) return signOut(error.message);
+    failures += 1;
+    setLink("reconnecting…", "down");
+  }
+  schedule();
+}
+
+function schedule() {
+  if (!session || document.hidden || pollTimer !== null) return;
+  const delay = failures ? RETRY_MS[Math.min(failures, RETRY_MS.length) - 1] : POLL_MS;
+  pollTimer = setTimeout(poll, delay);
+}
+
+document.addEventListener("visibilitychange", () => {
+  // A hidden tab does not poll (an open log stream only gets its keep-alive).
+  if (document.hidden) {
+    clearTimeout(pollTimer);
+    pollTimer = null;
+  } else if (session) {
+    poll();
+  }
+});
+
+// ---- formatting ---------------------------------------------------------------------
+
+function duration(secs) {
+  if (secs < 60) return `${secs}s`;
+  if (secs < 3600) return `${Math.floor(secs / 60)}m ${secs % 60}s`;
+  if (secs < 86400) return `${Math.floor(secs / 3600)}h ${Math.floor((secs % 3600) / 60)}m`;
+  return `${Math.floor(secs / 86400)}d ${Math.floor((secs % 86400) / 3600)}h`;
+}
+
+function bytes(value) {
+  if (value === null || value === undefined) return "no quota";
+  const units = ["B", "KiB", "MiB", "GiB", "TiB"];
+  let n = value;
+  let unit = 0;
+  while (n >= 1024 && unit < units.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return `${unit ? n.toFixed(1) : n} ${units[unit]}`;
+}
+
+function storage(used, quota) {
+  if (quota === null) return `${bytes(used)} (no quota)`;
+  return `${bytes(used)} of ${bytes(quota)} (${quota ? Math.round((used * 100) / quota) : 0}%)`;
+}
+
+function healthBadge(health) {
+  return h("span", { class: `health h-${health}` }, health);
+}
+
+function instanceLink(id) {
+  return h("a", { href: `#/instance/${encodeURIComponent(id)}` }, id);
+}
+
+// ---- charts (inline SVG: no library, nothing the policy has to allow) ----------------
+
+const SVG = "http://www.w3.org/2000/svg";
+const HISTORY_MS = 10000;
+
+function svg(tag, attrs = {}) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+// A line chart of `values` (oldest first), one point per `interval` seconds.
+function chart(id, title, values, unit, digits) {
+  const width = 600;
+  const height = 120;
+  const max = Math.max(...values, 0);
+  const top = max > 0 ? max * 1.1 : 1;
+  const span = Math.max(values.length - 1, 1);
+  // one sample: a level line across, rather than a single invisible point
+  const points = (values.length === 1 ? [values[0], values[0]] : values)
+    .map((v, n) => `${((n / span) * width).toFixed(1)},${(height - (v / top) * height).toFixed(1)}`)
+    .join(" ");
+  const last = values.length ? values[values.length - 1] : null;
+  const caption = last === null ? "no samples yet" : `now ${last.toFixed(digits)} ${unit}, peak ${max.toFixed(digits)} ${unit}`;
+  const picture = svg("svg", {
+    viewBox: `0 0 ${width} ${height}`,
+    preserveAspectRatio: "none",
+    class: "chart",
+    role: "img",
+    "aria-label": `${title}: ${caption}`,
+  });
+  picture.append(svg("polyline", { points, class: "line", fill: "none" }));
+  return h("figure", { id, class: "card chart-box" },
+    h("figcaption", {}, h("strong", {}, title), " ", h("span", { class: "muted" }, `last hour · ${caption}`)),
+    picture);
+}
+
+// Charts of a History answer (requests per interval -> per second).
+function historyCharts(prefix, data) {
+  const perSecond = data.requests.map((n) => n / data.interval_secs);
+  return [
+    chart(`${prefix}-rate`, "Requests per second", perSecond, "req/s", 2),
+    chart(`${prefix}-p99`, "p99 latency", data.p99_ms, "ms", 0),
+  ];
+}
+
+// Refreshes `box` with the charts of `path` every HISTORY_MS while the view is shown.
+function liveCharts(box, prefix, path) {
+  let timer = null;
+  let stopped = false;
+  const load = async () => {
+    timer = null;
+    if (stopped) return;
+    let delay = HISTORY_MS;
+    if (!document.hidden) {
+      try {
+        const data = await call("GET", path);
+        box.replaceChildren(...historyCharts(prefix, data));
+        // Ask again just after the server's next sample (clamped: the clocks may differ).
+        if (data.end !== null) {
+          const next = data.end + data.interval_secs * 1000 + 500 - Date.now();
+          delay = Math.min(Math.max(next, 1000), HISTORY_MS);
+        }
+      } catch (error) {
+        if (error.status === 401) return signOut(error.message);
+      }
+    }
+    if (!stopped) timer = setTimeout(load, delay);
+  };
+  load();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+// ---- sign-in ------------------------------------------------------------------------
+
+function showSignIn(note) {
+  stopView();
+  $("tabs").hidden = true;
+  $("signout").hidden = true;
+  $("who").textContent = "";
+  setLink("", "");
+  const input = h("input", {
+    id: "token",
+    type: "password",
+    autocomplete: "off",
+    required: true,
+    "aria-describedby": "signin-note",
+  });
+  const error = h("p", { id: "signin-error", class: "error", role: "alert" });
+  const form = h(
+    "form",
+    { id: "signin", class: "card" },
+    h("h1", {}, "Sign in"),
+    h(
+      "p",
+      { id: "signin-note" },
+      "An admin token or a tenant token (ten token-gen). It is kept for this tab only."
+    ),
+    h("label", { for: "token" }, "Token"),
+    input,
+    h("button", { type: "submit", class: "primary" }, "Sign in"),
+    error
+  );
+  if (note) error.textContent = note;
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.textContent = "";
+    try {
+      await signIn(input.value.trim());
+    } catch (failure) {
+      error.textContent = failure.message;
+    }
+  });
+  $("view").replaceChildren(form);
+  input.focus();
+}
+
+async function signIn(token) {
+  const who = await call("GET", "/api/whoami", undefined, token);
+  session = { token, admin: who.admin, tenant: who.tenant };
+  sessionStorage.setItem(TOKEN_KEY, token);
+  clearMessage();
+  failures = 0;
+  await poll();
+  if (!session) return; // refused meanwhile: the sign-in form is back
+  $("tabs").hidden = false;
+  $("signout").hidden = false;
+  route();
+  // last: the page is ready once it says who is signed in
+  $("who").textContent = who.admin ? "admin" : `tenant ${who.tenant}`;
+}
+
+function signOut(note) {
+  session = null;
+  sessionStorage.removeItem(TOKEN_KEY);
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  store.instances = new Map();
+  store.loaded = false;
+  clearMessage();
+  showSignIn(note);
+}
+
+// ---- views --------------------------------------------------------------------------
+
+let current = null; // {stop()} of the view on screen
+
+function stopView() {
+  if (current) current.stop();
+  current = null;
+}
+
+function mount(view) {
+  stopView();
+  current = view;
+  store.listeners.add(view.update);
+  const stop = view.stop;
+  view.stop = () => {
+    store.listeners.delete(view.update);
+    if (stop) stop();
+  };
+  view.update();
+}
+
+function route() {
+  if (!session) return showSignIn();
+  const [path, query] = (location.hash.slice(1) || "/overview").split("?");
+  const params = new URLSearchParams(query || "");
+  const parts = path.split("/").filter(Boolean);
+  for (const tab of document.querySelectorAll("#tabs a")) {
+    if (tab.dataset.tab === parts[0]) tab.setAttribute("aria-current", "page");
+    else tab.removeAttribute("aria-current");
+  }
+  clearMessage();
+  if (parts[0] === "instances") mount(instancesView(params));
+  else if (parts[0] === "instance" && parts[1]) mount(detailView(decodeURIComponent(parts[1])));
+  else mount(overviewView());
+}
+
+window.addEventListener("hashchange", route);
+
+// Overview: counts by state and health, and what restarted or failed lately.
+function overviewView() {
+  const root = h("section", { id: "overview" });
+  const charts = h("div", { class: "columns", id: "server-charts" });
+  $("view").replaceChildren(h("h1", {}, "Overview"), charts, root);
+  // The whole server's history is the admin's; a tenant sees its instance's in its detail.
+  const stop = session.admin ? liveCharts(charts, "server", "/api/history") : null;
+  const update = () => {
+    const all = [...store.instances.values()];
+    const byState = new Map(STATES.map((s) => [s, 0]));
+    const byHealth = new Map(HEALTHS.map((s) => [s, 0]));
+    for (const item of all) {
+      byState.set(item.state, (byState.get(item.state) || 0) + 1);
+      byHealth.set(item.health, (byHealth.get(item.health) || 0) + 1);
+    }
+    const card = (label, count, href, cls) =>
+      h("a", { class: `count ${cls || ""}`, href }, h("strong", {}, String(count)), label);
+    const restarted = all
+      .filter((i) => i.restarts > 0)
+      .sort((a, b) => a.uptime_secs - b.uptime_secs)
+      .slice(0, 10);
+    const failing = all
+      .filter((i) => i.state === "failed" || ["failed", "unhealthy", "degraded"].includes(i.health))
+      .slice(0, 10);
+    const list = (title, items, detail) =>
+      h(
+        "div",
+        { class: "card" },
+        h("h2", {}, title),
+        items.length
+          ? h("ul", {}, items.map((i) => h("li", {}, instanceLink(i.id), " ", detail(i))))
+          : h("p", { class: "muted" }, "None.")
+      );
+    root.replaceChildren(
+      h(
+        "div",
+        { class: "counts", id: "state-counts" },
+        card("instances", all.length, "#/instances"),
+        [...byState].map(([s, n]) => card(s, n, `#/instances?state=${s}`, `s-${s}`))
+      ),
+      h(
+        "div",
+        { class: "counts", id: "health-counts" },
+        [...byHealth].map(([s, n]) => card(s, n, `#/instances?health=${s}`, `h-${s}`))
+      ),
+      h(
+        "div",
+        { class: "columns" },
+        list("Most recently restarted", restarted, (i) =>
+          h("span", { class: "muted" }, `${i.restarts} restart(s), up ${duration(i.uptime_secs)}`)
+        ),
+        list("Failing", failing, (i) => healthBadge(i.health))
+      )
+    );
+  };
+  return { update, stop };
+}
+
+const COLUMNS = [
+  { key: "id", label: "Instance" },
+  { key: "service", label: "Service" },
+  { key: "state", label: "State" },
+  { key: "health", label: "Health" },
+  { key: "uptime_secs", label: "Uptime", num: true, show: duration },
+  { key: "idle_secs", label: "Idle", num: true, show: duration },
+  { key: "restarts", label: "Restarts", num: true },
+  { key: "weight", label: "Weight", num: true },
+  { key: "requests_total", label: "Requests", num: true },
+  { key: "p99_ms", label: "p99 ms", num: true, show: (v) => v.toFixed(1) },
+  { key: "memory_bytes", label: "Memory", num: true, show: (v) => (v === null ? "—" : bytes(v)) },
+  { key: "cpu_percent", label: "CPU %", num: true, show: (v) => (v === null ? "—" : v.toFixed(1)) },
+];
+
+// Instances: a keyed table; a poll rewrites only the cells whose text changed.
+function instancesView(params) {
+  const filters = {
+    search: params.get("search") || "",
+    service: params.get("service") || "",
+    health: params.get("health") || "",
+    state: params.get("state") || "",
+  };
+  let sort = { key: "id", dir: 1 };
+  let limit = PAGE_ROWS;
+  const rows = new Map(); // id -> {tr, cells, values}
+  let order = [];
+
+  const select = (name, values) =>
+    h(
+      "select",
+      { id: `filter-${name}`, "aria-label": `Filter by ${name}`, onchange: (e) => {
+        filters[name] = e.target.value;
+        limit = PAGE_ROWS;
+        update();
+      } },
+      h("option", { value: "" }, `any ${name}`),
+      values.map((v) => h("option", { value: v, selected: filters[name] === v }, v))
+    );
+  const serviceSelect = select("service", []);
+  const search = h("input", {
+    id: "filter-search",
+    type: "search",
+    placeholder: "Search by id",
+    "aria-label": "Search by id",
+    value: filters.search,
+    oninput: (e) => {
+      filters.search = e.target.value.trim();
+      limit = PAGE_ROWS;
+      update();
+    },
+  });
+  const headRow = h(
+    "tr",
+    {},
+    COLUMNS.map((col) =>
+      h(
+        "th",
+        { scope: "col", "data-key": col.key, class: col.num ? "num" : "" },
+        h(
+          "button",
+          { type: "button", onclick: () => {
+            sort = { key: col.key, dir: sort.key === col.key ? -sort.dir : 1 };
+            update();
+          } },
+          col.label
+        )
+      )
+    )
+  );
+  const tbody = h("tbody", { id: "rows" });
+  const summary = h("p", { id: "summary", class: "muted", "aria-live": "polite" });
+  const more = h("button", { type: "button", id: "show-more", hidden: true, onclick: () => {
+    limit += PAGE_ROWS;
+    update();
+  } });
+  const root = h(
+    "section",
+    { id: "instances" },
+    h("h1", {}, "Instances"),
+    spawnForm(),
+    session.admin ? deployForms() : null,
+    h(
+      "div",
+      { class: "filters" },
+      search,
+      serviceSelect,
+      select("health", HEALTHS),
+      select("state", STATES)
+    ),
+    summary,
+    h("div", { class: "scroll" }, h("table", {}, h("thead", {}, headRow), tbody)),
+    more
+  );
+  $("view").replaceChildren(root);
+
+  function makeRow(item) {
+    const cells = COLUMNS.map((col) => h("td", { class: col.num ? "num" : "" }));
+    const tr = h("tr", { "data-id": item.id }, cells);
+    cells[0].append(instanceLink(item.id));
+    const badge = h("span", { class: "health" });
+    cells[3].append(badge);
+    return { tr, cells, badge, values: new Array(COLUMNS.length) };
+  }
+
+  function fill(row, item) {
+    COLUMNS.forEach((col, index) => {
+      if (index === 0) return;
+      const value = item[col.key];
+      if (row.values[index] === value) return;
+      row.values[index] = value;
+      const text = col.show ? col.show(value) : String(value);
+      if (col.key === "health") {
+        row.badge.className = `health h-${value}`;
+        row.badge.textContent = text;
+      } else {
+        row.cells[index].textContent = text;
+      }
+    });
+  }
+
+  function update() {
+    const all = [...store.instances.values()];
+    const services = [...new Set(all.map((i) => i.service))].sort();
+    if (serviceSelect.options.length - 1 !== services.length) {
+      serviceSelect.replaceChildren(
+        h("option", { value: "" }, "any service"),
+        services.map((v) => h("option", { value: v, selected: filters.service === v }, v))
+      );
+    }
+    const needle = filters.search.toLowerCase();
+    const shown = all.filter(
+      (i) =>
+        (!needle || i.id.toLowerCase().includes(needle)) &&
+        (!filters.service || i.service === filters.service) &&
+        (!filters.health || i.health === filters.health) &&
+        (!filters.state || i.state === filters.state)
+    );
+    const { key, dir } = sort;
+    shown.sort((a, b) => {
+      const x = a[key] ?? -1;
+      const y = b[key] ?? -1;
+      if (x === y) return a.id < b.id ? -1 : a.id > b.id ? 1 : 0;
+      return (x < y ? -1 : 1) * dir;
+    });
+    for (const [id, row] of rows) {
+      if (!store.instances.has(id)) {
+        row.tr.remove();
+        rows.delete(id);
+      }
+    }
+    const visible = shown.slice(0, limit);
+    const trs = visible.map((item) => {
+      let row = rows.get(item.id);
+      if (!row) rows.set(item.id, (row = makeRow(item)));
+      fill(row, item);
+      return row.tr;
+    });
+    const ids = visible.map((i) => i.id);
+    if (ids.length !== order.length || ids.some((id, n) => id !== order[n])) {
+      tbody.replaceChildren(...trs);
+      order = ids;
+    }
+    for (const th of headRow.children) {
+      th.setAttribute(
+        "aria-sort",
+        th.dataset.key === key ? (dir > 0 ? "ascending" : "descending") : "none"
+      );
+    }
+    summary.textContent = store.loaded
+      ? `${shown.length} of ${all.length} instance(s)` +
+        (visible.length < shown.length ? `, the first ${visible.length} shown` : "")
+      : "Loading…";
+    more.hidden = visible.length >= shown.length;
+    more.textContent = `Show ${Math.min(PAGE_ROWS, shown.length - visible.length)} more`;
+    // for bench/dashboard.py: when the table first showed the server's instances
+    if (store.loaded && !performance.getEntriesByName("tenement:table").length) {
+      performance.mark("tenement:table");
+    }
+  }
+  return { update };
+}
+
+// Deploy (with the health wait's progress) and route: admin only, as the API says.
+function deployForms() {
+  const field = (id, label, props = {}) => [
+    h("label", { for: id }, label),
+    h("input", { id, required: true, ...props }),
+  ];
+  const progress = h("p", { id: "deploy-progress", class: "muted", "aria-live": "polite" });
+  const deploy = h(
+    "form",
+    { id: "deploy", class: "inline" },
+    field("deploy-service", "Service", { placeholder: "service" }),
+    field("deploy-version", "Version", { placeholder: "v2" }),
+    field("deploy-weight", "Weight", { type: "number", min: "0", max: "100", value: "100" }),
+    field("deploy-timeout", "Timeout (s)", { type: "number", min: "1", value: "30" }),
+    h("button", { type: "submit" }, "Deploy")
+  );
+  deploy.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const value = (id) => $(id).value.trim();
+    const body = {
+      process: value("deploy-service"),
+      version: value("deploy-version"),
+      weight: Number(value("deploy-weight")),
+      timeout: Number(value("deploy-timeout")),
+    };
+    const id = `${body.process}:${body.version}`;
+    const began = Date.now();
+    // While the API waits for health, show the new instance as the list sees it.
+    const tick = () => {
+      const item = store.instances.get(id);
+      const seen = item ? `${item.state}, ${item.health}` : "not started yet";
+      progress.textContent = `Deploying ${id}: waiting for health, ${Math.round(
+        (Date.now() - began) / 1000
+      )} s of ${body.timeout} s (${seen})`;
+    };
+    let timer = null;
+    await act(
+      `Deploy ${id} with weight ${body.weight}?`,
+      () => {
+        tick();
+        timer = setInterval(tick, 500);
+        return call("POST", "/api/deploy", body);
+      },
+      `Deployed ${id}: healthy.`
+    );
+    clearInterval(timer);
+    progress.textContent = "";
+  });
+  const route = h(
+    "form",
+    { id: "route", class: "inline" },
+    field("route-service", "Service", { placeholder: "service" }),
+    field("route-from", "From", { placeholder: "v1" }),
+    field("route-to", "To", { placeholder: "v2" }),
+    h("button", { type: "submit" }, "Route")
+  );
+  route.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const [process, from, to] = ["route-service", "route-from", "route-to"].map((id) =>
+      $(id).value.trim()
+    );
+    act(
+      `Move all traffic of ${process} from ${from} to ${to}?`,
+      () => call("POST", "/api/route", { process, from, to }),
+      `Routed ${process} from ${from} to ${to}.`
+    );
+  });
+  return h(
+    "details",
+    { class: "card", id: "deploy-box" },
+    h("summary", {}, "Deploy a version, route traffic"),
+    deploy,
+    progress,
+    route
+  );
+}
+
+function spawnForm() {
+  const service = h("input", { id: "spawn-service", required: true, placeholder: "service" });
+  const tenant = h("input", {
+    id: "spawn-tenant",
+    required: true,
+    placeholder: "tenant",
+    value: session.tenant || "",
+    readonly: session.tenant !== null,
+  });
+  const form = h(
+    "form",
+    { id: "spawn", class: "inline" },
+    h("label", { for: "spawn-service" }, "Service"),
+    service,
+    h("label", { for: "spawn-tenant" }, "Tenant"),
+    tenant,
+    h("button", { type: "submit" }, "Spawn")
+  );
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const id = `${service.value.trim()}:${tenant.value.trim()}`;
+    act(
+      `Spawn ${id}?`,
+      () => call("POST", "/api/instances/spawn", { process: service.value.trim(), id: tenant.value.trim() }),
+      `Spawned ${id}.`
+    );
+  });
+  return form;
+}
+
+// Instance detail: its numbers, actions, and its log, live.
+function detailView(id) {
+  const [service, tenant] = id.split(":");
+  if (!session.admin && tenant !== session.tenant) {
+    // The API refuses it anyway; say why rather than show empty panels.
+    $("view").replaceChildren(
+      h("h1", {}, id),
+      h("p", { id: "not-yours" }, `A tenant token reaches only its own instances (${session.tenant}).`)
+    );
+    return { update: () => {} };
+  }
+  const facts = h("dl", { id: "facts", class: "facts" });
+  const badge = h("span", { class: "health", id: "detail-health" });
+  const slider = h("input", {
+    id: "weight",
+    type: "range",
+    min: "0",
+    max: "100",
+    step: "1",
+    "aria-label": "Weight",
+  });
+  const weightValue = h("output", { id: "weight-value", for: "weight" });
+  const split = h("ul", { id: "split", class: "split" });
+  let sliderTouched = false;
+  slider.addEventListener("input", () => {
+    sliderTouched = true;
+    showSplit();
+  });
+  const actions = h(
+    "div",
+    { class: "actions" },
+    h("button", { type: "button", id: "restart", onclick: () =>
+      act(`Restart ${id}?`, () => call("POST", `/api/instances/${id}/restart`), `Restarted ${id}.`) },
+      "Restart"),
+    h("button", { type: "button", id: "stop", class: "danger", onclick: () =>
+      act(`Stop ${id}?`, () => call("DELETE", `/api/instances/${id}`), `Stopped ${id}.`) },
+      "Stop")
+  );
+  const weightBox = h(
+    "div",
+    { class: "card" },
+    h("h2", {}, "Weight"),
+    h("div", { class: "inline" }, slider, weightValue,
+      h("button", { type: "button", id: "apply-weight", onclick: () => {
+        const weight = Number(slider.value);
+        act(`Set the weight of ${id} to ${weight}?`,
+          () => call("PUT", `/api/instances/${id}/weight`, { weight }),
+          `Weight of ${id} set to ${weight}.`).then(() => { sliderTouched = false; });
+      } }, "Apply")),
+    h("p", { class: "muted" }, `Traffic split of ${service} with this weight:`),
+    split
+  );
+  const logs = logPanel(service, tenant);
+  const events = h("ol", { id: "events", class: "events" });
+  let eventsKey = null;
+  // The audit rows change with what the list shows: read them again when that changes.
+  const loadEvents = async (key) => {
+    if (key === eventsKey) return;
+    eventsKey = key;
+    try {
+      const rows = await call("GET", `/api/instances/${id}/events?limit=20`);
+      events.replaceChildren(
+        ...rows.map((row) =>
+          h("li", { class: row.success ? "" : "failure" },
+            h("time", {}, new Date(row.timestamp).toLocaleString()), " ",
+            h("strong", {}, row.action), row.success ? "" : " (failed)",
+            row.details ? ` ${row.details}` : "")
+        )
+      );
+      if (!rows.length) events.replaceChildren(h("li", { class: "muted" }, "No events."));
+    } catch (error) {
+      if (error.status === 401) return signOut(error.message);
+      eventsKey = null;
+    }
+  };
+  const charts = h("div", { class: "columns", id: "instance-charts" });
+  const stopCharts = liveCharts(charts, "instance", `/api/instances/${id}/history`);
+  const root = h(
+    "section",
+    { id: "detail" },
+    h("h1", {}, id, " ", badge),
+    h("div", { id: "running" }, facts, actions, charts, weightBox),
+    h("p", { id: "not-running", hidden: true }, "This instance is not running."),
+    h("div", { class: "card" }, h("h2", {}, "Events"), events),
+    logs.node
+  );
+  $("view").replaceChildren(root);
+
+  function showSplit() {
+    const mine = Number(slider.value);
+    weightValue.textContent = String(mine);
+    const peers = [...store.instances.values()].filter((i) => i.service === service);
+    const weights = peers.map((i) => (i.id === id ? mine : i.weight));
+    const total = weights.reduce((a, b) => a + b, 0);
+    split.replaceChildren(
+      ...peers.map((i, n) =>
+        h("li", { "data-id": i.id }, `${i.id}: ${total ? Math.round((weights[n] * 100) / total) : 0}%`)
+      )
+    );
+  }
+
+  function update() {
+    const item = store.instances.get(id);
+    if (store.loaded) {
+      loadEvents(item ? `${item.state} ${item.restarts} ${item.weight} ${item.pid}` : "gone");
+    }
+    $("running").hidden = !item;
+    $("not-running").hidden = !store.loaded || !!item;
+    if (!item) {
+      badge.className = "health";
+      badge.textContent = store.loaded ? "not running" : "";
+      return;
+    }
+    badge.className = `health h-${item.health}`;
+    badge.textContent = item.health;
+    const rows = [
+      ["State", item.state],
+      ["Uptime", duration(item.uptime_secs)],
+      ["Idle", duration(item.idle_secs)],
+      ["Restarts", item.restarts],
+      ["Weight", item.weight],
+      ["Requests", item.requests_total],
+      ["p99", `${item.p99_ms.toFixed(1)} ms`],
+      ["Memory", item.memory_bytes === null ? "— (sampled every 10 s)" : bytes(item.memory_bytes)],
+      ["CPU", item.cpu_percent === null ? "— (sampled every 10 s)" : `${item.cpu_percent.toFixed(1)} %`],
+      ["Storage", storage(item.storage_used_bytes, item.storage_quota_bytes)],
+      ["Listens on", item.socket],
+      ["pid", item.pid === null ? "—" : item.pid],
+    ];
+    facts.replaceChildren(...rows.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, String(v))]));
+    if (!sliderTouched) slider.value = String(item.weight);
+    showSplit();
+  }
+  return {
+    update,
+    stop: () => {
+      logs.stop();
+      stopCharts();
+    },
+  };
+}
+
+// The log of one instance: live over SSE (with a single-use ticket), or an FTS search.
+function logPanel(service, tenant) {
+  const lines = h("ol", { id: "log", class: "log", "aria-live": "off" });
+  const state = h("span", { id: "log-state", class: "muted" });
+  const level = h(
+    "select",
+    { id: "log-level", "aria-label": "Level" },
+    h("option", { value: "" }, "all levels"),
+    h("option", { value: "stdout" }, "stdout"),
+    h("option", { value: "stderr" }, "stderr")
+  );
+  const search = h("input", {
+    id: "log-search",
+    type: "search",
+    placeholder: "Search (full text)",
+    "aria-label": "Search the log",
+  });
+  const form = h("form", { class: "inline", id: "log-form" }, level, search,
+    h("button", { type: "submit" }, "Search"), state);
+  let source = null;
+  let stopped = false;
+  let retry = null;
+  let attempt = 0;
+
+  const add = (entry) => {
+    const time = new Date(entry.timestamp).toLocaleTimeString();
+    lines.append(h("li", { class: entry.level }, h("time", {}, time), " ", entry.message));
+    while (lines.childElementCount > LOG_LINES) lines.firstElementChild.remove();
+    lines.scrollTop = lines.scrollHeight;
+  };
+
+  const close = () => {
+    if (source) source.close();
+    source = null;
+    clearTimeout(retry);
+  };
+
+  const query = () => {
+    const params = new URLSearchParams({ process: service, id: tenant });
+    if (level.value) params.set("level", level.value);
+    return params;
+  };
+
+  async function live(backlog) {
+    close();
+    if (stopped) return;
+    try {
+      const { ticket } = await call("POST", "/api/logs/stream/ticket");
+      if (stopped || search.value.trim()) return;
+      const params = query();
+      params.set("backlog", String(backlog));
+      params.set("ticket", ticket);
+      source = new EventSource(`/api/logs/stream?${params}`);
+      source.onopen = () => {
+        attempt = 0;
+        state.textContent = "live";
+      };
+      source.onmessage = (event) => add(JSON.parse(event.data));
+      // A ticket is good once: on any error open a new stream with a new one.
+      source.onerror = () => {
+        close();
+        reconnect();
+      };
+    } catch (error) {
+      if (error.status === 401) return signOut(error.message);
+      reconnect();
+    }
+  }
+
+  function reconnect() {
+    if (stopped) return;
+    state.textContent = "reconnecting…";
+    attempt += 1;
+    retry = setTimeout(() => live(0), RETRY_MS[Math.min(attempt, RETRY_MS.length) - 1]);
+  }
+
+  async function find(words) {
+    close();
+    const params = query();
+    params.set("search", words);
+    params.set("limit", "500");
+    state.textContent = "searching…";
+    try {
+      const entries = await call("GET", `/api/logs?${params}`);
+      lines.replaceChildren();
+      entries.forEach(add);
+      state.textContent = `${entries.length} match(es)`;
+    } catch (error) {
+      state.textContent = "";
+      showMessage(error.message);
+    }
+  }
+
+  const restart = () => {
+    lines.replaceChildren();
+    const words = search.value.trim();
+    if (words) find(words);
+    else live(200);
+  };
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    restart();
+  });
+  level.addEventListener("change", restart);
+  search.addEventListener("search", restart);
+  restart();
+
+  const node = h("div", { class: "card" }, h("h2", {}, "Log"), form, lines);
+  return {
+    node,
+    stop: () => {
+      stopped = true;
+      close();
+    },
+  };
+}
+
+// ---- start --------------------------------------------------------------------------
+
+$("signout").addEventListener("click", () => signOut());
+
+// A reload keeps the tab's token; while the server restarts, keep trying it.
+function resume(token, attempt = 0) {
+  signIn(token).catch((error) => {
+    if (error.status !== 0) return signOut(error.message);
+    $("view").replaceChildren(h("p", { id: "waiting" }, `${error.message} Retrying…`));
+    setTimeout(() => resume(token, attempt + 1), RETRY_MS[Math.min(attempt, RETRY_MS.length - 1)]);
+  });
+}
+
+const saved = sessionStorage.getItem(TOKEN_KEY);
+if (saved) resume(saved);
+else showSignIn();

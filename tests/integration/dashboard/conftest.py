@@ -1,0 +1,220 @@
+"""A real `ten serve` with real tenants, and a real headless Chromium driven by selenium.
+
+One server and one browser per module (each takes seconds to start); every test gets
+the browser on a fresh page with an empty sessionStorage, and leaves a screenshot in
+its own output directory (``tmp_path``), or under ``$TENEMENT_SCREENSHOTS`` when set
+(CI keeps that directory).
+
+Needs Debian's ``chromium`` and ``chromium-driver`` (./dev test installs them); without
+them the tests skip and say so.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import attrs
+import httpx
+import pytest
+import trio
+
+from tests.integration.cli.live import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMEDRIVER = "/usr/bin/chromedriver"
+START_TIMEOUT = 30.0
+
+#: logs one line per request (the path), so a test can make the tenant log on demand
+LOGGING_APP = textwrap.dedent(
+    """
+    import os
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            print("request", self.path, flush=True)
+            self.send_response(200)
+            self.send_header("content-length", "2")
+            self.end_headers()
+            self.wfile.write(b"ok")
+
+        def log_message(self, *args):
+            pass
+
+    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
+    """
+)
+
+#: the cheapest tenant that counts as started (it accepts connections): hundreds of them
+#: start in seconds (-S skips site, no http.server import)
+TINY_APP = (
+    "import os, signal, socket; s = socket.socket(); s.setsockopt(1, 2, 1); "
+    "s.bind(('127.0.0.1', int(os.environ['PORT']))); s.listen(); signal.pause()"
+)
+
+
+@attrs.define
+class DashboardServer:
+    """The module's server; :meth:`restart_with_sigusr2` replaces its process."""
+
+    url: str
+    port: int
+    project: Path
+    admin_token: str
+    tenant_tokens: dict[str, str]
+    process: subprocess.Popen[bytes]
+    env: dict[str, str]
+
+    def client(self, token: str | None = None) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token or self.admin_token}"}
+        return httpx.Client(base_url=self.url, headers=headers, timeout=60)
+
+    def start(self) -> None:
+        log_file = (self.project.parent / "serve.log").open("ab")
+        with log_file:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "tenement", "serve", "--port", str(self.port)],
+                cwd=self.project, env=self.env, stdout=log_file, stderr=subprocess.STDOUT,
+            )  # fmt: skip
+
+    def wait_ready(self) -> None:
+        trio.run(self._wait_ready)
+
+    async def _wait_ready(self) -> None:
+        with trio.fail_after(START_TIMEOUT):
+            while True:
+                if self.process.poll() is not None:
+                    log = (self.project.parent / "serve.log").read_text()
+                    pytest.fail(f"ten serve exited {self.process.returncode}:\n{log}")
+                try:
+                    if httpx.get(f"{self.url}/health", timeout=1).status_code == 200:
+                        return
+                except httpx.TransportError:
+                    pass
+                await trio.sleep(0.05)
+
+    def stop_for_restart(self) -> None:
+        """SIGUSR2, as systemd's restart: the server drains and exits, tenants stay."""
+        self.process.send_signal(signal.SIGUSR2)
+        assert self.process.wait(timeout=60) == 0
+
+
+def _token_for_tenant(project: Path, env: dict[str, str], tenant: str) -> str:
+    out = subprocess.run(
+        [sys.executable, "-m", "tenement", "token-gen", "--tenant", tenant],
+        cwd=project, env=env, check=True, capture_output=True, text=True, timeout=60,
+    ).stdout  # fmt: skip
+    return out.splitlines()[2].strip()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer]:
+    project = tmp_path_factory.mktemp("dashboard") / "project"
+    project.mkdir()
+    (project / "app.py").write_text(LOGGING_APP)
+    (project / "tiny.py").write_text(TINY_APP)
+    (project / "tenement.toml").write_text(
+        textwrap.dedent(
+            f"""
+            [settings]
+            data_dir = "./data"
+            # the apps live in tmp_path (0700): tenants run as the server's user
+            tenant_users = false
+
+            [service.api]
+            command = "{sys.executable} app.py"
+            isolation = "process"
+
+            [service.tiny]
+            command = "{sys.executable} -S tiny.py"
+            isolation = "process"
+            """
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
+    subprocess.run(
+        [sys.executable, "-m", "tenement", "token-gen"],
+        cwd=project, env=env, check=True, capture_output=True, timeout=60,
+    )  # fmt: skip
+    tenants = {name: _token_for_tenant(project, env, name) for name in ("alice", "bob")}
+    port = free_port()
+    live = DashboardServer(
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        project=project,
+        admin_token=(project / "data" / "api_token").read_text().strip(),
+        tenant_tokens=tenants,
+        process=None,  # type: ignore[arg-type]
+        env=env,
+    )
+    live.start()
+    try:
+        live.wait_ready()
+        yield live
+    finally:
+        live.process.send_signal(signal.SIGTERM)
+        try:
+            live.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            live.process.kill()
+            live.process.wait()
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
+        pytest.skip(
+            f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",  # as root in CI
+        "--disable-dev-shm-usage",
+        "--window-size=1280,900",
+        "--disable-gpu",
+        "--no-first-run",
+        "--disable-extensions",
+        "--disable-background-networking",
+    ):
+        options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+@pytest.fixture
+def page(
+    browser: object, server: DashboardServer, tmp_path: Path, request: pytest.FixtureRequest
+) -> Iterator[object]:
+    """The browser on the dashboard's sign-in page, signed out; a screenshot at the end."""
+    driver: object = browser
+    # Signed out on a page of the origin where no script runs (the dashboard's own
+    # script could still be signing in with the token it found).
+    driver.get(server.url + "/assets/favicon.svg")  # type: ignore[attr-defined]
+    driver.execute_script("sessionStorage.clear()")  # type: ignore[attr-defined]
+    driver.get(server.url + "/")  # type: ignore[attr-defined]
+    driver.get_log("browser")  # type: ignore[attr-defined]  # (drops earlier tests' entries)
+    try:
+        yield driver
+    finally:
+        screenshot = tmp_path / "screenshot.png"
+        driver.save_screenshot(str(screenshot))  # type: ignore[attr-defined]
+        keep = os.environ.get("TENEMENT_SCREENSHOTS")
+        if keep:
+            Path(keep).mkdir(parents=True, exist_ok=True)
+            shutil.copy(screenshot, Path(keep) / f"{request.node.name}.png")
