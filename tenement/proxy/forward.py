@@ -488,8 +488,9 @@ async def _relay_body(
                 relay.finish()
                 await send({"type": "http.response.body", "body": pending or b""})
                 return
-        if pending:
-            await send({"type": "http.response.body", "body": pending, "more_body": True})
+        # the front writes a head with the first body part: with none here yet, an empty
+        # one sends it now (an event stream or a long poll sends its head, then waits)
+        await send({"type": "http.response.body", "body": pending or b"", "more_body": True})
         if watch:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)

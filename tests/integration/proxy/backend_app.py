@@ -109,6 +109,12 @@ class App:
         if path == "/slow":
             await trio.sleep(float(query["seconds"]))
             return await self.text(send, "slow")
+        if path == "/head-first":
+            # an event stream's way: the head at once, the body when there is news
+            await send({"type": "http.response.start", "status": 200, "headers": []})
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            await trio.sleep(float(query["seconds"]))
+            return await send({"type": "http.response.body", "body": b"news"})
         if path == "/connections":
             return await self.json(send, {"connections": len(self.clients)})
         if path == "/hop":

@@ -239,3 +239,16 @@ async def test_client_leaving_mid_upload_frees_the_tenant_connection(
         while backends.active.get("notes:alice", 1):
             await trio.sleep(0.01)
     assert server.proxy.statistics().idle_connections == 0
+
+
+async def test_a_head_sent_before_the_body_reaches_the_client_at_once(
+    nursery, backends_pool
+) -> None:
+    """An event stream (or a long poll) sends its head and then waits for news: the
+    client must have the head (its EventSource opens) long before the first byte of
+    body. The proxy held it back until the first body part."""
+    client = await proxied(nursery, backends_pool)
+    async with client:
+        with trio.fail_after(10):  # the body comes after 60 s: this waits for the head alone
+            async with client.stream("GET", "/head-first?seconds=60", headers=HOST) as answer:
+                assert answer.status_code == 200
