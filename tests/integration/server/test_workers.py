@@ -103,6 +103,9 @@ async def serving_processes(directory: Path, *prefix: str) -> int:
         )
         with trio.fail_after(30):
             await holder.wait_notify("READY=1")
+        # the tenant is started after READY: until its exec, its forked process looks
+        # like a serving one (the same command line)
+        await tenant_pid(holder.url)
         count = 1 + len(children_serving(holder.process.pid))
         assert await holder.stop(signal.SIGTERM) == 0
         return count
