@@ -38,6 +38,7 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import LOGGING_APP
 from tests.integration.cli.live import free_port
 
 pytest.importorskip("schemathesis")
@@ -51,25 +52,6 @@ START_TIMEOUT = 30
 #: the whole run's ceiling (the budget above ends it well before)
 RUN_TIMEOUT = 400
 
-APP = textwrap.dedent(
-    """
-    import os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            print("GET", self.path, flush=True)
-            self.send_response(200)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-    """
-)
 
 # Restarts back off from 1 ms, not 1 s: schemathesis restarts instances hundreds of times.
 CONFIG = f"""
@@ -107,7 +89,7 @@ async def _wait_ready(url: str, proc: subprocess.Popen[bytes], log: Path) -> Non
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """(url, admin token) of a `ten serve` with one running instance, ``api:prod``."""
     project = tmp_path_factory.mktemp("schemathesis")
-    (project / "app.py").write_text(APP)
+    (project / "app.py").write_text(LOGGING_APP)
     (project / "tenement.toml").write_text(CONFIG)
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
     program = [sys.executable, "-m", "tenement"]

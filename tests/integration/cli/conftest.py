@@ -23,33 +23,11 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import LOGGING_APP
 from tests.integration.cli.live import LiveServer, free_port
 
 SERVER_CMD_VAR = "TENEMENT_TEST_SERVER_CMD"
 START_TIMEOUT = 30
-
-#: the tenant: answers every GET with 200, logs one stdout and one stderr line per request
-APP = textwrap.dedent(
-    """
-    import os, sys
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            print("GET", self.path, flush=True)
-            print("served", self.path, file=sys.stderr, flush=True)
-            body = b"ok"
-            self.send_response(200)
-            self.send_header("content-length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-    """
-)
 
 
 @pytest.fixture(scope="session")
@@ -62,7 +40,7 @@ def server_program() -> tuple[str, ...]:
 
 
 def write_project(project: Path) -> None:
-    (project / "app.py").write_text(APP)
+    (project / "app.py").write_text(LOGGING_APP)
     (project / "tenement.toml").write_text(
         textwrap.dedent(
             f"""

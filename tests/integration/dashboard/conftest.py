@@ -25,32 +25,13 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import LOGGING_APP
 from tests.integration.cli.live import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
 START_TIMEOUT = 30.0
 
-#: logs one line per request (the path), so a test can make the tenant log on demand
-LOGGING_APP = textwrap.dedent(
-    """
-    import os
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):
-            print("request", self.path, flush=True)
-            self.send_response(200)
-            self.send_header("content-length", "2")
-            self.end_headers()
-            self.wfile.write(b"ok")
-
-        def log_message(self, *args):
-            pass
-
-    HTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forever()
-    """
-)
 
 #: the cheapest tenant that counts as started (it accepts connections): hundreds of them
 #: start in seconds (-S skips site, no http.server import)

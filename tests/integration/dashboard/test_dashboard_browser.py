@@ -176,7 +176,8 @@ def test_a_log_line_appears_live_in_the_detail(page: Any, server: DashboardServe
     # the same words through the full-text search
     page.find_element(By.ID, "log-search").send_keys(marker)
     page.find_element(By.CSS_SELECTOR, "#log-form button[type=submit]").click()
-    wait_for(page, lambda d: text_of(d, "log-state") == "1 match(es)", "one match")
+    # the app logs each request twice (stdout and stderr: tests/apps.py)
+    wait_for(page, lambda d: text_of(d, "log-state") == "2 match(es)", "two matches")
     assert severe_console_entries(page) == []
 
 
