@@ -148,7 +148,7 @@ class ApiApp:
             return
         response = await self._respond(scope, receive, send)
         if response is not None:
-            await http.compressed(response, scope)(send)
+            await (await http.compressed(response, scope))(send)
 
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
         path = scope["path"]

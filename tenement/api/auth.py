@@ -294,6 +294,9 @@ class Authenticator:
 TICKET_SECONDS = 30.0
 #: unused tickets kept at most; the oldest go first (each is ~200 bytes)
 MAX_TICKETS = 10_000
+#: unused tickets kept at most for one token: its own oldest go first, so that no one
+#: token holder can push out the others' tickets
+MAX_TICKETS_EACH = 100
 
 
 class StreamTickets:
@@ -314,6 +317,9 @@ class StreamTickets:
 
     def issue(self, identity: Identity, now: float) -> str:
         self._expire(now)
+        own = [ticket for ticket, (holder, _) in self._tickets.items() if holder == identity]
+        for ticket in own[: max(len(own) - MAX_TICKETS_EACH + 1, 0)]:
+            del self._tickets[ticket]
         while len(self._tickets) >= self.capacity:
             del self._tickets[next(iter(self._tickets))]
         ticket = secrets.token_urlsafe(32)

@@ -54,6 +54,13 @@ def entry_json(entry: Any) -> dict[str, Any]:
 
 #: the largest ``limit`` / ``backlog`` accepted: the reference's (64-bit ``usize``)
 MAX_COUNT = http.MAX_INT
+#: the most entries one answer (or a stream's backlog) holds: the reference keeps 10,000
+#: lines in all, so it never answers more; ``limit`` (or none) beyond it gets the last
+#: 10,000
+MAX_ENTRIES = 10_000
+#: ... and the most characters of message they hold (the newest entries that fit): a
+#: tenant decides how long its lines are (up to 64 KiB each), not how large an answer gets
+MAX_CHARS = 16 * 1024 * 1024
 
 
 def count_param(query: dict[str, str], name: str) -> int | None:
@@ -85,14 +92,16 @@ def count_param(query: dict[str, str], name: str) -> int | None:
 async def query_store(
     store: Any, filters: LogFilter, *, search: str | None, limit: int | None
 ) -> list[Any]:
-    """The last ``limit`` matching entries, oldest first, read in a worker thread."""
+    """The last ``limit`` matching entries (at most :data:`MAX_ENTRIES`, holding at most
+    :data:`MAX_CHARS`), oldest first, read in a worker thread."""
     call = functools.partial(
         store.query_logs,
         process=filters.process,
         instance_id=filters.instance_id,
         level=filters.level,
         search=search or None,
-        limit=limit,
+        limit=MAX_ENTRIES if limit is None else min(limit, MAX_ENTRIES),
+        max_chars=MAX_CHARS,
     )
     return await trio.to_thread.run_sync(call)
 
@@ -102,4 +111,7 @@ async def list_logs(api: ApiContext, request: Request, send: Send) -> http.Respo
     filters = LogFilter.from_query(query, request.tenant)
     limit = count_param(query, "limit")
     entries = await query_store(api.store, filters, search=query.get("search"), limit=limit)
-    return http.json_response([entry_json(entry) for entry in entries])
+    # megabytes of JSON take a while to write: not in the loop that serves everyone
+    return await trio.to_thread.run_sync(
+        lambda: http.json_response([entry_json(entry) for entry in entries])
+    )

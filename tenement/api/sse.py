@@ -13,6 +13,7 @@ open stream never holds up the drain.
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import trio
@@ -60,12 +61,17 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
         await send({"type": "http.response.body", "body": b"", "more_body": True})
         for entry in backlog:
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
+        ended = False
         async with trio.open_nursery() as nursery:
             nursery.start_soon(cancel_on_disconnect, request.receive, nursery.cancel_scope)
             await _forward(feed, filters, set(backlog), api, send, was_ready=was_ready)
+            ended = True
             nursery.cancel_scope.cancel()
-    # After a disconnect the server drops this send; that is fine.
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    if not ended:
+        return  # the client left: there is no one to end the stream for
+    # the client may leave meanwhile; its closed socket is not this stream's error
+    with contextlib.suppress(OSError):
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 async def _forward(

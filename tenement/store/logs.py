@@ -148,8 +148,11 @@ class LogQueries(StoreBase):
         level: str | None = None,
         search: str | None = None,
         limit: int | None = None,
+        max_chars: int | None = None,
     ) -> list[LogEntry]:
-        """The LAST ``limit`` entries matching every given filter, oldest first.
+        """The LAST ``limit`` entries matching every given filter, oldest first; with
+        ``max_chars``, only as many of the newest as hold that many characters of message
+        (at least one), so that no answer grows with what a tenant prints.
 
         ``search`` finds words: on SQLite through the FTS5 index, as one phrase in which
         no character is an operator (``"foo*`` finds "foo"); elsewhere, and on SQLite for
@@ -175,8 +178,30 @@ class LogQueries(StoreBase):
             # both databases take a signed 64-bit LIMIT; more rows than that is all of them
             params["limit"] = min(max(limit, 0), _MAX_SQL_INT)
         with self._read() as conn:
+            if max_chars is not None:
+                newest = self._within(conn, where, newest, params, max_chars)
             rows = conn.execute(f"SELECT * FROM ({newest}) AS newest ORDER BY id", params).rows
             return [LogEntry.from_row(row) for row in rows]
+
+    @staticmethod
+    def _within(conn: Any, where: str, newest: str, params: dict[str, Any], max_chars: int) -> str:
+        """``newest`` narrowed to the entries that fit ``max_chars``: their sizes are read
+        first (ids and lengths, no messages), newest first, up to the same limit."""
+        limit = " LIMIT :limit" if "limit" in params else ""
+        sizes = conn.execute(
+            f"SELECT id, length(message) AS size FROM logs{where} ORDER BY id DESC{limit}", params
+        ).rows
+        total, oldest = 0, None
+        for row in sizes:
+            total += int(row["size"] or 0)
+            if total > max_chars and oldest is not None:
+                break
+            oldest = int(row["id"])
+        if oldest is None:
+            return newest
+        params["oldest"] = oldest
+        condition = " AND id >= :oldest" if where else " WHERE id >= :oldest"
+        return newest.replace(f"FROM logs{where}", f"FROM logs{where}{condition}", 1)
 
     def _search_condition(self, search: str, params: dict[str, Any]) -> str:
         if not self._sqlite:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -163,3 +164,73 @@ async def test_a_stream_ticket_opens_one_stream_as_its_owner(api: Harness) -> No
         other = (await tenant.post("/api/logs/stream/ticket")).json()["ticket"]
         assert (await anonymous.get("/api/instances", params={"ticket": other})).status_code == 401
         assert (await anonymous.get("/api/logs/stream", params={"ticket": "x"})).status_code == 401
+
+
+def _fill(store: object, count: int, *, length: int = 10) -> None:
+    from tenement.store import LogEntry
+
+    base = 1_700_000_000_000
+    entries = [
+        LogEntry(base + n, "stdout", "notes", "alice", f"{n:0{length}d}") for n in range(count)
+    ]
+    store.insert_logs(entries)  # type: ignore[attr-defined]
+
+
+async def test_an_answer_holds_at_most_the_last_10000_entries(api: Harness) -> None:
+    """As 0.2.2, whose ring holds 10,000 lines: a tenant's flood of its log makes no
+    answer larger than that."""
+    _fill(api.store, 10_050)
+    async with api.admin() as admin:
+        for params in ({}, {"limit": "20000"}):
+            entries = (await admin.get("/api/logs", params=params)).json()
+            assert len(entries) == 10_000
+            assert entries[0]["message"] == f"{50:010d}"
+            assert entries[-1]["message"] == f"{10_049:010d}"
+        assert len((await admin.get("/api/logs", params={"limit": "3"})).json()) == 3
+
+
+async def test_an_answer_holds_at_most_16_million_characters_of_message(api: Harness) -> None:
+    """A regression: 3,000 lines of 60 KB made a 167 MB answer (and 1.2 GB of server
+    memory for four at once); the newest lines that fit are answered."""
+    _fill(api.store, 300, length=64 * 1024)
+    async with api.admin() as admin:
+        entries = (await admin.get("/api/logs")).json()
+    assert len(entries) == 16 * 1024 * 1024 // (64 * 1024)
+    assert entries[-1]["message"] == f"{299:0{64 * 1024}d}"
+
+
+async def test_a_stream_backlog_is_bounded_too(api: Harness) -> None:
+    _fill(api.store, 10_050)
+    async with api.admin() as admin:
+        params = {"backlog": "999999999999"}
+        async with admin.stream("GET", "/api/logs/stream", params=params) as response:
+            count = 0
+            with trio.fail_after(30):
+                async for line in response.aiter_lines():
+                    if line.startswith("data: "):
+                        count += 1
+                        last = json.loads(line[6:])
+                        if last["message"] == f"{10_049:010d}":
+                            break
+    assert count == 10_000
+
+
+async def test_a_client_that_leaves_a_stream_logs_no_error(
+    api: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A regression: each stream whose client hung up logged an ERROR with a 20-line
+    traceback (the stream's last, empty part sent to a closed socket): tickets are cheap,
+    so any token holder could fill the server's log."""
+    async with api.admin() as admin:
+        for _ in range(3):
+            async with admin.stream("GET", "/api/logs/stream") as response:
+                assert response.status_code == 200
+                with trio.fail_after(20):
+                    while api.supervisor.statistics().logs.subscribers == 0:
+                        await trio.sleep(0.01)
+        port = await start(admin, "alice")
+        with trio.fail_after(20):  # the feed notices the closed subscribers when it publishes
+            while api.supervisor.statistics().logs.subscribers:
+                await say(port, "after-leaving")
+                await trio.sleep(0.05)
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []

@@ -73,6 +73,8 @@ def test_queries_on_postgresql(pg_store: Store) -> None:
     assert pg_store.log_offset("/l") == (1, 20)
     assert pg_store.query_logs(search="100%", limit=2) == entries[-2:]
     assert pg_store.query_logs(search="nope") == []
+    # each message is 12 characters: 30 hold the newest two
+    assert pg_store.query_logs(search="100%", max_chars=30) == entries[-2:]
     assert pg_store.prune_logs(keep_rows=3) == 3
 
     record = InstanceRecord(

@@ -7,7 +7,7 @@ import re
 
 import trio
 
-from tenement.api.auth import Identity, StreamTickets
+from tenement.api.auth import MAX_TICKETS_EACH, Identity, StreamTickets
 from tenement.api.dashboard import CSP
 from tests.unit.api.test_app import ADMIN_HEADERS, TENANT_HEADERS, client
 
@@ -50,6 +50,18 @@ def test_tickets_are_single_use_expire_and_are_bounded() -> None:
     tickets.issue(alice, now=0.0)
     tickets.issue(alice, now=100.0)
     assert len(tickets._tickets) == 1
+
+
+def test_one_token_cannot_push_out_the_others_tickets() -> None:
+    """A regression: 10,001 tickets of one tenant evicted everyone's unused ones."""
+    tickets = StreamTickets(lifetime=30.0, capacity=MAX_TICKETS_EACH * 2)
+    admin, alice = Identity(None), Identity("alice")
+    kept = tickets.issue(admin, now=0.0)
+    alices = [tickets.issue(alice, now=0.0) for _ in range(MAX_TICKETS_EACH * 3)]
+    assert tickets.redeem(kept, now=1.0) == admin
+    # her own oldest went; her newest still work
+    assert tickets.redeem(alices[0], now=1.0) is None
+    assert tickets.redeem(alices[-1], now=1.0) == alice
 
 
 async def test_a_429_says_when_to_retry(autojump_clock: trio.abc.Clock) -> None:

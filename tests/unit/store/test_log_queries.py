@@ -4,9 +4,11 @@ import pytest
 
 from tenement.store import LogEntry, Store
 
+BASE = 1_700_000_000_000
+
 
 def entry(n: int, message: str, *, process: str = "api", tenant: str = "t1", level: str = "stdout"):
-    return LogEntry(1_700_000_000_000 + n, level, process, tenant, message)
+    return LogEntry(BASE + n, level, process, tenant, message)
 
 
 def test_insert_then_query_oldest_first(store: Store) -> None:
@@ -139,3 +141,20 @@ def test_search_with_a_nul_character(store: Store, search: str, expected: list[s
 def test_a_limit_beyond_64_bits_means_all(store: Store) -> None:
     store.insert_logs([entry(i, f"line {i}") for i in range(3)])
     assert len(store.query_logs(limit=2**64 - 1)) == 3
+
+
+def test_a_character_budget_keeps_the_newest_entries_that_fit(store: Store) -> None:
+    store.insert_logs([entry(n, "x" * 100) for n in range(10)])
+    store.insert_logs([entry(99, "y" * 30, process="other")])
+    kept = store.query_logs(process="api", max_chars=350)
+    assert [e.timestamp_ms - BASE for e in kept] == [7, 8, 9]  # 3 x 100 fit in 350, 4 do not
+    assert [
+        e.timestamp_ms - BASE for e in store.query_logs(process="api", limit=2, max_chars=350)
+    ] == [
+        8,
+        9,
+    ]
+    # one entry larger than the budget is still answered (the newest)
+    assert [e.timestamp_ms - BASE for e in store.query_logs(process="api", max_chars=10)] == [9]
+    assert len(store.query_logs(max_chars=10**9)) == 11
+    assert store.query_logs(process="none", max_chars=10) == []
