@@ -28,8 +28,8 @@ class CountingProxy(Proxy):
     taken = 0
     left = 0
 
-    async def express(self, request, client_host, receive, send, send_whole) -> bool:  # type: ignore[no-untyped-def]
-        served = await super().express(request, client_host, receive, send, send_whole)
+    async def express(self, request, client_host, receive, send, send_whole, secure=False) -> bool:  # type: ignore[no-untyped-def]
+        served = await super().express(request, client_host, receive, send, send_whole, secure)
         if served:
             self.taken += 1
         else:

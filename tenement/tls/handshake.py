@@ -1,0 +1,96 @@
+"""The TLS handshake of an accepted connection, on the stdlib socket the front uses.
+
+The connection stays a non-blocking ``ssl.SSLSocket``: OpenSSL reads and writes its
+descriptor itself, so the hot path keeps one ``recv``/``send`` per read or write
+(``tenement/sockets.py`` waits on ``SSLWantReadError``/``SSLWantWriteError`` as on
+``EAGAIN``). Before the handshake the ClientHello is peeked at (``MSG_PEEK``: the bytes
+stay for OpenSSL) to choose the certificate (``manager.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+import ssl
+from collections.abc import Awaitable, Callable
+
+import trio
+
+from tenement.tls.clienthello import (
+    MAX_RECORD,
+    ClientHello,
+    NotClientHello,
+    parse_client_hello,
+    record_length,
+)
+
+log = logging.getLogger(__name__)
+
+#: the most a client may take from its connection to the end of the handshake
+HANDSHAKE_SECONDS = 10.0
+
+ChooseContext = Callable[[ClientHello | None], Awaitable[ssl.SSLContext | None]]
+
+
+async def peek_client_hello(conn: socket.socket) -> ClientHello | bool | None:
+    """The ClientHello's names, None when the bytes are no ClientHello (OpenSSL will
+    refuse them), False when the client closed first."""
+    wanted = 1
+    while True:
+        try:
+            data = conn.recv(MAX_RECORD, socket.MSG_PEEK)
+        except BlockingIOError:
+            await trio.lowlevel.wait_readable(conn)
+            continue
+        if not data:
+            return False
+        try:
+            length = record_length(data)
+            if length is not None and len(data) >= length:
+                return parse_client_hello(data[:length])
+        except NotClientHello:
+            return None
+        # Part of the record is here: wait until the rest is (peeked bytes stay readable,
+        # so readiness alone would spin).
+        wanted = length or 5
+        conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, min(wanted, MAX_RECORD))
+        try:
+            await trio.lowlevel.wait_readable(conn)
+        finally:
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
+
+
+async def tls_handshake(conn: socket.socket, choose: ChooseContext) -> ssl.SSLSocket | None:
+    """Handshake on ``conn`` (accepted, non-blocking) within :data:`HANDSHAKE_SECONDS`.
+
+    Returns:
+        The connection as a non-blocking ``SSLSocket`` (``conn`` is detached from its
+        descriptor then); None when the handshake failed or timed out, or no certificate
+        fits: the caller closes ``conn``.
+    """
+    with trio.move_on_after(HANDSHAKE_SECONDS):
+        hello = await peek_client_hello(conn)
+        if hello is False:
+            return None
+        context = await choose(hello if isinstance(hello, ClientHello) else None)
+        if context is None:
+            log.debug("no certificate for %s: connection closed", hello)
+            return None
+        tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+        try:
+            while True:
+                try:
+                    tls.do_handshake()
+                    return tls
+                except ssl.SSLWantReadError:
+                    await trio.lowlevel.wait_readable(tls)
+                except ssl.SSLWantWriteError:
+                    await trio.lowlevel.wait_writable(tls)
+        except OSError as exc:  # the client refused our certificate, or left: routine
+            log.debug("TLS handshake failed: %s", exc)
+            tls.close()
+            return None
+        except trio.Cancelled:
+            tls.close()
+            raise
+    return None
