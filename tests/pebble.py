@@ -124,7 +124,7 @@ class Pebble:
 
     def orders(self) -> int:
         """New orders pebble has logged (its log line per order)."""
-        return self.log_path.read_text(errors="replace").count("There are now")
+        return self.log_path.read_text(errors="replace").count("Added order")
 
 
 @asynccontextmanager

@@ -60,6 +60,16 @@ class TlsStream(trio.abc.HalfCloseableStream):
     async def aclose(self) -> None:
         if not self._closed:
             self._closed = True
+            close_notify(self.socket)
             trio.lowlevel.notify_closing(self.socket)
             self.socket.close()
         await trio.lowlevel.checkpoint()
+
+
+def close_notify(sock: ssl.SSLSocket) -> None:
+    """Send TLS's close_notify without waiting for the client's: a client reading to
+    the end then sees a clean end, not a truncation (which strict clients refuse)."""
+    try:
+        sock.unwrap()
+    except (ssl.SSLError, OSError, ValueError):
+        pass  # the client is gone, or its close_notify is not here yet: enough

@@ -120,3 +120,12 @@ async def refused_handshake(port: int, host: str, context: ssl.SSLContext) -> st
     finally:
         await trio.aclose_forcefully(tls)
     raise AssertionError(f"the handshake for {host} succeeded")
+
+
+async def wait_for_certificate(port: int, host: str, context: ssl.SSLContext) -> Answer:
+    """GET /health over TLS as ``host`` once the server presents a certificate for it."""
+    while True:
+        try:
+            return await https_get(port, host, context, "/health")
+        except trio.BrokenResourceError:
+            await trio.sleep(0.1)
