@@ -8,6 +8,7 @@ finished TLS stream, so hypercorn's scopes say ``https``/``wss``.
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import ssl
 
@@ -69,7 +70,6 @@ class TlsStream(trio.abc.HalfCloseableStream):
 def close_notify(sock: ssl.SSLSocket) -> None:
     """Send TLS's close_notify without waiting for the client's: a client reading to
     the end then sees a clean end, not a truncation (which strict clients refuse)."""
-    try:
+    # the client is gone, or its close_notify is not here yet: sending ours is enough
+    with contextlib.suppress(ssl.SSLError, OSError, ValueError):
         sock.unwrap()
-    except (ssl.SSLError, OSError, ValueError):
-        pass  # the client is gone, or its close_notify is not here yet: enough

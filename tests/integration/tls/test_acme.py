@@ -145,7 +145,7 @@ async def test_a_failed_order_backs_the_host_off(tmp_path: Path) -> None:
     from tests.pebble import free_port
 
     async with open_fd_holder(tmp_path, extra_tcp=2) as holder:
-        https_port, http_port = holder.extra_ports
+        https_port, _ = holder.extra_ports
         async with open_pebble(
             tmp_path / "pebble", http_port=free_port(), tls_port=https_port
         ) as pebble:
