@@ -27,7 +27,13 @@ pytestmark = pytest.mark.skipif(MISSING is not None, reason=MISSING or "")
 RESTARTS = 5
 
 
-async def test_sigusr2_restarts_under_https_load_fail_no_request(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_sigusr2_restarts_under_https_load_fail_no_request(
+    tmp_path: Path, workers: int
+) -> None:
+    """With ``--workers 2`` both processes serve HTTPS and share ``cache_dir``: one
+    orders each certificate (a lock file per host), the other loads it."""
+    options = ("--workers", str(workers))
     async with open_fd_holder(tmp_path, extra_tcp=2) as holder:
         https_port, http_port = holder.extra_ports
         # not a test of validation: pebble takes every challenge as passed
@@ -35,7 +41,7 @@ async def test_sigusr2_restarts_under_https_load_fail_no_request(tmp_path: Path)
             tmp_path / "pebble", http_port=http_port, tls_port=https_port, always_valid=True
         ) as pebble:
             write_config(tmp_path, holder, pebble.directory)
-            await start_server(holder, tmp_path, dict(pebble.environ))
+            await start_server(holder, tmp_path, dict(pebble.environ), *options)
             context = client_context(await pebble.root_pem())
             with trio.fail_after(60):
                 await wait_for_certificate(https_port, DOMAIN, context)
@@ -55,9 +61,10 @@ async def test_sigusr2_restarts_under_https_load_fail_no_request(tmp_path: Path)
                     await load.wait_for_more(30)
                     for _ in range(RESTARTS):
                         assert await holder.stop(signal.SIGUSR2) == 0
-                        await start_server(holder, tmp_path, dict(pebble.environ))
+                        await start_server(holder, tmp_path, dict(pebble.environ), *options)
                         await load.wait_for_more(30)
                 stop.set()
     assert load.ok > 0
     assert dict(load.failures) == {}
     assert load.pids == {tenant_pid}
+    assert pebble.orders() == 2  # the domain and the tenant host, once each
