@@ -46,10 +46,24 @@ def wrk_path() -> str:
     return path
 
 
-def run_wrk(port: int, host: str, *, connections: int, seconds: float, work: Path) -> WrkResult:
-    """One wrk run against 127.0.0.1:port with ``Host: host``."""
-    script = work / f"wrk-{host}.lua"
-    script.write_text(_LUA % {"host": host})
+def run_wrk(
+    port: int,
+    host: str,
+    *,
+    connections: int,
+    seconds: float,
+    work: Path,
+    scheme: str = "http",
+    close: bool = False,
+) -> WrkResult:
+    """One wrk run against 127.0.0.1:port with ``Host: host``; ``scheme`` ``https`` for
+    TLS (wrk does not verify the certificate), ``close`` for a new connection (and TLS
+    handshake) per request."""
+    script = work / f"wrk-{host}{'-close' if close else ''}.lua"
+    lua = _LUA % {"host": host}
+    if close:
+        lua = 'wrk.headers["Connection"] = "close"\n' + lua
+    script.write_text(lua)
     threads = min(connections, 2)
     out = subprocess.run(
         [
@@ -61,7 +75,7 @@ def run_wrk(port: int, host: str, *, connections: int, seconds: float, work: Pat
             "10s",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}/",
+            f"{scheme}://127.0.0.1:{port}/",
         ],
         capture_output=True,
         text=True,

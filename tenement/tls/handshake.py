@@ -61,23 +61,32 @@ async def peek_client_hello(conn: socket.socket) -> ClientHello | bool | None:
 
 
 async def tls_handshake(conn: socket.socket, choose: ChooseContext) -> ssl.SSLSocket | None:
-    """Handshake on ``conn`` (accepted, non-blocking) within :data:`HANDSHAKE_SECONDS`.
+    """Handshake on ``conn`` (accepted, non-blocking).
+
+    The client gets :data:`HANDSHAKE_SECONDS` to send its ClientHello and as long again
+    for the rest of the handshake; choosing the context may take longer (an order on
+    demand: ``choose`` bounds its own wait).
 
     Returns:
         The connection as a non-blocking ``SSLSocket`` (``conn`` is detached from its
         descriptor then); None when the handshake failed or timed out, or no certificate
         fits: the caller closes ``conn``.
     """
+    hello: ClientHello | bool | None = False
     with trio.move_on_after(HANDSHAKE_SECONDS):
-        hello = await peek_client_hello(conn)
-        if hello is False:
-            return None
-        context = await choose(hello if isinstance(hello, ClientHello) else None)
-        if context is None:
-            log.debug("no certificate for %s: connection closed", hello)
-            return None
-        tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
         try:
+            hello = await peek_client_hello(conn)
+        except OSError:  # reset before its first bytes: routine
+            hello = False
+    if hello is False:
+        return None
+    context = await choose(hello if isinstance(hello, ClientHello) else None)
+    if context is None:
+        log.debug("no certificate for %s: connection closed", hello)
+        return None
+    tls = context.wrap_socket(conn, server_side=True, do_handshake_on_connect=False)
+    try:
+        with trio.move_on_after(HANDSHAKE_SECONDS):
             while True:
                 try:
                     tls.do_handshake()
@@ -86,11 +95,10 @@ async def tls_handshake(conn: socket.socket, choose: ChooseContext) -> ssl.SSLSo
                     await trio.lowlevel.wait_readable(tls)
                 except ssl.SSLWantWriteError:
                     await trio.lowlevel.wait_writable(tls)
-        except OSError as exc:  # the client refused our certificate, or left: routine
-            log.debug("TLS handshake failed: %s", exc)
-            tls.close()
-            return None
-        except trio.Cancelled:
-            tls.close()
-            raise
+    except OSError as exc:  # the client refused our certificate, or left: routine
+        log.debug("TLS handshake failed: %s", exc)
+    except BaseException:
+        tls.close()
+        raise
+    tls.close()
     return None

@@ -33,7 +33,7 @@ import attrs
 import trio
 
 from tenement.config import TlsSettings
-from tenement.tls.certs import Certificate, Certificates, make_cache_dir
+from tenement.tls.certs import Certificate, Certificates, is_host_name, make_cache_dir
 from tenement.tls.checks import directory_url
 from tenement.tls.clienthello import ClientHello
 from tenement.tls.issuer import ACME_TLS_ALPN, Challenges, IssueError, Issuer
@@ -133,7 +133,9 @@ class TlsManager:
         return certificate.context
 
     def _may_order(self, host: str) -> bool:
-        return host == self.domain or (host.endswith("." + self.domain) and self._routes(host))
+        if host == self.domain:
+            return True
+        return is_host_name(host) and host.endswith("." + self.domain) and self._routes(host)
 
     async def _obtain_waiting(self, host: str) -> Certificate | None:
         # another process may have ordered it already
@@ -157,36 +159,39 @@ class TlsManager:
 
     async def obtain(self, host: str) -> Certificate | None:
         """Order (or renew) ``host``'s certificate unless it backs off; one order per
-        host at a time, whoever asks. Returns the certificate served afterwards."""
+        host at a time, whoever asks. Returns the certificate served afterwards.
+
+        The order runs in the manager's nursery: a client giving up (or a drain cutting
+        its connection) stops waiting, not the order.
+        """
         event = self._in_flight.get(host)
-        if event is not None:
-            await event.wait()
-            return self.certificates.get(host)
-        if self.backing_off(host) is not None:
-            return self.certificates.get(host)
-        event = self._in_flight[host] = trio.Event()
-        certificate = None
+        if event is None:
+            if self.backing_off(host) is not None:
+                return self.certificates.get(host)
+            event = self._in_flight[host] = trio.Event()
+            if self._nursery is not None:
+                self._nursery.start_soon(self._order, host, event)
+            else:
+                await self._order(host, event)
+        await event.wait()
+        return self.certificates.get(host)
+
+    async def _order(self, host: str, done: trio.Event) -> None:
         try:
-            # shielded: a client giving up must not abandon an order half way
-            with trio.CancelScope(shield=True):
-                certificate = await self._order(host)
-            return certificate
+            async with self._one_order:
+                # abandoned at a stop: the thread's order finishes or not, and the next
+                # server finds its certificate in cache_dir or orders again
+                await trio.to_thread.run_sync(self._order_locked, host, abandon_on_cancel=True)
+        except IssueError as exc:
+            self._failed(host, exc)
+        else:
+            self._backoff.pop(host, None)
+            self._failures_in_a_row = 0
+            self._failures_without_certificate = 0
         finally:
             del self._in_flight[host]
-            event.set()
-
-    async def _order(self, host: str) -> Certificate | None:
-        async with self._one_order:
-            try:
-                certificate = await trio.to_thread.run_sync(self._order_locked, host)
-            except IssueError as exc:
-                self._failed(host, exc)
-                return self.certificates.get(host)
-        self._backoff.pop(host, None)
-        self._failures_in_a_row = 0
-        self._failures_without_certificate = 0
-        self._changed.set()
-        return certificate
+            done.set()
+            self._changed.set()
 
     def _order_locked(self, host: str) -> Certificate:
         """In a thread: under ``host``'s lock file, order unless another process of
@@ -265,6 +270,8 @@ class TlsManager:
         soonest = now + RECHECK_SECONDS
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
+            if not self._may_order(host):
+                continue  # its tenant is gone: served until it expires, not renewed
             certificate = await trio.to_thread.run_sync(self.certificates.reload, host)
             due = certificate.renew_at() if certificate is not None else now
             waiting = self.backing_off(host)
