@@ -16,6 +16,7 @@ import argparse
 import datetime
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -97,8 +98,8 @@ def wait_answering(port: int, scheme: str, work: Path) -> None:
             result = run_wrk(port, HOST, connections=1, seconds=1, work=work, scheme=scheme)
             if result.rps > 0 and result.errors == 0:
                 return
-        except Exception:  # noqa: BLE001 - not up yet
-            pass
+        except (subprocess.CalledProcessError, StopIteration):
+            pass  # not up yet: wrk failed, or printed no summary
         if time.monotonic() > deadline:
             raise RuntimeError(f"nothing answers {scheme} on {port}")
 
