@@ -16,18 +16,21 @@ import argparse
 import datetime
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
+import attrs
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from bench.load import run_wrk
+from bench.load import WrkResult, run_wrk
 from bench.procs import Procs
 from bench.refbin import reference_binary
 from bench.servers import APPS, free_port, tenant_python
@@ -91,11 +94,11 @@ fast = ["t1"]
     )
 
 
-def wait_answering(port: int, scheme: str, work: Path) -> None:
+def wait_answering(port: int, host: str, scheme: str, work: Path) -> None:
     deadline = time.monotonic() + 60
     while True:
         try:
-            result = run_wrk(port, HOST, connections=1, seconds=1, work=work, scheme=scheme)
+            result = run_wrk(port, host, connections=1, seconds=1, work=work, scheme=scheme)
             if result.rps > 0 and result.errors == 0:
                 return
         except (subprocess.CalledProcessError, StopIteration):
@@ -104,25 +107,28 @@ def wait_answering(port: int, scheme: str, work: Path) -> None:
             raise RuntimeError(f"nothing answers {scheme} on {port}")
 
 
-def measure(port: int, scheme: str, work: Path, runs: int, seconds: float) -> dict[str, float]:
-    def best(**options: object) -> list:
-        results = [
-            run_wrk(port, HOST, seconds=seconds, work=work, scheme=scheme, **options)  # type: ignore[arg-type]
-            for _ in range(runs)
-        ]
-        return sorted(results, key=lambda r: r.rps)
+@attrs.frozen
+class Target:
+    name: str
+    port: int
+    host: str
+    scheme: str
 
-    keep_alive = best(connections=32)
-    new_connections = best(connections=32, close=True)
-    single = best(connections=1)
-    middle = runs // 2
+
+def measure_once(target: Target, work: Path, seconds: float) -> dict[str, float]:
+    def wrk(**options: Any) -> WrkResult:
+        return run_wrk(
+            target.port, target.host, seconds=seconds, work=work, scheme=target.scheme, **options
+        )
+
+    keep_alive = wrk(connections=32)
+    new_connections = wrk(connections=32, close=True)
+    single = wrk(connections=1)
     return {
-        "keep_alive_rps": keep_alive[middle].rps,
-        "keep_alive_errors": sum(r.errors for r in keep_alive),
-        "new_connections_per_s": new_connections[middle].rps,
-        "new_connection_errors": sum(r.errors for r in new_connections),
-        "one_connection_p50_ms": sorted(r.p50_ms for r in single)[middle],
-        "one_connection_rps": single[middle].rps,
+        "keep_alive_rps": keep_alive.rps,
+        "new_connections_per_s": new_connections.rps,
+        "one_connection_p50_ms": single.p50_ms,
+        "errors": keep_alive.errors + new_connections.errors + single.errors,
     }
 
 
@@ -133,7 +139,8 @@ def main() -> None:
     parser.add_argument("--workers", default="0", help="ours: --workers (0: one per CPU)")
     args = parser.parse_args()
     procs = Procs()
-    results: dict[str, dict[str, float]] = {}
+    samples: dict[str, list[dict[str, float]]] = {}
+    loads = []
     try:
         with tempfile.TemporaryDirectory(prefix="bench-tls-") as scratch:
             work = Path(scratch)
@@ -154,25 +161,36 @@ def main() -> None:
                 cwd=ours_dir,
                 env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
             )
-            wait_answering(https, "https", work)
-            wait_answering(plain, "http", work)
-            results["ours https"] = measure(https, "https", work, args.runs, args.seconds)
-            results["ours http"] = measure(plain, "http", work, args.runs, args.seconds)
-            procs.close()
-            procs = Procs()
             reference_dir = work / "reference"
             write_project(reference_dir, procs.marker, None)
-            port = free_port()
+            reference = free_port()
+            # as bench.run runs it: the default domain, localhost
             procs.start(
-                [str(reference_binary(download=False)), "serve", "--port", str(port), "-d", DOMAIN],
+                [str(reference_binary(download=False)), "serve", "--port", str(reference)],
                 cwd=reference_dir,
                 env={"RUST_LOG": "warn"},
             )
-            wait_answering(port, "http", work)
-            results["reference http"] = measure(port, "http", work, args.runs, args.seconds)
+            targets = [
+                Target("ours https", https, HOST, "https"),
+                Target("ours http", plain, HOST, "http"),
+                Target("reference http", reference, "t1.fast.localhost", "http"),
+            ]
+            for target in targets:
+                wait_answering(target.port, target.host, target.scheme, work)
+            # interleaved, so that the machine's other work weighs on each alike
+            for _ in range(args.runs):
+                loads.append(os.getloadavg()[0])
+                for target in targets:
+                    samples.setdefault(target.name, []).append(
+                        measure_once(target, work, args.seconds)
+                    )
     finally:
         procs.close()
-    print(json.dumps({"load_average": os.getloadavg()[0], "results": results}, indent=2))
+    results = {
+        name: {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+        for name, runs in samples.items()
+    }
+    print(json.dumps({"load_averages": loads, "medians": results, "runs": samples}, indent=2))
 
 
 if __name__ == "__main__":
