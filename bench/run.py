@@ -159,7 +159,7 @@ def byte_compile() -> None:
     compileall.compile_dir(Path(tenement.__file__).parent, quiet=1)
 
 
-def private_network(argv: list[str]) -> None:
+def private_network(argv: list[str], module: str = "bench.run") -> None:
     """Re-run this command in a private network namespace (root only), with loopback up.
 
     The machine is shared: other people's tenants listen on ports in 30000-40000, which the
@@ -173,7 +173,7 @@ def private_network(argv: list[str]) -> None:
         log.warning("no unshare/ip: running in the shared network namespace")
         return
     os.environ["BENCH_NETNS"] = "1"
-    command = f'ip link set lo up && exec {sys.executable} -m bench.run "$@"'
+    command = f'ip link set lo up && exec {sys.executable} -m {module} "$@"'
     os.execvp("unshare", ["unshare", "--net", "--", "sh", "-c", command, "sh", *argv])
 
 

@@ -7,7 +7,7 @@ its plain HTTP ones, measured in the same run, and ours are given over HTTPS and
 HTTP side by side. Our server loads a certificate placed in ``cache_dir`` (made here,
 valid two days), so no CA is involved either; wrk connects to 127.0.0.1 (its SNI is
 then the address, and the server presents the domain's certificate) and sends the
-tenant's Host. Loopback only.
+tenant's Host. Loopback only, in a network namespace of its own (as ``bench.run``).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from cryptography.x509.oid import NameOID
 from bench.load import WrkResult, run_wrk
 from bench.procs import Procs
 from bench.refbin import reference_binary
+from bench.run import private_network
 from bench.servers import APPS, free_port, tenant_python
 
 DOMAIN = "bench.test"
@@ -138,6 +139,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=5)
     parser.add_argument("--workers", default="0", help="ours: --workers (0: one per CPU)")
     args = parser.parse_args()
+    # the reference hands out tenant ports others may hold: a namespace of our own
+    private_network(sys.argv[1:], module="bench.tls")
     procs = Procs()
     samples: dict[str, list[dict[str, float]]] = {}
     loads = []
