@@ -40,13 +40,18 @@ def record_length(data: bytes) -> int | None:
     here.
 
     Raises:
-        NotClientHello: the first byte is not a handshake record's.
+        NotClientHello: the first byte is not a handshake record's, or the record is
+            longer than TLS allows.
     """
     if data and data[0] != _HANDSHAKE:
         raise NotClientHello("not a TLS handshake record")
     if len(data) < RECORD_HEADER:
         return None
-    return RECORD_HEADER + int.from_bytes(data[3:5], "big")
+    length = RECORD_HEADER + int.from_bytes(data[3:5], "big")
+    if length > MAX_RECORD:
+        # no plaintext record is longer; waiting for the rest would never end
+        raise NotClientHello(f"a record of {length} bytes")
+    return length
 
 
 def parse_client_hello(record: bytes) -> ClientHello:

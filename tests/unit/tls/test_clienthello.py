@@ -71,3 +71,11 @@ def test_anything_else_is_refused(data: bytes) -> None:
         length = record_length(data)
         assert length is not None
         parse_client_hello(data[:length])
+
+
+def test_a_record_longer_than_tls_allows_is_refused_from_its_header() -> None:
+    """The front waits for a whole record: one that claims more than 2^14 bytes would
+    have it wait (and spin on the bytes already there) until the handshake deadline."""
+    with pytest.raises(NotClientHello):
+        record_length(b"\x16\x03\x01\xff\xff")
+    assert record_length(b"\x16\x03\x01\x40\x00") == 5 + 2**14
