@@ -18,6 +18,7 @@ import datetime
 import functools
 import hashlib
 import logging
+import re
 import ssl
 import tempfile
 from pathlib import Path
@@ -46,12 +47,38 @@ _ACME_IDENTIFIER = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
 
 
 class IssueError(TenementError):
-    """An order failed; the message says what failed and what to check."""
+    """An order failed; the message says what failed and what to check.
 
-    def __init__(self, host: str, message: str, *, rate_limited: bool = False) -> None:
+    Attributes:
+        rate_limited: the CA answered ``rateLimited``.
+        retry_at: when the CA said to try again (epoch seconds), if it said.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        message: str,
+        *,
+        rate_limited: bool = False,
+        retry_at: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.host = host
         self.rate_limited = rate_limited
+        self.retry_at = retry_at
+
+
+#: how Let's Encrypt (Boulder) says when a rate limit lets go, in a problem's detail
+_RETRY_AFTER = re.compile(r"retry after (\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})")
+
+
+def retry_after(detail: str) -> float | None:
+    """The time (epoch seconds, UTC) a rate-limit problem's ``detail`` names, if any."""
+    found = _RETRY_AFTER.search(detail)
+    if found is None:
+        return None
+    when = datetime.datetime.fromisoformat(f"{found[1]}T{found[2]}+00:00")
+    return when.timestamp()
 
 
 @attrs.define
@@ -285,7 +312,12 @@ def _issue_error(host: str, challenge: str, directory: str, exc: Exception) -> I
         text = f"The ACME server refused the order for {host}: {exc.detail or exc.typ}."
         if limited:
             text += " It is rate limiting this account: tenement waits before trying again."
-        return IssueError(host, f"{text} {checks}", rate_limited=limited)
+        return IssueError(
+            host,
+            f"{text} {checks}",
+            rate_limited=limited,
+            retry_at=retry_after(exc.detail or "") if limited else None,
+        )
     if isinstance(exc, errors.TimeoutError):
         return IssueError(
             host, f"The order for {host} was not valid after {ORDER_SECONDS}s. {checks}"

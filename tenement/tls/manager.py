@@ -45,7 +45,8 @@ ORDER_WAIT_SECONDS = 60.0
 #: a host's first failed order waits this long before the next; then it doubles
 BACKOFF_SECONDS = 60.0
 BACKOFF_MAX_SECONDS = 3600.0
-#: what a CA's "rateLimited" answer costs a host at least
+#: what a CA's "rateLimited" answer costs a host at least (longer when it says when to
+#: try again)
 RATE_LIMITED_SECONDS = 3600.0
 #: the troubleshooting hint comes after this many failures in a row, the rate-limit one
 #: after this many without any certificate (as 0.2.2's)
@@ -218,6 +219,8 @@ class TlsManager:
         wait = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (backoff.failures - 1))
         if exc.rate_limited:
             wait = max(wait, RATE_LIMITED_SECONDS)
+            if exc.retry_at is not None:  # the CA's word, when it gave one
+                wait = max(wait, exc.retry_at - time.time())
         backoff.until = time.monotonic() + wait
         backoff.last_error = exc.message
         self._failures_in_a_row += 1
