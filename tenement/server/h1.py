@@ -28,9 +28,10 @@ shutdown gets ``IDLE_DRAIN_SECONDS`` to present one more request (as hypercorn's
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 from urllib.parse import unquote
 
@@ -109,13 +110,38 @@ class IdleConnections:
         self.shutdown = shutdown
         self.idle_drain_seconds = idle_drain_seconds
         self.deadlines = Deadlines()
-        self.waiting: set[Http1Connection] = set()
+        self.waiting: set[Http1Connection | Greeting] = set()
+
+    @contextlib.contextmanager
+    def greeting(self, waiting: trio.CancelScope) -> Iterator[None]:
+        """A TLS connection waits for its ClientHello under ``waiting``: idle too, for
+        the drain (see ``tenement.tls.handshake``)."""
+        greeting = Greeting(waiting)
+        if self.shutdown.is_set():
+            greeting.hurry(trio.current_time() + self.idle_drain_seconds)
+        self.waiting.add(greeting)
+        try:
+            yield
+        finally:
+            self.waiting.discard(greeting)
 
     async def drain_on_shutdown(self) -> None:
         await self.shutdown.wait()
         deadline = trio.current_time() + self.idle_drain_seconds
         for conn in self.waiting:
             conn.hurry(deadline)
+
+
+class Greeting:
+    """A TLS connection that has not sent its ClientHello: idle, as the drain sees it."""
+
+    __slots__ = ("_waiting",)
+
+    def __init__(self, waiting: trio.CancelScope) -> None:
+        self._waiting = waiting
+
+    def hurry(self, deadline: float) -> None:
+        self._waiting.deadline = min(self._waiting.deadline, deadline)
 
 
 class Http1Connection:

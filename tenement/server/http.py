@@ -146,7 +146,7 @@ async def serve_http(
         stream: trio.SocketStream | TlsStream
         if tls is not None:
             try:
-                secured = await tls_handshake(conn, tls)
+                secured = await tls_handshake(conn, tls, greeting=idle.greeting)
             except Exception:  # the barrier, as below
                 log.exception("TLS handshake with %s ended by an error", peer)
                 secured = None

@@ -9,10 +9,12 @@ stay for OpenSSL) to choose the certificate (``manager.py``).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import ssl
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 
 import trio
 
@@ -60,12 +62,22 @@ async def peek_client_hello(conn: socket.socket) -> ClientHello | bool | None:
             conn.setsockopt(socket.SOL_SOCKET, socket.SO_RCVLOWAT, 1)
 
 
-async def tls_handshake(conn: socket.socket, choose: ChooseContext) -> ssl.SSLSocket | None:
+async def tls_handshake(
+    conn: socket.socket,
+    choose: ChooseContext,
+    *,
+    greeting: Callable[[trio.CancelScope], AbstractContextManager[object]] | None = None,
+) -> ssl.SSLSocket | None:
     """Handshake on ``conn`` (accepted, non-blocking).
 
     The client gets :data:`HANDSHAKE_SECONDS` to send its ClientHello and as long again
     for the rest of the handshake; choosing the context may take longer (an order on
     demand: ``choose`` bounds its own wait).
+
+    Args:
+        greeting: entered around the wait for the ClientHello with its cancel scope, so
+            that the caller may shorten it (a drain closes connections that have sent
+            nothing yet, as it closes idle ones).
 
     Returns:
         The connection as a non-blocking ``SSLSocket`` (``conn`` is detached from its
@@ -73,11 +85,12 @@ async def tls_handshake(conn: socket.socket, choose: ChooseContext) -> ssl.SSLSo
         fits: the caller closes ``conn``.
     """
     hello: ClientHello | bool | None = False
-    with trio.move_on_after(HANDSHAKE_SECONDS):
-        try:
-            hello = await peek_client_hello(conn)
-        except OSError:  # reset before its first bytes: routine
-            hello = False
+    with trio.move_on_after(HANDSHAKE_SECONDS) as waiting:
+        with greeting(waiting) if greeting is not None else contextlib.nullcontext():
+            try:
+                hello = await peek_client_hello(conn)
+            except OSError:  # reset before its first bytes: routine
+                hello = False
     if hello is False:
         return None
     context = await choose(hello if isinstance(hello, ClientHello) else None)

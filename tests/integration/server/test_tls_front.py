@@ -172,3 +172,51 @@ async def test_websocket_over_tls_is_wss(tmp_path: Path) -> None:
             assert texts == ["wss hi"]
             await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_drain_closes_connections_that_sent_no_client_hello(tmp_path: Path) -> None:
+    """They are idle, as a plain connection that sent nothing is: the drain gives them
+    its short idle grace, not the handshake's 10 s (a restart would wait for them)."""
+    _, cert, key = make_ca(tmp_path)
+    context = server_context()
+    context.load_cert_chain(cert, key)
+
+    async def choose(hello: ClientHello | None) -> ssl.SSLContext:
+        return context
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    shutdown = trio.Event()
+    drained = trio.Event()
+
+    async def serve(task_status: trio.TaskStatus[None]) -> None:
+        await serve_http(
+            app,
+            [listener],
+            shutdown=shutdown,
+            grace_seconds=60,
+            fast_path=lambda host: True,
+            tls=choose,
+            task_status=task_status,
+        )
+        drained.set()
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(serve)
+        silent = await trio.open_tcp_stream("127.0.0.1", port)
+        async with silent:
+            # connections are accepted in order: once a later one is served, the silent
+            # one is accepted and waits for its ClientHello
+            client = ssl.create_default_context(cafile=str(tmp_path / "ca.pem"))
+            with trio.fail_after(10):
+                later = await connect(port, client)
+                assert await exchange(later, h11.Connection(h11.CLIENT), get("/")) == (
+                    200,
+                    b"https",
+                )
+                await later.aclose()
+            shutdown.set()
+            with trio.fail_after(5):  # the handshake's own deadline is 10 s
+                await drained.wait()
+                assert await silent.receive_some(10) == b""  # closed by the server
