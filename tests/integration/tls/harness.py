@@ -26,12 +26,13 @@ def write_config(
     *,
     challenge: str = "tls-alpn-01",
     extra: str = "",
+    data_dir: str = "data",
 ) -> None:
     https_port, http_port = holder.extra_ports
     (directory / "tenement.toml").write_text(
         f"""
 [settings]
-data_dir = "data"
+data_dir = "{data_dir}"
 health_check_interval = 1
 tenant_users = false
 
