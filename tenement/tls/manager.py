@@ -102,6 +102,8 @@ class TlsManager:
         """Create ``cache_dir`` (0700) and load the certificates in it (call before
         serving: a restart serves at once)."""
         make_cache_dir(self.cache_dir)
+        if self.tls.staging and self.tls.directory is None:
+            log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
         hosts = self.certificates.load_cached()
         if hosts:
             log.info("TLS certificates loaded from %s: %s", self.cache_dir, ", ".join(hosts))
