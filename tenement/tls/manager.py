@@ -7,8 +7,10 @@
   client refuses) and never causes an order, so no client can make us hammer the CA.
   The first client waits for the order (at most :data:`ORDER_WAIT_SECONDS`).
 - A failed order backs its host off (:data:`BACKOFF_SECONDS`, doubling up to
-  :data:`BACKOFF_MAX_SECONDS`; an hour at least when the CA says it rate limits), and
-  one order runs at a time.
+  :data:`BACKOFF_MAX_SECONDS`; an hour at least when the CA says it rate limits, or
+  until the time it names), and one order runs at a time. The back-off is kept in
+  ``cache_dir/backoff.json``, so a server restarting in a loop does not order at each
+  start.
 - Every certificate is renewed once two thirds of its lifetime have passed; the new one
   is presented from the next handshake on, without a restart.
 - Every process of one server (workers, a standby, the next server during a restart)
@@ -20,6 +22,7 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import json
 import logging
 import os
 import ssl
@@ -33,7 +36,13 @@ import attrs
 import trio
 
 from tenement.config import TlsSettings
-from tenement.tls.certs import Certificate, Certificates, is_host_name, make_cache_dir
+from tenement.tls.certs import (
+    Certificate,
+    Certificates,
+    is_host_name,
+    make_cache_dir,
+    write_private,
+)
 from tenement.tls.checks import directory_url
 from tenement.tls.clienthello import ClientHello
 from tenement.tls.issuer import ACME_TLS_ALPN, Challenges, IssueError, Issuer
@@ -59,6 +68,7 @@ RECHECK_SECONDS = 600.0
 @attrs.define
 class _Backoff:
     failures: int = 0
+    #: wall-clock time (epoch seconds): it is kept in cache_dir across restarts
     until: float = 0.0
     last_error: str = ""
 
@@ -104,6 +114,7 @@ class TlsManager:
         make_cache_dir(self.cache_dir)
         if self.tls.staging and self.tls.directory is None:
             log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
+        self._backoff = self._read_backoff()
         hosts = self.certificates.load_cached()
         if hosts:
             log.info("TLS certificates loaded from %s: %s", self.cache_dir, ", ".join(hosts))
@@ -157,7 +168,7 @@ class TlsManager:
         backoff = self._backoff.get(host)
         if backoff is None:
             return None
-        left = backoff.until - time.monotonic()
+        left = backoff.until - time.time()
         return left if left > 0 else None
 
     async def obtain(self, host: str) -> Certificate | None:
@@ -187,8 +198,10 @@ class TlsManager:
                 await trio.to_thread.run_sync(self._order_locked, host, abandon_on_cancel=True)
         except IssueError as exc:
             self._failed(host, exc)
+            await self._save_backoff()
         else:
-            self._backoff.pop(host, None)
+            if self._backoff.pop(host, None) is not None:
+                await self._save_backoff()
             self._failures_in_a_row = 0
             self._failures_without_certificate = 0
         finally:
@@ -223,7 +236,7 @@ class TlsManager:
             wait = max(wait, RATE_LIMITED_SECONDS)
             if exc.retry_at is not None:  # the CA's word, when it gave one
                 wait = max(wait, exc.retry_at - time.time())
-        backoff.until = time.monotonic() + wait
+        backoff.until = time.time() + wait
         backoff.last_error = exc.message
         self._failures_in_a_row += 1
         if not self.certificates.hosts():
@@ -259,6 +272,33 @@ class TlsManager:
             "- Check firewall allows inbound traffic on it\n"
             f"- Check that {self.directory} is reachable from this server"
         )
+
+    def _backoff_path(self) -> Path:
+        return self.cache_dir / "backoff.json"
+
+    def _read_backoff(self) -> dict[str, _Backoff]:
+        """The back-off of failed hosts, as the last server left it: a server that
+        crashes and restarts in a loop must not order again at every start."""
+        try:
+            data = json.loads(self._backoff_path().read_text())
+            return {
+                host: _Backoff(int(entry["failures"]), float(entry["until"]), str(entry["error"]))
+                for host, entry in data.items()
+                if float(entry["until"]) > time.time()
+            }
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
+            return {}
+
+    async def _save_backoff(self) -> None:
+        data = {
+            host: {"failures": b.failures, "until": b.until, "error": b.last_error}
+            for host, b in self._backoff.items()
+        }
+        text = json.dumps(data, indent=1).encode()
+        await trio.to_thread.run_sync(write_private, self._backoff_path(), text)
 
     # -- renewal -------------------------------------------------------------------------
 

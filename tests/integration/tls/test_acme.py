@@ -165,6 +165,12 @@ async def test_a_failed_order_backs_the_host_off(tmp_path: Path) -> None:
                 with trio.fail_after(30):
                     await refused_handshake(https_port, TENANT_HOST, context)
             assert pebble.orders() == orders
+            # a restart (a crash loop) keeps the back-off: it orders nothing either
+            assert await holder.stop(signal.SIGTERM) == 0
+            await start_server(holder, tmp_path, dict(pebble.environ))
+            with trio.fail_after(30):
+                await refused_handshake(https_port, TENANT_HOST, context)
+            assert pebble.orders() == orders
 
 
 async def test_renewal_is_swapped_in_without_a_restart(tmp_path: Path) -> None:
