@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import socket
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from tenement.config import Settings, TlsSettings
-from tenement.proxy import Proxy
-from tenement.tls.manager import TlsManager
+
+if TYPE_CHECKING:  # with cryptography and acme: loaded only when TLS is on
+    from tenement.proxy import Proxy
+    from tenement.tls.manager import TlsManager
 
 
 def split_sockets(
@@ -52,6 +55,7 @@ def tls_manager(settings: Settings, proxy: Proxy) -> TlsManager:
     """The manager of the HTTPS front: certificates may be ordered on demand for host
     names that route to a known instance (with ``wake_any_id``, only a running one:
     any name would do otherwise)."""
+    from tenement.tls.manager import TlsManager
 
     def routes(host: str) -> bool:
         return proxy.routes_to_instance(host, running_only=settings.wake_any_id)

@@ -12,11 +12,30 @@ Layout:
 - ``redirect``: the HTTP port (``308`` to HTTPS, ``http-01`` answers).
 
 Layering: config <- tls <- server. The server wires it to the proxy's routing.
+
+The names below are loaded on first use: the front imports ``handshake`` and ``stream``
+at every start, and only a server with TLS on should pay for ``cryptography`` and
+``acme`` (``manager``, ``issuer``, ``certs``).
 """
 
 from __future__ import annotations
 
-from tenement.tls.checks import TlsConfigError, TlsFlags, directory_url, resolve_tls
-from tenement.tls.manager import TlsManager
+#: typing itself costs a few ms at start; type checkers treat this name as True
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from tenement.tls.checks import TlsConfigError, TlsFlags, directory_url, resolve_tls
+    from tenement.tls.manager import TlsManager
 
 __all__ = ["TlsConfigError", "TlsFlags", "TlsManager", "directory_url", "resolve_tls"]
+
+
+def __getattr__(name: str) -> object:
+    if name == "TlsManager":
+        from tenement.tls.manager import TlsManager
+
+        return TlsManager
+    if name in ("TlsConfigError", "TlsFlags", "directory_url", "resolve_tls"):
+        from tenement.tls import checks
+
+        return getattr(checks, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
