@@ -63,6 +63,7 @@ def build_api(
     proxy_metrics: Any = None,
     authenticator: Authenticator | None = None,
     keepalive_seconds: float = sse.KEEPALIVE_SECONDS,
+    tls_status: Callable[[], dict[str, Any] | None] | None = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -78,6 +79,8 @@ def build_api(
         authenticator: defaults to Argon2 verification against ``store`` with a
             per-client :class:`RateLimiter`.
         keepalive_seconds: idle time before an SSE comment frame.
+        tls_status: the built-in TLS's certificates and failing hosts, added to
+            ``/api/tls/status`` (None, or returning None: not reported).
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -91,5 +94,6 @@ def build_api(
         ready=ready,
         authenticator=authenticator or Authenticator(store),
         keepalive_seconds=keepalive_seconds,
+        tls_status=tls_status,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

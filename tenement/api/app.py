@@ -41,6 +41,8 @@ class ApiContext:
     ready: Callable[[], bool]
     authenticator: Authenticator
     keepalive_seconds: float
+    #: the built-in TLS's live state for /api/tls/status (None: no TLS in this server)
+    tls_status: Callable[[], dict[str, Any] | None] | None = None
 
 
 @attrs.frozen

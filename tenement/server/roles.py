@@ -85,6 +85,9 @@ class Node:
         #: set by the server once it serves: adopted tenants' watchers start then
         self.serving = trio.Event()
         self._hand_over = False
+        #: the built-in TLS's certificates and failures for /api/tls/status; set by the
+        #: server once its TLS front runs (None: no TLS here)
+        self.tls_status: Callable[[], dict[str, Any]] | None = None
         self.metrics = ProxyMetrics()
         leader = LeaderClient(store, server_id)
         self.standby = SharedBackends(config, store, leader, lambda: self.supervisor, self.metrics)
@@ -178,6 +181,7 @@ class Node:
             settings=self.config.settings,
             domain=self._domain,
             proxy_metrics=self.metrics,
+            tls_status=lambda: self.tls_status() if self.tls_status is not None else None,
         )
         self.proxy.use(sup, self._api)
 

@@ -347,6 +347,7 @@ async def _start_tls(
     manager = tls_manager(settings, node.proxy)
     await trio.to_thread.run_sync(manager.load)
     await nursery.start(manager.run)
+    node.tls_status = manager.status
     drained = []
     if https:
         https_drained = trio.Event()

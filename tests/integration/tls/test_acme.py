@@ -113,6 +113,9 @@ async def test_unknown_names_cause_no_order_and_http_redirects(tmp_path: Path) -
                 "http_port": http_port,
             }
             assert body["recommendation"] is None
+            assert body["directory"] == pebble.directory
+            assert sorted(c["host"] for c in body["certificates"]) == [TENANT_HOST, DOMAIN]
+            assert body["failing"] == []
 
 
 async def test_a_restart_serves_the_cached_certificate_while_the_ca_is_down(
