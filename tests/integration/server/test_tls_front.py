@@ -220,3 +220,22 @@ async def test_a_drain_closes_connections_that_sent_no_client_hello(tmp_path: Pa
             with trio.fail_after(5):  # the handshake's own deadline is 10 s
                 await drained.wait()
                 assert await silent.receive_some(10) == b""  # closed by the server
+
+
+async def test_the_edge_refuses_ambiguous_framing_over_tls_too(tmp_path: Path) -> None:
+    """TLS sits in front of the hardened front, not beside it: Content-Length with
+    Transfer-Encoding is refused with 400 after decryption as it is without TLS."""
+    async with trio.open_nursery() as nursery:
+        port, client = await serving(nursery, tmp_path)
+        with trio.fail_after(20):
+            stream = await connect(port, client)
+            await stream.send_all(
+                b"POST / HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+            )
+            answer = b""
+            while b"\r\n\r\n" not in answer:
+                answer += await stream.receive_some(65536)
+            assert answer.startswith(b"HTTP/1.1 400 ")
+            await trio.aclose_forcefully(stream)
+        nursery.cancel_scope.cancel()
