@@ -55,10 +55,11 @@ def run_wrk(
     work: Path,
     scheme: str = "http",
     close: bool = False,
+    address: str = "127.0.0.1",
 ) -> WrkResult:
-    """One wrk run against 127.0.0.1:port with ``Host: host``; ``scheme`` ``https`` for
-    TLS (wrk does not verify the certificate), ``close`` for a new connection (and TLS
-    handshake) per request."""
+    """One wrk run against ``address``:port with ``Host: host``; ``scheme`` ``https`` for
+    TLS (wrk does not verify the certificate; its SNI is ``address``), ``close`` for a
+    new connection (and TLS handshake) per request."""
     script = work / f"wrk-{host}{'-close' if close else ''}.lua"
     lua = _LUA % {"host": host}
     if close:
@@ -75,7 +76,7 @@ def run_wrk(
             "10s",
             "-s",
             str(script),
-            f"{scheme}://127.0.0.1:{port}/",
+            f"{scheme}://{address}:{port}/",
         ],
         capture_output=True,
         text=True,

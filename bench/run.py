@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from bench import measures
+from bench.cli_startup import keep_section
 from bench.measures import QUICK, Plan
 from bench.procs import Procs
 from bench.refbin import ReferenceUnavailable, reference_binary
@@ -71,6 +72,15 @@ def section(results: dict, key: str, func, *args) -> None:
 SECTIONS = ("proxy", "wake", "spawn", "restart", "tenants", "logs")
 
 
+def workers_settings() -> tuple[int, int]:
+    """Ours' default ``workers`` and the value the run also measures, for what the
+    process count changes: one per CPU (0) when the default is 1, else 1."""
+    from tenement.config import Settings
+
+    default = Settings().workers
+    return default, 0 if default == 1 else 1
+
+
 def launch(server: Server) -> float:
     """Start ``server`` as the run measures it (ours behind a held socket, as systemd's
     tenement.socket does); returns the seconds until it answered ``/health``."""
@@ -111,21 +121,19 @@ SETTLED_LOAD = 1.5
 
 
 def head_to_head(ours: list[str], ref_bin: Path, plan: Plan, procs: Procs, run_dir: Path) -> dict:
-    """Ours (``--workers 0``, its socket held as systemd would) and the reference up at
-    once, compared round by round (:func:`bench.measures.head_to_head`)."""
+    """Ours and the reference up at once, each as it runs by default (ours: its socket
+    held as systemd would; the reference: every core), compared round by round
+    (:func:`bench.measures.head_to_head`)."""
     # the reference first: it hands out tenant ports without checking that they are free
     # (ours checks), so started second it could pick the port our tenant holds
     started = []
     try:
-        for name, command, serve_args in (
-            ("reference", [str(ref_bin)], ()),
-            ("ours", ours, ("--workers", "0")),
-        ):
+        for name, command in (("reference", [str(ref_bin)]), ("ours", ours)):
             # short: ours' control socket goes under it, and a Unix socket path holds at
             # most 107 bytes (with a long checkout path, "head-to-head-ours" went past)
             directory = run_dir / f"h2h-{name}"
             write_config(directory, procs.marker, log_lines=plan.log_lines)
-            server = Server(name, command, directory, procs, serve_args)
+            server = Server(name, command, directory, procs)
             started.append(server)
             launch(server)
             status, _ = server.request("GET", "/", host=measures.FAST_HOST)
@@ -160,7 +168,8 @@ def byte_compile() -> None:
 
 
 def private_network(argv: list[str], module: str = "bench.run") -> None:
-    """Re-run this command in a private network namespace (root only), with loopback up.
+    """Re-run this command (``python -m module``) in a private network namespace (root
+    only), with loopback up.
 
     The machine is shared: other people's tenants listen on ports in 30000-40000, which the
     reference hands out without checking they are free, so its requests could reach a
@@ -226,15 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     results: dict = {"machine": machine(), "plan": vars_of(plan)}
     try:
         ours = [sys.executable, "-m", "tenement"]
-        # key -> (server name, `ten` command, more `ten serve` options, sections it runs)
+        # key -> (server name, `ten` command, more `ten serve` options, sections it runs);
+        # each server as it runs by default
+        default_workers, other_workers = workers_settings()
+        results["workers_settings"] = {"default": default_workers, "other": other_workers}
         servers = {
             "ours": ("ours", ours, (), sections),
-            # one serving process per CPU; only what more processes can change. Before
-            # the reference: its log flood leaves the load high for a minute after.
-            "ours_workers": (
+            # ours with the other number of serving processes; only what the count can
+            # change. Before the reference: its log flood leaves the load high after.
+            "ours_other": (
                 "ours",
                 ours,
-                ("--workers", "0"),
+                ("--workers", str(other_workers)),
                 [name for name in sections if name in ("proxy", "restart")],
             ),
             "reference": ("reference", [str(ref_bin)], (), sections),
@@ -275,6 +287,7 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps(results, indent=2, default=str))
     text = render(results)
     if args.out:
+        text = keep_section(args.out, text)
         args.out.write_text(text)
         log.info("wrote %s", args.out)
     print(text)
