@@ -28,10 +28,9 @@ shutdown gets ``IDLE_DRAIN_SECONDS`` to present one more request (as hypercorn's
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import socket
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import unquote
 
@@ -112,18 +111,10 @@ class IdleConnections:
         self.deadlines = Deadlines()
         self.waiting: set[Http1Connection | Greeting] = set()
 
-    @contextlib.contextmanager
-    def greeting(self, waiting: trio.CancelScope) -> Iterator[None]:
+    def greeting(self, waiting: trio.CancelScope) -> Greeting:
         """A TLS connection waits for its ClientHello under ``waiting``: idle too, for
-        the drain (see ``tenement.tls.handshake``)."""
-        greeting = Greeting(waiting)
-        if self.shutdown.is_set():
-            greeting.hurry(trio.current_time() + self.idle_drain_seconds)
-        self.waiting.add(greeting)
-        try:
-            yield
-        finally:
-            self.waiting.discard(greeting)
+        the drain (see ``tenement.tls.handshake``); a context manager."""
+        return Greeting(self, waiting)
 
     async def drain_on_shutdown(self) -> None:
         await self.shutdown.wait()
@@ -133,12 +124,23 @@ class IdleConnections:
 
 
 class Greeting:
-    """A TLS connection that has not sent its ClientHello: idle, as the drain sees it."""
+    """While entered: a TLS connection that has not sent its ClientHello, idle as the
+    drain sees it (a class, not a generator: it is entered once per handshake)."""
 
-    __slots__ = ("_waiting",)
+    __slots__ = ("_idle", "_waiting")
 
-    def __init__(self, waiting: trio.CancelScope) -> None:
+    def __init__(self, idle: IdleConnections, waiting: trio.CancelScope) -> None:
+        self._idle = idle
         self._waiting = waiting
+
+    def __enter__(self) -> None:
+        idle = self._idle
+        if idle.shutdown.is_set():
+            self.hurry(trio.current_time() + idle.idle_drain_seconds)
+        idle.waiting.add(self)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._idle.waiting.discard(self)
 
     def hurry(self, deadline: float) -> None:
         self._waiting.deadline = min(self._waiting.deadline, deadline)

@@ -57,7 +57,8 @@ def record_length(data: bytes) -> int | None:
 def parse_client_hello(record: bytes) -> ClientHello:
     """The server name and ALPN list of the ClientHello in ``record`` (one whole record).
 
-    A ClientHello longer than its record is read as far as it goes.
+    A ClientHello longer than its record is read as far as it goes. Plain index
+    arithmetic: it runs once per handshake.
 
     Raises:
         NotClientHello: not a handshake record holding a ClientHello.
@@ -65,75 +66,65 @@ def parse_client_hello(record: bytes) -> ClientHello:
     length = record_length(record)
     if length is None or len(record) < length:
         raise NotClientHello("the record is not whole")
-    body = memoryview(record)[RECORD_HEADER:length]
-    if len(body) < 4 or body[0] != _CLIENT_HELLO:
+    if length < RECORD_HEADER + 4 or record[RECORD_HEADER] != _CLIENT_HELLO:
         raise NotClientHello("not a ClientHello")
-    reader = _Reader(body[4:])
-    reader.skip(2 + 32)  # legacy_version, random
-    reader.skip(reader.number(1))  # legacy_session_id
-    reader.skip(reader.number(2))  # cipher_suites
-    reader.skip(reader.number(1))  # legacy_compression_methods
+    at = RECORD_HEADER + 4 + 2 + 32  # handshake header, legacy_version, random
+    at = _skip(record, at, 1, length)  # legacy_session_id
+    at = _skip(record, at, 2, length)  # cipher_suites
+    at = _skip(record, at, 1, length)  # legacy_compression_methods
+    if at + 2 > length:
+        return ClientHello(None, ())
+    end = min(length, at + 2 + int.from_bytes(record[at : at + 2], "big"))
+    at += 2
     server_name: str | None = None
     alpn: tuple[bytes, ...] = ()
-    if reader.left() < 2:
-        return ClientHello(None, ())
-    extensions = _Reader(reader.take(min(reader.number(2), reader.left())))
-    while extensions.left() >= 4:
-        kind = extensions.number(2)
-        size = extensions.number(2)
-        if size > extensions.left():
+    while at + 4 <= end:
+        kind = int.from_bytes(record[at : at + 2], "big")
+        size = int.from_bytes(record[at + 2 : at + 4], "big")
+        at += 4
+        if at + size > end:
             break  # cut by the record's end
-        data = _Reader(extensions.take(size))
         if kind == _SERVER_NAME:
-            server_name = _server_name(data)
+            server_name = _server_name(record[at : at + size])
         elif kind == _ALPN:
-            alpn = _protocols(data)
+            alpn = _protocols(record[at : at + size])
+        at += size
     return ClientHello(server_name, alpn)
 
 
-def _server_name(data: _Reader) -> str | None:
-    names = _Reader(data.take(data.number(2)))
-    while names.left() >= 3:
-        kind = names.number(1)
-        name = names.take(names.number(2))
+def _skip(data: bytes, at: int, size: int, end: int) -> int:
+    """Past a field of ``size``-byte length and its contents."""
+    if at + size > end:
+        raise NotClientHello("a field runs past the end of the ClientHello")
+    after = at + size + int.from_bytes(data[at : at + size], "big")
+    if after > end:
+        raise NotClientHello("a field runs past the end of the ClientHello")
+    return after
+
+
+def _server_name(data: bytes) -> str | None:
+    end = min(len(data), 2 + int.from_bytes(data[:2], "big"))
+    at = 2
+    while at + 3 <= end:
+        kind = data[at]
+        size = int.from_bytes(data[at + 1 : at + 3], "big")
+        name = data[at + 3 : at + 3 + size]
+        at += 3 + size
         if kind == 0:  # host_name
             try:
-                text = bytes(name).decode("ascii")
+                text = name.decode("ascii")
             except UnicodeDecodeError:
                 return None
             return text.lower().rstrip(".") or None
     return None
 
 
-def _protocols(data: _Reader) -> tuple[bytes, ...]:
-    listed = _Reader(data.take(data.number(2)))
+def _protocols(data: bytes) -> tuple[bytes, ...]:
+    end = min(len(data), 2 + int.from_bytes(data[:2], "big"))
+    at = 2
     found = []
-    while listed.left() >= 1:
-        found.append(bytes(listed.take(listed.number(1))))
+    while at < end:
+        size = data[at]
+        found.append(data[at + 1 : at + 1 + size])
+        at += 1 + size
     return tuple(found)
-
-
-class _Reader:
-    """Big-endian fields off a buffer; reading past its end is :class:`NotClientHello`."""
-
-    __slots__ = ("_at", "_data")
-
-    def __init__(self, data: memoryview) -> None:
-        self._data = data
-        self._at = 0
-
-    def left(self) -> int:
-        return len(self._data) - self._at
-
-    def take(self, size: int) -> memoryview:
-        if size > self.left():
-            raise NotClientHello("a field runs past the end of the ClientHello")
-        piece = self._data[self._at : self._at + size]
-        self._at += size
-        return piece
-
-    def skip(self, size: int) -> None:
-        self.take(size)
-
-    def number(self, size: int) -> int:
-        return int.from_bytes(self.take(size), "big")

@@ -5,6 +5,8 @@ from __future__ import annotations
 import ssl
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from tenement.tls.clienthello import (
     ClientHello,
@@ -79,3 +81,17 @@ def test_a_record_longer_than_tls_allows_is_refused_from_its_header() -> None:
     with pytest.raises(NotClientHello):
         record_length(b"\x16\x03\x01\xff\xff")
     assert record_length(b"\x16\x03\x01\x40\x00") == 5 + 2**14
+
+
+@given(st.binary(max_size=600), st.integers(min_value=0, max_value=600))
+def test_any_bytes_give_a_client_hello_or_not_client_hello(body: bytes, cut: int) -> None:
+    """Whatever a client sends, the reader answers or refuses; it never fails otherwise
+    (a real ClientHello cut anywhere, and random bytes behind a handshake header)."""
+    real = client_hello("example.com", ["h2", "http/1.1"])
+    for data in (real[:cut], b"\x16\x03\x01" + len(body).to_bytes(2, "big") + body):
+        try:
+            length = record_length(data)
+            if length is not None:
+                parse_client_hello(data[:length])
+        except NotClientHello:
+            pass
