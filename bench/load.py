@@ -54,11 +54,19 @@ def run_wrk(
     seconds: float,
     work: Path,
     cpus: str | None = None,
+    scheme: str = "http",
+    close: bool = False,
+    address: str = "127.0.0.1",
 ) -> WrkResult:
-    """One wrk run against 127.0.0.1:port with ``Host: host``; on the CPUs ``cpus``
-    (a ``taskset -c`` list) when given, else wherever the kernel puts it."""
-    script = work / f"wrk-{host}.lua"
-    script.write_text(_LUA % {"host": host})
+    """One wrk run against ``address``:port with ``Host: host``; on the CPUs ``cpus``
+    (a ``taskset -c`` list) when given, else wherever the kernel puts it; ``scheme``
+    ``https`` for TLS (wrk does not verify the certificate; its SNI is ``address``),
+    ``close`` for a new connection (and TLS handshake) per request."""
+    script = work / f"wrk-{host}{'-close' if close else ''}.lua"
+    lua = _LUA % {"host": host}
+    if close:
+        lua = 'wrk.headers["Connection"] = "close"\n' + lua
+    script.write_text(lua)
     threads = min(connections, 2)
     pin = ["taskset", "-c", cpus] if cpus else []
     out = subprocess.run(
@@ -72,7 +80,7 @@ def run_wrk(
             "10s",
             "-s",
             str(script),
-            f"http://127.0.0.1:{port}/",
+            f"{scheme}://{address}:{port}/",
         ],
         capture_output=True,
         text=True,

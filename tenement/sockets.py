@@ -10,14 +10,22 @@ and 854e213 have the measurements.
 
 They are checkpoints only when they wait: a loop that may never wait must yield itself
 (``h1.py`` does once per request).
+
+A client's connection may be a non-blocking ``ssl.SSLSocket`` (built-in TLS): OpenSSL
+then says "wait" with ``SSLWantReadError``/``SSLWantWriteError`` instead of EAGAIN, and
+either may come from a read or a write (TLS 1.3 writes its session tickets while
+reading), so each is waited on as what it says.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 
 import trio
 
+#: what a non-blocking read or write raises when it would have to wait
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 #: bytes asked of the kernel per read, by every read of a client's or a tenant's
 #: connection (``h1.py``, the proxy); so also about the largest piece of a streamed body
 #: held at once
@@ -35,8 +43,11 @@ async def send_all(sock: socket.socket, data: bytes) -> None:
     while view:
         try:
             sent = sock.send(view)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantWriteError):
             await trio.lowlevel.wait_writable(sock)
+            continue
+        except ssl.SSLWantReadError:
+            await trio.lowlevel.wait_readable(sock)
             continue
         view = view[sent:]
 
@@ -54,10 +65,12 @@ async def receive(sock: socket.socket, *, wait_first: bool = False) -> bytes:
         OSError: the read failed.
         trio.ClosedResourceError: the socket was closed while waiting.
     """
-    if wait_first:
+    if wait_first and not (isinstance(sock, ssl.SSLSocket) and sock.pending()):
         await trio.lowlevel.wait_readable(sock)
     while True:
         try:
             return sock.recv(READ_SIZE)
-        except BlockingIOError:
+        except (BlockingIOError, ssl.SSLWantReadError):
             await trio.lowlevel.wait_readable(sock)
+        except ssl.SSLWantWriteError:
+            await trio.lowlevel.wait_writable(sock)

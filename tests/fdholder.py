@@ -66,7 +66,9 @@ class Notification:
 class FdHolder:
     """Holds listening sockets and runs one child at a time on them (see the module doc)."""
 
-    def __init__(self, directory: Path, *, unix: bool, names: Sequence[str] | None) -> None:
+    def __init__(
+        self, directory: Path, *, unix: bool, names: Sequence[str] | None, extra_tcp: int = 0
+    ) -> None:
         self.directory = directory
         self.tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.tcp.bind(("127.0.0.1", 0))
@@ -83,6 +85,16 @@ class FdHolder:
             unix_sock.listen(4096)
             self.sockets.append(unix_sock)
             self.fd_names = ("tcp", "unix")
+        #: the ports of ``extra_tcp`` more TCP sockets on 127.0.0.1 (named ``tcp``), after
+        #: the others (built-in TLS: its HTTPS and HTTP ports)
+        self.extra_ports: list[int] = []
+        for _ in range(extra_tcp):
+            extra = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            extra.bind(("127.0.0.1", 0))
+            extra.listen(4096)
+            self.sockets.append(extra)
+            self.extra_ports.append(extra.getsockname()[1])
+            self.fd_names = (*self.fd_names, "tcp")
         if names is not None:
             assert len(names) == len(self.sockets), f"{len(self.sockets)} names, please"
             self.fd_names = tuple(names)
@@ -217,7 +229,11 @@ class FdHolder:
 
 @asynccontextmanager
 async def open_fd_holder(
-    directory: Path, *, unix: bool = False, names: Sequence[str] | None = None
+    directory: Path,
+    *,
+    unix: bool = False,
+    names: Sequence[str] | None = None,
+    extra_tcp: int = 0,
 ) -> AsyncIterator[FdHolder]:
     """Bind the sockets (TCP on 127.0.0.1, and a unix socket when ``unix``) and hold them.
 
@@ -227,7 +243,7 @@ async def open_fd_holder(
     ``directory`` holds the unix and notify sockets (use a short path such as
     ``tmp_path``; unix socket paths are limited to 107 bytes).
     """
-    holder = FdHolder(directory, unix=unix, names=names)
+    holder = FdHolder(directory, unix=unix, names=names, extra_tcp=extra_tcp)
     try:
         async with trio.open_nursery() as nursery:
             await nursery.start(holder._receive_notifications)

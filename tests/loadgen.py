@@ -9,6 +9,7 @@ Bounded by the caller: wrap the run in ``trio.fail_after``; loopback only.
 
 from __future__ import annotations
 
+import ssl
 from collections import Counter
 
 import attrs
@@ -41,13 +42,22 @@ class Load:
             await self.progressed.wait()
 
 
-async def one_shot_client(port: int, load: Load, stop: trio.Event, host: str = "test") -> None:
-    """One request per connection, read to EOF, over and over."""
+async def one_shot_client(
+    port: int,
+    load: Load,
+    stop: trio.Event,
+    host: str = "test",
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """One request per connection, read to EOF, over and over; over TLS (with SNI
+    ``host``, verified with ``tls``) when ``tls`` is given."""
     request = f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode()
     while not stop.is_set():
         load.sent += 1
         try:
-            stream = await trio.open_tcp_stream("127.0.0.1", port)
+            stream: trio.abc.Stream = await trio.open_tcp_stream("127.0.0.1", port)
+            if tls is not None:
+                stream = trio.SSLStream(stream, tls, server_hostname=host)
             async with stream:
                 await stream.send_all(request)
                 data = b""
@@ -63,14 +73,24 @@ async def one_shot_client(port: int, load: Load, stop: trio.Event, host: str = "
         load.record(int(head.split()[1]), body)
 
 
-async def keep_alive_client(url: str, load: Load, stop: trio.Event, host: str = "test") -> None:
-    """Requests on kept-alive connections (httpx's pool), over and over."""
+async def keep_alive_client(
+    url: str,
+    load: Load,
+    stop: trio.Event,
+    host: str = "test",
+    tls: ssl.SSLContext | None = None,
+) -> None:
+    """Requests on kept-alive connections (httpx's pool), over and over; for an
+    ``https://`` url, with SNI ``host``, verified with ``tls``."""
     limits = httpx.Limits(max_connections=1)
-    async with httpx.AsyncClient(base_url=url, limits=limits, headers={"host": host}) as client:
+    extensions = {"sni_hostname": host} if tls is not None else {}
+    async with httpx.AsyncClient(
+        base_url=url, limits=limits, headers={"host": host}, verify=tls or True
+    ) as client:
         while not stop.is_set():
             load.sent += 1
             try:
-                response = await client.get("/")
+                response = await client.get("/", extensions=extensions)
             except httpx.HTTPError as error:
                 load.failures[f"{type(error).__name__}: {error}"] += 1
                 continue

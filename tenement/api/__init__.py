@@ -80,6 +80,7 @@ def build_api(
     authenticator: Authenticator | None = None,
     keepalive_seconds: float = sse.KEEPALIVE_SECONDS,
     request_history: Any = None,
+    tls_status: Callable[[], dict[str, Any] | None] | None = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -97,6 +98,8 @@ def build_api(
         keepalive_seconds: idle time before an SSE comment frame.
         request_history: the :class:`~tenement.api.history.History` the server fills;
             None answers the history endpoints with empty series.
+        tls_status: the built-in TLS's certificates and failing hosts, added to
+            ``/api/tls/status`` (None, or returning None: not reported).
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -111,5 +114,6 @@ def build_api(
         authenticator=authenticator or Authenticator(store),
         keepalive_seconds=keepalive_seconds,
         history=request_history,
+        tls_status=tls_status,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

@@ -47,6 +47,8 @@ class ApiContext:
     tickets: StreamTickets = attrs.field(factory=StreamTickets)
     #: the request history (:class:`tenement.api.history.History`); None keeps none
     history: Any = None
+    #: the built-in TLS's live state for /api/tls/status (None: no TLS in this server)
+    tls_status: Callable[[], dict[str, Any] | None] | None = None
 
 
 @attrs.frozen

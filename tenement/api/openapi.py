@@ -244,7 +244,24 @@ def _schemas() -> dict[str, Any]:
                 "https_port": INT,
                 "http_port": INT,
                 "recommendation": {"type": ["string", "null"]},
-            }
+                "directory": {
+                    "type": "string",
+                    "description": "The ACME directory ordered from (with TLS on). Added in 0.3.0.",
+                },
+                "certificates": {
+                    "type": "array",
+                    "description": "The certificates served, by host (with TLS on). "
+                    "Added in 0.3.0.",
+                    "items": _obj({"host": STR, "not_after": STR, "renew_at": STR}),
+                },
+                "failing": {
+                    "type": "array",
+                    "description": "Hosts whose last order failed and back off (with TLS on). "
+                    "Added in 0.3.0.",
+                    "items": _obj({"host": STR, "failures": INT, "error": STR}),
+                },
+            },
+            ("enabled", "domain", "staging", "https_port", "http_port", "recommendation"),
         ),
     }
 

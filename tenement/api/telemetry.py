@@ -86,4 +86,7 @@ async def tls_status(api: ApiContext, request: Request, send: Send) -> http.Resp
             "http_port": tls.http_port,
             "recommendation": None,
         }
+        live = api.tls_status() if api.tls_status is not None else None
+        if live is not None:  # added in 0.3.0: directory, certificates, failing
+            body.update(live)
     return http.json_response(body)

@@ -5,7 +5,9 @@ The files installed are exactly the ones in ``units/`` (shipped in the wheel as
 ``/etc/systemd/system``, the sysusers.d and tmpfiles.d files into ``/etc``, and the
 default ``tenement.toml`` into ``/etc/tenement`` unless a config is already there. What
 differs from the units (the path of this ``ten``, ``--domain``, ``--port``) goes into
-drop-ins named ``10-install.conf``, so the unit text itself is never edited.
+drop-ins named ``10-install.conf``, so the unit text itself is never edited. ``--tls``
+adds ``units/examples/tls.conf`` as ``tenement.socket.d/20-tls.conf`` (the HTTPS and HTTP
+ports held by systemd) and ``--tls`` to ``ten serve``.
 
 The Debian and RPM packages install the same units under ``/lib/systemd/system``; a
 packaged tenement is configured with drop-ins, not with `ten install`.
@@ -20,12 +22,16 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import attrs
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
 from tenement.errors import TenementError
+
+if TYPE_CHECKING:
+    from tenement.config import TlsSettings
 
 SYSTEMD_DIR = Path("/etc/systemd/system")
 SYSUSERS_FILE = Path("/etc/sysusers.d/tenement.conf")
@@ -34,6 +40,8 @@ CONFIG_FILE = Path("/etc/tenement/tenement.toml")
 STATE_DIR = Path("/var/lib/tenement")
 PACKAGED_UNIT = Path("/lib/systemd/system/tenement.service")
 DROPIN_NAME = "10-install.conf"
+#: built-in TLS's socket drop-in (units/examples/tls.conf)
+TLS_DROPIN_NAME = "20-tls.conf"
 UNIT_TEN = "/usr/bin/ten"
 DEFAULT_PORT = 8080
 
@@ -94,20 +102,24 @@ def _directive_lines(unit_text: str, key: str) -> list[str]:
     ]
 
 
-def service_dropin(unit_text: str, *, ten_path: str, domain: str | None) -> str | None:
+def service_dropin(
+    unit_text: str, *, ten_path: str, domain: str | None, serve_args: Sequence[str] = ()
+) -> str | None:
     """The ``tenement.service.d/10-install.conf`` text, or None when the unit fits as is.
 
-    The unit runs ``/usr/bin/ten``; another ``ten`` (a venv's) or a ``--domain`` rewrites
-    its ``ExecStart=`` (the unit's own line with the path swapped and ``--domain`` added).
+    The unit runs ``/usr/bin/ten``; another ``ten`` (a venv's), a ``--domain`` or more
+    ``serve_args`` (``--tls --email ...``) rewrite its ``ExecStart=`` (the unit's own
+    line with the path swapped and the options added).
     """
     (exec_start,) = _directive_lines(unit_text, "ExecStart")
-    if ten_path == UNIT_TEN and domain is None:
+    if ten_path == UNIT_TEN and domain is None and not serve_args:
         return None
     argv = exec_start.split()
     if argv[0] == UNIT_TEN:
         argv[0] = ten_path
     if domain is not None:
         argv += ["--domain", domain]
+    argv += serve_args
     return (
         "# Written by `ten install`; removed by `ten uninstall`.\n"
         "[Service]\n"
@@ -130,6 +142,14 @@ def socket_dropin(socket_text: str, *, port: int | None) -> str | None:
     )
 
 
+def tls_socket_dropin(example_text: str, *, https_port: int, http_port: int) -> str:
+    """``units/examples/tls.conf`` for ``tenement.socket.d/20-tls.conf``, its ports
+    swapped for [settings.tls] ``https_port`` and ``http_port``."""
+    text = example_text.replace("ListenStream=443\n", f"ListenStream={https_port}\n")
+    text = text.replace("ListenStream=80\n", f"ListenStream={http_port}\n")
+    return "# Written by `ten install --tls`; removed by `ten uninstall`.\n" + text
+
+
 def this_ten() -> str:
     """The absolute path of the ``ten`` being run (the service will run the same one)."""
     argv0 = Path(sys.argv[0])
@@ -147,8 +167,14 @@ def make_plan(
     domain: str | None,
     port: int | None,
     config_present: bool,
+    tls: TlsSettings | None = None,
+    serve_args: Sequence[str] = (),
 ) -> InstallPlan:
-    """What to install, from the unit files in ``units`` (pure: reads only ``units``)."""
+    """What to install, from the unit files in ``units`` (pure: reads only ``units``).
+
+    ``tls``: the checked [settings.tls] of ``ten install --tls`` (its ports go into the
+    socket drop-in); ``serve_args``: options added to ``ten serve``.
+    """
     service = (units / "tenement.service").read_text()
     socket = (units / "tenement.socket").read_text()
     files = [
@@ -157,12 +183,19 @@ def make_plan(
         PlannedFile(SYSUSERS_FILE, (units / "sysusers.d" / "tenement.conf").read_text()),
         PlannedFile(TMPFILES_FILE, (units / "tmpfiles.d" / "tenement.conf").read_text()),
     ]
-    dropin = service_dropin(service, ten_path=ten_path, domain=domain)
+    dropin = service_dropin(service, ten_path=ten_path, domain=domain, serve_args=serve_args)
     if dropin is not None:
         files.append(PlannedFile(SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME, dropin))
     dropin = socket_dropin(socket, port=port)
     if dropin is not None:
         files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME, dropin))
+    if tls is not None:
+        dropin = tls_socket_dropin(
+            (units / "examples" / "tls.conf").read_text(),
+            https_port=tls.https_port,
+            http_port=tls.http_port,
+        )
+        files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME, dropin))
     notes = []
     if config_present:
         notes.append(f"{CONFIG_FILE} exists: kept as it is (not replaced by {config_source})")
@@ -266,6 +299,13 @@ def _config_source(cli: CliContext, short: Path | None, units: Path) -> Path:
 @click.option("--dry-run", is_flag=True, help="Print the plan and the unit files; change nothing")
 @click.option("--caddy", "with_caddy", is_flag=True, help="Also set up Caddy (needs --domain)")
 @click.option("--dns-provider", help="With --caddy: DNS provider for per-service wildcards")
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Built-in HTTPS (ten serve --tls): tenement.socket also holds the HTTPS and HTTP "
+    "ports (units/examples/tls.conf)",
+)
+@click.option("--email", help="With --tls: email for the ACME account (ten serve --email)")
 @global_options
 @pass_cli
 @click.pass_context
@@ -278,6 +318,8 @@ def install(
     dry_run: bool,
     with_caddy: bool,
     dns_provider: str | None,
+    tls: bool,
+    email: str | None,
 ) -> None:
     """Install tenement.socket and tenement.service and start them.
 
@@ -290,16 +332,29 @@ def install(
         raise click.BadParameter("must not be empty", param_hint="--domain")
     if (with_caddy or dns_provider) and domain is None:
         raise click.UsageError("--caddy needs --domain")
+    if email is not None and not tls:
+        raise click.UsageError("--email requires --tls")
+    if tls and with_caddy:
+        raise click.UsageError("--tls and --caddy exclude each other: one of them serves HTTPS")
     if not dry_run:
         require_root(os.geteuid(), "install")
     units = units_dir()
+    config_source = _config_source(cli, config_short, units)
+    resolved: TlsSettings | None = None
+    serve_args: tuple[str, ...] = ()
+    if tls:
+        # the checks `ten serve --tls` will make, now rather than at the service's start
+        resolved = _checked_tls(config_present_path(config_source), domain, email)
+        serve_args = ("--tls",) if email is None else ("--tls", "--email", email)
     plan = make_plan(
         units=units,
-        config_source=_config_source(cli, config_short, units),
+        config_source=config_source,
         ten_path=this_ten(),
         domain=domain,
         port=port,
         config_present=CONFIG_FILE.exists(),
+        tls=resolved,
+        serve_args=serve_args,
     )
     if dry_run:
         click.echo(render_plan(plan), nl=False)
@@ -327,6 +382,26 @@ def install(
         )
 
 
+def config_present_path(config_source: Path) -> Path:
+    """The config the service will run with: /etc/tenement's when one is there (it is
+    kept), else the one installed."""
+    return CONFIG_FILE if CONFIG_FILE.exists() else config_source
+
+
+def _checked_tls(config_path: Path, domain: str | None, email: str | None) -> TlsSettings:
+    from tenement.config import read_config_file
+    from tenement.tls.checks import TlsFlags, resolve_tls
+
+    config = read_config_file(config_path, data_dir=STATE_DIR)
+    flags = TlsFlags(
+        tls=True,
+        email=email,
+        domain=domain or "localhost",
+        domain_given=domain is not None,
+    )
+    return resolve_tls(config.settings.tls, flags)
+
+
 @click.command(short_help="Remove the systemd service installed by `ten install`")
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing")
 @global_options
@@ -343,6 +418,7 @@ def uninstall(dry_run: bool) -> None:
         SYSTEMD_DIR / "tenement.socket",
         SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME,
         SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME,
+        SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME,
         SYSUSERS_FILE,
         TMPFILES_FILE,
     ]

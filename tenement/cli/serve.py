@@ -8,7 +8,6 @@ from pathlib import Path
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
-from tenement.errors import TenementError
 
 
 @click.command()
@@ -21,9 +20,14 @@ from tenement.errors import TenementError
     metavar="ADDR",
     help="HOST:PORT or unix:PATH to listen on (repeatable); ignored when systemd passes sockets",
 )
-@click.option("--tls", is_flag=True, help="Built-in ACME TLS (not supported: use `ten caddy`)")
-@click.option("--email", help="ACME account email (with --tls)")
-@click.option("--staging", is_flag=True, help="ACME staging directory (with --tls)")
+@click.option(
+    "--tls",
+    is_flag=True,
+    help="Serve HTTPS with certificates from an ACME CA (Let's Encrypt by default); "
+    "for production, Caddy in front (`ten caddy`) is recommended",
+)
+@click.option("--email", help="Email for the ACME account (required with --tls)")
+@click.option("--staging", is_flag=True, help="Use Let's Encrypt's staging directory (with --tls)")
 @click.option(
     "--workers",
     type=click.IntRange(min=0),
@@ -45,15 +49,22 @@ def serve(
     log_level: str,
 ) -> None:
     """Start the HTTP server with dashboard and reverse proxy."""
-    if email and not tls:
+    if email is not None and not tls:
         raise click.UsageError("--email requires --tls")
-    if tls:
-        raise TenementError(
-            "Built-in TLS (--tls) is not supported by this build. Run Caddy in front of "
-            "tenement instead: `ten caddy --domain <domain>` writes its configuration."
-        )
+    import attrs
+
     from tenement.config import MAX_WORKERS, load_config
     from tenement.server.run import ServeOptions, run
+    from tenement.tls.checks import TlsFlags, resolve_tls
+
+    domain_source = click.get_current_context().get_parameter_source("domain")
+    flags = TlsFlags(
+        tls=tls,
+        email=email,
+        staging=staging,
+        domain=domain,
+        domain_given=domain_source is not click.core.ParameterSource.DEFAULT,
+    )
 
     if workers is not None and workers > MAX_WORKERS:
         raise click.BadParameter(
@@ -64,13 +75,18 @@ def serve(
     cwd = Path.cwd()
 
     def read_config(*, refuse_empty: bool = False):  # type: ignore[no-untyped-def]
-        return load_config(
+        config = load_config(
             path=cli.config_path,
             environ=os.environ,
             cwd=cwd,
             data_dir=cli.data_dir,
             refuse_empty=refuse_empty,
         )
+        # the command line's TLS flags apply at every read (a reload too), and the
+        # checks with them: a file that fails them keeps the running configuration
+        settings = config.settings
+        resolved = resolve_tls(settings.tls, flags)
+        return attrs.evolve(config, settings=attrs.evolve(settings, tls=resolved))
 
     options = ServeOptions(port=port, domain=domain, binds=binds)
     run(read_config, options, environ=os.environ, log_level=log_level.upper(), workers=workers)

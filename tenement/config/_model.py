@@ -134,7 +134,7 @@ def render(
 
 @attrs.frozen
 class TlsSettings:
-    """``[settings.tls]``: built-in ACME TLS (parsed for compatibility)."""
+    """``[settings.tls]``: built-in ACME TLS (``tenement.tls``)."""
 
     enabled: bool = False
     acme_email: str | None = None
@@ -145,6 +145,12 @@ class TlsSettings:
     https_port: int = 443
     http_port: int = 80
     dns_provider: str | None = None
+    #: the ACME directory URL (any RFC 8555 CA); None means Let's Encrypt's, its staging
+    #: one with ``staging``. Added in 0.3.
+    directory: str | None = None
+    #: how the CA validates a host: ``tls-alpn-01`` on the HTTPS port (as 0.2.2) or
+    #: ``http-01`` on the HTTP port. Added in 0.3.
+    challenge: str = "tls-alpn-01"
 
 
 @attrs.frozen

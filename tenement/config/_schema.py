@@ -228,15 +228,36 @@ SETTINGS: dict[str, Callable[[Any], Any]] = {
     "tenant_users": boolean,
     "body_timeout": positive_seconds,
 }
+
+
+def any_string(value: Any) -> str:
+    """A string, empty or not (``ten serve`` says what is wrong with an empty email)."""
+    if not isinstance(value, str):
+        raise Invalid(f"expected a string, got {describe(value)}")
+    return value
+
+
+def acme_directory(value: Any) -> str:
+    text = string(value)
+    if not text.startswith(("https://", "http://")):
+        raise Invalid(
+            f'expected the ACME directory\'s URL (https://...), got "{text}"; e.g. '
+            "https://acme-v02.api.letsencrypt.org/directory"
+        )
+    return text
+
+
 TLS: dict[str, Callable[[Any], Any]] = {
     "enabled": boolean,
-    "acme_email": string,
+    "acme_email": any_string,
     "domain": string,
     "cache_dir": path,
     "staging": boolean,
     "https_port": port,
     "http_port": port,
     "dns_provider": string,
+    "directory": acme_directory,
+    "challenge": choice(("tls-alpn-01", "http-01")),
 }
 SERVICE: dict[str, Callable[[Any], Any]] = {
     "command": string,

@@ -43,6 +43,7 @@ from tenement.proxy.routing import (
     Direct,
     Fallback,
     Rejected,
+    Weighted,
     fallback_order,
     route_for,
     weighted_pick,
@@ -150,6 +151,22 @@ class Proxy:
                 await websocket.relay_websocket(conn, answer, scope, receive, send)
         return None
 
+    def routes_to_instance(self, host: str, *, running_only: bool = False) -> bool:
+        """Whether ``host`` names an instance this server knows (a running one, one it
+        would wake, or a service with instances): the guard on ordering a TLS
+        certificate for a host name (``tenement.tls``). ``running_only``: only one that
+        runs now."""
+        route = route_for(host, self._domain)
+        if isinstance(route, Direct):
+            if self._backends.service(route.service) is None:
+                return False
+            if self._backends.target(route.service, route.tenant) is not None:
+                return True
+            return not running_only and self._backends.may_wake(route.service, route.tenant)
+        if isinstance(route, Weighted):
+            return bool(self._backends.weighted_targets(route.service))
+        return False
+
     async def express(
         self,
         request: WholeRequest,
@@ -157,9 +174,11 @@ class Proxy:
         receive: Receive,
         send: Send,
         send_whole: SendWhole,
+        secure: bool = False,
     ) -> bool:
         """Serve a whole HTTP/1.1 request that ``h1.py`` read itself (its express
-        lane), when it is for a running instance with an idle pooled connection.
+        lane), when it is for a running instance with an idle pooled connection;
+        ``secure``: it came over TLS (the tenant sees ``X-Forwarded-Proto: https``).
 
         Returns:
             False, having done nothing, for anything else: the request then takes the
@@ -190,6 +209,7 @@ class Proxy:
                 send,
                 send_whole,
                 timeout=service.request_timeout,
+                scheme="https" if secure else "http",
             )
             try:
                 failure = await self._forwarded(target, started, forward)

@@ -148,6 +148,7 @@ def forward_whole(
     send_whole: SendWhole,
     *,
     timeout: float,
+    scheme: str = "http",
 ) -> Coroutine[Any, Any, float]:
     """:func:`forward_http` for a whole request read without h11 (``h1.py``'s express
     lane): the same headers, bytes and answer as the ASGI way in. Its parts were checked
@@ -158,7 +159,7 @@ def forward_whole(
     request's coroutines are one fewer to make and to pass through on every wait.
     """
     method = request.method.decode("ascii")  # a token: ASCII
-    headers = request_headers(request.headers, client_host=client_host, scheme="http")
+    headers = request_headers(request.headers, client_host=client_host, scheme=scheme)
     path, _, query = request.target.partition(b"?")
     target = _target(path, query)
     body = request.body

@@ -42,6 +42,7 @@ from tenement.deadlines import Armed, Deadlines
 from tenement.server.edge import Refusal, ignores_upgrade, is_http2_preface, origin_form
 from tenement.server.h1_reader import DISCONNECT, Next, RequestReader
 from tenement.server.h1_response import Response
+from tenement.tls.stream import TlsStream
 from tenement.types import ASGIApp, Message, Receive, Send, SendWhole
 from tenement.wire import WholeRequest
 
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 
 #: the proxy's express lane (``Proxy.express``): a whole request, the client's
 #: address, ``receive``, ``send`` and ``send_whole``; False if it did nothing
-Express = Callable[[WholeRequest, str | None, Receive, Send, SendWhole], Awaitable[bool]]
+#: (request, client host, receive, send, send_whole, over TLS) -> served
+Express = Callable[[WholeRequest, str | None, Receive, Send, SendWhole, bool], Awaitable[bool]]
 
 #: what a client waiting on its response may send on meanwhile (the next pipelined
 #: request) before reading stops until the response is done
@@ -68,12 +70,19 @@ LINGER_SECONDS = 1.0
 
 
 class ReplayStream:
-    """A connection's stream, with the bytes already read from it returned first."""
+    """A connection's stream, with the bytes already read from it returned first.
 
-    def __init__(self, stream: trio.SocketStream, prefix: bytes) -> None:
+    Over TLS it answers hypercorn's duck-typed TLS questions as the TLS stream does.
+    """
+
+    def __init__(self, stream: trio.SocketStream | TlsStream, prefix: bytes) -> None:
         self.socket = stream.socket  # hypercorn reads the addresses from it
         self._stream = stream
         self._prefix = prefix
+        if isinstance(stream, TlsStream):
+            self.transport_stream = stream
+            self.do_handshake = stream.do_handshake
+            self.selected_alpn_protocol = stream.selected_alpn_protocol
 
     async def receive_some(self, max_bytes: int | None = None) -> bytes:
         if self._prefix:
@@ -100,13 +109,41 @@ class IdleConnections:
         self.shutdown = shutdown
         self.idle_drain_seconds = idle_drain_seconds
         self.deadlines = Deadlines()
-        self.waiting: set[Http1Connection] = set()
+        self.waiting: set[Http1Connection | Greeting] = set()
+
+    def greeting(self, waiting: trio.CancelScope) -> Greeting:
+        """A TLS connection waits for its ClientHello under ``waiting``: idle too, for
+        the drain (see ``tenement.tls.handshake``); a context manager."""
+        return Greeting(self, waiting)
 
     async def drain_on_shutdown(self) -> None:
         await self.shutdown.wait()
         deadline = trio.current_time() + self.idle_drain_seconds
         for conn in self.waiting:
             conn.hurry(deadline)
+
+
+class Greeting:
+    """While entered: a TLS connection that has not sent its ClientHello, idle as the
+    drain sees it (a class, not a generator: it is entered once per handshake)."""
+
+    __slots__ = ("_idle", "_waiting")
+
+    def __init__(self, idle: IdleConnections, waiting: trio.CancelScope) -> None:
+        self._idle = idle
+        self._waiting = waiting
+
+    def __enter__(self) -> None:
+        idle = self._idle
+        if idle.shutdown.is_set():
+            self.hurry(trio.current_time() + idle.idle_drain_seconds)
+        idle.waiting.add(self)
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._idle.waiting.discard(self)
+
+    def hurry(self, deadline: float) -> None:
+        self._waiting.deadline = min(self._waiting.deadline, deadline)
 
 
 class Http1Connection:
@@ -130,7 +167,7 @@ class Http1Connection:
 
     def __init__(
         self,
-        stream: trio.SocketStream,
+        stream: trio.SocketStream | TlsStream,
         sock: socket.socket,
         app: ASGIApp,
         *,
@@ -153,6 +190,7 @@ class Http1Connection:
         self._keep_alive = keep_alive_seconds
         self._body_seconds = body_seconds
         self._client = client
+        self._secure = isinstance(stream, TlsStream)
         self._server = server
         self._reader = RequestReader()
         self._handed_off = False
@@ -256,7 +294,9 @@ class Http1Connection:
         )
         client = self._client[0] if self._client else None
         try:
-            served = await express(request, client, receive, response.send, response.send_whole)
+            served = await express(
+                request, client, receive, response.send, response.send_whole, self._secure
+            )
         except Exception:
             log.exception("error in the proxy serving %r", request.target)
             served = True
@@ -335,7 +375,7 @@ class Http1Connection:
         deadline needs arming for bytes that are here)."""
         try:
             data = self._sock.recv(sockets.READ_SIZE)
-        except BlockingIOError:
+        except sockets.WOULD_BLOCK:
             return False
         self._reader.pend(data)
         return True
@@ -431,7 +471,7 @@ class Http1Connection:
             "asgi": {"version": "3.0", "spec_version": "2.3"},
             "http_version": request.http_version.decode("ascii"),
             "method": request.method.decode("ascii"),
-            "scheme": "http",
+            "scheme": "https" if self._secure else "http",
             "path": unquote(path.decode("ascii", "replace")),
             "raw_path": path,
             "query_string": query,

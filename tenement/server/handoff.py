@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from hypercorn.typing import Framework
 
     from tenement.server.h1 import ReplayStream
+    from tenement.tls.stream import TlsStream
 
 #: listen() backlog: hypercorn (and we) re-call listen() on every socket, and the kernel
 #: queue must hold the connections that arrive while a restart is in progress.
@@ -130,9 +131,11 @@ class Hypercorn:
         self.config = make_config(overrides)
         self._app = app
         self._shutdown = shutdown
-        self._serve: Callable[[trio.SocketStream | ReplayStream], Awaitable[None]] | None = None
+        self._serve: (
+            Callable[[trio.SocketStream | TlsStream | ReplayStream], Awaitable[None]] | None
+        ) = None
 
-    def load(self) -> Callable[[trio.SocketStream | ReplayStream], Awaitable[None]]:
+    def load(self) -> Callable[[trio.SocketStream | TlsStream | ReplayStream], Awaitable[None]]:
         """Import hypercorn's protocol code now (once); returns what serves a stream."""
         if self._serve is not None:
             return self._serve
@@ -147,7 +150,7 @@ class Hypercorn:
         app = cast("Framework", _closing_when(self._app, shutdown))
         wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
 
-        async def serve(stream: trio.SocketStream | ReplayStream) -> None:
+        async def serve(stream: trio.SocketStream | TlsStream | ReplayStream) -> None:
             context = WorkerContext(max_requests=None)
             context.terminated = _DrainEvent(shutdown)
             ssl_typed = cast("trio.SSLStream[trio.SocketStream]", stream)
@@ -156,6 +159,6 @@ class Hypercorn:
         self._serve = serve
         return serve
 
-    async def serve(self, stream: trio.SocketStream | ReplayStream) -> None:
+    async def serve(self, stream: trio.SocketStream | TlsStream | ReplayStream) -> None:
         """Serve the rest of ``stream`` (a :class:`ReplayStream` starts with what was read)."""
         await self.load()(stream)

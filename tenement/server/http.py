@@ -43,22 +43,25 @@ import trio
 from tenement.server.accept import accept_connections
 from tenement.server.h1 import BODY_SECONDS, Express, Http1Connection, IdleConnections
 from tenement.server.handoff import IDLE_DRAIN_SECONDS, LISTEN_BACKLOG, Hypercorn
+from tenement.tls.handshake import ChooseContext, tls_handshake
+from tenement.tls.stream import TlsStream
 from tenement.types import ASGIApp
 
 log = logging.getLogger(__name__)
 
 
-def describe_socket(sock: socket.socket) -> str:
-    """``http://127.0.0.1:8080``, ``http://[::1]:8080`` or
+def describe_socket(sock: socket.socket, *, secure: bool = False) -> str:
+    """``http://127.0.0.1:8080``, ``https://[::1]:443`` or
     ``http://unix:/run/tenement/tenement.sock``."""
     address = sock.getsockname()
+    scheme = "https" if secure else "http"
     if sock.family == socket.AF_INET:
-        return f"http://{address[0]}:{address[1]}"
+        return f"{scheme}://{address[0]}:{address[1]}"
     if sock.family == socket.AF_INET6:
-        return f"http://[{address[0]}]:{address[1]}"
+        return f"{scheme}://[{address[0]}]:{address[1]}"
     if sock.family == socket.AF_UNIX:
-        return f"http://unix:{address}"
-    return f"http://{address}"
+        return f"{scheme}://unix:{address}"
+    return f"{scheme}://{address}"
 
 
 def _peer(conn: socket.socket) -> str:
@@ -90,6 +93,7 @@ async def serve_http(
     fast_path: Callable[[str | None], bool] | None = None,
     express: Express | None = None,
     body_seconds: float = BODY_SECONDS,
+    tls: ChooseContext | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve ``app`` over HTTP/1.1 on ``sockets`` until ``shutdown`` is set, then drain.
@@ -111,6 +115,8 @@ async def serve_http(
             (``h1.py``; ``Proxy.express``).
         body_seconds: the most a request body read here may pause between two reads
             (``h1.py``: a slower average rate is cut off too).
+        tls: serve HTTPS: every connection starts with a TLS handshake whose context
+            this chooses from the ClientHello (``tenement.tls``); None: plain HTTP.
         task_status: ``started(binds)`` once every socket is accepting, with one
             ``http://...`` description per socket.
 
@@ -128,7 +134,7 @@ async def serve_http(
     hypercorn = Hypercorn(app, shutdown, config_overrides)
     if fast_path is None:
         hypercorn.load()  # it serves every connection
-    binds = [describe_socket(sock) for sock in sockets]
+    binds = [describe_socket(sock, secure=tls is not None) for sock in sockets]
     for sock in sockets:
         sock.listen(LISTEN_BACKLOG)
         sock.setblocking(False)
@@ -137,7 +143,19 @@ async def serve_http(
 
     async def handle(conn: socket.socket) -> None:
         peer = _peer(conn)
-        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
+        stream: trio.SocketStream | TlsStream
+        if tls is not None:
+            try:
+                secured = await tls_handshake(conn, tls, greeting=idle.greeting)
+            except Exception:  # the barrier, as below
+                log.exception("TLS handshake with %s ended by an error", peer)
+                secured = None
+            if secured is None:
+                conn.close()
+                return
+            conn, stream = secured, TlsStream(secured)
+        else:
+            stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
         try:
             if fast_path is None:
                 await hypercorn.serve(stream)
@@ -152,7 +170,7 @@ async def serve_http(
         finally:  # whatever ended it (a cancelled drain included), the connection ends
             await trio.aclose_forcefully(stream)
 
-    async def serve_fast(stream: trio.SocketStream, conn: socket.socket) -> None:
+    async def serve_fast(stream: trio.SocketStream | TlsStream, conn: socket.socket) -> None:
         assert fast_path is not None
         try:
             client = _ip_address(conn.family, conn.getpeername())

@@ -87,6 +87,9 @@ class Node:
         #: set by the server once it serves: adopted tenants' watchers start then
         self.serving = trio.Event()
         self._hand_over = False
+        #: the built-in TLS's certificates and failures for /api/tls/status; set by the
+        #: server once its TLS front runs (None: no TLS here)
+        self.tls_status: Callable[[], dict[str, Any]] | None = None
         self.metrics = ProxyMetrics()
         #: the last hour of request rate and latency, for the dashboard's charts
         self.history = History()
@@ -191,6 +194,7 @@ class Node:
             domain=self._domain,
             proxy_metrics=self.metrics,
             request_history=self.history,
+            tls_status=lambda: self.tls_status() if self.tls_status is not None else None,
         )
         self.proxy.use(sup, self._api)
 

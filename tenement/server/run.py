@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 import trio
 
-from tenement.config import SECONDS, Config
+from tenement.config import SECONDS, Config, TlsSettings
 from tenement.errors import TenementError
 from tenement.server.handoff import LISTEN_BACKLOG
 
@@ -39,6 +39,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `te
     from tenement.server.roles import Node
     from tenement.server.workers import Workers
     from tenement.systemd import Notifier
+    from tenement.tls.handshake import ChooseContext
     from tenement.types import ASGIApp
 
 log = logging.getLogger(__name__)
@@ -61,16 +62,23 @@ class ServeOptions:
     port: int = 8080
     domain: str = "localhost"
     #: explicit ``HOST:PORT`` or ``unix:PATH`` addresses; empty means ``0.0.0.0:port``
+    #: (with TLS: ``0.0.0.0:https_port`` and ``0.0.0.0:http_port``)
     binds: tuple[str, ...] = ()
 
 
-def bind_sockets(options: ServeOptions) -> list[socket.socket]:
+def bind_sockets(options: ServeOptions, tls: TlsSettings | None = None) -> list[socket.socket]:
     """Bind our own listening sockets, for a server that systemd did not start.
+
+    With TLS enabled ``--port`` is not used (as 0.2.2): the default binds are the HTTPS
+    and HTTP ports on every address.
 
     Raises:
         TenementError: an address is malformed or cannot be bound (in use, no permission).
     """
-    binds = options.binds or (f"0.0.0.0:{options.port}",)
+    default: tuple[str, ...] = (f"0.0.0.0:{options.port}",)
+    if tls is not None and tls.enabled:
+        default = (f"0.0.0.0:{tls.https_port}", f"0.0.0.0:{tls.http_port}")
+    binds = options.binds or default
     sockets = []
     try:
         for bind in binds:
@@ -153,6 +161,7 @@ async def serve(
     from tenement.server.http import serve_http
     from tenement.server.reload import Reloader
     from tenement.server.roles import Node
+    from tenement.server.tls_front import split_sockets
     from tenement.server.workers import EXIT_GRACE_SECONDS, Workers, exit_with_parent
     from tenement.store import open_store
     from tenement.supervisor import new_holder
@@ -194,7 +203,10 @@ async def serve(
                     store,
                     server_id=server_id,
                     environ=environ,
-                    domain=options.domain,
+                    # with TLS, tenants' hosts are under the certificate's domain
+                    domain=settings.tls.domain
+                    if settings.tls.enabled and settings.tls.domain
+                    else options.domain,
                     ready=is_ready,
                     may_lead=not role.worker,
                     reload=reload_on_request,
@@ -209,6 +221,7 @@ async def serve(
                     stop: trio.Event,
                     drained: trio.Event,
                     express: Express | None,
+                    tls: ChooseContext | None = None,
                     *,
                     task_status: trio.TaskStatus[list[str]],
                 ) -> None:
@@ -226,6 +239,7 @@ async def serve(
                             fast_path=_every_host,
                             express=express,
                             body_seconds=settings.body_timeout,
+                            tls=tls,
                             task_status=task_status,
                         )
                     finally:
@@ -240,14 +254,26 @@ async def serve(
                         await nursery.start(node.register, url)
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
+                    plain, https, redirect = split_sockets(sockets, settings.tls)
+                    public_drained_all = [public_drained]
                     await nursery.start(
                         serve_until_drained,
                         node.proxy,
-                        sockets,
+                        plain,
                         public_stop,
                         public_drained,
                         node.proxy.express,
                     )
+                    if https or redirect:
+                        public_drained_all += await _start_tls(
+                            nursery,
+                            settings,
+                            node,
+                            https,
+                            redirect,
+                            public_stop,
+                            serve_until_drained,
+                        )
                     if control_sockets:
                         await nursery.start(
                             serve_until_drained,
@@ -288,7 +314,8 @@ async def serve(
                         break
                     # the control socket serves standbys' and workers' relayed requests
                     # until the lease is released; the watchdog goes with the nursery
-                    await public_drained.wait()
+                    for drained in public_drained_all:
+                        await drained.wait()
                     await workers.wait(DRAIN_GRACE + EXIT_GRACE_SECONDS)
                     await node.leave()
                     control_stop.set()
@@ -350,6 +377,46 @@ async def _wait_for_database(store: Any, timeout: float, notifier: Notifier) -> 
         if attempt > 1:
             log.info("reached the database after %d attempts", attempt)
         return
+
+
+async def _start_tls(
+    nursery: trio.Nursery,
+    settings: Any,
+    node: Node,
+    https: list[socket.socket],
+    redirect: list[socket.socket],
+    stop: trio.Event,
+    serve_until_drained: Callable[..., Any],
+) -> list[trio.Event]:
+    """Serve HTTPS on ``https`` and the redirect on ``redirect`` (``tls_front.py``): the
+    certificates in ``cache_dir`` are loaded first, so a restart serves at once, without
+    the CA. Returns the events set once each has drained."""
+    from tenement.server.tls_front import tls_manager
+    from tenement.tls.redirect import RedirectApp
+
+    manager = tls_manager(settings, node.proxy)
+    await trio.to_thread.run_sync(manager.load)
+    await nursery.start(manager.run)
+    node.tls_status = manager.status
+    drained = []
+    if https:
+        https_drained = trio.Event()
+        await nursery.start(
+            serve_until_drained,
+            node.proxy,
+            https,
+            stop,
+            https_drained,
+            node.proxy.express,
+            manager.context_for,
+        )
+        drained.append(https_drained)
+    if redirect:
+        redirect_drained = trio.Event()
+        app = RedirectApp(settings.tls.https_port, manager.challenges)
+        await nursery.start(serve_until_drained, app, redirect, stop, redirect_drained, None)
+        drained.append(redirect_drained)
+    return drained
 
 
 async def _database_at_head(
@@ -443,7 +510,7 @@ def run(
     count = worker_count(requested)
     log.info("%s", describe_count(requested, count))
     inherited = [listening.sock for listening in listen_sockets(environ)]
-    sockets = inherited or bind_sockets(options)
+    sockets = inherited or bind_sockets(options, config.settings.tls)
     _preload()
     raise_descriptor_limit(DESCRIPTOR_LIMIT)
     reserve_descriptors(RESERVED_DESCRIPTORS)

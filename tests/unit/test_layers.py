@@ -1,4 +1,5 @@
-"""Layers import one way: config <- store <- supervisor <- proxy, api <- server.
+"""Layers import one way: config <- store <- supervisor <- proxy, api <- server;
+config <- tls <- server (built-in TLS).
 
 ``cli`` may use config and store (for the local commands) but never the supervisor,
 the proxy, the API or the server, except ``ten serve``, which imports the server
@@ -25,8 +26,9 @@ ALLOWED = {
     "proxy": {"base", "config", "store", "supervisor"},
     "api": {"base", "config", "store", "supervisor"},
     "systemd": {"base"},
-    "server": {"base", "config", "store", "supervisor", "proxy", "api", "systemd"},
-    "cli": {"base", "config", "store"},
+    "tls": {"base", "config"},
+    "server": {"base", "config", "store", "supervisor", "proxy", "api", "systemd", "tls"},
+    "cli": {"base", "config", "store", "tls"},
     "demo": {"base"},
     "__main__": {"base", "cli"},
 }

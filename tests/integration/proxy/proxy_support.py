@@ -29,6 +29,7 @@ from tenement.config import Service
 from tenement.errors import TenementError
 from tenement.proxy import Proxy
 from tenement.server.http import serve_http
+from tenement.tls.handshake import ChooseContext
 
 BACKEND_APP = Path(__file__).with_name("backend_app.py")
 DOMAIN = "example.test"
@@ -168,10 +169,12 @@ class ProxyServer:
         return f"http://127.0.0.1:{self.port}"
 
 
-async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
+async def serve_proxy(
+    nursery: trio.Nursery, proxy: Proxy, tls: ChooseContext | None = None
+) -> ProxyServer:
     """Run ``proxy`` as ``ten serve`` does (``serve_http``: its own HTTP/1.1 and the
     express lane for tenant hosts, hypercorn for the rest) on 127.0.0.1:0 until the test
-    ends."""
+    ends; over TLS with ``tls`` (``serve_http``'s)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -185,6 +188,7 @@ async def serve_proxy(nursery: trio.Nursery, proxy: Proxy) -> ProxyServer:
             config_overrides={"include_server_header": False},
             fast_path=lambda host: True,  # as ten serve: every HTTP/1.1 request h1.py serves
             express=proxy.express,
+            tls=tls,
         )
     )
     return ProxyServer(proxy, port)

@@ -4,12 +4,14 @@ the ASGI way in. Both must look the same to the client and to the tenant."""
 
 from __future__ import annotations
 
+import ssl
 from functools import partial
 
 import trio
 
 from tenement.config import Service
 from tenement.proxy import Proxy
+from tenement.tls.handshake import ChooseContext
 from tests.integration.proxy.proxy_support import (
     DOMAIN,
     Backends,
@@ -28,8 +30,8 @@ class CountingProxy(Proxy):
     taken = 0
     left = 0
 
-    async def express(self, request, client_host, receive, send, send_whole) -> bool:  # type: ignore[no-untyped-def]
-        served = await super().express(request, client_host, receive, send, send_whole)
+    async def express(self, request, client_host, receive, send, send_whole, secure=False) -> bool:  # type: ignore[no-untyped-def]
+        served = await super().express(request, client_host, receive, send, send_whole, secure)
         if served:
             self.taken += 1
         else:
@@ -38,7 +40,11 @@ class CountingProxy(Proxy):
 
 
 async def start(
-    nursery: trio.Nursery, tenant: ScriptedTenant, *, request_timeout: float = 30.0
+    nursery: trio.Nursery,
+    tenant: ScriptedTenant,
+    *,
+    request_timeout: float = 30.0,
+    tls: ChooseContext | None = None,
 ) -> tuple[CountingProxy, int]:
     listeners = await nursery.start(partial(trio.serve_tcp, tenant, 0, host="127.0.0.1"))
     backends = Backends()
@@ -47,7 +53,7 @@ async def start(
     )
     backends.add(Target("notes:alice", "notes", "alice", listeners[0].socket.getsockname()[1]))
     server = await serve_proxy(
-        nursery, CountingProxy(backends, domain=DOMAIN, fallback=fallback_app)
+        nursery, CountingProxy(backends, domain=DOMAIN, fallback=fallback_app), tls
     )
     return server.proxy, server.port  # type: ignore[return-value]
 
@@ -95,6 +101,39 @@ async def test_both_lanes_send_the_tenant_and_the_client_the_same_bytes(nursery)
     assert without_date(first) == without_date(second)
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"\r\n\r\nok\n")
     assert b"x-forwarded-for: 127.0.0.1" in tenant.heads[1].split(b"\r\n")
+
+
+async def test_the_express_lane_serves_over_tls_and_says_https(nursery, tmp_path) -> None:
+    """Over TLS the second request (its tenant connection pooled) takes the express lane
+    too, and the tenant is told the client's scheme."""
+    from tenement.tls.certs import server_context
+    from tests.pebble import make_ca
+
+    ca, cert, key = make_ca(tmp_path)
+    context = server_context()
+    context.load_cert_chain(cert, key)
+
+    async def choose(hello):  # type: ignore[no-untyped-def]
+        return context
+
+    tenant = ScriptedTenant([OK], [OK])
+    proxy, port = await start(nursery, tenant, tls=choose)
+    request = b"GET / HTTP/1.1\r\nHost: %s\r\n\r\n" % HOST
+    client = ssl.create_default_context(cafile=str(ca))
+    stream = trio.SSLStream(
+        await trio.open_tcp_stream("127.0.0.1", port), client, server_hostname="localhost"
+    )
+    async with stream:
+        await stream.send_all(request)
+        answers = b""
+        while answers.count(b"ok\n") < 1:
+            answers += await stream.receive_some(65536)
+        await stream.send_all(request)
+        while answers.count(b"ok\n") < 2:
+            answers += await stream.receive_some(65536)
+    assert (proxy.left, proxy.taken) == (1, 1)
+    for head in tenant.heads:
+        assert b"x-forwarded-proto: https" in head.split(b"\r\n")
 
 
 async def test_pipelined_requests_are_answered_in_order(nursery) -> None:

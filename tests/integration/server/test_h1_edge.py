@@ -19,7 +19,7 @@ from tenement.types import ASGIApp
 from tests.integration.server.test_h1 import app, exchange, get, is_fast
 
 
-async def express(request, client, receive, send, send_whole) -> bool:  # type: ignore[no-untyped-def]
+async def express(request, client, receive, send, send_whole, secure=False) -> bool:  # type: ignore[no-untyped-def]
     """An express lane (``Proxy.express``'s place) that serves every whole request."""
     answer = b"express %s %s %d" % (request.method, request.target, len(request.body))
     await send_whole(200, [(b"content-type", b"text/plain")], answer)
