@@ -142,6 +142,9 @@ async def test_a_stream_ticket_opens_one_stream_as_its_owner(api: Harness) -> No
     token, once, with the token's scope."""
     async with api.admin() as admin, api.tenant() as tenant, api.client() as anonymous:
         alice, bob = await start(admin, "alice"), await start(admin, "bob")
+        # their start-up lines indexed first: the stream is to carry only what follows
+        for tenant_id in ("alice", "bob"):
+            await wait_logged(admin, "listening", id=tenant_id)
         issued = await tenant.post("/api/logs/stream/ticket")
         assert issued.status_code == 200
         ticket = issued.json()["ticket"]
