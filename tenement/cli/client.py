@@ -20,12 +20,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import time
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from tenement._version import __version__
+from tenement.cli.bounds import MAX_ANSWER, MAX_EVENT_LINE, AnswerTooLarge, BoundedSocket, shown
 from tenement.cli.context import CliContext
 from tenement.errors import TenementError
 
@@ -35,7 +37,8 @@ if TYPE_CHECKING:  # at run time imported by the paths that use them
     import ssl
 
 TOKEN_FILE = "api_token"
-#: how long an ordinary request may take (spawn and restart wait for the instance)
+#: how long an ordinary request may take in all, from connecting to the end of the
+#: answer (spawn and restart wait for the instance)
 DEFAULT_TIMEOUT = 120.0
 CONNECT_TIMEOUT = 5.0
 GET_A_TOKEN = "Run `ten token-gen` first to create a token."
@@ -157,15 +160,16 @@ class Response:
 
 
 def _error_message(response: Response) -> str:
-    """The server's ``{"error": ...}`` text, else ``Server returned <status> <reason>``."""
+    """The server's ``{"error": ...}`` text, else ``Server returned <status> <reason>``,
+    with what a terminal would obey (ESC, CR, ...) escaped."""
     try:
         body = response.json()
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        body = None
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = None  # RecursionError: JSON nested deeper than Python's stack
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, str):
-        return error
-    return f"Server returned {response.status_code} {response.reason_phrase}".rstrip()
+        return shown(error)
+    return shown(f"Server returned {response.status_code} {response.reason_phrase}".rstrip())
 
 
 @dataclasses.dataclass(frozen=True)
@@ -291,13 +295,14 @@ class ApiClient:
     def close(self) -> None:
         """Nothing stays open between requests; kept for the context-manager protocol."""
 
-    def _connect(self) -> http.client.HTTPConnection:
+    def _connect(self, timeout: float) -> http.client.HTTPConnection:
         """A connection to the server (through the proxy, if any), its TLS handshake done.
 
         Raises:
             ServerUnreachable: refused, unknown host, TLS failure, or no answer in
-                :data:`CONNECT_TIMEOUT` seconds.
+                :data:`CONNECT_TIMEOUT` seconds (or ``timeout``, if shorter).
         """
+        wait = min(CONNECT_TIMEOUT, timeout)
         import http.client
 
         point = self.endpoint
@@ -307,10 +312,10 @@ class ApiClient:
         connection: http.client.HTTPConnection
         if point.tls:
             connection = http.client.HTTPSConnection(
-                host, port, timeout=CONNECT_TIMEOUT, context=_tls_context()
+                host, port, timeout=wait, context=_tls_context()
             )
         else:
-            connection = http.client.HTTPConnection(host, port, timeout=CONNECT_TIMEOUT)
+            connection = http.client.HTTPConnection(host, port, timeout=wait)
         if point.proxy and point.tls:
             auth = point.proxy.authorization
             headers = {"Proxy-Authorization": auth} if auth else None
@@ -330,7 +335,7 @@ class ApiClient:
             "Is `ten serve` running? Choose the server with --server or TENEMENT_SERVER."
         )
 
-    def _connect_plain(self) -> socket.socket:
+    def _connect_plain(self, timeout: float) -> socket.socket:
         """What :meth:`_connect` does for a plain-http server and no proxy (as
         ``http.client.HTTPConnection.connect``), without http.client.
 
@@ -341,7 +346,7 @@ class ApiClient:
 
         point = self.endpoint
         try:
-            sock = socket.create_connection((point.host, point.port), CONNECT_TIMEOUT)
+            sock = socket.create_connection((point.host, point.port), min(CONNECT_TIMEOUT, timeout))
         except OSError as exc:
             raise self._unreachable(exc, "") from exc
         try:
@@ -352,15 +357,19 @@ class ApiClient:
         return sock
 
     def _lost(self, exc: BaseException, timeout: float | None) -> ClientError:
+        if isinstance(exc, AnswerTooLarge):
+            return ClientError(
+                f"Server at {self.server} sent an answer larger than {MAX_ANSWER >> 20} MiB"
+            )
+        # http.client's messages quote the server's bytes (a status line, a chunk size)
+        cause = shown(str(exc) or type(exc).__name__)
         if isinstance(exc, (ValueError, OverflowError)):
             # what http.client raises for a chunk size it cannot read (-5, 2**80)
-            return ClientError(f"Server at {self.server} sent a malformed answer: {exc}")
+            return ClientError(f"Server at {self.server} sent a malformed answer: {cause}")
         if isinstance(exc, TimeoutError):
             waited = f" within {timeout:g} s" if timeout else ""
             return ClientError(f"Server at {self.server} did not answer{waited}")
-        return ServerUnreachable(
-            f"Lost connection to server at {self.server}: {exc or type(exc).__name__}"
-        )
+        return ServerUnreachable(f"Lost connection to server at {self.server}: {cause}")
 
     def _target(self, path: str, params: Mapping[str, str | int] | None) -> str:
         target = self.endpoint.prefix + path
@@ -378,9 +387,12 @@ class ApiClient:
         *,
         body: bytes | None,
         params: Mapping[str, str | int] | None,
-        timeout: float | None,
-    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse]:
-        """Connect, send one request, and read the response's head."""
+        timeout: float,
+    ) -> tuple[http.client.HTTPConnection, http.client.HTTPResponse, BoundedSocket]:
+        """Connect, send one request, and read the response's head, all within
+        ``timeout``; the socket it returns bounds the rest of the answer by the same
+        deadline (:func:`tenement.cli.fallback.read_body`)."""
+        deadline = time.monotonic() + timeout
         headers = dict(self._headers)
         if body is not None:
             headers["Content-Type"] = "application/json"
@@ -389,13 +401,16 @@ class ApiClient:
             headers["Proxy-Authorization"] = proxy.authorization
         import http.client
 
-        connection = self._connect()
+        from tenement.cli import fallback
+
+        connection = self._connect(timeout)
         try:
             assert connection.sock is not None
-            connection.sock.settimeout(timeout)
+            bounded = BoundedSocket(connection.sock, deadline=deadline, limit=MAX_ANSWER)
+            bounded.wait()
             connection.request(method, self._target(path, params), body=body, headers=headers)
-            return connection, connection.getresponse()
-        except (OSError, http.client.HTTPException) as exc:
+            return connection, fallback.begin(b"", bounded, method), bounded
+        except (OSError, http.client.HTTPException, ValueError, AnswerTooLarge) as exc:
             connection.close()
             raise self._lost(exc, timeout) from exc
 
@@ -422,14 +437,17 @@ class ApiClient:
     ) -> Response:
         """Send one request; return the successful response.
 
-        ``timeout`` bounds each wait for the server (the default: the client's); the
-        connection itself must be made within :data:`CONNECT_TIMEOUT`.
+        ``timeout`` (the default: the client's) bounds the whole exchange, from connecting
+        to the end of the answer; the connection itself must be made within
+        :data:`CONNECT_TIMEOUT`. An answer over :data:`~tenement.cli.bounds.MAX_ANSWER`
+        bytes is refused.
 
         Raises:
             ServerUnreachable: no connection (the message hints at ``ten serve``).
             Unauthorized: 401, naming where the token came from.
             ServerError: any other error status, with the server's ``error`` text.
-            ClientError: the server did not answer in time.
+            ClientError: the server did not answer in time, or sent a malformed or too
+                large answer.
         """
         effective = timeout if timeout is not None else self.timeout
         body = None if json_body is None else json.dumps(json_body).encode()
@@ -438,12 +456,23 @@ class ApiClient:
             return self._check(plain)
         import http.client
 
-        connection, answer = self._send(method, path, body=body, params=params, timeout=effective)
+        from tenement.cli import fallback
+
+        connection, answer, _ = self._send(
+            method, path, body=body, params=params, timeout=effective
+        )
         try:
-            content = answer.read()
-        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
+            content = fallback.read_body(answer)
+        except (
+            OSError,
+            http.client.HTTPException,
+            ValueError,
+            OverflowError,
+            AnswerTooLarge,
+        ) as exc:
             raise self._lost(exc, effective) from exc
         finally:
+            answer.close()
             connection.close()
         return self._check(Response(method, path, answer.status, answer.reason, content))
 
@@ -471,12 +500,14 @@ class ApiClient:
         )
         if wire_request is None:
             return None
-        sock = self._connect_plain()
+        deadline = time.monotonic() + timeout
+        sock = self._connect_plain(timeout)
         try:
-            sock.settimeout(timeout)
+            bounded = BoundedSocket(sock, deadline=deadline, limit=MAX_ANSWER)
+            bounded.wait()
             sock.sendall(wire_request)
-            answer = exchange.read_answer(sock, method)
-        except (OSError, ValueError, OverflowError) as exc:
+            answer = exchange.read_answer(bounded, method)
+        except (OSError, ValueError, OverflowError, AnswerTooLarge) as exc:
             raise self._lost(exc, timeout) from exc
         except Exception as exc:
             import http.client  # loaded already if it raised this
@@ -509,37 +540,67 @@ class ApiClient:
                 f"Server at {self.server} answered {response.method} {response.path} "
                 "with a body that is not JSON"
             ) from exc
+        except RecursionError:
+            raise ClientError(
+                f"Server at {self.server} answered {response.method} {response.path} "
+                "with JSON nested too deeply to read"
+            ) from None
 
     def sse(self, path: str, *, params: Mapping[str, str | int] | None = None) -> Iterator[str]:
         """Yield the ``data`` of each server-sent event until the server ends the stream.
 
         Comment frames (keep-alives) are skipped; multi-line data is joined with ``\\n``.
+        The client's timeout bounds getting the answer's head (and an error's body); the
+        stream itself lasts as long as the caller reads it. An event over
+        :data:`~tenement.cli.bounds.MAX_EVENT_LINE` bytes ends it.
 
         Raises:
             ClientError: as :meth:`request`, at the start or mid-stream.
         """
         import http.client
 
-        connection, answer = self._send("GET", path, body=None, params=params, timeout=None)
+        from tenement.cli import fallback
+
+        connection, answer, bounded = self._send(
+            "GET", path, body=None, params=params, timeout=self.timeout
+        )
+        phase_timeout: float | None = self.timeout
         try:
             if not 200 <= answer.status < 300:
-                content = answer.read()
+                content = fallback.read_body(answer)
                 self._check(Response("GET", path, answer.status, answer.reason, content))
+            bounded.unbounded()
+            phase_timeout = None
             data: list[str] = []
-            while raw := answer.readline():
+            size = 0
+            while raw := answer.readline(MAX_EVENT_LINE + 1):
+                size += len(raw)
+                if size > MAX_EVENT_LINE:
+                    raise ClientError(
+                        f"Server at {self.server} sent an event larger than "
+                        f"{MAX_EVENT_LINE >> 20} MiB"
+                    )
                 line = raw.decode("utf-8", errors="replace").rstrip("\r\n")
                 if not line:
                     if data:
                         yield "\n".join(data)
                         data = []
+                    size = 0
                 elif line.startswith("data:"):
                     value = line[5:]
                     data.append(value[1:] if value.startswith(" ") else value)
             if data:
                 yield "\n".join(data)
-        except (OSError, http.client.HTTPException, ValueError, OverflowError) as exc:
-            raise self._lost(exc, None) from exc
+        except (
+            OSError,
+            http.client.HTTPException,
+            ValueError,
+            OverflowError,
+            AnswerTooLarge,
+        ) as exc:
+            raise self._lost(exc, phase_timeout) from exc
         finally:
+            answer.close()
             connection.close()
 
 

@@ -20,16 +20,12 @@ results on generated answers.
 
 from __future__ import annotations
 
-import io
 import re
-import socket
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 from tenement import wire
-
-if TYPE_CHECKING:
-    from _typeshed import WriteableBuffer
+from tenement.cli.bounds import MAX_ANSWER, Receiver
 
 #: what http.client's reader allows at most (``http.client._MAXHEADERS``): an answer
 #: with more is its to refuse
@@ -38,8 +34,8 @@ MAX_HEADERS = 100
 #: bytes asked of the kernel per read while the head arrives
 READ_SIZE = 64 * 1024
 
-#: the longest body read here; a longer one is http.client's to read
-MAX_BODY = 64 * 1024 * 1024
+#: the longest body read here; a longer one is http.client's to refuse
+MAX_BODY = MAX_ANSWER
 
 #: headers http.client writes itself (a caller's own makes it write other lines)
 _OWN_HEADERS = frozenset({b"host", b"accept-encoding", b"content-length", b"transfer-encoding"})
@@ -94,12 +90,15 @@ def request_bytes(
     return wire.request_bytes(method_bytes, target_bytes, [*first, *fields], body or b"")
 
 
-def read_answer(sock: socket.socket, method: str) -> Answer:
-    """Read the answer to ``method`` from ``sock`` (its timeout bounds each wait).
+def read_answer(sock: Receiver, method: str) -> Answer:
+    """Read the answer to ``method`` from ``sock`` (a
+    :class:`~tenement.cli.bounds.BoundedSocket` bounds the wait and the size).
 
     Raises:
         OSError: the connection failed or a wait timed out (``TimeoutError``).
-        http.client.HTTPException: http.client refused the answer, or it ended early.
+        http.client.HTTPException, ValueError, OverflowError: http.client refused the
+            answer, or it ended early.
+        AnswerTooLarge: the answer is, or says it is, longer than the limit.
     """
     head_request = method.upper() == "HEAD"
     received = bytearray()
@@ -141,41 +140,11 @@ def _reason(received: bytearray) -> str:
     return line[len("HTTP/1.1 200") :].strip()
 
 
-def _read_by_http_client(received: bytes, sock: socket.socket, method: str) -> Answer:
-    import http.client
+def _read_by_http_client(received: bytes, sock: Receiver, method: str) -> Answer:
+    from tenement.cli import fallback
 
-    answer = http.client.HTTPResponse(_Replay(received, sock), method=method)  # type: ignore[arg-type]
+    answer = fallback.begin(received, sock, method)
     try:
-        answer.begin()
-        return Answer(answer.status, answer.reason, answer.read())
+        return Answer(answer.status, answer.reason, fallback.read_body(answer))
     finally:
         answer.close()
-
-
-class _Replay:
-    """What http.client reads an answer from: the bytes already received, then the rest
-    from the socket (``makefile`` is all :class:`http.client.HTTPResponse` asks of it)."""
-
-    def __init__(self, received: bytes, sock: socket.socket) -> None:
-        self._raw = _ReplayIO(received, sock)
-
-    def makefile(self, mode: str) -> io.BufferedReader:
-        return io.BufferedReader(self._raw)
-
-
-class _ReplayIO(io.RawIOBase):
-    def __init__(self, received: bytes, sock: socket.socket) -> None:
-        self._received = memoryview(received)
-        self._sock = sock
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: WriteableBuffer) -> int:
-        target = memoryview(buffer).cast("B")
-        if self._received:
-            size = min(len(target), len(self._received))
-            target[:size] = self._received[:size]
-            self._received = self._received[size:]
-            return size
-        return self._sock.recv_into(target)

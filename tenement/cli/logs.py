@@ -60,8 +60,8 @@ def logs(
                         continue
                     try:
                         entry = json.loads(data)
-                    except json.JSONDecodeError:
-                        continue
+                    except (json.JSONDecodeError, RecursionError):
+                        continue  # not a log entry (RecursionError: nested too deep)
                     if isinstance(entry, dict):
                         click.echo(render.follow_line(entry))
             except KeyboardInterrupt:

@@ -100,7 +100,7 @@ def test_a_body_cut_short_is_a_lost_connection(peer) -> None:  # type: ignore[no
         client.request("GET", "/api/instances")
 
 
-@pytest.mark.parametrize("size", [b"-5", b"FFFFFFFFFFFFFFFFFFFF"])
+@pytest.mark.parametrize("size", [b"-5", b"-FFFFFFFFFFFFFFFFFFFF"])
 def test_a_chunk_size_http_client_cannot_read_is_a_malformed_answer(peer, size) -> None:  # type: ignore[no-untyped-def]
     odd = peer(
         lambda conn, _h: conn.sendall(
