@@ -151,13 +151,10 @@ def _targets(r: dict) -> list[str]:
             _verdict(check(ours, lambda v: v < 0.5)),
         )
     )
-    # PSS: with several serving processes, RSS summed counts the pages they share (the
-    # code, the interpreter) once for each; PSS counts each page once
-    ours, ref = both("tenants", "pss_tenants_mb")
+    ours, ref = both("tenants", "rss_tenants_mb")
     rows.append(
         (
-            f"Server memory (PSS), {_fmt(n)} live tenants (MB; ours: its serving processes,"
-            " shared pages counted once)",
+            f"Server RSS, {_fmt(n)} live tenants (MB; ours: its serving processes, summed)",
             _fmt(ours),
             _fmt(ref),
             _ratio(ours, ref),

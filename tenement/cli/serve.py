@@ -32,7 +32,7 @@ from tenement.cli.context import CliContext, global_options, pass_cli
     "--workers",
     type=click.IntRange(min=0),
     help="Serving processes in all, at most 256 (0: one per CPU); default: [settings] "
-    "workers, else 0 (one per CPU)",
+    "workers, else 1",
 )
 @click.option("--log-level", default="info", show_default=True, help="debug, info, warning, error")
 @global_options

@@ -171,9 +171,8 @@ class Settings:
     database_start_timeout: float = 60 * SECONDS
     #: the reference's behaviour: any id on a direct route spawns an instance
     wake_any_id: bool = False
-    #: serving processes of ``ten serve``; 0 (the default since 0.3) means one per CPU
-    #: the server may use, as nginx's ``worker_processes auto``; at most MAX_WORKERS
-    workers: int = 0
+    #: serving processes of ``ten serve``; 0 means one per CPU; at most MAX_WORKERS
+    workers: int = 1
     #: uids (inclusive) allotted to services without ``user``, one each, when the server
     #: can change uid; systemd's DynamicUser= range. Added in 0.3.
     tenant_uids: tuple[int, int] = DEFAULT_TENANT_UIDS

@@ -1,9 +1,9 @@
 """Worker processes: more serving processes on the same listening sockets.
 
 One Python process proxies on one core. ``ten serve --workers N`` (or ``[settings]
-workers``; by default 0, one per CPU) forks N - 1 workers after the sockets are open and
-before trio starts (no thread exists yet, and the imported code is shared copy-on-write).
-The kernel hands each new connection to one of the processes waiting on the shared socket.
+workers``) forks N - 1 workers after the sockets are open and before trio starts (no
+thread exists yet, and the imported code is shared copy-on-write). The kernel hands each
+new connection to one of the processes waiting on the shared socket.
 
 A worker is a standby that never leads (``roles.py``): it routes from the shared instance
 rows, relays wakes and API requests to the server holding the lease, and reports its

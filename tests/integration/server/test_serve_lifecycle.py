@@ -163,9 +163,7 @@ async def test_sigterm_drains_then_stops_every_tenant(directory: Path) -> None:
 async def test_ready_means_serving_and_health_says_so(directory: Path) -> None:
     (directory / "tenement.toml").write_text(CONFIG)
     async with open_fd_holder(directory) as holder:
-        # one process: its proxy and API share the counts. A worker's (the default is
-        # one process per CPU) reach /metrics a report later (test_workers.py)
-        await start_server(holder, directory, "--workers", "1")
+        await start_server(holder, directory)
         statuses = [n.fields["STATUS"] for n in holder.notifications if "STATUS" in n.fields]
         assert any("database" in status for status in statuses), statuses
         async with httpx.AsyncClient(base_url=holder.url) as client:
