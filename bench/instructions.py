@@ -123,14 +123,16 @@ def measure(requests: int, connections: int, warmup: int, work: Path) -> float:
     write_config(directory, procs.marker, log_lines=10)
     python = sys.executable
     try:
-        leader = Server("ours", [python, "-m", "tenement"], directory, procs)
+        # one serving process each: the measured one is the standby itself
+        one = ("--workers", "1")
+        leader = Server("ours", [python, "-m", "tenement"], directory, procs, one)
         leader.token_gen()
         leader.start()
         leader.request("GET", "/", host=HOST)  # the tenant is up: its row says running
         out = work / "callgrind.out"
         valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no"]
         valgrind.append(f"--callgrind-out-file={out}")
-        standby = Server("ours", [*valgrind, python, "-c", BOOT], directory, procs)
+        standby = Server("ours", [*valgrind, python, "-c", BOOT], directory, procs, one)
         standby.token = leader.token
         standby.start()
         assert leader.proc is not None and standby.proc is not None

@@ -122,7 +122,10 @@ def main(argv: list[str] | None = None) -> int:
     procs = Procs()
     try:
         write_config(run_dir, procs.marker, log_lines=10)
-        server = Server("ours", [sys.executable, "-m", "tenement"], run_dir, procs)
+        # one serving process: the profile is of the process that serves
+        server = Server(
+            "ours", [sys.executable, "-m", "tenement"], run_dir, procs, ("--workers", "1")
+        )
         server.token_gen()
         server.start()
         if args.cpu:
