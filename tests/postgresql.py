@@ -1,6 +1,7 @@
 """A throwaway PostgreSQL cluster for tests: one per module or session, never the host's.
 
-It listens on a Unix socket in its own directory and on a free 127.0.0.1 port. Over the
+It listens on a Unix socket in its own directory and on a free 127.0.0.1 port (or, for
+the fleet tests, on the hub address of a :mod:`tests.netns` network). Over the
 socket anyone may connect as any role (``trust``); over TCP a role needs its password
 (``scram-sha-256``), so tests can use URLs with passwords in them. Start it with
 :func:`running_cluster`, which raises :class:`Unavailable` (a sentence for the skip
@@ -53,18 +54,23 @@ class Cluster:
     """A running cluster: its socket directory, TCP port, and helpers to make roles and
     databases."""
 
-    def __init__(self, base: Path, pg_ctl: str) -> None:
+    def __init__(self, base: Path, pg_ctl: str, host: str, netns: str | None) -> None:
         self.base = base
         self.socket_dir = base  # the socket is base/.s.PGSQL.{port}
         self.data = base / "data"
+        self.host = host
         self.port = _free_port()
+        self._netns = ["ip", "netns", "exec", netns] if netns else []
         self._pg_ctl = pg_ctl
 
     def start(self) -> None:
         """Start (or start again) and wait until it accepts connections."""
-        options = f"-c listen_addresses=127.0.0.1 -p {self.port} -k {self.socket_dir} -c fsync=off"
+        options = (
+            f"-c listen_addresses={self.host} -p {self.port} -k {self.socket_dir} -c fsync=off"
+        )
         subprocess.run(
-            _as_postgres(
+            self._netns
+            + _as_postgres(
                 [
                     self._pg_ctl,
                     "-D",
@@ -118,18 +124,25 @@ class Cluster:
         hba.write_text(rule + hba.read_text())
         self.admin("SELECT pg_reload_conf()")
 
+    def allow_subnet(self, subnet: str) -> None:
+        """Let roles with a password connect over TCP from ``subnet`` (a fleet's nodes)."""
+        hba = self.data / "pg_hba.conf"
+        hba.write_text(hba.read_text() + f"host all all {subnet} scram-sha-256\n")
+        self.admin("SELECT pg_reload_conf()")
+
     def socket_url(self, database: str, user: str = SUPERUSER) -> str:
         """A URL reaching ``database`` over the socket, no password needed."""
         return f"postgresql://{user}@/{database}?host={self.socket_dir}&port={self.port}"
 
     def tcp_url(self, database: str, user: str, password: str) -> str:
-        """A URL reaching ``database`` over TCP on loopback, with a password in it."""
-        return f"postgresql://{user}:{password}@127.0.0.1:{self.port}/{database}"
+        """A URL reaching ``database`` over TCP, with a password in it."""
+        return f"postgresql://{user}:{password}@{self.host}:{self.port}/{database}"
 
 
 @contextlib.contextmanager
-def running_cluster() -> Iterator[Cluster]:
-    """A fresh cluster, stopped and deleted on exit."""
+def running_cluster(host: str = "127.0.0.1", netns: str | None = None) -> Iterator[Cluster]:
+    """A fresh cluster listening on ``host`` (inside network namespace ``netns`` if
+    given), stopped and deleted on exit."""
     try:
         import psycopg  # noqa: F401
     except ImportError:
@@ -153,7 +166,7 @@ def running_cluster() -> Iterator[Cluster]:
     base.chmod(0o755)
     if os.geteuid() == 0:
         shutil.chown(base, user="postgres")
-    cluster = Cluster(base, pg_ctl)
+    cluster = Cluster(base, pg_ctl, host, netns)
     try:
         subprocess.run(
             _as_postgres(
