@@ -7,6 +7,7 @@ stream. A proxied body: the client closes (or resets) its connection half way th
 
 from __future__ import annotations
 
+import functools
 import socket
 import struct
 import sys
@@ -20,7 +21,8 @@ from tests.integration.server.test_serve_lifecycle import CONFIG, admin_token
 from tests.integration.server.test_switchover import Server
 
 #: a tenant whose ``GET /big`` is far more than the socket buffers between it and a
-#: client that stops reading; ``GET /`` answers ``ok``
+#: client that stops reading; ``GET /`` answers ``ok``; ``POST /big`` answers as
+#: ``GET /big`` without reading the request's body (and closes)
 STREAMING_APP = textwrap.dedent(
     """
     import os
@@ -42,7 +44,10 @@ STREAMING_APP = textwrap.dedent(
                 for _ in range(pieces):
                     self.wfile.write(PIECE)
             except OSError:
-                self.close_connection = True
+                pass
+            self.close_connection = self.command == "POST"
+
+        do_POST = do_GET
 
         def log_message(self, *args):
             pass
@@ -97,11 +102,21 @@ async def test_clients_leaving_their_log_streams_log_no_error(directory: Path) -
     assert " ERROR " not in log
 
 
-def read_then_hang_up(port: int, *, reset: bool) -> int:
-    """``GET /big`` from the streaming tenant; read a part of it, then close (with
-    ``reset``: SO_LINGER 0, so the server sees a RST, not a FIN). Returns bytes read."""
+#: a request for the big body whose own body streams (chunked): the proxy writes it to
+#: the tenant while it relays the answer
+STREAMED_POST = (
+    b"POST /big HTTP/1.1\r\nHost: " + STREAM_HOST.encode() + b"\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+)
+GET = b"GET /big HTTP/1.1\r\nHost: " + STREAM_HOST.encode() + b"\r\n\r\n"
+
+
+def read_then_hang_up(port: int, *, reset: bool, request: bytes = GET) -> int:
+    """``request`` (by default ``GET /big``) to the streaming tenant; read a part of the
+    answer, then close (with ``reset``: SO_LINGER 0, so the server sees a RST, not a
+    FIN). Returns bytes read."""
     with socket.create_connection(("127.0.0.1", port)) as sock:
-        sock.sendall(b"GET /big HTTP/1.1\r\nHost: " + STREAM_HOST.encode() + b"\r\n\r\n")
+        sock.sendall(request)
         read = 0
         while read < 1 << 20:
             data = sock.recv(65536)
@@ -127,18 +142,24 @@ async def test_clients_leaving_mid_body_log_no_error(directory: Path) -> None:
                 while (await client.get("/")).status_code != 200:
                     await trio.sleep(0.05)
             counted = await requests_counted(client)
-            for round in range(4):
+            for turn in range(4):
                 # the first finds the idle pooled connection `GET /` left (the express
-                # lane); the second none, as the first's was closed (the ASGI way);
-                # a client that resets, and one that closes
-                for reset in (round % 2 == 0, round % 2 == 1):
-                    await trio.to_thread.run_sync(
-                        lambda reset=reset: read_then_hang_up(server.port, reset=reset)
+                # lane); the second none, as the first's was closed (the ASGI way); the
+                # third's body streams (both directions at once); clients that reset,
+                # and ones that close
+                for reset, request in (
+                    (turn % 2 == 0, GET),
+                    (turn % 2 == 1, GET),
+                    (turn < 2, STREAMED_POST),
+                ):
+                    hang_up = functools.partial(
+                        read_then_hang_up, server.port, reset=reset, request=request
                     )
+                    await trio.to_thread.run_sync(hang_up)
                 # the server serves another client on, and the tenant too
                 response = await client.get("/")
                 assert (response.status_code, response.text) == (200, "ok")
-            assert await requests_counted(client) == counted + 4 * 3
+            assert await requests_counted(client) == counted + 4 * 4
     finally:
         server.kill()
     log = (directory / "serve.log").read_text()
