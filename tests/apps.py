@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import textwrap
+from pathlib import Path
+
+#: a tenant script answering ``ok <pid>`` (``--proto``: and its X-Forwarded-Proto)
+PID_APP = Path(__file__).with_name("pid_app.py")
 
 #: answers every GET with 200 ``ok``; logs one stdout line (``GET <path>``) and one stderr
 #: line (``served <path>``) per request, so a test makes its tenant log on demand

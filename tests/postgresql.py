@@ -62,6 +62,8 @@ class Cluster:
         self.port = _free_port()
         self._netns = ["ip", "netns", "exec", netns] if netns else []
         self._pg_ctl = pg_ctl
+        #: started, and not stopped since (a test may stop the cluster to play an outage)
+        self.running = False
 
     def start(self) -> None:
         """Start (or start again) and wait until it accepts connections."""
@@ -86,8 +88,10 @@ class Cluster:
             check=True,
             capture_output=True,
         )
+        self.running = True
 
     def stop(self) -> None:
+        self.running = False
         subprocess.run(
             _as_postgres([self._pg_ctl, "-D", str(self.data), "-m", "immediate", "stop"]),
             capture_output=True,

@@ -70,6 +70,18 @@ class ServerError(ClientError):
         self.status = status
 
 
+def _answer_broken() -> tuple[type[Exception], ...]:
+    """What getting an answer raises when the connection or the answer breaks off (a
+    reset, a deadline, a malformed or oversized answer): the server is lost, not a bug.
+
+    A function, not a tuple: :mod:`http.client` is imported by the paths that use it, and
+    an ``except`` clause evaluates this only once something was raised.
+    """
+    import http.client
+
+    return (OSError, http.client.HTTPException, ValueError, OverflowError, AnswerTooLarge)
+
+
 @dataclasses.dataclass(frozen=True)
 class Token:
     """An API token and where it came from (named in error messages)."""
@@ -454,7 +466,6 @@ class ApiClient:
         plain = self._plain_exchange(method, path, body=body, params=params, timeout=effective)
         if plain is not None:
             return self._check(plain)
-        import http.client
 
         from tenement.cli import fallback
 
@@ -463,13 +474,7 @@ class ApiClient:
         )
         try:
             content = fallback.read_body(answer)
-        except (
-            OSError,
-            http.client.HTTPException,
-            ValueError,
-            OverflowError,
-            AnswerTooLarge,
-        ) as exc:
+        except _answer_broken() as exc:
             raise self._lost(exc, effective) from exc
         finally:
             answer.close()
@@ -507,14 +512,8 @@ class ApiClient:
             bounded.wait()
             sock.sendall(wire_request)
             answer = exchange.read_answer(bounded, method)
-        except (OSError, ValueError, OverflowError, AnswerTooLarge) as exc:
+        except _answer_broken() as exc:
             raise self._lost(exc, timeout) from exc
-        except Exception as exc:
-            import http.client  # loaded already if it raised this
-
-            if isinstance(exc, http.client.HTTPException):
-                raise self._lost(exc, timeout) from exc
-            raise
         finally:
             sock.close()
         return Response(method, path, answer.status, answer.reason, answer.content)
@@ -557,7 +556,6 @@ class ApiClient:
         Raises:
             ClientError: as :meth:`request`, at the start or mid-stream.
         """
-        import http.client
 
         from tenement.cli import fallback
 
@@ -591,13 +589,7 @@ class ApiClient:
                     data.append(value[1:] if value.startswith(" ") else value)
             if data:
                 yield "\n".join(data)
-        except (
-            OSError,
-            http.client.HTTPException,
-            ValueError,
-            OverflowError,
-            AnswerTooLarge,
-        ) as exc:
+        except _answer_broken() as exc:
             raise self._lost(exc, phase_timeout) from exc
         finally:
             answer.close()

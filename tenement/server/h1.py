@@ -201,6 +201,8 @@ class Http1Connection:
         # cancelled when a wait for the client outlives its deadline (see _read_within)
         self._waiting = trio.CancelScope()
         self._armed: Armed | None = None
+        # the app's wait for the client to leave (see _wait_disconnect), while it waits
+        self._watching: trio.CancelScope | None = None
 
     async def run(self) -> None:
         try:
@@ -291,6 +293,7 @@ class Http1Connection:
             self._idle.shutdown,
             head_request=request.method == b"HEAD",
             may_skip_h11=True,
+            left=self._client_left,
         )
         client = self._client[0] if self._client else None
         try:
@@ -332,6 +335,7 @@ class Http1Connection:
             self._idle.shutdown,
             head_request=False,
             may_skip_h11=False,
+            left=self._client_left,
         )
         await response.error(status, reason)
         await self._linger()
@@ -422,23 +426,35 @@ class Http1Connection:
 
     async def _receive(self) -> Message:
         """The app's ``receive``: the request body within its deadlines, then (once it
-        is all read) a wait for the client to leave."""
+        is all read) a wait for the client to leave. A read or write that finds the
+        client gone (a reset) is its leaving: ``http.disconnect``, not an error."""
         ahead = self._ahead
         if ahead is not None:
             self._ahead = None
             return ahead
         reader = self._reader
-        if reader.body_done():
-            return await self._wait_disconnect()
-        while True:
-            message = reader.next_body()
-            if message is not None:
-                return message
-            continue_ = reader.continue_bytes()  # the body is wanted: say so
-            if continue_:
-                await sockets.send_all(self._sock, continue_)
-            deadline = self._body_deadline(reader.body_bytes)
-            await self._read_within(deadline, started=True, read=self._read)
+        try:
+            if reader.body_done():
+                return await self._wait_disconnect()
+            while True:
+                message = reader.next_body()
+                if message is not None:
+                    return message
+                continue_ = reader.continue_bytes()  # the body is wanted: say so
+                if continue_:
+                    await sockets.send_all(self._sock, continue_)
+                deadline = self._body_deadline(reader.body_bytes)
+                await self._read_within(deadline, started=True, read=self._read)
+        except (OSError, trio.ClosedResourceError):
+            self._client_left()
+            return DISCONNECT
+
+    def _client_left(self) -> None:
+        """The client is gone (a read or a write to it failed): it sends nothing more,
+        and an app waiting for it to leave is told now (``Response`` calls this)."""
+        self._reader.eof = True
+        if self._watching is not None:
+            self._watching.cancel()
 
     def _body_deadline(self, received: int) -> float:
         """When the next read of a request body (``received`` bytes of it so far) must
@@ -452,12 +468,16 @@ class Http1Connection:
 
     async def _wait_disconnect(self) -> Message:
         """After the request: block until the client closes (reading ahead for the next
-        request up to :data:`MAX_READ_AHEAD`)."""
-        ahead = 0
-        while not self._reader.eof and ahead < MAX_READ_AHEAD:
-            ahead += await self._read()
-        if not self._reader.eof:
-            await trio.sleep_forever()
+        request up to :data:`MAX_READ_AHEAD`), or until a write finds it gone."""
+        with trio.CancelScope() as self._watching:
+            try:
+                ahead = 0
+                while not self._reader.eof and ahead < MAX_READ_AHEAD:
+                    ahead += await self._read()
+                if not self._reader.eof:
+                    await trio.sleep_forever()
+            finally:
+                self._watching = None
         return DISCONNECT
 
     # ---- one request --------------------------------------------------------------------------
@@ -487,6 +507,7 @@ class Http1Connection:
             self._idle.shutdown,
             head_request=request.method == b"HEAD",
             may_skip_h11=_keeps_alive(request),
+            left=self._client_left,
         )
         # The app is called once the body has begun (or is known to be empty): a
         # client that announces a body and sends nothing holds no tenant connection,

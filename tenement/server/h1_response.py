@@ -5,6 +5,11 @@ bytes by ``tenement/wire.py`` (the rules h11 would check, without its per-event 
 everything else (a streamed body, an error, an answer while the server drains, a header
 h11 would refuse) is written by h11. ``Date`` is added to every response, as hypercorn
 does. The head is written with the first body part, in one write.
+
+A client that is gone (a write to it fails: it closed, or reset the connection) is no
+error of the app's: ``send`` drops what it is given from then on, as hypercorn's does,
+and tells the connection, whose ``receive`` then says ``http.disconnect``. An app
+stops as it does when it sees the client leave, without a write error to catch.
 """
 
 from __future__ import annotations
@@ -43,11 +48,13 @@ class Response:
         "_conn",
         "_head_request",
         "_headers",
+        "_left",
         "_may_skip_h11",
         "_shutdown",
         "_sock",
         "_status",
         "finished",
+        "gone",
         "skipped_h11",
         "started",
     )
@@ -60,12 +67,15 @@ class Response:
         *,
         head_request: bool,
         may_skip_h11: bool,
+        left: Callable[[], None],
     ) -> None:
         self._conn = conn
         self._sock = sock
         self._shutdown = shutdown
         self._head_request = head_request
         self._may_skip_h11 = may_skip_h11
+        #: told when a write finds the client gone
+        self._left = left
         self._status = 0
         self._headers: list[tuple[bytes, bytes]] | None = None
         self.started = False
@@ -73,6 +83,8 @@ class Response:
         #: written as bytes without h11 (whose state still waits for a response: the
         #: next request starts it afresh)
         self.skipped_h11 = False
+        #: a write found the client gone: nothing more is written
+        self.gone = False
 
     async def send(self, message: Message) -> None:
         kind = message["type"]
@@ -107,6 +119,11 @@ class Response:
     async def _body(self, body: bytes, more: bool, *, checked: bool = False) -> None:
         if not self.started or self.finished:
             raise RuntimeError("http.response.body outside a response")
+        if self.gone:
+            # dropped, with a checkpoint all the same: an app relaying a body to a
+            # client that is gone must not run on without its disconnect watcher's turn
+            await trio.lowlevel.checkpoint()
+            return
         out = b""
         headers = self._headers
         if headers is not None:
@@ -115,7 +132,10 @@ class Response:
                 data = self._whole(headers, body, checked=checked)
                 if data is not None:
                     self.skipped_h11 = self.finished = True
-                    await sockets.send_all(self._sock, data)
+                    try:  # (inline, as below: a coroutine fewer on every response)
+                        await sockets.send_all(self._sock, data)
+                    except (OSError, trio.ClosedResourceError):
+                        self._lost()
                     return
             head = h11.Response(
                 status_code=self._status, headers=headers, reason=reason_phrase(self._status)
@@ -128,7 +148,16 @@ class Response:
             out += conn.send(h11.EndOfMessage()) or b""
             self.finished = True
         if out:
-            await sockets.send_all(self._sock, out)
+            try:
+                await sockets.send_all(self._sock, out)
+            except (OSError, trio.ClosedResourceError):
+                self._lost()
+
+    def _lost(self) -> None:
+        """A write found the client gone (see the module docstring)."""
+        self.gone = True
+        self.finished = False  # not all of it reached the client: no next request
+        self._left()
 
     def _h11(self) -> h11.Connection:
         """The connection's h11, made ready for an express request's answer on first use."""

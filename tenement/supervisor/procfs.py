@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import socket
 import struct
+from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
@@ -128,6 +129,17 @@ def read_start_ticks(pid: int) -> int | None:
     return None if stat is None else stat.start_ticks
 
 
+def _live_processes() -> Iterator[ProcStat]:
+    """The stat of every live (non-zombie) process, in one scan of ``/proc``; one that
+    vanishes meanwhile is left out."""
+    with os.scandir(PROC) as entries:
+        for entry in entries:
+            if entry.name.isdigit():
+                stat = read_stat(int(entry.name))
+                if stat is not None and not stat.exited:
+                    yield stat
+
+
 def session_members(session: int, *, started_since: int = 0) -> list[ProcStat]:
     """Live (non-zombie) processes in ``session`` that started at or after ``started_since``.
 
@@ -135,28 +147,16 @@ def session_members(session: int, *, started_since: int = 0) -> list[ProcStat]:
     group id), so this finds the tenant and everything it forked that did not
     call ``setsid`` itself, even after the tenant's leader has exited.
     """
-    found = []
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        stat = read_stat(int(entry.name))
-        if stat is None or stat.exited:
-            continue
-        if stat.session == session and stat.start_ticks >= started_since:
-            found.append(stat)
-    return found
+    return [
+        stat
+        for stat in _live_processes()
+        if stat.session == session and stat.start_ticks >= started_since
+    ]
 
 
 def group_members(pgid: int) -> list[ProcStat]:
     """Live (non-zombie) processes whose process group is ``pgid``."""
-    found = []
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        stat = read_stat(int(entry.name))
-        if stat is not None and not stat.exited and stat.pgrp == pgid:
-            found.append(stat)
-    return found
+    return [stat for stat in _live_processes() if stat.pgrp == pgid]
 
 
 @attrs.frozen
@@ -175,12 +175,7 @@ def group_usage() -> dict[int, GroupUsage]:
     """
     page = os.sysconf("SC_PAGE_SIZE")
     totals: dict[int, list[int]] = {}
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        stat = read_stat(int(entry.name))
-        if stat is None or stat.exited:
-            continue
+    for stat in _live_processes():
         total = totals.setdefault(stat.pgrp, [0, 0])
         total[0] += stat.cpu_ticks
         total[1] += stat.rss_pages * page
@@ -202,14 +197,7 @@ def has_caps(*bits: int) -> bool:
 
 def has_cap_sys_admin() -> bool:
     """Whether this process holds CAP_SYS_ADMIN (needed for PID and mount namespaces)."""
-    try:
-        text = (PROC / "self" / "status").read_text()
-    except OSError:
-        return False
-    for line in text.splitlines():
-        if line.startswith("CapEff:"):
-            return bool(int(line.split()[1], 16) >> CAP_SYS_ADMIN_BIT & 1)
-    return False
+    return has_caps(CAP_SYS_ADMIN_BIT)
 
 
 def cgroup_of(pid: int | str = "self") -> str | None:
@@ -402,14 +390,7 @@ def _tenant_pids(leader: int) -> list[int]:
 
 def _scan_members(leader: int) -> set[int]:
     """Every live process whose process group or session is ``leader`` (one /proc scan)."""
-    found = set()
-    for entry in os.scandir(PROC):
-        if not entry.name.isdigit():
-            continue
-        stat = read_stat(int(entry.name))
-        if stat is not None and not stat.exited and leader in (stat.pgrp, stat.session):
-            found.add(stat.pid)
-    return found
+    return {stat.pid for stat in _live_processes() if leader in (stat.pgrp, stat.session)}
 
 
 def tenant_holds_listener(leader: int, port: int) -> bool | None:

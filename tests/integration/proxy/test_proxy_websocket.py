@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import socket
+import struct
+
+import pytest
 import trio
 from wsproto.events import (
     AcceptConnection,
@@ -104,3 +109,29 @@ async def test_tenant_pings_are_answered_while_messages_flow(nursery) -> None:
             await client.close()
     finally:
         stop_backend(backend)
+
+
+async def test_a_client_that_resets_mid_relay_ends_it_quietly(
+    nursery, fresh_backend, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The client resets its connection while the tenant's echoes are on their way to it:
+    the relay ends (the tenant's connection is let go), nothing is logged as an error,
+    and the next WebSocket is relayed."""
+    caplog.set_level(logging.WARNING)
+    port, backends = await proxy_to(nursery, fresh_backend)
+    with trio.fail_after(20):
+        client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
+        assert isinstance(answer, AcceptConnection)
+        for _ in range(40):  # echoed back, far more than the socket buffers hold
+            await client.send(b"x" * 100_000)
+        assert await client.receive() == BytesMessage(data=b"x" * 100_000)
+        client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        await client.stream.aclose()
+        while backends.active["notes:alice"]:
+            await trio.sleep(0.01)
+        client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
+        assert isinstance(answer, AcceptConnection)
+        await client.send("again")
+        assert await client.receive() == TextMessage(data="again")
+        await client.close()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]

@@ -18,25 +18,24 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import PID_APP
 from tests.fdholder import FdHolder, open_fd_holder
 from tests.integration.server.test_serve_lifecycle import admin_token, start_server
 
-APP = Path(__file__).with_name("pid_app.py")
-
 ECHO = f"""
 [service.echo]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP}"
 isolation = "process"
 health = "/"
 """
 GONE = f"""
 [service.gone]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP}"
 isolation = "process"
 """
 LATE = f"""
 [service.late]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP}"
 isolation = "process"
 """
 # the tenants are this test's scripts, wherever the checkout is: the server's user

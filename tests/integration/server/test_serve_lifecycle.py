@@ -19,10 +19,10 @@ import httpx
 import pytest
 import trio
 
+from tests.apps import PID_APP
 from tests.fdholder import FdHolder, open_fd_holder
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
-APP = Path(__file__).with_name("pid_app.py")
 TENANT_HOST = "a.echo.localhost"
 RESTARTS = 4
 
@@ -34,7 +34,7 @@ health_check_interval = 1
 tenant_users = false
 
 [service.echo]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP}"
 isolation = "process"
 health = "/"
 
@@ -44,7 +44,7 @@ echo = ["a"]
 
 EXTRA_SERVICE = f"""
 [service.late]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP}"
 isolation = "process"
 """
 

@@ -15,23 +15,41 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
 import trio
 
 from tests.fdholder import FdHolder, open_fd_holder
-from tests.postgresql import Cluster, Unavailable, running_cluster
+from tests.postgresql import Cluster
 
 
 @pytest.fixture
-def cluster() -> Iterator[Cluster]:
-    """A cluster of this test's own: the test stops and starts it."""
-    try:
-        with running_cluster() as cluster:
-            yield cluster
-    except Unavailable as exc:
-        pytest.skip(str(exc))
+def cluster(pg_cluster: Cluster) -> Iterator[Cluster]:
+    """The session's cluster (tests/conftest.py). These tests stop and start it: it runs
+    again after each, for the tests that follow."""
+    yield pg_cluster
+    if not pg_cluster.running:
+        pg_cluster.start()
+
+
+class Database(NamedTuple):
+    """A database of its own for a test, owned by a role of its own with a password."""
+
+    name: str
+    role: str
+    password: str
+    #: over TCP, the password in it
+    url: str
+
+
+@pytest.fixture
+def database(cluster: Cluster) -> Database:
+    password = f"Pw-{uuid.uuid4().hex}"
+    role = cluster.new_role(password)
+    name = cluster.new_database(owner=role)
+    return Database(name, role, password, cluster.tcp_url(name, role, password))
 
 
 def write_config(directory: Path, url: str, start_timeout: float) -> None:
@@ -68,18 +86,15 @@ async def wait_status(holder: FdHolder, starting: str) -> str:
 
 
 async def test_serve_waits_for_a_database_that_starts_after_it(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, database: Database, tmp_path: Path
 ) -> None:
-    password = f"Pw-{uuid.uuid4().hex}"
-    role = cluster.new_role(password)
-    database = cluster.new_database(owner=role)
     cluster.stop()
-    write_config(tmp_path, cluster.tcp_url(database, role, password), start_timeout=120)
+    write_config(tmp_path, database.url, start_timeout=120)
     async with open_fd_holder(tmp_path) as holder:
         await start(holder, tmp_path)
         with trio.fail_after(30):
             waiting = await wait_status(holder, "waiting for the database")
-        assert f'database "{database}" at 127.0.0.1:{cluster.port} as user {role}' in waiting
+        assert where(cluster, database) in waiting
         assert "Connection refused" in waiting
         cluster.start()
         with trio.fail_after(60):
@@ -90,22 +105,25 @@ async def test_serve_waits_for_a_database_that_starts_after_it(
     log = (tmp_path / "serve.log").read_text()
     assert "trying again" in log
     statuses = [note.fields.get("STATUS", "") for note in holder.notifications]
-    assert password not in log + "\n".join(statuses)
+    assert database.password not in log + "\n".join(statuses)
+
+
+def where(cluster: Cluster, database: Database) -> str:
+    """How the server names ``database`` in a status or an error."""
+    return f'database "{database.name}" at 127.0.0.1:{cluster.port} as user {database.role}'
 
 
 @pytest.mark.parametrize("case", ["wrong password", "down past the timeout"])
 async def test_serve_gives_up_with_one_clear_error(
-    case: str, cluster: Cluster, tmp_path: Path
+    case: str, cluster: Cluster, database: Database, tmp_path: Path
 ) -> None:
-    password = f"Pw-{uuid.uuid4().hex}"
-    role = cluster.new_role(password)
-    database = cluster.new_database(owner=role)
     if case == "wrong password":
         # waiting cannot mend it: the long timeout is never used
-        write_config(tmp_path, cluster.tcp_url(database, role, "not-" + password), 600)
+        wrong = cluster.tcp_url(database.name, database.role, "not-" + database.password)
+        write_config(tmp_path, wrong, 600)
     else:
         cluster.stop()
-        write_config(tmp_path, cluster.tcp_url(database, role, password), 1)
+        write_config(tmp_path, database.url, 1)
     async with open_fd_holder(tmp_path) as holder:
         await start(holder, tmp_path)
         assert holder.process is not None
@@ -113,11 +131,11 @@ async def test_serve_gives_up_with_one_clear_error(
             assert await holder.process.wait() == 1
     log = (tmp_path / "serve.log").read_text()
     [error] = [line for line in log.splitlines() if line.startswith("Error:")]
-    assert f'database "{database}" at 127.0.0.1:{cluster.port} as user {role}' in error
+    assert where(cluster, database) in error
     assert ("password was refused" if case == "wrong password" else "Connection refused") in error
     assert "READY" not in {key for note in holder.notifications for key in note.fields}
     statuses = [note.fields.get("STATUS", "") for note in holder.notifications]
-    assert password not in log + "\n".join(statuses)
+    assert database.password not in log + "\n".join(statuses)
 
 
 #: answers ``ok <pid>`` on $PORT and prints a line for each request (log lines to write)
@@ -145,8 +163,9 @@ ThreadingHTTPServer(("127.0.0.1", int(os.environ["PORT"])), Handler).serve_forev
 TENANT_HOST = "a.echo.localhost"
 
 
-def with_a_tenant(directory: Path) -> None:
+def with_a_tenant(directory: Path, url: str, start_timeout: float) -> None:
     """The tenement.toml of :func:`write_config` plus one service and its tenant ``a``."""
+    write_config(directory, url, start_timeout)
     (directory / "app.py").write_text(PRINTING_APP)
     config = directory / "tenement.toml"
     config.write_text(
@@ -169,6 +188,14 @@ async def tenant_answer(url: str, path: str = "/") -> str:
         return response.text
 
 
+async def serve_the_tenant(holder: FdHolder, directory: Path) -> str:
+    """Start the server; the tenant's first answer, once it is ready."""
+    await start(holder, directory)
+    with trio.fail_after(60):
+        await holder.wait_notify("READY=1")
+        return await tenant_answer(holder.url)
+
+
 async def until_logged(holder: FdHolder, log: Path, line: str, url: str, answer: str) -> None:
     """Keep asking the tenant (each answer must be ``answer``) until ``line`` is logged."""
     assert holder.process is not None
@@ -180,21 +207,15 @@ async def until_logged(holder: FdHolder, log: Path, line: str, url: str, answer:
         await trio.sleep(0.05)
 
 
-async def test_a_short_database_outage_loses_nothing(cluster: Cluster, tmp_path: Path) -> None:
+async def test_a_short_database_outage_loses_nothing(
+    cluster: Cluster, database: Database, tmp_path: Path
+) -> None:
     """A database restart while serving: requests are served throughout, the tenant and
     the server run on, and the log lines printed meanwhile are indexed once it is back."""
-    password = f"Pw-{uuid.uuid4().hex}"
-    role = cluster.new_role(password)
-    database = cluster.new_database(owner=role)
-    write_config(tmp_path, cluster.tcp_url(database, role, password), start_timeout=1)
-    with_a_tenant(tmp_path)
+    with_a_tenant(tmp_path, database.url, start_timeout=1)
     log = tmp_path / "serve.log"
     async with open_fd_holder(tmp_path) as holder:
-        await start(holder, tmp_path)
-        with trio.fail_after(60):
-            await holder.wait_notify("READY=1")
-        with trio.fail_after(30):
-            answer = await tenant_answer(holder.url)
+        answer = await serve_the_tenant(holder, tmp_path)
         cluster.stop()
         with trio.fail_after(30):
             await until_logged(holder, log, "the database is out of reach", holder.url, answer)
@@ -224,26 +245,19 @@ async def test_a_short_database_outage_loses_nothing(cluster: Cluster, tmp_path:
         assert await tenant_answer(holder.url) == answer
         assert await holder.stop() == 0
     assert "Traceback" not in log.read_text()
-    assert password not in log.read_text()
+    assert database.password not in log.read_text()
 
 
 async def test_a_long_database_outage_leaves_the_tenants_running_for_the_next_server(
-    cluster: Cluster, tmp_path: Path
+    cluster: Cluster, database: Database, tmp_path: Path
 ) -> None:
     """Out of reach past what the lease can wait (~20 s): the server ends with one
     ``Error:`` line, the tenant runs on, and the next server adopts it once the database
     is back."""
-    password = f"Pw-{uuid.uuid4().hex}"
-    role = cluster.new_role(password)
-    database = cluster.new_database(owner=role)
-    write_config(tmp_path, cluster.tcp_url(database, role, password), start_timeout=60)
-    with_a_tenant(tmp_path)
+    with_a_tenant(tmp_path, database.url, start_timeout=60)
     log = tmp_path / "serve.log"
     async with open_fd_holder(tmp_path) as holder:
-        await start(holder, tmp_path)
-        with trio.fail_after(60):
-            await holder.wait_notify("READY=1")
-            answer = await tenant_answer(holder.url)
+        answer = await serve_the_tenant(holder, tmp_path)
         cluster.stop()
         assert holder.process is not None
         with trio.fail_after(90):
@@ -271,5 +285,5 @@ async def test_a_long_database_outage_leaves_the_tenants_running_for_the_next_se
     [error] = [line for line in text.splitlines() if line.startswith("Error:")]
     assert error.startswith("Error: lost the database while serving: cannot connect to ")
     assert "left its tenants running" in error
-    assert f'database "{database}" at 127.0.0.1:{cluster.port} as user {role}' in error
-    assert password not in text
+    assert where(cluster, database) in error
+    assert database.password not in text

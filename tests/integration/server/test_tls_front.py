@@ -3,16 +3,20 @@
 
 from __future__ import annotations
 
+import logging
 import socket
 import ssl
+import struct
 from functools import partial
 from pathlib import Path
 
 import h11
+import pytest
 import trio
 import wsproto
 import wsproto.events
 
+from tenement.asgi import cancel_on_disconnect
 from tenement.server.http import serve_http
 from tenement.tls.certs import server_context
 from tenement.tls.clienthello import ClientHello
@@ -20,6 +24,8 @@ from tenement.types import Receive, Scope, Send
 from tests.pebble import make_ca
 
 CHUNKS = 20
+#: the ``/endless`` answers that ended (their client left)
+ENDLESS_ENDED: list[str] = []
 
 
 async def app(scope: Scope, receive: Receive, send: Send) -> None:
@@ -41,6 +47,13 @@ async def app(scope: Scope, receive: Receive, send: Send) -> None:
         for index in range(CHUNKS):
             await send({"type": "http.response.body", "body": b"%d," % index, "more_body": True})
             await trio.sleep(0)
+    elif scope["path"] == "/endless":  # until the client leaves, as a proxied stream
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)
+            while True:
+                piece = {"type": "http.response.body", "body": b"x" * 65536, "more_body": True}
+                await send(piece)
+        ENDLESS_ENDED.append(scope["path"])
     elif scope["path"] == "/upload":
         await send({"type": "http.response.body", "body": b"%d" % len(body), "more_body": True})
     else:
@@ -135,6 +148,36 @@ async def test_keep_alive_streaming_and_uploads_over_tls(tmp_path: Path) -> None
             assert await exchange(stream, conn, post, upload) == (200, str(len(upload)).encode())
             await stream.aclose()
         nursery.cancel_scope.cancel()
+
+
+async def test_a_client_that_resets_mid_body_is_a_client_that_left(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A regression: the write to a client that reset its TLS connection in the middle
+    of a body raised into the app (ERROR, a traceback). Now the app sees the client
+    leave, and the server serves on."""
+    caplog.set_level(logging.WARNING)
+    ENDLESS_ENDED.clear()
+    async with trio.open_nursery() as nursery:
+        port, client = await serving(nursery, tmp_path)
+        with trio.fail_after(20):
+            for _ in range(3):
+                stream = await connect(port, client)
+                await stream.send_all(h11.Connection(h11.CLIENT).send(get("/endless")) or b"")
+                received = 0
+                while received < 1 << 20:
+                    received += len(await stream.receive_some(65536))
+                raw = stream.transport_stream
+                assert isinstance(raw, trio.SocketStream)
+                raw.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                await raw.aclose()
+            while len(ENDLESS_ENDED) < 3:
+                await trio.sleep(0.01)
+            stream = await connect(port, client)
+            assert await exchange(stream, h11.Connection(h11.CLIENT), get("/")) == (200, b"https")
+            await stream.aclose()
+        nursery.cancel_scope.cancel()
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
 
 
 async def test_alpn_offers_http11_only(tmp_path: Path) -> None:

@@ -12,9 +12,9 @@ import attrs
 import h11
 import trio
 
+from tests.apps import PID_APP
 from tests.fdholder import FdHolder
 
-APP = Path(__file__).with_name("echo_app.py")
 DOMAIN = "example.test"
 TENANT_HOST = f"alice.notes.{DOMAIN}"
 
@@ -47,7 +47,7 @@ challenge = "{challenge}"
 {extra}
 
 [service.notes]
-command = "{sys.executable} {APP}"
+command = "{sys.executable} {PID_APP} --proto"
 isolation = "process"
 health = "/"
 
