@@ -27,6 +27,7 @@ from tenement.store import InstanceRecord, LogEntry, Store
 from tenement.supervisor.errors import (
     DeployError,
     InstanceNotFound,
+    OwnedElsewhere,
     RestartPending,
     UnknownService,
     WakeError,
@@ -319,9 +320,21 @@ class Supervisor:
             PortsExhausted: no free port.
         """
         svc = self._service_or_raise(service)
+        await self._refuse_elsewhere(f"{svc.name}:{tenant}")
         runner = self._runner_for(svc, tenant)
         await runner.start(svc, revive=True)
         return self._view(runner.inst)
+
+    async def _refuse_elsewhere(self, iid: str) -> None:
+        """Raise when another fleet node runs ``iid`` (its row names that node): starting
+        it here would run two copies. Asked only of an instance this node does not run,
+        and only in a fleet: a single host pays nothing."""
+        store = self._shared.store
+        if store.node is None or iid in self._runners:
+            return
+        owner = await store.run(store.instance_owner, iid)
+        if owner is not None:
+            raise OwnedElsewhere(iid, owner)
 
     async def spawn_listed(self, service: str, tenant: str) -> None:
         """:meth:`spawn` an instance of ``[instances]``; a failure is logged, not raised."""
@@ -461,6 +474,7 @@ class Supervisor:
                 inst.touch()
                 return inst.target()
         svc = self._service_or_raise(service)
+        await self._refuse_elsewhere(iid)
         deadline = trio.current_time() + svc.request_timeout
         while True:
             runner = self._runners.get(iid)
