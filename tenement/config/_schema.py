@@ -324,6 +324,8 @@ def advertise_address(value: Any) -> str:
     bracketed = host.startswith("[") and host.endswith("]")
     bare = host[1:-1] if bracketed else host
     example = 'e.g. "10.0.0.11:8080" or "[fd00::11]:8080"'
+    if "://" in text:
+        raise Invalid(f'expected "host:port" without a scheme ({example}), got "{text}"')
     if not sep or not host or not port_text.isdigit() or not bare:
         raise Invalid(
             f'expected "host:port" where the other nodes reach this one ({example}), got "{text}"'
