@@ -123,7 +123,8 @@ async def open_supervisor(
                 nursery=nursery,
                 tailer=tailer,
             )
-            claimed = await store.run(store.claim_unowned_instances)
+            # a fleet node first takes the rows that name no node (from before the fleet)
+            claimed = 0 if store.node is None else await store.run(store.claim_unowned_instances)
             if claimed:
                 log.info(
                     "fleet node %s took %d instance rows that named no node (from before "

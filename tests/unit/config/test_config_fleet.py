@@ -91,3 +91,19 @@ def test_without_fleet_the_effective_config_is_as_before(tmp_path: Path) -> None
     config = parse_config('[service.api]\ncommand = "x"\n', cwd=tmp_path)
     assert config.fleet is None
     assert "fleet" not in config_as_dict(config)
+
+
+def test_a_fleet_change_is_shown_as_taking_effect_at_the_next_restart() -> None:
+    from tenement.config import config_changes
+
+    before = parse_config(fleet('advertise = "10.0.0.11:8080"\n'))
+    after = parse_config(fleet('advertise = "10.0.0.12:8080"\nnode_timeout = 5\n'))
+    changes = config_changes(config_as_dict(before), config_as_dict(after))
+    assert changes.settings == ("fleet.advertise", "fleet.node_timeout")
+    assert changes.lines() == [
+        "~ settings: fleet.advertise, fleet.node_timeout (fleet.advertise, "
+        "fleet.node_timeout at the next restart, not at a reload)"
+    ]
+    single = parse_config(PG)
+    assert config_changes(config_as_dict(single), config_as_dict(after)).settings == ("fleet",)
+    assert not config_changes(config_as_dict(single), config_as_dict(single))
