@@ -564,6 +564,9 @@ def run(
             )
         )
     except BaseExceptionGroup as group:
+        taken = _name_taken(group)
+        if taken is not None:
+            raise taken from None
         lost = database_lost(group)
         if lost is None:
             raise
@@ -573,6 +576,19 @@ def run(
             "running; started again (systemd does), it waits database_start_timeout for the "
             "database and adopts them"
         ) from None
+
+
+def _name_taken(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The :class:`~tenement.server.membership.NodeNameTaken` in ``group``, if any: a
+    node whose name another host took while it was silent stops (and stops its tenants,
+    which that host now owns), with that one message."""
+    from tenement.server.membership import NodeNameTaken
+
+    matched, _ = group.split(NodeNameTaken)
+    first: BaseException | None = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 def database_lost(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

@@ -239,3 +239,26 @@ async def test_ten_nodes_on_a_single_host_says_it_is_not_in_a_fleet(fleet: Fleet
     assert "is not in a fleet" in shown.stdout and "[fleet]" in shown.stdout
     ps = ten(single, "ps", token=fleet.token)
     assert ps.stdout.startswith("No running instances")
+
+
+async def test_a_node_whose_name_another_host_took_stops_with_one_message(fleet: Fleet) -> None:
+    """While a node was silent past node_timeout another host took its name (and so its
+    rows): at its next heartbeat the node finds out and stops, exit 2, its tenants too."""
+    a = fleet.node("a")
+    await a.start()
+    fleet.make_token(a)
+    alice = await spawn(fleet, a, "alice")
+    with fleet.engine.begin() as conn:
+        conn.exec_driver_sql(
+            "UPDATE nodes SET host = 'elsewhere', advertise = '10.9.9.9:8080', "
+            "heartbeat_at = extract(epoch from now()) + 30 WHERE name = 'a'"
+        )
+    assert a.process is not None
+    with trio.fail_after(60):
+        while a.process.poll() is None:
+            await trio.sleep(0.05)
+    assert a.process.returncode == 2, a.log
+    assert "its row is gone or another host took the name" in a.log
+    [error] = [line for line in a.log.splitlines() if line.startswith("Error:")]
+    assert "fleet node name 'a' is taken by a live node at 10.9.9.9:8080" in error
+    assert not alive(alice)
