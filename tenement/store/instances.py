@@ -28,9 +28,10 @@ COLUMNS = (
     "restarts_total",
     "started_at",
     "updated_at",
-    "node",
 )
+#: what a single host reads; a fleet node reads the node too (revision 0005)
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM instances"
+_SELECT_FLEET = f"SELECT {', '.join(COLUMNS)}, node FROM instances"
 
 
 def _times(values: Iterable[float]) -> tuple[float, ...]:
@@ -70,11 +71,14 @@ class InstanceRecord:
     node: str | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> InstanceRecord:
+    def from_row(cls, row: Any, *, with_node: bool = False) -> InstanceRecord:
+        """``with_node``: the row has a ``node`` column (a fleet node's select)."""
         times = row["restart_times"]
         if isinstance(times, str):  # JSON text (SQLite); PostgreSQL's json arrives parsed
             times = json.loads(times)
         fields = {column: row[column] for column in COLUMNS if column != "restart_times"}
+        if with_node:
+            fields["node"] = row["node"]
         return cls(**fields, restart_times=tuple(float(t) for t in times or ()))
 
     def to_row(self) -> dict[str, object]:
@@ -92,9 +96,15 @@ def upsert_instances(
     With ``node`` (a fleet node's store) each row is written as that node's, and a row
     another node owns is left as it is: a node never takes another's tenant by saving.
     """
-    rows = [{**record.to_row(), "node": node} for record in records]
-    if node is None or not rows:
+    if node is None:
+        # a single host writes the columns it always wrote: no node, no index to update
+        rows = [record.to_row() for record in records]
+        for row in rows:
+            del row["node"]
         upsert(session, "instances", ("instance_id",), rows)
+        return
+    rows = [{**record.to_row(), "node": node} for record in records]
+    if not rows:
         return
     columns = list(rows[0])
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "instance_id")
@@ -129,6 +139,9 @@ class InstanceQueries(StoreBase):
             )
             return result.rowcount > 0
 
+    def _select(self) -> str:
+        return _SELECT if self.node is None else _SELECT_FLEET
+
     def _mine(self, joiner: str) -> tuple[str, dict[str, str]]:
         """The condition that keeps a fleet node to its own rows ("" on a single host)."""
         if self.node is None:
@@ -139,8 +152,9 @@ class InstanceQueries(StoreBase):
         """Every instance record (of this node, in a fleet), ordered by instance id."""
         mine, params = self._mine("WHERE")
         with self._read() as conn:
-            rows = conn.execute(f"{_SELECT} {mine} ORDER BY instance_id", params).rows
-            return [InstanceRecord.from_row(row) for row in rows]
+            rows = conn.execute(f"{self._select()} {mine} ORDER BY instance_id", params).rows
+            fleet = self.node is not None
+            return [InstanceRecord.from_row(row, with_node=fleet) for row in rows]
 
     def claim_unowned_instances(self) -> int:
         """Make every row that names no node this fleet node's; returns how many.
@@ -183,5 +197,8 @@ class InstanceQueries(StoreBase):
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The record of one instance, or None."""
         with self._read() as conn:
-            row = conn.execute(f"{_SELECT} WHERE instance_id = :id", {"id": instance_id}).first()
-            return None if row is None else InstanceRecord.from_row(row)
+            row = conn.execute(
+                f"{self._select()} WHERE instance_id = :id", {"id": instance_id}
+            ).first()
+            fleet = self.node is not None
+            return None if row is None else InstanceRecord.from_row(row, with_node=fleet)
