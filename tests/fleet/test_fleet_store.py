@@ -3,6 +3,7 @@ connection pool, as separate nodes have) on one PostgreSQL database."""
 
 from __future__ import annotations
 
+import functools
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from tenement.store import InstanceRecord, Store, migrate_to_head, open_store
+from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
 from tenement.store.nodes import NodeIdentity
 from tests.postgresql import Cluster
 
@@ -141,7 +142,9 @@ def test_instances_leases_and_servers_are_kept_to_their_node(stores: dict[str, S
     kept = a.get_instance("echo:alice")
     assert kept is not None and (kept.pid, kept.node) == (1, "a")
     assert not b.delete_instance("echo:alice")
-    assert b.instance_owner("echo:alice") == "a" and a.instance_owner("echo:alice") is None
+    assert b.claim_instance("echo:alice", "echo", "alice", now) == "a"
+    assert a.claim_instance("echo:alice", "echo", "alice", now) is None
+    assert a.get_instance("echo:alice") == kept
     # both nodes hold their own supervisor lease at once
     assert a.try_acquire_lease("host:1:a", 30, now) and b.try_acquire_lease("host:2:b", 30, now)
     assert a.lease_holder(now) == "host:1:a" and b.lease_holder(now) == "host:2:b"
@@ -182,3 +185,36 @@ def test_rows_from_before_the_fleet_go_to_the_one_node_that_claims_them_first(
     with single.engine.connect() as conn:
         nodes = {n for (n,) in conn.exec_driver_sql("SELECT DISTINCT node FROM instances")}
     assert nodes == {owner}
+
+
+def test_two_nodes_starting_one_tenant_at_once_cannot_both_own_it(
+    stores: dict[str, Store],
+) -> None:
+    """The same [instances] on every host: each node claims each tenant before it starts
+    it; exactly one node may."""
+    for round_ in range(20):
+        tenant = f"t{round_}"
+        iid = f"echo:{tenant}"
+        owners = race(
+            [functools.partial(stores[n].claim_instance, iid, "echo", tenant, 0.0) for n in "abc"]
+        )
+        winners = [n for n, owner in zip("abc", owners, strict=True) if owner is None]
+        assert len(winners) == 1, owners
+        assert {owner for owner in owners if owner is not None} == set(winners)
+        row = stores["a"].get_instance(iid)
+        assert row is not None and (row.node, row.state) == (winners[0], "stopped")
+
+
+def test_nodes_starting_at_once_on_a_new_database_migrate_it_once(pg_cluster: Cluster) -> None:
+    """Two servers (a fleet's nodes) migrating one empty PostgreSQL database at once:
+    one creates the schema, the other waits and finds it done."""
+    url = pg_cluster.socket_url(pg_cluster.new_database())
+    with open_store(url) as first, open_store(url) as second:
+        reports = race(
+            [
+                functools.partial(migrate_to_head, first, backup_dir=None),
+                functools.partial(migrate_to_head, second, backup_dir=None),
+            ]
+        )
+        assert sorted(report.created for report in reports) == [False, True]
+        assert is_at_head(first) and is_at_head(second)
