@@ -171,15 +171,30 @@ class InstanceQueries(StoreBase):
             )
             return result.rowcount
 
-    def instance_owner(self, instance_id: str) -> str | None:
-        """The node that runs ``instance_id`` when that is another fleet node, else None."""
+    def claim_instance(self, instance_id: str, service: str, tenant: str, now: float) -> str | None:
+        """Make ``instance_id`` this fleet node's before it starts here, unless another
+        node's row has it: returns that node (then it must not start here), else None.
+
+        One transaction: a row that did not exist is inserted as this node's, stopped,
+        until the start saves it. Two nodes starting the same tenant at once (the same
+        ``[instances]`` on every host) cannot both win: PostgreSQL makes the second
+        insert wait for the first and then find the row taken.
+        """
         if self.node is None:
             return None
-        with self._read() as conn:
+        params = {"id": instance_id, "service": service, "tenant": tenant, "now": now}
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO instances (instance_id, service, tenant, socket, state, "
+                "restart_times, updated_at, node) VALUES (:id, :service, :tenant, '', "
+                "'stopped', '[]', :now, :node) ON CONFLICT (instance_id) DO UPDATE SET "
+                "node = excluded.node WHERE instances.node IS NULL",
+                {**params, "node": self.node},
+            )
             owner: str | None = conn.execute(
-                "SELECT node FROM instances WHERE instance_id = :id", {"id": instance_id}
+                "SELECT node FROM instances WHERE instance_id = :id", params
             ).scalar()
-        return owner if owner not in (None, self.node) else None
+        return owner if owner != self.node else None
 
     def instances_signature(self) -> tuple[int, float]:
         """How many records there are and the latest ``updated_at``: a cheap "changed?" probe.

@@ -262,3 +262,30 @@ async def test_a_node_whose_name_another_host_took_stops_with_one_message(fleet:
     [error] = [line for line in a.log.splitlines() if line.startswith("Error:")]
     assert "fleet node name 'a' is taken by a live node at 10.9.9.9:8080" in error
     assert not alive(alice)
+
+
+async def test_the_same_instances_list_on_every_node_starts_each_tenant_once(
+    fleet: Fleet,
+) -> None:
+    """Every host has the same tenement.toml apart from [fleet]: each listed tenant is
+    started by exactly one node, however the nodes' starts interleave."""
+    a, b = fleet.node("a"), fleet.node("b")
+    for node in (a, b):
+        config = node.directory / "tenement.toml"
+        config.write_text(config.read_text() + '\n[instances]\necho = ["s1", "s2", "s3"]\n')
+    a.process, b.process = a.spawn_server(), b.spawn_server()
+    await wait_healthy(a.url, a.process, a)
+    await wait_healthy(b.url, b.process, b)
+    fleet.make_token(a)
+    with trio.fail_after(60):
+        while len(fleet.rows("SELECT 1 FROM instances WHERE state = 'running'")) < 3:
+            await trio.sleep(0.1)
+    on_a, on_b = set(await listed(fleet, a)), set(await listed(fleet, b))
+    assert on_a | on_b == {"echo:s1", "echo:s2", "echo:s3"}
+    assert not on_a & on_b
+    for iid in on_a | on_b:
+        row = fleet.instance_row(iid)
+        owner, other = (a, b) if iid in on_a else (b, a)
+        assert row["node"] == owner.name
+        assert await tenant_pid(owner, iid.split(":")[1]) == row["pid"]
+        assert f"could not start [instances] {iid}" not in other.log
