@@ -78,9 +78,17 @@ class Node:
         path = self.directory / "serve.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def spawn_server(self, port: int | None = None) -> subprocess.Popen[bytes]:
+    def spawn_server(self, port: int | None = None, *options: str) -> subprocess.Popen[bytes]:
         process = subprocess.Popen(
-            [sys.executable, "-m", "tenement", "serve", "--port", str(port or self.port)],
+            [
+                sys.executable,
+                "-m",
+                "tenement",
+                "serve",
+                "--port",
+                str(port or self.port),
+                *options,
+            ],
             cwd=self.directory,
             stdout=subprocess.DEVNULL,
             stderr=open(self.directory / "serve.log", "ab"),  # noqa: SIM115 - the child owns it
@@ -88,9 +96,9 @@ class Node:
         self.processes.append(process)
         return process
 
-    async def start(self) -> None:
+    async def start(self, *options: str) -> None:
         """Start the node's server and wait until it answers /health."""
-        self.process = self.spawn_server()
+        self.process = self.spawn_server(None, *options)
         await wait_healthy(self.url, self.process, self)
 
     def kill(self) -> None:

@@ -289,3 +289,25 @@ async def test_the_same_instances_list_on_every_node_starts_each_tenant_once(
         assert row["node"] == owner.name
         assert await tenant_pid(owner, iid.split(":")[1]) == row["pid"]
         assert f"could not start [instances] {iid}" not in other.log
+
+
+async def test_a_node_with_workers_is_one_node(fleet: Fleet) -> None:
+    """`--workers 2`: the worker serves the node's tenants and is not a second member."""
+    a, b = fleet.node("a"), fleet.node("b")
+    await a.start("--workers", "2")
+    fleet.make_token(a)
+    await b.start()
+    alice = await spawn(fleet, a, "alice")
+    await spawn(fleet, b, "bob")
+    # every connection, whichever process accepts it, reaches a's tenant only
+    for _ in range(20):
+        assert await tenant_pid(a, "alice") == alice
+        async with httpx.AsyncClient(
+            base_url=a.url, headers={"host": "bob.echo.localhost"}
+        ) as client:
+            assert (await client.get("/")).status_code == 404
+    assert [row["name"] for row in fleet.rows("SELECT name FROM nodes ORDER BY name")] == [
+        "a",
+        "b",
+    ]
+    assert "taken by a live node" not in a.log
