@@ -23,6 +23,7 @@ from tenement.api import (
     http,
     instances,
     logs,
+    nodes,
     session,
     sse,
     telemetry,
@@ -66,6 +67,7 @@ def routes() -> list[Route]:
         Route("POST", "/api/logs/stream/ticket", session.stream_ticket),
         Route("GET", "/api/whoami", session.whoami),
         Route("GET", "/api/tls/status", telemetry.tls_status),
+        Route("GET", "/api/nodes", nodes.list_nodes),
     ]
 
 

@@ -14,6 +14,7 @@ from tenement.ids import InvalidInstanceId
 from tenement.supervisor import (
     DeployError,
     InstanceNotFound,
+    OwnedElsewhere,
     SpawnError,
     UnknownService,
     WakeError,
@@ -28,6 +29,7 @@ STATUS_BY_ERROR: tuple[tuple[type[TenementError], int], ...] = (
     (UnknownService, 404),
     (SpawnError, 500),
     (DeployError, 500),
+    (OwnedElsewhere, 409),
     (WakeError, 500),
 )
 

@@ -71,7 +71,12 @@ def check_name(kind: str, value: str) -> str:
 async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
     views = live_views(api.supervisor, request.tenant)
     usage = api.history.usage if api.history is not None else {}
-    return http.json_response([instance_json(view, usage.get(view.id)) for view in views])
+    listed = [instance_json(view, usage.get(view.id)) for view in views]
+    node = api.store.node
+    if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
+        for item in listed:
+            item["node"] = node
+    return http.json_response(listed)
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:

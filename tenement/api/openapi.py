@@ -39,6 +39,26 @@ COUNT = {"type": "integer", "minimum": 0, "maximum": MAX_INT}
 STR = {"type": "string"}
 NUM = {"type": "number"}
 NULLABLE_INT = {"type": ["integer", "null"], "minimum": 0}
+#: every Instance field but those only some servers send
+INSTANCE_REQUIRED = (
+    "id",
+    "socket",
+    "uptime_secs",
+    "idle_secs",
+    "restarts",
+    "health",
+    "storage_used_bytes",
+    "storage_quota_bytes",
+    "weight",
+    "service",
+    "tenant",
+    "state",
+    "pid",
+    "port",
+    "active_connections",
+    "memory_bytes",
+    "cpu_percent",
+)
 HEALTH = {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy", "failed"]}
 
 
@@ -79,6 +99,39 @@ def _schemas() -> dict[str, Any]:
                     "interval, in percent of one core; null before two samples. "
                     "Added in 0.3.0.",
                 },
+                "node": {
+                    **STR,
+                    "description": "The fleet node that runs it; only in a fleet "
+                    "([fleet] set). Added in 0.3.0.",
+                },
+            },
+            required=INSTANCE_REQUIRED,
+        ),
+        "Node": _obj(
+            {
+                "name": STR,
+                "advertise": {**STR, "description": "host:port where peers reach it"},
+                "version": {**STR, "description": "Its tenement version."},
+                "state": {"type": "string", "enum": ["up", "down", "draining"]},
+                "started_at": {**NUM, "description": "Epoch seconds (the database's clock)."},
+                "heartbeat_at": {**NUM, "description": "Epoch seconds (the database's clock)."},
+                "silent_secs": {**NUM, "description": "Since its last heartbeat."},
+                "cpus": INT,
+                "memory_total_bytes": INT,
+                "memory_available_bytes": INT,
+                "instances": {**INT, "description": "Running or starting, at its heartbeat."},
+                "down_at": {"type": ["number", "null"]},
+                "down_by": {
+                    "type": ["string", "null"],
+                    "description": "The peer that declared it down.",
+                },
+            }
+        ),
+        "Nodes": _obj(
+            {
+                "fleet": {"type": "boolean", "description": "False without [fleet]."},
+                "node": {"type": ["string", "null"], "description": "This server's node."},
+                "nodes": {"type": "array", "items": _ref("Node")},
             }
         ),
         "SpawnRequest": _obj(
@@ -273,6 +326,7 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
         404: "No such instance, or no such service.",
         413: "Request body too large.",
         415: "The body is not declared as application/json.",
+        409: "The instance runs on another fleet node (added in 0.3.0).",
         422: "A field is missing or has the wrong type.",
         500: "The supervisor could not do it (the program failed to start, or a deployed "
         "instance did not become healthy).",
@@ -437,6 +491,7 @@ def _paths() -> dict[str, Any]:
                     *JSON_BODY_ERRORS,
                     403,
                     404,
+                    409,
                     500,
                     ok={
                         "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
@@ -462,6 +517,7 @@ def _paths() -> dict[str, Any]:
                     400,
                     403,
                     404,
+                    409,
                     500,
                     ok={
                         "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
@@ -521,6 +577,13 @@ def _paths() -> dict[str, Any]:
                 params=[_query("limit", COUNT, "At most this many (default 50, at most 1000).")],
             ),
         },
+        "/api/nodes": {
+            "get": _op(
+                "The fleet's nodes (admin); fleet false and no nodes without [fleet]. "
+                "Added in 0.3.0.",
+                _responses(403, ok={"200": _json(_ref("Nodes"), "Nodes.")}),
+            )
+        },
         "/api/history": {
             "get": _op(
                 "The whole server's requests and p99 per 10 s over the last hour (admin). "
@@ -535,6 +598,7 @@ def _paths() -> dict[str, Any]:
                     *JSON_BODY_ERRORS,
                     403,
                     404,
+                    409,
                     500,
                     ok={
                         "200": _instance_links(

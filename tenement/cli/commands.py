@@ -62,6 +62,7 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, bool], ...] = (
         False,
     ),
     ("logs", "logs", "logs", "Tail logs from running instances", "", False),
+    ("nodes", "nodes", "nodes", "List the fleet's nodes (with [fleet])", "", False),
     (
         "init",
         "init",

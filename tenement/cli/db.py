@@ -79,10 +79,12 @@ def refuse_while_serving(store: Store) -> None:
     from tenement.errors import TenementError
 
     try:
-        holder = store.lease_holder(time.time())
+        # every node's lease: a fleet's database is in use while any node serves
+        holders = store.lease_holders(time.time())
     except store.database.error:  # no lease table: a database from before revision 0002
         return
-    if holder is not None:
+    if holders:
+        holder = ", ".join(holders)
         raise TenementError(
             f"a tenement server is running on this database (lease held by {holder}); "
             "stop it first (systemctl stop tenement), or pass --force"

@@ -13,6 +13,18 @@ from typing import Any
 #: the ps table: (header, width); the last column is padded too, as the reference does
 PS_COLUMNS = (("INSTANCE", 20), ("LISTEN", 20), ("UPTIME", 10), ("IDLE", 10), ("HEALTH", 8))
 PS_LAST_COLUMN = ("WEIGHT", 6)
+#: the NODE column ``ten ps`` puts first in a fleet
+NODE_WIDTH = 12
+#: ``ten nodes``: (header, width); the last column is not padded
+NODES_COLUMNS = (
+    ("NAME", 12),
+    ("ADDRESS", 22),
+    ("VERSION", 12),
+    ("STATE", 6),
+    ("LAST-HEARTBEAT", 15),
+    ("INSTANCES", 10),
+)
+NODES_LAST_COLUMN = "MEMORY"
 
 
 def format_duration(seconds: float | int | None) -> str:
@@ -32,8 +44,10 @@ def format_duration(seconds: float | int | None) -> str:
     return f"{whole // 86400}d"
 
 
-def _row(cells: Sequence[str], last: str) -> str:
+def _row(cells: Sequence[str], last: str, node: str | bool = False) -> str:
     head = "".join(f"{cell:<{width}} " for cell, (_, width) in zip(cells, PS_COLUMNS, strict=True))
+    if node is not False:
+        head = f"{node:<{NODE_WIDTH}} " + head
     return head + f"{last:<{PS_LAST_COLUMN[1]}}"
 
 
@@ -49,7 +63,10 @@ def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:
     """
     if not instances:
         return f"No running instances\nServer: {server}"
-    lines = [_row([name for name, _ in PS_COLUMNS], PS_LAST_COLUMN[0])]
+    # a fleet node's server names the node of each instance; a single host's does not,
+    # and its table stays the reference's, byte for byte
+    fleet = any("node" in item for item in instances)
+    lines = [_row([name for name, _ in PS_COLUMNS], PS_LAST_COLUMN[0], fleet and "NODE")]
     for item in instances:
         cells = [
             _text(item.get("id")),
@@ -58,10 +75,60 @@ def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:
             format_duration(item.get("idle_secs")),
             _text(item.get("health")),
         ]
-        lines.append(_row(cells, _text(item.get("weight"))))
+        lines.append(_row(cells, _text(item.get("weight")), fleet and _text(item.get("node"))))
     lines.append("")
     lines.append(f"{len(instances)} instance(s) running on {server}")
     return "\n".join(lines)
+
+
+def format_bytes(count: int | None) -> str:
+    """``8_589_934_592 -> "8.0G"`` (binary units, one decimal), ``None`` or 0 -> ``-``."""
+    if not count:
+        return "-"
+    value = float(count)
+    for unit in ("B", "K", "M", "G"):
+        if value < 1024:
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    return f"{value:.1f}T"
+
+
+def nodes_table(answer: Mapping[str, Any], server: str) -> str:
+    """The text of ``ten nodes`` for the server's ``GET /api/nodes`` answer (no final
+    newline): one row per node; MEMORY is available of total."""
+    if not answer.get("fleet"):
+        return (
+            f"The server at {server} is not in a fleet: its tenement.toml has no [fleet] "
+            "section (see docs/fleet.md)"
+        )
+    nodes = answer.get("nodes") or []
+    lines = [_nodes_row([name for name, _ in NODES_COLUMNS], NODES_LAST_COLUMN)]
+    for node in nodes:
+        silent = node.get("silent_secs")
+        cells = [
+            _text(node.get("name")),
+            _text(node.get("advertise")),
+            _text(node.get("version")),
+            _text(node.get("state")),
+            "-" if silent is None else f"{silent:.1f}s ago",
+            _text(node.get("instances")),
+        ]
+        memory = (
+            f"{format_bytes(node.get('memory_available_bytes'))}/"
+            f"{format_bytes(node.get('memory_total_bytes'))}"
+        )
+        lines.append(_nodes_row(cells, memory))
+    up = sum(1 for node in nodes if node.get("state") == "up")
+    lines.append("")
+    lines.append(f"{len(nodes)} node(s), {up} up, seen from {answer.get('node')} ({server})")
+    return "\n".join(lines)
+
+
+def _nodes_row(cells: Sequence[str], last: str) -> str:
+    widths = NODES_COLUMNS
+    return (
+        "".join(f"{cell:<{width}} " for cell, (_, width) in zip(cells, widths, strict=True)) + last
+    )
 
 
 def level_tag(level: str | None) -> str:

@@ -56,7 +56,7 @@ class ConfigChanges:
         lines += [f"~ service {name}: {', '.join(keys)}" for name, keys in self.changed.items()]
         lines += [f"- service {name} (its instances stop)" for name in self.removed]
         if self.settings:
-            later = [key for key in self.settings if key in START_ONLY_SETTINGS]
+            later = [key for key in self.settings if _start_only(key)]
             note = f" ({', '.join(later)} at the next restart, not at a reload)" if later else ""
             lines.append(f"~ settings: {', '.join(self.settings)}{note}")
         lines += [f"+ [instances] {iid} (starts)" for iid in self.listed]
@@ -91,7 +91,8 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> ConfigChan
         added=tuple(name for name in new_services if name not in old_services),
         removed=tuple(name for name in old_services if name not in new_services),
         changed=changed,
-        settings=_differing(old.get("settings", {}), new.get("settings", {})),
+        settings=_differing(old.get("settings", {}), new.get("settings", {}))
+        + _fleet_differs(old.get("fleet"), new.get("fleet")),
         listed=tuple(iid for iid in new_listed if iid not in old_listed),
         unlisted=tuple(
             iid
@@ -99,6 +100,20 @@ def config_changes(old: Mapping[str, Any], new: Mapping[str, Any]) -> ConfigChan
             if iid not in new_listed and iid.split(":", 1)[0] in new_services
         ),
     )
+
+
+def _start_only(key: str) -> bool:
+    # a node's name, address and timeout are its membership: read once, at start
+    return key in START_ONLY_SETTINGS or key == "fleet" or key.startswith("fleet.")
+
+
+def _fleet_differs(old: Mapping[str, Any] | None, new: Mapping[str, Any] | None) -> tuple[str, ...]:
+    """``[fleet]`` keys that differ (``fleet`` when the section comes or goes)."""
+    if old is None and new is None:
+        return ()
+    if old is None or new is None:
+        return ("fleet",)
+    return _differing(old, new, "fleet.")
 
 
 def _differing(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> tuple[str, ...]:

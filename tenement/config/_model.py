@@ -272,6 +272,27 @@ class Routing:
     path: dict[str, str] = attrs.field(factory=dict)
 
 
+#: [fleet] node_timeout: its default and bounds, in seconds. A node heartbeats every
+#: second, so less than 2 s would declare a node down for one slow heartbeat; more than
+#: 10 minutes leaves a lost node's tenants unanswered that long once failover exists.
+DEFAULT_NODE_TIMEOUT = 10 * SECONDS
+MIN_NODE_TIMEOUT = 2 * SECONDS
+MAX_NODE_TIMEOUT = 600 * SECONDS
+
+
+@attrs.frozen
+class Fleet:
+    """``[fleet]`` (added in 0.3): this server is one node of several on one PostgreSQL
+    database (docs/fleet.md). Read once at start."""
+
+    #: this node's name, unique in the fleet; the host name when not set
+    node: str
+    #: ``host:port`` where the other nodes reach this one
+    advertise: str
+    #: how long a node may stay silent before a peer declares it down, in seconds
+    node_timeout: float = DEFAULT_NODE_TIMEOUT
+
+
 @attrs.frozen
 class Config:
     """A whole tenement.toml with every default filled in.
@@ -287,6 +308,8 @@ class Config:
     #: service name -> tenant ids spawned at start
     instances: dict[str, tuple[str, ...]] = attrs.field(factory=dict)
     routing: Routing = attrs.field(factory=Routing)
+    #: ``[fleet]``; None on a single host (no such section)
+    fleet: Fleet | None = None
     #: the file it was read from, None for a built-in config
     source: Path | None = None
     #: what was accepted but deserves attention (unknown keys, deprecated spellings, ...)
@@ -309,5 +332,9 @@ def config_as_dict(config: Config) -> dict[str, Any]:
     return attrs.asdict(
         config,
         value_serializer=plain,
-        filter=lambda field, value: field.name != "warnings",
+        # no [fleet]: no key either, so that a single host's effective config (and what
+        # a reload compares) is what it was before fleets existed
+        filter=lambda field, value: (
+            field.name != "warnings" and not (field.name == "fleet" and value is None)
+        ),
     )

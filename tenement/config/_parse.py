@@ -11,6 +11,7 @@ import difflib
 import os
 import re
 import shlex
+import socket
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from tenement.config._model import (
     Config,
     ConfigError,
     ConfigNotFound,
+    Fleet,
     Mount,
     Routing,
     Service,
@@ -195,6 +197,38 @@ def _instances(report: Report, data: Any, declared: set[str]) -> dict[str, tuple
     return instances
 
 
+def _fleet(report: Report, data: Any, settings: Settings) -> Fleet | None:
+    data = ensure_table(report, ("fleet",), data, '[fleet] with advertise = "10.0.0.11:8080"')
+    values = check_fields(report, ("fleet",), data, schema.FLEET, home="[fleet]")
+    if "advertise" not in data:
+        report.error(
+            ("fleet",),
+            None,
+            "missing required key 'advertise': the host:port where the other nodes reach "
+            'this one (e.g. advertise = "10.0.0.11:8080")',
+        )
+    url = settings.database_url
+    if url is None or not url.startswith(("postgresql", "postgres:")):
+        uses = "SQLite in data_dir (the default)" if url is None else url.partition(":")[0]
+        report.error(
+            ("fleet",),
+            None,
+            f"a fleet needs a shared PostgreSQL database, and this config uses {uses}; set "
+            '[settings] database_url = "postgresql://USER@HOST/DATABASE" on every node, '
+            "or remove [fleet]",
+        )
+    if "advertise" not in values or ("node" in data and "node" not in values):
+        return None
+    values.setdefault("node", _host_node_name())
+    return Fleet(**values)
+
+
+def _host_node_name() -> str:
+    """The host name, as a node name: its first label when it is fully qualified."""
+    name = socket.gethostname().split(".")[0]
+    return name if schema.NODE_NAME.fullmatch(name) else "node"
+
+
 def parse_config(
     text: str,
     *,
@@ -246,12 +280,14 @@ def parse_config(
     routing = Routing(
         **check_fields(report, ("routing",), routing_data, schema.ROUTING, home="[routing]")
     )
+    fleet = _fleet(report, document["fleet"], settings) if "fleet" in document else None
     report.raise_if_failed()
     return Config(
         settings=settings,
         services=services,
         instances=instances,
         routing=routing,
+        fleet=fleet,
         source=source,
         warnings=tuple(report.warnings),
     )

@@ -8,12 +8,19 @@ from __future__ import annotations
 
 import math
 import pwd
+import re
 from collections.abc import Callable
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
 
-from tenement.config._model import ISOLATIONS, MAX_WORKERS, RESTART_POLICIES
+from tenement.config._model import (
+    ISOLATIONS,
+    MAX_NODE_TIMEOUT,
+    MAX_WORKERS,
+    MIN_NODE_TIMEOUT,
+    RESTART_POLICIES,
+)
 
 TILDE_HINT = (
     "Tilde is not expanded; pass an absolute path (e.g. $HOME/.local/share/tenement) instead."
@@ -294,7 +301,65 @@ ROUTING: dict[str, Callable[[Any], Any]] = {
     "subdomain": string_table("subdomain -> service"),
     "path": string_table("path -> service"),
 }
-TOP_LEVEL = ("settings", "service", "instances", "routing")
+
+
+def node_name(value: Any) -> str:
+    """A fleet node's name: a host-name-like label, so that it reads well in logs."""
+    name = string(value)
+    if not NODE_NAME.fullmatch(name):
+        raise Invalid(
+            f'expected a node name of letters, digits, "-", "_" and "." (up to 63, '
+            f'starting with a letter or digit, e.g. "web-1"), got "{name}"'
+        )
+    return name
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def advertise_address(value: Any) -> str:
+    """``host:port`` (``[v6]:port``) that other hosts can reach: not a wildcard."""
+    text = string(value)
+    host, sep, port_text = text.rpartition(":")
+    bracketed = host.startswith("[") and host.endswith("]")
+    bare = host[1:-1] if bracketed else host
+    example = 'e.g. "10.0.0.11:8080" or "[fd00::11]:8080"'
+    if "://" in text:
+        raise Invalid(f'expected "host:port" without a scheme ({example}), got "{text}"')
+    if not sep or not host or not port_text.isdigit() or not bare:
+        raise Invalid(
+            f'expected "host:port" where the other nodes reach this one ({example}), got "{text}"'
+        )
+    if ":" in bare and not bracketed:
+        raise Invalid(f'an IPv6 address goes in brackets ({example}), got "{text}"')
+    if any(char.isspace() or char in "/@?#" for char in bare):
+        raise Invalid(f'expected a host name or address before ":port" ({example}), got "{text}"')
+    if not 1 <= int(port_text) <= 65535:
+        raise Invalid(f'expected a TCP port from 1 to 65535 after the host, got "{text}"')
+    if bare in ("0.0.0.0", "::", "*"):
+        raise Invalid(
+            f'"{text}" is a wildcard that no other host can reach; advertise this host\'s own '
+            f"address ({example})"
+        )
+    return text
+
+
+def node_timeout(value: Any) -> float:
+    result = seconds(value)
+    if not MIN_NODE_TIMEOUT <= result <= MAX_NODE_TIMEOUT:
+        raise Invalid(
+            f"expected {MIN_NODE_TIMEOUT:g} to {MAX_NODE_TIMEOUT:g} seconds (a node heartbeats "
+            f"every second), got {value}"
+        )
+    return result
+
+
+FLEET: dict[str, Callable[[Any], Any]] = {
+    "node": node_name,
+    "advertise": advertise_address,
+    "node_timeout": node_timeout,
+}
+TOP_LEVEL = ("settings", "service", "instances", "routing", "fleet")
 #: aliases accepted with a deprecation warning: old spelling -> new
 SERVICE_ALIASES = {"runtime": "isolation"}
 TOP_ALIASES = {"process": "service"}
@@ -304,4 +369,5 @@ HOMES = {
     "[settings.tls]": tuple(TLS),
     "[service.NAME]": (*SERVICE, "mounts", *SERVICE_ALIASES),
     "[routing]": tuple(ROUTING),
+    "[fleet]": tuple(FLEET),
 }

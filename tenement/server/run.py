@@ -36,6 +36,7 @@ from tenement.server.handoff import LISTEN_BACKLOG
 
 if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
     from tenement.server.h1 import Express
+    from tenement.server.membership import Membership
     from tenement.server.roles import Node
     from tenement.server.workers import Workers
     from tenement.systemd import Notifier
@@ -192,6 +193,10 @@ async def serve(
             await _wait_for_database(store, settings.database_start_timeout, notifier)
             async with open_lifecycle_signals() as signals:
                 await _database_at_head(store, settings, notifier, migrate=not role.worker)
+                membership = _membership(config, store)
+                if membership is not None and not role.worker:
+                    notifier.status("joining the fleet")
+                    await membership.join()
                 if not role.worker:
                     control_sockets = _control_sockets(control_path, bind_control_socket)
 
@@ -252,6 +257,8 @@ async def serve(
                     if not role.worker:
                         url = f"unix:{control_path}" if control_sockets else ""
                         await nursery.start(node.register, url)
+                        if membership is not None:
+                            await nursery.start(membership.run)
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     plain, https, redirect = split_sockets(sockets, settings.tls)
@@ -327,6 +334,16 @@ async def serve(
             sock.close()
         if control_sockets and control_path is not None:
             control_path.unlink(missing_ok=True)
+
+
+def _membership(config: Config, store: Any) -> Membership | None:
+    """With ``[fleet]``: this node's membership, its store kept to this node's rows (a
+    worker's too: it routes to this node's tenants only). None on a single host."""
+    if config.fleet is None:
+        return None
+    from tenement.server.membership import Membership
+
+    return Membership(store, config.fleet, config.settings.data_dir)
 
 
 def _every_host(host: str | None) -> bool:
@@ -547,6 +564,9 @@ def run(
             )
         )
     except BaseExceptionGroup as group:
+        taken = _name_taken(group)
+        if taken is not None:
+            raise taken from None
         lost = database_lost(group)
         if lost is None:
             raise
@@ -556,6 +576,19 @@ def run(
             "running; started again (systemd does), it waits database_start_timeout for the "
             "database and adopts them"
         ) from None
+
+
+def _name_taken(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The :class:`~tenement.server.membership.NodeNameTaken` in ``group``, if any: a
+    node whose name another host took while it was silent stops (and stops its tenants,
+    which that host now owns), with that one message."""
+    from tenement.server.membership import NodeNameTaken
+
+    matched, _ = group.split(NodeNameTaken)
+    first: BaseException | None = matched
+    while isinstance(first, BaseExceptionGroup):
+        first = first.exceptions[0]
+    return first
 
 
 def database_lost(group: BaseExceptionGroup[BaseException]) -> BaseException | None:

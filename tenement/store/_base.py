@@ -31,6 +31,10 @@ class StoreBase:
         self._limiter: trio.CapacityLimiter | None = None
         #: whether the database is out of reach now (background writers skip meanwhile)
         self.outage = Outage()
+        #: the fleet node this process is (``[fleet] node``), None on a single host. Set,
+        #: it keeps the instance rows, the supervisor lease and the server list to this
+        #: node's own: another node's tenants are never adopted, restarted or reaped here.
+        self.node: str | None = None
 
     @property
     def engine(self) -> sa.Engine:

@@ -8,7 +8,7 @@ from typing import Any
 
 import attrs
 
-from tenement.store._base import StoreBase, upsert
+from tenement.store._base import StoreBase, insert_sql, upsert
 from tenement.store._db import Session
 
 #: the ``instances`` table's columns, each named as the :class:`InstanceRecord` field
@@ -29,7 +29,9 @@ COLUMNS = (
     "started_at",
     "updated_at",
 )
+#: what a single host reads; a fleet node reads the node too (revision 0005)
 _SELECT = f"SELECT {', '.join(COLUMNS)} FROM instances"
+_SELECT_FLEET = f"SELECT {', '.join(COLUMNS)}, node FROM instances"
 
 
 def _times(values: Iterable[float]) -> tuple[float, ...]:
@@ -65,13 +67,18 @@ class InstanceRecord:
     restart_times: tuple[float, ...] = attrs.field(default=(), converter=_times)
     restarts_total: int = 0
     started_at: float | None = None
+    #: the fleet node that runs it (None on a single host); the store writes its own
+    node: str | None = None
 
     @classmethod
-    def from_row(cls, row: Any) -> InstanceRecord:
+    def from_row(cls, row: Any, *, with_node: bool = False) -> InstanceRecord:
+        """``with_node``: the row has a ``node`` column (a fleet node's select)."""
         times = row["restart_times"]
         if isinstance(times, str):  # JSON text (SQLite); PostgreSQL's json arrives parsed
             times = json.loads(times)
         fields = {column: row[column] for column in COLUMNS if column != "restart_times"}
+        if with_node:
+            fields["node"] = row["node"]
         return cls(**fields, restart_times=tuple(float(t) for t in times or ()))
 
     def to_row(self) -> dict[str, object]:
@@ -80,10 +87,32 @@ class InstanceRecord:
         return row
 
 
-def upsert_instances(session: Session, records: Sequence[InstanceRecord]) -> None:
+def upsert_instances(
+    session: Session, records: Sequence[InstanceRecord], node: str | None = None
+) -> None:
     """Insert or replace ``records`` within the caller's transaction (one statement,
-    executed with every row, on SQLite and PostgreSQL)."""
-    upsert(session, "instances", ("instance_id",), [record.to_row() for record in records])
+    executed with every row, on SQLite and PostgreSQL).
+
+    With ``node`` (a fleet node's store) each row is written as that node's, and a row
+    another node owns is left as it is: a node never takes another's tenant by saving.
+    """
+    if node is None:
+        # a single host writes the columns it always wrote: no node, no index to update
+        rows = [record.to_row() for record in records]
+        for row in rows:
+            del row["node"]
+        upsert(session, "instances", ("instance_id",), rows)
+        return
+    rows = [{**record.to_row(), "node": node} for record in records]
+    if not rows:
+        return
+    columns = list(rows[0])
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != "instance_id")
+    session.executemany(
+        f"{insert_sql('instances', columns)} ON CONFLICT (instance_id) DO UPDATE SET {updates} "
+        "WHERE instances.node IS NULL OR instances.node = excluded.node",
+        rows,
+    )
 
 
 class InstanceQueries(StoreBase):
@@ -98,21 +127,74 @@ class InstanceQueries(StoreBase):
         if not records:
             return
         with self._write() as conn:
-            upsert_instances(conn, records)
+            upsert_instances(conn, records, self.node)
 
     def delete_instance(self, instance_id: str) -> bool:
         """Forget an instance; False if there was no record."""
+        mine, params = self._mine("AND")
         with self._write() as conn:
             result = conn.execute(
-                "DELETE FROM instances WHERE instance_id = :id", {"id": instance_id}
+                f"DELETE FROM instances WHERE instance_id = :id {mine}",
+                {"id": instance_id, **params},
             )
             return result.rowcount > 0
 
+    def _select(self) -> str:
+        return _SELECT if self.node is None else _SELECT_FLEET
+
+    def _mine(self, joiner: str) -> tuple[str, dict[str, str]]:
+        """The condition that keeps a fleet node to its own rows ("" on a single host)."""
+        if self.node is None:
+            return "", {}
+        return f"{joiner} node = :node", {"node": self.node}
+
     def load_instances(self) -> list[InstanceRecord]:
-        """Every instance record, ordered by instance id."""
+        """Every instance record (of this node, in a fleet), ordered by instance id."""
+        mine, params = self._mine("WHERE")
         with self._read() as conn:
-            rows = conn.execute(f"{_SELECT} ORDER BY instance_id").rows
-            return [InstanceRecord.from_row(row) for row in rows]
+            rows = conn.execute(f"{self._select()} {mine} ORDER BY instance_id", params).rows
+            fleet = self.node is not None
+            return [InstanceRecord.from_row(row, with_node=fleet) for row in rows]
+
+    def claim_unowned_instances(self) -> int:
+        """Make every row that names no node this fleet node's; returns how many.
+
+        Rows from before the fleet (or from a single host that joined one) belong to
+        the first node that adopts them: one ``UPDATE``, so two nodes starting at once
+        cannot both take a row.
+        """
+        if self.node is None:
+            return 0
+        with self._write() as conn:
+            result = conn.execute(
+                "UPDATE instances SET node = :node WHERE node IS NULL", {"node": self.node}
+            )
+            return result.rowcount
+
+    def claim_instance(self, instance_id: str, service: str, tenant: str, now: float) -> str | None:
+        """Make ``instance_id`` this fleet node's before it starts here, unless another
+        node's row has it: returns that node (then it must not start here), else None.
+
+        One transaction: a row that did not exist is inserted as this node's, stopped,
+        until the start saves it. Two nodes starting the same tenant at once (the same
+        ``[instances]`` on every host) cannot both win: PostgreSQL makes the second
+        insert wait for the first and then find the row taken.
+        """
+        if self.node is None:
+            return None
+        params = {"id": instance_id, "service": service, "tenant": tenant, "now": now}
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO instances (instance_id, service, tenant, socket, state, "
+                "restart_times, updated_at, node) VALUES (:id, :service, :tenant, '', "
+                "'stopped', '[]', :now, :node) ON CONFLICT (instance_id) DO UPDATE SET "
+                "node = excluded.node WHERE instances.node IS NULL",
+                {**params, "node": self.node},
+            )
+            owner: str | None = conn.execute(
+                "SELECT node FROM instances WHERE instance_id = :id", params
+            ).scalar()
+        return owner if owner != self.node else None
 
     def instances_signature(self) -> tuple[int, float]:
         """How many records there are and the latest ``updated_at``: a cheap "changed?" probe.
@@ -120,14 +202,18 @@ class InstanceQueries(StoreBase):
         Every save stamps ``updated_at``, so a reader that keeps a copy of the records
         (a standby server's routing table) reloads them only when this changes.
         """
+        mine, params = self._mine("WHERE")
         with self._read() as conn:
             row = conn.execute(
-                "SELECT count(*) AS n, max(updated_at) AS latest FROM instances"
+                f"SELECT count(*) AS n, max(updated_at) AS latest FROM instances {mine}", params
             ).first()
             return int(row["n"]), float(row["latest"] or 0.0)
 
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The record of one instance, or None."""
         with self._read() as conn:
-            row = conn.execute(f"{_SELECT} WHERE instance_id = :id", {"id": instance_id}).first()
-            return None if row is None else InstanceRecord.from_row(row)
+            row = conn.execute(
+                f"{self._select()} WHERE instance_id = :id", {"id": instance_id}
+            ).first()
+            fleet = self.node is not None
+            return None if row is None else InstanceRecord.from_row(row, with_node=fleet)

@@ -18,6 +18,11 @@ SUPERVISOR_LEASE = "supervisor"
 _SERVER = "SELECT server_id, pid, url, started_at, last_seen FROM servers"
 
 
+def lease_name(node: str | None) -> str:
+    """The supervisor lease of a fleet node (one per node), or the single host's."""
+    return SUPERVISOR_LEASE if node is None else f"{SUPERVISOR_LEASE}:{node}"
+
+
 @attrs.frozen
 class ServerRow:
     """A running ``ten serve`` as it registered itself."""
@@ -47,7 +52,7 @@ class LeaseQueries(StoreBase):
         with self._write() as conn:
             row = conn.execute(
                 "SELECT holder, acquired_at, expires_at FROM lease WHERE name = :name",
-                {"name": SUPERVISOR_LEASE},
+                {"name": lease_name(self.node)},
             ).first()
             if row is not None and row["holder"] != holder and row["expires_at"] > now:
                 return False
@@ -58,7 +63,7 @@ class LeaseQueries(StoreBase):
                 ("name",),
                 [
                     {
-                        "name": SUPERVISOR_LEASE,
+                        "name": lease_name(self.node),
                         "holder": holder,
                         "acquired_at": row["acquired_at"] if mine else now,
                         "expires_at": now + ttl_s,
@@ -72,7 +77,7 @@ class LeaseQueries(StoreBase):
         with self._write() as conn:
             result = conn.execute(
                 "UPDATE lease SET expires_at = :expires WHERE name = :name AND holder = :holder",
-                {"expires": now + ttl_s, "name": SUPERVISOR_LEASE, "holder": holder},
+                {"expires": now + ttl_s, "name": lease_name(self.node), "holder": holder},
             )
             return result.rowcount > 0
 
@@ -81,7 +86,7 @@ class LeaseQueries(StoreBase):
         with self._write() as conn:
             conn.execute(
                 "DELETE FROM lease WHERE name = :name AND holder = :holder",
-                {"name": SUPERVISOR_LEASE, "holder": holder},
+                {"name": lease_name(self.node), "holder": holder},
             )
 
     def lease_holder(self, now: float) -> str | None:
@@ -89,13 +94,30 @@ class LeaseQueries(StoreBase):
         with self._read() as conn:
             holder: str | None = conn.execute(
                 "SELECT holder FROM lease WHERE name = :name AND expires_at > :now",
-                {"name": SUPERVISOR_LEASE, "now": now},
+                {"name": lease_name(self.node), "now": now},
             ).scalar()
         return holder
 
+    def lease_holders(self, now: float) -> list[str]:
+        """Who holds an unexpired supervisor lease at ``now``, of any node."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT holder FROM lease WHERE (name = :name OR name LIKE :fleet) "
+                "AND expires_at > :now ORDER BY holder",
+                {"name": SUPERVISOR_LEASE, "fleet": f"{SUPERVISOR_LEASE}:%", "now": now},
+            ).rows
+            return [row["holder"] for row in rows]
+
     def register_server(self, server_id: str, pid: int, url: str, now: float) -> None:
         """Announce a running server (replacing an earlier row with the same id)."""
-        row = {"server_id": server_id, "pid": pid, "url": url, "started_at": now, "last_seen": now}
+        row = {
+            "server_id": server_id,
+            "pid": pid,
+            "url": url,
+            "started_at": now,
+            "last_seen": now,
+            "node": self.node,
+        }
         with self._write() as conn:
             upsert(conn, "servers", ("server_id",), [row])
 
@@ -121,9 +143,11 @@ class LeaseQueries(StoreBase):
 
     def live_servers(self, now: float, max_age_s: float) -> list[ServerRow]:
         """Servers seen within ``max_age_s`` of ``now``, oldest start first."""
+        # a fleet node hands its tenants over only to a server of its own
+        mine = "" if self.node is None else "AND node = :node"
         with self._read() as conn:
             rows = conn.execute(
-                f"{_SERVER} WHERE last_seen >= :since ORDER BY started_at, server_id",
-                {"since": now - max_age_s},
+                f"{_SERVER} WHERE last_seen >= :since {mine} ORDER BY started_at, server_id",
+                {"since": now - max_age_s, "node": self.node},
             ).rows
             return [ServerRow.from_row(row) for row in rows]

@@ -183,6 +183,19 @@ def _backup_first(
     return path
 
 
+#: the PostgreSQL advisory lock a migration holds (any fixed number; "tenement" in ASCII)
+MIGRATION_LOCK = 0x74656E656D656E74
+
+
+def _serialise(conn: sa.Connection) -> None:
+    """One migration at a time on a database: SQLite's write transaction already is
+    (``BEGIN IMMEDIATE``); on PostgreSQL two servers starting at once on a new database
+    (a fleet's nodes) both created the tables, and one failed on a duplicate. The lock is
+    the transaction's: the second waits, then finds the schema migrated."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK})")
+
+
 def upgrade(
     store: Store,
     target: str = "head",
@@ -227,6 +240,7 @@ def upgrade(
     from alembic import command
 
     with store.begin_write() as conn:
+        _serialise(conn)
         # Again, under the write lock: another process may have migrated meanwhile.
         status = inspect_schema(conn)
         _refuse(store, status, backup_dir)
@@ -286,6 +300,7 @@ def downgrade(
     from alembic import command
 
     with store.begin_write() as conn:
+        _serialise(conn)
         status = inspect_schema(conn)
         _refuse(store, status, backup_dir, ahead_ok=False)
         if status.revision is None or _index(wanted) >= _index(status.revision):

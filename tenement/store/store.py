@@ -11,13 +11,23 @@ from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
+from tenement.store.nodes import NodeQueries
 from tenement.store.private import private_database
 from tenement.store.tokens import TokenQueries
 from tenement.store.users import UserQueries
 
 
-class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQueries, UserQueries):
-    """The database: tokens, instances, logs, audit trail, lease, servers, service users.
+class Store(
+    TokenQueries,
+    InstanceQueries,
+    LogQueries,
+    AuditQueries,
+    LeaseQueries,
+    UserQueries,
+    NodeQueries,
+):
+    """The database: tokens, instances, logs, audit trail, lease, servers, service users,
+    fleet nodes.
 
     Every method is blocking and thread-safe; from trio call them through
     :meth:`run` (``await store.run(store.load_instances)``). Each method is one
@@ -37,7 +47,7 @@ class Store(TokenQueries, InstanceQueries, LogQueries, AuditQueries, LeaseQuerie
         if not records and not entries:
             return
         with self._write() as conn:
-            upsert_instances(conn, records)
+            upsert_instances(conn, records, self.node)
             insert_audit(conn, entries)
 
 

@@ -116,6 +116,9 @@ instances = sa.Table(
     sa.Column("restarts_total", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("started_at", sa.Double),  # epoch seconds
     sa.Column("updated_at", sa.Double, nullable=False),
+    # revision 0005: the fleet node that runs it (NULL: single host, or from before)
+    sa.Column("node", sa.Text, index=True),
+    sa.Column("epoch", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.CheckConstraint("weight >= 0 AND weight <= 100", name="weight_range"),
 )
 
@@ -127,6 +130,7 @@ servers = sa.Table(
     sa.Column("url", sa.Text, nullable=False),
     sa.Column("started_at", sa.Double, nullable=False),
     sa.Column("last_seen", sa.Double, nullable=False),
+    sa.Column("node", sa.Text),  # revision 0005: its fleet node (NULL: single host)
 )
 
 lease = sa.Table(
@@ -166,4 +170,26 @@ schema_revisions = sa.Table(
     sa.Column("summary", sa.Text, nullable=False),  # the script's first line
     sa.Column("applied_by", sa.Text, nullable=False),  # the tenement version
     sa.Column("applied_at", sa.Double, nullable=False),  # epoch seconds
+)
+
+# --- ours (revision 0005) -------------------------------------------------------------
+
+nodes = sa.Table(
+    "nodes",
+    metadata,
+    sa.Column("name", sa.Text, primary_key=True),  # [fleet] node
+    sa.Column("advertise", sa.Text, nullable=False),  # "host:port" peers reach
+    sa.Column("host", sa.Text, nullable=False),  # with data_dir: which ten serve it is
+    sa.Column("data_dir", sa.Text, nullable=False),
+    sa.Column("version", sa.Text, nullable=False),  # the tenement version
+    # epoch seconds, from the database's clock (never a node's)
+    sa.Column("started_at", sa.Double, nullable=False),
+    sa.Column("heartbeat_at", sa.Double, nullable=False),
+    sa.Column("state", sa.Text, nullable=False, server_default="up"),  # up | down
+    sa.Column("cpus", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("memory_total", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("memory_available", sa.BigInteger, nullable=False, server_default=sa.text("0")),
+    sa.Column("instances", sa.Integer, nullable=False, server_default=sa.text("0")),
+    sa.Column("down_at", sa.Double),
+    sa.Column("down_by", sa.Text),  # the peer that declared it down
 )

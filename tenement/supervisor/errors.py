@@ -29,6 +29,18 @@ class WakeError(TenementError):
         self.instance_id = instance_id
 
 
+class OwnedElsewhere(WakeError):
+    """The instance runs on another fleet node: this one must not start a second copy."""
+
+    def __init__(self, instance_id: str, node: str) -> None:
+        super().__init__(
+            instance_id,
+            f"Instance {instance_id} runs on fleet node {node}, not on this one; use that "
+            "node (routing a tenant from any node is not built yet: see docs/fleet.md)",
+        )
+        self.node = node
+
+
 class InstanceFailed(WakeError):
     """The instance is failed: requests do not start it until an operator does (503)."""
 

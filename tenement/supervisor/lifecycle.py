@@ -123,6 +123,15 @@ async def open_supervisor(
                 nursery=nursery,
                 tailer=tailer,
             )
+            # a fleet node first takes the rows that name no node (from before the fleet)
+            claimed = 0 if store.node is None else await store.run(store.claim_unowned_instances)
+            if claimed:
+                log.info(
+                    "fleet node %s took %d instance rows that named no node (from before "
+                    "the fleet): they are this node's now",
+                    store.node,
+                    claimed,
+                )
             records = await store.run(store.load_instances)
             adopted = await adopt_all(sup, records, now=trio.current_time())
             if adopted:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from tenement.store import InstanceRecord, LogEntry, Store
 from tenement.supervisor.errors import (
     DeployError,
     InstanceNotFound,
+    OwnedElsewhere,
     RestartPending,
     UnknownService,
     WakeError,
@@ -319,14 +321,29 @@ class Supervisor:
             PortsExhausted: no free port.
         """
         svc = self._service_or_raise(service)
+        await self._claim(svc.name, tenant)
         runner = self._runner_for(svc, tenant)
         await runner.start(svc, revive=True)
         return self._view(runner.inst)
+
+    async def _claim(self, service: str, tenant: str) -> None:
+        """In a fleet, make the instance this node's before it starts here, or raise when
+        another node runs it (starting it here would run two copies). Asked only of an
+        instance this node does not run yet; a single host pays nothing."""
+        store = self._shared.store
+        iid = f"{service}:{tenant}"
+        if store.node is None or iid in self._runners or not is_valid_name(tenant):
+            return  # an invalid id is refused by _runner_for, with its own message
+        owner = await store.run(store.claim_instance, iid, service, tenant, time.time())
+        if owner is not None:
+            raise OwnedElsewhere(iid, owner)
 
     async def spawn_listed(self, service: str, tenant: str) -> None:
         """:meth:`spawn` an instance of ``[instances]``; a failure is logged, not raised."""
         try:
             await self.spawn(service, tenant)
+        except OwnedElsewhere as exc:  # a fleet's nodes share [instances]: one runs each
+            log.info("[instances] %s:%s runs on fleet node %s: not here", service, tenant, exc.node)
         except TenementError as exc:  # logged; startup goes on, as in the reference
             log.error("could not start [instances] %s:%s: %s", service, tenant, exc)
 
@@ -461,6 +478,7 @@ class Supervisor:
                 inst.touch()
                 return inst.target()
         svc = self._service_or_raise(service)
+        await self._claim(service, tenant)
         deadline = trio.current_time() + svc.request_timeout
         while True:
             runner = self._runners.get(iid)

@@ -1,0 +1,159 @@
+"""A fleet node's membership: join under its name, heartbeat, declare silent peers down.
+
+Every ``ten serve`` of a node but its workers (the leader and any standby on the same
+data dir) runs this; they share the node's row, which is harmless: their heartbeats
+say the same thing. Whether a node is alive is judged by the database's clock alone
+(``tenement/store/nodes.py``), so a node with a wrong clock is judged like any other.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from pathlib import Path
+
+import trio
+
+from tenement._version import __version__
+from tenement.config import Fleet
+from tenement.errors import TenementError
+from tenement.store import Store
+from tenement.store.nodes import NodeIdentity, NodeRow
+
+log = logging.getLogger(__name__)
+
+#: how often a node stamps its row, and looks for silent peers
+HEARTBEAT_SECONDS = 1.0
+
+
+class NodeNameTaken(TenementError):
+    """A live node of another host or data dir already has this node's name."""
+
+    exit_code = 2
+
+    def __init__(self, name: str, holder: NodeRow) -> None:
+        super().__init__(
+            f"fleet node name '{name}' is taken by a live node at {holder.advertise} "
+            f"(host {holder.host}, data dir {holder.data_dir}, last heartbeat "
+            f'{holder.silent_s:.1f} s ago); give this node its own [fleet] node = "...", '
+            "or stop the other one and wait node_timeout"
+        )
+
+
+def memory() -> tuple[int, int]:
+    """This host's memory, total and available, in bytes (0, 0 where unknown)."""
+    found: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                key, _, rest = line.partition(":")
+                if key in ("MemTotal", "MemAvailable"):
+                    found[key] = int(rest.split()[0]) * 1024
+    except (OSError, ValueError, IndexError):
+        return 0, 0
+    return found.get("MemTotal", 0), found.get("MemAvailable", 0)
+
+
+def identity(fleet: Fleet, data_dir: Path) -> NodeIdentity:
+    """This node as its row describes it, with its capacity now."""
+    total, available = memory()
+    return NodeIdentity(
+        name=fleet.node,
+        advertise=fleet.advertise,
+        host=socket.gethostname(),
+        data_dir=str(data_dir),
+        version=__version__,
+        cpus=os.cpu_count() or 0,
+        memory_total=total,
+        memory_available=available,
+    )
+
+
+class Membership:
+    """This node's place in the fleet while the server runs.
+
+    Args:
+        store: the open, migrated store (its ``node`` is set to ``fleet.node`` here).
+        fleet: ``[fleet]``.
+        data_dir: with the host name, what tells this node's processes from a namesake.
+    """
+
+    def __init__(self, store: Store, fleet: Fleet, data_dir: Path) -> None:
+        self._store = store
+        self.fleet = fleet
+        self._data_dir = data_dir
+        store.node = fleet.node
+
+    async def join(self) -> None:
+        """Take this node's row (before the supervisor adopts anything).
+
+        Raises:
+            NodeNameTaken: a live node elsewhere has the name (exit 2).
+        """
+        store = self._store
+        joined = await store.run(
+            store.join_node, identity(self.fleet, self._data_dir), self.fleet.node_timeout
+        )
+        if joined.taken_by is not None:
+            raise NodeNameTaken(self.fleet.node, joined.taken_by)
+        was = joined.was
+        if was is not None and was.state != "up":
+            log.info(
+                "fleet node %s is up again (declared down by %s)", self.fleet.node, was.down_by
+            )
+        elif was is not None and was.host != socket.gethostname():
+            log.warning(
+                "fleet node %s was on host %s (silent %.0f s): this host takes the name over",
+                self.fleet.node,
+                was.host,
+                was.silent_s,
+            )
+        log.info(
+            "joined the fleet as node %s (advertised at %s, node_timeout %g s)",
+            self.fleet.node,
+            self.fleet.advertise,
+            self.fleet.node_timeout,
+        )
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Heartbeat every second and declare silent peers down, until cancelled.
+
+        While the database is out of reach the beats are skipped (the store's outage
+        notes it once); peers then see this node silent, as they should.
+        """
+        task_status.started()
+        while True:
+            await trio.sleep(HEARTBEAT_SECONDS)
+            with self._store.outage.tolerated("the fleet heartbeat"):
+                await self.beat()
+
+    async def beat(self) -> None:
+        """One heartbeat, then one look for silent peers."""
+        store = self._store
+        me = identity(self.fleet, self._data_dir)
+        was = await store.run(store.node_heartbeat, me)
+        if was is None:
+            log.error(
+                "fleet node %s: its row is gone or another host took the name while this "
+                "node was silent; joining again",
+                me.name,
+            )
+            await self.join()
+        elif was.state != "up":
+            log.warning(
+                "fleet node %s had been declared down by %s after %.1f s of silence; up again",
+                me.name,
+                was.down_by,
+                was.silent_s,
+            )
+        for node in await store.run(
+            store.declare_silent_nodes_down, me.name, self.fleet.node_timeout
+        ):
+            log.warning(
+                "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s",
+                node.name,
+                node.advertise,
+                node.silent_s,
+                self.fleet.node_timeout,
+            )

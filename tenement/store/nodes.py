@@ -1,0 +1,222 @@
+"""Fleet membership: each node's row, its heartbeat, and who declares a silent node down.
+
+Every time here is the database's clock (``now()`` on PostgreSQL), read in the same
+statement that uses it: a node whose own clock is wrong by minutes is judged exactly
+like the others. Each decision two nodes could race on (joining under a name, declaring
+a node down) is one transaction whose conditional ``UPDATE`` only one of them can win.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from tenement.store._base import StoreBase
+from tenement.store._db import Session
+
+#: the states a node row takes; "draining" is for the moves still to come (#11)
+UP, DOWN = "up", "down"
+
+_COLUMNS = (
+    "name, advertise, host, data_dir, version, started_at, heartbeat_at, state, cpus, "
+    "memory_total, memory_available, instances, down_at, down_by"
+)
+
+
+def database_now(session: Session) -> str:
+    """SQL for the database's clock in epoch seconds (a double)."""
+    if session.dialect == "postgresql":
+        return "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
+@attrs.frozen
+class NodeIdentity:
+    """Who a ``ten serve`` is in the fleet, and what it reports of its host.
+
+    ``host`` and ``data_dir`` tell the same node's other processes (a standby, the
+    successor of a restart) from a second node that was given the same name by mistake.
+    """
+
+    name: str
+    advertise: str
+    host: str
+    data_dir: str
+    version: str
+    cpus: int = 0
+    memory_total: int = 0
+    memory_available: int = 0
+
+    def same_node(self, row: NodeRow) -> bool:
+        return (row.host, row.data_dir) == (self.host, self.data_dir)
+
+
+@attrs.frozen
+class NodeRow:
+    """A node as the database knows it; times are the database's epoch seconds.
+
+    Attributes:
+        silent_s: how long ago its last heartbeat was, by the database's clock.
+        instances: its running or starting instances at its last heartbeat.
+        down_by: the node that declared it down (itself, never: a node that stops
+            leaves its row to its peers).
+    """
+
+    name: str
+    advertise: str
+    host: str
+    data_dir: str
+    version: str
+    started_at: float
+    heartbeat_at: float
+    state: str
+    cpus: int
+    memory_total: int
+    memory_available: int
+    instances: int
+    down_at: float | None
+    down_by: str | None
+    silent_s: float
+
+    @classmethod
+    def from_row(cls, row: Any) -> NodeRow:
+        return cls(**{field.name: row[field.name] for field in attrs.fields(cls)})
+
+    def as_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+@attrs.frozen
+class Joined:
+    """What :meth:`NodeQueries.join_node` found.
+
+    Attributes:
+        taken_by: a live node of another host or data dir holds the name: not joined.
+        was: the row as it was before joining (None: a new node).
+    """
+
+    taken_by: NodeRow | None = None
+    was: NodeRow | None = None
+
+
+def _select(session: Session, where: str = "") -> str:
+    return (
+        f"SELECT {_COLUMNS}, {database_now(session)} - heartbeat_at AS silent_s FROM nodes {where}"
+    )
+
+
+def _capacity(identity: NodeIdentity) -> dict[str, Any]:
+    return {
+        "cpus": identity.cpus,
+        "memory_total": identity.memory_total,
+        "memory_available": identity.memory_available,
+    }
+
+
+#: a node's instance count as its heartbeat stores it
+_COUNT = (
+    "(SELECT count(*) FROM instances WHERE instances.node = :name "
+    "AND instances.state IN ('running', 'starting'))"
+)
+
+
+class NodeQueries(StoreBase):
+    """The fleet part of :class:`~tenement.store.Store`."""
+
+    def join_node(self, identity: NodeIdentity, timeout_s: float) -> Joined:
+        """Take ``identity.name`` for this node, unless a live node elsewhere holds it.
+
+        Live: up, and heard from within ``timeout_s`` by the database's clock. A row
+        of the same host and data dir is this node's own (a standby, a restart): taken
+        over as it is. A silent or down one is taken over too (the node came back, or
+        was replaced).
+        """
+        with self._write() as conn:
+            now = database_now(conn)
+            params = {
+                "name": identity.name,
+                "advertise": identity.advertise,
+                "host": identity.host,
+                "data_dir": identity.data_dir,
+                "version": identity.version,
+                **_capacity(identity),
+            }
+            lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
+            inserted = conn.execute(
+                "INSERT INTO nodes (name, advertise, host, data_dir, version, started_at, "
+                "heartbeat_at, state, cpus, memory_total, memory_available, instances) "
+                f"VALUES (:name, :advertise, :host, :data_dir, :version, {now}, {now}, "
+                f"'{UP}', :cpus, :memory_total, :memory_available, {_COUNT}) "
+                "ON CONFLICT (name) DO NOTHING",
+                params,
+            )
+            if inserted.rowcount == 1:
+                return Joined()
+            was = NodeRow.from_row(
+                conn.execute(_select(conn, f"WHERE name = :name{lock}"), params).first()
+            )
+            if was.state == UP and was.silent_s < timeout_s and not identity.same_node(was):
+                return Joined(taken_by=was)
+            restarted = "started_at" if identity.same_node(was) and was.state == UP else now
+            conn.execute(
+                f"UPDATE nodes SET advertise = :advertise, host = :host, data_dir = :data_dir, "
+                f"version = :version, started_at = {restarted}, heartbeat_at = {now}, "
+                f"state = '{UP}', down_at = NULL, down_by = NULL, cpus = :cpus, "
+                "memory_total = :memory_total, memory_available = :memory_available, "
+                f"instances = {_COUNT} WHERE name = :name",
+                params,
+            )
+            return Joined(was=was)
+
+    def node_heartbeat(self, identity: NodeIdentity) -> NodeRow | None:
+        """Stamp this node's row with the database's clock (and its capacity now); up
+        again if a peer had declared it down.
+
+        Returns:
+            the row as it was before, or None when it is not this node's any more (gone,
+            or another host took the name while this one was silent): join again.
+        """
+        with self._write() as conn:
+            params = {
+                "name": identity.name,
+                "host": identity.host,
+                "data_dir": identity.data_dir,
+                **_capacity(identity),
+            }
+            lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
+            where = "WHERE name = :name AND host = :host AND data_dir = :data_dir"
+            row = conn.execute(_select(conn, where + lock), params).first()
+            if row is None:
+                return None
+            conn.execute(
+                f"UPDATE nodes SET heartbeat_at = {database_now(conn)}, state = '{UP}', "
+                "down_at = NULL, down_by = NULL, cpus = :cpus, memory_total = :memory_total, "
+                f"memory_available = :memory_available, instances = {_COUNT} {where}",
+                params,
+            )
+            return NodeRow.from_row(row)
+
+    def declare_silent_nodes_down(self, by: str, timeout_s: float) -> list[NodeRow]:
+        """Mark down every other node up but silent for ``timeout_s`` (database clock).
+
+        One conditional ``UPDATE``: when peers run it at once, PostgreSQL lets the first
+        change each row and re-checks the condition for the others, which then find the
+        node down already. So each node is declared down by exactly one peer: the one
+        this returns it to (as it is now, down).
+        """
+        with self._write() as conn:
+            now = database_now(conn)
+            rows = conn.execute(
+                f"UPDATE nodes SET state = '{DOWN}', down_at = {now}, down_by = :by "
+                f"WHERE state = '{UP}' AND name <> :by AND heartbeat_at < {now} - :timeout "
+                f"RETURNING {_COLUMNS}, {now} - heartbeat_at AS silent_s",
+                {"by": by, "timeout": timeout_s},
+            ).rows
+            return [NodeRow.from_row(row) for row in rows]
+
+    def list_nodes(self) -> list[NodeRow]:
+        """Every node, by name."""
+        with self._read() as conn:
+            rows = conn.execute(_select(conn, "ORDER BY name")).rows
+            return [NodeRow.from_row(row) for row in rows]

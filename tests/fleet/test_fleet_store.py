@@ -1,0 +1,220 @@
+"""The fleet's decisions in the database, raced for real: several stores (each its own
+connection pool, as separate nodes have) on one PostgreSQL database."""
+
+from __future__ import annotations
+
+import functools
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+
+from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
+from tenement.store.nodes import NodeIdentity
+from tests.postgresql import Cluster
+
+T = TypeVar("T")
+
+
+@pytest.fixture
+def stores(pg_cluster: Cluster) -> Iterator[dict[str, Store]]:
+    """Stores of nodes a, b and c on one fresh database."""
+    url = pg_cluster.socket_url(pg_cluster.new_database())
+    opened: dict[str, Store] = {}
+    try:
+        for name in "abc":
+            store = open_store(url).__enter__()
+            store.node = name
+            opened[name] = store
+        migrate_to_head(opened["a"], backup_dir=None)
+        yield opened
+    finally:
+        for store in opened.values():
+            store.close()
+
+
+def identity(name: str, host: str = "host-1", data_dir: str = "/var/lib/t") -> NodeIdentity:
+    return NodeIdentity(
+        name=name, advertise=f"10.0.0.1:{8000 + ord(name[0])}", host=host, data_dir=data_dir,
+        version="0.3.0", cpus=2, memory_total=8 << 30, memory_available=4 << 30,
+    )  # fmt: skip
+
+
+def silence(store: Store, name: str, seconds: float) -> None:
+    """Move ``name``'s last heartbeat back by ``seconds`` (as if it had been silent)."""
+    with store.engine.begin() as conn:
+        conn.exec_driver_sql(
+            f"UPDATE nodes SET heartbeat_at = heartbeat_at - {seconds} WHERE name = '{name}'"
+        )
+
+
+def race(calls: list[Callable[[], T]]) -> list[T]:
+    """Run ``calls`` in threads released together; their results in order."""
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int) -> None:
+        barrier.wait()
+        results[index] = calls[index]()
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return results
+
+
+def test_a_silent_node_is_declared_down_by_exactly_one_of_its_racing_peers(
+    stores: dict[str, Store],
+) -> None:
+    for name, store in stores.items():
+        assert store.join_node(identity(name), 3).taken_by is None
+    for _ in range(15):
+        silence(stores["a"], "a", 10)
+        found = race(
+            [lambda s=stores[p], p=p: s.declare_silent_nodes_down(p, 3) for p in "bc"]  # type: ignore[misc]
+        )
+        winners = [peer for peer, rows in zip("bc", found, strict=True) if rows]
+        assert len(winners) == 1, found
+        [row] = found["bc".index(winners[0])]
+        assert (row.name, row.state, row.down_by) == ("a", "down", winners[0])
+        assert row.silent_s >= 10
+        # a beats again: up, and told who had declared it down
+        was = stores["a"].node_heartbeat(identity("a"))
+        assert was is not None and (was.state, was.down_by) == ("down", winners[0])
+    rows = {row.name: row for row in stores["b"].list_nodes()}
+    assert [rows[n].state for n in "abc"] == ["up", "up", "up"]
+    assert rows["a"].down_by is None and rows["a"].instances == 0
+
+
+def test_a_live_node_is_never_declared_down_and_its_clock_is_not_asked(
+    stores: dict[str, Store],
+) -> None:
+    for name, store in stores.items():
+        store.join_node(identity(name), 3)
+    assert stores["b"].declare_silent_nodes_down("b", 3) == []
+    with stores["a"].engine.connect() as conn:
+        database_now = conn.exec_driver_sql("SELECT extract(epoch from now())").scalar()
+    row = {row.name: row for row in stores["a"].list_nodes()}["a"]
+    # the heartbeat is the database's time, whatever this process's clock says
+    assert abs(row.heartbeat_at - float(database_now)) < 60
+    assert 0 <= row.silent_s < 60
+
+
+def test_a_name_is_refused_to_another_host_while_its_node_lives(stores: dict[str, Store]) -> None:
+    a = stores["a"]
+    assert a.join_node(identity("a"), 3).taken_by is None
+    taken = stores["b"].join_node(identity("a", host="host-2"), 3).taken_by
+    assert taken is not None and (taken.host, taken.advertise) == ("host-1", "10.0.0.1:8097")
+    # the same host and data dir is the same node (a restart, a standby): let in
+    again = stores["c"].join_node(identity("a"), 3)
+    assert again.taken_by is None and again.was is not None and again.was.state == "up"
+    # another data dir on the same host is another node
+    assert stores["c"].join_node(identity("a", data_dir="/srv/t2"), 3).taken_by is not None
+    # silent past the timeout, the name may be taken over (the node was replaced)
+    silence(a, "a", 10)
+    moved = stores["b"].join_node(identity("a", host="host-2"), 3)
+    assert moved.taken_by is None and moved.was is not None and moved.was.host == "host-1"
+    assert a.node_heartbeat(identity("a")) is None  # not host-1's row any more
+
+
+def test_instances_leases_and_servers_are_kept_to_their_node(stores: dict[str, Store]) -> None:
+    a, b = stores["a"], stores["b"]
+    now = time.time()
+
+    def record(iid: str, pid: int) -> InstanceRecord:
+        service, tenant = iid.split(":")
+        return InstanceRecord(
+            instance_id=iid, service=service, tenant=tenant, pid=pid, start_ticks=1,
+            pgid=pid, port=30000 + pid, socket="", state="running", updated_at=now,
+        )  # fmt: skip
+
+    a.save_instances([record("echo:alice", 1)])
+    b.save_instances([record("echo:bob", 2)])
+    assert [r.instance_id for r in a.load_instances()] == ["echo:alice"]
+    assert [r.instance_id for r in b.load_instances()] == ["echo:bob"]
+    assert a.instances_signature()[0] == 1
+    # b saving a's tenant changes nothing of a's row; b deleting it deletes nothing
+    b.save_instance(record("echo:alice", 99))
+    kept = a.get_instance("echo:alice")
+    assert kept is not None and (kept.pid, kept.node) == (1, "a")
+    assert not b.delete_instance("echo:alice")
+    assert b.claim_instance("echo:alice", "echo", "alice", now) == "a"
+    assert a.claim_instance("echo:alice", "echo", "alice", now) is None
+    assert a.get_instance("echo:alice") == kept
+    # both nodes hold their own supervisor lease at once
+    assert a.try_acquire_lease("host:1:a", 30, now) and b.try_acquire_lease("host:2:b", 30, now)
+    assert a.lease_holder(now) == "host:1:a" and b.lease_holder(now) == "host:2:b"
+    assert a.lease_holders(now) == ["host:1:a", "host:2:b"]
+    # a leader hands over only to a server of its own node
+    a.register_server("host:1:a", 1, "unix:/a", now)
+    b.register_server("host:2:b", 2, "unix:/b", now)
+    assert [s.server_id for s in a.live_servers(now, 10)] == ["host:1:a"]
+
+
+def test_rows_from_before_the_fleet_go_to_the_one_node_that_claims_them_first(
+    stores: dict[str, Store],
+) -> None:
+    single = stores["c"]
+    single.node = None  # as a single host wrote them
+    now = time.time()
+    single.save_instances(
+        [
+            InstanceRecord(
+                instance_id=f"echo:t{i}",
+                service="echo",
+                tenant=f"t{i}",
+                pid=None,
+                start_ticks=None,
+                pgid=None,
+                port=None,
+                socket="",
+                state="stopped",
+                updated_at=now,
+            )
+            for i in range(50)
+        ]
+    )
+    claimed = race([stores["a"].claim_unowned_instances, stores["b"].claim_unowned_instances])
+    assert sorted(claimed) == [0, 50]
+    owner = "a" if claimed[0] else "b"
+    assert len(stores[owner].load_instances()) == 50
+    with single.engine.connect() as conn:
+        nodes = {n for (n,) in conn.exec_driver_sql("SELECT DISTINCT node FROM instances")}
+    assert nodes == {owner}
+
+
+def test_two_nodes_starting_one_tenant_at_once_cannot_both_own_it(
+    stores: dict[str, Store],
+) -> None:
+    """The same [instances] on every host: each node claims each tenant before it starts
+    it; exactly one node may."""
+    for round_ in range(20):
+        tenant = f"t{round_}"
+        iid = f"echo:{tenant}"
+        owners = race(
+            [functools.partial(stores[n].claim_instance, iid, "echo", tenant, 0.0) for n in "abc"]
+        )
+        winners = [n for n, owner in zip("abc", owners, strict=True) if owner is None]
+        assert len(winners) == 1, owners
+        assert {owner for owner in owners if owner is not None} == set(winners)
+        row = stores["a"].get_instance(iid)
+        assert row is not None and (row.node, row.state) == (winners[0], "stopped")
+
+
+def test_nodes_starting_at_once_on_a_new_database_migrate_it_once(pg_cluster: Cluster) -> None:
+    """Two servers (a fleet's nodes) migrating one empty PostgreSQL database at once:
+    one creates the schema, the other waits and finds it done."""
+    url = pg_cluster.socket_url(pg_cluster.new_database())
+    with open_store(url) as first, open_store(url) as second:
+        reports = race(
+            [
+                functools.partial(migrate_to_head, first, backup_dir=None),
+                functools.partial(migrate_to_head, second, backup_dir=None),
+            ]
+        )
+        assert sorted(report.created for report in reports) == [False, True]
+        assert is_at_head(first) and is_at_head(second)

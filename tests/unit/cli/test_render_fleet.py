@@ -1,0 +1,65 @@
+"""`ten nodes` and the NODE column of `ten ps`: only a fleet node's answer has them."""
+
+from __future__ import annotations
+
+from tenement.cli import render
+
+INSTANCE = {
+    "id": "echo:alice",
+    "socket": "127.0.0.1:30001",
+    "uptime_secs": 61,
+    "idle_secs": 5,
+    "health": "healthy",
+    "weight": 100,
+}
+
+
+def test_ps_has_a_node_column_only_when_the_server_names_nodes() -> None:
+    single = render.ps_table([INSTANCE], "http://localhost:8080")
+    assert single.splitlines()[0].startswith("INSTANCE ")
+    fleet = render.ps_table([{**INSTANCE, "node": "web-1"}], "http://localhost:8080")
+    header, row = fleet.splitlines()[:2]
+    assert header == "NODE         " + single.splitlines()[0]
+    assert row == "web-1        " + single.splitlines()[1]
+
+
+def test_nodes_table() -> None:
+    answer = {
+        "fleet": True,
+        "node": "web-1",
+        "nodes": [
+            {
+                "name": "web-1",
+                "advertise": "10.0.0.11:8080",
+                "version": "0.3.0",
+                "state": "up",
+                "silent_secs": 0.42,
+                "instances": 12,
+                "memory_available_bytes": 3 * 2**30,
+                "memory_total_bytes": 8 * 2**30,
+            },
+            {"name": "web-2", "advertise": "10.0.0.12:8080", "state": "down"},
+        ],
+    }
+    assert render.nodes_table(answer, "http://localhost:8080").splitlines() == [
+        "NAME         ADDRESS                VERSION      STATE  LAST-HEARTBEAT  INSTANCES  MEMORY",
+        "web-1        10.0.0.11:8080         0.3.0        up     0.4s ago        12         "
+        "3.0G/8.0G",
+        "web-2        10.0.0.12:8080         -            down   -               -          -/-",
+        "",
+        "2 node(s), 1 up, seen from web-1 (http://localhost:8080)",
+    ]
+
+
+def test_nodes_of_a_server_not_in_a_fleet() -> None:
+    text = render.nodes_table({"fleet": False, "node": None, "nodes": []}, "http://h:8080")
+    assert text == (
+        "The server at http://h:8080 is not in a fleet: its tenement.toml has no [fleet] "
+        "section (see docs/fleet.md)"
+    )
+
+
+def test_format_bytes() -> None:
+    assert [render.format_bytes(n) for n in (None, 0, 512, 1536, 5 * 2**20, 2**40)] == [
+        "-", "-", "512B", "1.5K", "5.0M", "1.0T",
+    ]  # fmt: skip
