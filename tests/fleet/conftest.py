@@ -22,9 +22,9 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tests.apps import PID_APP as APP
 from tests.postgresql import Cluster
 
-APP = Path(__file__).parents[1] / "integration" / "server" / "pid_app.py"
 #: short, so that a lost node is declared down soon; longer than a loaded machine's
 #: pauses between two one-second heartbeats
 NODE_TIMEOUT = 3
