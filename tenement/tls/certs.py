@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -63,18 +64,29 @@ class Certificate:
         return self.not_before + RENEW_AT * (self.not_after - self.not_before)
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write ``data`` to ``path`` (mode 0600) so that a reader sees the old or the new
-    file, never part of one."""
+    file, never part of one. With ``replace=False`` an existing file is kept (another
+    process wrote it first) and False returned."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # the thread too: two orders of one process may write at once
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temporary, path)
+    if replace:
+        os.replace(temporary, path)
+        return True
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+    return True
 
 
 def make_cache_dir(path: Path) -> None:

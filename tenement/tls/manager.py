@@ -14,8 +14,11 @@
 - Every certificate is renewed once two thirds of its lifetime have passed; the new one
   is presented from the next handshake on, without a restart.
 - Every process of one server (workers, a standby, the next server during a restart)
-  shares ``cache_dir``: an order holds a lock file for its host, and a process that
-  finds a newer file there than the one it serves loads it instead of ordering.
+  shares ``cache_dir``, and the listening sockets: an order holds a lock file for its
+  host; a process that takes the lock after another finds the other's certificate (and
+  loads it) or its back-off (and waits it out) instead of ordering again; the challenge
+  answers are files there (``challenges.py``), since the CA's validation may reach any
+  of the processes.
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ from tenement.tls.certs import (
     make_cache_dir,
     write_private,
 )
+from tenement.tls.challenges import ACME_TLS_ALPN, Challenges
 from tenement.tls.checks import directory_url
 from tenement.tls.clienthello import ClientHello
-from tenement.tls.issuer import ACME_TLS_ALPN, Challenges, IssueError, Issuer
+from tenement.tls.issuer import IssueError, Issuer
 
 log = logging.getLogger(__name__)
 
@@ -65,12 +69,33 @@ RATE_LIMIT_HINT_AFTER = 10
 RECHECK_SECONDS = 600.0
 
 
-@attrs.define
+@attrs.frozen
 class _Backoff:
     failures: int = 0
     #: wall-clock time (epoch seconds): it is kept in cache_dir across restarts
     until: float = 0.0
     last_error: str = ""
+
+
+@attrs.frozen
+class _Failed:
+    """An order not placed, or failed: how long ``host`` waits; ``error`` when it was
+    this process's order that failed (another's was logged where it ran)."""
+
+    backoff: _Backoff
+    error: IssueError | None = None
+
+
+def _next_backoff(previous: _Backoff | None, exc: IssueError) -> _Backoff:
+    """The back-off after a failed order: doubling from :data:`BACKOFF_SECONDS`, and at
+    least what a CA that rate limits asks for."""
+    failures = (previous.failures if previous is not None else 0) + 1
+    wait = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (failures - 1))
+    if exc.rate_limited:
+        wait = max(wait, RATE_LIMITED_SECONDS)
+        if exc.retry_at is not None:  # the CA's word, when it gave one
+            wait = max(wait, exc.retry_at - time.time())
+    return _Backoff(failures, time.time() + wait, exc.message)
 
 
 class TlsManager:
@@ -91,7 +116,7 @@ class TlsManager:
         self.challenge = tls.challenge
         self.cache_dir = cache_dir
         self.certificates = Certificates(cache_dir)
-        self.challenges = Challenges()
+        self.challenges = Challenges(cache_dir / "challenges")
         self.directory = directory_url(tls)
         account = hashlib.sha256(self.directory.encode()).hexdigest()[:16]
         self._issuer = Issuer(
@@ -114,7 +139,9 @@ class TlsManager:
         make_cache_dir(self.cache_dir)
         if self.tls.staging and self.tls.directory is None:
             log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
-        self._backoff = self._read_backoff()
+        now = time.time()
+        self._backoff = {h: b for h, b in self._read_backoff().items() if b.until > now}
+        self.challenges.remove_stale()
         hosts = self.certificates.load_cached()
         if hosts:
             log.info("TLS certificates loaded from %s: %s", self.cache_dir, ", ".join(hosts))
@@ -136,8 +163,9 @@ class TlsManager:
         """
         host = (hello.server_name if hello is not None else None) or self.domain
         if hello is not None and ACME_TLS_ALPN.encode() in hello.alpn:
-            # a CA validating tls-alpn-01: only a pending challenge's certificate will do
-            return self.challenges.alpn.get(host)
+            # a CA validating tls-alpn-01: only a pending challenge's certificate will do,
+            # placed by whichever process of this server ordered
+            return await trio.to_thread.run_sync(self.challenges.alpn_context, host)
         certificate = self.certificates.get(host)
         if certificate is None and self._may_order(host):
             certificate = await self._obtain_waiting(host)
@@ -195,32 +223,47 @@ class TlsManager:
             async with self._one_order:
                 # abandoned at a stop: the thread's order finishes or not, and the next
                 # server finds its certificate in cache_dir or orders again
-                await trio.to_thread.run_sync(self._order_locked, host, abandon_on_cancel=True)
-        except IssueError as exc:
-            self._failed(host, exc)
-            await self._save_backoff()
-        else:
-            if self._backoff.pop(host, None) is not None:
-                await self._save_backoff()
-            self._failures_in_a_row = 0
-            self._failures_without_certificate = 0
+                outcome = await trio.to_thread.run_sync(
+                    self._order_locked, host, abandon_on_cancel=True
+                )
+            if isinstance(outcome, Certificate):
+                self._backoff.pop(host, None)
+                self._failures_in_a_row = 0
+                self._failures_without_certificate = 0
+            else:
+                self._backoff[host] = outcome.backoff
+                if outcome.error is not None:
+                    self._failed(host, outcome.backoff, outcome.error)
         finally:
             del self._in_flight[host]
             done.set()
             self._changed.set()
 
-    def _order_locked(self, host: str) -> Certificate:
+    def _order_locked(self, host: str) -> Certificate | _Failed:
         """In a thread: under ``host``'s lock file, order unless another process of
-        this server has just done so."""
+        this server has just done so, or has just failed to (then wait as it does).
+
+        A failure's back-off is written to ``backoff.json`` before the lock is let go,
+        so the process that takes it next finds it."""
         with _lock_file(self.cache_dir / "certs" / f".{host}.lock"):
             current = self.certificates.reload(host)
             if current is not None and time.time() < current.renew_at():
                 return current
+            previous = self._read_backoff().get(host)
+            if previous is not None and previous.until > time.time():
+                return _Failed(previous)
             log.info(
                 "ordering a certificate for %s from %s (%s)", host, self.directory, self.challenge
             )
-            issued = self._issuer.issue(host, self.challenge)
+            try:
+                issued = self._issuer.issue(host, self.challenge)
+            except IssueError as exc:
+                backoff = _next_backoff(previous or self._backoff.get(host), exc)
+                self._write_backoff(host, backoff)
+                return _Failed(backoff, exc)
             certificate = self.certificates.install(host, issued.key_pem, issued.chain_pem)
+            if previous is not None:
+                self._write_backoff(host, None)
         log.info(
             "certificate for %s installed, valid until %s",
             host,
@@ -228,16 +271,8 @@ class TlsManager:
         )
         return certificate
 
-    def _failed(self, host: str, exc: IssueError) -> None:
-        backoff = self._backoff.setdefault(host, _Backoff())
-        backoff.failures += 1
-        wait = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (backoff.failures - 1))
-        if exc.rate_limited:
-            wait = max(wait, RATE_LIMITED_SECONDS)
-            if exc.retry_at is not None:  # the CA's word, when it gave one
-                wait = max(wait, exc.retry_at - time.time())
-        backoff.until = time.time() + wait
-        backoff.last_error = exc.message
+    def _failed(self, host: str, backoff: _Backoff, exc: IssueError) -> None:
+        """Log this process's failed order, with the hints when they are due."""
         self._failures_in_a_row += 1
         if not self.certificates.hosts():
             self._failures_without_certificate += 1
@@ -246,7 +281,7 @@ class TlsManager:
             backoff.failures,
             host,
             exc.message,
-            wait,
+            max(0.0, backoff.until - time.time()),
         )
         if self._failures_in_a_row == HINT_AFTER:
             log.warning("%s", self._troubleshooting(host))
@@ -257,7 +292,6 @@ class TlsManager:
                 "Rate limit: 5 failed validations per account per hostname per hour.",
                 RATE_LIMIT_HINT_AFTER,
             )
-        self._changed.set()
 
     def _troubleshooting(self, host: str) -> str:
         port = (
@@ -277,14 +311,15 @@ class TlsManager:
         return self.cache_dir / "backoff.json"
 
     def _read_backoff(self) -> dict[str, _Backoff]:
-        """The back-off of failed hosts, as the last server left it: a server that
-        crashes and restarts in a loop must not order again at every start."""
+        """The back-off of hosts whose last order failed, as every process of this
+        server and the last server left it (blocking): a server that crashes and
+        restarts in a loop must not order again at every start, nor its workers one
+        after the other."""
         try:
             data = json.loads(self._backoff_path().read_text())
             return {
                 host: _Backoff(int(entry["failures"]), float(entry["until"]), str(entry["error"]))
                 for host, entry in data.items()
-                if float(entry["until"]) > time.time()
             }
         except FileNotFoundError:
             return {}
@@ -292,13 +327,20 @@ class TlsManager:
             log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
             return {}
 
-    async def _save_backoff(self) -> None:
-        data = {
-            host: {"failures": b.failures, "until": b.until, "error": b.last_error}
-            for host, b in self._backoff.items()
-        }
-        text = json.dumps(data, indent=1).encode()
-        await trio.to_thread.run_sync(write_private, self._backoff_path(), text)
+    def _write_backoff(self, host: str, backoff: _Backoff | None) -> None:
+        """Set (or, with None, clear) ``host``'s entry in ``backoff.json`` (blocking),
+        keeping the other hosts' entries, which other processes may be writing."""
+        with _lock_file(self.cache_dir / ".backoff.lock"):
+            entries = self._read_backoff()
+            if backoff is None:
+                entries.pop(host, None)
+            else:
+                entries[host] = backoff
+            data = {
+                name: {"failures": b.failures, "until": b.until, "error": b.last_error}
+                for name, b in entries.items()
+            }
+            write_private(self._backoff_path(), json.dumps(data, indent=1).encode())
 
     # -- renewal -------------------------------------------------------------------------
 
@@ -315,9 +357,10 @@ class TlsManager:
         soonest = now + RECHECK_SECONDS
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
+            # another process may have renewed it: serve the new one here too
+            certificate = await trio.to_thread.run_sync(self.certificates.reload, host)
             if not self._may_order(host):
                 continue  # its tenant is gone: served until it expires, not renewed
-            certificate = await trio.to_thread.run_sync(self.certificates.reload, host)
             due = certificate.renew_at() if certificate is not None else now
             waiting = self.backing_off(host)
             if waiting is not None:
