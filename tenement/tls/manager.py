@@ -141,6 +141,13 @@ class TlsManager:
             log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
         now = time.time()
         self._backoff = {h: b for h, b in self._read_backoff().items() if b.until > now}
+        for host, backoff in sorted(self._backoff.items()):
+            log.info(
+                "%s backs off: its last order failed (%s); next try in %ds",
+                host,
+                backoff.last_error,
+                backoff.until - now,
+            )
         self.challenges.remove_stale()
         hosts = self.certificates.load_cached()
         if hosts:
@@ -234,6 +241,14 @@ class TlsManager:
                 self._backoff[host] = outcome.backoff
                 if outcome.error is not None:
                     self._failed(host, outcome.backoff, outcome.error)
+                else:
+                    log.info(
+                        "%s backs off: another process of this server failed to order it "
+                        "(%s); next try in %ds",
+                        host,
+                        outcome.backoff.last_error,
+                        max(0.0, outcome.backoff.until - time.time()),
+                    )
         finally:
             del self._in_flight[host]
             done.set()

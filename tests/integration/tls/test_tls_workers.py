@@ -153,3 +153,42 @@ async def test_a_standby_orders_on_demand_while_the_ca_validates_at_the_other_se
             assert acme_errors(second_dir / "serve.log") == []
             assert "ordering a certificate for alice" in (second_dir / "serve.log").read_text()
             assert pebble.orders() == 2
+
+
+async def test_a_failed_order_backs_off_every_serving_process(tmp_path: Path) -> None:
+    """pebble validates http-01 at a listener of the test, which holds the validation
+    until both processes serve (both have loaded backoff.json and set out to order the
+    domain), then closes it: the order fails. The second process to take the host's
+    lock finds the first one's back-off and waits it out instead of ordering again."""
+    listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+    validation_port = listeners[0].socket.getsockname()[1]
+    release = trio.Event()
+
+    async def hold(stream: trio.SocketStream) -> None:
+        async with stream:
+            await release.wait()
+
+    async with open_fd_holder(tmp_path, extra_tcp=2) as holder, trio.open_nursery() as nursery:
+        nursery.start_soon(trio.serve_listeners, hold, listeners)
+        https_port, _ = holder.extra_ports
+        async with open_pebble(
+            tmp_path / "pebble", http_port=validation_port, tls_port=https_port
+        ) as pebble:
+            write_config(tmp_path, holder, pebble.directory, challenge="http-01")
+            await start_server(holder, tmp_path, dict(pebble.environ), *WORKERS)
+            log = tmp_path / "serve.log"
+
+            def lines(*words: str) -> list[str]:
+                text = log.read_text(errors="replace").splitlines()
+                return [line for line in text if all(word in line for word in words)]
+
+            with trio.fail_after(60):
+                while len(lines("serving on https://")) < 2:
+                    await trio.sleep(0.1)
+                release.set()
+                # what each process decided about the domain: one line each
+                while len(lines(f" {DOMAIN}", "next try in")) < 2:
+                    await trio.sleep(0.1)
+            assert len(acme_errors(log)) == 1, lines(f" {DOMAIN}", "next try in")
+            assert pebble.orders() == 1
+        nursery.cancel_scope.cancel()
