@@ -102,6 +102,8 @@ class Certificates:
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
         self._by_host: dict[str, Certificate] = {}
+        #: files that could not be loaded (host -> mtime): said once, not at every look
+        self._unloadable: dict[str, int] = {}
 
     def path_for(self, host: str) -> Path:
         return self.cache_dir / "certs" / f"{host}.pem"
@@ -137,11 +139,15 @@ class Certificates:
             return current
         if current is not None and current.mtime_ns == modified:
             return current
+        if self._unloadable.get(host) == modified:
+            return current
         try:
             certificate = _load(host, path, modified)
         except (OSError, ssl.SSLError, ValueError) as exc:
+            self._unloadable[host] = modified
             log.warning("cannot load the certificate for %s from %s: %s", host, path, exc)
             return current
+        self._unloadable.pop(host, None)
         if time.time() >= certificate.not_after:
             log.warning("the certificate for %s in %s has expired", host, path)
         self._by_host[host] = certificate

@@ -65,8 +65,9 @@ RATE_LIMITED_SECONDS = 3600.0
 #: after this many without any certificate (as 0.2.2's)
 HINT_AFTER = 3
 RATE_LIMIT_HINT_AFTER = 10
-#: the renewal loop looks again at least this often (certificates renewed elsewhere)
-RECHECK_SECONDS = 600.0
+#: the renewal loop looks at cache_dir at least this often: what another process of this
+#: server ordered or renewed is then served (and listed by the status) here too
+RECHECK_SECONDS = 10.0
 
 
 @attrs.frozen
@@ -370,17 +371,20 @@ class TlsManager:
         """Renew (or first order) what is due; returns when to look again (trio time)."""
         now = time.time()
         soonest = now + RECHECK_SECONDS
+        # what another process ordered or renewed since the last look (a stat per file)
+        await trio.to_thread.run_sync(self.certificates.load_cached)
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
-            # another process may have renewed it: serve the new one here too
-            certificate = await trio.to_thread.run_sync(self.certificates.reload, host)
-            if not self._may_order(host):
-                continue  # its tenant is gone: served until it expires, not renewed
+            certificate = self.certificates.get(host)
             due = certificate.renew_at() if certificate is not None else now
             waiting = self.backing_off(host)
             if waiting is not None:
                 due = max(due, now + waiting)
             elif due <= now:
+                # asked only when due: routing touches the instance's last activity,
+                # and a look every few seconds would keep every tenant from idling
+                if not self._may_order(host):
+                    continue  # its tenant is gone: served until it expires, not renewed
                 certificate = await self.obtain(host)
                 if certificate is not None and certificate.renew_at() > now:
                     due = certificate.renew_at()
