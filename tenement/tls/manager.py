@@ -343,6 +343,20 @@ class TlsManager:
             log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
             return {}
 
+    def _adopt_backoff(self, shared: dict[str, _Backoff]) -> None:
+        """Take in ``backoff.json``: another process's failed order makes its host wait
+        here too (and the status lists it); a host that process has since obtained a
+        certificate for fails no more."""
+        now = time.time()
+        for host, backoff in shared.items():
+            mine = self._backoff.get(host)
+            if backoff.until > now and (mine is None or backoff.until > mine.until):
+                self._backoff[host] = backoff
+        for host in [host for host in self._backoff if host not in shared]:
+            certificate = self.certificates.get(host)
+            if certificate is not None and certificate.renew_at() > now:
+                del self._backoff[host]
+
     def _write_backoff(self, host: str, backoff: _Backoff | None) -> None:
         """Set (or, with None, clear) ``host``'s entry in ``backoff.json`` (blocking),
         keeping the other hosts' entries, which other processes may be writing."""
@@ -356,7 +370,10 @@ class TlsManager:
                 name: {"failures": b.failures, "until": b.until, "error": b.last_error}
                 for name, b in entries.items()
             }
-            write_private(self._backoff_path(), json.dumps(data, indent=1).encode())
+            try:
+                write_private(self._backoff_path(), json.dumps(data, indent=1).encode())
+            except OSError as exc:  # this process still waits; a restart may order again
+                log.warning("cannot record the back-off in %s: %s", self._backoff_path(), exc)
 
     # -- renewal -------------------------------------------------------------------------
 
@@ -371,8 +388,10 @@ class TlsManager:
         """Renew (or first order) what is due; returns when to look again (trio time)."""
         now = time.time()
         soonest = now + RECHECK_SECONDS
-        # what another process ordered or renewed since the last look (a stat per file)
+        # what another process ordered or renewed since the last look (a stat per file),
+        # and the back-off of the orders that failed there
         await trio.to_thread.run_sync(self.certificates.load_cached)
+        self._adopt_backoff(await trio.to_thread.run_sync(self._read_backoff))
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
             certificate = self.certificates.get(host)

@@ -23,6 +23,7 @@ from tests.integration.tls.harness import (
     TENANT_HOST,
     Answer,
     https_get,
+    refused_handshake,
     start_server,
     wait_for_certificate,
     write_config,
@@ -63,10 +64,12 @@ def admin_token(directory: Path, data: Path) -> str:
     return (data / "api_token").read_text().strip()
 
 
-async def certificates_listed(client: httpx.AsyncClient, token: str) -> list[str]:
+async def tls_status(client: httpx.AsyncClient, token: str) -> dict[str, list[str]]:
+    """The hosts ``/api/tls/status`` lists, by kind: ``certificates`` and ``failing``."""
     answer = await client.get("/api/tls/status", headers={"authorization": f"Bearer {token}"})
     assert answer.status_code == 200, answer.text
-    return [certificate["host"] for certificate in answer.json()["certificates"]]
+    body = answer.json()
+    return {kind: [entry["host"] for entry in body[kind]] for kind in ("certificates", "failing")}
 
 
 def acme_errors(log: Path) -> list[str]:
@@ -170,7 +173,7 @@ async def test_a_standby_orders_on_demand_while_the_ca_validates_at_the_other_se
             token = admin_token(first_dir, data)
             async with httpx.AsyncClient(base_url=first.url) as client:
                 with trio.fail_after(60):
-                    while TENANT_HOST not in await certificates_listed(client, token):
+                    while TENANT_HOST not in (await tls_status(client, token))["certificates"]:
                         await trio.sleep(0.2)
             with trio.fail_after(30):
                 on_first, first_failures = await handshakes(https_port, TENANT_HOST, context, 8)
@@ -219,3 +222,49 @@ async def test_a_failed_order_backs_off_every_serving_process(tmp_path: Path) ->
             assert len(acme_errors(log)) == 1, lines(f" {DOMAIN}", "next try in")
             assert pebble.orders() == 1
         nursery.cancel_scope.cancel()
+
+
+async def test_an_order_failed_at_a_standby_is_listed_by_the_other_server(
+    tmp_path: Path,
+) -> None:
+    """pebble validates http-01 at a port where nothing listens: every order fails. The
+    tenant host's first handshake reaches the second server, whose order fails; the
+    first server, which answers the API, lists that failure and orders nothing for it."""
+    from tests.pebble import free_port
+
+    first_dir, second_dir = tmp_path / "first", tmp_path / "second"
+    first_dir.mkdir()
+    second_dir.mkdir()
+    data = tmp_path / "data"
+    async with (
+        open_fd_holder(first_dir, extra_tcp=2) as first,
+        open_fd_holder(second_dir, extra_tcp=2) as second,
+    ):
+        https_port = first.extra_ports[0]
+        async with open_pebble(
+            tmp_path / "pebble", http_port=free_port(), tls_port=https_port
+        ) as pebble:
+            environ = dict(pebble.environ)
+            for directory, holder in ((first_dir, first), (second_dir, second)):
+                write_config(
+                    directory, holder, pebble.directory, challenge="http-01", data_dir=str(data)
+                )
+            await start_server(first, first_dir, environ)
+            context = client_context(await pebble.root_pem())
+            with trio.fail_after(60):
+                while not acme_errors(first_dir / "serve.log"):
+                    await trio.sleep(0.1)
+            await start_server(second, second_dir, environ)
+            with trio.fail_after(60):
+                await refused_handshake(second.extra_ports[0], TENANT_HOST, context)
+            assert len(acme_errors(second_dir / "serve.log")) == 1
+            token = admin_token(first_dir, data)
+            async with httpx.AsyncClient(base_url=first.url) as client:
+                with trio.fail_after(60):
+                    while TENANT_HOST not in (await tls_status(client, token))["failing"]:
+                        await trio.sleep(0.2)
+            orders = pebble.orders()
+            with trio.fail_after(30):
+                await refused_handshake(https_port, TENANT_HOST, context)
+            assert pebble.orders() == orders
+            assert len(acme_errors(first_dir / "serve.log")) == 1  # the domain's, at start
