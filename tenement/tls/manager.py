@@ -126,6 +126,7 @@ class TlsManager:
         self._routes = routes
         self._in_flight: dict[str, trio.Event] = {}
         self._backoff: dict[str, _Backoff] = {}
+        self._backoff_unreadable = False
         self._one_order = trio.Lock()
         self._changed = trio.Event()
         self._failures_in_a_row = 0
@@ -333,14 +334,18 @@ class TlsManager:
         after the other."""
         try:
             data = json.loads(self._backoff_path().read_text())
-            return {
+            entries = {
                 host: _Backoff(int(entry["failures"]), float(entry["until"]), str(entry["error"]))
                 for host, entry in data.items()
             }
+            self._backoff_unreadable = False
+            return entries
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
+            if not self._backoff_unreadable:  # said once, not at every look
+                log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
+            self._backoff_unreadable = True
             return {}
 
     def _adopt_backoff(self, shared: dict[str, _Backoff]) -> None:
