@@ -12,12 +12,15 @@ the swap present the new one, those already under way finish with the old one.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
 import ssl
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -87,6 +90,19 @@ def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     finally:
         os.unlink(temporary)
     return True
+
+
+@contextmanager
+def lock_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created 0600) against the other processes of
+    this server; blocking."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_cache_dir(path: Path) -> None:

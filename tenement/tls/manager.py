@@ -6,11 +6,8 @@
   instance: any other name gets the default certificate (the bare domain's, which the
   client refuses) and never causes an order, so no client can make us hammer the CA.
   The first client waits for the order (at most :data:`ORDER_WAIT_SECONDS`).
-- A failed order backs its host off (:data:`BACKOFF_SECONDS`, doubling up to
-  :data:`BACKOFF_MAX_SECONDS`; an hour at least when the CA says it rate limits, or
-  until the time it names), and one order runs at a time. The back-off is kept in
-  ``cache_dir/backoff.json``, so a server restarting in a loop does not order at each
-  start.
+- A failed order backs its host off (``backoff.py``: a minute, doubling up to an hour;
+  longer when the CA rate limits), and one order runs at a time.
 - Every certificate is renewed once two thirds of its lifetime have passed; the new one
   is presented from the next handshake on, without a restart.
 - Every process of one server (workers, a standby, the next server during a restart)
@@ -23,15 +20,11 @@
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import logging
-import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,12 +32,13 @@ import attrs
 import trio
 
 from tenement.config import TlsSettings
+from tenement.tls.backoff import BACKOFF_SECONDS, Backoff, BackoffFile, next_backoff
 from tenement.tls.certs import (
     Certificate,
     Certificates,
     is_host_name,
+    lock_file,
     make_cache_dir,
-    write_private,
 )
 from tenement.tls.challenges import ACME_TLS_ALPN, Challenges
 from tenement.tls.checks import directory_url
@@ -55,12 +49,6 @@ log = logging.getLogger(__name__)
 
 #: how long the first client of a host without a certificate waits for its order
 ORDER_WAIT_SECONDS = 60.0
-#: a host's first failed order waits this long before the next; then it doubles
-BACKOFF_SECONDS = 60.0
-BACKOFF_MAX_SECONDS = 3600.0
-#: what a CA's "rateLimited" answer costs a host at least (longer when it says when to
-#: try again)
-RATE_LIMITED_SECONDS = 3600.0
 #: the troubleshooting hint comes after this many failures in a row, the rate-limit one
 #: after this many without any certificate (as 0.2.2's)
 HINT_AFTER = 3
@@ -71,32 +59,12 @@ RECHECK_SECONDS = 10.0
 
 
 @attrs.frozen
-class _Backoff:
-    failures: int = 0
-    #: wall-clock time (epoch seconds): it is kept in cache_dir across restarts
-    until: float = 0.0
-    last_error: str = ""
-
-
-@attrs.frozen
 class _Failed:
     """An order not placed, or failed: how long ``host`` waits; ``error`` when it was
     this process's order that failed (another's was logged where it ran)."""
 
-    backoff: _Backoff
+    backoff: Backoff
     error: IssueError | None = None
-
-
-def _next_backoff(previous: _Backoff | None, exc: IssueError) -> _Backoff:
-    """The back-off after a failed order: doubling from :data:`BACKOFF_SECONDS`, and at
-    least what a CA that rate limits asks for."""
-    failures = (previous.failures if previous is not None else 0) + 1
-    wait = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (failures - 1))
-    if exc.rate_limited:
-        wait = max(wait, RATE_LIMITED_SECONDS)
-        if exc.retry_at is not None:  # the CA's word, when it gave one
-            wait = max(wait, exc.retry_at - time.time())
-    return _Backoff(failures, time.time() + wait, exc.message)
 
 
 class TlsManager:
@@ -125,8 +93,8 @@ class TlsManager:
         )
         self._routes = routes
         self._in_flight: dict[str, trio.Event] = {}
-        self._backoff: dict[str, _Backoff] = {}
-        self._backoff_unreadable = False
+        self._backoff: dict[str, Backoff] = {}
+        self._backoff_file = BackoffFile(cache_dir)
         self._one_order = trio.Lock()
         self._changed = trio.Event()
         self._failures_in_a_row = 0
@@ -142,7 +110,7 @@ class TlsManager:
         if self.tls.staging and self.tls.directory is None:
             log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
         now = time.time()
-        self._backoff = {h: b for h, b in self._read_backoff().items() if b.until > now}
+        self._backoff = {h: b for h, b in self._backoff_file.read().items() if b.until > now}
         for host, backoff in sorted(self._backoff.items()):
             log.info(
                 "%s backs off: its last order failed (%s); next try in %ds",
@@ -262,11 +230,11 @@ class TlsManager:
 
         A failure's back-off is written to ``backoff.json`` before the lock is let go,
         so the process that takes it next finds it."""
-        with _lock_file(self.cache_dir / "certs" / f".{host}.lock"):
+        with lock_file(self.cache_dir / "certs" / f".{host}.lock"):
             current = self.certificates.reload(host)
             if current is not None and time.time() < current.renew_at():
                 return current
-            previous = self._read_backoff().get(host)
+            previous = self._backoff_file.read().get(host)
             if previous is not None and previous.until > time.time():
                 return _Failed(previous)
             log.info(
@@ -275,12 +243,12 @@ class TlsManager:
             try:
                 issued = self._issuer.issue(host, self.challenge)
             except IssueError as exc:
-                backoff = _next_backoff(previous or self._backoff.get(host), exc)
-                self._write_backoff(host, backoff)
+                backoff = next_backoff(previous or self._backoff.get(host), exc)
+                self._backoff_file.write(host, backoff)
                 return _Failed(backoff, exc)
             certificate = self.certificates.install(host, issued.key_pem, issued.chain_pem)
             if previous is not None:
-                self._write_backoff(host, None)
+                self._backoff_file.write(host, None)
         log.info(
             "certificate for %s installed, valid until %s",
             host,
@@ -288,7 +256,7 @@ class TlsManager:
         )
         return certificate
 
-    def _failed(self, host: str, backoff: _Backoff, exc: IssueError) -> None:
+    def _failed(self, host: str, backoff: Backoff, exc: IssueError) -> None:
         """Log this process's failed order, with the hints when they are due."""
         self._failures_in_a_row += 1
         if not self.certificates.hosts():
@@ -324,31 +292,7 @@ class TlsManager:
             f"- Check that {self.directory} is reachable from this server"
         )
 
-    def _backoff_path(self) -> Path:
-        return self.cache_dir / "backoff.json"
-
-    def _read_backoff(self) -> dict[str, _Backoff]:
-        """The back-off of hosts whose last order failed, as every process of this
-        server and the last server left it (blocking): a server that crashes and
-        restarts in a loop must not order again at every start, nor its workers one
-        after the other."""
-        try:
-            data = json.loads(self._backoff_path().read_text())
-            entries = {
-                host: _Backoff(int(entry["failures"]), float(entry["until"]), str(entry["error"]))
-                for host, entry in data.items()
-            }
-            self._backoff_unreadable = False
-            return entries
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            if not self._backoff_unreadable:  # said once, not at every look
-                log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
-            self._backoff_unreadable = True
-            return {}
-
-    def _adopt_backoff(self, shared: dict[str, _Backoff]) -> None:
+    def _adopt_backoff(self, shared: dict[str, Backoff]) -> None:
         """Take in ``backoff.json``: another process's failed order makes its host wait
         here too (and the status lists it); a host that process has since obtained a
         certificate for fails no more."""
@@ -361,24 +305,6 @@ class TlsManager:
             certificate = self.certificates.get(host)
             if certificate is not None and certificate.renew_at() > now:
                 del self._backoff[host]
-
-    def _write_backoff(self, host: str, backoff: _Backoff | None) -> None:
-        """Set (or, with None, clear) ``host``'s entry in ``backoff.json`` (blocking),
-        keeping the other hosts' entries, which other processes may be writing."""
-        with _lock_file(self.cache_dir / ".backoff.lock"):
-            entries = self._read_backoff()
-            if backoff is None:
-                entries.pop(host, None)
-            else:
-                entries[host] = backoff
-            data = {
-                name: {"failures": b.failures, "until": b.until, "error": b.last_error}
-                for name, b in entries.items()
-            }
-            try:
-                write_private(self._backoff_path(), json.dumps(data, indent=1).encode())
-            except OSError as exc:  # this process still waits; a restart may order again
-                log.warning("cannot record the back-off in %s: %s", self._backoff_path(), exc)
 
     # -- renewal -------------------------------------------------------------------------
 
@@ -396,7 +322,7 @@ class TlsManager:
         # what another process ordered or renewed since the last look (a stat per file),
         # and the back-off of the orders that failed there
         await trio.to_thread.run_sync(self.certificates.load_cached)
-        self._adopt_backoff(await trio.to_thread.run_sync(self._read_backoff))
+        self._adopt_backoff(await trio.to_thread.run_sync(self._backoff_file.read))
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
             certificate = self.certificates.get(host)
@@ -441,14 +367,3 @@ class TlsManager:
 
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@contextmanager
-def _lock_file(path: Path) -> Iterator[None]:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
