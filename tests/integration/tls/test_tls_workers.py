@@ -2,8 +2,9 @@
 validates. Workers (``--workers 2``) share one listening socket, so a handshake, and the
 CA's validation connection or request, reach any of them; a standby on the same data
 directory may order while the CA validates at the other server. Every handshake gets its
-host's certificate, each certificate is ordered once, none fails validation, and a
-renewal reaches every process."""
+host's certificate, each certificate is ordered once, none fails validation, a failed
+order is not repeated by the next process, a renewal reaches every process, and the
+server answering the API lists what another process ordered or failed to."""
 
 from __future__ import annotations
 
