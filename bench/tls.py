@@ -113,20 +113,20 @@ fast = ["t1"]
     return cache
 
 
-def private_namespaces(argv: list[str]) -> None:
-    """Re-run this command in network and mount namespaces of its own, loopback up and
-    ``bench.test`` resolving to 127.0.0.1 (root only; otherwise it cannot run)."""
+def private_namespaces(argv: list[str], module: str = "bench.tls") -> None:
+    """Re-run ``python -m module`` in network and mount namespaces of its own, loopback
+    up and ``bench.test`` resolving to 127.0.0.1 (root only; otherwise it cannot run)."""
     if os.environ.get("BENCH_NETNS"):
         return
     if os.geteuid() != 0 or shutil.which("unshare") is None or shutil.which("ip") is None:
-        raise SystemExit("bench.tls needs root, unshare and ip (namespaces of its own)")
+        raise SystemExit(f"{module} needs root, unshare and ip (namespaces of its own)")
     hosts = Path(tempfile.mkdtemp(prefix="bench-tls-hosts-")) / "hosts"
     hosts.write_text(f"127.0.0.1 localhost {DOMAIN} {HOST}\n")
     os.environ["BENCH_NETNS"] = "1"
     # unshare makes the new mount namespace private: the bind mount stays in it
     command = (
         f"ip link set lo up && mount --bind {hosts} /etc/hosts && "
-        f'exec {sys.executable} -m bench.tls "$@"'
+        f'exec {sys.executable} -m {module} "$@"'
     )
     os.execvp("unshare", ["unshare", "--net", "--mount", "--", "sh", "-c", command, "sh", *argv])
 

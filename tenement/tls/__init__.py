@@ -6,6 +6,8 @@ Layout:
 - ``clienthello``: SNI and ALPN read from a ClientHello's bytes (pure);
 - ``certs``: certificates in ``cache_dir`` and the contexts presenting them;
 - ``issuer``: ordering one certificate (the ``acme`` package, in a thread);
+- ``challenges``: the answers to the challenges being validated, shared by the processes;
+- ``backoff``: the hosts whose last order failed, shared by the processes;
 - ``manager``: which certificate a handshake gets, orders on demand, renewal;
 - ``handshake``: the handshake of an accepted connection; ``stream``: a trio stream over
   it (for hypercorn);

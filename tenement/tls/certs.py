@@ -12,11 +12,15 @@ the swap present the new one, those already under way finish with the old one.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import re
 import ssl
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import attrs
@@ -63,18 +67,42 @@ class Certificate:
         return self.not_before + RENEW_AT * (self.not_after - self.not_before)
 
 
-def write_private(path: Path, data: bytes) -> None:
+def write_private(path: Path, data: bytes, *, replace: bool = True) -> bool:
     """Write ``data`` to ``path`` (mode 0600) so that a reader sees the old or the new
-    file, never part of one."""
+    file, never part of one. With ``replace=False`` an existing file is kept (another
+    process wrote it first) and False returned."""
     path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    # the thread too: two orders of one process may write at once
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         os.write(fd, data)
         os.fsync(fd)
     finally:
         os.close(fd)
-    os.replace(temporary, path)
+    if replace:
+        os.replace(temporary, path)
+        return True
+    try:
+        os.link(temporary, path)
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(temporary)
+    return True
+
+
+@contextmanager
+def lock_file(path: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``path`` (created 0600) against the other processes of
+    this server; blocking."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def make_cache_dir(path: Path) -> None:
@@ -90,6 +118,8 @@ class Certificates:
     def __init__(self, cache_dir: Path) -> None:
         self.cache_dir = cache_dir
         self._by_host: dict[str, Certificate] = {}
+        #: files that could not be loaded (host -> mtime): said once, not at every look
+        self._unloadable: dict[str, int] = {}
 
     def path_for(self, host: str) -> Path:
         return self.cache_dir / "certs" / f"{host}.pem"
@@ -125,11 +155,15 @@ class Certificates:
             return current
         if current is not None and current.mtime_ns == modified:
             return current
+        if self._unloadable.get(host) == modified:
+            return current
         try:
             certificate = _load(host, path, modified)
         except (OSError, ssl.SSLError, ValueError) as exc:
+            self._unloadable[host] = modified
             log.warning("cannot load the certificate for %s from %s: %s", host, path, exc)
             return current
+        self._unloadable.pop(host, None)
         if time.time() >= certificate.not_after:
             log.warning("the certificate for %s in %s has expired", host, path)
         self._by_host[host] = certificate

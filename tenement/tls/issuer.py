@@ -8,8 +8,8 @@ loop. What it no longer ships is ``tls-alpn-01`` (RFC 8737): answering that chal
 only the key authorization's digest in a certificate, made here (:func:`alpn_certificate`).
 
 A challenge is published before it is answered and withdrawn afterwards through the
-:class:`Challenges` the front reads: HTTP-01 tokens on the HTTP port, TLS-ALPN-01
-certificates on the HTTPS port.
+:class:`~tenement.tls.challenges.Challenges` every serving process reads: HTTP-01 tokens
+on the HTTP port, TLS-ALPN-01 certificates on the HTTPS port.
 """
 
 from __future__ import annotations
@@ -19,8 +19,6 @@ import functools
 import hashlib
 import logging
 import re
-import ssl
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -32,15 +30,14 @@ from cryptography.x509.oid import NameOID
 
 from tenement._version import __version__
 from tenement.errors import TenementError
-from tenement.tls.certs import server_context, write_private
+from tenement.tls.certs import write_private
+from tenement.tls.challenges import Challenges
 
 log = logging.getLogger(__name__)
 
 HTTP_01 = "http-01"
 TLS_ALPN_01 = "tls-alpn-01"
 CHALLENGES = (TLS_ALPN_01, HTTP_01)
-#: the ALPN protocol of a tls-alpn-01 validation (RFC 8737 §6.2)
-ACME_TLS_ALPN = "acme-tls/1"
 #: the most one order may take, from new-order to the certificate
 ORDER_SECONDS = 90
 _ACME_IDENTIFIER = x509.ObjectIdentifier("1.3.6.1.5.5.7.1.31")
@@ -81,17 +78,6 @@ def retry_after(detail: str) -> float | None:
     return when.timestamp()
 
 
-@attrs.define
-class Challenges:
-    """Challenges being answered, as the front serves them. Written from the issuing
-    thread, read on the event loop: each update is one dict operation."""
-
-    #: HTTP-01: token -> key authorization
-    http: dict[str, str] = attrs.field(factory=dict)
-    #: TLS-ALPN-01: host -> a context presenting the challenge certificate
-    alpn: dict[str, ssl.SSLContext] = attrs.field(factory=dict)
-
-
 @attrs.frozen
 class Issued:
     key_pem: bytes
@@ -130,17 +116,6 @@ def _key_pem(key: ec.EllipticCurvePrivateKey) -> bytes:
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-
-
-def _alpn_context(host: str, key_authorization: str) -> ssl.SSLContext:
-    key_pem, cert_pem = alpn_certificate(host, key_authorization)
-    context = server_context((ACME_TLS_ALPN,))
-    # load_cert_chain reads files only; the challenge key lives a moment in a private one
-    with tempfile.TemporaryDirectory(prefix="tenement-alpn-") as scratch:
-        path = Path(scratch) / "challenge.pem"
-        write_private(path, key_pem + cert_pem)
-        context.load_cert_chain(path)
-    return context
 
 
 class Issuer:
@@ -192,8 +167,11 @@ class Issuer:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         except FileNotFoundError:
             key = ec.generate_private_key(ec.SECP256R1())
-            write_private(path, _key_pem(key))
-            return key
+            # another serving process may be making the account at the same moment: the
+            # first key written is everyone's
+            if write_private(path, _key_pem(key), replace=False):
+                return key
+            key = serialization.load_pem_private_key(path.read_bytes(), password=None)
         if not isinstance(key, ec.EllipticCurvePrivateKey):
             raise TenementError(f"{path} is not an EC key; remove it to make a new account")
         return key
@@ -217,22 +195,31 @@ class Issuer:
                 for authorization in order.authorizations:
                     if authorization.body.status.name == "valid":
                         continue
-                    published.append(self._answer(acme, host, authorization, challenge))
+                    self._answer(acme, host, authorization, challenge, published)
                 deadline = datetime.datetime.now() + datetime.timedelta(seconds=ORDER_SECONDS)
                 order = acme.poll_and_finalize(order, deadline)
             finally:
                 for kind, name in published:
                     if kind == HTTP_01:
-                        self.challenges.http.pop(name, None)
+                        self.challenges.withdraw_http(name)
                     else:
-                        self.challenges.alpn.pop(name, None)
+                        self.challenges.withdraw_alpn(name)
         except IssueError:
             raise
         except Exception as exc:
             raise _issue_error(host, challenge, self.directory, exc) from exc
         return Issued(key_pem, order.fullchain_pem.encode())
 
-    def _answer(self, acme: Any, host: str, authorization: Any, challenge: str) -> tuple[str, str]:
+    def _answer(
+        self,
+        acme: Any,
+        host: str,
+        authorization: Any,
+        challenge: str,
+        published: list[tuple[str, str]],
+    ) -> None:
+        """Publish the answer (added to ``published``, withdrawn by the caller), then
+        tell the CA to validate it."""
         from josepy.b64 import b64encode
 
         for body in authorization.body.challenges:
@@ -250,11 +237,11 @@ class Issuer:
         thumbprint = b64encode(acme.net.key.thumbprint(hash_function=hashes.SHA256))
         key_authorization = f"{token}.{thumbprint.decode()}"
         if challenge == HTTP_01:
-            self.challenges.http[token] = key_authorization
-            published = (HTTP_01, token)
+            published.append((HTTP_01, token))
+            self.challenges.publish_http(token, key_authorization)
         else:
-            self.challenges.alpn[host] = _alpn_context(host, key_authorization)
-            published = (TLS_ALPN_01, host)
+            published.append((TLS_ALPN_01, host))
+            self.challenges.publish_alpn(host, *alpn_certificate(host, key_authorization))
         from acme import errors
 
         try:
@@ -265,7 +252,6 @@ class Issuer:
             # says whether the challenge passed.
             if "up" not in str(exc):
                 raise
-        return published
 
 
 @functools.cache

@@ -6,29 +6,25 @@
   instance: any other name gets the default certificate (the bare domain's, which the
   client refuses) and never causes an order, so no client can make us hammer the CA.
   The first client waits for the order (at most :data:`ORDER_WAIT_SECONDS`).
-- A failed order backs its host off (:data:`BACKOFF_SECONDS`, doubling up to
-  :data:`BACKOFF_MAX_SECONDS`; an hour at least when the CA says it rate limits, or
-  until the time it names), and one order runs at a time. The back-off is kept in
-  ``cache_dir/backoff.json``, so a server restarting in a loop does not order at each
-  start.
+- A failed order backs its host off (``backoff.py``: a minute, doubling up to an hour;
+  longer when the CA rate limits), and one order runs at a time.
 - Every certificate is renewed once two thirds of its lifetime have passed; the new one
   is presented from the next handshake on, without a restart.
 - Every process of one server (workers, a standby, the next server during a restart)
-  shares ``cache_dir``: an order holds a lock file for its host, and a process that
-  finds a newer file there than the one it serves loads it instead of ordering.
+  shares ``cache_dir``, and the listening sockets: an order holds a lock file for its
+  host; a process that takes the lock after another finds the other's certificate (and
+  loads it) or its back-off (and waits it out) instead of ordering again; the challenge
+  answers are files there (``challenges.py``), since the CA's validation may reach any
+  of the processes.
 """
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
-import json
 import logging
-import os
 import ssl
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -36,41 +32,39 @@ import attrs
 import trio
 
 from tenement.config import TlsSettings
+from tenement.tls.backoff import BACKOFF_SECONDS, Backoff, BackoffFile, next_backoff
 from tenement.tls.certs import (
     Certificate,
     Certificates,
     is_host_name,
+    lock_file,
     make_cache_dir,
-    write_private,
 )
+from tenement.tls.challenges import ACME_TLS_ALPN, Challenges
 from tenement.tls.checks import directory_url
 from tenement.tls.clienthello import ClientHello
-from tenement.tls.issuer import ACME_TLS_ALPN, Challenges, IssueError, Issuer
+from tenement.tls.issuer import IssueError, Issuer
 
 log = logging.getLogger(__name__)
 
 #: how long the first client of a host without a certificate waits for its order
 ORDER_WAIT_SECONDS = 60.0
-#: a host's first failed order waits this long before the next; then it doubles
-BACKOFF_SECONDS = 60.0
-BACKOFF_MAX_SECONDS = 3600.0
-#: what a CA's "rateLimited" answer costs a host at least (longer when it says when to
-#: try again)
-RATE_LIMITED_SECONDS = 3600.0
 #: the troubleshooting hint comes after this many failures in a row, the rate-limit one
 #: after this many without any certificate (as 0.2.2's)
 HINT_AFTER = 3
 RATE_LIMIT_HINT_AFTER = 10
-#: the renewal loop looks again at least this often (certificates renewed elsewhere)
-RECHECK_SECONDS = 600.0
+#: the renewal loop looks at cache_dir at least this often: what another process of this
+#: server ordered or renewed is then served (and listed by the status) here too
+RECHECK_SECONDS = 10.0
 
 
-@attrs.define
-class _Backoff:
-    failures: int = 0
-    #: wall-clock time (epoch seconds): it is kept in cache_dir across restarts
-    until: float = 0.0
-    last_error: str = ""
+@attrs.frozen
+class _Failed:
+    """An order not placed, or failed: how long ``host`` waits; ``error`` when it was
+    this process's order that failed (another's was logged where it ran)."""
+
+    backoff: Backoff
+    error: IssueError | None = None
 
 
 class TlsManager:
@@ -91,7 +85,7 @@ class TlsManager:
         self.challenge = tls.challenge
         self.cache_dir = cache_dir
         self.certificates = Certificates(cache_dir)
-        self.challenges = Challenges()
+        self.challenges = Challenges(cache_dir / "challenges")
         self.directory = directory_url(tls)
         account = hashlib.sha256(self.directory.encode()).hexdigest()[:16]
         self._issuer = Issuer(
@@ -99,7 +93,8 @@ class TlsManager:
         )
         self._routes = routes
         self._in_flight: dict[str, trio.Event] = {}
-        self._backoff: dict[str, _Backoff] = {}
+        self._backoff: dict[str, Backoff] = {}
+        self._backoff_file = BackoffFile(cache_dir)
         self._one_order = trio.Lock()
         self._changed = trio.Event()
         self._failures_in_a_row = 0
@@ -114,7 +109,16 @@ class TlsManager:
         make_cache_dir(self.cache_dir)
         if self.tls.staging and self.tls.directory is None:
             log.warning("Using Let's Encrypt STAGING environment (certs not trusted by browsers)")
-        self._backoff = self._read_backoff()
+        now = time.time()
+        self._backoff = {h: b for h, b in self._backoff_file.read().items() if b.until > now}
+        for host, backoff in sorted(self._backoff.items()):
+            log.info(
+                "%s backs off: its last order failed (%s); next try in %ds",
+                host,
+                backoff.last_error,
+                backoff.until - now,
+            )
+        self.challenges.remove_stale()
         hosts = self.certificates.load_cached()
         if hosts:
             log.info("TLS certificates loaded from %s: %s", self.cache_dir, ", ".join(hosts))
@@ -136,8 +140,9 @@ class TlsManager:
         """
         host = (hello.server_name if hello is not None else None) or self.domain
         if hello is not None and ACME_TLS_ALPN.encode() in hello.alpn:
-            # a CA validating tls-alpn-01: only a pending challenge's certificate will do
-            return self.challenges.alpn.get(host)
+            # a CA validating tls-alpn-01: only a pending challenge's certificate will do,
+            # placed by whichever process of this server ordered
+            return await trio.to_thread.run_sync(self.challenges.alpn_context, host)
         certificate = self.certificates.get(host)
         if certificate is None and self._may_order(host):
             certificate = await self._obtain_waiting(host)
@@ -195,32 +200,55 @@ class TlsManager:
             async with self._one_order:
                 # abandoned at a stop: the thread's order finishes or not, and the next
                 # server finds its certificate in cache_dir or orders again
-                await trio.to_thread.run_sync(self._order_locked, host, abandon_on_cancel=True)
-        except IssueError as exc:
-            self._failed(host, exc)
-            await self._save_backoff()
-        else:
-            if self._backoff.pop(host, None) is not None:
-                await self._save_backoff()
-            self._failures_in_a_row = 0
-            self._failures_without_certificate = 0
+                outcome = await trio.to_thread.run_sync(
+                    self._order_locked, host, abandon_on_cancel=True
+                )
+            if isinstance(outcome, Certificate):
+                self._backoff.pop(host, None)
+                self._failures_in_a_row = 0
+                self._failures_without_certificate = 0
+            else:
+                self._backoff[host] = outcome.backoff
+                if outcome.error is not None:
+                    self._failed(host, outcome.backoff, outcome.error)
+                else:
+                    log.info(
+                        "%s backs off: another process of this server failed to order it "
+                        "(%s); next try in %ds",
+                        host,
+                        outcome.backoff.last_error,
+                        max(0.0, outcome.backoff.until - time.time()),
+                    )
         finally:
             del self._in_flight[host]
             done.set()
             self._changed.set()
 
-    def _order_locked(self, host: str) -> Certificate:
+    def _order_locked(self, host: str) -> Certificate | _Failed:
         """In a thread: under ``host``'s lock file, order unless another process of
-        this server has just done so."""
-        with _lock_file(self.cache_dir / "certs" / f".{host}.lock"):
+        this server has just done so, or has just failed to (then wait as it does).
+
+        A failure's back-off is written to ``backoff.json`` before the lock is let go,
+        so the process that takes it next finds it."""
+        with lock_file(self.cache_dir / "certs" / f".{host}.lock"):
             current = self.certificates.reload(host)
             if current is not None and time.time() < current.renew_at():
                 return current
+            previous = self._backoff_file.read().get(host)
+            if previous is not None and previous.until > time.time():
+                return _Failed(previous)
             log.info(
                 "ordering a certificate for %s from %s (%s)", host, self.directory, self.challenge
             )
-            issued = self._issuer.issue(host, self.challenge)
+            try:
+                issued = self._issuer.issue(host, self.challenge)
+            except IssueError as exc:
+                backoff = next_backoff(previous or self._backoff.get(host), exc)
+                self._backoff_file.write(host, backoff)
+                return _Failed(backoff, exc)
             certificate = self.certificates.install(host, issued.key_pem, issued.chain_pem)
+            if previous is not None:
+                self._backoff_file.write(host, None)
         log.info(
             "certificate for %s installed, valid until %s",
             host,
@@ -228,16 +256,8 @@ class TlsManager:
         )
         return certificate
 
-    def _failed(self, host: str, exc: IssueError) -> None:
-        backoff = self._backoff.setdefault(host, _Backoff())
-        backoff.failures += 1
-        wait = min(BACKOFF_MAX_SECONDS, BACKOFF_SECONDS * 2 ** (backoff.failures - 1))
-        if exc.rate_limited:
-            wait = max(wait, RATE_LIMITED_SECONDS)
-            if exc.retry_at is not None:  # the CA's word, when it gave one
-                wait = max(wait, exc.retry_at - time.time())
-        backoff.until = time.time() + wait
-        backoff.last_error = exc.message
+    def _failed(self, host: str, backoff: Backoff, exc: IssueError) -> None:
+        """Log this process's failed order, with the hints when they are due."""
         self._failures_in_a_row += 1
         if not self.certificates.hosts():
             self._failures_without_certificate += 1
@@ -246,7 +266,7 @@ class TlsManager:
             backoff.failures,
             host,
             exc.message,
-            wait,
+            max(0.0, backoff.until - time.time()),
         )
         if self._failures_in_a_row == HINT_AFTER:
             log.warning("%s", self._troubleshooting(host))
@@ -257,7 +277,6 @@ class TlsManager:
                 "Rate limit: 5 failed validations per account per hostname per hour.",
                 RATE_LIMIT_HINT_AFTER,
             )
-        self._changed.set()
 
     def _troubleshooting(self, host: str) -> str:
         port = (
@@ -273,32 +292,19 @@ class TlsManager:
             f"- Check that {self.directory} is reachable from this server"
         )
 
-    def _backoff_path(self) -> Path:
-        return self.cache_dir / "backoff.json"
-
-    def _read_backoff(self) -> dict[str, _Backoff]:
-        """The back-off of failed hosts, as the last server left it: a server that
-        crashes and restarts in a loop must not order again at every start."""
-        try:
-            data = json.loads(self._backoff_path().read_text())
-            return {
-                host: _Backoff(int(entry["failures"]), float(entry["until"]), str(entry["error"]))
-                for host, entry in data.items()
-                if float(entry["until"]) > time.time()
-            }
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            log.warning("ignoring %s, which cannot be read: %s", self._backoff_path(), exc)
-            return {}
-
-    async def _save_backoff(self) -> None:
-        data = {
-            host: {"failures": b.failures, "until": b.until, "error": b.last_error}
-            for host, b in self._backoff.items()
-        }
-        text = json.dumps(data, indent=1).encode()
-        await trio.to_thread.run_sync(write_private, self._backoff_path(), text)
+    def _adopt_backoff(self, shared: dict[str, Backoff]) -> None:
+        """Take in ``backoff.json``: another process's failed order makes its host wait
+        here too (and the status lists it); a host that process has since obtained a
+        certificate for fails no more."""
+        now = time.time()
+        for host, backoff in shared.items():
+            mine = self._backoff.get(host)
+            if backoff.until > now and (mine is None or backoff.until > mine.until):
+                self._backoff[host] = backoff
+        for host in [host for host in self._backoff if host not in shared]:
+            certificate = self.certificates.get(host)
+            if certificate is not None and certificate.renew_at() > now:
+                del self._backoff[host]
 
     # -- renewal -------------------------------------------------------------------------
 
@@ -313,16 +319,22 @@ class TlsManager:
         """Renew (or first order) what is due; returns when to look again (trio time)."""
         now = time.time()
         soonest = now + RECHECK_SECONDS
+        # what another process ordered or renewed since the last look (a stat per file),
+        # and the back-off of the orders that failed there
+        await trio.to_thread.run_sync(self.certificates.load_cached)
+        self._adopt_backoff(await trio.to_thread.run_sync(self._backoff_file.read))
         hosts = set(self.certificates.hosts()) | {self.domain}
         for host in sorted(hosts):
-            if not self._may_order(host):
-                continue  # its tenant is gone: served until it expires, not renewed
-            certificate = await trio.to_thread.run_sync(self.certificates.reload, host)
+            certificate = self.certificates.get(host)
             due = certificate.renew_at() if certificate is not None else now
             waiting = self.backing_off(host)
             if waiting is not None:
                 due = max(due, now + waiting)
             elif due <= now:
+                # asked only when due: routing touches the instance's last activity,
+                # and a look every few seconds would keep every tenant from idling
+                if not self._may_order(host):
+                    continue  # its tenant is gone: served until it expires, not renewed
                 certificate = await self.obtain(host)
                 if certificate is not None and certificate.renew_at() > now:
                     due = certificate.renew_at()
@@ -355,14 +367,3 @@ class TlsManager:
 
 def _iso(epoch: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(epoch))
-
-
-@contextmanager
-def _lock_file(path: Path) -> Iterator[None]:
-    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-    fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import re
 
-from tenement.tls.issuer import Challenges
+import trio
+
+from tenement.tls.challenges import Challenges
 from tenement.types import Receive, Scope, Send
 
 _CHALLENGE_PREFIX = b"/.well-known/acme-challenge/"
@@ -32,7 +34,8 @@ class RedirectApp:
         path: bytes = scope.get("raw_path") or scope["path"].encode()
         if path.startswith(_CHALLENGE_PREFIX):
             token = path[len(_CHALLENGE_PREFIX) :].decode("latin-1")
-            key_authorization = self._challenges.http.get(token)
+            # placed by whichever process of this server ordered
+            key_authorization = await trio.to_thread.run_sync(self._challenges.http_answer, token)
             if key_authorization is not None:
                 await _answer(send, 200, key_authorization.encode(), b"application/octet-stream")
                 return
