@@ -131,6 +131,69 @@ def test_the_admin_sees_200_instances_sorts_and_filters(page: Any, server: Dashb
     assert severe_console_entries(page) == []
 
 
+#: how often the page polls the instance list (POLL_MS in app.js; docs/operations.md)
+POLL_SECONDS = 2
+#: what a loaded machine may add to a poll before the page shows it
+SLACK_SECONDS = 5
+
+
+def poll_statuses(driver: Any) -> list[int]:
+    """The statuses of the page's requests for the instance list, oldest first."""
+    return driver.execute_script(
+        "return performance.getEntriesByType('resource')"
+        ".filter((e) => new URL(e.name).pathname === '/api/instances')"
+        ".map((e) => e.responseStatus)"
+    )
+
+
+def cell(driver: Any, iid: str, key: str) -> str:
+    return driver.execute_script(
+        "const row = [...document.querySelectorAll('#rows tr')].find((r) => r.dataset.id === "
+        "arguments[0]); if (!row) return ''; const keys = [...document.querySelectorAll("
+        "'thead th')].map((th) => th.dataset.key); return row.children[keys.indexOf("
+        "arguments[1])].textContent",
+        iid,
+        key,
+    )
+
+
+def test_an_idle_page_polls_with_304s_and_shows_a_change(
+    page: Any, server: DashboardServer
+) -> None:
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    go(page, "#/instances")
+    wait_for(page, lambda d: len(row_ids(d)) == 100, "the first 100 rows")
+    # nothing changes: the polls are answered 304, without a body
+    wait_for(page, lambda d: 304 in poll_statuses(d), "a poll answered 304")
+    # ... and the uptime the page shows still grows: it counts the seconds itself
+    seen = (cell(page, "tiny:t000", "uptime_secs"), poll_statuses(page).count(200))
+
+    def grew_on_304s(driver: Any) -> bool:
+        nonlocal seen
+        now = (cell(driver, "tiny:t000", "uptime_secs"), poll_statuses(driver).count(200))
+        if now[1] != seen[1]:  # a full answer came (a usage sample): look again from here
+            seen = now
+            return False
+        return now[0] != seen[0]
+
+    wait_for(page, grew_on_304s, "the uptime growing while the polls are 304s")
+    # a change shows within a poll (and what a loaded machine adds)
+    with server.client() as client:
+        client.put("/api/instances/tiny:t001/weight", json={"weight": 42}).raise_for_status()
+    try:
+        wait_for(
+            page,
+            lambda d: cell(d, "tiny:t001", "weight") == "42",
+            "the new weight in the table",
+            timeout=POLL_SECONDS + SLACK_SECONDS,
+        )
+    finally:
+        with server.client() as client:
+            client.put("/api/instances/tiny:t001/weight", json={"weight": 100}).raise_for_status()
+    assert severe_console_entries(page) == []
+
+
 def focused(driver: Any) -> str:
     return driver.execute_script("return document.activeElement.id")
 
