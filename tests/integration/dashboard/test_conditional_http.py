@@ -6,8 +6,16 @@ from __future__ import annotations
 
 import socket
 
+import pytest
+
 from tenement.wire import MAX_HEAD
 from tests.integration.dashboard.conftest import DashboardServer
+
+
+@pytest.fixture(scope="module")
+def browser_name() -> str:
+    """No browser here: one server for the module, not one per browser."""
+    return "none"
 
 
 def exchange(server: DashboardServer, head: bytes) -> bytes:

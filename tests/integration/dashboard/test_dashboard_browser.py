@@ -18,7 +18,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.dashboard.conftest import DashboardServer
+from tests.integration.dashboard.conftest import (
+    DashboardServer,
+    console_entries,
+    emulate_phone_dark,
+)
 
 WAIT_SECONDS = 20
 MANY = 200
@@ -75,7 +79,7 @@ def severe_console_entries(driver: Any, *, allow_network: bool = False) -> list[
     test caused on purpose (a refused token, a server that is restarting)."""
     return [
         entry
-        for entry in driver.get_log("browser")
+        for entry in console_entries(driver)
         if entry["level"] == "SEVERE" and not (allow_network and entry.get("source") == "network")
     ]
 
@@ -395,7 +399,14 @@ def test_the_page_only_loads_from_its_own_origin(page: Any, server: DashboardSer
         other + "/health",
     )
     assert outcome == "refused"
-    assert any("Content Security Policy" in e["message"] for e in page.get_log("browser"))
+    # Chromium says "Content Security Policy", Firefox "Content-Security-Policy"
+    wait_for(
+        page,
+        lambda d: any(
+            re.search("Content.Security.Policy", e["message"]) for e in console_entries(d)
+        ),
+        "the refusal in the console",
+    )
 
 
 def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path) -> None:
@@ -405,14 +416,7 @@ def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path
     wait_for(page, lambda d: len(row_ids(d)) == 100, "the table")
     background = "return getComputedStyle(document.body).backgroundColor"
     assert page.execute_script(background) == "rgb(255, 255, 255)"
-    page.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
-    )
-    page.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
-    )
+    emulate_phone_dark(page, True)
     try:
         wait_for(page, lambda d: d.execute_script(background) == "rgb(13, 17, 23)", "dark")
         # the page fits the phone's width; only the table scrolls sideways, in its box
@@ -420,8 +424,7 @@ def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path
         wait_for(page, lambda d: d.execute_script(widths)[0] <= d.execute_script(widths)[1], "fit")
         page.save_screenshot(str(tmp_path / "phone-dark.png"))
     finally:
-        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        emulate_phone_dark(page, False)
     assert severe_console_entries(page) == []
 
 
