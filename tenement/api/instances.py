@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenement.api import http
+from tenement.api import conditional, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
 from tenement.ids import NAME_RULE, is_valid_name
@@ -69,14 +69,24 @@ def check_name(kind: str, value: str) -> str:
 
 
 async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """The list, with a weak ETag: an ``If-None-Match`` naming it is answered 304
+    without building the list (see :mod:`tenement.api.conditional`)."""
+    history = api.history
+    tag = conditional.etag(
+        api.supervisor.signature(request.tenant),
+        history.usage_changes if history is not None else 0,
+    )
+    unchanged = conditional.not_modified(request.scope, tag)
+    if unchanged is not None:
+        return unchanged
     views = live_views(api.supervisor, request.tenant)
-    usage = api.history.usage if api.history is not None else {}
+    usage = history.usage if history is not None else {}
     listed = [instance_json(view, usage.get(view.id)) for view in views]
     node = api.store.node
     if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
         for item in listed:
             item["node"] = node
-    return http.json_response(listed)
+    return conditional.tagged(http.json_response(listed), tag)
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
