@@ -43,6 +43,7 @@ DROPIN_NAME = "10-install.conf"
 #: built-in TLS's socket drop-in (units/examples/tls.conf)
 TLS_DROPIN_NAME = "20-tls.conf"
 UNIT_TEN = "/usr/bin/ten"
+RELOAD = ("systemctl", "daemon-reload")
 DEFAULT_PORT = 8080
 
 
@@ -77,12 +78,22 @@ def require_root(euid: int, command: str) -> None:
         )
 
 
+#: what a changed file of each unit takes: a running socket must be restarted to listen
+#: on new ports (systemd opens them only at its start; the restart propagates to the
+#: service, which gets RestartKillSignal=, so the tenants are kept), and a running
+#: service to run a new ExecStart=
+SOCKET_UNITS = ("tenement.socket", "tenement.service")
+SERVICE_UNITS = ("tenement.service",)
+
+
 @attrs.frozen
 class PlannedFile:
     path: Path
     text: str
     #: False: kept if already there (the config)
     overwrite: bool = True
+    #: the units to restart, if they run, when this file changes
+    restarts: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -178,24 +189,36 @@ def make_plan(
     service = (units / "tenement.service").read_text()
     socket = (units / "tenement.socket").read_text()
     files = [
-        PlannedFile(SYSTEMD_DIR / "tenement.socket", socket),
-        PlannedFile(SYSTEMD_DIR / "tenement.service", service),
+        PlannedFile(SYSTEMD_DIR / "tenement.socket", socket, restarts=SOCKET_UNITS),
+        PlannedFile(SYSTEMD_DIR / "tenement.service", service, restarts=SERVICE_UNITS),
         PlannedFile(SYSUSERS_FILE, (units / "sysusers.d" / "tenement.conf").read_text()),
         PlannedFile(TMPFILES_FILE, (units / "tmpfiles.d" / "tenement.conf").read_text()),
     ]
     dropin = service_dropin(service, ten_path=ten_path, domain=domain, serve_args=serve_args)
     if dropin is not None:
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME, dropin, restarts=SERVICE_UNITS
+            )
+        )
     dropin = socket_dropin(socket, port=port)
     if dropin is not None:
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME, dropin, restarts=SOCKET_UNITS
+            )
+        )
     if tls is not None:
         dropin = tls_socket_dropin(
             (units / "examples" / "tls.conf").read_text(),
             https_port=tls.https_port,
             http_port=tls.http_port,
         )
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME, dropin, restarts=SOCKET_UNITS
+            )
+        )
     notes = []
     if config_present:
         notes.append(f"{CONFIG_FILE} exists: kept as it is (not replaced by {config_source})")
@@ -214,7 +237,7 @@ def make_plan(
     commands = (
         ("systemd-sysusers", str(SYSUSERS_FILE)),
         ("systemd-tmpfiles", "--create", str(TMPFILES_FILE)),
-        ("systemctl", "daemon-reload"),
+        RELOAD,
         ("systemctl", "enable", "--now", "tenement.socket"),
         ("systemctl", "enable", "--now", "tenement.service"),
     )
@@ -232,6 +255,12 @@ def render_plan(plan: InstallPlan) -> str:
     for argv in plan.commands:
         step += 1
         out.append(f"{step}. run: {' '.join(argv)}")
+        if argv == RELOAD:
+            step += 1
+            out.append(
+                f"{step}. run: systemctl try-restart UNITS (the running units whose files"
+                " changed: a socket listens on new ports only from its start; tenants kept)"
+            )
     out += [f"{step + 1}. check: systemctl is-active tenement.service", ""]
     out += [f"Note: {note}" for note in plan.notes]
     for planned in plan.files:
@@ -256,19 +285,38 @@ def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProc
 
 
 def apply_plan(plan: InstallPlan) -> bool:
-    """Write the files and run the commands; True when tenement.service is active."""
+    """Write the files and run the commands; True when tenement.service is active.
+
+    Units already running whose files changed are restarted after the daemon-reload
+    (``enable --now`` leaves a running unit as it is: a second `ten install --tls` used
+    to report success while the socket held no HTTPS port and the server ran without
+    ``--tls``).
+    """
+    restarts: list[str] = []
     for planned in plan.files:
         if not planned.overwrite and planned.path.exists():
             click.echo(f"  kept {planned.path}")
             continue
+        if _text_of(planned.path) != planned.text:
+            restarts += [unit for unit in planned.restarts if unit not in restarts]
         planned.path.parent.mkdir(parents=True, exist_ok=True)
         planned.path.write_text(planned.text)
         planned.path.chmod(0o644)
         click.echo(f"  wrote {planned.path}")
     for argv in plan.commands:
         _run(argv)
+        if argv == RELOAD and restarts:
+            # try-restart: only the ones that run (a first install starts them below)
+            _run(("systemctl", "try-restart", *restarts))
     active = _run(("systemctl", "is-active", "tenement.service"), check=False)
     return active.stdout.strip() == "active"
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _config_source(cli: CliContext, short: Path | None, units: Path) -> Path:

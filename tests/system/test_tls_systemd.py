@@ -1,0 +1,172 @@
+"""Built-in HTTPS under a real systemd (issue #20): certificates from a real ACME server,
+and `systemctl restart tenement` under an HTTPS load fails no request, orders nothing
+again and restarts no tenant.
+
+The session's container, set up as docs/operations.md ("Built-in TLS") tells a packaged
+user: the shipped drop-in (``/usr/share/doc/tenement-py/examples/tls.conf``; a wheel
+install takes the same file from ``tenement/_units/examples``) as
+``tenement.socket.d/20-tls.conf`` with its ports set to ``[settings.tls]``'s, the
+ACME CA's HTTPS trusted through ``REQUESTS_CA_BUNDLE`` in a service drop-in, then
+``systemctl daemon-reload`` and ``systemctl restart tenement.socket tenement``.
+
+The ACME server is Debian's ``pebble``, started by the test on the host's loopback (the
+container shares the host's network namespace, so each reaches the other at 127.0.0.1);
+its test DNS answers 127.0.0.1 for every name, so it validates ``tls-alpn-01`` on the
+container's HTTPS port. The ports are free loopback ports, not 443 and 80: the drop-in
+lists them as ``127.0.0.1:PORT`` so nothing opens on the host's other addresses. Only
+the test's client trusts pebble's issuing root.
+
+Runs after test_lifecycle.py and test_packaged_postgresql.py, and leaves tenement as it
+found the configuration: plain HTTP, web:alice and web:bob.
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+
+import attrs
+import pytest
+
+from tests.pebble import MISSING, Pebble, client_context, running_pebble
+from tests.system.deployment import CONFIG_TEXT, VENV, Tenement
+from tests.system.load import Load
+from tests.system.tls import (
+    CA_BUNDLE,
+    CA_DROPIN,
+    DOMAIN,
+    served_serial,
+    tls_settings,
+    trust_acme_ca,
+    two_free_ports,
+)
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.timeout(900),
+    pytest.mark.skipif(MISSING is not None, reason=MISSING or ""),
+]
+
+HOSTS = {f"alice.web.{DOMAIN}": "alice", f"bob.web.{DOMAIN}": "bob"}
+RESTARTS = 3
+SOCKET_DROPIN = "/etc/systemd/system/tenement.socket.d/20-tls.conf"
+PACKAGED_EXAMPLE = "/usr/share/doc/tenement-py/examples/tls.conf"
+WHEEL_EXAMPLE = f"{VENV}/lib/python3.11/site-packages/tenement/_units/examples/tls.conf"
+
+
+@attrs.frozen
+class Tls:
+    tenement: Tenement
+    pebble: Pebble
+    https_port: int
+    http_port: int
+    client: ssl.SSLContext
+
+
+def _say(message: str) -> None:
+    print(f"[system] {message}", file=sys.stderr, flush=True)
+
+
+def _restart_socket_and_service(tenement: Tenement) -> None:
+    c = tenement.container
+    c.run("systemctl daemon-reload")
+    c.run("systemctl reset-failed tenement", check=False)
+    c.run("systemctl restart tenement.socket tenement", timeout=150)
+    tenement.wait_active()
+    tenement.wait_instances({"web:alice", "web:bob"})
+
+
+@pytest.fixture(scope="module")
+def tls(tenement: Tenement, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tls]:
+    """tenement serving HTTPS from the packaged drop-in, ordering from a fresh pebble."""
+    c = tenement.container
+    https_port, http_port = two_free_ports()
+    with running_pebble(
+        tmp_path_factory.mktemp("pebble"), http_port=http_port, tls_port=https_port
+    ) as pebble:
+        example = PACKAGED_EXAMPLE if tenement.how == "deb" else WHEEL_EXAMPLE
+        shipped = c.path(example).read_text()
+        for default, port in (("443", https_port), ("80", http_port)):
+            assert f"ListenStream={default}\n" in shipped, shipped
+            shipped = shipped.replace(
+                f"ListenStream={default}\n", f"ListenStream=127.0.0.1:{port}\n"
+            )
+        c.write(SOCKET_DROPIN, shipped)
+        trust_acme_ca(c, pebble.ca_path.read_text())
+        tenement.write_config(CONFIG_TEXT + tls_settings(https_port, http_port, pebble.directory))
+        try:
+            _restart_socket_and_service(tenement)
+            _say(f"HTTPS on 127.0.0.1:{https_port}, redirect on {http_port}, {pebble.directory}")
+            yield Tls(
+                tenement, pebble, https_port, http_port, client_context(pebble.root_pem_now())
+            )
+        finally:
+            c.run(f"rm -f {SOCKET_DROPIN} {CA_DROPIN} {CA_BUNDLE}")
+            tenement.write_config(CONFIG_TEXT)
+            _restart_socket_and_service(tenement)
+
+
+def _certificate(tls: Tls, host: str) -> int:
+    return served_serial(tls.tenement.container, tls.https_port, host, tls.client)
+
+
+def _certificates(tls: Tls) -> dict[str, int]:
+    return {host: _certificate(tls, host) for host in (DOMAIN, *HOSTS)}
+
+
+def test_certificates_for_the_domain_and_tenants_on_demand(tls: Tls) -> None:
+    """The bare domain's certificate is ordered at start; each tenant host's the first
+    time a client asks for it by SNI; the HTTP port redirects."""
+    serials = _certificates(tls)
+    assert len(set(serials.values())) == 3, serials
+    assert tls.pebble.orders() == 3
+    for host, tenant in HOSTS.items():
+        with (
+            socket.create_connection(("127.0.0.1", tls.https_port), timeout=30) as raw,
+            tls.client.wrap_socket(raw, server_hostname=host) as conn,
+        ):
+            conn.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            answer = b""
+            while chunk := conn.recv(65536):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+        assert answer.partition(b"\r\n\r\n")[2].split()[0].decode() == tenant
+    opener = urllib.request.build_opener(urllib.request.ProxyHandler({}), _NoRedirect())
+    request = urllib.request.Request(
+        f"http://127.0.0.1:{tls.http_port}/path?q=1", headers={"Host": DOMAIN}
+    )
+    with pytest.raises(urllib.error.HTTPError) as redirect:
+        opener.open(request, timeout=30)
+    assert redirect.value.code == 308
+    assert redirect.value.headers["Location"] == f"https://{DOMAIN}:{tls.https_port}/path?q=1"
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: object, **kwargs: object) -> None:
+        return None
+
+
+def test_restart_over_https_loses_nothing(tls: Tls) -> None:
+    """`systemctl restart tenement` under new handshakes and keep-alive requests: 0
+    failed, the same certificates served from the cache, no new order, tenants kept."""
+    tenement = tls.tenement
+    before = tenement.tenant_pids()
+    serials = _certificates(tls)
+    orders = tls.pebble.orders()
+    servers = {tenement.main_pid()}
+    with Load(tls.https_port, HOSTS, tls=tls.client) as load:
+        load.wait_for_requests(50)
+        for _ in range(RESTARTS):
+            tenement.container.run("systemctl restart tenement", timeout=120)
+            servers.add(tenement.wait_active())
+            load.wait_for_requests(20)
+    _say(f"restart over HTTPS: {load.result.summary()} in {load.elapsed:.1f} s")
+    assert len(servers) == RESTARTS + 1, f"the server pid did not change each time: {servers}"
+    assert load.result.failed == 0, f"{load.result.summary()}\n{tenement.journal_problems()}"
+    assert _certificates(tls) == serials
+    assert tls.pebble.orders() == orders, "a restart ordered a certificate again"
+    assert tenement.tenant_pids() == before
