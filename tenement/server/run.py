@@ -161,7 +161,7 @@ async def serve(
     from tenement.server.http import serve_http
     from tenement.server.reload import Reloader
     from tenement.server.roles import Node
-    from tenement.server.tls_front import split_sockets
+    from tenement.server.tls_front import missing_ports, split_sockets
     from tenement.server.workers import EXIT_GRACE_SECONDS, Workers, exit_with_parent
     from tenement.store import open_store
     from tenement.supervisor import new_holder
@@ -255,6 +255,9 @@ async def serve(
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     plain, https, redirect = split_sockets(sockets, settings.tls)
+                    missing = missing_ports(https, redirect, settings.tls)
+                    if missing is not None and not role.worker:
+                        log.error("%s", missing)
                     public_drained_all = [public_drained]
                     await nursery.start(
                         serve_until_drained,

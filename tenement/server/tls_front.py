@@ -4,7 +4,7 @@ and the :class:`~tenement.tls.TlsManager` wired to the proxy's routing.
 A socket on ``https_port`` serves HTTPS (the whole front: proxy, API, dashboard), one on
 ``http_port`` answers ``308`` to HTTPS and ``http-01`` challenges; any other (a
 ``--bind``, systemd's 8080 or Unix socket for the local ``ten``) stays plain HTTP.
-Sockets are told apart by port, so systemd's (``units/tenement-tls.conf``) and our own
+Sockets are told apart by port, so systemd's (``units/examples/tls.conf``) and our own
 bound ones are treated alike.
 """
 
@@ -37,6 +37,37 @@ def split_sockets(
         else:
             plain.append(sock)
     return plain, https, redirect
+
+
+def missing_ports(
+    https: list[socket.socket], redirect: list[socket.socket], tls: TlsSettings
+) -> str | None:
+    """What to tell the user when TLS is on but no socket is on ``https_port`` or on
+    ``http_port``, else None.
+
+    Under systemd the sockets are tenement.socket's: a server restarted after TLS was
+    turned on, without the socket drop-in or without restarting the socket, got none and
+    served no HTTPS, saying nothing.
+    """
+    if not tls.enabled or (https and redirect):
+        return None
+    missing = []
+    if not https:
+        missing.append(f"https_port {tls.https_port} (HTTPS is not served)")
+    if not redirect:
+        effect = (
+            "http-01 orders will fail" if tls.challenge == "http-01" else "no redirect to HTTPS"
+        )
+        missing.append(f"http_port {tls.http_port} ({effect})")
+    return (
+        f"TLS is on but no listening socket is on {' nor on '.join(missing)}. Under"
+        " systemd, tenement.socket must hold both ports: install units/examples/tls.conf"
+        " (packaged: /usr/share/doc/tenement-py/examples/tls.conf) as"
+        " /etc/systemd/system/tenement.socket.d/20-tls.conf with these ports (`ten install"
+        " --tls` does), then run `systemctl daemon-reload && systemctl restart"
+        " tenement.socket tenement` (a running socket opens new ports only when it"
+        " restarts). Without systemd: --bind both ports, or none."
+    )
 
 
 def _port(sock: socket.socket) -> int | None:

@@ -53,6 +53,8 @@ pytestmark = [
 
 HOSTS = {f"alice.web.{DOMAIN}": "alice", f"bob.web.{DOMAIN}": "bob"}
 RESTARTS = 3
+#: where no ACME server answers (a test that must order nothing)
+UNUSED_DIRECTORY = "https://127.0.0.1:9/dir"
 SOCKET_DROPIN = "/etc/systemd/system/tenement.socket.d/20-tls.conf"
 PACKAGED_EXAMPLE = "/usr/share/doc/tenement-py/examples/tls.conf"
 WHEEL_EXAMPLE = f"{VENV}/lib/python3.11/site-packages/tenement/_units/examples/tls.conf"
@@ -78,6 +80,33 @@ def _restart_socket_and_service(tenement: Tenement) -> None:
     c.run("systemctl restart tenement.socket tenement", timeout=150)
     tenement.wait_active()
     tenement.wait_instances({"web:alice", "web:bob"})
+
+
+def test_tls_without_the_socket_dropin_says_what_to_do(tenement: Tenement) -> None:
+    """[settings.tls] on, then only `systemctl restart tenement` (no drop-in): no socket
+    holds the HTTPS port, and the journal says so with the fix, at priority err (the
+    server used to serve no HTTPS without a word); plain HTTP and the tenants go on."""
+    c = tenement.container
+    c.run("systemctl start tenement", timeout=150)  # test_lifecycle.py may leave it stopped
+    tenement.wait_active()
+    tenement.wait_instances({"web:alice", "web:bob"})
+    before = tenement.tenant_pids()
+    https_port, http_port = two_free_ports()
+    tenement.write_config(CONFIG_TEXT + tls_settings(https_port, http_port, UNUSED_DIRECTORY))
+    try:
+        c.run("systemctl restart tenement", timeout=120)
+        pid = tenement.wait_active()
+        said = c.wait_for(
+            f"journalctl _PID={pid} -p err -o cat --no-pager | grep 'TLS is on'",
+            what="the error about the missing HTTPS socket",
+        )
+        assert f"no listening socket is on https_port {https_port}" in said
+        assert "systemctl restart tenement.socket tenement" in said
+        assert tenement.tenant_pids() == before
+    finally:
+        tenement.write_config(CONFIG_TEXT)
+        c.run("systemctl restart tenement", timeout=120)
+        tenement.wait_active()
 
 
 @pytest.fixture(scope="module")
