@@ -1,6 +1,6 @@
 """Built-in HTTPS under a real systemd (issue #20): certificates from a real ACME server,
-and `systemctl restart tenement` under an HTTPS load fails no request, orders nothing
-again and restarts no tenant.
+and `systemctl restart tenement` and the two-binary switchover under an HTTPS load fail
+no request, order nothing again and restart no tenant.
 
 The session's container, set up as docs/operations.md ("Built-in TLS") tells a packaged
 user: the shipped drop-in (``/usr/share/doc/tenement-py/examples/tls.conf``; a wheel
@@ -33,7 +33,8 @@ import attrs
 import pytest
 
 from tests.pebble import MISSING, Pebble, client_context, running_pebble
-from tests.system.deployment import CONFIG_TEXT, VENV, Tenement
+from tests.system import deployment
+from tests.system.deployment import CONFIG_TEXT, DATA_DIR, VENV, Tenement
 from tests.system.load import Load
 from tests.system.tls import (
     CA_BUNDLE,
@@ -52,7 +53,7 @@ pytestmark = [
 ]
 
 HOSTS = {f"alice.web.{DOMAIN}": "alice", f"bob.web.{DOMAIN}": "bob"}
-RESTARTS = 3
+RESTARTS = 5
 #: where no ACME server answers (a test that must order nothing)
 UNUSED_DIRECTORY = "https://127.0.0.1:9/dir"
 SOCKET_DROPIN = "/etc/systemd/system/tenement.socket.d/20-tls.conf"
@@ -198,4 +199,61 @@ def test_restart_over_https_loses_nothing(tls: Tls) -> None:
     assert load.result.failed == 0, f"{load.result.summary()}\n{tenement.journal_problems()}"
     assert _certificates(tls) == serials
     assert tls.pebble.orders() == orders, "a restart ordered a certificate again"
+    assert tenement.tenant_pids() == before
+
+
+def test_two_binary_switchover_over_https(tls: Tls) -> None:
+    """The switchover of test_lifecycle.py over HTTPS: a second `ten serve` (its own
+    HTTPS port, same data directory) serves the certificates the first one ordered, from
+    the shared cache, and takes the tenants over when the first is TERMed: no HTTPS
+    request fails, nothing is ordered, no tenant restarts."""
+    tenement = tls.tenement
+    c = tenement.container
+    before = tenement.tenant_pids()
+    orders = tls.pebble.orders()
+    plain, https_port, http_port = deployment.free_port(), *two_free_ports()
+    second = "/etc/tenement/second.toml"
+    c.write(second, CONFIG_TEXT + tls_settings(https_port, http_port, tls.pebble.directory))
+    binds = " ".join(f"--bind 127.0.0.1:{port}" for port in (plain, https_port, http_port))
+    c.run(
+        "systemd-run --unit=tenement-second -p User=tenement -p Group=tenement"
+        f" -p WorkingDirectory={DATA_DIR} -p Environment=REQUESTS_CA_BUNDLE={CA_BUNDLE}"
+        f" /usr/bin/ten serve --config {second} --data-dir {DATA_DIR} {binds}"
+    )
+    try:
+        with Load(tls.https_port, HOSTS, tls=tls.client) as load:
+            load.wait_for_requests(20)
+            state = c.wait_for(
+                f"curl -sf http://127.0.0.1:{plain}/health && exit 0;"
+                " systemctl is-active -q tenement-second || { journalctl -u tenement-second"
+                " -o cat --no-pager | tail -3; exit 0; }; exit 2",
+                timeout=30,
+                what="the second server ready",
+            )
+            assert "ok" in state, f"the second server did not start: {state}"
+        _say(f"switchover over HTTPS, old port: {load.result.summary()}")
+        assert load.result.failed == 0, load.result.summary()
+        second_serials = {
+            host: served_serial(c, https_port, host, tls.client) for host in (DOMAIN, *HOSTS)
+        }
+        assert second_serials == _certificates(tls), "the second server ordered its own"
+        old = tenement.main_pid()
+        with Load(https_port, HOSTS, tls=tls.client) as load:
+            load.wait_for_requests(20)
+            c.run("systemctl kill --kill-who=main -s SIGTERM tenement")
+            c.wait_for(f"! test -e /proc/{old}", timeout=60, what="the old server gone")
+            load.wait_for_requests(50)
+        _say(f"switchover over HTTPS, new port: {load.result.summary()}")
+        assert load.result.failed == 0, load.result.summary()
+        for iid, pid in before.items():
+            assert c.pid_alive(pid), f"{iid} (pid {pid}) was stopped by the switchover"
+        assert tls.pebble.orders() == orders, "the switchover ordered a certificate"
+    finally:
+        # the tenants back to tenement.service: the second server leaves them running
+        c.run("systemctl kill -s SIGUSR2 tenement-second", check=False)
+        c.wait_for("! systemctl is-active -q tenement-second", timeout=30)
+        c.run("systemctl reset-failed tenement-second", check=False)
+        c.run(f"rm -f {second}")
+        c.run("systemctl start tenement", timeout=150)
+        tenement.wait_instances({"web:alice", "web:bob"})
     assert tenement.tenant_pids() == before
