@@ -88,3 +88,17 @@ def test_the_packages_ship_the_dropin_disabled() -> None:
     assert "units/examples/tls.conf usr/share/doc/tenement-py/examples/" in debian
     spec = (ROOT / "packaging" / "rpm" / "tenement.spec").read_text()
     assert "units/examples/tls.conf %{buildroot}%{_docdir}/%{name}/examples/tls.conf" in spec
+
+
+def test_the_plan_restarts_running_units_whose_files_change(tmp_path: Path) -> None:
+    """A second `ten install --tls` on a running install must restart the socket (it opens
+    new ports only at its start) and the service (a new ExecStart=); the plan says so
+    (tests/system/test_binary_swap.py shows it on a real systemd)."""
+    result = _install(tmp_path, "", "--tls", "--email", "ops@example.com", "-d", "example.com")
+    assert result.returncode == 0, result.stderr
+    steps = result.stdout.split("\n\n")[1]
+    assert "run: systemctl daemon-reload\n" in steps
+    reload_at = steps.index("run: systemctl daemon-reload")
+    restart_at = steps.index("run: systemctl try-restart UNITS (the running units whose files")
+    enable_at = steps.index("run: systemctl enable --now tenement.socket")
+    assert reload_at < restart_at < enable_at
