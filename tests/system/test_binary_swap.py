@@ -5,12 +5,15 @@ tree's release and a newer one (tests/newer_release.py, built as a wheel), with
 ``/usr/local/bin/ten`` the newer and ``/usr/local/bin/ten.bak`` the older, as a user
 who upgraded by hand keeps them. ``ten install`` writes the units that run
 ``/usr/local/bin/ten``. The rollback is the upgrade guide's three commands. Then, on
-the same running install, `ten install --tls` turns built-in HTTPS on.
+the same running install, `ten install --tls` turns built-in HTTPS on, and `ten install`
+without it off.
 """
 
 from __future__ import annotations
 
+import re
 import shutil
+import socket
 import sys
 from collections.abc import Iterator
 
@@ -31,6 +34,7 @@ HOSTS = {"alice.web.localhost": "alice", "bob.web.localhost": "bob"}
 THIS_RELEASE = ".".join(str(part) for part in release(__version__))
 NEWER_VERSION = "{}.{}.{}".format(*release(__version__)[:2], release(__version__)[2] + 1)
 TEN = "/usr/local/bin/ten"
+TLS_DROPIN = "/etc/systemd/system/tenement.socket.d/20-tls.conf"
 
 
 def _say(message: str) -> None:
@@ -162,4 +166,25 @@ def test_ten_install_tls_on_a_running_install(
         assert pebble.orders() == 1
     assert swapped.main_pid() != server, "the server was not restarted with --tls"
     assert "--tls --email" in _command_line(swapped)
+    assert swapped.tenant_pids() == before
+
+
+def test_ten_install_without_tls_turns_it_off(swapped: Tenement) -> None:
+    """Then `ten install` without --tls ([settings.tls] not enabled): the socket no longer
+    holds the HTTPS port and the server runs without --tls; tenants kept. (The drop-in
+    stayed: the socket went on holding the port and the server answered plain HTTP on
+    it.)"""
+    c = swapped.container
+    if not c.path(TLS_DROPIN).exists():
+        pytest.skip("the `ten install --tls` test did not run")
+    match = re.search(r"^https_port = (\d+)$", c.path(CONFIG).read_text(), re.M)
+    assert match is not None
+    https_port = int(match.group(1))
+    before = swapped.tenant_pids()
+    c.run([TEN, "install", "-d", DOMAIN], timeout=150)
+    swapped.wait_active()
+    assert not c.path(TLS_DROPIN).exists()
+    assert "--tls" not in _command_line(swapped)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", https_port), timeout=10).close()
     assert swapped.tenant_pids() == before

@@ -102,3 +102,25 @@ def test_the_plan_restarts_running_units_whose_files_change(tmp_path: Path) -> N
     restart_at = steps.index("run: systemctl try-restart UNITS (the running units whose files")
     enable_at = steps.index("run: systemctl enable --now tenement.socket")
     assert reload_at < restart_at < enable_at
+
+
+def test_an_earlier_tls_dropin_is_removed_when_tls_is_off(tmp_path: Path) -> None:
+    """`ten install` without --tls, TLS not enabled in the config, after an earlier
+    `ten install --tls`: its socket drop-in goes (the socket would hold the HTTPS port
+    and the server answer plain HTTP there); with --tls it stays."""
+    from tenement.cli.install import make_plan, units_dir
+
+    config = tmp_path / "tenement.toml"
+    config.write_text("")
+    common = {
+        "units": units_dir(),
+        "config_source": config,
+        "ten_path": "/usr/bin/ten",
+        "domain": None,
+        "port": None,
+        "config_present": True,
+    }
+    plan = make_plan(**common, stale_tls_dropin=True)
+    assert [path.name for path in plan.removals] == ["20-tls.conf"]
+    assert any("built-in TLS is off" in note for note in plan.notes)
+    assert make_plan(**common).removals == ()
