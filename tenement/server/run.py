@@ -485,6 +485,7 @@ def run(
         workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
     """
     from tenement.server.secrets import drop_secrets, secure_data_dir
+    from tenement.server.tls_front import prepare_cache_dir
     from tenement.server.workers import (
         describe_count,
         fork_workers,
@@ -509,6 +510,9 @@ def run(
     if shared is not None:
         log.warning("%s", shared)
     secure_data_dir(config.settings.data_dir)
+    if config.settings.tls.enabled:
+        # like the database URL: before a tenant is adopted (a crash later stopped them)
+        prepare_cache_dir(config.settings)
     requested = config.settings.workers if workers is None else workers
     count = worker_count(requested)
     log.info("%s", describe_count(requested, count))

@@ -10,11 +10,13 @@ bound ones are treated alike.
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from tenement.config import Settings, TlsSettings
+from tenement.errors import TenementError
 
 if TYPE_CHECKING:  # with cryptography and acme: loaded only when TLS is on
     from tenement.proxy import Proxy
@@ -80,6 +82,34 @@ def _port(sock: socket.socket) -> int | None:
 def cache_dir(settings: Settings) -> Path:
     """``[settings.tls] cache_dir``, by default ``{data_dir}/acme``."""
     return settings.tls.cache_dir or settings.data_dir / "acme"
+
+
+def prepare_cache_dir(settings: Settings) -> None:
+    """Create ``cache_dir`` (0700) before anything is served or adopted, or say why not.
+
+    The server writes it (account key, certificates, back-off): found unwritable only
+    once serving, it crashed with a traceback after adopting the tenants, stopping them
+    all, and systemd restarted it into the same crash.
+
+    Raises:
+        TenementError: it cannot be created or written (what to do in the message).
+    """
+    from tenement.tls.certs import make_cache_dir
+
+    path = cache_dir(settings)
+    try:
+        make_cache_dir(path)
+        problem = None if os.access(path, os.W_OK | os.X_OK) else "not writable"
+    except OSError as exc:
+        problem = exc.strerror or str(exc)
+    if problem is not None:
+        raise TenementError(
+            f"cannot use [settings.tls] cache_dir {path}: {problem}. The server writes the"
+            " ACME account key and the certificates there. Under systemd only the data"
+            f" directory is writable (ProtectSystem=strict): leave cache_dir at its default"
+            f" ({settings.data_dir / 'acme'}), or allow it with `ReadWritePaths={path}` in a"
+            " drop-in (`systemctl edit tenement`); otherwise check its owner and mode"
+        )
 
 
 def tls_manager(settings: Settings, proxy: Proxy) -> TlsManager:

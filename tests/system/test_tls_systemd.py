@@ -257,3 +257,31 @@ def test_two_binary_switchover_over_https(tls: Tls) -> None:
         c.run("systemctl start tenement", timeout=150)
         tenement.wait_instances({"web:alice", "web:bob"})
     assert tenement.tenant_pids() == before
+
+
+def test_an_unwritable_cache_dir_fails_clearly_and_stops_no_tenant(tls: Tls) -> None:
+    """`cache_dir` where the unit cannot write (/etc: ProtectSystem=strict), then `systemctl
+    restart tenement`: the server refuses to start with a message saying what to do, and
+    leaves the tenants running for the next server. (It crashed with a traceback after
+    adopting them, stopping every tenant, and systemd restarted it into the same crash.)"""
+    tenement = tls.tenement
+    c = tenement.container
+    before = tenement.tenant_pids()
+    config = CONFIG_TEXT + tls_settings(tls.https_port, tls.http_port, tls.pebble.directory)
+    tenement.write_config(config + 'cache_dir = "/etc/tenement/acme"\n')
+    try:
+        c.run("systemctl restart tenement", check=False, timeout=120)
+        said = c.wait_for(
+            "journalctl -u tenement -o cat --no-pager | grep 'cannot use \\[settings.tls\\]'",
+            what="the refusal of the cache_dir",
+        )
+        assert "cache_dir /etc/tenement/acme: Read-only file system" in said, said
+        assert "ReadWritePaths=/etc/tenement/acme" in said
+        for iid, pid in before.items():
+            assert c.pid_alive(pid), f"{iid} (pid {pid}) was stopped by the failed start"
+    finally:
+        tenement.write_config(config)
+        c.run("systemctl reset-failed tenement", check=False)
+        c.run("systemctl restart tenement", timeout=150)
+        tenement.wait_active()
+    assert tenement.tenant_pids() == before

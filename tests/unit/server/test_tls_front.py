@@ -1,15 +1,19 @@
-"""Which listening sockets speak HTTPS, and what a server told to serve TLS without a
-socket on its HTTPS or HTTP port says (it used to serve no HTTPS, saying nothing)."""
+"""Which listening sockets speak HTTPS, what a server told to serve TLS without a socket
+on its HTTPS or HTTP port says (it used to serve no HTTPS, saying nothing), and the
+cache_dir checked before anything is served (found unwritable later, it crashed the
+server after adopting the tenants, stopping them)."""
 
 from __future__ import annotations
 
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from tenement.config import TlsSettings
-from tenement.server.tls_front import missing_ports, split_sockets
+from tenement.config import Settings, TlsSettings
+from tenement.errors import TenementError
+from tenement.server.tls_front import missing_ports, prepare_cache_dir, split_sockets
 
 
 @pytest.fixture
@@ -61,3 +65,23 @@ def test_no_socket_on_either_port_names_both(listening: list[socket.socket]) -> 
 def test_without_tls_nothing_is_missing(listening: list[socket.socket]) -> None:
     assert missing_ports([], [], TlsSettings()) is None
     assert split_sockets(listening, TlsSettings()) == (listening, [], [])
+
+
+def test_a_cache_dir_that_cannot_be_made_is_refused_with_the_fix(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("")
+    settings = Settings(
+        data_dir=tmp_path,
+        tls=TlsSettings(enabled=True, cache_dir=tmp_path / "a-file" / "acme"),
+    )
+    with pytest.raises(TenementError) as refused:
+        prepare_cache_dir(settings)
+    assert str(refused.value).startswith(
+        f"cannot use [settings.tls] cache_dir {tmp_path}/a-file/acme: Not a directory."
+    )
+    assert f"ReadWritePaths={tmp_path}/a-file/acme" in str(refused.value)
+
+
+def test_the_cache_dir_is_made_private(tmp_path: Path) -> None:
+    settings = Settings(data_dir=tmp_path, tls=TlsSettings(enabled=True))
+    prepare_cache_dir(settings)
+    assert (tmp_path / "acme").stat().st_mode & 0o777 == 0o700
