@@ -52,7 +52,15 @@ def _row(cells: Sequence[str], last: str, node: str | bool = False) -> str:
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """A cell: ``-`` for None; control characters escaped (``\\x1b``), since a node row
+    comes from whichever host wrote it to the shared database, and an escape sequence in
+    it would drive the terminal of whoever runs ``ten nodes`` or ``ten ps``."""
+    if value is None:
+        return "-"
+    text = str(value)
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
 
 def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:
@@ -85,6 +93,8 @@ def format_bytes(count: int | None) -> str:
     """``8_589_934_592 -> "8.0G"`` (binary units, one decimal), ``None`` or 0 -> ``-``."""
     if not count:
         return "-"
+    if not _is_number(count):
+        return _text(count)
     value = float(count)
     for unit in ("B", "K", "M", "G"):
         if value < 1024:
@@ -110,7 +120,7 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
             _text(node.get("advertise")),
             _text(node.get("version")),
             _text(node.get("state")),
-            "-" if silent is None else f"{silent:.1f}s ago",
+            f"{silent:.1f}s ago" if _is_number(silent) else _text(silent),
             _text(node.get("instances")),
         ]
         memory = (
@@ -120,8 +130,12 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
         lines.append(_nodes_row(cells, memory))
     up = sum(1 for node in nodes if node.get("state") == "up")
     lines.append("")
-    lines.append(f"{len(nodes)} node(s), {up} up, seen from {answer.get('node')} ({server})")
+    lines.append(f"{len(nodes)} node(s), {up} up, seen from {_text(answer.get('node'))} ({server})")
     return "\n".join(lines)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _nodes_row(cells: Sequence[str], last: str) -> str:
