@@ -96,7 +96,8 @@ def _usage_signature(history: Any, tenant: str | None) -> Hashable:
     if history is None:
         return 0
     if tenant is None:
-        return history.usage_changes
+        changes: int = history.usage_changes
+        return changes
     suffix = f":{tenant}"
     return tuple(sorted(item for item in history.usage.items() if item[0].endswith(suffix)))
 

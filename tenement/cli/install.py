@@ -131,18 +131,40 @@ def service_dropin(
     (exec_start,) = _directive_lines(unit_text, "ExecStart")
     if ten_path == UNIT_TEN and domain is None and not serve_args:
         return None
-    argv = exec_start.split()
-    if argv[0] == UNIT_TEN:
-        argv[0] = ten_path
-    if domain is not None:
-        argv += ["--domain", domain]
-    argv += serve_args
+    unit_words = exec_start.split()
+    program = exec_word(ten_path) if unit_words[0] == UNIT_TEN else unit_words[0]
+    added = [*(() if domain is None else ("--domain", domain)), *serve_args]
+    # ours quoted, the unit's words as they are: a space or "%" in a path must stay one
+    # word, and a newline in an option's value must not start another directive
+    start = [program, *unit_words[1:], *(exec_word(arg) for arg in added)]
     return (
         "# Written by `ten install`; removed by `ten uninstall`.\n"
         "[Service]\n"
         "ExecStart=\n"
-        f"ExecStart={' '.join(argv)}\n"
+        f"ExecStart={' '.join(start)}\n"
     )
+
+
+#: what --domain may be: a DNS name (it goes on the service's ExecStart= line)
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+#: a word of ExecStart= that needs no quotes (systemd.service(5) "Command lines")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@+,=-]+")
+
+
+def exec_word(arg: str) -> str:
+    """``arg`` as one word of an ``ExecStart=`` line: double-quoted when it has anything
+    but plain characters, ``%`` and ``$`` doubled (systemd would expand specifiers and
+    variables in them). A control character (a newline would end the line and start
+    another directive) is refused."""
+    if any(not char.isprintable() for char in arg):
+        raise InstallError(
+            f"{arg!r} cannot go on the ExecStart= line of a unit: it has a control "
+            "character (a newline would start another directive); give it without one"
+        )
+    if _PLAIN_WORD.fullmatch(arg):
+        return arg
+    quoted = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{quoted}"'
 
 
 def socket_dropin(socket_text: str, *, port: int | None) -> str | None:
@@ -321,8 +343,7 @@ def apply_plan(plan: InstallPlan) -> bool:
         if _text_of(planned.path) != planned.text:
             restarts += [unit for unit in planned.restarts if unit not in restarts]
         planned.path.parent.mkdir(parents=True, exist_ok=True)
-        planned.path.write_text(planned.text)
-        planned.path.chmod(0o644)
+        write_unit_file(planned.path, planned.text)
         click.echo(f"  wrote {planned.path}")
     for path in plan.removals:
         if path.exists():
@@ -336,6 +357,22 @@ def apply_plan(plan: InstallPlan) -> bool:
             _run(("systemctl", "try-restart", *restarts))
     active = _run(("systemctl", "is-active", "tenement.service"), check=False)
     return active.stdout.strip() == "active"
+
+
+def write_unit_file(path: Path, text: str) -> None:
+    """Put ``text`` at ``path`` (mode 0644) in place of what is there, a symlink included:
+    a link planted at one of our names (into /etc/shadow, say) is replaced, its target
+    neither written nor made world-readable, and no reader sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    try:
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(file.fileno(), 0o644)  # whatever the umask
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _text_of(path: Path) -> str | None:
@@ -404,6 +441,12 @@ def install(
     """
     if domain is not None and not domain.strip():
         raise click.BadParameter("must not be empty", param_hint="--domain")
+    if domain is not None and not _DOMAIN.fullmatch(domain):
+        raise click.BadParameter(
+            f"expected a domain name (letters, digits, '.' and '-', e.g. example.com), "
+            f"got {domain!r}",
+            param_hint="--domain",
+        )
     if (with_caddy or dns_provider) and domain is None:
         raise click.UsageError("--caddy needs --domain")
     if email is not None and not tls:
