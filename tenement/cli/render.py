@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tenement.shown import shown
+
 #: the ps table: (header, width); the last column is padded too, as the reference does
 PS_COLUMNS = (("INSTANCE", 20), ("LISTEN", 20), ("UPTIME", 10), ("IDLE", 10), ("HEALTH", 8))
 PS_LAST_COLUMN = ("WEIGHT", 6)
@@ -55,12 +57,7 @@ def _text(value: Any) -> str:
     """A cell: ``-`` for None; control characters escaped (``\\x1b``), since a node row
     comes from whichever host wrote it to the shared database, and an escape sequence in
     it would drive the terminal of whoever runs ``ten nodes`` or ``ten ps``."""
-    if value is None:
-        return "-"
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+    return "-" if value is None else shown(str(value))
 
 
 def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:

@@ -18,6 +18,7 @@ import trio
 from tenement._version import __version__
 from tenement.config import Fleet
 from tenement.errors import TenementError
+from tenement.shown import shown
 from tenement.store import Store
 from tenement.store.nodes import NodeIdentity, NodeRow
 
@@ -152,8 +153,8 @@ class Membership:
         ):
             log.warning(
                 "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s",
-                node.name,
-                node.advertise,
+                shown(node.name),
+                shown(node.advertise),
                 node.silent_s,
                 self.fleet.node_timeout,
             )
