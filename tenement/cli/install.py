@@ -539,6 +539,31 @@ def _checked_tls(config_path: Path, domain: str | None, email: str | None) -> Tl
     return resolve_tls(config.settings.tls, flags)
 
 
+def uninstall_paths(systemd_dir: Path) -> tuple[list[Path], list[Path]]:
+    """What `ten uninstall` removes, and the drop-ins it keeps: one at a name of ours
+    that `ten install` did not write (its header says so) is the user's."""
+    paths = [
+        systemd_dir / "tenement.service",
+        systemd_dir / "tenement.socket",
+        SYSUSERS_FILE,
+        TMPFILES_FILE,
+    ]
+    kept = []
+    for dropin in (
+        systemd_dir / "tenement.service.d" / DROPIN_NAME,
+        systemd_dir / "tenement.socket.d" / DROPIN_NAME,
+        systemd_dir / "tenement.socket.d" / TLS_DROPIN_NAME,
+    ):
+        text = None if dropin.is_symlink() else _text_of(dropin)
+        if text is None and not dropin.is_symlink():
+            paths.append(dropin)  # not there (a dry run lists it all the same)
+        elif text is not None and text.startswith("# Written by `ten install"):
+            paths.append(dropin)
+        else:
+            kept.append(dropin)
+    return paths, kept
+
+
 @click.command(short_help="Remove the systemd service installed by `ten install`")
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing")
 @global_options
@@ -550,15 +575,7 @@ def uninstall(dry_run: bool) -> None:
     """
     if not dry_run:
         require_root(os.geteuid(), "uninstall")
-    paths = [
-        SYSTEMD_DIR / "tenement.service",
-        SYSTEMD_DIR / "tenement.socket",
-        SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME,
-        SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME,
-        SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME,
-        SYSUSERS_FILE,
-        TMPFILES_FILE,
-    ]
+    paths, kept = uninstall_paths(SYSTEMD_DIR)
     commands = [
         ("systemctl", "disable", "--now", "tenement.service"),
         ("systemctl", "disable", "--now", "tenement.socket"),
@@ -568,6 +585,8 @@ def uninstall(dry_run: bool) -> None:
             click.echo(f"run: {' '.join(argv)}")
         for path in paths:
             click.echo(f"remove: {path}")
+        for path in kept:
+            click.echo(f"keep: {path} (not written by `ten install`)")
         click.echo("run: systemctl daemon-reload")
     else:
         if not (SYSTEMD_DIR / "tenement.service").exists():
@@ -579,9 +598,11 @@ def uninstall(dry_run: bool) -> None:
         for argv in commands:
             _run(argv, check=False)
         for path in paths:
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 path.unlink()
                 click.echo(f"  removed {path}")
+        for path in kept:
+            click.echo(f"  kept {path}: not written by `ten install` (remove it by hand)")
         for dropins in (SYSTEMD_DIR / "tenement.service.d", SYSTEMD_DIR / "tenement.socket.d"):
             if dropins.is_dir() and not any(dropins.iterdir()):
                 dropins.rmdir()

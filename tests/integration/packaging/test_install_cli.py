@@ -261,3 +261,27 @@ def test_a_unit_file_written_over_a_symlink_replaces_the_link(tmp_path: Path) ->
     assert link.read_text() == "[Service]\n"
     assert link.stat().st_mode & 0o777 == 0o644
     assert sorted(path.name for path in dropins.iterdir()) == ["10-install.conf"]
+
+
+def test_uninstall_removes_only_the_dropins_install_wrote(tmp_path: Path) -> None:
+    service_d = tmp_path / "tenement.service.d"
+    socket_d = tmp_path / "tenement.socket.d"
+    service_d.mkdir()
+    socket_d.mkdir()
+    ours = service_d / "10-install.conf"
+    ours.write_text(
+        install_mod.service_dropin(
+            (UNITS / "tenement.service").read_text(), ten_path="/opt/ten", domain=None
+        )
+        or ""
+    )
+    # copied by hand from the example, and a link to a file of the user's
+    by_hand = socket_d / "20-tls.conf"
+    by_hand.write_text((UNITS / "examples" / "tls.conf").read_text())
+    link = socket_d / "10-install.conf"
+    link.symlink_to(tmp_path / "elsewhere.conf")
+    paths, kept = install_mod.uninstall_paths(tmp_path)
+    assert ours in paths
+    assert tmp_path / "tenement.service" in paths
+    assert sorted(kept) == sorted([by_hand, link])
+    assert not set(kept) & set(paths)
