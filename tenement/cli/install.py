@@ -98,6 +98,7 @@ class PlannedFile:
     overwrite: bool = True
     #: the units to restart, if they run, when this file changes
     restarts: tuple[str, ...] = ()
+    mode: int = 0o644
 
 
 @attrs.frozen
@@ -255,7 +256,11 @@ def make_plan(
     if config_present:
         notes.append(f"{CONFIG_FILE} exists: kept as it is (not replaced by {config_source})")
     else:
-        files.append(PlannedFile(CONFIG_FILE, config_source.read_text(), overwrite=False))
+        # it may hold secrets (a database_url's password, services' env): readable by
+        # root and the service's group only (chgrp once sysusers has made the group)
+        files.append(
+            PlannedFile(CONFIG_FILE, config_source.read_text(), overwrite=False, mode=0o640)
+        )
     if re.match(r"^/(home|root)(/|$)", ten_path):
         notes.append(
             f"WARNING: {ten_path} is under /home or /root, which the service cannot see "
@@ -268,6 +273,7 @@ def make_plan(
         )
     commands = (
         ("systemd-sysusers", str(SYSUSERS_FILE)),
+        *(() if config_present else (("chgrp", "tenement", str(CONFIG_FILE)),)),
         ("systemd-tmpfiles", "--create", str(TMPFILES_FILE)),
         RELOAD,
         ("systemctl", "enable", "--now", "tenement.socket"),
@@ -343,7 +349,7 @@ def apply_plan(plan: InstallPlan) -> bool:
         if _text_of(planned.path) != planned.text:
             restarts += [unit for unit in planned.restarts if unit not in restarts]
         planned.path.parent.mkdir(parents=True, exist_ok=True)
-        write_unit_file(planned.path, planned.text)
+        write_unit_file(planned.path, planned.text, planned.mode)
         click.echo(f"  wrote {planned.path}")
     for path in plan.removals:
         if path.exists():
@@ -359,15 +365,15 @@ def apply_plan(plan: InstallPlan) -> bool:
     return active.stdout.strip() == "active"
 
 
-def write_unit_file(path: Path, text: str) -> None:
-    """Put ``text`` at ``path`` (mode 0644) in place of what is there, a symlink included:
+def write_unit_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Put ``text`` at ``path`` (``mode``) in place of what is there, a symlink included:
     a link planted at one of our names (into /etc/shadow, say) is replaced, its target
     neither written nor made world-readable, and no reader sees half a file."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
     try:
         with os.fdopen(fd, "w") as file:
-            os.fchmod(file.fileno(), 0o644)  # whatever the umask
+            os.fchmod(file.fileno(), mode)  # whatever the umask
             file.write(text)
         os.replace(temporary, path)
     except BaseException:

@@ -285,3 +285,37 @@ def test_uninstall_removes_only_the_dropins_install_wrote(tmp_path: Path) -> Non
     assert tmp_path / "tenement.service" in paths
     assert sorted(kept) == sorted([by_hand, link])
     assert not set(kept) & set(paths)
+
+
+def test_the_installed_config_is_not_world_readable(tmp_path: Path) -> None:
+    # it may hold a database_url's password and services' env (other tenants' secrets)
+    config = tmp_path / "tenement.toml"
+    config.write_text('[settings]\ndatabase_url = "postgresql://u:secret@db/t"\n')
+    plan = install_mod.make_plan(
+        units=UNITS,
+        config_source=config,
+        ten_path="/usr/bin/ten",
+        domain=None,
+        port=None,
+        config_present=False,
+    )
+    (planned,) = [f for f in plan.files if f.path == install_mod.CONFIG_FILE]
+    assert planned.mode == 0o640
+    chgrp = ("chgrp", "tenement", str(install_mod.CONFIG_FILE))
+    assert (
+        plan.commands.index(chgrp)
+        == plan.commands.index(("systemd-sysusers", str(install_mod.SYSUSERS_FILE))) + 1
+    )
+    written = tmp_path / "etc" / "tenement.toml"
+    written.parent.mkdir()
+    install_mod.write_unit_file(written, planned.text, planned.mode)
+    assert written.stat().st_mode & 0o777 == 0o640
+    kept = install_mod.make_plan(
+        units=UNITS,
+        config_source=config,
+        ten_path="/usr/bin/ten",
+        domain=None,
+        port=None,
+        config_present=True,
+    )
+    assert chgrp not in kept.commands
