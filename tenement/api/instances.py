@@ -6,6 +6,7 @@ instance's storage; we scope that too). Audit rows are the supervisor's job.
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from typing import Any
 
 from tenement.api import conditional, http
@@ -73,8 +74,7 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     without building the list (see :mod:`tenement.api.conditional`)."""
     history = api.history
     tag = conditional.etag(
-        api.supervisor.signature(request.tenant),
-        history.usage_changes if history is not None else 0,
+        api.supervisor.signature(request.tenant), _usage_signature(history, request.tenant)
     )
     unchanged = conditional.not_modified(request.scope, tag)
     if unchanged is not None:
@@ -87,6 +87,19 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
         for item in listed:
             item["node"] = node
     return conditional.tagged(http.json_response(listed), tag)
+
+
+def _usage_signature(history: Any, tenant: str | None) -> Hashable:
+    """What of the sampled usage the list shows: all of it for the admin (a counter
+    stands for it); for a tenant, only its own instances', so that its tag does not
+    move when another tenant's memory or CPU does (a 304 would tell it so)."""
+    if history is None:
+        return 0
+    if tenant is None:
+        changes: int = history.usage_changes
+        return changes
+    suffix = f":{tenant}"
+    return tuple(sorted(item for item in history.usage.items() if item[0].endswith(suffix)))
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from tenement.api import http
@@ -16,16 +17,22 @@ def node_json(row: Any) -> dict[str, Any]:
         "advertise": row.advertise,
         "version": row.version,
         "state": row.state,
-        "started_at": row.started_at,
-        "heartbeat_at": row.heartbeat_at,
-        "silent_secs": max(row.silent_s, 0.0),
+        "started_at": _finite(row.started_at),
+        "heartbeat_at": _finite(row.heartbeat_at),
+        "silent_secs": None if _finite(row.silent_s) is None else max(row.silent_s, 0.0),
         "cpus": row.cpus,
         "memory_total_bytes": row.memory_total,
         "memory_available_bytes": row.memory_available,
         "instances": row.instances,
-        "down_at": row.down_at,
+        "down_at": _finite(row.down_at),
         "down_by": row.down_by,
     }
+
+
+def _finite(seconds: float | None) -> float | None:
+    """None for NaN and the infinities, which PostgreSQL's double precision stores (a
+    hostile or broken peer may write them) and JSON has no word for."""
+    return seconds if seconds is not None and math.isfinite(seconds) else None
 
 
 async def list_nodes(api: ApiContext, request: Request, send: Send) -> http.Response:

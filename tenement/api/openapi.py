@@ -113,9 +113,19 @@ def _schemas() -> dict[str, Any]:
                 "advertise": {**STR, "description": "host:port where peers reach it"},
                 "version": {**STR, "description": "Its tenement version."},
                 "state": {"type": "string", "enum": ["up", "down", "draining"]},
-                "started_at": {**NUM, "description": "Epoch seconds (the database's clock)."},
-                "heartbeat_at": {**NUM, "description": "Epoch seconds (the database's clock)."},
-                "silent_secs": {**NUM, "description": "Since its last heartbeat."},
+                "started_at": {
+                    "type": ["number", "null"],
+                    "description": "Epoch seconds (the database's clock); null if the row "
+                    "holds no finite number (NaN, Infinity).",
+                },
+                "heartbeat_at": {
+                    "type": ["number", "null"],
+                    "description": "Epoch seconds (the database's clock); null as started_at.",
+                },
+                "silent_secs": {
+                    "type": ["number", "null"],
+                    "description": "Since its last heartbeat; null as started_at.",
+                },
                 "cpus": INT,
                 "memory_total_bytes": INT,
                 "memory_available_bytes": INT,

@@ -98,6 +98,7 @@ class PlannedFile:
     overwrite: bool = True
     #: the units to restart, if they run, when this file changes
     restarts: tuple[str, ...] = ()
+    mode: int = 0o644
 
 
 @attrs.frozen
@@ -131,18 +132,40 @@ def service_dropin(
     (exec_start,) = _directive_lines(unit_text, "ExecStart")
     if ten_path == UNIT_TEN and domain is None and not serve_args:
         return None
-    argv = exec_start.split()
-    if argv[0] == UNIT_TEN:
-        argv[0] = ten_path
-    if domain is not None:
-        argv += ["--domain", domain]
-    argv += serve_args
+    unit_words = exec_start.split()
+    program = exec_word(ten_path) if unit_words[0] == UNIT_TEN else unit_words[0]
+    added = [*(() if domain is None else ("--domain", domain)), *serve_args]
+    # ours quoted, the unit's words as they are: a space or "%" in a path must stay one
+    # word, and a newline in an option's value must not start another directive
+    start = [program, *unit_words[1:], *(exec_word(arg) for arg in added)]
     return (
         "# Written by `ten install`; removed by `ten uninstall`.\n"
         "[Service]\n"
         "ExecStart=\n"
-        f"ExecStart={' '.join(argv)}\n"
+        f"ExecStart={' '.join(start)}\n"
     )
+
+
+#: what --domain may be: a DNS name (it goes on the service's ExecStart= line)
+_DOMAIN = re.compile(r"[A-Za-z0-9]([A-Za-z0-9.-]{0,252})")
+#: a word of ExecStart= that needs no quotes (systemd.service(5) "Command lines")
+_PLAIN_WORD = re.compile(r"[A-Za-z0-9_./:@+,=-]+")
+
+
+def exec_word(arg: str) -> str:
+    """``arg`` as one word of an ``ExecStart=`` line: double-quoted when it has anything
+    but plain characters, ``%`` and ``$`` doubled (systemd would expand specifiers and
+    variables in them). A control character (a newline would end the line and start
+    another directive) is refused."""
+    if any(not char.isprintable() for char in arg):
+        raise InstallError(
+            f"{arg!r} cannot go on the ExecStart= line of a unit: it has a control "
+            "character (a newline would start another directive); give it without one"
+        )
+    if _PLAIN_WORD.fullmatch(arg):
+        return arg
+    quoted = arg.replace("\\", "\\\\").replace('"', '\\"').replace("%", "%%").replace("$", "$$")
+    return f'"{quoted}"'
 
 
 def socket_dropin(socket_text: str, *, port: int | None) -> str | None:
@@ -233,7 +256,11 @@ def make_plan(
     if config_present:
         notes.append(f"{CONFIG_FILE} exists: kept as it is (not replaced by {config_source})")
     else:
-        files.append(PlannedFile(CONFIG_FILE, config_source.read_text(), overwrite=False))
+        # it may hold secrets (a database_url's password, services' env): readable by
+        # root and the service's group only (chgrp once sysusers has made the group)
+        files.append(
+            PlannedFile(CONFIG_FILE, config_source.read_text(), overwrite=False, mode=0o640)
+        )
     if re.match(r"^/(home|root)(/|$)", ten_path):
         notes.append(
             f"WARNING: {ten_path} is under /home or /root, which the service cannot see "
@@ -246,6 +273,7 @@ def make_plan(
         )
     commands = (
         ("systemd-sysusers", str(SYSUSERS_FILE)),
+        *(() if config_present else (("chgrp", "tenement", str(CONFIG_FILE)),)),
         ("systemd-tmpfiles", "--create", str(TMPFILES_FILE)),
         RELOAD,
         ("systemctl", "enable", "--now", "tenement.socket"),
@@ -321,8 +349,7 @@ def apply_plan(plan: InstallPlan) -> bool:
         if _text_of(planned.path) != planned.text:
             restarts += [unit for unit in planned.restarts if unit not in restarts]
         planned.path.parent.mkdir(parents=True, exist_ok=True)
-        planned.path.write_text(planned.text)
-        planned.path.chmod(0o644)
+        write_unit_file(planned.path, planned.text, planned.mode)
         click.echo(f"  wrote {planned.path}")
     for path in plan.removals:
         if path.exists():
@@ -336,6 +363,22 @@ def apply_plan(plan: InstallPlan) -> bool:
             _run(("systemctl", "try-restart", *restarts))
     active = _run(("systemctl", "is-active", "tenement.service"), check=False)
     return active.stdout.strip() == "active"
+
+
+def write_unit_file(path: Path, text: str, mode: int = 0o644) -> None:
+    """Put ``text`` at ``path`` (``mode``) in place of what is there, a symlink included:
+    a link planted at one of our names (into /etc/shadow, say) is replaced, its target
+    neither written nor made world-readable, and no reader sees half a file."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+    try:
+        with os.fdopen(fd, "w") as file:
+            os.fchmod(file.fileno(), mode)  # whatever the umask
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        temporary.unlink(missing_ok=True)
+        raise
 
 
 def _text_of(path: Path) -> str | None:
@@ -404,6 +447,12 @@ def install(
     """
     if domain is not None and not domain.strip():
         raise click.BadParameter("must not be empty", param_hint="--domain")
+    if domain is not None and not _DOMAIN.fullmatch(domain):
+        raise click.BadParameter(
+            f"expected a domain name (letters, digits, '.' and '-', e.g. example.com), "
+            f"got {domain!r}",
+            param_hint="--domain",
+        )
     if (with_caddy or dns_provider) and domain is None:
         raise click.UsageError("--caddy needs --domain")
     if email is not None and not tls:
@@ -496,6 +545,31 @@ def _checked_tls(config_path: Path, domain: str | None, email: str | None) -> Tl
     return resolve_tls(config.settings.tls, flags)
 
 
+def uninstall_paths(systemd_dir: Path) -> tuple[list[Path], list[Path]]:
+    """What `ten uninstall` removes, and the drop-ins it keeps: one at a name of ours
+    that `ten install` did not write (its header says so) is the user's."""
+    paths = [
+        systemd_dir / "tenement.service",
+        systemd_dir / "tenement.socket",
+        SYSUSERS_FILE,
+        TMPFILES_FILE,
+    ]
+    kept = []
+    for dropin in (
+        systemd_dir / "tenement.service.d" / DROPIN_NAME,
+        systemd_dir / "tenement.socket.d" / DROPIN_NAME,
+        systemd_dir / "tenement.socket.d" / TLS_DROPIN_NAME,
+    ):
+        text = None if dropin.is_symlink() else _text_of(dropin)
+        if text is None and not dropin.is_symlink():
+            paths.append(dropin)  # not there (a dry run lists it all the same)
+        elif text is not None and text.startswith("# Written by `ten install"):
+            paths.append(dropin)
+        else:
+            kept.append(dropin)
+    return paths, kept
+
+
 @click.command(short_help="Remove the systemd service installed by `ten install`")
 @click.option("--dry-run", is_flag=True, help="Print what would be done; change nothing")
 @global_options
@@ -507,15 +581,7 @@ def uninstall(dry_run: bool) -> None:
     """
     if not dry_run:
         require_root(os.geteuid(), "uninstall")
-    paths = [
-        SYSTEMD_DIR / "tenement.service",
-        SYSTEMD_DIR / "tenement.socket",
-        SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME,
-        SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME,
-        SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME,
-        SYSUSERS_FILE,
-        TMPFILES_FILE,
-    ]
+    paths, kept = uninstall_paths(SYSTEMD_DIR)
     commands = [
         ("systemctl", "disable", "--now", "tenement.service"),
         ("systemctl", "disable", "--now", "tenement.socket"),
@@ -525,6 +591,8 @@ def uninstall(dry_run: bool) -> None:
             click.echo(f"run: {' '.join(argv)}")
         for path in paths:
             click.echo(f"remove: {path}")
+        for path in kept:
+            click.echo(f"keep: {path} (not written by `ten install`)")
         click.echo("run: systemctl daemon-reload")
     else:
         if not (SYSTEMD_DIR / "tenement.service").exists():
@@ -536,9 +604,11 @@ def uninstall(dry_run: bool) -> None:
         for argv in commands:
             _run(argv, check=False)
         for path in paths:
-            if path.exists():
+            if path.exists() or path.is_symlink():
                 path.unlink()
                 click.echo(f"  removed {path}")
+        for path in kept:
+            click.echo(f"  kept {path}: not written by `ten install` (remove it by hand)")
         for dropins in (SYSTEMD_DIR / "tenement.service.d", SYSTEMD_DIR / "tenement.socket.d"):
             if dropins.is_dir() and not any(dropins.iterdir()):
                 dropins.rmdir()

@@ -10,6 +10,8 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from tenement.shown import shown
+
 #: the ps table: (header, width); the last column is padded too, as the reference does
 PS_COLUMNS = (("INSTANCE", 20), ("LISTEN", 20), ("UPTIME", 10), ("IDLE", 10), ("HEALTH", 8))
 PS_LAST_COLUMN = ("WEIGHT", 6)
@@ -52,7 +54,10 @@ def _row(cells: Sequence[str], last: str, node: str | bool = False) -> str:
 
 
 def _text(value: Any) -> str:
-    return "-" if value is None else str(value)
+    """A cell: ``-`` for None; control characters escaped (``\\x1b``), since a node row
+    comes from whichever host wrote it to the shared database, and an escape sequence in
+    it would drive the terminal of whoever runs ``ten nodes`` or ``ten ps``."""
+    return "-" if value is None else shown(str(value))
 
 
 def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:
@@ -85,6 +90,8 @@ def format_bytes(count: int | None) -> str:
     """``8_589_934_592 -> "8.0G"`` (binary units, one decimal), ``None`` or 0 -> ``-``."""
     if not count:
         return "-"
+    if not _is_number(count):
+        return _text(count)
     value = float(count)
     for unit in ("B", "K", "M", "G"):
         if value < 1024:
@@ -110,7 +117,7 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
             _text(node.get("advertise")),
             _text(node.get("version")),
             _text(node.get("state")),
-            "-" if silent is None else f"{silent:.1f}s ago",
+            f"{silent:.1f}s ago" if _is_number(silent) else _text(silent),
             _text(node.get("instances")),
         ]
         memory = (
@@ -120,8 +127,12 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
         lines.append(_nodes_row(cells, memory))
     up = sum(1 for node in nodes if node.get("state") == "up")
     lines.append("")
-    lines.append(f"{len(nodes)} node(s), {up} up, seen from {answer.get('node')} ({server})")
+    lines.append(f"{len(nodes)} node(s), {up} up, seen from {_text(answer.get('node'))} ({server})")
     return "\n".join(lines)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _nodes_row(cells: Sequence[str], last: str) -> str:

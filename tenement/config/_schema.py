@@ -21,6 +21,7 @@ from tenement.config._model import (
     MIN_NODE_TIMEOUT,
     RESTART_POLICIES,
 )
+from tenement.shown import shown
 
 TILDE_HINT = (
     "Tilde is not expanded; pass an absolute path (e.g. $HOME/.local/share/tenement) instead."
@@ -318,30 +319,44 @@ NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def advertise_address(value: Any) -> str:
-    """``host:port`` (``[v6]:port``) that other hosts can reach: not a wildcard."""
+    """``host:port`` (``[v6]:port``) that other hosts can reach: not a wildcard.
+
+    The value is written to the shared database, where every node's ``ten nodes`` and logs
+    print it: only the characters of a host name or address pass (no control bytes, no
+    non-ASCII look-alikes, no digits of other scripts in the port).
+    """
     text = string(value)
+    text_ = shown(text)
     host, sep, port_text = text.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     bare = host[1:-1] if bracketed else host
     example = 'e.g. "10.0.0.11:8080" or "[fd00::11]:8080"'
     if "://" in text:
-        raise Invalid(f'expected "host:port" without a scheme ({example}), got "{text}"')
-    if not sep or not host or not port_text.isdigit() or not bare:
+        raise Invalid(f'expected "host:port" without a scheme ({example}), got "{text_}"')
+    if not sep or not host or not _PORT.fullmatch(port_text) or not bare:
         raise Invalid(
-            f'expected "host:port" where the other nodes reach this one ({example}), got "{text}"'
+            f'expected "host:port" where the other nodes reach this one ({example}), got "{text_}"'
         )
     if ":" in bare and not bracketed:
-        raise Invalid(f'an IPv6 address goes in brackets ({example}), got "{text}"')
-    if any(char.isspace() or char in "/@?#" for char in bare):
-        raise Invalid(f'expected a host name or address before ":port" ({example}), got "{text}"')
-    if not 1 <= int(port_text) <= 65535:
-        raise Invalid(f'expected a TCP port from 1 to 65535 after the host, got "{text}"')
+        raise Invalid(f'an IPv6 address goes in brackets ({example}), got "{text_}"')
     if bare in ("0.0.0.0", "::", "*"):
         raise Invalid(
             f'"{text}" is a wildcard that no other host can reach; advertise this host\'s own '
             f"address ({example})"
         )
+    if not (_ADVERTISE_V6 if bracketed else _ADVERTISE_HOST).fullmatch(bare):
+        raise Invalid(
+            f'expected a host name or address before ":port" (ASCII letters, digits, "." and '
+            f'"-"; {example}), got "{text_}"'
+        )
+    if not 1 <= int(port_text) <= 65535:
+        raise Invalid(f'expected a TCP port from 1 to 65535 after the host, got "{text_}"')
     return text
+
+
+_PORT = re.compile(r"[0-9]{1,5}")
+_ADVERTISE_HOST = re.compile(r"[A-Za-z0-9._-]{1,253}")
+_ADVERTISE_V6 = re.compile(r"[0-9A-Fa-f:.]{2,45}")
 
 
 def node_timeout(value: Any) -> float:

@@ -18,6 +18,7 @@ import trio
 from tenement._version import __version__
 from tenement.config import Fleet
 from tenement.errors import TenementError
+from tenement.shown import shown
 from tenement.store import Store
 from tenement.store.nodes import NodeIdentity, NodeRow
 
@@ -34,8 +35,8 @@ class NodeNameTaken(TenementError):
 
     def __init__(self, name: str, holder: NodeRow) -> None:
         super().__init__(
-            f"fleet node name '{name}' is taken by a live node at {holder.advertise} "
-            f"(host {holder.host}, data dir {holder.data_dir}, last heartbeat "
+            f"fleet node name '{name}' is taken by a live node at {shown(holder.advertise)} "
+            f"(host {shown(holder.host)}, data dir {shown(holder.data_dir)}, last heartbeat "
             f'{holder.silent_s:.1f} s ago); give this node its own [fleet] node = "...", '
             "or stop the other one and wait node_timeout"
         )
@@ -100,13 +101,15 @@ class Membership:
         was = joined.was
         if was is not None and was.state != "up":
             log.info(
-                "fleet node %s is up again (declared down by %s)", self.fleet.node, was.down_by
+                "fleet node %s is up again (declared down by %s)",
+                self.fleet.node,
+                shown(str(was.down_by)),
             )
         elif was is not None and was.host != socket.gethostname():
             log.warning(
                 "fleet node %s was on host %s (silent %.0f s): this host takes the name over",
                 self.fleet.node,
-                was.host,
+                shown(was.host),
                 was.silent_s,
             )
         log.info(
@@ -144,7 +147,7 @@ class Membership:
             log.warning(
                 "fleet node %s had been declared down by %s after %.1f s of silence; up again",
                 me.name,
-                was.down_by,
+                shown(str(was.down_by)),
                 was.silent_s,
             )
         for node in await store.run(
@@ -152,8 +155,8 @@ class Membership:
         ):
             log.warning(
                 "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s",
-                node.name,
-                node.advertise,
+                shown(node.name),
+                shown(node.advertise),
                 node.silent_s,
                 self.fleet.node_timeout,
             )

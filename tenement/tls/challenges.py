@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import re
 import ssl
+import stat
 import time
 from pathlib import Path
 
@@ -33,6 +35,9 @@ ACME_TLS_ALPN = "acme-tls/1"
 #: an answer left behind (by a process killed mid-order) is removed at the next start
 #: once this old: no order takes that long
 STALE_SECONDS = 3600.0
+#: a key authorization is a token, ".", and a 43-character thumbprint: a file any
+#: larger is none of ours
+MAX_ANSWER_BYTES = 512
 #: an ACME token is base64url (RFC 8555 §8.3); anything else names no file of ours
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,256}$")
 
@@ -90,15 +95,37 @@ class Challenges:
         path = self._http_path(token)
         if path is None:
             return None
+        # only a regular file we wrote: not through a symlink (its target would go to
+        # whoever asks), not a FIFO (the read would hold a thread for good), not a
+        # directory, and only as much as an answer can be
         try:
-            return path.read_text("ascii")
-        except (FileNotFoundError, UnicodeDecodeError):
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError:
             return None
+        try:
+            if not stat.S_ISREG(os.fstat(fd).st_mode):
+                log.warning("ignored %s: not a regular file (not one of our answers)", path)
+                return None
+            data = os.read(fd, MAX_ANSWER_BYTES + 1)
+        finally:
+            os.close(fd)
+        if len(data) > MAX_ANSWER_BYTES or not data.isascii():
+            log.warning("ignored %s: not a key authorization (not one of our answers)", path)
+            return None
+        return data.decode("ascii")
 
     def alpn_context(self, host: str) -> ssl.SSLContext | None:
         """A context presenting ``host``'s challenge certificate, if one is pending."""
         path = self._alpn_path(host)
         if path is None:
+            return None
+        # a name with no pending order (any client may offer acme-tls/1) costs one stat,
+        # not a context; and only a regular file of ours is presented
+        try:
+            if not stat.S_ISREG(path.lstat().st_mode):
+                log.warning("ignored %s: not a regular file (not one of our answers)", path)
+                return None
+        except OSError:
             return None
         context = server_context((ACME_TLS_ALPN,))
         try:

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 import trio
 
 from tests.fleet.conftest import (
@@ -311,3 +312,64 @@ async def test_a_node_with_workers_is_one_node(fleet: Fleet) -> None:
         "b",
     ]
     assert "taken by a live node" not in a.log
+
+
+async def test_a_hostile_node_row_is_shown_escaped_and_breaks_no_listing(fleet: Fleet) -> None:
+    # any host with the database's password can write a row; what it writes reaches
+    # every node's log, API and `ten nodes`
+    a = fleet.node("a")
+    await a.start()
+    fleet.make_token(a)
+    evil = "evil\x1b]0;owned\x07\nFORGED declared fleet node a"
+    insert = sa.text(
+        "INSERT INTO nodes (name, advertise, host, data_dir, version, started_at, "
+        "heartbeat_at, state, cpus, memory_total, memory_available, instances) VALUES "
+        "(:name, :advertise, 'h', '/d', :version, :started, :heartbeat, 'up', -1, :memory, "
+        ":memory, -7)"
+    )
+    now = fleet.rows("SELECT extract(epoch FROM now())::float8 AS now")[0]["now"]
+    with fleet.engine.begin() as conn:
+        conn.execute(
+            insert,
+            {
+                "name": evil,
+                "advertise": "\x1b[2J10.0.0.66:8080",
+                "version": "v" * 100_000,
+                "started": now - 2000,
+                "heartbeat": now - 1000,
+                "memory": -(2**62),
+            },
+        )
+        conn.execute(
+            insert,
+            {
+                "name": "nan",
+                "advertise": "10.0.0.67:8080",
+                "version": "0",
+                "started": float("inf"),
+                "heartbeat": float("nan"),
+                "memory": 2**62,
+            },
+        )
+    with trio.fail_after(30):
+        while fleet.node_row(evil)["state"] != "down":
+            await trio.sleep(0.1)
+    async with fleet.api(a) as client:
+        answer = await client.get("/api/nodes")
+    assert answer.status_code == 200, answer.text
+
+    def strict(constant: str) -> None:
+        raise AssertionError(f"/api/nodes answered {constant}, which is not JSON")
+
+    nodes = {n["name"]: n for n in json.loads(answer.text, parse_constant=strict)["nodes"]}
+    assert nodes["nan"]["silent_secs"] is None and nodes["nan"]["started_at"] is None
+    shown = ten(a, "nodes", token=fleet.token)
+    assert shown.returncode == 0, shown.stderr
+    assert "\x1b" not in shown.stdout and "\x07" not in shown.stdout
+    assert "evil\\x1b]0;owned\\x07\\nFORGED" in shown.stdout
+    assert not any(line.startswith("FORGED") for line in shown.stdout.splitlines())
+    assert "\x1b" not in a.log
+    assert not any(line.startswith("FORGED") for line in a.log.splitlines())
+    assert "declared fleet node evil\\x1b]0;owned\\x07\\nFORGED" in a.log
+    async with httpx.AsyncClient(base_url=a.url) as client:
+        assert (await client.get("/health")).status_code == 200

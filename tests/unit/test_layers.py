@@ -42,6 +42,7 @@ BASE_MODULES = {
     "errors",
     "ids",
     "processes",
+    "shown",
     "sockets",
     "types",
     "wire",

@@ -12,6 +12,7 @@ import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -82,6 +83,7 @@ async def open_api(
     *,
     keepalive_seconds: float = 15.0,
     ready: Callable[[], bool] = lambda: True,
+    request_history: Any = None,
 ) -> AsyncIterator[Harness]:
     config = parse_config(config_text(tmp_path / "data"), cwd=tmp_path)
     admin, tenant = generate_token(), generate_token()
@@ -98,6 +100,7 @@ async def open_api(
                 settings=config.settings,
                 proxy_metrics=metrics,
                 keepalive_seconds=keepalive_seconds,
+                request_history=request_history,
             )
             proxy = Proxy(supervisor, domain="localhost", fallback=api)
             proxy.metrics = metrics

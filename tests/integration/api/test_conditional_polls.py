@@ -9,6 +9,8 @@ import httpx
 import pytest
 import trio
 
+from tenement.api.history import History
+from tenement.supervisor.procfs import GroupUsage
 from tests.integration.api.harness import Harness, open_api
 
 
@@ -92,6 +94,53 @@ async def test_a_tenant_has_its_own_tag_and_no_token_is_still_401(api: Harness) 
     async with api.client() as anonymous:
         answer = await anonymous.get("/api/instances", headers={"If-None-Match": "*"})
         assert answer.status_code == 401
+
+
+async def test_another_tenants_memory_or_cpu_is_no_news_to_a_tenant(tmp_path: Path) -> None:
+    # the tenant's list shows only its own usage, so its tag must not move with bob's:
+    # else a tenant polling with its tag learns when another tenant is busy
+    history = History()
+    async with (
+        open_api(tmp_path, request_history=history) as api,
+        api.admin() as admin,
+        api.tenant() as tenant,
+    ):
+        await spawn_healthy(admin, "alice")
+        await spawn_healthy(admin, "bob")
+        views = {view.tenant: view for view in api.supervisor.instances()}
+
+        def sample(bob_rss: int, now: float) -> None:
+            groups = {
+                views["alice"].pid: GroupUsage(cpu_ticks=7, rss_bytes=1 << 20),
+                views["bob"].pid: GroupUsage(cpu_ticks=7, rss_bytes=bob_rss),
+            }
+            history.sample_usage(views.values(), groups, now)
+
+        sample(1 << 20, 1.0)
+        sample(1 << 20, 2.0)  # both have a CPU percent now
+        mine = await settled_tag(tenant, "/api/instances")
+        everyone = await settled_tag(admin, "/api/instances")
+        sample(5 << 20, 3.0)  # bob grows
+        answer = await admin.get(
+            "/api/instances", headers={"If-None-Match": everyone.headers["etag"]}
+        )
+        assert answer.status_code == 200
+        assert answer.json()[1]["memory_bytes"] == 5 << 20
+        answer = await tenant.get("/api/instances", headers={"If-None-Match": mine.headers["etag"]})
+        assert answer.status_code == 304
+        # alice's own change does show
+        views["alice"] = next(v for v in api.supervisor.instances() if v.tenant == "alice")
+        history.sample_usage(
+            views.values(),
+            {
+                views["alice"].pid: GroupUsage(cpu_ticks=7, rss_bytes=2 << 20),
+                views["bob"].pid: GroupUsage(cpu_ticks=7, rss_bytes=5 << 20),
+            },
+            4.0,
+        )
+        answer = await tenant.get("/api/instances", headers={"If-None-Match": mine.headers["etag"]})
+        assert answer.status_code == 200
+        assert answer.json()[0]["memory_bytes"] == 2 << 20
 
 
 async def test_telemetry_is_a_304_until_a_request_is_proxied(api: Harness) -> None:

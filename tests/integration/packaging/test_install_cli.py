@@ -214,3 +214,108 @@ def test_every_packaged_unit_file_exists() -> None:
     for line in (DEBIAN / "tenement-py.install").read_text().splitlines():
         source = line.split()[0]
         assert (ROOT / source).is_file(), source
+
+
+@pytest.mark.parametrize(
+    "domain",
+    ["example.com\nExecStartPre=/bin/touch /tmp/owned", "a.com --data-dir /tmp/x", "%h", "$HOME"],
+)
+def test_a_domain_cannot_add_a_directive_or_an_option(tmp_path: Path, domain: str) -> None:
+    result = _run("install", "--dry-run", "-d", domain, cwd=tmp_path)
+    assert result.returncode == 2, result.stdout
+    assert "expected a domain name" in result.stderr
+    assert "ExecStartPre" not in result.stdout
+
+
+def test_our_words_on_exec_start_are_quoted_and_a_newline_refused() -> None:
+    service = (UNITS / "tenement.service").read_text()
+    text = install_mod.service_dropin(
+        service,
+        ten_path="/opt/my venv/50%/bin/ten",
+        domain=None,
+        serve_args=("--tls", "--email", 'ops"$USER"@example.com'),
+    )
+    assert text is not None
+    (line,) = [line for line in text.splitlines() if line.startswith("ExecStart=") and line[10:]]
+    assert line.startswith('ExecStart="/opt/my venv/50%%/bin/ten" serve --config ')
+    assert line.endswith(' --tls --email "ops\\"$$USER\\"@example.com"')
+    with pytest.raises(TenementError, match="control character"):
+        install_mod.service_dropin(
+            service, ten_path="/usr/bin/ten", domain=None, serve_args=("--email", "a@b\nX=1")
+        )
+
+
+def test_a_unit_file_written_over_a_symlink_replaces_the_link(tmp_path: Path) -> None:
+    # a link planted at one of our names must not have its target overwritten or chmod'ed
+    secret = tmp_path / "shadow"
+    secret.write_text("root:$6$secret\n")
+    secret.chmod(0o600)
+    dropins = tmp_path / "tenement.service.d"
+    dropins.mkdir()
+    link = dropins / "10-install.conf"
+    link.symlink_to(secret)
+    install_mod.write_unit_file(link, "[Service]\n")
+    assert secret.read_text() == "root:$6$secret\n"
+    assert secret.stat().st_mode & 0o777 == 0o600
+    assert not link.is_symlink()
+    assert link.read_text() == "[Service]\n"
+    assert link.stat().st_mode & 0o777 == 0o644
+    assert sorted(path.name for path in dropins.iterdir()) == ["10-install.conf"]
+
+
+def test_uninstall_removes_only_the_dropins_install_wrote(tmp_path: Path) -> None:
+    service_d = tmp_path / "tenement.service.d"
+    socket_d = tmp_path / "tenement.socket.d"
+    service_d.mkdir()
+    socket_d.mkdir()
+    ours = service_d / "10-install.conf"
+    ours.write_text(
+        install_mod.service_dropin(
+            (UNITS / "tenement.service").read_text(), ten_path="/opt/ten", domain=None
+        )
+        or ""
+    )
+    # copied by hand from the example, and a link to a file of the user's
+    by_hand = socket_d / "20-tls.conf"
+    by_hand.write_text((UNITS / "examples" / "tls.conf").read_text())
+    link = socket_d / "10-install.conf"
+    link.symlink_to(tmp_path / "elsewhere.conf")
+    paths, kept = install_mod.uninstall_paths(tmp_path)
+    assert ours in paths
+    assert tmp_path / "tenement.service" in paths
+    assert sorted(kept) == sorted([by_hand, link])
+    assert not set(kept) & set(paths)
+
+
+def test_the_installed_config_is_not_world_readable(tmp_path: Path) -> None:
+    # it may hold a database_url's password and services' env (other tenants' secrets)
+    config = tmp_path / "tenement.toml"
+    config.write_text('[settings]\ndatabase_url = "postgresql://u:secret@db/t"\n')
+    plan = install_mod.make_plan(
+        units=UNITS,
+        config_source=config,
+        ten_path="/usr/bin/ten",
+        domain=None,
+        port=None,
+        config_present=False,
+    )
+    (planned,) = [f for f in plan.files if f.path == install_mod.CONFIG_FILE]
+    assert planned.mode == 0o640
+    chgrp = ("chgrp", "tenement", str(install_mod.CONFIG_FILE))
+    assert (
+        plan.commands.index(chgrp)
+        == plan.commands.index(("systemd-sysusers", str(install_mod.SYSUSERS_FILE))) + 1
+    )
+    written = tmp_path / "etc" / "tenement.toml"
+    written.parent.mkdir()
+    install_mod.write_unit_file(written, planned.text, planned.mode)
+    assert written.stat().st_mode & 0o777 == 0o640
+    kept = install_mod.make_plan(
+        units=UNITS,
+        config_source=config,
+        ten_path="/usr/bin/ten",
+        domain=None,
+        port=None,
+        config_present=True,
+    )
+    assert chgrp not in kept.commands

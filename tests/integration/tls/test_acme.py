@@ -204,3 +204,48 @@ async def test_renewal_is_swapped_in_without_a_restart(tmp_path: Path) -> None:
                     await trio.sleep(0.2)
             assert holder.process.pid == server
             assert holder.process.returncode is None
+
+
+async def test_challenge_lookups_from_the_network_reach_only_our_answers(tmp_path: Path) -> None:
+    # names a client chooses: a file planted in the answers' directory is not served, and
+    # a flood of acme-tls/1 hellos and http-01 lookups for names with no order harms no one
+    async with open_fd_holder(tmp_path, extra_tcp=2) as holder:
+        https_port, http_port = holder.extra_ports
+        async with open_pebble(
+            tmp_path / "pebble", http_port=http_port, tls_port=https_port
+        ) as pebble:
+            write_config(tmp_path, holder, pebble.directory)
+            await start_server(holder, tmp_path, dict(pebble.environ))
+            context = client_context(await pebble.root_pem())
+            with trio.fail_after(60):
+                await wait_for_certificate(https_port, DOMAIN, context)
+            secret = tmp_path / "secret"
+            secret.write_text("not for clients")
+            answers = tmp_path / "data" / "acme" / "challenges" / "http"
+            answers.mkdir(parents=True, exist_ok=True)
+            (answers / "planted").symlink_to(secret)
+            (answers / "adir").mkdir()
+            acme_context = client_context(await pebble.root_pem())
+            acme_context.set_alpn_protocols(["acme-tls/1"])
+
+            async def hello(number: int) -> None:
+                await refused_handshake(https_port, f"n{number}.nosuch.{DOMAIN}", acme_context)
+
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{http_port}") as client:
+
+                async def lookup(token: str) -> None:
+                    answer = await client.get(
+                        f"/.well-known/acme-challenge/{token}", headers={"host": DOMAIN}
+                    )
+                    assert answer.status_code == 308, (token, answer.status_code, answer.text)
+                    assert "not for clients" not in answer.text
+
+                with trio.fail_after(120):
+                    async with trio.open_nursery() as nursery:
+                        for token in ("planted", "adir", "..%2Fsecret", "%00", "x" * 300):
+                            nursery.start_soon(lookup, token)
+                        for number in range(100):
+                            nursery.start_soon(lookup, f"t{number}")
+                            nursery.start_soon(hello, number)
+            with trio.fail_after(60):
+                assert (await https_get(https_port, DOMAIN, context)).status == 200

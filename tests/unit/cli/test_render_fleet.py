@@ -63,3 +63,36 @@ def test_format_bytes() -> None:
     assert [render.format_bytes(n) for n in (None, 0, 512, 1536, 5 * 2**20, 2**40)] == [
         "-", "-", "512B", "1.5K", "5.0M", "1.0T",
     ]  # fmt: skip
+
+
+def test_a_hostile_node_row_cannot_drive_the_terminal_or_crash_the_table() -> None:
+    # any host with the database's password can write its row: escapes, absurd values
+    escape = "\x1b]0;owned\x07\x1b[2J"
+    answer = {
+        "fleet": True,
+        "node": "web-1" + escape,
+        "nodes": [
+            {
+                "name": "evil" + escape,
+                "advertise": "\x1b[31m10.0.0.66:8080",
+                "version": "x" * 10_000,
+                "state": "up\r\n",
+                "silent_secs": "soon",
+                "instances": -5,
+                "memory_available_bytes": -(2**40),
+                "memory_total_bytes": "lots",
+            }
+        ],
+    }
+    text = render.nodes_table(answer, "http://localhost:8080")
+    assert not any(ord(char) < 0x20 and char != "\n" for char in text)
+    assert "\x7f" not in text
+    row = text.splitlines()[1]
+    assert row.startswith("evil\\x1b]0;owned\\x07\\x1b[2J \\x1b[31m10.0.0.66:8080")
+    assert "soon" in row and "lots" in row
+    assert text.splitlines()[-1].startswith("1 node(s), 0 up, seen from web-1\\x1b]0;owned")
+
+
+def test_ps_escapes_a_hostile_node_name() -> None:
+    text = render.ps_table([{**INSTANCE, "node": "web\x1b[2J"}], "http://localhost:8080")
+    assert "\x1b" not in text and "web\\x1b[2J" in text

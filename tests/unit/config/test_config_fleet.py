@@ -45,6 +45,13 @@ def test_the_node_name_defaults_to_the_host_name_and_the_timeout_to_10_s() -> No
         ('advertise = "[::]:8080"\n', "is a wildcard"),
         ('advertise = "http://10.0.0.11:8080"\n', "without a scheme"),
         ('advertise = "web 1:8080"\n', "expected a host name or address"),
+        # printed by every node's `ten nodes`: no terminal escapes, no look-alikes
+        ('advertise = "web\\u001b]0;owned\\u0007:8080"\n', r'got "web\x1b]0;owned\x07:8080"'),
+        ('advertise = "w\u00e9b.example:8080"\n', "expected a host name or address"),
+        ('advertise = "[fd00::zz]:8080"\n', "expected a host name or address"),
+        # digits of other scripts: int() takes some and raises on others
+        ('advertise = "10.0.0.11:\u00b2"\n', 'expected "host:port"'),
+        ('advertise = "10.0.0.11:\u0663"\n', 'expected "host:port"'),
         ("advertise = 8080\n", "expected a string, got the integer 8080"),
         ('advertise = "10.0.0.11:8080"\nnode = "-web"\n', 'got "-web"'),
         ('advertise = "10.0.0.11:8080"\nnode = "web 1"\n', 'got "web 1"'),

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import ssl
+import threading
 import time
 from pathlib import Path
 
@@ -63,3 +64,40 @@ def test_answers_left_by_a_killed_process_are_removed_once_stale(tmp_path: Path)
     assert challenges.http_answer("old") is None
     assert challenges.alpn_context(HOST) is None
     assert challenges.http_answer("new") == "new.thumbprint"
+
+
+def answer_within_deadline(challenges: Challenges, token: str, fifo: Path) -> str | None:
+    """``http_answer`` in a thread with a deadline: a read of a FIFO would block for good
+    (the thread is set free by a writer opening it)."""
+    answers: list[str | None] = []
+    reader = threading.Thread(target=lambda: answers.append(challenges.http_answer(token)))
+    reader.start()
+    reader.join(timeout=20)
+    if reader.is_alive():
+        os.close(os.open(fifo, os.O_WRONLY | os.O_NONBLOCK))
+        reader.join()
+        pytest.fail(f"looking up {token!r} blocked on a FIFO")
+    return answers[0]
+
+
+def test_only_a_regular_file_of_ours_is_an_answer(tmp_path: Path) -> None:
+    # planted at names a client may ask for: none of them is served, none blocks
+    secret = tmp_path / "secret"
+    secret.write_text("root:$6$hash\n")
+    challenges = Challenges(tmp_path / "challenges")
+    challenges.publish_http("real", "real.thumbprint")
+    http = tmp_path / "challenges" / "http"
+    (http / "link").symlink_to(secret)
+    (http / "dir").mkdir()
+    os.mkfifo(http / "fifo")
+    (http / "huge").write_bytes(b"x" * 100_000)
+    (http / "binary").write_bytes(b"\xff\xfe")
+    for token in ("link", "dir", "fifo", "huge", "binary"):
+        assert answer_within_deadline(challenges, token, http / "fifo") is None, token
+    assert challenges.http_answer("real") == "real.thumbprint"
+    alpn = tmp_path / "challenges" / "alpn"
+    alpn.mkdir()
+    os.mkfifo(alpn / f"{HOST}.pem")
+    (alpn / "dir.example.com.pem").mkdir()
+    assert challenges.alpn_context(HOST) is None
+    assert challenges.alpn_context("dir.example.com") is None
