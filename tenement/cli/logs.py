@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 
 import click
 
@@ -40,7 +41,9 @@ def logs(
     INSTANCE is process:id (e.g. api:prod); omit it for all instances. Lines print as
     `HH:MM:SS [OUT|ERR] process:id message` (UTC); with --follow, new lines print as
     `[OUT|ERR] process:id message` until interrupted. With --json the server's JSON is
-    printed (with --follow: one entry per line).
+    printed (with --follow: one entry per line). On a terminal, control characters in
+    the lines are escaped (a tenant's output cannot drive it); piped, they pass as 0.2.2
+    passes them.
     """
     params: dict[str, str | int] = {}
     if instance is not None:
@@ -51,6 +54,7 @@ def logs(
     from tenement.cli import render
     from tenement.cli.client import ClientError, open_client
 
+    safe = _for_terminal if sys.stdout.isatty() else _as_is
     with open_client(cli) as client:
         if follow:
             try:
@@ -63,7 +67,7 @@ def logs(
                     except (json.JSONDecodeError, RecursionError):
                         continue  # not a log entry (RecursionError: nested too deep)
                     if isinstance(entry, dict):
-                        click.echo(render.follow_line(entry))
+                        click.echo(safe(render.follow_line(entry)))
             except KeyboardInterrupt:
                 return
             raise ClientError(f"Log stream from {client.server} ended (the server closed it)")
@@ -75,4 +79,17 @@ def logs(
             echo_json(response.text)
             return
         entries = client.decode(response)
-    echo_lines(render.log_line(entry) for entry in (entries if isinstance(entries, list) else []))
+    listed = entries if isinstance(entries, list) else []
+    echo_lines(safe(render.log_line(entry)) for entry in listed)
+
+
+def _as_is(line: str) -> str:
+    return line
+
+
+def _for_terminal(line: str) -> str:
+    """``line`` with control characters escaped but its tabs kept: a tenant printing
+    ``ESC ] 0 ; … BEL`` would otherwise retitle, or worse drive, the admin's terminal."""
+    from tenement.shown import shown
+
+    return "\t".join(shown(part) for part in line.split("\t"))
