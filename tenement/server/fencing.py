@@ -1,11 +1,12 @@
 """A fleet node's side of failover: fence itself when cut off, follow takeovers.
 
-- **Self-fencing.** A node that could not write its heartbeat for ``node_timeout`` (by
-  its own monotonic clock since its last successful write: that clock can only make it
-  fence sooner than its peers may declare it down, never later) stops every tenant and
-  serves none (503 with ``Retry-After``). Its peers may re-place its tenants once the
-  database's clock says it has been silent that long, so two copies never serve after
-  the timeout.
+- **Self-fencing.** A node that could not write its heartbeat for nearly ``node_timeout``
+  (by its own monotonic clock since it began its last successful write: that clock can
+  only make it fence sooner than its peers may declare it down, never later; and up to
+  a second sooner still, ``membership.fence_after_s``, for its tenants to exit) stops
+  every tenant and serves none (503 with ``Retry-After``). Its peers may re-place its
+  tenants once the database's clock says it has been silent for ``node_timeout``, so
+  two copies never serve after the timeout.
 - **Rejoin.** When the database answers again, the node reads its rows: an instance whose
   row names another node, or a higher epoch than the one this node holds, was taken
   over; its copy here (none should be left) is stopped and forgotten, before the node
@@ -81,7 +82,13 @@ class Fencing:
             log.error("%s; this server runs no tenant (it stands by)", reason)
             return
         sup.fenced = (reason, self.retry_after)
-        live = [runner for runner in sup.runners() if runner.inst.state != STOPPED]
+        # one being started (a takeover, a rejoin's restart) is stopped once its start
+        # is done: the stop waits for the instance's lock
+        live = [
+            runner
+            for runner in sup.runners()
+            if runner.inst.state != STOPPED or runner.inst.id in self._starting
+        ]
         log.error(
             "%s: stopping its %d tenant(s) so that no second copy serves once a peer "
             "re-places them; requests are answered 503 until it is back in the fleet",
