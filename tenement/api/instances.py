@@ -76,7 +76,41 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
         for item in listed:
             item["node"] = node
+        # and a down node's that may not fail over, until it returns: every node lists them
+        store = api.store
+        orphaned = await store.run(store.orphaned_elsewhere)
+        listed += [
+            orphan_json(record)
+            for record in orphaned
+            if request.tenant is None or record.tenant == request.tenant
+        ]
+        listed.sort(key=lambda item: (item["id"], item["node"]))
     return http.json_response(listed)
+
+
+def orphan_json(record: Any) -> dict[str, Any]:
+    """An orphaned instance (its node is down and it may not fail over) as the API shows
+    it: nothing runs it, so it has no process, socket, usage or uptime."""
+    return {
+        "id": record.instance_id,
+        "socket": "",
+        "uptime_secs": 0,
+        "idle_secs": 0,
+        "restarts": record.restarts_total,
+        "health": "unknown",
+        "storage_used_bytes": 0,
+        "storage_quota_bytes": None,
+        "weight": record.weight,
+        "service": record.service,
+        "tenant": record.tenant,
+        "state": record.state,
+        "pid": None,
+        "port": None,
+        "active_connections": 0,
+        "memory_bytes": None,
+        "cpu_percent": None,
+        "node": record.node,
+    }
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -16,6 +16,7 @@ import attrs
 
 from tenement.store._base import StoreBase
 from tenement.store._db import Session
+from tenement.store.instances import COLUMNS, InstanceRecord
 
 #: a row whose node is down and whose service may not fail over: listed, answered 503,
 #: until its node returns (it re-adopts the tenant) or an operator re-places it
@@ -164,3 +165,13 @@ class FailoverQueries(StoreBase):
                 if row is not None:
                     found[iid] = Owner(row["node"], row["epoch"])
             return found
+
+    def orphaned_elsewhere(self) -> list[InstanceRecord]:
+        """The orphaned instances of other nodes (down), by id: listed by every node."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)}, node FROM instances "
+                f"WHERE state = '{ORPHANED}' AND node <> :node ORDER BY instance_id",
+                {"node": self.node},
+            ).rows
+            return [InstanceRecord.from_row(row, with_node=True) for row in rows]

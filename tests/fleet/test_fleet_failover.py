@@ -11,6 +11,7 @@ reads the instance rows over the cluster's unix socket, which no partition cuts.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -152,12 +153,28 @@ class NetFleet:
             return row if alive(row["pid"]) else None
         return None
 
-    def get(self, i: int, host: str) -> bytes:
+    def token(self, i: int) -> str:
+        """An admin token made on node ``i`` (tokens live in the shared database)."""
+        argv = [sys.executable, "-m", "tenement", "token-gen"]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+        subprocess.run(
+            self.network.command(self.network.nodes[i], argv),
+            cwd=self.directories[i],
+            env=env,
+            check=True,
+            stdout=subprocess.DEVNULL,
+            timeout=60,
+        )
+        return (self.directories[i] / "data" / "api_token").read_text().strip()
+
+    def get(self, i: int, host: str, path: str = "/", token: str | None = None) -> bytes:
         """A request to node ``i`` from inside its own namespace (a partition leaves it that)."""
+        auth = f"Authorization: Bearer {token}\r\n" if token else ""
+        request = f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{auth}Connection: close\r\n\r\n"
         with self.network.socket(self.network.nodes[i]) as client:
             client.settimeout(10)
             client.connect((self.network.addresses[i], PORT))
-            client.sendall(f"GET / HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n".encode())
+            client.sendall(request.encode())
             answer = b""
             while chunk := client.recv(65536):
                 answer += chunk
@@ -226,6 +243,7 @@ async def test_a_partitioned_node_fences_itself_and_its_stateless_tenant_runs_el
     with net_fleet(tmp_path, timeout=3) as fleet:
         web, db = await _three_nodes_with_tenants_on_n0(fleet)
         old_web, old_db = web["pid"], db["pid"]
+        token = fleet.token(1)
         fleet.network.partition(0)
         cut_at = time.monotonic()
 
@@ -251,6 +269,12 @@ async def test_a_partitioned_node_fences_itself_and_its_stateless_tenant_runs_el
         await fleet.until("db:bob stopped on n0", lambda: not alive(old_db))
         assert fleet.row("db:bob")["node"] == "n0"
         assert "fenced itself" in fleet.log(0)
+        # its peers list it, orphaned, with its node
+        listed = fleet.get(1, "localhost", "/api/instances", token)
+        assert listed.startswith(b"HTTP/1.1 200"), listed[:300]
+        items = json.loads(listed.split(b"\r\n\r\n", 1)[1])
+        [bob] = [item for item in items if item["id"] == "db:bob"]
+        assert (bob["state"], bob["node"], bob["pid"]) == ("orphaned", "n0", None)
         # the fenced node serves none of its tenants: 503 with Retry-After
         answer = fleet.get(0, "bob.db.localhost")
         assert answer.startswith(b"HTTP/1.1 503"), answer[:200]
