@@ -121,6 +121,7 @@ class NetFleet:
         assert process is not None
         process.kill()
         process.wait()
+        self.servers[i] = None
 
     def _first(self, sql: str, **params: str) -> Any:
         """The first row, or None (before the first node has migrated: no table yet)."""
@@ -294,3 +295,35 @@ async def test_a_partitioned_node_fences_itself_and_its_stateless_tenant_runs_el
         assert alive(now["pid"]) and not alive(old_web)
         assert "web:alice" in fleet.log(0).split("were re-placed on other nodes")[-1]
         print(f"failover: partition to web:alice running elsewhere in {failover_s:.1f} s")
+
+
+async def test_a_node_lost_whole_comes_back_to_its_persisted_tenant_only(tmp_path: Path) -> None:
+    """kill -9 of the server and its tenants (the host died): the stateless tenant starts
+    elsewhere, epoch + 1; the node started again revives its orphaned tenant and starts
+    no copy of the one that moved."""
+    with net_fleet(tmp_path, timeout=3) as fleet:
+        web, db = await _three_nodes_with_tenants_on_n0(fleet)
+        fleet.kill(0)
+        for pid in (web["pid"], db["pid"]):
+            os.killpg(pid, 9)
+        lost_at = time.monotonic()
+
+        def elsewhere() -> Any:
+            row = fleet.row("web:alice")
+            return row if row["node"] != "n0" and fleet.running("web:alice", row["node"]) else None
+
+        moved = await fleet.until("web:alice elsewhere", elsewhere)
+        failover_s = time.monotonic() - lost_at
+        assert moved["epoch"] == 1
+        await fleet.until("db:bob orphaned", lambda: fleet.row("db:bob")["state"] == "orphaned")
+
+        fleet.start(0)
+        back = await fleet.until("db:bob back on n0", lambda: fleet.running("db:bob", "n0"))
+        assert back["pid"] != db["pid"] and back["epoch"] == 0
+        await fleet.until("n0 up", lambda: fleet.node("n0")["state"] == "up")
+        now = fleet.row("web:alice")
+        assert (now["node"], now["epoch"], now["pid"]) == (moved["node"], 1, moved["pid"])
+        restarted = fleet.log(0).split("joined the fleet")[-1]
+        assert "started web:alice" not in restarted
+        assert "[instances] web:alice runs on fleet node" in restarted
+        print(f"failover: node killed to web:alice running elsewhere in {failover_s:.1f} s")
