@@ -142,8 +142,8 @@ class Membership:
 
         While the database is out of reach the beats are skipped (the store's outage
         notes it once); peers then see this node silent, as they should, and once
-        ``node_timeout`` has passed since its last heartbeat was written, by this
-        node's monotonic clock, it fences itself (``fencing.py``). A beat stuck on a
+        :func:`fence_after_s` has passed since its last heartbeat that succeeded began,
+        by this node's monotonic clock, it fences itself (``fencing.py``). A beat stuck on a
         partitioned connection counts as silence too: the watch runs beside it.
         """
         self._last_beat = trio.current_time()
@@ -157,7 +157,7 @@ class Membership:
                 attempted = trio.current_time()
                 with self._store.outage.tolerated("the fleet heartbeat"):
                     await self.beat()
-                    self._last_beat = attempted
+                    self._last_beat = max(self._last_beat, attempted)
 
     async def _watch_silence(self) -> None:
         fence_after = fence_after_s(self.fleet.node_timeout)
