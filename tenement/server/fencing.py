@@ -156,12 +156,15 @@ class Fencing:
             return
         store = self._store
         rows = await store.run(store.held_here)
-        self.held = {row.instance_id: row.epoch for row in rows}
+        before, self.held = self.held, {row.instance_id: row.epoch for row in rows}
         for row in rows:
             if not row.placed or row.instance_id in self._starting:
                 continue
             runner = sup.runner(row.instance_id)
-            if runner is not None and runner.inst.state != STOPPED:
+            # a row this node knows is one it is starting itself (its row says starting
+            # before the process exists), unless its epoch rose: placed here anew
+            placed_anew = before.get(row.instance_id, row.epoch) < row.epoch
+            if runner is not None and (runner.inst.state != STOPPED or not placed_anew):
                 continue
             log.info(
                 "starting %s, placed on this node (epoch %d) after its node was lost",
