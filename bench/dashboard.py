@@ -1,7 +1,8 @@
 """The dashboard's numbers: first render and interactive with N instances, bytes on first
 load, and the server CPU an idle dashboard costs.
 
-Usage: ``python -m bench.dashboard [--instances 1000] [--idle-seconds 60] [--runs 5]``
+Usage: ``python -m bench.dashboard [--instances 1000] [--idle-seconds 60] [--runs 5]
+[--idle-rounds 3]``
 (needs Debian's chromium and chromium-driver, and selenium). Starts ``ten serve`` in a
 temp directory on loopback with N tiny tenants (bench/apps/tiny.py), then loads the
 instances tab in headless Chromium with the admin token already in the tab's session:
@@ -14,16 +15,26 @@ instances tab in headless Chromium with the admin token already in the tab's ses
   page and its assets, and of the API answers fetched until the table showed;
 - log latency: from a request to a tenant until the line it prints is in the page's
   live log;
-- idle CPU: the server's user+system CPU over ``--idle-seconds`` with no dashboard,
-  with one visible dashboard on the instances tab, and with that tab hidden.
+- CPU per poll: the server's user+system CPU (from /proc, so the machine's other load
+  does not count) for 50 polls back to back (``/api/instances`` and ``/api/telemetry``),
+  in full as the page polled before, and conditional as it polls now (the ETags of the
+  last answers in ``If-None-Match``), less what the idle server used meanwhile;
+- idle CPU: the server's CPU over ``--idle-seconds`` with no dashboard; with the full
+  polls every 2 s (from this script, the browser on no dashboard); with one visible
+  dashboard on the instances tab (conditional polls: 304s while nothing changes); and
+  with that tab hidden. The four are measured in turn, ``--idle-rounds`` times, each
+  round starting with the next, so that each meets the same load; each round's figure
+  less the same round's "no dashboard" is the cost.
 
-Prints a Markdown table (medians of ``--runs`` loads). The machine may be shared.
+Prints a Markdown table (medians of ``--runs`` loads and of the rounds) and the load
+average before and after. The machine may be shared.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import contextlib
 import json
 import os
 import signal
@@ -31,8 +42,11 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -200,12 +214,129 @@ def idle_cpu(pid: int, seconds: float) -> float:
     return (cpu_seconds(pid) - before) * 1000 / seconds
 
 
+POLL_SECONDS = 2.0  # POLL_MS in app.js
+
+
+class Poller:
+    """What the page asks every poll: ``/api/instances`` (with the token) and
+    ``/api/telemetry``, gzip as a browser accepts. ``conditional``: naming the ETags of
+    the last answers, as the page does now; else in full, as it did before."""
+
+    def __init__(self, url: str, token: str, *, conditional: bool) -> None:
+        self.url = url
+        self.token = token
+        self.conditional = conditional
+        self.tags: dict[str, str] = {}
+        self.statuses: list[int] = []
+
+    def poll(self) -> None:
+        for path, auth in (("/api/instances", True), ("/api/telemetry", False)):
+            req = urllib.request.Request(f"{self.url}{path}")
+            req.add_header("Accept-Encoding", "gzip")
+            if auth:
+                req.add_header("Authorization", f"Bearer {self.token}")
+            if self.conditional and path in self.tags:
+                req.add_header("If-None-Match", self.tags[path])
+            try:
+                with urllib.request.urlopen(req, timeout=60) as response:
+                    response.read()
+                    status, tag = response.status, response.headers.get("etag")
+            except urllib.error.HTTPError as exc:  # a 304 is one to urllib
+                if exc.code != 304:
+                    raise
+                status, tag = exc.code, exc.headers.get("etag")
+            self.statuses.append(status)
+            if tag:
+                self.tags[path] = tag
+
+
+@contextlib.contextmanager
+def polling(poller: Poller) -> Iterator[None]:
+    """``poller`` polls every 2 s (from this script) while the ``with`` block runs."""
+    stop = threading.Event()
+
+    def run() -> None:
+        while not stop.is_set():
+            poller.poll()
+            stop.wait(POLL_SECONDS)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=70)
+
+
+def poll_cpu(pid: int, poller: Poller, polls: int) -> float:
+    """Server CPU milliseconds per poll of ``poller``: ``polls`` back to back, less what
+    the server used meanwhile when idle (measured just before, over 5 s)."""
+    background = idle_cpu(pid, 5.0) / 1000
+    poller.poll()  # its first answers are in full; the ETags are known from here on
+    before = cpu_seconds(pid)
+    began = time.monotonic()
+    for _ in range(polls):
+        poller.poll()
+    used = cpu_seconds(pid) - before - background * (time.monotonic() - began)
+    return used * 1000 / polls
+
+
+SETTLED = """
+const done = arguments[arguments.length - 1];
+const wait = () => {
+  const polls = performance.getEntriesByType("resource")
+    .filter((e) => new URL(e.name).pathname === "/api/instances");
+  if (polls.length && polls[polls.length - 1].responseStatus === 304) return done(true);
+  setTimeout(wait, 50);
+};
+wait();
+"""
+
+
+CONDITIONS = ("none", "unconditional", "visible", "hidden")
+
+
+def idle_rounds(
+    driver: Any, url: str, token: str, pid: int, seconds: float, rounds: int
+) -> dict[str, list[float]]:
+    """Server CPU (ms/s) per condition (:data:`CONDITIONS`), one figure per round; each
+    round starts with the next condition (the machine's load drifts)."""
+    found: dict[str, list[float]] = {name: [] for name in CONDITIONS}
+    driver.execute_cdp_cmd("Emulation.setFocusEmulationEnabled", {"enabled": False})
+    dashboard = driver.current_window_handle
+
+    def measure(name: str) -> None:
+        driver.get(f"{url}/assets/favicon.svg")  # no dashboard
+        if name == "none":
+            found[name].append(idle_cpu(pid, seconds))
+        elif name == "unconditional":
+            with polling(Poller(url, token, conditional=False)):
+                found[name].append(idle_cpu(pid, seconds))
+        else:
+            driver.get(f"{url}/#/instances")
+            driver.execute_async_script(SETTLED)  # loaded, and polling with 304s
+            if name == "hidden":
+                driver.switch_to.new_window("tab")  # the dashboard's tab is hidden now
+            found[name].append(idle_cpu(pid, seconds))
+            if name == "hidden":
+                driver.close()
+                driver.switch_to.window(dashboard)
+
+    for turn in range(rounds):
+        for n in range(len(CONDITIONS)):
+            measure(CONDITIONS[(turn + n) % len(CONDITIONS)])
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--instances", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=60)
     parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--idle-rounds", type=int, default=3)
     args = parser.parse_args()
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="tenement-bench-dashboard-") as work:
         server, url, token = start_server(Path(work), args.instances)
         driver = browser()
@@ -214,13 +345,12 @@ def main() -> None:
             # the table shows its first page of rows (PAGE_ROWS in app.js)
             assert all(load["rows"] == min(args.instances, 100) for load in loads), loads
             latency = log_latency(driver, url, token, args.runs)
-            driver.get(f"{url}/assets/favicon.svg")  # no dashboard
-            cpu_none = idle_cpu(server.pid, args.idle_seconds)
-            driver.get(f"{url}/#/instances")
-            cpu_visible = idle_cpu(server.pid, args.idle_seconds)
-            driver.execute_cdp_cmd("Emulation.setFocusEmulationEnabled", {"enabled": False})
-            driver.switch_to.new_window("tab")  # the dashboard's tab is hidden now
-            cpu_hidden = idle_cpu(server.pid, args.idle_seconds)
+            per_poll: dict[bool, list[float]] = {False: [], True: []}
+            pollers = {kind: Poller(url, token, conditional=kind) for kind in per_poll}
+            for _ in range(args.runs):
+                for kind, poller in pollers.items():
+                    per_poll[kind].append(poll_cpu(server.pid, poller, 50))
+            cpu = idle_rounds(driver, url, token, server.pid, args.idle_seconds, args.idle_rounds)
         finally:
             driver.quit()
             server.send_signal(signal.SIGTERM)
@@ -236,9 +366,31 @@ def main() -> None:
     print(f"| bytes on first load: page and assets (KB) | {assets:.1f} |")
     print(f"| bytes on first load: instance data, until the table shows (KB) | {data:.1f} |")
     print(f"| a tenant's log line to the page's live log (ms) | {median(latency):.0f} |")
-    print(f"| server CPU, no dashboard (ms/s) | {cpu_none:.2f} |")
-    print(f"| server CPU, one visible idle dashboard (ms/s) | {cpu_visible:.2f} |")
-    print(f"| server CPU, one hidden dashboard (ms/s) | {cpu_hidden:.2f} |")
+    for kind, label in ((False, "in full (before)"), (True, "conditional (now)")):
+        figures = per_poll[kind]
+        shown = ", ".join(f"{x:.2f}" for x in figures)
+        statuses = sorted(set(pollers[kind].statuses))
+        print(f"| server CPU per poll, {label}: both lists, statuses {statuses} "
+              f"(ms; runs: {shown}) | {median(figures):.2f} |")  # fmt: skip
+        print(f"| ... at one poll per {POLL_SECONDS:.0f} s (ms/s) | "
+              f"{median(figures) / POLL_SECONDS:.2f} |")  # fmt: skip
+    what = {
+        "none": "no dashboard",
+        "unconditional": "full polls every 2 s (the page before conditional polls)",
+        "visible": "one visible idle dashboard (conditional polls)",
+        "hidden": "one hidden dashboard",
+    }
+    for name in CONDITIONS:
+        figures = cpu[name]
+        shown = ", ".join(f"{x:.1f}" for x in figures)
+        print(f"| server CPU, {what[name]} (ms/s; rounds: {shown}) | {median(figures):.1f} |")
+    for name in CONDITIONS[1:]:
+        costs = [x - none for x, none in zip(cpu[name], cpu["none"], strict=True)]
+        shown = ", ".join(f"{x:+.1f}" for x in costs)
+        print(f"| ... {what[name]} less no dashboard (ms/s; rounds: {shown}) | "
+              f"{median(costs):+.1f} |")  # fmt: skip
+    load_after = os.getloadavg()
+    print(f"\nload average (1, 5, 15 min) before: {load_before}, after: {load_after}")
 
 
 if __name__ == "__main__":

@@ -24,8 +24,10 @@ import json
 import shutil
 import socket
 import ssl
-from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import attrs
@@ -111,6 +113,10 @@ class Pebble:
         """pebble's issuing root (made anew at each pebble start)."""
         return await trio.to_thread.run_sync(self._get, "/roots/0")
 
+    def root_pem_now(self) -> bytes:
+        """:meth:`root_pem`, blocking (for synchronous tests)."""
+        return self._get("/roots/0")
+
     def _get(self, path: str) -> bytes:
         import urllib.request
 
@@ -127,22 +133,24 @@ class Pebble:
         return self.log_path.read_text(errors="replace").count("Added order")
 
 
-@asynccontextmanager
-async def open_pebble(
+@attrs.frozen
+class _Plan:
+    """The two processes' command lines and environment, and the handle to yield."""
+
+    dns: list[str]
+    pebble: list[str]
+    env: dict[str, str]
+    handle: Pebble
+
+
+def _plan(
     directory: Path,
     *,
     http_port: int,
     tls_port: int,
-    validity_seconds: int | None = None,
-    always_valid: bool = False,
-) -> AsyncIterator[Pebble]:
-    """Start the test DNS and pebble; stop both on exit.
-
-    Args:
-        http_port, tls_port: where pebble validates http-01 and tls-alpn-01.
-        validity_seconds: the lifetime of the certificates pebble issues.
-        always_valid: PEBBLE_VA_ALWAYS_VALID (only where a test is not about validation).
-    """
+    validity_seconds: int | None,
+    always_valid: bool,
+) -> _Plan:
     assert PEBBLE and CHALLTESTSRV, MISSING
     directory.mkdir(parents=True, exist_ok=True)
     ca_path, cert_path, key_path = make_ca(directory)
@@ -162,7 +170,6 @@ async def open_pebble(
         config["certificateValidityPeriod"] = validity_seconds
     config_path = directory / "pebble-config.json"
     config_path.write_text(json.dumps({"pebble": config}))
-    log_path = directory / "pebble.log"
     env = {
         "PATH": "/usr/bin:/bin",
         "PEBBLE_VA_NOSLEEP": "1",
@@ -173,45 +180,57 @@ async def open_pebble(
     }
     if always_valid:
         env["PEBBLE_VA_ALWAYS_VALID"] = "1"
+    dns = [
+        *(CHALLTESTSRV, "-dns01", f"127.0.0.1:{dns_port}"),
+        *("-defaultIPv4", "127.0.0.1", "-defaultIPv6", ""),
+        *("-http01", "", "-https01", "", "-tlsalpn01", ""),
+        *("-management", f"127.0.0.1:{free_port()}"),
+    ]
+    pebble = [PEBBLE, "-config", str(config_path), "-dnsserver", f"127.0.0.1:{dns_port}"]
+    handle = Pebble(
+        directory=f"https://127.0.0.1:{acme_port}/dir",
+        management=f"https://127.0.0.1:{management_port}",
+        ca_path=ca_path,
+        log_path=directory / "pebble.log",
+        environ={
+            "REQUESTS_CA_BUNDLE": str(ca_path),
+            "NO_PROXY": "127.0.0.1,localhost",
+            "no_proxy": "127.0.0.1,localhost",
+        },
+    )
+    return _Plan(dns, pebble, env, handle)
+
+
+@asynccontextmanager
+async def open_pebble(
+    directory: Path,
+    *,
+    http_port: int,
+    tls_port: int,
+    validity_seconds: int | None = None,
+    always_valid: bool = False,
+) -> AsyncIterator[Pebble]:
+    """Start the test DNS and pebble; stop both on exit.
+
+    Args:
+        http_port, tls_port: where pebble validates http-01 and tls-alpn-01.
+        validity_seconds: the lifetime of the certificates pebble issues.
+        always_valid: PEBBLE_VA_ALWAYS_VALID (only where a test is not about validation).
+    """
+    plan = _plan(
+        directory,
+        http_port=http_port,
+        tls_port=tls_port,
+        validity_seconds=validity_seconds,
+        always_valid=always_valid,
+    )
+    handle, log_path = plan.handle, plan.handle.log_path
     with open(directory / "dns.log", "wb") as dns_log, open(log_path, "wb") as pebble_log:
         dns = await trio.lowlevel.open_process(
-            [
-                CHALLTESTSRV,
-                "-dns01",
-                f"127.0.0.1:{dns_port}",
-                "-defaultIPv4",
-                "127.0.0.1",
-                "-defaultIPv6",
-                "",
-                "-http01",
-                "",
-                "-https01",
-                "",
-                "-tlsalpn01",
-                "",
-                "-management",
-                f"127.0.0.1:{free_port()}",
-            ],
-            stdout=dns_log,
-            stderr=dns_log,
-            env=env,
+            plan.dns, stdout=dns_log, stderr=dns_log, env=plan.env
         )
         pebble = await trio.lowlevel.open_process(
-            [PEBBLE, "-config", str(config_path), "-dnsserver", f"127.0.0.1:{dns_port}"],
-            stdout=pebble_log,
-            stderr=pebble_log,
-            env=env,
-        )
-        handle = Pebble(
-            directory=f"https://127.0.0.1:{acme_port}/dir",
-            management=f"https://127.0.0.1:{management_port}",
-            ca_path=ca_path,
-            log_path=log_path,
-            environ={
-                "REQUESTS_CA_BUNDLE": str(ca_path),
-                "NO_PROXY": "127.0.0.1,localhost",
-                "no_proxy": "127.0.0.1,localhost",
-            },
+            plan.pebble, stdout=pebble_log, stderr=pebble_log, env=plan.env
         )
         try:
             with trio.fail_after(20):
@@ -232,6 +251,44 @@ async def open_pebble(
                     process.kill()
                 with trio.CancelScope(shield=True):
                     await process.wait()
+
+
+@contextmanager
+def running_pebble(
+    directory: Path, *, http_port: int, tls_port: int, always_valid: bool = False
+) -> Iterator[Pebble]:
+    """:func:`open_pebble` for a synchronous test (tests/system): the same two processes,
+    waited for by polling under a deadline."""
+    plan = _plan(
+        directory,
+        http_port=http_port,
+        tls_port=tls_port,
+        validity_seconds=None,
+        always_valid=always_valid,
+    )
+    handle, log_path = plan.handle, plan.handle.log_path
+    with open(directory / "dns.log", "wb") as dns_log, open(log_path, "wb") as pebble_log:
+        processes = [
+            subprocess.Popen(plan.dns, stdout=dns_log, stderr=dns_log, env=plan.env),
+            subprocess.Popen(plan.pebble, stdout=pebble_log, stderr=pebble_log, env=plan.env),
+        ]
+        try:
+            deadline = time.monotonic() + 20
+            while True:
+                try:
+                    handle.root_pem_now()
+                    break
+                except OSError:
+                    if processes[1].poll() is not None or time.monotonic() > deadline:
+                        raise AssertionError(
+                            f"pebble did not start: {log_path.read_text(errors='replace')}"
+                        ) from None
+                    time.sleep(0.05)
+            yield handle
+        finally:
+            for process in processes:
+                process.kill()
+                process.wait()
 
 
 def client_context(root_pem: bytes) -> ssl.SSLContext:

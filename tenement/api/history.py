@@ -108,6 +108,8 @@ class History:
         self._last: dict[str, _Last] = {}
         #: per instance id, from :meth:`sample_usage`
         self.usage: dict[str, Usage] = {}
+        #: grows when :attr:`usage` changes (the ETag of ``GET /api/instances`` has it)
+        self.usage_changes = 0
         self._cpu: dict[str, tuple[int, int, float]] = {}  # id -> (pid, ticks, when)
 
     def sample(self, series: Iterable[Any]) -> None:
@@ -155,6 +157,8 @@ class History:
                 percent = round(max(seconds, 0.0) * 100 / (now - before[2]), 1)
             usage[view.id] = Usage(group.rss_bytes, percent)
             cpu[view.id] = (view.pid, group.cpu_ticks, now)
+        if usage != self.usage:
+            self.usage_changes += 1
         self.usage = usage
         self._cpu = cpu
 

@@ -45,7 +45,8 @@ class Response:
     headers: tuple[tuple[bytes, bytes], ...] = ()
 
     async def __call__(self, send: Send) -> None:
-        headers = [(b"content-length", str(len(self.body)).encode())]
+        # a 304's length would have to be the full answer's (RFC 9110 8.6): it has none
+        headers = [] if self.status == 304 else [(b"content-length", str(len(self.body)).encode())]
         if self.content_type is not None:
             headers.append((b"content-type", self.content_type.encode()))
         headers.extend(self.headers)

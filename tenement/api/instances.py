@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from tenement.api import http
+from tenement.api import conditional, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
 from tenement.ids import NAME_RULE, is_valid_name
@@ -69,23 +69,37 @@ def check_name(kind: str, value: str) -> str:
 
 
 async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """The list, with a weak ETag: an ``If-None-Match`` naming it is answered 304
+    without building the list (see :mod:`tenement.api.conditional`)."""
+    history = api.history
+    store = api.store
+    # a fleet node lists a down node's instances that may not fail over too, until it
+    # returns: every node does (they are in the tag, so a change is never a 304)
+    orphaned = []
+    if store.node is not None:
+        orphaned = [
+            record
+            for record in await store.run(store.orphaned_elsewhere)
+            if request.tenant is None or record.tenant == request.tenant
+        ]
+    tag = conditional.etag(
+        api.supervisor.signature(request.tenant),
+        history.usage_changes if history is not None else 0,
+        tuple((record.instance_id, record.node) for record in orphaned),
+    )
+    unchanged = conditional.not_modified(request.scope, tag)
+    if unchanged is not None:
+        return unchanged
     views = live_views(api.supervisor, request.tenant)
-    usage = api.history.usage if api.history is not None else {}
+    usage = history.usage if history is not None else {}
     listed = [instance_json(view, usage.get(view.id)) for view in views]
-    node = api.store.node
+    node = store.node
     if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
         for item in listed:
             item["node"] = node
-        # and a down node's that may not fail over, until it returns: every node lists them
-        store = api.store
-        orphaned = await store.run(store.orphaned_elsewhere)
-        listed += [
-            orphan_json(record)
-            for record in orphaned
-            if request.tenant is None or record.tenant == request.tenant
-        ]
+        listed += [orphan_json(record) for record in orphaned]
         listed.sort(key=lambda item: (item["id"], item["node"]))
-    return http.json_response(listed)
+    return conditional.tagged(http.json_response(listed), tag)
 
 
 def orphan_json(record: Any) -> dict[str, Any]:

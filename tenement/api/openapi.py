@@ -382,6 +382,35 @@ def _op(
     return op
 
 
+ETAG = {
+    "description": "A weak tag of the answer (RFC 9110 8.8.3), for `If-None-Match`. It changes "
+    "when anything in the answer changes except `uptime_secs` and `idle_secs` growing with the "
+    "clock: a client keeping its copy adds the seconds since it fetched it. Added in 0.3.0.",
+    "schema": {"type": "string"},
+}
+
+
+def _conditional(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` (a GET) with ``If-None-Match``, the ETag of its 200, and its 304."""
+    op["responses"]["200"]["headers"] = {"ETag": ETAG}
+    op["responses"]["304"] = {
+        "description": "Not modified: `If-None-Match` names the current ETag (or is `*`); no "
+        "body. Added in 0.3.0.",
+        "headers": {"ETag": ETAG},
+    }
+    op.setdefault("parameters", []).append(
+        {
+            "name": "If-None-Match",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "ETags of copies the client has (weak comparison); a value that is "
+            "not a list of entity-tags is ignored. Added in 0.3.0.",
+        }
+    )
+    return op
+
+
 #: the operations on one instance, by operationId (the targets of :func:`_instance_links`)
 INSTANCE_OPERATIONS = (
     "stopInstance",
@@ -474,16 +503,20 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/telemetry": {
-            "get": _op(
-                "Overview of every instance and its proxied requests",
-                {"200": _json(_ref("Telemetry"), "Telemetry.")},
-                public=True,
+            "get": _conditional(
+                _op(
+                    "Overview of every instance and its proxied requests",
+                    {"200": _json(_ref("Telemetry"), "Telemetry.")},
+                    public=True,
+                )
             )
         },
         "/api/instances": {
-            "get": _op(
-                "Running instances (a tenant token sees its own)",
-                {"200": _json({"type": "array", "items": _ref("Instance")}, "Instances.")},
+            "get": _conditional(
+                _op(
+                    "Running instances (a tenant token sees its own)",
+                    {"200": _json({"type": "array", "items": _ref("Instance")}, "Instances.")},
+                )
             )
         },
         "/api/instances/spawn": {

@@ -6,7 +6,7 @@ from typing import Any
 
 import trio
 
-from tenement.api import http
+from tenement.api import conditional, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.instances import live_views
 from tenement.api.metrics import CONTENT_TYPE, render_metrics, request_series, snapshot
@@ -62,7 +62,18 @@ def telemetry_json(supervisor: Any, proxy_metrics: Any) -> dict[str, Any]:
 
 
 async def telemetry(api: ApiContext, request: Request, send: Send) -> http.Response:
-    return http.json_response(telemetry_json(api.supervisor, api.proxy_metrics))
+    """The telemetry, with a weak ETag as ``GET /api/instances`` has (requests
+    recorded by the proxy change it too)."""
+    proxy_metrics = api.proxy_metrics
+    tag = conditional.etag(
+        api.supervisor.signature(), proxy_metrics.changes if proxy_metrics is not None else 0
+    )
+    unchanged = conditional.not_modified(request.scope, tag)
+    if unchanged is not None:
+        return unchanged
+    return conditional.tagged(
+        http.json_response(telemetry_json(api.supervisor, proxy_metrics)), tag
+    )
 
 
 async def tls_status(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -42,7 +42,12 @@ PACKAGED_UNIT = Path("/lib/systemd/system/tenement.service")
 DROPIN_NAME = "10-install.conf"
 #: built-in TLS's socket drop-in (units/examples/tls.conf)
 TLS_DROPIN_NAME = "20-tls.conf"
+TLS_DROPIN_HEADER = (
+    "# Written by `ten install --tls`; removed by `ten uninstall` (and by `ten install`\n"
+    "# without --tls while [settings.tls] is not enabled).\n"
+)
 UNIT_TEN = "/usr/bin/ten"
+RELOAD = ("systemctl", "daemon-reload")
 DEFAULT_PORT = 8080
 
 
@@ -77,12 +82,22 @@ def require_root(euid: int, command: str) -> None:
         )
 
 
+#: what a changed file of each unit takes: a running socket must be restarted to listen
+#: on new ports (systemd opens them only at its start; the restart propagates to the
+#: service, which gets RestartKillSignal=, so the tenants are kept), and a running
+#: service to run a new ExecStart=
+SOCKET_UNITS = ("tenement.socket", "tenement.service")
+SERVICE_UNITS = ("tenement.service",)
+
+
 @attrs.frozen
 class PlannedFile:
     path: Path
     text: str
     #: False: kept if already there (the config)
     overwrite: bool = True
+    #: the units to restart, if they run, when this file changes
+    restarts: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -92,6 +107,8 @@ class InstallPlan:
     files: tuple[PlannedFile, ...]
     commands: tuple[tuple[str, ...], ...]
     notes: tuple[str, ...] = ()
+    #: socket drop-ins to remove (an earlier `ten install --tls`'s, TLS now off)
+    removals: tuple[Path, ...] = ()
 
 
 def _directive_lines(unit_text: str, key: str) -> list[str]:
@@ -147,7 +164,7 @@ def tls_socket_dropin(example_text: str, *, https_port: int, http_port: int) -> 
     swapped for [settings.tls] ``https_port`` and ``http_port``."""
     text = example_text.replace("ListenStream=443\n", f"ListenStream={https_port}\n")
     text = text.replace("ListenStream=80\n", f"ListenStream={http_port}\n")
-    return "# Written by `ten install --tls`; removed by `ten uninstall`.\n" + text
+    return TLS_DROPIN_HEADER + text
 
 
 def this_ten() -> str:
@@ -169,33 +186,49 @@ def make_plan(
     config_present: bool,
     tls: TlsSettings | None = None,
     serve_args: Sequence[str] = (),
+    stale_tls_dropin: bool = False,
 ) -> InstallPlan:
     """What to install, from the unit files in ``units`` (pure: reads only ``units``).
 
     ``tls``: the checked [settings.tls] of ``ten install --tls`` (its ports go into the
-    socket drop-in); ``serve_args``: options added to ``ten serve``.
+    socket drop-in); ``serve_args``: options added to ``ten serve``;
+    ``stale_tls_dropin``: an earlier ``--tls``'s socket drop-in is there and TLS is now
+    off (it is removed: the socket would go on holding the HTTPS and HTTP ports, and
+    the server would answer plain HTTP on them).
     """
     service = (units / "tenement.service").read_text()
     socket = (units / "tenement.socket").read_text()
     files = [
-        PlannedFile(SYSTEMD_DIR / "tenement.socket", socket),
-        PlannedFile(SYSTEMD_DIR / "tenement.service", service),
+        PlannedFile(SYSTEMD_DIR / "tenement.socket", socket, restarts=SOCKET_UNITS),
+        PlannedFile(SYSTEMD_DIR / "tenement.service", service, restarts=SERVICE_UNITS),
         PlannedFile(SYSUSERS_FILE, (units / "sysusers.d" / "tenement.conf").read_text()),
         PlannedFile(TMPFILES_FILE, (units / "tmpfiles.d" / "tenement.conf").read_text()),
     ]
     dropin = service_dropin(service, ten_path=ten_path, domain=domain, serve_args=serve_args)
     if dropin is not None:
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.service.d" / DROPIN_NAME, dropin, restarts=SERVICE_UNITS
+            )
+        )
     dropin = socket_dropin(socket, port=port)
     if dropin is not None:
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.socket.d" / DROPIN_NAME, dropin, restarts=SOCKET_UNITS
+            )
+        )
     if tls is not None:
         dropin = tls_socket_dropin(
             (units / "examples" / "tls.conf").read_text(),
             https_port=tls.https_port,
             http_port=tls.http_port,
         )
-        files.append(PlannedFile(SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME, dropin))
+        files.append(
+            PlannedFile(
+                SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME, dropin, restarts=SOCKET_UNITS
+            )
+        )
     notes = []
     if config_present:
         notes.append(f"{CONFIG_FILE} exists: kept as it is (not replaced by {config_source})")
@@ -214,11 +247,19 @@ def make_plan(
     commands = (
         ("systemd-sysusers", str(SYSUSERS_FILE)),
         ("systemd-tmpfiles", "--create", str(TMPFILES_FILE)),
-        ("systemctl", "daemon-reload"),
+        RELOAD,
         ("systemctl", "enable", "--now", "tenement.socket"),
         ("systemctl", "enable", "--now", "tenement.service"),
     )
-    return InstallPlan(files=tuple(files), commands=commands, notes=tuple(notes))
+    removals: tuple[Path, ...] = ()
+    if stale_tls_dropin and tls is None:
+        removals = (SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME,)
+        notes.append(
+            f"built-in TLS is off (no --tls, no [settings.tls] enabled = true): {removals[0]}"
+            " is removed and tenement.socket restarted, so it no longer holds the HTTPS"
+            " and HTTP ports"
+        )
+    return InstallPlan(files=tuple(files), commands=commands, notes=tuple(notes), removals=removals)
 
 
 def render_plan(plan: InstallPlan) -> str:
@@ -229,9 +270,18 @@ def render_plan(plan: InstallPlan) -> str:
         step += 1
         how = "write (unless present)" if not planned.overwrite else "write"
         out.append(f"{step}. {how} {planned.path}")
+    for path in plan.removals:
+        step += 1
+        out.append(f"{step}. remove {path}")
     for argv in plan.commands:
         step += 1
         out.append(f"{step}. run: {' '.join(argv)}")
+        if argv == RELOAD:
+            step += 1
+            out.append(
+                f"{step}. run: systemctl try-restart UNITS (the running units whose files"
+                " changed: a socket listens on new ports only from its start; tenants kept)"
+            )
     out += [f"{step + 1}. check: systemctl is-active tenement.service", ""]
     out += [f"Note: {note}" for note in plan.notes]
     for planned in plan.files:
@@ -256,19 +306,43 @@ def _run(argv: Sequence[str], *, check: bool = True) -> subprocess.CompletedProc
 
 
 def apply_plan(plan: InstallPlan) -> bool:
-    """Write the files and run the commands; True when tenement.service is active."""
+    """Write the files and run the commands; True when tenement.service is active.
+
+    Units already running whose files changed are restarted after the daemon-reload
+    (``enable --now`` leaves a running unit as it is: a second `ten install --tls` used
+    to report success while the socket held no HTTPS port and the server ran without
+    ``--tls``).
+    """
+    restarts: list[str] = []
     for planned in plan.files:
         if not planned.overwrite and planned.path.exists():
             click.echo(f"  kept {planned.path}")
             continue
+        if _text_of(planned.path) != planned.text:
+            restarts += [unit for unit in planned.restarts if unit not in restarts]
         planned.path.parent.mkdir(parents=True, exist_ok=True)
         planned.path.write_text(planned.text)
         planned.path.chmod(0o644)
         click.echo(f"  wrote {planned.path}")
+    for path in plan.removals:
+        if path.exists():
+            path.unlink()
+            restarts += [unit for unit in SOCKET_UNITS if unit not in restarts]
+            click.echo(f"  removed {path}")
     for argv in plan.commands:
         _run(argv)
+        if argv == RELOAD and restarts:
+            # try-restart: only the ones that run (a first install starts them below)
+            _run(("systemctl", "try-restart", *restarts))
     active = _run(("systemctl", "is-active", "tenement.service"), check=False)
     return active.stdout.strip() == "active"
+
+
+def _text_of(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 def _config_source(cli: CliContext, short: Path | None, units: Path) -> Path:
@@ -346,6 +420,11 @@ def install(
         # the checks `ten serve --tls` will make, now rather than at the service's start
         resolved = _checked_tls(config_present_path(config_source), domain, email)
         serve_args = ("--tls",) if email is None else ("--tls", "--email", email)
+    stale_tls_dropin = (
+        not tls
+        and _written_by_install_tls(SYSTEMD_DIR / "tenement.socket.d" / TLS_DROPIN_NAME)
+        and not _tls_enabled_in(config_present_path(config_source))
+    )
     plan = make_plan(
         units=units,
         config_source=config_source,
@@ -355,6 +434,7 @@ def install(
         config_present=CONFIG_FILE.exists(),
         tls=resolved,
         serve_args=serve_args,
+        stale_tls_dropin=stale_tls_dropin,
     )
     if dry_run:
         click.echo(render_plan(plan), nl=False)
@@ -386,6 +466,20 @@ def config_present_path(config_source: Path) -> Path:
     """The config the service will run with: /etc/tenement's when one is there (it is
     kept), else the one installed."""
     return CONFIG_FILE if CONFIG_FILE.exists() else config_source
+
+
+def _written_by_install_tls(path: Path) -> bool:
+    """Whether ``path`` is a drop-in `ten install --tls` wrote (one copied by hand is
+    the user's: left alone)."""
+    text = _text_of(path)
+    # (the header's first words: those of every release that wrote it)
+    return text is not None and text.startswith("# Written by `ten install --tls`")
+
+
+def _tls_enabled_in(config_path: Path) -> bool:
+    from tenement.config import read_config_file
+
+    return read_config_file(config_path, data_dir=STATE_DIR).settings.tls.enabled
 
 
 def _checked_tls(config_path: Path, domain: str | None, email: str | None) -> TlsSettings:

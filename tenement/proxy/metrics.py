@@ -109,6 +109,9 @@ class ProxyMetrics:
         self._ring_size = ring_size
         self._requests = 0
         self._own_responses: dict[int, int] = {}
+        #: grows whenever a series changes (a response recorded, a report merged): the
+        #: API's telemetry ETag is made of it, so an unchanged poll reads no series
+        self.changes = 0
         # what earlier reports carried (see :meth:`report`)
         self._sent_series: dict[str, tuple[int, float, list[int]]] = {}
         self._sent_requests = 0
@@ -128,6 +131,7 @@ class ProxyMetrics:
         series = self._series.get(instance_id)
         if series is None:
             series = self._series[instance_id] = _Series(service, tenant, self._ring_size)
+        self.changes += 1
         series.count += 1
         series.sum_ms += duration_ms
         series.buckets[bisect.bisect_left(BUCKETS_MS, duration_ms)] += 1
@@ -192,6 +196,7 @@ class ProxyMetrics:
         self._requests += int(report["requests"])
         for status, n in own.items():
             self._own_responses[status] = self._own_responses.get(status, 0) + n
+        self.changes += 1
         for part in parts:
             series = self._series.get(part.instance_id)
             if series is None:

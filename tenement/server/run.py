@@ -162,7 +162,7 @@ async def serve(
     from tenement.server.http import serve_http
     from tenement.server.reload import Reloader
     from tenement.server.roles import Node
-    from tenement.server.tls_front import split_sockets
+    from tenement.server.tls_front import missing_ports, split_sockets
     from tenement.server.workers import EXIT_GRACE_SECONDS, Workers, exit_with_parent
     from tenement.store import open_store
     from tenement.supervisor import new_holder
@@ -267,6 +267,9 @@ async def serve(
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     plain, https, redirect = split_sockets(sockets, settings.tls)
+                    missing = missing_ports(https, redirect, settings.tls)
+                    if missing is not None and not role.worker:
+                        log.error("%s", missing)
                     public_drained_all = [public_drained]
                     await nursery.start(
                         serve_until_drained,
@@ -504,6 +507,7 @@ def run(
         workers: serving processes in all (``--workers``); None takes ``[settings] workers``.
     """
     from tenement.server.secrets import drop_secrets, secure_data_dir
+    from tenement.server.tls_front import prepare_cache_dir
     from tenement.server.workers import (
         describe_count,
         fork_workers,
@@ -528,6 +532,9 @@ def run(
     if shared is not None:
         log.warning("%s", shared)
     secure_data_dir(config.settings.data_dir)
+    if config.settings.tls.enabled:
+        # like the database URL: before a tenant is adopted (a crash later stopped them)
+        prepare_cache_dir(config.settings)
     requested = config.settings.workers if workers is None else workers
     count = worker_count(requested)
     log.info("%s", describe_count(requested, count))

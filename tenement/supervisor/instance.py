@@ -226,6 +226,30 @@ class Instance:
             started_at=self.started_at,
         )
 
+    def signature(self) -> tuple[object, ...]:
+        """Everything :meth:`view` shows but the passing of time: equal signatures give
+        equal views, except that uptime and idle seconds have grown (from ``started_at``
+        and ``last_activity``, which are in it). Far cheaper than a view (no clock read,
+        no object built): the API's ETags are made of it."""
+        run = self.run
+        pending = self.pending_restart
+        return (
+            self.service,
+            self.tenant,
+            self.socket,
+            self.port,
+            self.weight,
+            self.state,
+            self.health_state.health,
+            None if run is None else run.process.pid,
+            self.started_at,
+            self.last_activity,
+            self.restarts_total,
+            None if pending is None else pending.at_epoch,
+            self.storage_used_bytes,
+            self.active_connections,
+        )
+
     def view(self, *, quota_bytes: int | None) -> InstanceView:
         now = trio.current_time()
         uptime = 0 if self.started_at is None or not self.running else time.time() - self.started_at

@@ -6,12 +6,18 @@ binding ``127.0.0.1:<port>`` (without SO_REUSEADDR, so a port with connections
 still in TIME_WAIT or used as the local end of an outgoing connection counts as
 busy); a busy port is skipped, not handed out. Adopted tenants keep their ports:
 :meth:`PortAllocator.reserve` marks them taken.
+
+Another program can still bind a port between the check and the tenant's bind. When
+that program is another allocator walking the same range the same way (a second
+tenement on the host), a retry on the next port would collide again, in step:
+:meth:`PortAllocator.scatter` moves the walk to a random place first.
 """
 
 from __future__ import annotations
 
 import errno
 import logging
+import random
 import socket
 
 from tenement.errors import TenementError
@@ -50,13 +56,16 @@ class PortAllocator:
         high: last port of the range (inclusive).
     """
 
-    def __init__(self, low: int = LOW_PORT, high: int = HIGH_PORT) -> None:
+    def __init__(
+        self, low: int = LOW_PORT, high: int = HIGH_PORT, rng: random.Random | None = None
+    ) -> None:
         if not 0 < low <= high < 65536:
             raise ValueError(f"bad port range {low}-{high}")
         self.low = low
         self.high = high
         self._allocated: set[int] = set()
         self._next = low
+        self._rng = rng or random.Random()
 
     @property
     def allocated(self) -> frozenset[int]:
@@ -85,6 +94,11 @@ class PortAllocator:
             f"No free ports available in range {self.low}-{self.high}. "
             f"{len(self._allocated)} ports allocated."
         )
+
+    def scatter(self) -> None:
+        """Go on from a random port of the range: the port just handed out was taken by
+        someone else meanwhile, who may be walking the range as we do."""
+        self._next = self._rng.randint(self.low, self.high)
 
     def reserve(self, port: int) -> None:
         """Mark ``port`` as taken (an adopted tenant already listens on it)."""

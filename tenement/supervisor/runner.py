@@ -121,7 +121,8 @@ class Runner:
         the lock.
 
         A tenant that exits at once because another program took its port between the
-        check and its bind is started again on another port (twice at most).
+        check and its bind is started again on a port picked elsewhere in the range
+        (twice at most).
         """
         inst = self.inst
         for _ in range(PORT_RACE_RETRIES):
@@ -129,6 +130,7 @@ class Runner:
                 await self._launch_once(svc)
                 return
             except _PortTaken as exc:  # an event: counted, as the start it costs is
+                self._shared.ports.scatter()
                 self._shared.events.record(
                     LifecycleEvent(
                         "port_taken",

@@ -222,6 +222,24 @@ class Supervisor:
             if runner.inst.state != STOPPED
         ]
 
+    def signature(self, tenant: str | None = None) -> int:
+        """A hash of what :meth:`instances` (only ``tenant``'s, if given) shows, but the
+        clock: it changes when any of it changes, not as uptime and idle seconds grow.
+        About 0.3 ms for 1,000 instances, a tenth of :meth:`instances` (see
+        :meth:`Instance.signature`); the API's ETags are made of it."""
+        quotas: dict[str, int | None] = {}
+        items = []
+        for runner in self._runners.values():
+            inst = runner.inst
+            if inst.state == STOPPED or (tenant is not None and inst.tenant != tenant):
+                continue
+            if inst.service not in quotas:
+                svc = self.service(inst.service)
+                quotas[inst.service] = quota_bytes(svc.storage_quota_mb if svc else None)
+            items.append((inst.signature(), quotas[inst.service]))
+        # a set: the same instances registered in another order list the same
+        return hash(frozenset(items))
+
     def get(self, iid: str) -> InstanceView | None:
         """The instance ``iid`` unless it is stopped (or unknown)."""
         runner = self._runners.get(iid)

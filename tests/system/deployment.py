@@ -184,7 +184,9 @@ class Tenement:
         c.write("/etc/tenement/app.py", APP)
         c.write(CONFIG, CONFIG_TEXT)
         c.write(
-            "/etc/systemd/system/tenement.socket.d/50-system-test.conf",
+            # before 20-tls.conf (test_tls_systemd.py): this one resets ListenStream=, as
+            # `ten install --port`'s 10-install.conf does
+            "/etc/systemd/system/tenement.socket.d/10-system-test.conf",
             SOCKET_DROP_IN.format(port=self.port),
         )
 

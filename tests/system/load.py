@@ -11,11 +11,16 @@ empty, truncated, not 200, or not from the expected tenant, or it takes longer t
 came back (the server closed an idle connection as the request went out). That request
 is retried once on a new connection and counted in ``retried``; if the retry fails too,
 it is a failure.
+
+With ``tls`` (an :class:`ssl.SSLContext`), every connection is HTTPS with the host as
+its SNI name (verified by the context): a one-shot client makes a new handshake per
+request, and a keep-alive client keeps to one host, that of its connection.
 """
 
 from __future__ import annotations
 
 import socket
+import ssl
 import threading
 import time
 from collections import Counter
@@ -61,7 +66,8 @@ def _read_response(sock: socket.socket, deadline: float) -> tuple[int, dict[str,
         sock.settimeout(max(0.01, deadline - time.monotonic()))
         try:
             chunk = sock.recv(65536)
-        except ConnectionResetError:
+        except (ConnectionResetError, ssl.SSLEOFError):
+            # (a TLS connection closed without close_notify: the server process ended)
             if not buffer:
                 raise _ClosedBeforeAnswer() from None
             raise
@@ -105,6 +111,7 @@ class Load:
         max_seconds: the clients stop by themselves after this long (a bound, not a goal).
         max_requests: ... or after this many requests in all.
         timeout: a request taking longer than this is a failure.
+        tls: connect over TLS with this context (SNI: the request's host).
     """
 
     def __init__(
@@ -118,6 +125,7 @@ class Load:
         max_seconds: float = 240.0,
         max_requests: int = 2_000_000,
         timeout: float = 30.0,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
         self.port = port
         self.hosts = list(hosts.items())
@@ -127,6 +135,7 @@ class Load:
         self.max_seconds = max_seconds
         self.max_requests = max_requests
         self.timeout = timeout
+        self.tls = tls
         self.result = LoadResult()
         self._lock = threading.Lock()
         self._stop = threading.Event()
@@ -192,11 +201,18 @@ class Load:
         if not body.decode("utf-8", "replace").startswith(expected + " "):
             raise _Failed(f"answer from the wrong place: {body[:200]!r}")
 
-    def _connect(self, deadline: float) -> socket.socket:
+    def _connect(self, deadline: float, host: str) -> socket.socket:
         sock = socket.create_connection(
             ("127.0.0.1", self.port), timeout=max(0.01, deadline - time.monotonic())
         )
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls is not None:
+            try:
+                # the handshake happens here, under the socket's timeout
+                return self.tls.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
         return sock
 
     def _one_request(self, sock: socket.socket, host: str, expected: str, extra: str) -> bool:
@@ -213,7 +229,7 @@ class Load:
             host, expected = self.hosts[turn % len(self.hosts)]
             turn += 1
             try:
-                with self._connect(time.monotonic() + self.timeout) as sock:
+                with self._connect(time.monotonic() + self.timeout, host) as sock:
                     self._one_request(sock, host, expected, "Connection: close\r\n")
             except _ClosedBeforeAnswer:
                 self._count("empty reply", "connection closed before any answer")
@@ -228,22 +244,23 @@ class Load:
         sock: socket.socket | None = None
         try:
             while self._running():
-                host, expected = self.hosts[turn % len(self.hosts)]
+                # over TLS the connection's SNI name is its host: keep to it
+                host, expected = self.hosts[(index if self.tls else turn) % len(self.hosts)]
                 turn += 1
                 reused = sock is not None
                 retried = False
                 try:
                     if sock is None:
-                        sock = self._connect(time.monotonic() + self.timeout)
+                        sock = self._connect(time.monotonic() + self.timeout, host)
                     try:
                         reusable = self._one_request(sock, host, expected, "")
-                    except (_ClosedBeforeAnswer, BrokenPipeError):
+                    except (_ClosedBeforeAnswer, BrokenPipeError, ssl.SSLEOFError):
                         if not reused:
                             raise
                         # RFC 9112 9.3.1: the idle connection was closed under us; retry once
                         sock.close()
                         retried = True
-                        sock = self._connect(time.monotonic() + self.timeout)
+                        sock = self._connect(time.monotonic() + self.timeout, host)
                         reusable = self._one_request(sock, host, expected, "")
                     if not reusable:
                         sock.close()

@@ -3,7 +3,8 @@
 // The token lives in sessionStorage (this tab, this origin only: tenant hosts are
 // subdomains, another origin, and cannot read it) and goes out only as an
 // Authorization header. The instance list is polled (see POLL_MS) while the tab is
-// visible; rows are kept by id and only changed cells are written.
+// visible, conditionally (an unchanged list is a bodiless 304: see conditional()); rows
+// are kept by id and only changed cells are written.
 
 const TOKEN_KEY = "tenement.token";
 const POLL_MS = 2000;
@@ -42,8 +43,10 @@ class ApiFailure extends Error {
 
 let session = null; // {token, admin, tenant}
 
-async function call(method, path, body, token = session && session.token) {
-  const headers = { Authorization: "Bearer " + token };
+// The API's answer to a request with the token; a refusal or an error is thrown as an
+// ApiFailure with the API's message. A 304 is an answer (see conditional()).
+async function send(method, path, body, token = session && session.token, extra = {}) {
+  const headers = { ...extra, Authorization: "Bearer " + token };
   const init = { method, headers, cache: "no-store" };
   if (body !== undefined) {
     headers["Content-Type"] = "application/json";
@@ -62,7 +65,7 @@ async function call(method, path, body, token = session && session.token) {
     const wait = response.headers.get("retry-after") || "a few";
     throw new ApiFailure(429, `Too many refused tokens from this address: retry in ${wait} s.`);
   }
-  if (!response.ok) {
+  if (!response.ok && response.status !== 304) {
     let message = `${response.status} ${response.statusText}`;
     try {
       const data = await response.json();
@@ -72,7 +75,40 @@ async function call(method, path, body, token = session && session.token) {
     }
     throw new ApiFailure(response.status, message);
   }
+  return response;
+}
+
+async function call(method, path, body, token = session && session.token) {
+  const response = await send(method, path, body, token);
   return response.status === 204 ? null : response.json();
+}
+
+// The last answer of each polled path, with its ETag and when it came (performance.now()).
+const copies = new Map();
+
+// GET `path` naming the copy we have: the server answers 304, without building the
+// answer, when nothing in it changed but the clock (uptime and idle seconds: see
+// since()). `authorized`: with the token (else a public path, null when it fails).
+async function conditional(path, authorized) {
+  const copy = copies.get(path);
+  const extra = copy ? { "If-None-Match": copy.tag } : {};
+  let response;
+  if (authorized) {
+    response = await send("GET", path, undefined, undefined, extra);
+  } else {
+    response = await fetch(path, { cache: "no-store", headers: extra }).catch(() => null);
+    if (!response || !(response.ok || response.status === 304)) return null;
+  }
+  if (response.status === 304 && copy) return copy;
+  const fresh = { tag: response.headers.get("etag"), data: await response.json(), at: performance.now() };
+  if (fresh.tag) copies.set(path, fresh);
+  else copies.delete(path);
+  return fresh;
+}
+
+// Whole seconds since `copy` came: what a running instance's uptime and idle have grown.
+function since(copy) {
+  return Math.max(0, Math.floor((performance.now() - copy.at) / 1000));
 }
 
 // ---- messages, confirmation ---------------------------------------------------------
@@ -132,13 +168,20 @@ function setLink(text, state) {
 
 async function refresh() {
   const [instances, telemetry] = await Promise.all([
-    call("GET", "/api/instances"),
-    fetch("/api/telemetry", { cache: "no-store" }).then((r) => (r.ok ? r.json() : null)),
+    conditional("/api/instances", true),
+    conditional("/api/telemetry", false),
   ]);
   const traffic = new Map();
-  for (const item of (telemetry && telemetry.instances) || []) traffic.set(item.id, item);
+  for (const item of (telemetry && telemetry.data.instances) || []) traffic.set(item.id, item);
+  const grown = since(instances);
   const next = new Map();
-  for (const item of instances) {
+  for (const fetched of instances.data) {
+    const item = { ...fetched };
+    // as the server counts them: only while a process runs
+    if (item.pid !== null && (item.state === "running" || item.state === "starting")) {
+      item.uptime_secs += grown;
+      item.idle_secs += grown;
+    }
     const seen = traffic.get(item.id);
     item.requests_total = seen ? seen.requests_total : 0;
     item.p99_ms = seen ? seen.request_duration_p99_ms : 0;
@@ -356,6 +399,7 @@ function signOut(note) {
   pollTimer = null;
   store.instances = new Map();
   store.loaded = false;
+  copies.clear();
   clearMessage();
   showSignIn(note);
 }

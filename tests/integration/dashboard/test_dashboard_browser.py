@@ -18,7 +18,11 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import WebDriverWait
 
-from tests.integration.dashboard.conftest import DashboardServer
+from tests.integration.dashboard.conftest import (
+    DashboardServer,
+    console_entries,
+    emulate_phone_dark,
+)
 
 WAIT_SECONDS = 20
 MANY = 200
@@ -75,7 +79,7 @@ def severe_console_entries(driver: Any, *, allow_network: bool = False) -> list[
     test caused on purpose (a refused token, a server that is restarting)."""
     return [
         entry
-        for entry in driver.get_log("browser")
+        for entry in console_entries(driver)
         if entry["level"] == "SEVERE" and not (allow_network and entry.get("source") == "network")
     ]
 
@@ -128,6 +132,90 @@ def test_the_admin_sees_200_instances_sorts_and_filters(page: Any, server: Dashb
     page.find_element(By.ID, "filter-search").send_keys("tiny:t19")
     wait_for(page, lambda d: len(row_ids(d)) == 10, "the ten matches of tiny:t19")
     assert set(row_ids(page)) == {f"tiny:t19{n}" for n in range(10)}
+    assert severe_console_entries(page) == []
+
+
+#: how often the page polls the instance list (POLL_MS in app.js; docs/operations.md)
+POLL_SECONDS = 2
+#: what a loaded machine may add to a poll before the page shows it
+SLACK_SECONDS = 5
+
+
+#: wraps the page's fetch so that the status of each instance list is recorded before the
+#: page sees the answer (a resource timing entry may come after the page drew it)
+WATCH_POLLS = """
+window.polls = [];
+const fetched = window.fetch;
+window.fetch = async (...args) => {
+  const response = await fetched(...args);
+  if (new URL(response.url).pathname === "/api/instances") window.polls.push(response.status);
+  return response;
+};
+"""
+
+
+def poll_statuses(driver: Any) -> list[int]:
+    """The statuses of the page's requests for the instance list since WATCH_POLLS."""
+    return driver.execute_script("return window.polls")
+
+
+def cell(driver: Any, iid: str, key: str) -> str:
+    return driver.execute_script(
+        "const row = [...document.querySelectorAll('#rows tr')].find((r) => r.dataset.id === "
+        "arguments[0]); if (!row) return ''; const keys = [...document.querySelectorAll("
+        "'thead th')].map((th) => th.dataset.key); return row.children[keys.indexOf("
+        "arguments[1])].textContent",
+        iid,
+        key,
+    )
+
+
+def test_an_idle_page_polls_with_304s_and_shows_a_change(
+    page: Any, server: DashboardServer
+) -> None:
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    go(page, "#/instances")
+    wait_for(page, lambda d: len(row_ids(d)) == 100, "the first 100 rows")
+    page.execute_script(WATCH_POLLS)
+    # nothing changes: the polls are answered 304, without a body
+    wait_for(page, lambda d: 304 in poll_statuses(d), "a poll answered 304")
+    # ... and the uptime the page shows still grows: it counts the seconds itself. Read
+    # with the count of full answers in one script, so that no answer comes in between.
+    look = (
+        "const row = [...document.querySelectorAll('#rows tr')]"
+        ".find((r) => r.dataset.id === 'tiny:t000');"
+        "return [row.children[4].textContent, window.polls.filter((s) => s === 200).length]"
+    )
+    assert page.execute_script("return document.querySelectorAll('thead th')[4].dataset.key") == (
+        "uptime_secs"
+    )
+    full_answers = -1
+    texts: set[str] = set()
+
+    def grew_on_304s(driver: Any) -> bool:
+        # twice: the answer that came just before the first look may show once
+        nonlocal full_answers, texts
+        text, count = driver.execute_script(look)
+        if count != full_answers:  # a full answer came (a usage sample): look again
+            full_answers, texts = count, set()
+        texts.add(text)
+        return len(texts) >= 3
+
+    wait_for(page, grew_on_304s, "the uptime growing while the polls are 304s")
+    # a change shows within a poll (and what a loaded machine adds)
+    with server.client() as client:
+        client.put("/api/instances/tiny:t001/weight", json={"weight": 42}).raise_for_status()
+    try:
+        wait_for(
+            page,
+            lambda d: cell(d, "tiny:t001", "weight") == "42",
+            "the new weight in the table",
+            timeout=POLL_SECONDS + SLACK_SECONDS,
+        )
+    finally:
+        with server.client() as client:
+            client.put("/api/instances/tiny:t001/weight", json={"weight": 100}).raise_for_status()
     assert severe_console_entries(page) == []
 
 
@@ -311,7 +399,14 @@ def test_the_page_only_loads_from_its_own_origin(page: Any, server: DashboardSer
         other + "/health",
     )
     assert outcome == "refused"
-    assert any("Content Security Policy" in e["message"] for e in page.get_log("browser"))
+    # Chromium says "Content Security Policy", Firefox "Content-Security-Policy"
+    wait_for(
+        page,
+        lambda d: any(
+            re.search("Content.Security.Policy", e["message"]) for e in console_entries(d)
+        ),
+        "the refusal in the console",
+    )
 
 
 def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path) -> None:
@@ -321,14 +416,7 @@ def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path
     wait_for(page, lambda d: len(row_ids(d)) == 100, "the table")
     background = "return getComputedStyle(document.body).backgroundColor"
     assert page.execute_script(background) == "rgb(255, 255, 255)"
-    page.execute_cdp_cmd(
-        "Emulation.setEmulatedMedia",
-        {"features": [{"name": "prefers-color-scheme", "value": "dark"}]},
-    )
-    page.execute_cdp_cmd(
-        "Emulation.setDeviceMetricsOverride",
-        {"width": 390, "height": 844, "deviceScaleFactor": 2, "mobile": True},
-    )
+    emulate_phone_dark(page, True)
     try:
         wait_for(page, lambda d: d.execute_script(background) == "rgb(13, 17, 23)", "dark")
         # the page fits the phone's width; only the table scrolls sideways, in its box
@@ -336,8 +424,7 @@ def test_dark_and_phone_sized(page: Any, server: DashboardServer, tmp_path: Path
         wait_for(page, lambda d: d.execute_script(widths)[0] <= d.execute_script(widths)[1], "fit")
         page.save_screenshot(str(tmp_path / "phone-dark.png"))
     finally:
-        page.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": []})
-        page.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        emulate_phone_dark(page, False)
     assert severe_console_entries(page) == []
 
 

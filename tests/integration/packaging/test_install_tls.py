@@ -88,3 +88,39 @@ def test_the_packages_ship_the_dropin_disabled() -> None:
     assert "units/examples/tls.conf usr/share/doc/tenement-py/examples/" in debian
     spec = (ROOT / "packaging" / "rpm" / "tenement.spec").read_text()
     assert "units/examples/tls.conf %{buildroot}%{_docdir}/%{name}/examples/tls.conf" in spec
+
+
+def test_the_plan_restarts_running_units_whose_files_change(tmp_path: Path) -> None:
+    """A second `ten install --tls` on a running install must restart the socket (it opens
+    new ports only at its start) and the service (a new ExecStart=); the plan says so
+    (tests/system/test_binary_swap.py shows it on a real systemd)."""
+    result = _install(tmp_path, "", "--tls", "--email", "ops@example.com", "-d", "example.com")
+    assert result.returncode == 0, result.stderr
+    steps = result.stdout.split("\n\n")[1]
+    assert "run: systemctl daemon-reload\n" in steps
+    reload_at = steps.index("run: systemctl daemon-reload")
+    restart_at = steps.index("run: systemctl try-restart UNITS (the running units whose files")
+    enable_at = steps.index("run: systemctl enable --now tenement.socket")
+    assert reload_at < restart_at < enable_at
+
+
+def test_an_earlier_tls_dropin_is_removed_when_tls_is_off(tmp_path: Path) -> None:
+    """`ten install` without --tls, TLS not enabled in the config, after an earlier
+    `ten install --tls`: its socket drop-in goes (the socket would hold the HTTPS port
+    and the server answer plain HTTP there); with --tls it stays."""
+    from tenement.cli.install import make_plan, units_dir
+
+    config = tmp_path / "tenement.toml"
+    config.write_text("")
+    common = {
+        "units": units_dir(),
+        "config_source": config,
+        "ten_path": "/usr/bin/ten",
+        "domain": None,
+        "port": None,
+        "config_present": True,
+    }
+    plan = make_plan(**common, stale_tls_dropin=True)
+    assert [path.name for path in plan.removals] == ["20-tls.conf"]
+    assert any("built-in TLS is off" in note for note in plan.notes)
+    assert make_plan(**common).removals == ()

@@ -71,9 +71,12 @@ async def start_server(holder: FdHolder, directory: Path, *options: str) -> None
 
 
 async def tenant_pid(url: str) -> str:
-    """The tenant's pid, asked through the proxy (once it is up)."""
-    async with httpx.AsyncClient(base_url=url, headers={"host": TENANT_HOST}) as client:
-        with trio.fail_after(20):
+    """The tenant's pid, asked through the proxy (once it is up).
+
+    The first request waits for the tenant's start, seconds on a loaded machine: httpx's
+    default 5 s read timeout failed it in CI-like runs."""
+    async with httpx.AsyncClient(base_url=url, headers={"host": TENANT_HOST}, timeout=30) as client:
+        with trio.fail_after(40):
             while True:
                 response = await client.get("/")
                 if response.status_code == 200:

@@ -120,3 +120,32 @@ async def test_a_tenants_process_group_memory_and_cpu_are_sampled() -> None:
     finally:
         process.kill()
         process.wait()
+
+
+def test_usage_changes_counts_only_samples_that_changed_something() -> None:
+    """The ETag of ``GET /api/instances`` has it: an unchanged sample keeps the tag."""
+    history = History()
+    view = view_of(4242)
+    same = {4242: procfs.GroupUsage(rss_bytes=1 << 20, cpu_ticks=7)}
+    history.sample_usage([view], same, 1.0)
+    assert history.usage_changes == 1
+    history.sample_usage([view], same, 2.0)  # cpu now 0.0%: a change
+    assert history.usage_changes == 2
+    history.sample_usage([view], same, 3.0)  # the same again
+    assert history.usage_changes == 2
+    history.sample_usage([view], {4242: procfs.GroupUsage(2 << 20, 7)}, 4.0)
+    assert history.usage_changes == 3
+
+
+def test_proxy_changes_grow_with_each_recorded_request_and_merged_report() -> None:
+    """The ETag of ``GET /api/telemetry`` has it: no request, no new tag."""
+    metrics = ProxyMetrics()
+    assert metrics.changes == 0
+    metrics.request()  # arrived, not yet answered: the series are as they were
+    assert metrics.changes == 0
+    record(metrics, "api:a", 3.0)
+    assert metrics.changes == 1
+    other = ProxyMetrics()
+    record(other, "api:b", 4.0)
+    metrics.merge(other.report())
+    assert metrics.changes == 2

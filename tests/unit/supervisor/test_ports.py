@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import socket
 from collections.abc import Iterator
 
@@ -92,3 +93,20 @@ def test_default_range_is_the_reference_range() -> None:
 def test_bad_range_is_rejected() -> None:
     with pytest.raises(ValueError, match="bad port range"):
         PortAllocator(40000, 30000)
+
+
+def test_a_retry_after_a_collision_leaves_the_walk_both_allocators_share(
+    held: list[socket.socket],
+) -> None:
+    """Two tenements on one host walk the range alike: when the other's tenant took the
+    port ours was given, next-fit would hand both the same next port again."""
+    low = free_block(200)
+    ours = PortAllocator(low, low + 199, rng=random.Random(7))
+    theirs = PortAllocator(low, low + 199)
+    given = ours.allocate()
+    assert theirs.allocate() == given
+    hold(given, held)  # their tenant bound it first; ours exits at once
+    ours.scatter()
+    retry = ours.allocate()
+    assert retry != theirs.allocate()
+    assert low <= retry <= low + 199 and retry != given

@@ -1,0 +1,18 @@
+"""Test modules are imported by their file name (tests/ has no packages), so two files
+with one name in different directories stop the whole run at collection: say which,
+before a full run finds out."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+TESTS = Path(__file__).parents[1]
+
+
+def test_every_test_module_has_a_name_of_its_own() -> None:
+    places: defaultdict[str, list[str]] = defaultdict(list)
+    for path in TESTS.rglob("test_*.py"):
+        places[path.name].append(str(path.relative_to(TESTS)))
+    shared = {name: where for name, where in places.items() if len(where) > 1}
+    assert not shared, f"rename one of each: {shared}"
