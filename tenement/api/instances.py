@@ -73,8 +73,20 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     """The list, with a weak ETag: an ``If-None-Match`` naming it is answered 304
     without building the list (see :mod:`tenement.api.conditional`)."""
     history = api.history
+    store = api.store
+    # a fleet node lists a down node's instances that may not fail over too, until it
+    # returns: every node does (they are in the tag, so a change is never a 304)
+    orphaned = []
+    if store.node is not None:
+        orphaned = [
+            record
+            for record in await store.run(store.orphaned_elsewhere)
+            if request.tenant is None or record.tenant == request.tenant
+        ]
     tag = conditional.etag(
-        api.supervisor.signature(request.tenant), _usage_signature(history, request.tenant)
+        api.supervisor.signature(request.tenant),
+        _usage_signature(history, request.tenant),
+        tuple((record.instance_id, record.node) for record in orphaned),
     )
     unchanged = conditional.not_modified(request.scope, tag)
     if unchanged is not None:
@@ -82,10 +94,12 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     views = live_views(api.supervisor, request.tenant)
     usage = history.usage if history is not None else {}
     listed = [instance_json(view, usage.get(view.id)) for view in views]
-    node = api.store.node
+    node = store.node
     if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
         for item in listed:
             item["node"] = node
+        listed += [orphan_json(record) for record in orphaned]
+        listed.sort(key=lambda item: (item["id"], item["node"]))
     return conditional.tagged(http.json_response(listed), tag)
 
 
@@ -100,6 +114,31 @@ def _usage_signature(history: Any, tenant: str | None) -> Hashable:
         return changes
     suffix = f":{tenant}"
     return tuple(sorted(item for item in history.usage.items() if item[0].endswith(suffix)))
+
+
+def orphan_json(record: Any) -> dict[str, Any]:
+    """An orphaned instance (its node is down and it may not fail over) as the API shows
+    it: nothing runs it, so it has no process, socket, usage or uptime."""
+    return {
+        "id": record.instance_id,
+        "socket": "",
+        "uptime_secs": 0,
+        "idle_secs": 0,
+        "restarts": record.restarts_total,
+        "health": "unknown",
+        "storage_used_bytes": 0,
+        "storage_quota_bytes": None,
+        "weight": record.weight,
+        "service": record.service,
+        "tenant": record.tenant,
+        "state": record.state,
+        "pid": None,
+        "port": None,
+        "active_connections": 0,
+        "memory_bytes": None,
+        "cpu_percent": None,
+        "node": record.node,
+    }
 
 
 async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -81,8 +81,10 @@ def _schemas() -> dict[str, Any]:
                 "tenant": {**STR, "description": "Added in 0.3.0."},
                 "state": {
                     "type": "string",
-                    "enum": ["starting", "running", "stopped", "failed"],
-                    "description": "Added in 0.3.0.",
+                    "enum": ["starting", "running", "stopped", "failed", "orphaned"],
+                    "description": "Added in 0.3.0. orphaned: in a fleet, its node is down "
+                    "and its service may not fail over ([service.X] failover); nothing runs "
+                    "it until the node returns.",
                 },
                 "pid": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "port": {**NULLABLE_INT, "description": "Added in 0.3.0."},

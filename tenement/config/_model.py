@@ -236,6 +236,15 @@ class Service:
     #: the system user its tenants run as (when the server can change uid); None: a uid
     #: of its own from ``settings.tenant_uids``. Added in 0.3.
     user: str | None = None
+    #: whether a lost fleet node's instances of this service are started on another
+    #: node; None: only when ``storage_persist`` is false (persisted data is on the lost
+    #: disk). Added in 0.3.
+    failover: bool | None = None
+
+    @property
+    def fails_over(self) -> bool:
+        """``failover``, or its default: a tenant whose data persists stays on its node."""
+        return self.failover if self.failover is not None else not self.storage_persist
 
     def socket_path(self, tenant: str) -> str:
         """The socket template with ``{name}`` and ``{id}`` filled (nothing else)."""

@@ -291,6 +291,7 @@ SERVICE: dict[str, Callable[[Any], Any]] = {
     "vsock_port": count,
     "image": string,
     "user": user_name,
+    "failover": boolean,
 }
 MOUNT: dict[str, Callable[[Any], Any]] = {
     "source": string,

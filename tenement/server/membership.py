@@ -11,21 +11,37 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
 from tenement._version import __version__
-from tenement.config import Fleet
+from tenement.config import Fleet, Service
 from tenement.errors import TenementError
 from tenement.shown import shown
 from tenement.store import Store
 from tenement.store.nodes import NodeIdentity, NodeRow
 
+if TYPE_CHECKING:
+    from tenement.server.fencing import Fencing
+
 log = logging.getLogger(__name__)
 
 #: how often a node stamps its row, and looks for silent peers
 HEARTBEAT_SECONDS = 1.0
+#: how often a node looks at how long its heartbeat has not been written
+FENCE_CHECK_SECONDS = 0.1
+#: how long before node_timeout a silent node fences itself, at most: its tenants get
+#: that long to exit before a peer may declare it down and start them elsewhere
+FENCE_LEAD_SECONDS = 1.0
+
+
+def fence_after_s(node_timeout: float) -> float:
+    """The silence after which a node fences itself: a quarter of ``node_timeout``, at
+    most :data:`FENCE_LEAD_SECONDS`, before it (2.25 s of a 3 s timeout, 9 s of 10 s)."""
+    return node_timeout - min(FENCE_LEAD_SECONDS, node_timeout / 4)
 
 
 class NodeNameTaken(TenementError):
@@ -85,6 +101,11 @@ class Membership:
         self.fleet = fleet
         self._data_dir = data_dir
         store.node = fleet.node
+        #: set by the server once it has a role (None: fencing and takeovers not followed)
+        self.fencing: Fencing | None = None
+        #: the services now (a reload may change them): which of them may fail over
+        self.services: Callable[[], Mapping[str, Service]] = dict
+        self._last_beat = 0.0
 
     async def join(self) -> None:
         """Take this node's row (before the supervisor adopts anything).
@@ -123,17 +144,45 @@ class Membership:
         """Heartbeat every second and declare silent peers down, until cancelled.
 
         While the database is out of reach the beats are skipped (the store's outage
-        notes it once); peers then see this node silent, as they should.
+        notes it once); peers then see this node silent, as they should, and once
+        :func:`fence_after_s` has passed since its last heartbeat that succeeded began,
+        by this node's monotonic clock, it fences itself (``fencing.py``). A beat stuck on a
+        partitioned connection counts as silence too: the watch runs beside it.
         """
-        task_status.started()
+        self._last_beat = trio.current_time()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_silence)
+            task_status.started()
+            while True:
+                await trio.sleep(HEARTBEAT_SECONDS)
+                # counted from before the write: the database stamps it with a later
+                # now(), so this node fences no later than its peers may declare it down
+                attempted = trio.current_time()
+                with self._store.outage.tolerated("the fleet heartbeat"):
+                    await self.beat()
+                    self._last_beat = max(self._last_beat, attempted)
+
+    async def _watch_silence(self) -> None:
+        fence_after = fence_after_s(self.fleet.node_timeout)
         while True:
-            await trio.sleep(HEARTBEAT_SECONDS)
-            with self._store.outage.tolerated("the fleet heartbeat"):
-                await self.beat()
+            await trio.sleep(FENCE_CHECK_SECONDS)
+            silent = trio.current_time() - self._last_beat
+            fencing = self.fencing
+            if fencing is not None and silent >= fence_after and fencing.fenced_at is None:
+                await fencing.fence(silent)
 
     async def beat(self) -> None:
-        """One heartbeat, then one look for silent peers."""
+        """One heartbeat (after a rejoin, when this node had fenced itself), then one
+        look for silent peers (re-placing their tenants), then one look at this node's
+        rows (starting what peers placed here)."""
         store = self._store
+        fencing = self.fencing
+        if fencing is not None and fencing.fenced_at is not None:
+            await self.join()
+            # the join was a write: the silence is over (else the watch, counting from
+            # the last heartbeat before the outage, would fence again at once)
+            self._last_beat = trio.current_time()
+            await fencing.rejoin()
         me = identity(self.fleet, self._data_dir)
         was = await store.run(store.node_heartbeat, me)
         if was is None:
@@ -150,13 +199,22 @@ class Membership:
                 shown(str(was.down_by)),
                 was.silent_s,
             )
-        for node in await store.run(
-            store.declare_silent_nodes_down, me.name, self.fleet.node_timeout
+        services = [name for name, svc in self.services().items() if svc.fails_over]
+        for lost in await store.run(
+            store.declare_nodes_lost, me.name, self.fleet.node_timeout, services
         ):
+            node = lost.node
             log.warning(
-                "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s",
+                "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s; "
+                "%d instance(s) re-placed (%s), %d orphaned until it returns (%s)",
                 shown(node.name),
                 shown(node.advertise),
                 node.silent_s,
                 self.fleet.node_timeout,
+                len(lost.moved),
+                ", ".join(f"{m.instance_id} -> {shown(m.node)}" for m in lost.moved) or "none",
+                len(lost.orphaned),
+                ", ".join(lost.orphaned) or "none",
             )
+        if fencing is not None:
+            await fencing.take_over()

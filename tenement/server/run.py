@@ -217,6 +217,11 @@ async def serve(
                     reload=reload_on_request,
                 )
                 reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
+                if membership is not None and not role.worker:
+                    from tenement.server.fencing import Fencing
+
+                    membership.fencing = Fencing(store, membership.fleet, lambda: node.supervisor)
+                    membership.services = lambda: node.config.services
                 public_stop, control_stop = trio.Event(), trio.Event()
                 public_drained, control_drained = trio.Event(), trio.Event()
 

@@ -23,6 +23,11 @@ DEFAULT_DRIVERS = {"postgresql": "postgresql+psycopg", "postgres": "postgresql+p
 #: seconds libpq waits for a server to answer before giving up on it; without a bound a
 #: host that drops packets holds each attempt for the kernel's ~2 minutes of SYN retries
 CONNECT_TIMEOUT = 10
+#: milliseconds a statement's bytes may go unacknowledged before libpq's connection fails:
+#: without it, a query sent just before a network partition waits out the kernel's
+#: ~15 minutes of retransmissions, and a fleet node could not rejoin once the network
+#: is back (a single host's outage ends sooner too)
+TCP_USER_TIMEOUT_MS = 10_000
 #: driver module -> what to ``pip install`` for it
 _PIP_NAMES = {"psycopg": "'tenement-py[postgresql]'", "psycopg2": "psycopg2-binary"}
 
@@ -66,10 +71,12 @@ def display(url: sa.URL) -> str:
 
 
 def connect_args(url: sa.URL) -> dict[str, Any]:
-    """Keyword arguments for the driver's ``connect()``: a bounded connect for libpq."""
-    if url.get_driver_name() in ("psycopg", "psycopg2") and "connect_timeout" not in url.query:
-        return {"connect_timeout": CONNECT_TIMEOUT}
-    return {}
+    """Keyword arguments for the driver's ``connect()``: a bounded connect and bounded
+    statements for libpq (each unless the URL sets it)."""
+    if url.get_driver_name() not in ("psycopg", "psycopg2"):
+        return {}
+    bounds = {"connect_timeout": CONNECT_TIMEOUT, "tcp_user_timeout": TCP_USER_TIMEOUT_MS}
+    return {key: value for key, value in bounds.items() if key not in url.query}
 
 
 def driver_missing(url: sa.URL, exc: ImportError) -> DriverMissing:

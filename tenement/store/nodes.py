@@ -8,12 +8,14 @@ a node down) is one transaction whose conditional ``UPDATE`` only one of them ca
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import attrs
 
 from tenement.store._base import StoreBase
 from tenement.store._db import Session
+from tenement.store.failover import Moved, fail_over
 
 #: the states a node row takes; "draining" is for the moves still to come (#11)
 UP, DOWN = "up", "down"
@@ -85,6 +87,20 @@ class NodeRow:
 
     def as_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+
+@attrs.frozen
+class Lost:
+    """A node declared down, and what became of its instances.
+
+    Attributes:
+        moved: re-placed on live nodes (their services may fail over).
+        orphaned: left to it (their data is on its disk): until it returns.
+    """
+
+    node: NodeRow
+    moved: tuple[Moved, ...] = ()
+    orphaned: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -198,12 +214,20 @@ class NodeQueries(StoreBase):
             return NodeRow.from_row(row)
 
     def declare_silent_nodes_down(self, by: str, timeout_s: float) -> list[NodeRow]:
-        """Mark down every other node up but silent for ``timeout_s`` (database clock).
+        """:meth:`declare_nodes_lost` with no service allowed to fail over."""
+        return [lost.node for lost in self.declare_nodes_lost(by, timeout_s, ())]
+
+    def declare_nodes_lost(
+        self, by: str, timeout_s: float, failover_services: Collection[str]
+    ) -> list[Lost]:
+        """Mark down every other node up but silent for ``timeout_s`` (database clock), and
+        in the same transaction re-place its instances of ``failover_services`` on live
+        nodes (``failover.py``); its other live instances become orphaned.
 
         One conditional ``UPDATE``: when peers run it at once, PostgreSQL lets the first
         change each row and re-checks the condition for the others, which then find the
-        node down already. So each node is declared down by exactly one peer: the one
-        this returns it to (as it is now, down).
+        node down already. So each node is declared down, and its tenants re-placed, by
+        exactly one peer: the one this returns it to (as it is now, down).
         """
         with self._write() as conn:
             now = database_now(conn)
@@ -213,7 +237,12 @@ class NodeQueries(StoreBase):
                 f"RETURNING {_COLUMNS}, {now} - heartbeat_at AS silent_s",
                 {"by": by, "timeout": timeout_s},
             ).rows
-            return [NodeRow.from_row(row) for row in rows]
+            lost = []
+            for row in rows:
+                node = NodeRow.from_row(row)
+                moved, orphaned = fail_over(conn, node.name, now, timeout_s, failover_services)
+                lost.append(Lost(node, tuple(moved), tuple(orphaned)))
+            return lost
 
     def list_nodes(self) -> list[NodeRow]:
         """Every node, by name."""

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from tenement.store import _sqlite
 from tenement.store._db import open_database
 from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
+from tenement.store.failover import FailoverQueries
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
@@ -25,6 +26,7 @@ class Store(
     LeaseQueries,
     UserQueries,
     NodeQueries,
+    FailoverQueries,
 ):
     """The database: tokens, instances, logs, audit trail, lease, servers, service users,
     fleet nodes.

@@ -14,6 +14,7 @@ frozen views), ``adoption.py``, ``health.py``, ``backoff.py``, ``idle.py``,
 
 from tenement.supervisor.errors import (
     DeployError,
+    Fenced,
     InstanceFailed,
     InstanceNotFound,
     OwnedElsewhere,
@@ -33,6 +34,7 @@ from tenement.supervisor.supervisor import Supervisor, SupervisorStatistics
 
 __all__ = [
     "DeployError",
+    "Fenced",
     "Health",
     "InstanceFailed",
     "InstanceNotFound",

@@ -22,6 +22,7 @@ import trio
 
 from tenement.config import Service
 from tenement.store import InstanceRecord
+from tenement.store.failover import ORPHANED
 from tenement.supervisor.events import LifecycleEvent
 from tenement.supervisor.health import Health, HealthState
 from tenement.supervisor.instance import FAILED, RUNNING, STARTING, STOPPED, Instance, Run
@@ -154,8 +155,10 @@ async def adopt_all(
                 # the leader is gone (or its pid is another process's now); what is left
                 # of its session is killed only when provably the tenant's
                 kill_stale_group(record.pid, record.start_ticks)
-            if record.state in (STARTING, RUNNING) and record.service in sup.config.services:
-                # it died while no server watched it (or was between restarts): a crash
+            crashed = record.state in (STARTING, RUNNING, ORPHANED)
+            if crashed and record.service in sup.config.services:
+                # it died while no server watched it (or was between restarts): a crash;
+                # orphaned: it ran when a peer found this node down (and it died since)
                 revive.append(runner)
         if decision is not Fate.KEEP:
             now_record = inst.record()

@@ -71,6 +71,19 @@ class RestartPending(WakeError):
         self.retry_after_seconds = retry_after_seconds
 
 
+class Fenced(RestartPending):
+    """This fleet node lost the database for ``node_timeout`` and stopped its tenants
+    (self-fencing): it serves none until it is back in the fleet (503, ``Retry-After``)."""
+
+    def __init__(self, instance_id: str, reason: str, retry_after_seconds: int) -> None:
+        super().__init__(
+            instance_id,
+            retry_after_seconds,
+            f"Instance {instance_id} is not served by this fleet node now: {reason}; "
+            f"retry after {retry_after_seconds} s (another node may run it by then)",
+        )
+
+
 class DeployError(TenementError):
     """A deployed instance did not become healthy (it was stopped again)."""
 

@@ -43,6 +43,8 @@ KINDS: dict[str, tuple[int, str | None]] = {
     "health": (logging.INFO, None),
     "storage": (logging.WARNING, None),
     "idle_stop": (logging.INFO, "stop"),
+    # a fleet node that lost the database stops its tenants (server/fencing.py)
+    "fence": (logging.WARNING, "stop"),
 }
 
 

@@ -190,6 +190,17 @@ async def _renew_lease(sup: Supervisor, store: Store, holder: str) -> None:
             waited = trio.current_time() - renewed_at
             if waited + LEASE_RENEW_SECONDS < LEASE_TTL_SECONDS:
                 continue
+            if store.node is not None:
+                # a fleet node's peers may have re-placed its tenants by now: leaving
+                # them running could serve two copies (it fenced itself already unless
+                # node_timeout is longer than the lease can wait)
+                log.error(
+                    "the database has been out of reach for %.0f s and the supervisor "
+                    "lease expires soon: fleet node %s stops its tenants",
+                    waited,
+                    store.node,
+                )
+                raise
             log.error(
                 "the database has been out of reach for %.0f s and the supervisor lease "
                 "expires soon: leaving the tenants running for the next server",

@@ -15,7 +15,7 @@ import contextlib
 import functools
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
@@ -27,6 +27,7 @@ from tenement.ids import NAME_RULE, InstanceRef, InvalidInstanceId, is_valid_nam
 from tenement.store import InstanceRecord, LogEntry, Store
 from tenement.supervisor.errors import (
     DeployError,
+    Fenced,
     InstanceNotFound,
     OwnedElsewhere,
     RestartPending,
@@ -92,6 +93,9 @@ class Supervisor:
         self._shared = Shared(config, store, environ=environ, nursery=nursery, tailer=tailer)
         self._runners: dict[str, Runner] = {}
         self._detached = False
+        #: why this fleet node serves no tenant now (it lost the database for
+        #: node_timeout: ``server/fencing.py``), and the Retry-After to send; None: serving
+        self.fenced: tuple[str, int] | None = None
 
     # ---- configuration and lookups --------------------------------------------------------
 
@@ -156,6 +160,20 @@ class Supervisor:
         runner = Runner(inst, self._shared)
         self._runners[inst.id] = runner
         return runner
+
+    def start_soon(self, work: Callable[[], Awaitable[None]]) -> None:
+        """Run ``work`` in the supervisor's nursery (it ends with the supervisor)."""
+        self._shared.nursery.start_soon(work)
+
+    def forget(self, iid: str) -> None:
+        """Drop ``iid`` from memory (not its row): another fleet node owns it now."""
+        self._runners.pop(iid, None)
+
+    def refuse_if_fenced(self, iid: str) -> None:
+        """Raise :class:`Fenced` while this fleet node is fenced: it starts nothing."""
+        if self.fenced is not None:
+            reason, retry_after = self.fenced
+            raise Fenced(iid, reason, retry_after)
 
     def runner(self, iid: str) -> Runner | None:
         """The runner of instance ``iid`` (stopped ones too), or None."""
@@ -263,7 +281,7 @@ class Supervisor:
         Touches the instance's last activity (the idle reaper reads it).
         """
         runner = self._runners.get(f"{service}:{tenant}")
-        if runner is None or not runner.inst.routable:
+        if runner is None or not runner.inst.routable or self.fenced is not None:
             return None
         runner.inst.touch()
         return runner.inst.target()
@@ -273,6 +291,8 @@ class Supervisor:
 
         The proxy picks among those with a weight above 0.
         """
+        if self.fenced is not None:
+            return []
         return [
             runner.inst.target()
             for iid, runner in sorted(self._runners.items())
@@ -339,6 +359,7 @@ class Supervisor:
             PortsExhausted: no free port.
         """
         svc = self._service_or_raise(service)
+        self.refuse_if_fenced(f"{service}:{tenant}")
         await self._claim(svc.name, tenant)
         runner = self._runner_for(svc, tenant)
         await runner.start(svc, revive=True)
@@ -489,6 +510,7 @@ class Supervisor:
             UnknownService: no such service.
         """
         iid = f"{service}:{tenant}"
+        self.refuse_if_fenced(iid)
         runner = self._runners.get(iid)
         if runner is not None:
             inst = runner.inst

@@ -127,12 +127,15 @@ async def test_nodes_list_each_other_and_a_killed_node_is_declared_down_by_one_p
     seen = await nodes_seen_by(fleet, c)
     assert seen["a"]["state"] == "down" and seen["a"]["down_by"] == row["down_by"]
     assert seen["b"]["state"] == seen["c"]["state"] == "up"
-    # a's tenant runs on, unadopted: no other node lists it, its row still names a
+    # a's tenant runs on, unadopted; its data persists, so it does not fail over: it is
+    # orphaned, listed as such by the other nodes, and its row still names a and its pid
     assert alive(alice)
-    assert "echo:alice" not in await listed(fleet, b)
-    assert "echo:alice" not in await listed(fleet, c)
+    for peer in (b, c):
+        orphan = (await listed(fleet, peer))["echo:alice"]
+        assert (orphan["state"], orphan["node"], orphan["pid"]) == ("orphaned", "a", None)
     assert fleet.instance_row("echo:alice")["node"] == "a"
     assert fleet.instance_row("echo:alice")["pid"] == alice
+    assert fleet.instance_row("echo:alice")["state"] == "orphaned"
 
     await a.start()
     assert fleet.node_row("a")["state"] == "up"
@@ -140,6 +143,8 @@ async def test_nodes_list_each_other_and_a_killed_node_is_declared_down_by_one_p
     assert "fleet node a is up again" in a.log
     assert await tenant_pid(a, "alice") == alice  # re-adopted, not restarted
     assert set(await listed(fleet, a)) == {"echo:alice"}
+    assert fleet.instance_row("echo:alice")["state"] == "running"  # orphaned no more
+    assert set(await listed(fleet, b)) == {"echo:bob"}
     assert await tenant_pid(b, "bob") == bob  # b's untouched
     assert fleet.instance_row("echo:bob")["node"] == "b"
     assert fleet.instance_row("echo:bob")["pid"] == bob

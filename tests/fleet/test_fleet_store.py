@@ -9,6 +9,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
+import attrs
 import pytest
 
 from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
@@ -218,3 +219,49 @@ def test_nodes_starting_at_once_on_a_new_database_migrate_it_once(pg_cluster: Cl
         )
         assert sorted(report.created for report in reports) == [False, True]
         assert is_at_head(first) and is_at_head(second)
+
+
+def _running(iid: str, pid: int) -> InstanceRecord:
+    service, tenant = iid.split(":")
+    return InstanceRecord(
+        instance_id=iid, service=service, tenant=tenant, pid=pid, start_ticks=1, pgid=pid,
+        port=30000 + pid, socket="", state="running", updated_at=time.time(),
+    )  # fmt: skip
+
+
+def test_a_lost_nodes_stateless_tenants_are_re_placed_once_and_the_rest_orphaned(
+    stores: dict[str, Store],
+) -> None:
+    """The peer that wins the declaration re-places ``web`` (failover) on the live node
+    with the most free memory, epoch + 1, to be started there; ``db`` (its data on the
+    lost disk) is orphaned; a stopped ``web`` moves too, stopped."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    a.join_node(identity("a"), 3)
+    b.join_node(identity("b"), 3)
+    roomy = attrs.evolve(identity("c"), memory_available=6 << 30)
+    c.join_node(roomy, 3)
+    a.save_instances([_running("web:one", 1), _running("db:one", 2)])
+    a.save_instances([attrs.evolve(_running("web:two", 3), pid=None, state="stopped")])
+    silence(a, "a", 10)
+    found = race(
+        [lambda s=stores[p], p=p: s.declare_nodes_lost(p, 3, ["web"]) for p in "bc"]  # type: ignore[misc]
+    )
+    [lost] = [entry for results in found for entry in results]
+    assert lost.node.name == "a"
+    assert [(m.instance_id, m.node, m.epoch, m.start) for m in lost.moved] == [
+        ("web:one", "c", 1, True),
+        ("web:two", "c", 1, False),
+    ]
+    assert lost.orphaned == ("db:one",)
+    held = {row.instance_id: row for row in c.held_here()}
+    assert sorted(held) == ["web:one", "web:two"]
+    assert held["web:one"].placed and held["web:one"].epoch == 1
+    assert not held["web:two"].placed
+    owners = a.owners(["web:one", "db:one", "nope:x"])
+    assert owners["web:one"].node == "c" and owners["db:one"].node == "a"
+    assert "nope:x" not in owners
+    [db] = [r for r in a.load_instances() if r.instance_id == "db:one"]
+    assert (db.state, db.pid) == ("orphaned", 2)  # its node re-adopts it by this pid
+    # a, back, cannot write over the row c owns now
+    a.save_instances([_running("web:one", 1)])
+    assert c.owners(["web:one"])["web:one"].node == "c"

@@ -114,3 +114,26 @@ def test_a_fleet_change_is_shown_as_taking_effect_at_the_next_restart() -> None:
     single = parse_config(PG)
     assert config_changes(config_as_dict(single), config_as_dict(after)).settings == ("fleet",)
     assert not config_changes(config_as_dict(single), config_as_dict(single))
+
+
+@pytest.mark.parametrize(
+    ("keys", "fails_over"),
+    [
+        ("", False),  # storage_persist defaults to true: the data is on the lost disk
+        ("storage_persist = false\n", True),
+        ("storage_persist = true\n", False),
+        ("storage_persist = true\nfailover = true\n", True),
+        ("storage_persist = false\nfailover = false\n", False),
+    ],
+)
+def test_failover_defaults_to_whether_the_data_is_thrown_away(keys: str, fails_over: bool) -> None:
+    config = parse_config(
+        fleet('advertise = "10.0.0.11:8080"\n') + f'[service.web]\ncommand = "w"\n{keys}'
+    )
+    assert config.services["web"].fails_over is fails_over
+    assert config.warnings == ()
+
+
+def test_a_failover_that_is_not_a_boolean_is_refused_with_its_value() -> None:
+    with pytest.raises(ConfigError, match='failover: expected true or false, got the string "yes"'):
+        parse_config('[service.web]\ncommand = "w"\nfailover = "yes"\n')

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tenement.store import DatabaseUnavailable, StoreError
-from tenement.store._connect import connect_failed, display, parse_url, redact
+from tenement.store._connect import connect_args, connect_failed, display, parse_url, redact
 
 URL = parse_url("postgresql://ten:S3cret@db.example:5433/tenement")
 
@@ -132,3 +132,14 @@ def test_a_unix_socket_url_names_the_socket_directory() -> None:
     assert connect_failed(url, Exception("x")).where == (
         'postgresql database "tenement" at the socket in /run/postgresql (port 5434) as user ten'
     )
+
+
+def test_libpq_connections_get_a_bounded_connect_and_bounded_statements() -> None:
+    """A statement sent into a network partition fails in 10 s, not the kernel's ~15
+    minutes of retransmissions (a fleet node could not rejoin meanwhile)."""
+    bounded = connect_args(parse_url("postgresql://ten@db.internal/tenement"))
+    assert bounded == {"connect_timeout": 10, "tcp_user_timeout": 10_000}
+    # the URL's own choice wins
+    chosen = connect_args(parse_url("postgresql://ten@db/t?tcp_user_timeout=3000"))
+    assert chosen == {"connect_timeout": 10}
+    assert connect_args(parse_url("sqlite:///x.db")) == {}

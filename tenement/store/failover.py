@@ -1,0 +1,177 @@
+"""A lost node's instances: re-placed on live nodes, or orphaned until it returns.
+
+Done in the very transaction that declares the node down (``nodes.py``): a peer that
+wins the declaration also re-places, and a peer that crashes between the two cannot
+leave a down node's tenants unplaced. Every takeover increments the row's ``epoch``;
+a node runs an instance only while the row names it (at the epoch it holds), so the
+returning node finds out what was taken from it by reading its rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Any
+
+import attrs
+
+from tenement.store._base import StoreBase
+from tenement.store._db import Session
+from tenement.store.instances import COLUMNS, InstanceRecord
+
+#: a row whose node is down and whose service may not fail over: listed, answered 503,
+#: until its node returns (it re-adopts the tenant) or an operator re-places it
+ORPHANED = "orphaned"
+#: the states of an instance that has (or should have) a process
+LIVE_STATES = ("starting", "running")
+
+
+@attrs.frozen
+class Moved:
+    """An instance re-placed on ``node`` at ``epoch`` (the lost node's was ``epoch - 1``)."""
+
+    instance_id: str
+    node: str
+    epoch: int
+    #: it was running on the lost node: the new owner starts it (else it stays stopped
+    #: there, and is woken there as any stopped instance)
+    start: bool
+
+
+@attrs.frozen
+class Held:
+    """One of this node's instance rows, as a node follows them.
+
+    Attributes:
+        placed: a peer placed it here when its node was lost, and it should run: state
+            ``starting`` with no process yet.
+    """
+
+    instance_id: str
+    service: str
+    tenant: str
+    epoch: int
+    placed: bool
+
+
+@attrs.frozen
+class Owner:
+    """Who a row names now (None: no row)."""
+
+    node: str | None
+    epoch: int
+
+
+def _live_nodes(session: Session, now: str, timeout_s: float) -> list[dict[str, Any]]:
+    """The nodes that may take instances: up and heard from within ``timeout_s``."""
+    rows = session.execute(
+        "SELECT name, memory_available, instances FROM nodes "
+        f"WHERE state = 'up' AND heartbeat_at >= {now} - :timeout ORDER BY name",
+        {"timeout": timeout_s},
+    ).rows
+    return [dict(row) for row in rows]
+
+
+def _most_free(nodes: list[dict[str, Any]]) -> dict[str, Any]:
+    """The live node with the most free capacity: memory available first, then the
+    fewest instances (a tie on both: by name, so the choice is the same on every peer)."""
+    return max(nodes, key=lambda n: (n["memory_available"], -n["instances"], n["name"]))
+
+
+def fail_over(
+    session: Session, lost: str, now: str, timeout_s: float, services: Collection[str]
+) -> tuple[list[Moved], list[str]]:
+    """Within the caller's transaction, re-place the instances of the down node ``lost``
+    whose service is in ``services`` on live nodes (epoch + 1), and mark its other live
+    instances orphaned. Returns the moves and the orphaned ids.
+
+    Each instance goes to the node with the most free capacity, counting those placed
+    before it in this pass (an estimated 256 MiB each), so a lost node's tenants spread.
+    With no live node (the declaring peer's own heartbeat is late too) nothing moves:
+    they are orphaned, and come back with their node.
+    """
+    rows = session.execute(
+        "SELECT instance_id, service, state, epoch FROM instances WHERE node = :lost "
+        "ORDER BY instance_id",
+        {"lost": lost},
+    ).rows
+    nodes = [node for node in _live_nodes(session, now, timeout_s) if node["name"] != lost]
+    moved: list[Moved] = []
+    orphaned: list[str] = []
+    for row in rows:
+        live = row["state"] in LIVE_STATES
+        if row["service"] not in services or not nodes:
+            if live:
+                orphaned.append(row["instance_id"])
+            continue
+        target = _most_free(nodes)
+        target["memory_available"] -= 256 << 20
+        target["instances"] += 1
+        moved.append(Moved(row["instance_id"], target["name"], row["epoch"] + 1, live))
+    for move in moved:
+        # the lost node's process facts stay out: the new owner writes its own
+        session.execute(
+            "UPDATE instances SET node = :node, epoch = :epoch, pid = NULL, start_ticks = NULL, "
+            "pgid = NULL, port = NULL, health = 'unknown', state = :state "
+            "WHERE instance_id = :id AND node = :lost",
+            {
+                "node": move.node,
+                "epoch": move.epoch,
+                "state": "starting" if move.start else "stopped",
+                "id": move.instance_id,
+                "lost": lost,
+            },
+        )
+    if orphaned:
+        session.execute(
+            f"UPDATE instances SET state = '{ORPHANED}' WHERE node = :lost "
+            f"AND state IN {LIVE_STATES!r}",
+            {"lost": lost},
+        )
+    return moved, orphaned
+
+
+class FailoverQueries(StoreBase):
+    """What a node reads of its rows to follow takeovers (``server/fencing.py``)."""
+
+    def held_here(self) -> list[Held]:
+        """This node's instance rows, with their epochs (one indexed query)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT instance_id, service, tenant, epoch, state, pid FROM instances "
+                "WHERE node = :node ORDER BY instance_id",
+                {"node": self.node},
+            ).rows
+            return [
+                Held(
+                    row["instance_id"],
+                    row["service"],
+                    row["tenant"],
+                    row["epoch"],
+                    placed=row["state"] == "starting" and row["pid"] is None,
+                )
+                for row in rows
+            ]
+
+    def owners(self, instance_ids: Collection[str]) -> dict[str, Owner]:
+        """Who each of ``instance_ids`` belongs to now (an id with no row: left out)."""
+        if not instance_ids:
+            return {}
+        with self._read() as conn:
+            found: dict[str, Owner] = {}
+            for iid in instance_ids:
+                row = conn.execute(
+                    "SELECT node, epoch FROM instances WHERE instance_id = :id", {"id": iid}
+                ).first()
+                if row is not None:
+                    found[iid] = Owner(row["node"], row["epoch"])
+            return found
+
+    def orphaned_elsewhere(self) -> list[InstanceRecord]:
+        """The orphaned instances of other nodes (down), by id: listed by every node."""
+        with self._read() as conn:
+            rows = conn.execute(
+                f"SELECT {', '.join(COLUMNS)}, node FROM instances "
+                f"WHERE state = '{ORPHANED}' AND node <> :node ORDER BY instance_id",
+                {"node": self.node},
+            ).rows
+            return [InstanceRecord.from_row(row, with_node=True) for row in rows]
