@@ -28,6 +28,17 @@ import trio
 
 from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
+from tenement.proxy.fleet import (
+    FORGED_HOP,
+    HOP_HEADER,
+    Hop,
+    Owners,
+    Peer,
+    check_hop,
+    loop_detected,
+    owner_down,
+    without_hop,
+)
 from tenement.proxy.forward import (
     BadRequest,
     ClientGone,
@@ -49,7 +60,7 @@ from tenement.proxy.routing import (
     weighted_pick,
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
-from tenement.supervisor import InstanceFailed, RestartPending
+from tenement.supervisor import InstanceFailed, OwnedElsewhere, RestartPending
 from tenement.types import ASGIApp, Receive, Scope, Send, SendWhole
 from tenement.wire import WholeRequest
 
@@ -60,6 +71,9 @@ PROBE_SECONDS = 0.150
 #: how often a dead direct target is looked up again, and for how long
 RETRY_INTERVAL_SECONDS = 0.100
 RETRY_DEADLINE_SECONDS = 15.0
+#: how long a connect to another fleet node may take before it counts as down (a node
+#: cut off by a partition answers nothing: without this, the kernel's minutes)
+PEER_CONNECT_SECONDS = 2.0
 
 UNAVAILABLE = Rejected(503, "Service temporarily unavailable")
 BAD_GATEWAY = Rejected(502, "Bad gateway")
@@ -78,6 +92,9 @@ class Proxy:
         rng: the weighted pick's random source (seed it in tests).
         metrics: where requests are counted (shared with whoever reports them); a new
             :class:`ProxyMetrics` by default.
+        fleet: with ``[fleet]``, the owners of tenants that run on other nodes: a
+            request for one is forwarded there (``tenement/proxy/fleet.py``). None on a
+            single host: nothing of the fleet is looked at.
 
     Resource handling: owns a connection pool; call :meth:`aclose` when done serving.
     """
@@ -90,8 +107,10 @@ class Proxy:
         fallback: ASGIApp,
         rng: random.Random | None = None,
         metrics: ProxyMetrics | None = None,
+        fleet: Owners | None = None,
     ) -> None:
         self._backends = backends
+        self._fleet = fleet
         self._domain = domain.strip().lower().rstrip(".")
         self._fallback = fallback
         self._rng = rng or random.Random()
@@ -114,11 +133,37 @@ class Proxy:
         started = trio.current_time()
         if isinstance(route, Rejected):
             return await self._answer(scope, send, route)
+        fleet = self._fleet
+        hop = False
+        if fleet is not None:
+            checked = check_hop(scope["headers"], fleet.secret)
+            if checked is Hop.FORGED:
+                log.warning(
+                    "refused a request for %s from %s: hop header without the fleet secret",
+                    host,
+                    _client_host(scope),
+                )
+                return await self._answer(scope, send, FORGED_HOP)
+            if checked is Hop.VALID:
+                hop = True
+                # the peer told the client's address in X-Forwarded-For already
+                scope = {**scope, "headers": without_hop(scope["headers"]), "client": None}
         service = self._backends.service(route.service)
         if service is None:
             return await self._answer(scope, send, NOT_FOUND)
         if isinstance(route, Direct):
+            if fleet is not None and self._backends.target(route.service, route.tenant) is None:
+                peer = await fleet.owner(f"{route.service}:{route.tenant}")
+                if peer is not None:
+                    return await self._to_peer(peer, route, hop, scope, receive, send, started)
             found = await self._connect_direct(route.service, route.tenant)
+            if isinstance(found, OwnedElsewhere):
+                # claimed by another node since this node's directory last looked
+                assert fleet is not None
+                peer = fleet.peer(found.node)
+                if peer is None:
+                    return await self._answer(scope, send, UNAVAILABLE)
+                return await self._to_peer(peer, route, hop, scope, receive, send, started)
         else:
             found = await self._connect_weighted(route.service)
         if isinstance(found, Rejected):
@@ -149,6 +194,65 @@ class Proxy:
                 return await self._answer(scope, send, failure)
             if answer is not None:
                 await websocket.relay_websocket(conn, answer, scope, receive, send)
+        return None
+
+    async def _to_peer(
+        self,
+        peer: Peer,
+        route: Direct,
+        hop: bool,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        started: float,
+    ) -> None:
+        """Forward the request for ``route`` to ``peer``, the node that runs it: once
+        (a hop that would go on is a loop: 508), with the fleet secret, streamed both
+        ways, a WebSocket relayed; 503 with ``Retry-After`` if that node is down."""
+        assert self._fleet is not None
+        iid = f"{route.service}:{route.tenant}"
+        if hop:
+            log.warning("a forwarded request for %s arrived, but %s runs it", iid, peer.node)
+            return await self._answer(scope, send, loop_detected(iid, peer.node))
+        retry_after = self._fleet.retry_after_seconds
+        if not peer.up:
+            return await self._answer(scope, send, owner_down(iid, peer, retry_after, "is down"))
+        conn = self._upstream.take_idle(peer.address)
+        if conn is None:
+            why = "does not answer"
+            with trio.move_on_after(PEER_CONNECT_SECONDS):
+                try:
+                    conn = await self._upstream.open(peer.address)
+                except UpstreamUnavailable as exc:
+                    why = f"cannot be reached ({exc})"
+            if conn is None:
+                log.warning("%s: fleet node %s %s", iid, peer.node, why)
+                return await self._answer(scope, send, owner_down(iid, peer, retry_after, why))
+        scope = {**scope, "headers": [*scope["headers"], (HOP_HEADER, self._fleet.secret)]}
+        service = self._backends.service(route.service)
+        timeout = service.request_timeout if service is not None else 60.0
+        target = _PeerTarget(iid, route.service, route.tenant)
+        answer = None
+
+        async def upgrade() -> float:
+            nonlocal answer
+            answer = await websocket.upgrade_websocket(conn, scope, receive, timeout=timeout)
+            return trio.current_time()
+
+        if scope["type"] == "websocket":
+            from tenement.proxy import websocket
+
+            forward = upgrade()
+        else:
+            forward = forward_http(self._upstream, conn, scope, receive, send, timeout=timeout)
+        try:
+            failure = await self._forwarded(target, started, forward)
+        except ClientGone:
+            return None
+        if failure is not None:
+            return await self._answer(scope, send, failure)
+        if answer is not None:
+            await websocket.relay_websocket(conn, answer, scope, receive, send)
         return None
 
     def routes_to_instance(self, host: str, *, running_only: bool = False) -> bool:
@@ -191,6 +295,14 @@ class Proxy:
         service = self._backends.service(route.service)
         if service is None:
             return False
+        fleet = self._fleet
+        if fleet is not None:
+            checked = check_hop(request.headers, fleet.secret)
+            if checked is Hop.FORGED:
+                return False  # refused, and logged, the ASGI way
+            if checked is Hop.VALID:
+                request = request._replace(headers=without_hop(request.headers))
+                client_host = None  # the peer told it in X-Forwarded-For
         target = self._backends.target(route.service, route.tenant)
         if target is None:
             return False
@@ -277,17 +389,18 @@ class Proxy:
 
     async def _connect_direct(
         self, service: str, tenant: str
-    ) -> tuple[Target, Connection] | Rejected:
+    ) -> tuple[Target, Connection] | Rejected | OwnedElsewhere:
         """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s).
 
         While it waits, an instance that turns out stopped (not restarting) is woken.
+        On a fleet node, a wake that finds the instance is another node's returns that.
         """
         target = self._backends.target(service, tenant)
         if target is None:
             if not self._backends.may_wake(service, tenant):
                 return NOT_FOUND
             woken = await self._wake(service, tenant)
-            if isinstance(woken, Rejected):
+            if isinstance(woken, (Rejected, OwnedElsewhere)):
                 return woken
             target = woken
         conn = await self._probe(target)
@@ -300,7 +413,7 @@ class Proxy:
                 again = backends.target(service, tenant)
                 if again is None and backends.may_wake(service, tenant):
                     woken = await self._wake(service, tenant)
-                    if isinstance(woken, Rejected):
+                    if isinstance(woken, (Rejected, OwnedElsewhere)):
                         return woken
                     again = woken
                 if again is not None:
@@ -312,9 +425,13 @@ class Proxy:
         )
         return UNAVAILABLE
 
-    async def _wake(self, service: str, tenant: str) -> Target | Rejected:
+    async def _wake(self, service: str, tenant: str) -> Target | Rejected | OwnedElsewhere:
         try:
             return await self._backends.wake(service, tenant)
+        except OwnedElsewhere as exc:
+            if self._fleet is None:  # pragma: no cover - only a fleet node's store says so
+                return UNAVAILABLE
+            return exc
         except RestartPending as exc:
             # logged at debug: a client retrying a tenant in backoff would fill the log
             log.debug("%s", exc)
@@ -379,6 +496,23 @@ class Proxy:
     async def aclose(self) -> None:
         """Close idle tenant connections. Idempotent."""
         await self._upstream.aclose()
+
+
+@attrs.frozen
+class _PeerTarget:
+    """A tenant on another node, as the proxy's metrics and logs name it."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    port: int | None = None
+    socket: str = ""
+    weight: int = 0
+
+
+def _client_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 #: what :meth:`Proxy._answer` needs to know of an express request's scope
