@@ -30,6 +30,7 @@ from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
 from tenement.proxy.fleet import (
     FORGED_HOP,
+    HERE,
     HOP_HEADER,
     Hop,
     Owners,
@@ -152,11 +153,15 @@ class Proxy:
         if service is None:
             return await self._answer(scope, send, NOT_FOUND)
         if isinstance(route, Direct):
+            known = False
             if fleet is not None and self._backends.target(route.service, route.tenant) is None:
                 peer = await fleet.owner(f"{route.service}:{route.tenant}")
-                if peer is not None:
+                if isinstance(peer, Peer):
                     return await self._to_peer(peer, route, hop, scope, receive, send, started)
-            found = await self._connect_direct(route.service, route.tenant)
+                # this node's row: its to wake, even where this process has not read the
+                # row yet (a worker or standby reads them every 0.2 s)
+                known = peer is HERE
+            found = await self._connect_direct(route.service, route.tenant, known=known)
             if isinstance(found, OwnedElsewhere):
                 # claimed by another node since this node's directory last looked
                 assert fleet is not None
@@ -388,16 +393,17 @@ class Proxy:
         return True
 
     async def _connect_direct(
-        self, service: str, tenant: str
+        self, service: str, tenant: str, *, known: bool = False
     ) -> tuple[Target, Connection] | Rejected | OwnedElsewhere:
         """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s).
 
         While it waits, an instance that turns out stopped (not restarting) is woken.
         On a fleet node, a wake that finds the instance is another node's returns that.
+        ``known``: its row names this node (woken whatever ``may_wake`` says).
         """
         target = self._backends.target(service, tenant)
         if target is None:
-            if not self._backends.may_wake(service, tenant):
+            if not (known or self._backends.may_wake(service, tenant)):
                 return NOT_FOUND
             woken = await self._wake(service, tenant)
             if isinstance(woken, (Rejected, OwnedElsewhere)):

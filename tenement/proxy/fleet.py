@@ -49,6 +49,15 @@ class Peer:
     up: bool
 
 
+class Here(Enum):
+    """The instance's row names this node: it is this node's to serve (or wake)."""
+
+    HERE = "here"
+
+
+HERE = Here.HERE
+
+
 class Owners(Protocol):
     """What the proxy needs of the fleet: the owners of tenants that do not run here."""
 
@@ -64,9 +73,10 @@ class Owners(Protocol):
     def retry_after_seconds(self) -> int:
         """What a 503 for a tenant on a node that is down says in ``Retry-After``."""
 
-    async def owner(self, instance_id: str) -> Peer | None:
-        """The other node whose row holds ``instance_id``, or None (here, or nowhere).
-        From memory, but for a bounded number of lookups of ids it has not seen."""
+    async def owner(self, instance_id: str) -> Peer | Here | None:
+        """The other node whose row holds ``instance_id``, :data:`HERE` when its row
+        names this node, None when no row does (or it is not known yet). From memory,
+        but for a bounded number of lookups of ids it has not seen."""
 
     def peer(self, node: str) -> Peer | None:
         """The node named ``node``, or None when this node does not know it (yet)."""

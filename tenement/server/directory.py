@@ -22,7 +22,7 @@ import math
 import trio
 
 from tenement.config import Fleet
-from tenement.proxy.fleet import Peer, peer_address
+from tenement.proxy.fleet import HERE, Here, Peer, peer_address
 from tenement.store import Store
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class FleetDirectory:
         #: how many queries the lookups made, in all
         self.lookups = 0
 
-    async def owner(self, instance_id: str) -> Peer | None:
+    async def owner(self, instance_id: str) -> Peer | Here | None:
         node = self._owners.get(instance_id)
         if node is None:
             if instance_id in self._looked_up or len(self._looked_up) >= MAX_LOOKUPS:
@@ -66,10 +66,10 @@ class FleetDirectory:
             store = self._store
             with store.outage.tolerated("the fleet directory"):
                 node = await store.run(store.instance_node, instance_id)
-            if node is None or node == self.node:
+            if node is None:
                 return None
             self._owners[instance_id] = node
-        return self._peers.get(node)
+        return HERE if node == self.node else self._peers.get(node)
 
     def peer(self, node: str) -> Peer | None:
         return self._peers.get(node)

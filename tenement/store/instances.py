@@ -218,12 +218,11 @@ class InstanceQueries(StoreBase):
             return int(row["n"]), float(row["latest"] or 0.0)
 
     def fleet_owners(self) -> dict[str, str]:
-        """Instance id -> node, for every row another fleet node holds (a node's
-        directory of where to forward requests for tenants it does not run)."""
+        """Instance id -> node, for every row a fleet node holds (a node's directory of
+        where to forward requests for tenants it does not run)."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT instance_id, node FROM instances WHERE node IS NOT NULL AND node <> :me",
-                {"me": self.node or ""},
+                "SELECT instance_id, node FROM instances WHERE node IS NOT NULL"
             ).rows
             return {row["instance_id"]: row["node"] for row in rows}
 
