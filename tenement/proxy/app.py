@@ -26,6 +26,7 @@ from collections.abc import Awaitable
 import attrs
 import trio
 
+from tenement.config import Service
 from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
 from tenement.proxy.fleet import (
@@ -301,16 +302,22 @@ class Proxy:
         if service is None:
             return False
         fleet = self._fleet
+        hop = False
         if fleet is not None:
             checked = check_hop(request.headers, fleet.secret)
             if checked is Hop.FORGED:
                 return False  # refused, and logged, the ASGI way
             if checked is Hop.VALID:
+                hop = True
                 request = request._replace(headers=without_hop(request.headers))
                 client_host = None  # the peer told it in X-Forwarded-For
         target = self._backends.target(route.service, route.tenant)
         if target is None:
-            return False
+            if fleet is None or hop:
+                return False
+            return await self._express_to_peer(
+                fleet, route, service, request, client_host, receive, send, send_whole, secure
+            )
         started = trio.current_time()
         conn = self._upstream.take_idle(Address.of(target), started)
         if conn is None:
@@ -334,6 +341,53 @@ class Proxy:
                 return True
             if failure is not None:
                 await self._answer(_HTTP_SCOPE, send, failure)
+        return True
+
+    async def _express_to_peer(
+        self,
+        fleet: Owners,
+        route: Direct,
+        service: Service,
+        request: WholeRequest,
+        client_host: str | None,
+        receive: Receive,
+        send: Send,
+        send_whole: SendWhole,
+        secure: bool,
+    ) -> bool:
+        """:meth:`express` for a tenant another node runs, when this node's map knows
+        the node, it is up and a pooled connection to it is idle; False otherwise (the
+        ASGI way then connects, looks up, or answers the failure)."""
+        iid = f"{route.service}:{route.tenant}"
+        peer = fleet.known_owner(iid)
+        if not isinstance(peer, Peer) or not peer.up:
+            return False
+        started = trio.current_time()
+        conn = self._upstream.take_idle(peer.address, started)
+        if conn is None:
+            return False
+        self.metrics.request()
+        # the client's own hop header, if any, was refused above: this one is the only one
+        request = request._replace(headers=[*request.headers, (HOP_HEADER, fleet.secret)])
+        forward = forward_whole(
+            self._upstream,
+            conn,
+            request,
+            client_host,
+            receive,
+            send,
+            send_whole,
+            timeout=service.request_timeout,
+            scheme="https" if secure else "http",
+        )
+        try:
+            failure = await self._forwarded(
+                _PeerTarget(iid, route.service, route.tenant), started, forward
+            )
+        except ClientGone:
+            return True
+        if failure is not None:
+            await self._answer(_HTTP_SCOPE, send, failure)
         return True
 
     async def _forwarded(

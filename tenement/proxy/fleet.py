@@ -78,6 +78,9 @@ class Owners(Protocol):
         names this node, None when no row does (or it is not known yet). From memory,
         but for a bounded number of lookups of ids it has not seen."""
 
+    def known_owner(self, instance_id: str) -> Peer | Here | None:
+        """:meth:`owner` from memory alone (the express lane: it never waits)."""
+
     def peer(self, node: str) -> Peer | None:
         """The node named ``node``, or None when this node does not know it (yet)."""
 

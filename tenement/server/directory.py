@@ -56,6 +56,12 @@ class FleetDirectory:
         #: how many queries the lookups made, in all
         self.lookups = 0
 
+    def known_owner(self, instance_id: str) -> Peer | Here | None:
+        node = self._owners.get(instance_id)
+        if node is None:
+            return None
+        return HERE if node == self.node else self._peers.get(node)
+
     async def owner(self, instance_id: str) -> Peer | Here | None:
         node = self._owners.get(instance_id)
         if node is None:
