@@ -43,15 +43,16 @@ def read_secret_file(path: Path) -> bytes:
         f"{path} on every node (install -m 600), or set [fleet] secret_file"
     )
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+        fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
         raise FleetSecretError(f"the fleet secret file {path} does not exist: {how}") from None
     except OSError as exc:
         raise FleetSecretError(f"cannot read the fleet secret file {path}: {exc}") from None
+    mode = os.fstat(fd).st_mode
+    if not stat.S_ISREG(mode):
+        os.close(fd)
+        raise FleetSecretError(f"the fleet secret file {path} is not a regular file: {how}")
     with os.fdopen(fd, "rb") as file:
-        mode = os.fstat(file.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            raise FleetSecretError(f"the fleet secret file {path} is not a regular file: {how}")
         if mode & 0o077:
             raise FleetSecretError(
                 f"the fleet secret file {path} has mode {stat.S_IMODE(mode):04o}: others than "

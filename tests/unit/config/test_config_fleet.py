@@ -107,3 +107,14 @@ def test_a_fleet_change_is_shown_as_taking_effect_at_the_next_restart() -> None:
     single = parse_config(PG)
     assert config_changes(config_as_dict(single), config_as_dict(after)).settings == ("fleet",)
     assert not config_changes(config_as_dict(single), config_as_dict(single))
+
+
+def test_the_secret_file_defaults_to_the_data_dir_and_is_made_absolute(tmp_path: Path) -> None:
+    text = fleet('advertise = "10.0.0.11:8080"\n', PG + 'data_dir = "state"\n')
+    config = parse_config(text, cwd=tmp_path)
+    assert config.fleet is not None
+    assert config.fleet.secret_file == tmp_path / "state" / "fleet_secret"
+    own = parse_config(text + 'secret_file = "keys/fleet"\n', cwd=tmp_path)
+    assert own.fleet is not None and own.fleet.secret_file == tmp_path / "keys" / "fleet"
+    with pytest.raises(ConfigError, match="starts with '~'"):
+        parse_config(text + 'secret_file = "~/fleet"\n', cwd=tmp_path)
