@@ -265,13 +265,18 @@ class Proxy:
         """Whether ``host`` names an instance this server knows (a running one, one it
         would wake, or a service with instances): the guard on ordering a TLS
         certificate for a host name (``tenement.tls``). ``running_only``: only one that
-        runs now."""
+        runs now. On a fleet node, a tenant another node holds counts too (this node
+        serves it, forwarding), as far as this node's map knows."""
         route = route_for(host, self._domain)
         if isinstance(route, Direct):
             if self._backends.service(route.service) is None:
                 return False
             if self._backends.target(route.service, route.tenant) is not None:
                 return True
+            if self._fleet is not None:
+                owner = self._fleet.known_owner(f"{route.service}:{route.tenant}")
+                if isinstance(owner, Peer):
+                    return True
             return not running_only and self._backends.may_wake(route.service, route.tenant)
         if isinstance(route, Weighted):
             return bool(self._backends.weighted_targets(route.service))
