@@ -36,6 +36,7 @@ from tenement.proxy.fleet import (
     Hop,
     Owners,
     Peer,
+    RemoteInstance,
     check_hop,
     loop_detected,
     owner_down,
@@ -171,6 +172,21 @@ class Proxy:
                     return await self._answer(scope, send, UNAVAILABLE)
                 return await self._to_peer(peer, route, hop, scope, receive, send, started)
         else:
+            if fleet is not None and not hop:
+                remote = fleet.remote_instances(route.service)
+                if remote:
+                    every: list[Target | RemoteInstance] = [
+                        *self._backends.weighted_targets(route.service),
+                        *remote,
+                    ]
+                    picked = weighted_pick(every, self._rng)
+                    if isinstance(picked, RemoteInstance):
+                        # the owner picks among its own instances again, by weight:
+                        # each instance's share of the fleet's total stays its weight's
+                        named = Direct(picked.tenant, picked.service)
+                        return await self._to_peer(
+                            picked.peer, named, hop, scope, receive, send, started
+                        )
             found = await self._connect_weighted(route.service)
         if isinstance(found, Rejected):
             return await self._answer(scope, send, found)

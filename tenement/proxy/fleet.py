@@ -14,6 +14,7 @@ Pure values and checks; the directory of owners is the server's
 from __future__ import annotations
 
 import hmac
+from collections.abc import Sequence
 from enum import Enum
 from typing import Protocol
 
@@ -47,6 +48,17 @@ class Peer:
     address: Address
     #: up by the database, and heard from within node_timeout
     up: bool
+
+
+@attrs.frozen
+class RemoteInstance:
+    """A running instance on another node, for a weighted pick across the fleet."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    weight: int
+    peer: Peer
 
 
 class Here(Enum):
@@ -83,6 +95,9 @@ class Owners(Protocol):
 
     def peer(self, node: str) -> Peer | None:
         """The node named ``node``, or None when this node does not know it (yet)."""
+
+    def remote_instances(self, service: str) -> Sequence[RemoteInstance]:
+        """The running instances of ``service`` on other nodes that are up (memory)."""
 
 
 def check_hop(headers: list[tuple[bytes, bytes]], secret: bytes) -> Hop:

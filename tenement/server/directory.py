@@ -22,7 +22,7 @@ import math
 import trio
 
 from tenement.config import Fleet
-from tenement.proxy.fleet import HERE, Here, Peer, peer_address
+from tenement.proxy.fleet import HERE, Here, Peer, RemoteInstance, peer_address
 from tenement.store import Store
 
 log = logging.getLogger(__name__)
@@ -49,6 +49,8 @@ class FleetDirectory:
         self.secret = secret
         self.retry_after_seconds = max(1, math.ceil(fleet.node_timeout))
         self._owners: dict[str, str] = {}
+        self._rows: list[tuple[str, str, str, str, str, int]] = []
+        self._running: dict[str, list[RemoteInstance]] = {}
         self._peers: dict[str, Peer] = {}
         self._signature: tuple[int, float] | None = None
         #: the ids looked up since the last look
@@ -80,6 +82,9 @@ class FleetDirectory:
     def peer(self, node: str) -> Peer | None:
         return self._peers.get(node)
 
+    def remote_instances(self, service: str) -> list[RemoteInstance]:
+        return self._running.get(service, [])
+
     async def refresh(self) -> None:
         """Read the nodes, and the owners if the rows changed since the last look."""
         store = self._store
@@ -97,8 +102,17 @@ class FleetDirectory:
         }
         signature = await store.run(store.fleet_signature)
         if signature != self._signature:
-            self._owners = await store.run(store.fleet_owners)
+            self._rows = await store.run(store.fleet_owners)
+            self._owners = {row[0]: row[3] for row in self._rows}
             self._signature = signature
+        running: dict[str, list[RemoteInstance]] = {}
+        for iid, service, tenant, node, state, weight in self._rows:
+            peer = self._peers.get(node)
+            if peer is not None and peer.up and state == "running" and weight > 0:
+                running.setdefault(service, []).append(
+                    RemoteInstance(iid, service, tenant, weight, peer)
+                )
+        self._running = running
         self._looked_up = set()
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:

@@ -217,14 +217,26 @@ class InstanceQueries(StoreBase):
             ).first()
             return int(row["n"]), float(row["latest"] or 0.0)
 
-    def fleet_owners(self) -> dict[str, str]:
-        """Instance id -> node, for every row a fleet node holds (a node's directory of
-        where to forward requests for tenants it does not run)."""
+    def fleet_owners(self) -> list[tuple[str, str, str, str, str, int]]:
+        """(instance id, service, tenant, node, state, weight) of every row a fleet node
+        holds (a node's directory of where to forward requests for tenants it does not
+        run, and of the instances a weighted route picks among)."""
         with self._read() as conn:
             rows = conn.execute(
-                "SELECT instance_id, node FROM instances WHERE node IS NOT NULL"
+                "SELECT instance_id, service, tenant, node, state, weight FROM instances "
+                "WHERE node IS NOT NULL"
             ).rows
-            return {row["instance_id"]: row["node"] for row in rows}
+            return [
+                (
+                    row["instance_id"],
+                    row["service"],
+                    row["tenant"],
+                    row["node"],
+                    row["state"],
+                    int(row["weight"]),
+                )
+                for row in rows
+            ]
 
     def instance_node(self, instance_id: str) -> str | None:
         """The node whose row holds ``instance_id`` (any node's), or None."""

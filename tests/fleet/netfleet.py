@@ -44,6 +44,11 @@ command = "sh -c 'exec {backend}'"
 isolation = "process"
 health = "/"
 
+[service.wt]
+command = "sh -c 'exec {backend}'"
+isolation = "process"
+health = "/"
+
 [service.sleepy]
 command = "sh -c 'exec {backend}'"
 isolation = "process"

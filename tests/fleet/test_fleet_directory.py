@@ -77,6 +77,11 @@ async def test_owners_come_from_memory_and_lookups_are_bounded(
     assert peer is not None and peer.node == "b" and peer.up
     assert (peer.address.path, peer.address.port) == ("fd00::12", 8081)
     assert seen_by_a.lookups == 0  # the map had it
+    # the weighted pick's view: b's running instance, not a's own ones
+    a.save_instances([record("echo:own")])
+    await seen_by_a.refresh()
+    [remote] = seen_by_a.remote_instances("echo")
+    assert (remote.instance_id, remote.weight, remote.peer.node) == ("echo:bob", 100, "b")
 
     # asked again and again for a tenant nobody has: one lookup until the next look
     for _ in range(500):
@@ -111,3 +116,4 @@ async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
     await seen_by_a.refresh()
     peer = await seen_by_a.owner("echo:bob")
     assert peer is not None and not peer.up
+    assert seen_by_a.remote_instances("echo") == []  # not picked by a weighted route

@@ -153,6 +153,23 @@ async def test_a_sleeping_tenant_is_woken_by_its_owner_through_another_node(
     await assert_fleet_serves(netfleet)
 
 
+async def test_a_weighted_route_picks_among_the_instances_of_every_node(
+    netfleet: NetFleet,
+) -> None:
+    a, b, c = netfleet.nodes
+    on_a = await _spawn(netfleet, a, "wt", "x")
+    on_b = await _spawn(netfleet, b, "wt", "y")
+    for node in (a, b, c):  # c runs none of them, a and b one each
+        seen: set[int] = set()
+        async with netfleet.client(node, "wt.localhost") as client:
+            with trio.fail_after(60):
+                while seen != {on_a, on_b}:
+                    answer = await client.get("/pid")
+                    assert answer.status_code == 200, (node.name, answer.text)
+                    seen.add(int(answer.text))
+    await assert_fleet_serves(netfleet)
+
+
 async def test_a_hop_header_without_the_secret_is_refused(netfleet: NetFleet) -> None:
     a, b, _c = netfleet.nodes
     await _spawn(netfleet, a, "echo", "guarded")
