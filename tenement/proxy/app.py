@@ -77,6 +77,8 @@ RETRY_DEADLINE_SECONDS = 15.0
 #: how long a connect to another fleet node may take before it counts as down (a node
 #: cut off by a partition answers nothing: without this, the kernel's minutes)
 PEER_CONNECT_SECONDS = 2.0
+#: forged hop headers are logged at most once in this many seconds
+FORGED_LOG_SECONDS = 10.0
 
 UNAVAILABLE = Rejected(503, "Service temporarily unavailable")
 BAD_GATEWAY = Rejected(502, "Bad gateway")
@@ -114,6 +116,8 @@ class Proxy:
     ) -> None:
         self._backends = backends
         self._fleet = fleet
+        self._forged_logged_at = -FORGED_LOG_SECONDS
+        self._forged_unlogged = 0
         self._domain = domain.strip().lower().rstrip(".")
         self._fallback = fallback
         self._rng = rng or random.Random()
@@ -141,11 +145,7 @@ class Proxy:
         if fleet is not None:
             checked = check_hop(scope["headers"], fleet.secret)
             if checked is Hop.FORGED:
-                log.warning(
-                    "refused a request for %s from %s: hop header without the fleet secret",
-                    host,
-                    _client_host(scope),
-                )
+                self._log_forged(host, _client_host(scope))
                 return await self._answer(scope, send, FORGED_HOP)
             if checked is Hop.VALID:
                 hop = True
@@ -217,6 +217,23 @@ class Proxy:
             if answer is not None:
                 await websocket.relay_websocket(conn, answer, scope, receive, send)
         return None
+
+    def _log_forged(self, host: str | None, client: str) -> None:
+        """Log a forged hop, at most once per :data:`FORGED_LOG_SECONDS` (a client that
+        sends them by the thousand must not fill the log), with how many went unlogged."""
+        now = trio.current_time()
+        if now - self._forged_logged_at < FORGED_LOG_SECONDS:
+            self._forged_unlogged += 1
+            return
+        log.warning(
+            "refused a request for %s from %s: hop header without the fleet secret "
+            "(and %d more since the last such line)",
+            host,
+            client,
+            self._forged_unlogged,
+        )
+        self._forged_logged_at = now
+        self._forged_unlogged = 0
 
     async def _to_peer(
         self,

@@ -111,3 +111,18 @@ def test_a_remote_tenant_may_get_a_certificate() -> None:
     assert app.routes_to_instance(HOST, running_only=True)
     assert not app.routes_to_instance("bob.notes.example.com")
     assert not proxy(None).routes_to_instance(HOST)
+
+
+async def test_forged_hops_by_the_thousand_are_logged_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = proxy({})
+    headers = [(b"host", HOST.encode()), (b"x-tenement-hop", b"forged")]
+    with caplog.at_level("WARNING", logger="tenement.proxy.app"):
+        for _ in range(1000):
+            assert (await call(app, HOST, headers=headers, client=("10.0.0.66", 1)))[0] == 403
+    lines = [r.getMessage() for r in caplog.records if "hop header" in r.getMessage()]
+    assert lines == [
+        "refused a request for alice.notes.example.com from 10.0.0.66: hop header without "
+        "the fleet secret (and 0 more since the last such line)"
+    ]
