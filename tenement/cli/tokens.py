@@ -80,18 +80,40 @@ def write_token_file(path: Path, token: str) -> None:
     "--tenant", help="Generate a tenant-scoped token (can only access this tenant's instances/logs)"
 )
 @click.option("--description", help="Description for the token (tenant tokens)")
+@click.option(
+    "--fleet",
+    "fleet",
+    is_flag=True,
+    help="Generate the fleet secret that nodes' requests to each other carry (printed once)",
+)
 @global_options
 @pass_cli
-def token_gen(cli: CliContext, tenant: str | None, description: str | None) -> None:
-    """Generate a new API token (admin or tenant-scoped)."""
+def token_gen(cli: CliContext, tenant: str | None, description: str | None, fleet: bool) -> None:
+    """Generate a new API token (admin or tenant-scoped), or the fleet secret."""
     from tenement.ids import NAME_RULE, is_valid_name
     from tenement.store import generate_token, hash_token, token_prefix
 
     if tenant is not None and not is_valid_name(tenant):
         raise click.BadParameter(f"{tenant!r} must be {NAME_RULE}", param_hint="--tenant")
+    if tenant is not None and fleet:
+        raise click.UsageError("--fleet and --tenant exclude each other: the fleet secret is one")
     database = local_database(cli)
     token = generate_token()
     token_hash = hash_token(token)
+    if fleet:
+        with _ready_store(database) as store:
+            store.set_fleet_secret_hash(token_hash)
+        echo_lines(
+            [
+                "Generated the fleet secret (shown once, not saved):\n",
+                f"  {token}\n",
+                "Put it on every node in the file of [fleet] secret_file (default",
+                "{data_dir}/fleet_secret), readable only by the server's user, e.g.:",
+                f"  (umask 077; echo '{token}' > DATA_DIR/fleet_secret)",
+                "then restart each node: a node checks its file against this secret at start.",
+            ]
+        )
+        return
     with _ready_store(database) as store:
         if tenant is not None:
             store.add_tenant_token(tenant, token_hash, token_prefix(token), description)

@@ -285,6 +285,8 @@ class Routing:
 #: second, so less than 2 s would declare a node down for one slow heartbeat; more than
 #: 10 minutes leaves a lost node's tenants unanswered that long once failover exists.
 DEFAULT_NODE_TIMEOUT = 10 * SECONDS
+#: [fleet] secret_file's default, in the data dir
+FLEET_SECRET_FILE = "fleet_secret"
 MIN_NODE_TIMEOUT = 2 * SECONDS
 MAX_NODE_TIMEOUT = 600 * SECONDS
 
@@ -300,6 +302,9 @@ class Fleet:
     advertise: str
     #: how long a node may stay silent before a peer declares it down, in seconds
     node_timeout: float = DEFAULT_NODE_TIMEOUT
+    #: the file holding the fleet secret that node-to-node requests carry (absolute;
+    #: ``{data_dir}/fleet_secret`` when not set)
+    secret_file: Path | None = None
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from tenement.config import _schema as schema
 from tenement.config._limits import MAX_KEY_PARTS, deepest_dotted_key
 from tenement.config._model import (
     DEFAULT_DATA_DIR,
+    FLEET_SECRET_FILE,
     Config,
     ConfigError,
     ConfigNotFound,
@@ -197,7 +198,7 @@ def _instances(report: Report, data: Any, declared: set[str]) -> dict[str, tuple
     return instances
 
 
-def _fleet(report: Report, data: Any, settings: Settings) -> Fleet | None:
+def _fleet(report: Report, data: Any, settings: Settings, cwd: Path) -> Fleet | None:
     data = ensure_table(report, ("fleet",), data, '[fleet] with advertise = "10.0.0.11:8080"')
     values = check_fields(report, ("fleet",), data, schema.FLEET, home="[fleet]")
     if "advertise" not in data:
@@ -220,6 +221,12 @@ def _fleet(report: Report, data: Any, settings: Settings) -> Fleet | None:
     if "advertise" not in values or ("node" in data and "node" not in values):
         return None
     values.setdefault("node", _host_node_name())
+    # a relative path is relative to where the config is read, as data_dir is
+    values["secret_file"] = (
+        _absolute(values["secret_file"], cwd)
+        if "secret_file" in values
+        else settings.data_dir / FLEET_SECRET_FILE
+    )
     return Fleet(**values)
 
 
@@ -280,7 +287,7 @@ def parse_config(
     routing = Routing(
         **check_fields(report, ("routing",), routing_data, schema.ROUTING, home="[routing]")
     )
-    fleet = _fleet(report, document["fleet"], settings) if "fleet" in document else None
+    fleet = _fleet(report, document["fleet"], settings, cwd) if "fleet" in document else None
     report.raise_if_failed()
     return Config(
         settings=settings,

@@ -374,6 +374,7 @@ FLEET: dict[str, Callable[[Any], Any]] = {
     "node": node_name,
     "advertise": advertise_address,
     "node_timeout": node_timeout,
+    "secret_file": path,
 }
 TOP_LEVEL = ("settings", "service", "instances", "routing", "fleet")
 #: aliases accepted with a deprecation warning: old spelling -> new

@@ -26,8 +26,22 @@ from collections.abc import Awaitable
 import attrs
 import trio
 
+from tenement.config import Service
 from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
+from tenement.proxy.fleet import (
+    FORGED_HOP,
+    HERE,
+    HOP_HEADER,
+    Hop,
+    Owners,
+    Peer,
+    RemoteInstance,
+    check_hop,
+    loop_detected,
+    owner_down,
+    without_hop,
+)
 from tenement.proxy.forward import (
     BadRequest,
     ClientGone,
@@ -49,7 +63,7 @@ from tenement.proxy.routing import (
     weighted_pick,
 )
 from tenement.proxy.upstream import Address, Connection, Upstream, UpstreamUnavailable
-from tenement.supervisor import InstanceFailed, RestartPending
+from tenement.supervisor import InstanceFailed, OwnedElsewhere, RestartPending
 from tenement.types import ASGIApp, Receive, Scope, Send, SendWhole
 from tenement.wire import WholeRequest
 
@@ -60,6 +74,11 @@ PROBE_SECONDS = 0.150
 #: how often a dead direct target is looked up again, and for how long
 RETRY_INTERVAL_SECONDS = 0.100
 RETRY_DEADLINE_SECONDS = 15.0
+#: how long a connect to another fleet node may take before it counts as down (a node
+#: cut off by a partition answers nothing: without this, the kernel's minutes)
+PEER_CONNECT_SECONDS = 2.0
+#: forged hop headers are logged at most once in this many seconds
+FORGED_LOG_SECONDS = 10.0
 
 UNAVAILABLE = Rejected(503, "Service temporarily unavailable")
 BAD_GATEWAY = Rejected(502, "Bad gateway")
@@ -78,6 +97,9 @@ class Proxy:
         rng: the weighted pick's random source (seed it in tests).
         metrics: where requests are counted (shared with whoever reports them); a new
             :class:`ProxyMetrics` by default.
+        fleet: with ``[fleet]``, the owners of tenants that run on other nodes: a
+            request for one is forwarded there (``tenement/proxy/fleet.py``). None on a
+            single host: nothing of the fleet is looked at.
 
     Resource handling: owns a connection pool; call :meth:`aclose` when done serving.
     """
@@ -90,8 +112,12 @@ class Proxy:
         fallback: ASGIApp,
         rng: random.Random | None = None,
         metrics: ProxyMetrics | None = None,
+        fleet: Owners | None = None,
     ) -> None:
         self._backends = backends
+        self._fleet = fleet
+        self._forged_logged_at = -FORGED_LOG_SECONDS
+        self._forged_unlogged = 0
         self._domain = domain.strip().lower().rstrip(".")
         self._fallback = fallback
         self._rng = rng or random.Random()
@@ -114,12 +140,53 @@ class Proxy:
         started = trio.current_time()
         if isinstance(route, Rejected):
             return await self._answer(scope, send, route)
+        fleet = self._fleet
+        hop = False
+        if fleet is not None:
+            checked = check_hop(scope["headers"], fleet.secret)
+            if checked is Hop.FORGED:
+                self._log_forged(host, _client_host(scope))
+                return await self._answer(scope, send, FORGED_HOP)
+            if checked is Hop.VALID:
+                hop = True
+                # the peer told the client's address in X-Forwarded-For already
+                scope = {**scope, "headers": without_hop(scope["headers"]), "client": None}
         service = self._backends.service(route.service)
         if service is None:
             return await self._answer(scope, send, NOT_FOUND)
         if isinstance(route, Direct):
-            found = await self._connect_direct(route.service, route.tenant)
+            known = False
+            if fleet is not None and self._backends.target(route.service, route.tenant) is None:
+                peer = await fleet.owner(f"{route.service}:{route.tenant}")
+                if isinstance(peer, Peer):
+                    return await self._to_peer(peer, route, hop, scope, receive, send, started)
+                # this node's row: its to wake, even where this process has not read the
+                # row yet (a worker or standby reads them every 0.2 s)
+                known = peer is HERE
+            found = await self._connect_direct(route.service, route.tenant, known=known)
+            if isinstance(found, OwnedElsewhere):
+                # claimed by another node since this node's directory last looked
+                assert fleet is not None
+                peer = fleet.peer(found.node)
+                if peer is None:
+                    return await self._answer(scope, send, UNAVAILABLE)
+                return await self._to_peer(peer, route, hop, scope, receive, send, started)
         else:
+            if fleet is not None and not hop:
+                remote = fleet.remote_instances(route.service)
+                if remote:
+                    every: list[Target | RemoteInstance] = [
+                        *self._backends.weighted_targets(route.service),
+                        *remote,
+                    ]
+                    picked = weighted_pick(every, self._rng)
+                    if isinstance(picked, RemoteInstance):
+                        # the owner picks among its own instances again, by weight:
+                        # each instance's share of the fleet's total stays its weight's
+                        named = Direct(picked.tenant, picked.service)
+                        return await self._to_peer(
+                            picked.peer, named, hop, scope, receive, send, started
+                        )
             found = await self._connect_weighted(route.service)
         if isinstance(found, Rejected):
             return await self._answer(scope, send, found)
@@ -151,17 +218,98 @@ class Proxy:
                 await websocket.relay_websocket(conn, answer, scope, receive, send)
         return None
 
+    def _log_forged(self, host: str | None, client: str) -> None:
+        """Log a forged hop, at most once per :data:`FORGED_LOG_SECONDS` (a client that
+        sends them by the thousand must not fill the log), with how many went unlogged."""
+        now = trio.current_time()
+        if now - self._forged_logged_at < FORGED_LOG_SECONDS:
+            self._forged_unlogged += 1
+            return
+        log.warning(
+            "refused a request for %s from %s: hop header without the fleet secret "
+            "(and %d more since the last such line)",
+            host,
+            client,
+            self._forged_unlogged,
+        )
+        self._forged_logged_at = now
+        self._forged_unlogged = 0
+
+    async def _to_peer(
+        self,
+        peer: Peer,
+        route: Direct,
+        hop: bool,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        started: float,
+    ) -> None:
+        """Forward the request for ``route`` to ``peer``, the node that runs it: once
+        (a hop that would go on is a loop: 508), with the fleet secret, streamed both
+        ways, a WebSocket relayed; 503 with ``Retry-After`` if that node is down."""
+        assert self._fleet is not None
+        iid = f"{route.service}:{route.tenant}"
+        if hop:
+            log.warning("a forwarded request for %s arrived, but %s runs it", iid, peer.node)
+            return await self._answer(scope, send, loop_detected(iid, peer.node))
+        retry_after = self._fleet.retry_after_seconds
+        if not peer.up:
+            return await self._answer(scope, send, owner_down(iid, peer, retry_after, "is down"))
+        conn = self._upstream.take_idle(peer.address)
+        if conn is None:
+            why = "does not answer"
+            with trio.move_on_after(PEER_CONNECT_SECONDS):
+                try:
+                    conn = await self._upstream.open(peer.address)
+                except UpstreamUnavailable as exc:
+                    why = f"cannot be reached ({exc})"
+            if conn is None:
+                log.warning("%s: fleet node %s %s", iid, peer.node, why)
+                return await self._answer(scope, send, owner_down(iid, peer, retry_after, why))
+        scope = {**scope, "headers": [*scope["headers"], (HOP_HEADER, self._fleet.secret)]}
+        service = self._backends.service(route.service)
+        timeout = service.request_timeout if service is not None else 60.0
+        target = _PeerTarget(iid, route.service, route.tenant)
+        answer = None
+
+        async def upgrade() -> float:
+            nonlocal answer
+            answer = await websocket.upgrade_websocket(conn, scope, receive, timeout=timeout)
+            return trio.current_time()
+
+        if scope["type"] == "websocket":
+            from tenement.proxy import websocket
+
+            forward = upgrade()
+        else:
+            forward = forward_http(self._upstream, conn, scope, receive, send, timeout=timeout)
+        try:
+            failure = await self._forwarded(target, started, forward)
+        except ClientGone:
+            return None
+        if failure is not None:
+            return await self._answer(scope, send, failure)
+        if answer is not None:
+            await websocket.relay_websocket(conn, answer, scope, receive, send)
+        return None
+
     def routes_to_instance(self, host: str, *, running_only: bool = False) -> bool:
         """Whether ``host`` names an instance this server knows (a running one, one it
         would wake, or a service with instances): the guard on ordering a TLS
         certificate for a host name (``tenement.tls``). ``running_only``: only one that
-        runs now."""
+        runs now. On a fleet node, a tenant another node holds counts too (this node
+        serves it, forwarding), as far as this node's map knows."""
         route = route_for(host, self._domain)
         if isinstance(route, Direct):
             if self._backends.service(route.service) is None:
                 return False
             if self._backends.target(route.service, route.tenant) is not None:
                 return True
+            if self._fleet is not None:
+                owner = self._fleet.known_owner(f"{route.service}:{route.tenant}")
+                if isinstance(owner, Peer):
+                    return True
             return not running_only and self._backends.may_wake(route.service, route.tenant)
         if isinstance(route, Weighted):
             return bool(self._backends.weighted_targets(route.service))
@@ -191,9 +339,23 @@ class Proxy:
         service = self._backends.service(route.service)
         if service is None:
             return False
+        fleet = self._fleet
+        hop = False
+        if fleet is not None:
+            checked = check_hop(request.headers, fleet.secret)
+            if checked is Hop.FORGED:
+                return False  # refused, and logged, the ASGI way
+            if checked is Hop.VALID:
+                hop = True
+                request = request._replace(headers=without_hop(request.headers))
+                client_host = None  # the peer told it in X-Forwarded-For
         target = self._backends.target(route.service, route.tenant)
         if target is None:
-            return False
+            if fleet is None or hop:
+                return False
+            return await self._express_to_peer(
+                fleet, route, service, request, client_host, receive, send, send_whole, secure
+            )
         started = trio.current_time()
         conn = self._upstream.take_idle(Address.of(target), started)
         if conn is None:
@@ -217,6 +379,53 @@ class Proxy:
                 return True
             if failure is not None:
                 await self._answer(_HTTP_SCOPE, send, failure)
+        return True
+
+    async def _express_to_peer(
+        self,
+        fleet: Owners,
+        route: Direct,
+        service: Service,
+        request: WholeRequest,
+        client_host: str | None,
+        receive: Receive,
+        send: Send,
+        send_whole: SendWhole,
+        secure: bool,
+    ) -> bool:
+        """:meth:`express` for a tenant another node runs, when this node's map knows
+        the node, it is up and a pooled connection to it is idle; False otherwise (the
+        ASGI way then connects, looks up, or answers the failure)."""
+        iid = f"{route.service}:{route.tenant}"
+        peer = fleet.known_owner(iid)
+        if not isinstance(peer, Peer) or not peer.up:
+            return False
+        started = trio.current_time()
+        conn = self._upstream.take_idle(peer.address, started)
+        if conn is None:
+            return False
+        self.metrics.request()
+        # the client's own hop header, if any, was refused above: this one is the only one
+        request = request._replace(headers=[*request.headers, (HOP_HEADER, fleet.secret)])
+        forward = forward_whole(
+            self._upstream,
+            conn,
+            request,
+            client_host,
+            receive,
+            send,
+            send_whole,
+            timeout=service.request_timeout,
+            scheme="https" if secure else "http",
+        )
+        try:
+            failure = await self._forwarded(
+                _PeerTarget(iid, route.service, route.tenant), started, forward
+            )
+        except ClientGone:
+            return True
+        if failure is not None:
+            await self._answer(_HTTP_SCOPE, send, failure)
         return True
 
     async def _forwarded(
@@ -276,18 +485,20 @@ class Proxy:
         return True
 
     async def _connect_direct(
-        self, service: str, tenant: str
-    ) -> tuple[Target, Connection] | Rejected:
+        self, service: str, tenant: str, *, known: bool = False
+    ) -> tuple[Target, Connection] | Rejected | OwnedElsewhere:
         """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s).
 
         While it waits, an instance that turns out stopped (not restarting) is woken.
+        On a fleet node, a wake that finds the instance is another node's returns that.
+        ``known``: its row names this node (woken whatever ``may_wake`` says).
         """
         target = self._backends.target(service, tenant)
         if target is None:
-            if not self._backends.may_wake(service, tenant):
+            if not (known or self._backends.may_wake(service, tenant)):
                 return NOT_FOUND
             woken = await self._wake(service, tenant)
-            if isinstance(woken, Rejected):
+            if isinstance(woken, (Rejected, OwnedElsewhere)):
                 return woken
             target = woken
         conn = await self._probe(target)
@@ -300,7 +511,7 @@ class Proxy:
                 again = backends.target(service, tenant)
                 if again is None and backends.may_wake(service, tenant):
                     woken = await self._wake(service, tenant)
-                    if isinstance(woken, Rejected):
+                    if isinstance(woken, (Rejected, OwnedElsewhere)):
                         return woken
                     again = woken
                 if again is not None:
@@ -312,9 +523,13 @@ class Proxy:
         )
         return UNAVAILABLE
 
-    async def _wake(self, service: str, tenant: str) -> Target | Rejected:
+    async def _wake(self, service: str, tenant: str) -> Target | Rejected | OwnedElsewhere:
         try:
             return await self._backends.wake(service, tenant)
+        except OwnedElsewhere as exc:
+            if self._fleet is None:  # pragma: no cover - only a fleet node's store says so
+                return UNAVAILABLE
+            return exc
         except RestartPending as exc:
             # logged at debug: a client retrying a tenant in backoff would fill the log
             log.debug("%s", exc)
@@ -379,6 +594,23 @@ class Proxy:
     async def aclose(self) -> None:
         """Close idle tenant connections. Idempotent."""
         await self._upstream.aclose()
+
+
+@attrs.frozen
+class _PeerTarget:
+    """A tenant on another node, as the proxy's metrics and logs name it."""
+
+    instance_id: str
+    service: str
+    tenant: str
+    port: int | None = None
+    socket: str = ""
+    weight: int = 0
+
+
+def _client_host(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "?"
 
 
 #: what :meth:`Proxy._answer` needs to know of an express request's scope

@@ -63,6 +63,9 @@ class HasAddress(Protocol):
 class Address(NamedTuple):
     """Where a tenant listens: TCP ``127.0.0.1:port``, else the Unix socket ``path``.
 
+    Another fleet node is TCP ``path:port``: with a port, ``path`` is the host (an
+    address or a name; empty for 127.0.0.1).
+
     A named tuple: the pool looks one up per proxied request, and a tuple hashes and
     compares in C (an attrs class's ``__hash__`` and ``__eq__`` are Python calls).
     """
@@ -77,7 +80,11 @@ class Address(NamedTuple):
         return cls(None, target.socket)
 
     def __str__(self) -> str:
-        return f"127.0.0.1:{self.port}" if self.port is not None else f"unix:{self.path}"
+        if self.port is None:
+            return f"unix:{self.path}"
+        if not self.path:
+            return f"127.0.0.1:{self.port}"
+        return f"[{self.path}]:{self.port}" if ":" in self.path else f"{self.path}:{self.port}"
 
 
 class Connection:
@@ -330,11 +337,25 @@ class Upstream:
         if self._closed:
             raise UpstreamUnavailable("the proxy is shutting down")
         tcp = address.port is not None
-        sock = socket.socket(socket.AF_INET if tcp else socket.AF_UNIX, socket.SOCK_STREAM)
+        remote = tcp and bool(address.path)
+        if not tcp:
+            family = socket.AF_UNIX
+        elif remote and ":" in address.path:
+            family = socket.AF_INET6
+        else:
+            family = socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setblocking(False)
+        if remote:
+            # a fleet peer across a network: a request's head and body go as written,
+            # not held back for an acknowledgement that is itself delayed
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         wrapped = trio.socket.from_stdlib_socket(sock)
         try:
-            await wrapped.connect(("127.0.0.1", address.port) if tcp else address.path)
+            if not tcp:
+                await wrapped.connect(address.path)
+            else:
+                await wrapped.connect((address.path or "127.0.0.1", address.port))
         except OSError as exc:
             wrapped.close()
             raise UpstreamUnavailable(f"cannot connect to {address}: {exc}") from exc

@@ -30,6 +30,7 @@ from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_s
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from tenement.proxy.fleet import Owners
     from tenement.store import Store
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class Node:
         ready: whether this server is ready (``GET /health``).
         may_lead: False for a worker process (``workers.py``): it stands by for good.
         reload: what ``POST /_tenement/reload`` on the control socket runs (``reload.py``).
+        fleet: a fleet node's directory of other nodes' tenants (``directory.py``): the
+            proxy forwards requests for them. None on a single host.
 
     Attributes:
         proxy: the app for the server's sockets (routes with the supervisor once this
@@ -72,6 +75,7 @@ class Node:
         ready: Callable[[], bool],
         may_lead: bool = True,
         reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+        fleet: Owners | None = None,
     ) -> None:
         self.config = config
         self._may_lead = may_lead
@@ -96,7 +100,9 @@ class Node:
         leader = LeaderClient(store, server_id)
         self.standby = SharedBackends(config, store, leader, lambda: self.supervisor, self.metrics)
         leader_api = LeaderApi(self._relay, leader, ready, lambda: self._api)
-        self.proxy = Proxy(self.standby, domain=domain, fallback=leader_api, metrics=self.metrics)
+        self.proxy = Proxy(
+            self.standby, domain=domain, fallback=leader_api, metrics=self.metrics, fleet=fleet
+        )
         self.control = ControlApp(self.proxy, lambda: self.supervisor, self.metrics, reload)
 
     async def _relay(

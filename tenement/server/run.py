@@ -35,6 +35,7 @@ from tenement.errors import TenementError
 from tenement.server.handoff import LISTEN_BACKLOG
 
 if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `ten ps` does not
+    from tenement.server.directory import FleetDirectory
     from tenement.server.h1 import Express
     from tenement.server.membership import Membership
     from tenement.server.roles import Node
@@ -194,6 +195,7 @@ async def serve(
             async with open_lifecycle_signals() as signals:
                 await _database_at_head(store, settings, notifier, migrate=not role.worker)
                 membership = _membership(config, store)
+                directory = await _directory(config, store)
                 if membership is not None and not role.worker:
                     notifier.status("joining the fleet")
                     await membership.join()
@@ -215,6 +217,7 @@ async def serve(
                     ready=is_ready,
                     may_lead=not role.worker,
                     reload=reload_on_request,
+                    fleet=directory,
                 )
                 reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
                 if membership is not None and not role.worker:
@@ -264,6 +267,8 @@ async def serve(
                         await nursery.start(node.register, url)
                         if membership is not None:
                             await nursery.start(membership.run)
+                    if directory is not None:
+                        await nursery.start(directory.run)
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
                     plain, https, redirect = split_sockets(sockets, settings.tls)
@@ -342,6 +347,22 @@ async def serve(
             sock.close()
         if control_sockets and control_path is not None:
             control_path.unlink(missing_ok=True)
+
+
+async def _directory(config: Config, store: Any) -> FleetDirectory | None:
+    """With ``[fleet]``: the directory this process's proxy forwards by, once the fleet
+    secret file was checked (every process of a node routes: workers too).
+
+    Raises:
+        FleetSecretError: the secret file is missing, not private, or not this fleet's.
+    """
+    if config.fleet is None:
+        return None
+    from tenement.server.directory import FleetDirectory
+    from tenement.server.fleet_secret import load_fleet_secret
+
+    secret = await store.run(load_fleet_secret, config.fleet, config.settings.data_dir, store)
+    return FleetDirectory(store, config.fleet, secret)
 
 
 def _membership(config: Config, store: Any) -> Membership | None:

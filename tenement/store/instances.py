@@ -209,6 +209,43 @@ class InstanceQueries(StoreBase):
             ).first()
             return int(row["n"]), float(row["latest"] or 0.0)
 
+    def fleet_signature(self) -> tuple[int, float]:
+        """:meth:`instances_signature` over every node's rows: whether any moved."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT count(*) AS n, max(updated_at) AS latest FROM instances"
+            ).first()
+            return int(row["n"]), float(row["latest"] or 0.0)
+
+    def fleet_owners(self) -> list[tuple[str, str, str, str, str, int]]:
+        """(instance id, service, tenant, node, state, weight) of every row a fleet node
+        holds (a node's directory of where to forward requests for tenants it does not
+        run, and of the instances a weighted route picks among)."""
+        with self._read() as conn:
+            rows = conn.execute(
+                "SELECT instance_id, service, tenant, node, state, weight FROM instances "
+                "WHERE node IS NOT NULL"
+            ).rows
+            return [
+                (
+                    row["instance_id"],
+                    row["service"],
+                    row["tenant"],
+                    row["node"],
+                    row["state"],
+                    int(row["weight"]),
+                )
+                for row in rows
+            ]
+
+    def instance_node(self, instance_id: str) -> str | None:
+        """The node whose row holds ``instance_id`` (any node's), or None."""
+        with self._read() as conn:
+            node: str | None = conn.execute(
+                "SELECT node FROM instances WHERE instance_id = :id", {"id": instance_id}
+            ).scalar()
+            return node
+
     def get_instance(self, instance_id: str) -> InstanceRecord | None:
         """The record of one instance, or None."""
         with self._read() as conn:

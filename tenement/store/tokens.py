@@ -23,6 +23,8 @@ if TYPE_CHECKING:  # at run time argon2 is imported by the functions that hash
 
 #: key of the admin token's hash in the ``config`` table
 ADMIN_HASH_KEY = "api_token_hash"
+#: the fleet secret's hash (``ten token-gen --fleet``); a fleet node checks its file against it
+FLEET_HASH_KEY = "fleet_secret_hash"
 
 #: how many leading plaintext characters index a tenant token
 PREFIX_LENGTH = 8
@@ -95,6 +97,19 @@ class TokenQueries(StoreBase):
         """Replace the admin token's hash; the old admin token stops working at once."""
         with self._write() as conn:
             upsert(conn, "config", ("key",), [{"key": ADMIN_HASH_KEY, "value": token_hash}])
+
+    def set_fleet_secret_hash(self, secret_hash: str) -> None:
+        """Replace the fleet secret's hash; nodes check their secret file against it at start."""
+        with self._write() as conn:
+            upsert(conn, "config", ("key",), [{"key": FLEET_HASH_KEY, "value": secret_hash}])
+
+    def fleet_secret_hash(self) -> str | None:
+        """The fleet secret's hash, or None when ``ten token-gen --fleet`` never ran."""
+        with self._read() as conn:
+            secret_hash: str | None = conn.execute(
+                "SELECT value FROM config WHERE key = :key", {"key": FLEET_HASH_KEY}
+            ).scalar()
+            return secret_hash
 
     def admin_token_hash(self) -> str | None:
         """The admin token's hash, or None when no admin token was generated."""

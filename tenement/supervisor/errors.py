@@ -35,8 +35,8 @@ class OwnedElsewhere(WakeError):
     def __init__(self, instance_id: str, node: str) -> None:
         super().__init__(
             instance_id,
-            f"Instance {instance_id} runs on fleet node {node}, not on this one; use that "
-            "node (routing a tenant from any node is not built yet: see docs/fleet.md)",
+            f"Instance {instance_id} runs on fleet node {node}, not on this one; manage it "
+            "on that node (its requests are served through any node)",
         )
         self.node = node
 

@@ -114,6 +114,25 @@ class Node:
                 process.wait()
 
 
+def make_fleet_secret(directory: Path) -> str:
+    """`ten token-gen --fleet` in ``directory`` (its config's database): the secret."""
+    made = subprocess.run(
+        [sys.executable, "-m", "tenement", "token-gen", "--fleet"],
+        cwd=directory,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    lines = made.stdout.splitlines()
+    return lines[lines.index("Generated the fleet secret (shown once, not saved):") + 2].strip()
+
+
+def write_secret(path: Path, secret: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(secret + "\n")
+    path.chmod(0o600)
+
+
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], node: Node) -> None:
     async with httpx.AsyncClient(base_url=url) as client:
         with trio.fail_after(60):
@@ -135,11 +154,19 @@ class Fleet:
         self.engine = sa.create_engine(self.url.replace("postgresql://", "postgresql+psycopg://"))
         self.nodes: list[Node] = []
         self.token: str | None = None
+        self.secret: str | None = None
 
     def node(self, name: str) -> Node:
         node = Node(self.base, self.url, name)
         self.nodes.append(node)
+        self.give_secret(node)
         return node
+
+    def give_secret(self, node: Node) -> None:
+        """Put the fleet secret in ``node``'s default secret file (made on first use)."""
+        if self.secret is None:
+            self.secret = make_fleet_secret(node.directory)
+        write_secret(node.directory / "data" / "fleet_secret", self.secret)
 
     def make_token(self, node: Node) -> str:
         subprocess.run(

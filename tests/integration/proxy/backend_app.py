@@ -12,6 +12,7 @@ Routes (any method unless said):
   /echo             answers at once and streams the request body back as it arrives
   /slow?seconds=S   answers after S seconds
   /connections      how many distinct client connections it has seen
+  /pid              its process id
   /hop              a response carrying hop-by-hop headers
   /close            a response with Connection: close
   anything else     "ok from <name>"
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from urllib.parse import parse_qs
 
@@ -115,6 +117,8 @@ class App:
             await send({"type": "http.response.body", "body": b"", "more_body": True})
             await trio.sleep(float(query["seconds"]))
             return await send({"type": "http.response.body", "body": b"news"})
+        if path == "/pid":
+            return await self.text(send, str(os.getpid()))
         if path == "/connections":
             return await self.json(send, {"connections": len(self.clients)})
         if path == "/hop":

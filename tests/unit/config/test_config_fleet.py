@@ -137,3 +137,14 @@ def test_failover_defaults_to_whether_the_data_is_thrown_away(keys: str, fails_o
 def test_a_failover_that_is_not_a_boolean_is_refused_with_its_value() -> None:
     with pytest.raises(ConfigError, match='failover: expected true or false, got the string "yes"'):
         parse_config('[service.web]\ncommand = "w"\nfailover = "yes"\n')
+
+
+def test_the_secret_file_defaults_to_the_data_dir_and_is_made_absolute(tmp_path: Path) -> None:
+    text = fleet('advertise = "10.0.0.11:8080"\n', PG + 'data_dir = "state"\n')
+    config = parse_config(text, cwd=tmp_path)
+    assert config.fleet is not None
+    assert config.fleet.secret_file == tmp_path / "state" / "fleet_secret"
+    own = parse_config(text + 'secret_file = "keys/fleet"\n', cwd=tmp_path)
+    assert own.fleet is not None and own.fleet.secret_file == tmp_path / "keys" / "fleet"
+    with pytest.raises(ConfigError, match="starts with '~'"):
+        parse_config(text + 'secret_file = "~/fleet"\n', cwd=tmp_path)

@@ -1,0 +1,128 @@
+"""A fleet node's directory: which other node runs each tenant, and whether it is up.
+
+The proxy asks it on every request for a tenant that does not run here, so it answers
+from memory: a map of instance id -> node, reloaded only when the instance rows'
+signature (their count and latest ``updated_at``, one aggregate query) changed, and the
+nodes' rows, read on each look (a handful). Both are looked at every
+:data:`REFRESH_SECONDS`.
+
+A tenant the map does not have (placed elsewhere since the last look) is looked up by
+its primary key, once per id between two looks, and at most :data:`MAX_LOOKUPS` ids
+between two looks whatever clients send: a request for a tenant nobody has, repeated
+or under ever new names, adds at most that many queries per look. Past that, the map
+answers alone (and a wake here finds the owner when it claims the row,
+``tenement/proxy/app.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+
+import trio
+
+from tenement.config import Fleet
+from tenement.proxy.fleet import HERE, Here, Peer, RemoteInstance, peer_address
+from tenement.store import Store
+
+log = logging.getLogger(__name__)
+
+#: how often the rows are looked at
+REFRESH_SECONDS = 0.5
+#: ids looked up one by one between two looks, at most
+MAX_LOOKUPS = 32
+
+
+class FleetDirectory:
+    """Implements :class:`tenement.proxy.fleet.Owners` from the shared database.
+
+    Args:
+        store: the node's store (its ``node`` set).
+        fleet: ``[fleet]``.
+        secret: the fleet secret (``tenement/server/fleet_secret.py``).
+    """
+
+    def __init__(self, store: Store, fleet: Fleet, secret: bytes) -> None:
+        self._store = store
+        self._fleet = fleet
+        self.node = fleet.node
+        self.secret = secret
+        self.retry_after_seconds = max(1, math.ceil(fleet.node_timeout))
+        self._owners: dict[str, str] = {}
+        self._rows: list[tuple[str, str, str, str, str, int]] = []
+        self._running: dict[str, list[RemoteInstance]] = {}
+        self._peers: dict[str, Peer] = {}
+        self._signature: tuple[int, float] | None = None
+        #: the ids looked up since the last look
+        self._looked_up: set[str] = set()
+        #: how many queries the lookups made, in all
+        self.lookups = 0
+
+    def known_owner(self, instance_id: str) -> Peer | Here | None:
+        node = self._owners.get(instance_id)
+        if node is None:
+            return None
+        return HERE if node == self.node else self._peers.get(node)
+
+    async def owner(self, instance_id: str) -> Peer | Here | None:
+        node = self._owners.get(instance_id)
+        if node is None:
+            if instance_id in self._looked_up or len(self._looked_up) >= MAX_LOOKUPS:
+                return None
+            self._looked_up.add(instance_id)
+            self.lookups += 1
+            store = self._store
+            with store.outage.tolerated("the fleet directory"):
+                node = await store.run(store.instance_node, instance_id)
+            if node is None:
+                return None
+            self._owners[instance_id] = node
+        return HERE if node == self.node else self._peers.get(node)
+
+    def peer(self, node: str) -> Peer | None:
+        return self._peers.get(node)
+
+    def remote_instances(self, service: str) -> list[RemoteInstance]:
+        return self._running.get(service, [])
+
+    async def refresh(self) -> None:
+        """Read the nodes, and the owners if the rows changed since the last look."""
+        store = self._store
+        nodes = await store.run(store.list_nodes)
+        timeout = self._fleet.node_timeout
+        self._peers = {
+            row.name: Peer(
+                row.name,
+                row.advertise,
+                peer_address(row.advertise),
+                row.state == "up" and row.silent_s < timeout,
+            )
+            for row in nodes
+            if row.name != self.node
+        }
+        signature = await store.run(store.fleet_signature)
+        if signature != self._signature:
+            self._rows = await store.run(store.fleet_owners)
+            self._owners = {row[0]: row[3] for row in self._rows}
+            self._signature = signature
+        running: dict[str, list[RemoteInstance]] = {}
+        for iid, service, tenant, node, state, weight in self._rows:
+            peer = self._peers.get(node)
+            if peer is not None and peer.up and state == "running" and weight > 0:
+                running.setdefault(service, []).append(
+                    RemoteInstance(iid, service, tenant, weight, peer)
+                )
+        self._running = running
+        self._looked_up = set()
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Keep the directory current until cancelled; started once it was read once.
+
+        While the database is out of reach it routes by what it read last.
+        """
+        await self.refresh()
+        task_status.started()
+        while True:
+            await trio.sleep(REFRESH_SECONDS)
+            with self._store.outage.tolerated("the fleet directory"):
+                await self.refresh()

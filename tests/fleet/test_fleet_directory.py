@@ -1,0 +1,119 @@
+"""A node's directory of other nodes' tenants (tenement/server/directory.py) on a real
+PostgreSQL: it answers from memory, and no client can make it query per request."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tenement.config import Fleet
+from tenement.proxy.fleet import HERE
+from tenement.server.directory import MAX_LOOKUPS, FleetDirectory
+from tenement.store import InstanceRecord, Store, migrate_to_head, open_store
+from tenement.store.nodes import NodeIdentity
+from tests.postgresql import Cluster
+
+
+@pytest.fixture
+def stores(pg_cluster: Cluster) -> Iterator[dict[str, Store]]:
+    url = pg_cluster.socket_url(pg_cluster.new_database())
+    opened: dict[str, Store] = {}
+    try:
+        for name in "ab":
+            store = open_store(url).__enter__()
+            store.node = name
+            opened[name] = store
+        migrate_to_head(opened["a"], backup_dir=None)
+        yield opened
+    finally:
+        for store in opened.values():
+            store.close()
+
+
+def join(store: Store, name: str, advertise: str) -> None:
+    joined = store.join_node(
+        NodeIdentity(
+            name=name,
+            advertise=advertise,
+            host="h",
+            data_dir=f"/d/{name}",
+            version="0.3.0",
+            cpus=1,
+            memory_total=1,
+            memory_available=1,
+        ),
+        10.0,
+    )
+    assert joined.taken_by is None
+
+
+def record(iid: str) -> InstanceRecord:
+    service, tenant = iid.split(":")
+    return InstanceRecord(
+        instance_id=iid, service=service, tenant=tenant, pid=1, start_ticks=1, pgid=1,
+        port=30001, socket="", state="running", updated_at=time.time(),
+    )  # fmt: skip
+
+
+def directory(store: Store, name: str) -> FleetDirectory:
+    return FleetDirectory(
+        store, Fleet(node=name, advertise="10.0.0.1:8080", secret_file=Path("/x")), b"s"
+    )
+
+
+async def test_owners_come_from_memory_and_lookups_are_bounded(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    join(a, "a", "10.0.0.11:8080")
+    join(b, "b", "[fd00::12]:8081")
+    b.save_instances([record("echo:bob")])
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    peer = await seen_by_a.owner("echo:bob")
+    assert peer is not None and peer.node == "b" and peer.up
+    assert (peer.address.path, peer.address.port) == ("fd00::12", 8081)
+    assert seen_by_a.lookups == 0  # the map had it
+    # the weighted pick's view: b's running instance, not a's own ones
+    a.save_instances([record("echo:own")])
+    await seen_by_a.refresh()
+    [remote] = seen_by_a.remote_instances("echo")
+    assert (remote.instance_id, remote.weight, remote.peer.node) == ("echo:bob", 100, "b")
+
+    # asked again and again for a tenant nobody has: one lookup until the next look
+    for _ in range(500):
+        assert await seen_by_a.owner("echo:nobody") is None
+    assert seen_by_a.lookups == 1
+    # under ever new names: at most MAX_LOOKUPS between two looks
+    for i in range(500):
+        assert await seen_by_a.owner(f"echo:n{i}") is None
+    assert seen_by_a.lookups == MAX_LOOKUPS
+
+    # a tenant placed on b since the last look is found by its one lookup...
+    await seen_by_a.refresh()
+    b.save_instances([record("echo:new")])
+    peer = await seen_by_a.owner("echo:new")
+    assert peer is not None and peer.node == "b"
+    # ...and a's own rows are a's, looked up or read with the others
+    a.save_instances([record("echo:mine")])
+    assert await seen_by_a.owner("echo:mine") is HERE
+    await seen_by_a.refresh()
+    assert await seen_by_a.owner("echo:mine") is HERE
+    assert await seen_by_a.owner("echo:new") is not None
+
+
+async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
+    a, b = stores["a"], stores["b"]
+    join(a, "a", "10.0.0.11:8080")
+    join(b, "b", "10.0.0.12:8080")
+    b.save_instances([record("echo:bob")])
+    with a.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE nodes SET heartbeat_at = heartbeat_at - 60 WHERE name = 'b'")
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    peer = await seen_by_a.owner("echo:bob")
+    assert peer is not None and not peer.up
+    assert seen_by_a.remote_instances("echo") == []  # not picked by a weighted route
