@@ -23,6 +23,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.apps import PID_APP as APP
+from tests.fleet.secrets import secret_in, write_secret
 from tests.postgresql import Cluster
 
 #: short, so that a lost node is declared down soon; longer than a loaded machine's
@@ -123,14 +124,7 @@ def make_fleet_secret(directory: Path) -> str:
         capture_output=True,
         text=True,
     )
-    lines = made.stdout.splitlines()
-    return lines[lines.index("Generated the fleet secret (shown once, not saved):") + 2].strip()
-
-
-def write_secret(path: Path, secret: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(secret + "\n")
-    path.chmod(0o600)
+    return secret_in(made.stdout)
 
 
 async def wait_healthy(url: str, process: subprocess.Popen[bytes], node: Node) -> None:

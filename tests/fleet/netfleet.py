@@ -22,6 +22,7 @@ import httpx
 import sqlalchemy as sa
 import trio
 
+from tests.fleet.secrets import secret_in, write_secret
 from tests.netns import FleetNetwork
 from tests.postgresql import Cluster
 
@@ -213,14 +214,9 @@ class NetFleet:
         and an admin token."""
         first = self.nodes[0]
         made = first.run("token-gen", "--fleet", check=True)
-        lines = made.stdout.splitlines()
-        self.secret = lines[lines.index("Generated the fleet secret (shown once, not saved):") + 2]
-        self.secret = self.secret.strip()
+        self.secret = secret_in(made.stdout)
         for node in self.nodes:
-            path = node.directory / "data" / "fleet_secret"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(self.secret + "\n")
-            path.chmod(0o600)
+            write_secret(node.directory / "data" / "fleet_secret", self.secret)
         first.run("token-gen", check=True)
         self.token = (first.directory / "data" / "api_token").read_text().strip()
 

@@ -25,6 +25,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.apps import PID_APP
+from tests.fleet.secrets import secret_in, write_secret
 from tests.netns import FleetNetwork, Unavailable, fleet_network
 from tests.postgresql import Cluster, running_cluster
 from tests.postgresql import Unavailable as NoPostgreSQL
@@ -94,6 +95,24 @@ class NetFleet:
             (directory / "tenement.toml").write_text(
                 config(self.url, self.names[i], network.addresses[i], timeout, listed)
             )
+
+    def give_secrets(self) -> None:
+        """`ten token-gen --fleet` on node 0 (inside its namespace: the database is in the
+        hub); the secret in every node's default secret file."""
+        argv = [sys.executable, "-m", "tenement", "token-gen", "--fleet"]
+        env = {**os.environ, "PYTHONPATH": str(Path(__file__).parents[2])}
+        made = subprocess.run(
+            self.network.command(self.network.nodes[0], argv),
+            cwd=self.directories[0],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        secret = secret_in(made.stdout)
+        for directory in self.directories:
+            write_secret(directory / "data" / "fleet_secret", secret)
 
     def log(self, i: int) -> str:
         path = self.directories[i] / "serve.log"
@@ -203,6 +222,7 @@ def net_fleet(base: Path, timeout: float) -> Iterator[NetFleet]:
             running_cluster(host=network.hub_address, netns=network.hub) as cluster,
         ):
             made = NetFleet(network, cluster, base, timeout)
+            made.give_secrets()
             try:
                 yield made
             finally:
