@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
-from collections.abc import Mapping, Sequence
+import subprocess
+import sys
+from collections.abc import AsyncIterator, Mapping, Sequence
 from pathlib import Path
 
 import attrs
+import httpx
 import trio
 from click.testing import CliRunner
 
@@ -52,6 +56,30 @@ def invoke(
     if result.exception is not None and not isinstance(result.exception, SystemExit):
         raise result.exception
     return Outcome(result.exit_code, result.stdout, result.stderr)
+
+
+@contextlib.asynccontextmanager
+async def static_http_server(root: Path) -> AsyncIterator[str]:
+    """`python -m http.server` serving ``root`` on loopback (a server that is not
+    tenement, answering what the test put in its files); yields its URL."""
+    port = free_port()
+    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
+    proc = await trio.lowlevel.open_process(
+        argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with trio.fail_after(20):
+            while True:
+                try:
+                    httpx.get(url, timeout=1)
+                    break
+                except httpx.TransportError:
+                    await trio.sleep(0.05)
+        yield url
+    finally:
+        proc.kill()
+        await proc.wait()
 
 
 def free_port() -> int:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-import trio
 
-from tests.integration.cli.live import free_port, invoke
+from tests.integration.cli.live import invoke, static_http_server
 
 
 @pytest.fixture
@@ -21,24 +17,8 @@ async def static_server(tmp_path: Path) -> AsyncIterator[str]:
     (root / "api").mkdir(parents=True)
     (root / "api" / "instances").write_text("{}")
     (root / "api" / "logs").write_text("not json")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    proc = await trio.lowlevel.open_process(
-        argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        with trio.fail_after(20):
-            while True:
-                try:
-                    httpx.get(url, timeout=1)
-                    break
-                except httpx.TransportError:
-                    await trio.sleep(0.05)
+    async with static_http_server(root) as url:
         yield url
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 async def test_unexpected_answers(static_server: str, tmp_path: Path) -> None:

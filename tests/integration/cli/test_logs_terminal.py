@@ -12,11 +12,9 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import httpx
 import pytest
-import trio
 
-from tests.integration.cli.live import free_port
+from tests.integration.cli.live import static_http_server
 
 HOSTILE = "title\x1b]0;owned\x07 bell\x07 col\tumn"
 
@@ -29,24 +27,8 @@ async def logs_server(tmp_path: Path) -> AsyncIterator[str]:
     entry = {"timestamp": 0, "level": "stdout", "process": "api", "instance_id": "a",
              "message": HOSTILE}  # fmt: skip
     (root / "api" / "logs").write_text(json.dumps([entry]))
-    port = free_port()
-    argv = [sys.executable, "-m", "http.server", str(port), "--bind", "127.0.0.1"]
-    proc = await trio.lowlevel.open_process(
-        argv, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        with trio.fail_after(20):
-            while True:
-                try:
-                    httpx.get(url, timeout=1)
-                    break
-                except httpx.TransportError:
-                    await trio.sleep(0.05)
+    async with static_http_server(root) as url:
         yield url
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 def _argv(url: str) -> list[str]:
