@@ -23,7 +23,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.apps import PID_APP as APP
-from tests.fleet.secrets import secret_in, write_secret
+from tests.fleet.secret_files import secret_in, write_secret
 from tests.postgresql import Cluster
 
 #: short, so that a lost node is declared down soon; longer than a loaded machine's

@@ -22,7 +22,7 @@ import httpx
 import sqlalchemy as sa
 import trio
 
-from tests.fleet.secrets import secret_in, write_secret
+from tests.fleet.secret_files import secret_in, write_secret
 from tests.netns import FleetNetwork
 from tests.postgresql import Cluster
 

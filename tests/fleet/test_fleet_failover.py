@@ -25,7 +25,7 @@ import sqlalchemy as sa
 import trio
 
 from tests.apps import PID_APP
-from tests.fleet.secrets import secret_in, write_secret
+from tests.fleet.secret_files import secret_in, write_secret
 from tests.netns import FleetNetwork, Unavailable, fleet_network
 from tests.postgresql import Cluster, running_cluster
 from tests.postgresql import Unavailable as NoPostgreSQL
