@@ -15,12 +15,13 @@ from typing import Any
 import attrs
 import trio
 
-from tenement.api import http
+from tenement.api import http, relay
 from tenement.api.auth import Authenticator, Identity, RateLimited, StreamTickets, Unauthorized
 from tenement.api.errors import ApiError, status_for
 from tenement.config import Settings
 from tenement.errors import TenementError
 from tenement.ids import InstanceRef
+from tenement.supervisor import OwnedElsewhere
 from tenement.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -49,6 +50,9 @@ class ApiContext:
     history: Any = None
     #: the built-in TLS's live state for /api/tls/status (None: no TLS in this server)
     tls_status: Callable[[], dict[str, Any] | None] | None = None
+    #: a fleet node's way to relay a call to the node that runs its instance (None: a
+    #: single host, where another node's instance cannot be)
+    relay: relay.Relay | None = None
 
 
 @attrs.frozen
@@ -59,6 +63,8 @@ class Request:
     receive: Receive
     identity: Identity | None
     params: dict[str, str]
+    #: relayed here by another fleet node (the hop header with the fleet secret)
+    relayed: bool = False
 
     @property
     def tenant(self) -> str | None:
@@ -100,6 +106,8 @@ class Route:
     method: str
     path: str
     handler: Handler
+    #: a mutation of one instance: relayed to the fleet node that runs it
+    relayable: bool = False
     segments: tuple[str, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -155,6 +163,11 @@ class ApiApp:
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
         path = scope["path"]
         identity = None
+        fleet = self.context.relay
+        hop = fleet.hop(scope["headers"]) if fleet is not None else "none"
+        if hop == "forged":
+            log.warning("refused an API call to %s: hop header without the fleet secret", path)
+            return http.error_response(relay.FORGED.status, relay.FORGED.message)
         if not _is_public(path):
             authorization = http.header(scope, b"authorization")
             ticket = http.query(scope).get("ticket") if path == TICKET_PATH else None
@@ -183,9 +196,19 @@ class ApiApp:
             if route.method != method:
                 allowed.append(route.method)
                 continue
-            request = Request(scope, receive, identity, params)
+            body = b""
             try:
+                if fleet is not None and route.relayable:
+                    body = await http.read_body(receive)
+                    receive = relay.replay(body)
+                request = Request(scope, receive, identity, params, relayed=hop == "valid")
                 return await route.handler(self.context, request, send)
+            except OwnedElsewhere as exc:
+                if fleet is None or not route.relayable:
+                    return http.error_response(status_for(exc), exc.message)
+                if hop == "valid":
+                    return relay.loop_detected(exc.instance_id, exc.node)
+                return await relay.relay_call(fleet, exc.node, scope, body)
             except TenementError as exc:
                 status = status_for(exc)
                 if status >= 500:
