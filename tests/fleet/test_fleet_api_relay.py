@@ -100,7 +100,7 @@ async def test_stop_restart_and_weight_of_a_remote_instance_through_a_node_that_
 
 
 async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
-    a, b, c = netfleet.nodes
+    _a, b, c = netfleet.nodes
     answer = ten(netfleet, c, "spawn", "echo:placed", "--node", "a")
     assert answer.returncode == 0, answer.stderr
     assert "Spawned echo:placed" in answer.stdout
