@@ -159,9 +159,28 @@ async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
             )
         if node != api.relay.node:
             check_target(api.relay, node)
+            here = api.relay.node if api.supervisor.get(iid) is not None else None
+            holder = here or await api.relay.owner_of(iid)
+            if holder is not None and holder != node:
+                raise _held_elsewhere(iid, holder, node)
             raise OwnedElsewhere(iid, node)  # the app relays it there
-    view = await api.supervisor.spawn(service, tenant)
+        try:
+            view = await api.supervisor.spawn(service, tenant)
+        except OwnedElsewhere as exc:
+            raise _held_elsewhere(iid, exc.node, node) from None
+    else:
+        view = await api.supervisor.spawn(service, tenant)
     return http.json_response(spawn_json(iid, view))
+
+
+def _held_elsewhere(iid: str, holder: str, asked: str) -> ApiError:
+    """A spawn on node ``asked`` of an instance whose row names node ``holder``: an
+    instance stays with the node that first ran it (its data is there)."""
+    return ApiError(
+        409,
+        f"Instance {iid} belongs to fleet node {holder}, not {asked}: an instance stays on "
+        f"the node that first ran it; spawn it with --node {holder} or without --node",
+    )
 
 
 async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:

@@ -100,7 +100,7 @@ async def test_stop_restart_and_weight_of_a_remote_instance_through_a_node_that_
 
 
 async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
-    _a, b, c = netfleet.nodes
+    a, b, c = netfleet.nodes
     answer = ten(netfleet, c, "spawn", "echo:placed", "--node", "a")
     assert answer.returncode == 0, answer.stderr
     assert "Spawned echo:placed" in answer.stdout
@@ -111,6 +111,12 @@ async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
     async with netfleet.api(b) as api:
         again = await api.post("/api/instances/spawn", json={"process": "echo", "id": "placed"})
     assert again.status_code == 200, again.text
+    assert netfleet.instance_row("echo:placed")["pid"] == row["pid"]
+    # on another node than the one it belongs to: refused, naming both, wherever asked
+    for node, where in ((c, "b"), (c, "c"), (b, "b"), (a, "c")):
+        moved = ten(netfleet, node, "spawn", "echo:placed", "--node", where)
+        assert moved.returncode != 0, (node.name, where, moved.stdout)
+        assert f"belongs to fleet node a, not {where}" in moved.stderr, moved.stderr
     assert netfleet.instance_row("echo:placed")["pid"] == row["pid"]
     # without --node a spawn stays on the node called
     assert ten(netfleet, c, "spawn", "echo:local").returncode == 0
