@@ -31,6 +31,8 @@ PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/api/telemetry", "/api/op
 PUBLIC_PREFIXES = ("/assets/",)
 #: the one path a stream ticket opens (see :class:`~tenement.api.auth.StreamTickets`)
 TICKET_PATH = "/api/logs/stream"
+#: a refused forged hop is logged at most this often
+FORGED_LOG_SECONDS = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -63,8 +65,6 @@ class Request:
     receive: Receive
     identity: Identity | None
     params: dict[str, str]
-    #: relayed here by another fleet node (the hop header with the fleet secret)
-    relayed: bool = False
 
     @property
     def tenant(self) -> str | None:
@@ -148,6 +148,27 @@ class ApiApp:
         self.context = context
         self.routes = routes
         self.default = default
+        #: forged hops refused since the last line logged, and when that was
+        self._forged_unlogged = 0
+        self._forged_logged_at = -FORGED_LOG_SECONDS
+
+    def _log_forged(self, path: str, scope: Scope) -> None:
+        """Log a refused forged hop, at most once per :data:`FORGED_LOG_SECONDS` (a
+        client that sends them again and again must not fill the log)."""
+        now = trio.current_time()
+        if now - self._forged_logged_at < FORGED_LOG_SECONDS:
+            self._forged_unlogged += 1
+            return
+        client = scope.get("client")
+        log.warning(
+            "refused an API call to %s from %s: hop header without the fleet secret "
+            "(and %d more since the last such line)",
+            path,
+            client[0] if client else "?",
+            self._forged_unlogged,
+        )
+        self._forged_logged_at = now
+        self._forged_unlogged = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -166,7 +187,7 @@ class ApiApp:
         fleet = self.context.relay
         hop = fleet.hop(scope["headers"]) if fleet is not None else "none"
         if hop == "forged":
-            log.warning("refused an API call to %s: hop header without the fleet secret", path)
+            self._log_forged(path, scope)
             return http.error_response(relay.FORGED.status, relay.FORGED.message)
         if not _is_public(path):
             authorization = http.header(scope, b"authorization")
@@ -201,7 +222,7 @@ class ApiApp:
                 if fleet is not None and route.relayable:
                     body = await http.read_body(receive)
                     receive = relay.replay(body)
-                request = Request(scope, receive, identity, params, relayed=hop == "valid")
+                request = Request(scope, receive, identity, params)
                 return await route.handler(self.context, request, send)
             except OwnedElsewhere as exc:
                 if fleet is None or not route.relayable:

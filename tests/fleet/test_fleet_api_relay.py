@@ -150,6 +150,9 @@ async def test_a_forged_hop_on_the_api_is_refused_and_a_valid_one_never_relayed_
             answer = await api.delete("/api/instances/echo:hopped", headers=headers)
         assert answer.status_code == 403, answer.text
         assert "without the fleet secret" in answer.text
+    # logged, but once for the two (a client sending them again and again fills no log)
+    logged = [line for line in b.log.splitlines() if "refused an API call" in line]
+    assert len(logged) == 1 and "hop header without the fleet secret" in logged[0], logged
     async with netfleet.api(b) as api:
         looped = await api.delete(
             "/api/instances/echo:hopped", headers={"x-tenement-hop": netfleet.secret}
