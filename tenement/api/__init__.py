@@ -31,6 +31,7 @@ from tenement.api import (
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
 from tenement.api.openapi import openapi_document
+from tenement.api.relay import Relay
 from tenement.config import Settings
 from tenement.types import ASGIApp, Send
 
@@ -51,10 +52,10 @@ def routes() -> list[Route]:
         Route("GET", "/api/openapi.json", _openapi),
         Route("GET", "/api/telemetry", telemetry.telemetry),
         Route("GET", "/api/instances", instances.list_instances),
-        Route("POST", "/api/instances/spawn", instances.spawn),
-        Route("DELETE", "/api/instances/{id}", instances.stop),
-        Route("POST", "/api/instances/{id}/restart", instances.restart),
-        Route("PUT", "/api/instances/{id}/weight", instances.set_weight),
+        Route("POST", "/api/instances/spawn", instances.spawn, relayable=True),
+        Route("DELETE", "/api/instances/{id}", instances.stop, relayable=True),
+        Route("POST", "/api/instances/{id}/restart", instances.restart, relayable=True),
+        Route("PUT", "/api/instances/{id}/weight", instances.set_weight, relayable=True),
         Route("GET", "/api/instances/{id}/health", instances.health),
         Route("GET", "/api/instances/{id}/storage", instances.storage),
         Route("GET", "/api/instances/{id}/history", history.instance_history),
@@ -83,6 +84,7 @@ def build_api(
     keepalive_seconds: float = sse.KEEPALIVE_SECONDS,
     request_history: Any = None,
     tls_status: Callable[[], dict[str, Any] | None] | None = None,
+    fleet_relay: Relay | None = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -102,6 +104,8 @@ def build_api(
             None answers the history endpoints with empty series.
         tls_status: the built-in TLS's certificates and failing hosts, added to
             ``/api/tls/status`` (None, or returning None: not reported).
+        fleet_relay: a fleet node's relay of calls for other nodes' instances
+            (:mod:`~tenement.api.relay`); None on a single host.
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -117,5 +121,6 @@ def build_api(
         keepalive_seconds=keepalive_seconds,
         history=request_history,
         tls_status=tls_status,
+        relay=fleet_relay,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

@@ -15,12 +15,13 @@ from typing import Any
 import attrs
 import trio
 
-from tenement.api import http
+from tenement.api import http, relay
 from tenement.api.auth import Authenticator, Identity, RateLimited, StreamTickets, Unauthorized
 from tenement.api.errors import ApiError, status_for
 from tenement.config import Settings
 from tenement.errors import TenementError
 from tenement.ids import InstanceRef
+from tenement.supervisor import OwnedElsewhere
 from tenement.types import Receive, Scope, Send
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,8 @@ PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/api/telemetry", "/api/op
 PUBLIC_PREFIXES = ("/assets/",)
 #: the one path a stream ticket opens (see :class:`~tenement.api.auth.StreamTickets`)
 TICKET_PATH = "/api/logs/stream"
+#: a refused forged hop is logged at most this often
+FORGED_LOG_SECONDS = 10.0
 
 
 @attrs.frozen(kw_only=True)
@@ -49,6 +52,9 @@ class ApiContext:
     history: Any = None
     #: the built-in TLS's live state for /api/tls/status (None: no TLS in this server)
     tls_status: Callable[[], dict[str, Any] | None] | None = None
+    #: a fleet node's way to relay a call to the node that runs its instance (None: a
+    #: single host, where another node's instance cannot be)
+    relay: relay.Relay | None = None
 
 
 @attrs.frozen
@@ -100,6 +106,8 @@ class Route:
     method: str
     path: str
     handler: Handler
+    #: a mutation of one instance: relayed to the fleet node that runs it
+    relayable: bool = False
     segments: tuple[str, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -140,6 +148,27 @@ class ApiApp:
         self.context = context
         self.routes = routes
         self.default = default
+        #: forged hops refused since the last line logged, and when that was
+        self._forged_unlogged = 0
+        self._forged_logged_at = -FORGED_LOG_SECONDS
+
+    def _log_forged(self, path: str, scope: Scope) -> None:
+        """Log a refused forged hop, at most once per :data:`FORGED_LOG_SECONDS` (a
+        client that sends them again and again must not fill the log)."""
+        now = trio.current_time()
+        if now - self._forged_logged_at < FORGED_LOG_SECONDS:
+            self._forged_unlogged += 1
+            return
+        client = scope.get("client")
+        log.warning(
+            "refused an API call to %s from %s: hop header without the fleet secret "
+            "(and %d more since the last such line)",
+            path,
+            client[0] if client else "?",
+            self._forged_unlogged,
+        )
+        self._forged_logged_at = now
+        self._forged_unlogged = 0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -155,6 +184,11 @@ class ApiApp:
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
         path = scope["path"]
         identity = None
+        fleet = self.context.relay
+        hop = fleet.hop(scope["headers"]) if fleet is not None else "none"
+        if hop == "forged":
+            self._log_forged(path, scope)
+            return http.error_response(relay.FORGED.status, relay.FORGED.message)
         if not _is_public(path):
             authorization = http.header(scope, b"authorization")
             ticket = http.query(scope).get("ticket") if path == TICKET_PATH else None
@@ -183,9 +217,19 @@ class ApiApp:
             if route.method != method:
                 allowed.append(route.method)
                 continue
-            request = Request(scope, receive, identity, params)
+            body = b""
             try:
+                if fleet is not None and route.relayable:
+                    body = await http.read_body(receive)
+                    receive = relay.replay(body)
+                request = Request(scope, receive, identity, params)
                 return await route.handler(self.context, request, send)
+            except OwnedElsewhere as exc:
+                if fleet is None or not route.relayable:
+                    return http.error_response(status_for(exc), exc.message)
+                if hop == "valid":
+                    return relay.loop_detected(exc.instance_id, exc.node)
+                return await relay.relay_call(fleet, exc.node, scope, body)
             except TenementError as exc:
                 status = status_for(exc)
                 if status >= 500:

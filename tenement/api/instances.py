@@ -12,7 +12,9 @@ from typing import Any
 from tenement.api import conditional, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
+from tenement.api.relay import check_target
 from tenement.ids import NAME_RULE, is_valid_name
+from tenement.supervisor import OwnedElsewhere
 from tenement.types import Send
 
 #: the largest weight; larger requested weights are capped to it (reference)
@@ -145,19 +147,62 @@ async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
     body = await request.json()
     service = check_name("process name", http.field(body, "process", str))
     tenant = check_name("instance id", http.field(body, "id", str))
+    node = http.field(body, "node", str, None)
     request.require_tenant(tenant)
-    view = await api.supervisor.spawn(service, tenant)
-    return http.json_response(spawn_json(f"{service}:{tenant}", view))
+    iid = f"{service}:{tenant}"
+    if node is not None:
+        if api.relay is None:
+            raise ApiError(
+                400,
+                f"Invalid node '{node}': this server is not a fleet node (no [fleet]); "
+                "spawn without a node",
+            )
+        if node != api.relay.node:
+            check_target(api.relay, node)
+            here = api.relay.node if api.supervisor.get(iid) is not None else None
+            holder = here or await api.relay.owner_of(iid)
+            if holder is not None and holder != node:
+                raise _held_elsewhere(iid, holder, node)
+            raise OwnedElsewhere(iid, node)  # the app relays it there
+        try:
+            view = await api.supervisor.spawn(service, tenant)
+        except OwnedElsewhere as exc:
+            raise _held_elsewhere(iid, exc.node, node) from None
+    else:
+        view = await api.supervisor.spawn(service, tenant)
+    return http.json_response(spawn_json(iid, view))
+
+
+def _held_elsewhere(iid: str, holder: str, asked: str) -> ApiError:
+    """A spawn on node ``asked`` of an instance whose row names node ``holder``: an
+    instance stays with the node that first ran it (its data is there)."""
+    return ApiError(
+        409,
+        f"Instance {iid} belongs to fleet node {holder}, not {asked}: an instance stays on "
+        f"the node that first ran it; spawn it with --node {holder} or without --node",
+    )
+
+
+async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:
+    """Raise :class:`OwnedElsewhere` (the app relays the call) for an instance that does
+    not run here and whose row names another fleet node."""
+    if api.relay is None or api.supervisor.get(iid) is not None:
+        return
+    owner = await api.relay.owner_of(iid)
+    if owner is not None:
+        raise OwnedElsewhere(iid, owner)
 
 
 async def stop(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await _raise_if_elsewhere(api, str(ref))
     await api.supervisor.stop(str(ref))
     return http.empty(204)
 
 
 async def restart(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await _raise_if_elsewhere(api, str(ref))
     if api.supervisor.get(str(ref)) is None:
         # As the reference: restarting an instance that is not running starts it.
         view = await api.supervisor.spawn(ref.service, ref.tenant)
@@ -168,6 +213,7 @@ async def restart(api: ApiContext, request: Request, send: Send) -> http.Respons
 
 async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await _raise_if_elsewhere(api, str(ref))
     body = await request.json()
     weight = min(http.non_negative_int(body, "weight"), MAX_WEIGHT)
     applied = await api.supervisor.set_weight(str(ref), weight)

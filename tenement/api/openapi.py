@@ -150,6 +150,11 @@ def _schemas() -> dict[str, Any]:
             {
                 "process": {**STR, "pattern": NAME_PATTERN},
                 "id": {**STR, "pattern": NAME_PATTERN},
+                "node": {
+                    "type": ["string", "null"],
+                    "description": "In a fleet: the node to start it on (the call is relayed "
+                    "there); default: the node called. Added in 0.3.0.",
+                },
             }
         ),
         "SpawnResponse": _obj({"instance": STR, "socket": STR, "port": NULLABLE_INT}),
@@ -339,6 +344,10 @@ def _responses(*codes: int, ok: dict[str, Any] | None = None) -> dict[str, Any]:
         413: "Request body too large.",
         415: "The body is not declared as application/json.",
         409: "The instance runs on another fleet node (added in 0.3.0).",
+        503: "In a fleet: the node that runs the instance is down or does not answer "
+        "(Retry-After; added in 0.3.0).",
+        508: "In a fleet: a call relayed by another node for an instance this node does not "
+        "run either (added in 0.3.0).",
         422: "A field is missing or has the wrong type.",
         500: "The supervisor could not do it (the program failed to start, or a deployed "
         "instance did not become healthy).",
@@ -538,6 +547,8 @@ def _paths() -> dict[str, Any]:
                     404,
                     409,
                     500,
+                    503,
+                    508,
                     ok={
                         "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
                     },
@@ -550,7 +561,7 @@ def _paths() -> dict[str, Any]:
             **scoped,
             "delete": _op(
                 "Stop an instance",
-                _responses(400, 403, 404, ok={"204": {"description": "Stopped."}}),
+                _responses(400, 403, 404, 503, 508, ok={"204": {"description": "Stopped."}}),
                 operation_id="stopInstance",
             ),
         },
@@ -564,6 +575,8 @@ def _paths() -> dict[str, Any]:
                     404,
                     409,
                     500,
+                    503,
+                    508,
                     ok={
                         "200": _instance_links(_json(_ref("SpawnResponse"), "Started."), "instance")
                     },
@@ -576,7 +589,12 @@ def _paths() -> dict[str, Any]:
             "put": _op(
                 "Set an instance's routing weight",
                 _responses(
-                    *JSON_BODY_ERRORS, 403, 404, ok={"200": _json(_ref("WeightResponse"), "Set.")}
+                    *JSON_BODY_ERRORS,
+                    403,
+                    404,
+                    503,
+                    508,
+                    ok={"200": _json(_ref("WeightResponse"), "Set.")},
                 ),
                 body="WeightRequest",
                 operation_id="setInstanceWeight",

@@ -51,12 +51,19 @@ json_option = click.option(
 @click.command(short_help="Spawn a new process instance (e.g., ten spawn api:prod)")
 @click.argument("instance")
 @click.option("--id", "-i", "old_id", hidden=True, help="Old form: ten spawn api --id prod")
+@click.option(
+    "--node",
+    metavar="NAME",
+    help="In a fleet: start it on this node (ten nodes lists them); default: the node you call",
+)
 @global_options
 @pass_cli
-def spawn(cli: CliContext, instance: str, old_id: str | None) -> None:
+def spawn(cli: CliContext, instance: str, old_id: str | None, node: str | None) -> None:
     """Spawn a new process instance (e.g., ten spawn api:prod).
 
-    INSTANCE is process:id. Spawning a running instance changes nothing.
+    INSTANCE is process:id. Spawning a running instance changes nothing. In a fleet,
+    --node NAME starts it on that node (the call is relayed there); without it, it
+    starts on the node you call.
     """
     if old_id is not None:
         if ":" in instance:
@@ -71,12 +78,11 @@ def spawn(cli: CliContext, instance: str, old_id: str | None) -> None:
     ref = parse_instance(instance)
     from tenement.cli.client import open_client
 
+    request: dict[str, str] = {"process": ref.service, "id": ref.tenant}
+    if node is not None:
+        request["node"] = node
     with open_client(cli) as client:
-        body = client.json(
-            "POST",
-            "/api/instances/spawn",
-            json_body={"process": ref.service, "id": ref.tenant},
-        )
+        body = client.json("POST", "/api/instances/spawn", json_body=request)
     lines = [f"Spawned {body.get('instance', ref)}"]
     if body.get("port") is not None:
         lines.append(f"Listening on 127.0.0.1:{body['port']}")

@@ -82,6 +82,10 @@ class FleetDirectory:
     def peer(self, node: str) -> Peer | None:
         return self._peers.get(node)
 
+    def peers(self) -> list[Peer]:
+        """The other nodes, as the last look saw them."""
+        return list(self._peers.values())
+
     def remote_instances(self, service: str) -> list[RemoteInstance]:
         return self._running.get(service, [])
 

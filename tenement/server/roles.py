@@ -30,6 +30,7 @@ from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_s
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from tenement.api.relay import Relay
     from tenement.proxy.fleet import Owners
     from tenement.store import Store
 
@@ -56,6 +57,8 @@ class Node:
         reload: what ``POST /_tenement/reload`` on the control socket runs (``reload.py``).
         fleet: a fleet node's directory of other nodes' tenants (``directory.py``): the
             proxy forwards requests for them. None on a single host.
+        fleet_relay: how the API relays a call for another node's instance to it
+            (``relay.py``). None on a single host.
 
     Attributes:
         proxy: the app for the server's sockets (routes with the supervisor once this
@@ -76,6 +79,7 @@ class Node:
         may_lead: bool = True,
         reload: Callable[[], Awaitable[dict[str, Any]]] | None = None,
         fleet: Owners | None = None,
+        fleet_relay: Relay | None = None,
     ) -> None:
         self.config = config
         self._may_lead = may_lead
@@ -86,6 +90,7 @@ class Node:
         self._domain = domain
         self._ready = ready
         self._api: ASGIApp | None = None
+        self._fleet_relay = fleet_relay
         self._leave = trio.Event()
         self._done = trio.Event()
         #: set by the server once it serves: adopted tenants' watchers start then
@@ -201,6 +206,7 @@ class Node:
             proxy_metrics=self.metrics,
             request_history=self.history,
             tls_status=lambda: self.tls_status() if self.tls_status is not None else None,
+            fleet_relay=self._fleet_relay,
         )
         self.proxy.use(sup, self._api)
 

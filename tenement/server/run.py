@@ -38,6 +38,7 @@ if TYPE_CHECKING:  # imported lazily at run time: `ten serve` pays for them, `te
     from tenement.server.directory import FleetDirectory
     from tenement.server.h1 import Express
     from tenement.server.membership import Membership
+    from tenement.server.relay import FleetRelay
     from tenement.server.roles import Node
     from tenement.server.workers import Workers
     from tenement.systemd import Notifier
@@ -218,6 +219,7 @@ async def serve(
                     may_lead=not role.worker,
                     reload=reload_on_request,
                     fleet=directory,
+                    fleet_relay=_relay(directory),
                 )
                 reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
                 if membership is not None and not role.worker:
@@ -347,6 +349,15 @@ async def serve(
             sock.close()
         if control_sockets and control_path is not None:
             control_path.unlink(missing_ok=True)
+
+
+def _relay(directory: FleetDirectory | None) -> FleetRelay | None:
+    """With ``[fleet]``: how the API relays a call for another node's instance."""
+    if directory is None:
+        return None
+    from tenement.server.relay import FleetRelay
+
+    return FleetRelay(directory)
 
 
 async def _directory(config: Config, store: Any) -> FleetDirectory | None:

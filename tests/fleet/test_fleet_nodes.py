@@ -104,11 +104,15 @@ async def test_nodes_list_each_other_and_a_killed_node_is_declared_down_by_one_p
     assert ps.stdout.splitlines()[0].split()[:2] == ["NODE", "INSTANCE"], ps.stdout
     assert ps.stdout.splitlines()[1].split()[:2] == ["a", "echo:alice"]
     assert set(await listed(fleet, b)) == {"echo:bob"}
-    # another node will not start a second copy of a's tenant
+    # another node will not start a second copy of a's tenant: it relays the spawn to a
+    pid = fleet.instance_row("echo:alice")["pid"]
     async with fleet.api(b) as client:
-        refused = await client.post("/api/instances/spawn", json={"process": "echo", "id": "alice"})
-    assert refused.status_code == 409
-    assert "runs on fleet node a" in refused.json()["error"]
+        relayed = await client.post("/api/instances/spawn", json={"process": "echo", "id": "alice"})
+    assert relayed.status_code == 200, relayed.text
+    assert relayed.json()["instance"] == "echo:alice"
+    assert set(await listed(fleet, b)) == {"echo:bob"}
+    row = fleet.instance_row("echo:alice")
+    assert row["node"] == "a" and row["pid"] == pid
 
     a.kill()
     with trio.fail_after(NODE_TIMEOUT + 30):

@@ -284,3 +284,22 @@ async def test_a_deploy_timeout_of_0_is_422() -> None:
         response = await http.post("/api/deploy", json=body, headers=ADMIN_HEADERS)
         assert response.status_code == 422
         assert "`timeout` must be at least 1" in response.json()["error"]
+
+
+async def test_spawn_on_a_node_of_a_single_host_is_400_saying_so() -> None:
+    async with client() as http:
+        response = await http.post(
+            "/api/instances/spawn",
+            json={"process": "notes", "id": "a", "node": "web-1"},
+            headers=ADMIN_HEADERS,
+        )
+        assert response.status_code == 400
+        assert "Invalid node 'web-1'" in response.json()["error"]
+        assert "not a fleet node" in response.json()["error"]
+        wrong = await http.post(
+            "/api/instances/spawn",
+            json={"process": "notes", "id": "a", "node": 3},
+            headers=ADMIN_HEADERS,
+        )
+        assert wrong.status_code == 422
+        assert "`node` must be a string" in wrong.json()["error"]

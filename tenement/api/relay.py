@@ -1,0 +1,123 @@
+"""A fleet node's API acting on another node's instance: the call is relayed to its owner.
+
+A mutation (spawn, stop, restart, weight) for an instance another node runs is sent to
+that node's advertised address with the fleet's hop header and the caller's own
+``Authorization`` (tokens live in the shared database: the owner authenticates the caller
+itself, with the scope of its token), and the owner's answer is returned as it is. A
+relayed call is never relayed again: the owner answers it alone, or 508.
+
+The transport is the server's (:class:`Relay`, ``tenement/server/relay.py``); this module
+holds what the API decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import attrs
+
+from tenement.api import http
+from tenement.api.errors import ApiError
+from tenement.types import Receive, Scope
+
+#: the header a relayed call carries (the proxy's hop header: the same secret)
+HOP_HEADER = b"x-tenement-hop"
+#: the caller's headers a relayed call keeps
+KEPT_HEADERS = (b"authorization", b"content-type")
+
+
+class RelayFailed(Exception):
+    """The owner could not be asked (down, unreachable, silent): 503 with ``Retry-After``."""
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.retry_after_seconds = retry_after_seconds
+
+
+class Relay(Protocol):
+    """What the API needs of the fleet to relay a call."""
+
+    @property
+    def node(self) -> str:
+        """This node's name."""
+
+    def hop(self, headers: list[tuple[bytes, bytes]]) -> str:
+        """``"none"``, ``"valid"`` (a relayed call: the fleet secret) or ``"forged"``."""
+
+    async def owner_of(self, instance_id: str) -> str | None:
+        """The other node whose row holds ``instance_id``, else None (the fleet
+        directory's answer: from memory, but for a bounded number of lookups)."""
+
+    def node_state(self, node: str) -> str | None:
+        """``"up"``, ``"down"``, or None for a node this one does not know."""
+
+    def live_nodes(self) -> Sequence[str]:
+        """The nodes that are up, this one included, sorted."""
+
+    async def send(
+        self, node: str, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+    ) -> http.Response:
+        """The owner's answer to the call, as it is.
+
+        Raises:
+            RelayFailed: the node is down, refuses the connection or does not answer.
+        """
+
+
+FORGED = ApiError(
+    403,
+    "Forbidden: this request carries the fleet's hop header (X-Tenement-Hop) without the "
+    "fleet secret; only tenement nodes of this fleet may send it",
+)
+
+
+def loop_detected(instance_id: str, node: str) -> http.Response:
+    return http.error_response(
+        508,
+        f"Loop detected: another fleet node relayed this call for {instance_id} here, but "
+        f"fleet node {node} runs it; a call is relayed once, never again",
+    )
+
+
+def check_target(relay: Relay, node: str) -> None:
+    """Refuse a ``node`` to spawn on that is unknown or down, naming the live ones."""
+    state = relay.node_state(node)
+    if state == "up":
+        return
+    live = ", ".join(relay.live_nodes())
+    what = "is not a node of this fleet" if state is None else "is down"
+    raise ApiError(
+        400,
+        f"Invalid node '{node}': it {what}; the live nodes are {live} (ten nodes lists them)",
+    )
+
+
+async def relay_call(relay: Relay, node: str, scope: Scope, body: bytes) -> http.Response:
+    """Send the call of ``scope`` (with ``body``, already read) to ``node``."""
+    headers = [(name, value) for name, value in scope["headers"] if name.lower() in KEPT_HEADERS]
+    target = scope.get("raw_path") or scope["path"].encode()
+    if scope.get("query_string"):
+        target += b"?" + scope["query_string"]
+    try:
+        return await relay.send(node, scope["method"], target.decode("latin-1"), headers, body)
+    except RelayFailed as exc:
+        answer = http.error_response(503, exc.message)
+        return attrs.evolve(
+            answer, headers=((b"retry-after", str(exc.retry_after_seconds).encode()),)
+        )
+
+
+def replay(body: bytes) -> Receive:
+    """An ASGI receive that gives ``body`` (read once, to relay it) to the handler."""
+    sent = False
+
+    async def receive() -> dict[str, object]:
+        nonlocal sent
+        if sent:
+            return {"type": "http.disconnect"}
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    return receive

@@ -1,0 +1,205 @@
+"""The API of any node acts on any node's instances: three nodes in network namespaces,
+PostgreSQL in the hub. A mutation for an instance another node runs is relayed to that
+node, with the caller's token, and its answer comes back as it is.
+
+The fleet is started once for the module; each test uses its own tenants and ends by
+checking that every node still runs and serves another client. The test that loses a
+node runs last and starts it again.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+
+import pytest
+import trio
+
+from tests.fleet.netfleet import NetFleet, NetNode, started_fleet
+from tests.netns import Unavailable, fleet_network
+from tests.postgresql import Unavailable as NoPostgreSQL
+from tests.postgresql import running_cluster
+
+
+@pytest.fixture(scope="module")
+def netfleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFleet]:
+    pytest.importorskip("psycopg")
+    base = tmp_path_factory.mktemp("apifleet")
+    try:
+        with (
+            fleet_network(3) as network,
+            running_cluster(host=network.hub_address, netns=network.hub) as cluster,
+            started_fleet(base, network, cluster, ["a", "b", "c"]) as fleet,
+        ):
+            trio.run(_spawn_on, fleet, fleet.nodes[1], "other")
+            yield fleet
+    except (Unavailable, NoPostgreSQL) as exc:
+        pytest.skip(str(exc))
+
+
+async def _spawn_on(fleet: NetFleet, node: NetNode, tenant: str) -> None:
+    async with fleet.api(node) as api:
+        answer = await api.post("/api/instances/spawn", json={"process": "echo", "id": tenant})
+    assert answer.status_code == 200, answer.text
+
+
+async def _served(fleet: NetFleet, node: NetNode, tenant: str) -> int:
+    """The pid ``tenant`` answers with, through ``node`` (retried while the directory of
+    ``node`` has not seen it yet)."""
+    async with fleet.client(node, f"{tenant}.echo.localhost") as client:
+        with trio.fail_after(30):
+            while True:
+                answer = await client.get("/pid")
+                if answer.status_code == 200:
+                    return int(answer.text)
+                await trio.sleep(0.1)
+
+
+def ten(fleet: NetFleet, node: NetNode, *argv: str) -> subprocess.CompletedProcess[str]:
+    """The ``ten`` CLI, in ``node``'s namespace, talking to ``node``."""
+    return node.run(*argv, "--server", node.url, "--token", fleet.token)
+
+
+async def assert_fleet_serves(fleet: NetFleet) -> None:
+    pid = int(fleet.instance_row("echo:other")["pid"])
+    for node in fleet.nodes:
+        assert node.alive, node.log[-3000:]
+        assert await _served(fleet, node, "other") == pid
+        async with fleet.api(node) as api:
+            assert (await api.get("/api/instances")).status_code == 200
+
+
+async def test_stop_restart_and_weight_of_a_remote_instance_through_a_node_that_owns_nothing(
+    netfleet: NetFleet,
+) -> None:
+    a, _b, c = netfleet.nodes
+    await _spawn_on(netfleet, a, "remote")
+    first = int(netfleet.instance_row("echo:remote")["pid"])
+    async with netfleet.api(c) as api:
+        weighted = await api.put("/api/instances/echo:remote/weight", json={"weight": 7})
+        assert weighted.status_code == 200, weighted.text
+        assert weighted.json() == {"instance": "echo:remote", "weight": 7}
+        with trio.fail_after(10):  # a saves the weight in its row
+            while netfleet.instance_row("echo:remote")["weight"] != 7:
+                await trio.sleep(0.1)
+        restarted = await api.post("/api/instances/echo:remote/restart")
+        assert restarted.status_code == 200, restarted.text
+        assert restarted.json()["instance"] == "echo:remote"
+        row = netfleet.instance_row("echo:remote")
+        assert row["node"] == "a" and row["pid"] not in (None, first)
+        stopped = await api.delete("/api/instances/echo:remote")
+        assert stopped.status_code == 204, stopped.text
+        assert stopped.content == b""
+    row = netfleet.instance_row("echo:remote")
+    assert row["node"] == "a" and row["pid"] is None
+    # an instance nobody runs is still the calling node's 404
+    async with netfleet.api(c) as api:
+        missing = await api.delete("/api/instances/echo:nobody")
+    assert missing.status_code == 404, missing.text
+    await assert_fleet_serves(netfleet)
+
+
+async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
+    a, b, c = netfleet.nodes
+    answer = ten(netfleet, c, "spawn", "echo:placed", "--node", "a")
+    assert answer.returncode == 0, answer.stderr
+    assert "Spawned echo:placed" in answer.stdout
+    row = netfleet.instance_row("echo:placed")
+    assert row["node"] == "a" and row["pid"] is not None
+    assert await _served(netfleet, b, "placed") == row["pid"]
+    # spawning it again through another node changes nothing (the owner answers)
+    async with netfleet.api(b) as api:
+        again = await api.post("/api/instances/spawn", json={"process": "echo", "id": "placed"})
+    assert again.status_code == 200, again.text
+    assert netfleet.instance_row("echo:placed")["pid"] == row["pid"]
+    # on another node than the one it belongs to: refused, naming both, wherever asked
+    for node, where in ((c, "b"), (c, "c"), (b, "b"), (a, "c")):
+        moved = ten(netfleet, node, "spawn", "echo:placed", "--node", where)
+        assert moved.returncode != 0, (node.name, where, moved.stdout)
+        assert f"belongs to fleet node a, not {where}" in moved.stderr, moved.stderr
+    assert netfleet.instance_row("echo:placed")["pid"] == row["pid"]
+    # without --node a spawn stays on the node called
+    assert ten(netfleet, c, "spawn", "echo:local").returncode == 0
+    assert netfleet.instance_row("echo:local")["node"] == "c"
+    await assert_fleet_serves(netfleet)
+
+
+async def test_a_tenant_token_keeps_its_scope_through_the_relay(netfleet: NetFleet) -> None:
+    a, _b, c = netfleet.nodes
+    await _spawn_on(netfleet, a, "scoped")
+    made = ten(netfleet, c, "token-gen", "--tenant", "scoped")
+    assert made.returncode == 0, made.stderr
+    token = next(word for word in made.stdout.split() if len(word) > 20)
+    async with netfleet.client(c) as client:
+        client.headers["authorization"] = f"Bearer {token}"
+        own = await client.post("/api/instances/echo:scoped/restart")
+        assert own.status_code == 200, own.text
+        theirs = await client.delete("/api/instances/echo:other")
+        assert theirs.status_code == 403, theirs.text
+    assert netfleet.instance_row("echo:other")["pid"] is not None
+    await assert_fleet_serves(netfleet)
+
+
+async def test_a_forged_hop_on_the_api_is_refused_and_a_valid_one_never_relayed_again(
+    netfleet: NetFleet,
+) -> None:
+    a, b, _c = netfleet.nodes
+    await _spawn_on(netfleet, a, "hopped")
+    for headers in ({"x-tenement-hop": "garbage"}, {"x-tenement-hop": netfleet.secret + "x"}):
+        async with netfleet.api(b) as api:
+            answer = await api.delete("/api/instances/echo:hopped", headers=headers)
+        assert answer.status_code == 403, answer.text
+        assert "without the fleet secret" in answer.text
+    # logged, but once for the two (a client sending them again and again fills no log)
+    logged = [line for line in b.log.splitlines() if "refused an API call" in line]
+    assert len(logged) == 1 and "hop header without the fleet secret" in logged[0], logged
+    async with netfleet.api(b) as api:
+        looped = await api.delete(
+            "/api/instances/echo:hopped", headers={"x-tenement-hop": netfleet.secret}
+        )
+    assert looped.status_code == 508, looped.text
+    assert "fleet node a runs it" in looped.text
+    assert netfleet.instance_row("echo:hopped")["pid"] is not None
+    await assert_fleet_serves(netfleet)
+
+
+async def test_an_unknown_or_down_node_is_refused_naming_the_live_ones(
+    netfleet: NetFleet,
+) -> None:
+    a, b, c = netfleet.nodes
+    async with netfleet.api(b) as api:
+        unknown = await api.post(
+            "/api/instances/spawn", json={"process": "echo", "id": "nowhere", "node": "zz"}
+        )
+    assert unknown.status_code == 400, unknown.text
+    message = unknown.json()["error"]
+    assert "'zz'" in message and "not a node of this fleet" in message
+    assert "a, b, c" in message
+    await _spawn_on(netfleet, a, "stranded")
+    a.kill()
+    try:
+        async with netfleet.api(b) as api:
+            # a is still listed up: the connection is refused
+            stop = await api.delete("/api/instances/echo:stranded")
+            assert stop.status_code == 503, stop.text
+            assert "fleet node a" in stop.text
+            assert int(stop.headers["retry-after"]) >= 1
+            with trio.fail_after(30):  # once declared down, --node a is refused
+                while True:
+                    down = await api.post(
+                        "/api/instances/spawn",
+                        json={"process": "echo", "id": "nowhere", "node": "a"},
+                    )
+                    if down.status_code == 400:
+                        break
+                    await trio.sleep(0.2)
+        message = down.json()["error"]
+        assert "'a'" in message and "is down" in message and "b, c" in message
+        shown = ten(netfleet, c, "spawn", "echo:nowhere", "--node", "a")
+        assert shown.returncode != 0 and "is down" in shown.stderr
+        for node in (b, c):
+            assert (await _served(netfleet, node, "other")) > 0
+    finally:
+        a.spawn_server()
+        await a.wait_healthy()
+    await assert_fleet_serves(netfleet)
