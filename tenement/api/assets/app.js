@@ -549,7 +549,7 @@ function overviewView() {
 // The fleet's nodes (admin, fleet only). Every text is the API's, written as text: names
 // and addresses come from other hosts through the shared database.
 function nodesPanel() {
-  const head = ["Node", "Address", "State", "Last heartbeat", "Instances", "Memory available"];
+  const head = ["Node", "Address", "State", "Last heartbeat", "Instances", "Memory available of total"];
   const rows = fleet.nodes.map((node) => {
     const state = String(node.state);
     const known = NODE_STATES.includes(state) ? state : "unknown";
@@ -558,8 +558,10 @@ function nodesPanel() {
     return h(
       "tr",
       { "data-node": String(node.name) },
-      h("td", {}, String(node.name), node.name === fleet.node ? h("span", { class: "muted" }, " (this node)") : null),
-      h("td", {}, String(node.advertise)),
+      // (a long name is cut short on screen; its title holds it whole)
+      h("td", { class: "clip", title: String(node.name) }, String(node.name),
+        node.name === fleet.node ? h("span", { class: "muted" }, " (this node)") : null),
+      h("td", { class: "clip", title: String(node.advertise) }, String(node.advertise)),
       h("td", {}, h("span", { class: `node n-${known}` }, state)),
       h("td", {}, heard),
       h("td", { class: "num" }, String(node.instances)),
