@@ -125,10 +125,12 @@ def without_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]
 
 def peer_address(advertise: str) -> Address:
     """``host:port`` or ``[v6]:port`` (``[fleet] advertise``, checked at start) as an
-    upstream address."""
+    upstream address; ValueError if it is neither (another host wrote the row)."""
     host, _, port = advertise.rpartition(":")
     if host.startswith("[") and host.endswith("]"):
         host = host[1:-1]
+    if not host or not (port.isascii() and port.isdigit() and 0 < int(port) < 65536):
+        raise ValueError(f"not host:port: {advertise!r}")
     return Address(int(port), host)
 
 

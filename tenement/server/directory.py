@@ -53,6 +53,8 @@ class FleetDirectory:
         self._running: dict[str, list[RemoteInstance]] = {}
         self._peers: dict[str, Peer] = {}
         self._signature: tuple[int, float] | None = None
+        #: the (node, advertise) whose address did not parse, said once each
+        self._skipped: set[tuple[str, str]] = set()
         #: the ids looked up since the last look
         self._looked_up: set[str] = set()
         #: how many queries the lookups made, in all
@@ -94,16 +96,18 @@ class FleetDirectory:
         store = self._store
         nodes = await store.run(store.list_nodes)
         timeout = self._fleet.node_timeout
-        self._peers = {
-            row.name: Peer(
-                row.name,
-                row.advertise,
-                peer_address(row.advertise),
-                row.state == "up" and row.silent_s < timeout,
-            )
-            for row in nodes
-            if row.name != self.node
-        }
+        peers: dict[str, Peer] = {}
+        for row in nodes:
+            if row.name == self.node:
+                continue
+            try:
+                address = peer_address(row.advertise)
+            except ValueError:
+                self._skip(row.name, row.advertise)
+                continue
+            up = row.state == "up" and row.silent_s < timeout
+            peers[row.name] = Peer(row.name, row.advertise, address, up)
+        self._peers = peers
         signature = await store.run(store.fleet_signature)
         if signature != self._signature:
             self._rows = await store.run(store.fleet_owners)
@@ -118,6 +122,20 @@ class FleetDirectory:
                 )
         self._running = running
         self._looked_up = set()
+
+    def _skip(self, name: str, advertise: str) -> None:
+        """A peer whose row's address does not parse is left out (its tenants are not
+        reached), said once per address: each node checks its own at start, so another
+        version, a broken or a hostile host wrote it, and the directory must live on."""
+        if (name, advertise) in self._skipped:
+            return
+        self._skipped.add((name, advertise))
+        log.warning(
+            "fleet: node %r advertises %r, not host:port; it is not reached from here "
+            "until its row says where it listens (restart it with a valid [fleet] advertise)",
+            name,
+            advertise,
+        )
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Keep the directory current until cancelled; started once it was read once.

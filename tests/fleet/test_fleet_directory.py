@@ -117,3 +117,22 @@ async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
     peer = await seen_by_a.owner("echo:bob")
     assert peer is not None and not peer.up
     assert seen_by_a.remote_instances("echo") == []  # not picked by a weighted route
+
+
+async def test_a_peer_row_with_a_bad_address_is_skipped_not_fatal(
+    stores: dict[str, Store], caplog: pytest.LogCaptureFixture
+) -> None:
+    # another host (an older or broken version, or a hostile one) wrote the row: the
+    # directory runs for the life of the server, an exception there ends the server
+    a, b = stores["a"], stores["b"]
+    join(a, "a", "10.0.0.11:8080")
+    join(b, "b", "<img src=x>")
+    b.save_instances([record("echo:bob")])
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    await seen_by_a.refresh()
+    assert seen_by_a.peer("b") is None
+    assert await seen_by_a.owner("echo:bob") is None
+    warnings = [r.getMessage() for r in caplog.records if "<img src=x>" in r.getMessage()]
+    assert len(warnings) == 1, warnings  # once, not at every look
+    assert "node 'b'" in warnings[0]

@@ -14,6 +14,9 @@ const LOG_LINES = 1000;
 const PAGE_ROWS = 100;
 const HEALTHS = ["healthy", "degraded", "unhealthy", "failed", "unknown"];
 const STATES = ["running", "starting", "failed"];
+// In a fleet an instance of a down node may be orphaned (nothing runs it until it returns).
+const FLEET_STATES = [...STATES, "orphaned"];
+const NODE_STATES = ["up", "draining", "down"];
 
 const $ = (id) => document.getElementById(id);
 
@@ -157,6 +160,40 @@ async function act(question, action, success) {
 // ---- the instance store, polled -----------------------------------------------------
 
 const store = { instances: new Map(), loaded: false, listeners: new Set() };
+
+// The fleet as GET /api/nodes says (admin only). Asked once at sign-in; a single host
+// (fleet false) is never asked again, a fleet node only while the overview is shown, at
+// the instance list's rhythm. The answer has no ETag: every node's silent_secs moves.
+const fleet = { known: false, on: false, node: null, nodes: [], error: null, wanted: false };
+
+function resetFleet() {
+  Object.assign(fleet, { known: false, on: false, node: null, nodes: [], error: null });
+}
+
+// Whether the instances come from a fleet: the node list says so (admin), or, for a
+// tenant, its instances carry their node.
+function inFleet() {
+  if (fleet.on) return true;
+  for (const item of store.instances.values()) if (typeof item.node === "string") return true;
+  return false;
+}
+
+async function askNodes() {
+  try {
+    const answer = await call("GET", "/api/nodes");
+    Object.assign(fleet, {
+      known: true,
+      on: answer.fleet === true,
+      node: answer.node,
+      nodes: Array.isArray(answer.nodes) ? answer.nodes : [],
+      error: null,
+    });
+  } catch (error) {
+    if (error.status === 401) throw error;
+    // the instance list may still come: keep the last nodes, say why they are old
+    fleet.error = error.message;
+  }
+}
 let pollTimer = null;
 let failures = 0;
 
@@ -167,9 +204,11 @@ function setLink(text, state) {
 }
 
 async function refresh() {
+  const nodes = session.admin && (!fleet.known || (fleet.on && fleet.wanted));
   const [instances, telemetry] = await Promise.all([
     conditional("/api/instances", true),
     conditional("/api/telemetry", false),
+    nodes ? askNodes() : null,
   ]);
   const traffic = new Map();
   for (const item of (telemetry && telemetry.data.instances) || []) traffic.set(item.id, item);
@@ -399,6 +438,7 @@ function signOut(note) {
   pollTimer = null;
   store.instances = new Map();
   store.loaded = false;
+  resetFleet();
   copies.clear();
   clearMessage();
   showSignIn(note);
@@ -448,10 +488,15 @@ function overviewView() {
   const charts = h("div", { class: "columns", id: "server-charts" });
   $("view").replaceChildren(h("h1", {}, "Overview"), charts, root);
   // The whole server's history is the admin's; a tenant sees its instance's in its detail.
-  const stop = session.admin ? liveCharts(charts, "server", "/api/history") : null;
+  const stopCharts = session.admin ? liveCharts(charts, "server", "/api/history") : null;
+  fleet.wanted = true;
+  const stop = () => {
+    fleet.wanted = false;
+    if (stopCharts) stopCharts();
+  };
   const update = () => {
     const all = [...store.instances.values()];
-    const byState = new Map(STATES.map((s) => [s, 0]));
+    const byState = new Map((inFleet() ? FLEET_STATES : STATES).map((s) => [s, 0]));
     const byHealth = new Map(HEALTHS.map((s) => [s, 0]));
     for (const item of all) {
       byState.set(item.state, (byState.get(item.state) || 0) + 1);
@@ -476,6 +521,7 @@ function overviewView() {
           : h("p", { class: "muted" }, "None.")
       );
     root.replaceChildren(
+      session.admin && fleet.on ? nodesPanel() : null,
       h(
         "div",
         { class: "counts", id: "state-counts" },
@@ -500,6 +546,48 @@ function overviewView() {
   return { update, stop };
 }
 
+// The fleet's nodes (admin, fleet only). Every text is the API's, written as text: names
+// and addresses come from other hosts through the shared database.
+function nodesPanel() {
+  const head = ["Node", "Address", "State", "Last heartbeat", "Instances", "Memory available of total"];
+  const rows = fleet.nodes.map((node) => {
+    const state = String(node.state);
+    const known = NODE_STATES.includes(state) ? state : "unknown";
+    const heard = node.silent_secs === null ? "—" : `${duration(Math.floor(node.silent_secs))} ago`;
+    const memory = `${bytes(node.memory_available_bytes)} of ${bytes(node.memory_total_bytes)}`;
+    return h(
+      "tr",
+      { "data-node": String(node.name) },
+      // (a long name is cut short on screen; its title holds it whole)
+      h("td", { class: "clip", title: String(node.name) }, String(node.name),
+        node.name === fleet.node ? h("span", { class: "muted" }, " (this node)") : null),
+      h("td", { class: "clip", title: String(node.advertise) }, String(node.advertise)),
+      h("td", {}, h("span", { class: `node n-${known}` }, state)),
+      h("td", {}, heard),
+      h("td", { class: "num" }, String(node.instances)),
+      h("td", { class: "num" }, memory)
+    );
+  });
+  return h(
+    "div",
+    { class: "card", id: "nodes" },
+    h("h2", {}, "Nodes"),
+    fleet.error ? h("p", { class: "error", id: "nodes-error" }, `Not refreshed: ${fleet.error}`) : null,
+    h(
+      "div",
+      { class: "scroll" },
+      h(
+        "table",
+        {},
+        h("thead", {}, h("tr", {}, head.map((label) => h("th", { scope: "col" }, label)))),
+        h("tbody", { id: "node-rows" }, rows)
+      )
+    )
+  );
+}
+
+const NODE_COLUMN = { key: "node", label: "Node", show: (v) => (typeof v === "string" ? v : "—") };
+
 const COLUMNS = [
   { key: "id", label: "Instance" },
   { key: "service", label: "Service" },
@@ -523,6 +611,9 @@ function instancesView(params) {
     health: params.get("health") || "",
     state: params.get("state") || "",
   };
+  // a Node column only in a fleet (known before the first view: sign-in awaits a poll)
+  const columns = inFleet() ? [...COLUMNS.slice(0, 2), NODE_COLUMN, ...COLUMNS.slice(2)] : COLUMNS;
+  const healthAt = columns.findIndex((col) => col.key === "health");
   let sort = { key: "id", dir: 1 };
   let limit = PAGE_ROWS;
   const rows = new Map(); // id -> {tr, cells, values}
@@ -555,7 +646,7 @@ function instancesView(params) {
   const headRow = h(
     "tr",
     {},
-    COLUMNS.map((col) =>
+    columns.map((col) =>
       h(
         "th",
         { scope: "col", "data-key": col.key, class: col.num ? "num" : "" },
@@ -588,7 +679,7 @@ function instancesView(params) {
       search,
       serviceSelect,
       select("health", HEALTHS),
-      select("state", STATES)
+      select("state", inFleet() ? FLEET_STATES : STATES)
     ),
     summary,
     h("div", { class: "scroll" }, h("table", {}, h("thead", {}, headRow), tbody)),
@@ -597,16 +688,16 @@ function instancesView(params) {
   $("view").replaceChildren(root);
 
   function makeRow(item) {
-    const cells = COLUMNS.map((col) => h("td", { class: col.num ? "num" : "" }));
+    const cells = columns.map((col) => h("td", { class: col.num ? "num" : "" }));
     const tr = h("tr", { "data-id": item.id }, cells);
     cells[0].append(instanceLink(item.id));
     const badge = h("span", { class: "health" });
-    cells[3].append(badge);
-    return { tr, cells, badge, values: new Array(COLUMNS.length) };
+    cells[healthAt].append(badge);
+    return { tr, cells, badge, values: new Array(columns.length) };
   }
 
   function fill(row, item) {
-    COLUMNS.forEach((col, index) => {
+    columns.forEach((col, index) => {
       if (index === 0) return;
       const value = item[col.key];
       if (row.values[index] === value) return;
@@ -617,6 +708,8 @@ function instancesView(params) {
         row.badge.textContent = text;
       } else {
         row.cells[index].textContent = text;
+        // (the state's colour: orphaned stands out)
+        if (col.key === "state") row.cells[index].dataset.state = text;
       }
     });
   }

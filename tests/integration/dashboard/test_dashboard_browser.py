@@ -223,6 +223,36 @@ def focused(driver: Any) -> str:
     return driver.execute_script("return document.activeElement.id")
 
 
+#: how many times the page has asked for ``path`` (resource timing: this page load's)
+REQUESTS_OF = """
+return performance.getEntriesByType("resource")
+  .filter((e) => new URL(e.name).pathname === arguments[0]).length
+"""
+
+
+def test_a_single_host_shows_no_nodes(page: Any, server: DashboardServer) -> None:
+    sign_in(page, server.admin_token)
+    signed_in_as(page, "admin")
+    wait_for(page, lambda d: shown(d, "state-counts"), "the overview's counts")
+    # several polls later the node list was asked once: its answer said fleet false
+    wait_for(
+        page,
+        lambda d: d.execute_script(REQUESTS_OF, "/api/instances") >= 3,
+        "three polls of the instance list",
+        timeout=WAIT_SECONDS + 3 * POLL_SECONDS,
+    )
+    assert page.execute_script(REQUESTS_OF, "/api/nodes") == 1
+    assert page.find_elements(By.ID, "nodes") == []
+    assert "orphaned" not in text_of(page, "state-counts")
+    go(page, "#/instances")
+    wait_for(page, lambda d: "instance(s)" in text_of(d, "summary"), "the table")
+    keys = page.execute_script(
+        "return [...document.querySelectorAll('thead th')].map((th) => th.dataset.key)"
+    )
+    assert "node" not in keys
+    assert severe_console_entries(page) == []
+
+
 def test_spawn_from_the_page_and_see_it_appear(page: Any, server: DashboardServer) -> None:
     # with the keyboard only: the token field has the focus, Enter signs in; Tab moves
     # through the form, Enter submits it, and the dialog's Confirm has the focus
