@@ -18,7 +18,7 @@ import pytest
 import sqlalchemy as sa
 from selenium.webdriver.common.by import By
 
-from tests.fleet.secrets import secret_in, write_secret
+from tests.fleet.secret_files import secret_in, write_secret
 from tests.integration.cli.live import free_port
 from tests.integration.dashboard.conftest import TINY_APP, DashboardServer
 from tests.integration.dashboard.test_dashboard_browser import (
