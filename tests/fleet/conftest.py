@@ -8,8 +8,6 @@ tenants are ended at teardown from the instance rows, whatever node ran them.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
 import subprocess
 import sys
@@ -22,9 +20,11 @@ import pytest
 import sqlalchemy as sa
 import trio
 
+from tenement.store import Store, migrate_to_head, open_store
 from tests.apps import PID_APP as APP
 from tests.fleet.secret_files import secret_in, write_secret
 from tests.postgresql import Cluster
+from tests.tenants import kill_tenants_recorded_by
 
 #: short, so that a lost node is declared down soon; longer than a loaded machine's
 #: pauses between two one-second heartbeats
@@ -193,10 +193,7 @@ class Fleet:
     def close(self) -> None:
         for node in self.nodes:
             node.stop_all()
-        with contextlib.suppress(sa.exc.SQLAlchemyError):
-            for row in self.rows("SELECT pid FROM instances WHERE pid IS NOT NULL"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(row["pid"], signal.SIGKILL)
+        kill_tenants_recorded_by(self.engine)
         self.engine.dispose()
 
 
@@ -219,3 +216,20 @@ def ten(node: Node, *args: str, token: str | None = None) -> subprocess.Complete
         text=True,
         timeout=60,
     )
+
+
+@pytest.fixture
+def stores(pg_cluster: Cluster) -> Iterator[dict[str, Store]]:
+    """Stores of nodes a, b and c on one fresh database."""
+    url = pg_cluster.socket_url(pg_cluster.new_database())
+    opened: dict[str, Store] = {}
+    try:
+        for name in "abc":
+            store = open_store(url).__enter__()
+            store.node = name
+            opened[name] = store
+        migrate_to_head(opened["a"], backup_dir=None)
+        yield opened
+    finally:
+        for store in opened.values():
+            store.close()

@@ -9,8 +9,6 @@ database over the bridge only.
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +23,7 @@ import trio
 from tests.fleet.secret_files import secret_in, write_secret
 from tests.netns import FleetNetwork
 from tests.postgresql import Cluster
+from tests.tenants import kill_tenants_recorded_by
 
 PORT = 8080
 BACKEND_APP = Path(__file__).parents[1] / "integration" / "proxy" / "backend_app.py"
@@ -248,10 +247,7 @@ class NetFleet:
         for node in self.nodes:
             if node.alive:
                 node.kill()
-        with contextlib.suppress(sa.exc.SQLAlchemyError):
-            for row in self.rows("SELECT pid FROM instances WHERE pid IS NOT NULL"):
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(row["pid"], signal.SIGKILL)
+        kill_tenants_recorded_by(self.engine)
         self.engine.dispose()
 
 

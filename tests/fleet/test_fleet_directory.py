@@ -4,7 +4,6 @@ PostgreSQL: it answers from memory, and no client can make it query per request.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,25 +11,8 @@ import pytest
 from tenement.config import Fleet
 from tenement.proxy.fleet import HERE
 from tenement.server.directory import MAX_LOOKUPS, FleetDirectory
-from tenement.store import InstanceRecord, Store, migrate_to_head, open_store
+from tenement.store import InstanceRecord, Store
 from tenement.store.nodes import NodeIdentity
-from tests.postgresql import Cluster
-
-
-@pytest.fixture
-def stores(pg_cluster: Cluster) -> Iterator[dict[str, Store]]:
-    url = pg_cluster.socket_url(pg_cluster.new_database())
-    opened: dict[str, Store] = {}
-    try:
-        for name in "ab":
-            store = open_store(url).__enter__()
-            store.node = name
-            opened[name] = store
-        migrate_to_head(opened["a"], backup_dir=None)
-        yield opened
-    finally:
-        for store in opened.values():
-            store.close()
 
 
 def join(store: Store, name: str, advertise: str) -> None:

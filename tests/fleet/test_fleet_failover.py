@@ -29,6 +29,7 @@ from tests.fleet.secret_files import secret_in, write_secret
 from tests.netns import FleetNetwork, Unavailable, fleet_network
 from tests.postgresql import Cluster, running_cluster
 from tests.postgresql import Unavailable as NoPostgreSQL
+from tests.tenants import kill_tenants_recorded_by
 
 PORT = 8080
 PASSWORD = "fleet-test"
@@ -205,11 +206,7 @@ class NetFleet:
             if process.poll() is None:
                 process.kill()
                 process.wait()
-        with contextlib.suppress(sa.exc.SQLAlchemyError), self.engine.connect() as conn:
-            pids = conn.execute(sa.text("SELECT pid FROM instances WHERE pid IS NOT NULL"))
-            for (pid,) in pids:
-                with contextlib.suppress(ProcessLookupError, PermissionError):
-                    os.killpg(pid, 9)
+        kill_tenants_recorded_by(self.engine)
         self.engine.dispose()
 
 

@@ -6,34 +6,16 @@ from __future__ import annotations
 import functools
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
-import pytest
 
 from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
 from tenement.store.nodes import NodeIdentity
 from tests.postgresql import Cluster
 
 T = TypeVar("T")
-
-
-@pytest.fixture
-def stores(pg_cluster: Cluster) -> Iterator[dict[str, Store]]:
-    """Stores of nodes a, b and c on one fresh database."""
-    url = pg_cluster.socket_url(pg_cluster.new_database())
-    opened: dict[str, Store] = {}
-    try:
-        for name in "abc":
-            store = open_store(url).__enter__()
-            store.node = name
-            opened[name] = store
-        migrate_to_head(opened["a"], backup_dir=None)
-        yield opened
-    finally:
-        for store in opened.values():
-            store.close()
 
 
 def identity(name: str, host: str = "host-1", data_dir: str = "/var/lib/t") -> NodeIdentity:
