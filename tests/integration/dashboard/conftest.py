@@ -13,6 +13,7 @@ all of them); without them that browser's tests skip and say so.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 import shutil
@@ -140,13 +141,22 @@ def server(
         cwd=project, env=env, check=True, capture_output=True, timeout=60,
     )  # fmt: skip
     tenants = {name: _token_for_tenant(project, env, name) for name in ("alice", "bob")}
-    port = free_port()
+    with serving(project, env, free_port(), tenants) as live:
+        yield live
+
+
+@contextlib.contextmanager
+def serving(
+    project: Path, env: dict[str, str], port: int, tenant_tokens: dict[str, str]
+) -> Iterator[DashboardServer]:
+    """`ten serve` in ``project`` (its admin token made already) on ``port``, ready;
+    stopped with SIGTERM on exit (SIGKILL after a minute)."""
     live = DashboardServer(
         url=f"http://127.0.0.1:{port}",
         port=port,
         project=project,
         admin_token=(project / "data" / "api_token").read_text().strip(),
-        tenant_tokens=tenants,
+        tenant_tokens=tenant_tokens,
         process=None,  # type: ignore[arg-type]
         env=env,
     )

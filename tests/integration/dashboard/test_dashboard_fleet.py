@@ -6,7 +6,6 @@ other hosts wrote in the shared database is shown as text.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import textwrap
@@ -20,7 +19,7 @@ from selenium.webdriver.common.by import By
 
 from tests.fleet.secret_files import secret_in, write_secret
 from tests.integration.cli.live import free_port
-from tests.integration.dashboard.conftest import TINY_APP, DashboardServer
+from tests.integration.dashboard.conftest import TINY_APP, DashboardServer, serving
 from tests.integration.dashboard.test_dashboard_browser import (
     cell,
     go,
@@ -82,26 +81,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, database: str) -> Iterator[
 
     write_secret(project / "data" / "fleet_secret", secret_in(ten("token-gen", "--fleet")))
     ten("token-gen")
-    live = DashboardServer(
-        url=f"http://127.0.0.1:{port}",
-        port=port,
-        project=project,
-        admin_token=(project / "data" / "api_token").read_text().strip(),
-        tenant_tokens={},
-        process=None,  # type: ignore[arg-type]
-        env=env,
-    )
-    live.start()
-    try:
-        live.wait_ready()
+    with serving(project, env, port, {}) as live:
         yield live
-    finally:
-        live.process.send_signal(signal.SIGTERM)
-        try:
-            live.process.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            live.process.kill()
-            live.process.wait()
 
 
 def node_row(driver: Any, name: str) -> list[str]:
