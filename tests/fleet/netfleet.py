@@ -17,12 +17,14 @@ from typing import Any
 
 import httpcore
 import httpx
+import pytest
 import sqlalchemy as sa
 import trio
 
 from tests.fleet.secret_files import secret_in, write_secret
-from tests.netns import FleetNetwork
-from tests.postgresql import Cluster
+from tests.netns import FleetNetwork, Unavailable, fleet_network
+from tests.postgresql import Cluster, running_cluster
+from tests.postgresql import Unavailable as NoPostgreSQL
 from tests.tenants import kill_tenants_recorded_by
 
 PORT = 8080
@@ -272,3 +274,19 @@ def started_fleet(
         yield fleet
     finally:
         fleet.close()
+
+
+@contextlib.contextmanager
+def namespaced_fleet(base: Path, names: list[str]) -> Iterator[NetFleet]:
+    """:func:`started_fleet` of ``names``, each in a namespace of its own, on a
+    PostgreSQL in the hub; skips the test where namespaces or PostgreSQL cannot be had."""
+    pytest.importorskip("psycopg")
+    try:
+        with (
+            fleet_network(len(names)) as network,
+            running_cluster(host=network.hub_address, netns=network.hub) as cluster,
+            started_fleet(base, network, cluster, names) as fleet,
+        ):
+            yield fleet
+    except (Unavailable, NoPostgreSQL) as exc:
+        pytest.skip(str(exc))

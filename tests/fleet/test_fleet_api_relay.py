@@ -15,26 +15,14 @@ from collections.abc import Iterator
 import pytest
 import trio
 
-from tests.fleet.netfleet import NetFleet, NetNode, started_fleet
-from tests.netns import Unavailable, fleet_network
-from tests.postgresql import Unavailable as NoPostgreSQL
-from tests.postgresql import running_cluster
+from tests.fleet.netfleet import NetFleet, NetNode, namespaced_fleet
 
 
 @pytest.fixture(scope="module")
 def netfleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFleet]:
-    pytest.importorskip("psycopg")
-    base = tmp_path_factory.mktemp("apifleet")
-    try:
-        with (
-            fleet_network(3) as network,
-            running_cluster(host=network.hub_address, netns=network.hub) as cluster,
-            started_fleet(base, network, cluster, ["a", "b", "c"]) as fleet,
-        ):
-            trio.run(_spawn_on, fleet, fleet.nodes[1], "other")
-            yield fleet
-    except (Unavailable, NoPostgreSQL) as exc:
-        pytest.skip(str(exc))
+    with namespaced_fleet(tmp_path_factory.mktemp("apifleet"), ["a", "b", "c"]) as fleet:
+        trio.run(_spawn_on, fleet, fleet.nodes[1], "other")
+        yield fleet
 
 
 async def _spawn_on(fleet: NetFleet, node: NetNode, tenant: str) -> None:

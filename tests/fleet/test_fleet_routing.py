@@ -15,28 +15,16 @@ import pytest
 import trio
 import trio_websocket
 
-from tests.fleet.netfleet import PORT, NamespaceBackend, NetFleet, NetNode, started_fleet
-from tests.netns import Unavailable, fleet_network
-from tests.postgresql import Unavailable as NoPostgreSQL
-from tests.postgresql import running_cluster
+from tests.fleet.netfleet import PORT, NamespaceBackend, NetFleet, NetNode, namespaced_fleet
 
 TEN_MB = 10 * 1024 * 1024
 
 
 @pytest.fixture(scope="module")
 def netfleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFleet]:
-    pytest.importorskip("psycopg")
-    base = tmp_path_factory.mktemp("netfleet")
-    try:
-        with (
-            fleet_network(3) as network,
-            running_cluster(host=network.hub_address, netns=network.hub) as cluster,
-            started_fleet(base, network, cluster, ["a", "b", "c"]) as fleet,
-        ):
-            trio.run(_spawn, fleet, fleet.nodes[2], "echo", "other")
-            yield fleet
-    except (Unavailable, NoPostgreSQL) as exc:
-        pytest.skip(str(exc))
+    with namespaced_fleet(tmp_path_factory.mktemp("netfleet"), ["a", "b", "c"]) as fleet:
+        trio.run(_spawn, fleet, fleet.nodes[2], "echo", "other")
+        yield fleet
 
 
 async def _spawn(fleet: NetFleet, node: NetNode, service: str, tenant: str) -> int:
