@@ -11,7 +11,6 @@ with the load average before each round (the machine is shared).
 
 from __future__ import annotations
 
-import json
 import os
 import statistics
 import subprocess
@@ -21,7 +20,7 @@ from pathlib import Path
 
 import trio
 
-from bench.load import _LUA, WrkResult, wrk_path
+from bench.load import _LUA, WrkResult, wrk_path, wrk_result
 from tests.fleet.netfleet import PORT, NetFleet, started_fleet
 from tests.netns import fleet_network
 from tests.postgresql import running_cluster
@@ -51,15 +50,7 @@ def wrk(fleet: NetFleet, address: str, connections: int, work: Path) -> WrkResul
         check=True,
         timeout=SECONDS + 60,
     ).stdout
-    line = next(line for line in out.splitlines() if line.startswith("BENCHJSON "))
-    data = json.loads(line.removeprefix("BENCHJSON "))
-    return WrkResult(
-        rps=data["requests"] / data["seconds"],
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        mean_ms=data["mean_us"] / 1000,
-        errors=data["errors"] + data["non2xx"],
-    )
+    return wrk_result(out)
 
 
 async def spawn(fleet: NetFleet) -> None:

@@ -87,15 +87,7 @@ def run_wrk(
         check=True,
         timeout=seconds + 60,
     ).stdout
-    line = next(line for line in out.splitlines() if line.startswith("BENCHJSON "))
-    data = json.loads(line.removeprefix("BENCHJSON "))
-    return WrkResult(
-        rps=data["requests"] / data["seconds"],
-        p50_ms=data["p50_us"] / 1000,
-        p99_ms=data["p99_us"] / 1000,
-        mean_ms=data["mean_us"] / 1000,
-        errors=data["errors"] + data["non2xx"],
-    )
+    return wrk_result(out)
 
 
 @attrs.define
@@ -164,3 +156,16 @@ class Load:
         self._stop.set()
         for thread in self._threads:
             thread.join(self.timeout + 5)
+
+
+def wrk_result(out: str) -> WrkResult:
+    """The figures our wrk script prints on its ``BENCHJSON`` line."""
+    line = next(line for line in out.splitlines() if line.startswith("BENCHJSON "))
+    data = json.loads(line.removeprefix("BENCHJSON "))
+    return WrkResult(
+        rps=data["requests"] / data["seconds"],
+        p50_ms=data["p50_us"] / 1000,
+        p99_ms=data["p99_us"] / 1000,
+        mean_ms=data["mean_us"] / 1000,
+        errors=data["errors"] + data["non2xx"],
+    )
