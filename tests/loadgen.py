@@ -83,9 +83,12 @@ async def keep_alive_client(
     """Requests on kept-alive connections (httpx's pool), over and over; for an
     ``https://`` url, with SNI ``host``, verified with ``tls``."""
     limits = httpx.Limits(max_connections=1)
+    # a request queued while a loaded machine starts the next server may wait longer
+    # than httpx's 5 s: that is a slow answer, not the failed one these tests count
+    timeout = httpx.Timeout(30.0)
     extensions = {"sni_hostname": host} if tls is not None else {}
     async with httpx.AsyncClient(
-        base_url=url, limits=limits, headers={"host": host}, verify=tls or True
+        base_url=url, limits=limits, headers={"host": host}, verify=tls or True, timeout=timeout
     ) as client:
         while not stop.is_set():
             load.sent += 1

@@ -114,7 +114,7 @@ def _schemas() -> dict[str, Any]:
                 "name": STR,
                 "advertise": {**STR, "description": "host:port where peers reach it"},
                 "version": {**STR, "description": "Its tenement version."},
-                "state": {"type": "string", "enum": ["up", "down", "draining"]},
+                "state": {"type": "string", "enum": ["up", "restarting", "down", "draining"]},
                 "started_at": {
                     "type": ["number", "null"],
                     "description": "Epoch seconds (the database's clock); null if the row "

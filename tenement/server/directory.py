@@ -105,7 +105,8 @@ class FleetDirectory:
             except ValueError:
                 self._skip(row.name, row.advertise)
                 continue
-            up = row.state == "up" and row.silent_s < timeout
+            # a restarting node's socket queues what is sent meanwhile
+            up = row.alive(timeout)
             peers[row.name] = Peer(row.name, row.advertise, address, up)
         self._peers = peers
         signature = await store.run(store.fleet_signature)

@@ -22,7 +22,7 @@ from tenement.config import Fleet, Service
 from tenement.errors import TenementError
 from tenement.shown import shown
 from tenement.store import Store
-from tenement.store.nodes import NodeIdentity, NodeRow
+from tenement.store.nodes import RESTARTING, UP, NodeIdentity, NodeRow
 
 if TYPE_CHECKING:
     from tenement.server.fencing import Fencing
@@ -106,6 +106,8 @@ class Membership:
         #: the services now (a reload may change them): which of them may fail over
         self.services: Callable[[], Mapping[str, Service]] = dict
         self._last_beat = 0.0
+        #: what the heartbeats say: up, or restarting once the server hands over
+        self._state = UP
 
     async def join(self) -> None:
         """Take this node's row (before the supervisor adopts anything).
@@ -120,7 +122,7 @@ class Membership:
         if joined.taken_by is not None:
             raise NodeNameTaken(self.fleet.node, joined.taken_by)
         was = joined.was
-        if was is not None and was.state != "up":
+        if was is not None and was.state not in (UP, RESTARTING):
             log.info(
                 "fleet node %s is up again (declared down by %s)",
                 self.fleet.node,
@@ -139,6 +141,16 @@ class Membership:
             self.fleet.advertise,
             self.fleet.node_timeout,
         )
+
+    async def hand_over(self) -> None:
+        """Say at once, and in every heartbeat until this server exits, that the node is
+        restarting: its tenants stay running for the next server, which its peers wait
+        for longer than ``node_timeout`` (``RESTART_GRACE_S``), forwarding to it
+        meanwhile (the socket queues), instead of declaring it down in the gap."""
+        self._state = RESTARTING
+        store = self._store
+        with store.outage.tolerated("the fleet heartbeat"):
+            await store.run(store.node_heartbeat, identity(self.fleet, self._data_dir), RESTARTING)
 
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Heartbeat every second and declare silent peers down, until cancelled.
@@ -184,7 +196,7 @@ class Membership:
             self._last_beat = trio.current_time()
             await fencing.rejoin()
         me = identity(self.fleet, self._data_dir)
-        was = await store.run(store.node_heartbeat, me)
+        was = await store.run(store.node_heartbeat, me, self._state)
         if was is None:
             log.error(
                 "fleet node %s: its row is gone or another host took the name while this "
@@ -192,7 +204,7 @@ class Membership:
                 me.name,
             )
             await self.join()
-        elif was.state != "up":
+        elif was.state not in (UP, RESTARTING):
             log.warning(
                 "fleet node %s had been declared down by %s after %.1f s of silence; up again",
                 me.name,

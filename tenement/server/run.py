@@ -326,6 +326,8 @@ async def serve(
                         if command is Lifecycle.RESTART:
                             notifier.status("restarting: draining, tenants keep running")
                             node.hand_over()
+                            if membership is not None and not role.worker:
+                                await membership.hand_over()
                         elif node.leading and await node.successor_present():
                             notifier.status("handing over: draining, tenants go to the standby")
                             log.info("another server is standing by: handing the tenants over")

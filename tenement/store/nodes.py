@@ -18,7 +18,13 @@ from tenement.store._db import Session
 from tenement.store.failover import Moved, fail_over
 
 #: the states a node row takes; "draining" is for the moves still to come (#11)
-UP, DOWN = "up", "down"
+UP, DOWN, RESTARTING = "up", "down", "restarting"
+#: how much longer than ``node_timeout`` a node whose server is being replaced (a
+#: restart or an upgrade: it left its tenants running for the next server) may stay
+#: silent before a peer declares it down: its socket (systemd's) queues its clients
+#: meanwhile, and a new server on a loaded host, migrating a database, takes more than
+#: a few seconds to its first heartbeat
+RESTART_GRACE_S = 60.0
 
 _COLUMNS = (
     "name, advertise, host, data_dir, version, started_at, heartbeat_at, state, cpus, "
@@ -87,6 +93,12 @@ class NodeRow:
 
     def as_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
+
+    def alive(self, timeout_s: float) -> bool:
+        """Up and heard from within ``timeout_s``, or restarting within its grace."""
+        if self.state == RESTARTING:
+            return self.silent_s < timeout_s + RESTART_GRACE_S
+        return self.state == UP and self.silent_s < timeout_s
 
 
 @attrs.frozen
@@ -172,9 +184,11 @@ class NodeQueries(StoreBase):
             was = NodeRow.from_row(
                 conn.execute(_select(conn, f"WHERE name = :name{lock}"), params).first()
             )
-            if was.state == UP and was.silent_s < timeout_s and not identity.same_node(was):
+            if was.alive(timeout_s) and not identity.same_node(was):
                 return Joined(taken_by=was)
-            restarted = "started_at" if identity.same_node(was) and was.state == UP else now
+            restarted = (
+                "started_at" if identity.same_node(was) and was.state in (UP, RESTARTING) else now
+            )
             conn.execute(
                 f"UPDATE nodes SET advertise = :advertise, host = :host, data_dir = :data_dir, "
                 f"version = :version, started_at = {restarted}, heartbeat_at = {now}, "
@@ -185,9 +199,10 @@ class NodeQueries(StoreBase):
             )
             return Joined(was=was)
 
-    def node_heartbeat(self, identity: NodeIdentity) -> NodeRow | None:
+    def node_heartbeat(self, identity: NodeIdentity, state: str = UP) -> NodeRow | None:
         """Stamp this node's row with the database's clock (and its capacity now); up
-        again if a peer had declared it down.
+        again if a peer had declared it down. ``state`` :data:`RESTARTING`: its server
+        leaves its tenants to the next one (:data:`RESTART_GRACE_S`).
 
         Returns:
             the row as it was before, or None when it is not this node's any more (gone,
@@ -198,6 +213,7 @@ class NodeQueries(StoreBase):
                 "name": identity.name,
                 "host": identity.host,
                 "data_dir": identity.data_dir,
+                "state": state,
                 **_capacity(identity),
             }
             lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
@@ -206,7 +222,7 @@ class NodeQueries(StoreBase):
             if row is None:
                 return None
             conn.execute(
-                f"UPDATE nodes SET heartbeat_at = {database_now(conn)}, state = '{UP}', "
+                f"UPDATE nodes SET heartbeat_at = {database_now(conn)}, state = :state, "
                 "down_at = NULL, down_by = NULL, cpus = :cpus, memory_total = :memory_total, "
                 f"memory_available = :memory_available, instances = {_COUNT} {where}",
                 params,
@@ -220,7 +236,8 @@ class NodeQueries(StoreBase):
     def declare_nodes_lost(
         self, by: str, timeout_s: float, failover_services: Collection[str]
     ) -> list[Lost]:
-        """Mark down every other node up but silent for ``timeout_s`` (database clock), and
+        """Mark down every other node up but silent for ``timeout_s`` (database clock; a
+        restarting one: ``timeout_s`` and :data:`RESTART_GRACE_S`), and
         in the same transaction re-place its instances of ``failover_services`` on live
         nodes (``failover.py``); its other live instances become orphaned.
 
@@ -233,9 +250,10 @@ class NodeQueries(StoreBase):
             now = database_now(conn)
             rows = conn.execute(
                 f"UPDATE nodes SET state = '{DOWN}', down_at = {now}, down_by = :by "
-                f"WHERE state = '{UP}' AND name <> :by AND heartbeat_at < {now} - :timeout "
+                f"WHERE name <> :by AND (state = '{UP}' AND heartbeat_at < {now} - :timeout "
+                f"OR state = '{RESTARTING}' AND heartbeat_at < {now} - :timeout - :grace) "
                 f"RETURNING {_COLUMNS}, {now} - heartbeat_at AS silent_s",
-                {"by": by, "timeout": timeout_s},
+                {"by": by, "timeout": timeout_s, "grace": RESTART_GRACE_S},
             ).rows
             lost = []
             for row in rows:

@@ -64,11 +64,11 @@ node_timeout = {NODE_TIMEOUT}
 class Node:
     """One node: its directory, port, and the `ten serve` processes started in it."""
 
-    def __init__(self, base: Path, url: str, name: str) -> None:
+    def __init__(self, base: Path, url: str, name: str, port: int | None = None) -> None:
         self.name = name
         self.directory = base / name
         self.directory.mkdir()
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.process: subprocess.Popen[bytes] | None = None
         self.processes: list[subprocess.Popen[bytes]] = []
@@ -150,8 +150,9 @@ class Fleet:
         self.token: str | None = None
         self.secret: str | None = None
 
-    def node(self, name: str) -> Node:
-        node = Node(self.base, self.url, name)
+    def node(self, name: str, port: int | None = None) -> Node:
+        """A new node (on ``port``: a socket held for it, else a free one)."""
+        node = Node(self.base, self.url, name, port)
         self.nodes.append(node)
         self.give_secret(node)
         return node

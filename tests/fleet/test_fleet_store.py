@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import attrs
 
 from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
-from tenement.store.nodes import NodeIdentity
+from tenement.store.nodes import RESTART_GRACE_S, RESTARTING, NodeIdentity
 from tests.postgresql import Cluster
 
 T = TypeVar("T")
@@ -85,6 +85,32 @@ def test_a_live_node_is_never_declared_down_and_its_clock_is_not_asked(
     # the heartbeat is the database's time, whatever this process's clock says
     assert abs(row.heartbeat_at - float(database_now)) < 60
     assert 0 <= row.silent_s < 60
+
+
+def test_a_restarting_node_is_given_its_grace_and_then_declared_down(
+    stores: dict[str, Store],
+) -> None:
+    for name, store in stores.items():
+        assert store.join_node(identity(name), 3).taken_by is None
+    # a's server leaves its tenants to the next one: silent past node_timeout, not down
+    stores["a"].node_heartbeat(identity("a"), RESTARTING)
+    silence(stores["a"], "a", 10)
+    assert stores["b"].declare_silent_nodes_down("b", 3) == []
+    [row] = [row for row in stores["b"].list_nodes() if row.name == "a"]
+    assert row.state == RESTARTING and row.alive(3)
+    # nor may another host take its name meanwhile
+    assert stores["c"].join_node(identity("a", host="host-2"), 3).taken_by is not None
+    # past the grace: down, as a silent node is
+    silence(stores["a"], "a", RESTART_GRACE_S)
+    [down] = stores["b"].declare_silent_nodes_down("b", 3)
+    assert (down.name, down.state, down.down_by) == ("a", "down", "b")
+    assert not down.alive(3)
+    # the next server of the same node joins it up, and keeps its start time
+    stores["a"].node_heartbeat(identity("a"), RESTARTING)
+    started = {row.name: row.started_at for row in stores["b"].list_nodes()}["a"]
+    assert stores["a"].join_node(identity("a"), 3).was is not None
+    [back] = [row for row in stores["b"].list_nodes() if row.name == "a"]
+    assert (back.state, back.started_at) == ("up", started)
 
 
 def test_a_name_is_refused_to_another_host_while_its_node_lives(stores: dict[str, Store]) -> None:
