@@ -57,6 +57,8 @@ class FleetDirectory:
         self._skipped: set[tuple[str, str]] = set()
         #: the ids looked up since the last look
         self._looked_up: set[str] = set()
+        #: the lookups under way: who asks for the same id meanwhile waits for it
+        self._pending: dict[str, trio.Event] = {}
         #: how many queries the lookups made, in all
         self.lookups = 0
 
@@ -69,17 +71,37 @@ class FleetDirectory:
     async def owner(self, instance_id: str) -> Peer | Here | None:
         node = self._owners.get(instance_id)
         if node is None:
-            if instance_id in self._looked_up or len(self._looked_up) >= MAX_LOOKUPS:
+            pending = self._pending.get(instance_id)
+            if pending is not None:
+                # requests that arrive while the first one looks it up wait for its answer
+                await pending.wait()
+                node = self._owners.get(instance_id)
+                if node is None:
+                    return None
+            elif instance_id in self._looked_up or len(self._looked_up) >= MAX_LOOKUPS:
                 return None
-            self._looked_up.add(instance_id)
-            self.lookups += 1
-            store = self._store
+            else:
+                node = await self._look_up(instance_id)
+                if node is None:
+                    return None
+        return HERE if node == self.node else self._peers.get(node)
+
+    async def _look_up(self, instance_id: str) -> str | None:
+        """One query for a tenant the map does not have yet (placed a moment ago)."""
+        self._looked_up.add(instance_id)
+        self.lookups += 1
+        done = self._pending[instance_id] = trio.Event()
+        store = self._store
+        node = None
+        try:
             with store.outage.tolerated("the fleet directory"):
                 node = await store.run(store.instance_node, instance_id)
-            if node is None:
-                return None
-            self._owners[instance_id] = node
-        return HERE if node == self.node else self._peers.get(node)
+            if node is not None:
+                self._owners[instance_id] = node
+        finally:
+            del self._pending[instance_id]
+            done.set()
+        return node
 
     def peer(self, node: str) -> Peer | None:
         return self._peers.get(node)

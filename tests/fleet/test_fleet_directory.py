@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from tenement.config import Fleet
 from tenement.proxy.fleet import HERE
@@ -85,6 +86,29 @@ async def test_owners_come_from_memory_and_lookups_are_bounded(
     await seen_by_a.refresh()
     assert await seen_by_a.owner("echo:mine") is HERE
     assert await seen_by_a.owner("echo:new") is not None
+
+
+async def test_requests_that_arrive_during_a_lookup_wait_for_its_answer(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    join(a, "a", "10.0.0.11:8080")
+    join(b, "b", "10.0.0.12:8080")
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    # placed on b since a's last look: the first of many requests at once looks it up,
+    # the others must not be told that nobody runs it (a 404 to their clients)
+    b.save_instances([record("echo:fresh")])
+    answers: list[object] = []
+
+    async def ask() -> None:
+        answers.append(await seen_by_a.owner("echo:fresh"))
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(ask)
+    assert [getattr(peer, "node", None) for peer in answers] == ["b"] * 20
+    assert seen_by_a.lookups == 1
 
 
 async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
