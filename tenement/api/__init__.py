@@ -23,6 +23,7 @@ from tenement.api import (
     http,
     instances,
     logs,
+    moves,
     nodes,
     session,
     sse,
@@ -30,6 +31,7 @@ from tenement.api import (
 )
 from tenement.api.app import ApiApp, ApiContext, Request, Route
 from tenement.api.auth import Authenticator, Identity, RateLimiter
+from tenement.api.moves import Mover
 from tenement.api.openapi import openapi_document
 from tenement.api.relay import Relay
 from tenement.config import Settings
@@ -56,6 +58,9 @@ def routes() -> list[Route]:
         Route("DELETE", "/api/instances/{id}", instances.stop, relayable=True),
         Route("POST", "/api/instances/{id}/restart", instances.restart, relayable=True),
         Route("PUT", "/api/instances/{id}/weight", instances.set_weight, relayable=True),
+        Route("POST", "/api/instances/{id}/move", moves.move, relayable=True),
+        Route("POST", "/api/fleet/storage/{service}/{tenant}/check", moves.check_room),
+        Route("PUT", "/api/fleet/storage/{service}/{tenant}", moves.receive_data),
         Route("GET", "/api/instances/{id}/health", instances.health),
         Route("GET", "/api/instances/{id}/storage", instances.storage),
         Route("GET", "/api/instances/{id}/history", history.instance_history),
@@ -85,6 +90,7 @@ def build_api(
     request_history: Any = None,
     tls_status: Callable[[], dict[str, Any] | None] | None = None,
     fleet_relay: Relay | None = None,
+    mover: Mover | None = None,
 ) -> ASGIApp:
     """The management API as an ASGI app (the proxy's fallback for non-subdomain hosts).
 
@@ -106,6 +112,8 @@ def build_api(
             ``/api/tls/status`` (None, or returning None: not reported).
         fleet_relay: a fleet node's relay of calls for other nodes' instances
             (:mod:`~tenement.api.relay`); None on a single host.
+        mover: a fleet node's mover of tenants (:mod:`~tenement.api.moves`); None on a
+            single host.
 
     Returns:
         An ASGI app. It owns no resources and starts no tasks.
@@ -122,5 +130,6 @@ def build_api(
         history=request_history,
         tls_status=tls_status,
         relay=fleet_relay,
+        mover=mover,
     )
     return ApiApp(context, routes(), default=dashboard.asset_fallback)

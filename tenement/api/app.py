@@ -55,6 +55,8 @@ class ApiContext:
     #: a fleet node's way to relay a call to the node that runs its instance (None: a
     #: single host, where another node's instance cannot be)
     relay: relay.Relay | None = None
+    #: a fleet node's mover of tenants to other nodes (None: a single host)
+    mover: Any = None
 
 
 @attrs.frozen

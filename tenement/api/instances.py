@@ -150,6 +150,8 @@ async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
     node = http.field(body, "node", str, None)
     request.require_tenant(tenant)
     iid = f"{service}:{tenant}"
+    if api.mover is not None and api.mover.moving(iid):
+        await raise_if_elsewhere(api, iid)  # 409: being moved
     if node is not None:
         if api.relay is None:
             raise ApiError(
@@ -183,9 +185,15 @@ def _held_elsewhere(iid: str, holder: str, asked: str) -> ApiError:
     )
 
 
-async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:
+async def raise_if_elsewhere(api: ApiContext, iid: str) -> None:
     """Raise :class:`OwnedElsewhere` (the app relays the call) for an instance that does
-    not run here and whose row names another fleet node."""
+    not run here and whose row names another fleet node; 409 for one being moved."""
+    if api.mover is not None and api.mover.moving(iid):
+        raise ApiError(
+            409,
+            f"Instance {iid} is being moved to another fleet node; retry once it is there "
+            "(ten ps shows where it runs)",
+        )
     if api.relay is None or api.supervisor.get(iid) is not None:
         return
     owner = await api.relay.owner_of(iid)
@@ -195,14 +203,14 @@ async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:
 
 async def stop(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     await api.supervisor.stop(str(ref))
     return http.empty(204)
 
 
 async def restart(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     if api.supervisor.get(str(ref)) is None:
         # As the reference: restarting an instance that is not running starts it.
         view = await api.supervisor.spawn(ref.service, ref.tenant)
@@ -213,7 +221,7 @@ async def restart(api: ApiContext, request: Request, send: Send) -> http.Respons
 
 async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     body = await request.json()
     weight = min(http.non_negative_int(body, "weight"), MAX_WEIGHT)
     applied = await api.supervisor.set_weight(str(ref), weight)

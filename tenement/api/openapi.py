@@ -158,6 +158,31 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "SpawnResponse": _obj({"instance": STR, "socket": STR, "port": NULLABLE_INT}),
+        "MoveRequest": _obj({"to": {**STR, "description": "The fleet node to move it to."}}),
+        "MoveResponse": _obj(
+            {
+                "id": STR,
+                "from": STR,
+                "to": STR,
+                "epoch": INT,
+                "bytes": {**INT, "description": "Size of the data sent (a tar file)."},
+                "entries": INT,
+                "sha256": {
+                    "type": ["string", "null"],
+                    "description": "SHA-256 of the data sent, checked on arrival; null when "
+                    "the service keeps no data (storage_persist = false).",
+                },
+                "kept": {
+                    "type": ["string", "null"],
+                    "description": "Where the old node keeps its copy of the data.",
+                },
+                "stop_secs": NUM,
+                "transfer_secs": NUM,
+                "start_secs": NUM,
+                "total_secs": NUM,
+            }
+        ),
+        "StorageReceived": _obj({"bytes": INT, "entries": INT}),
         "WeightRequest": _obj(
             {
                 "weight": {
@@ -463,6 +488,16 @@ def _query(name: str, schema: dict[str, Any], description: str) -> dict[str, Any
     }
 
 
+def _path(name: str, description: str) -> dict[str, Any]:
+    return {
+        "name": name,
+        "in": "path",
+        "required": True,
+        "schema": {"type": "string", "pattern": NAME_PATTERN},
+        "description": description,
+    }
+
+
 INSTANCE_ID = {
     "name": "id",
     "in": "path",
@@ -599,6 +634,76 @@ def _paths() -> dict[str, Any]:
                 body="WeightRequest",
                 operation_id="setInstanceWeight",
             ),
+        },
+        "/api/instances/{id}/move": {
+            **scoped,
+            "post": _op(
+                "Move an instance and its data to another fleet node (admin). Its requests "
+                "wait meanwhile (up to its request_timeout, then 503 with Retry-After); "
+                "anything that fails before the new node has it runs it here again. Added "
+                "in 0.3.0.",
+                {
+                    **_responses(
+                        *JSON_BODY_ERRORS,
+                        403,
+                        404,
+                        503,
+                        508,
+                        ok={"200": _json(_ref("MoveResponse"), "Moved.")},
+                    ),
+                    "400": _json(
+                        _ref("Error"),
+                        "Not a fleet node, or the node named is unknown or down.",
+                    ),
+                    "409": _json(
+                        _ref("Error"),
+                        "On that node already, failed, being moved, or taken over meanwhile.",
+                    ),
+                    "502": _json(
+                        _ref("Error"),
+                        "Sending its data failed (tried 3 times): it runs here again.",
+                    ),
+                    "507": _json(_ref("Error"), "Its data would not fit on that node."),
+                },
+                body="MoveRequest",
+                operation_id="moveInstance",
+            ),
+        },
+        "/api/fleet/storage/{service}/{tenant}/check": {
+            "post": _op(
+                "Node to node, during a move: 204 if data of `bytes` bytes fits here (needs "
+                "the fleet secret in X-Tenement-Hop, and the admin token). Added in 0.3.0.",
+                {
+                    **_responses(400, 403, 404, 409),
+                    "204": {"description": "It fits."},
+                    "507": _json(_ref("Error"), "It would not fit: the numbers."),
+                },
+                params=[
+                    _path("service", "The service."),
+                    _path("tenant", "The tenant."),
+                    _query("bytes", COUNT, "The size of the data."),
+                ],
+            )
+        },
+        "/api/fleet/storage/{service}/{tenant}": {
+            "put": _op(
+                "Node to node, during a move: the tenant's data, one tar file (needs the "
+                "fleet secret in X-Tenement-Hop, and the admin token); checked against "
+                "`sha256` and unpacked beside the tenant's directory, renamed into place "
+                "only once whole. Added in 0.3.0.",
+                {
+                    **_responses(400, 403, 404, 409),
+                    "200": _json(_ref("StorageReceived"), "Taken in."),
+                    "422": _json(
+                        _ref("Error"), "Damaged (another SHA-256) or unsafe: nothing kept."
+                    ),
+                },
+                params=[
+                    _path("service", "The service."),
+                    _path("tenant", "The tenant."),
+                    _query("sha256", STR, "SHA-256 of the body, in hex."),
+                ],
+            )
         },
         "/api/instances/{id}/health": {
             **scoped,

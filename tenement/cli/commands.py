@@ -63,6 +63,7 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, bool], ...] = (
     ),
     ("logs", "logs", "logs", "Tail logs from running instances", "", False),
     ("nodes", "nodes", "nodes", "List the fleet's nodes (with [fleet])", "", False),
+    ("move", "move", "move", "Move an instance and its data to another fleet node", "", False),
     (
         "init",
         "init",

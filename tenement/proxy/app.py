@@ -51,6 +51,7 @@ from tenement.proxy.forward import (
     forward_whole,
 )
 from tenement.proxy.metrics import ProxyMetrics, ProxyStatistics
+from tenement.proxy.moves import Moves
 from tenement.proxy.routing import (
     BAD_HOST,
     NOT_FOUND,
@@ -123,6 +124,8 @@ class Proxy:
         self._rng = rng or random.Random()
         self._upstream = Upstream()
         self.metrics = metrics if metrics is not None else ProxyMetrics()
+        #: tenants being moved to another fleet node: their requests wait
+        self.moves = Moves()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -155,15 +158,26 @@ class Proxy:
         if service is None:
             return await self._answer(scope, send, NOT_FOUND)
         if isinstance(route, Direct):
-            known = False
-            if fleet is not None and self._backends.target(route.service, route.tenant) is None:
-                peer = await fleet.owner(f"{route.service}:{route.tenant}")
-                if isinstance(peer, Peer):
-                    return await self._to_peer(peer, route, hop, scope, receive, send, started)
-                # this node's row: its to wake, even where this process has not read the
-                # row yet (a worker or standby reads them every 0.2 s)
-                known = peer is HERE
-            found = await self._connect_direct(route.service, route.tenant, known=known)
+            iid = f"{route.service}:{route.tenant}"
+            moves = self.moves
+            while True:
+                if moves.moving(iid) and not await moves.hold(iid, service.request_timeout):
+                    return await self._answer(scope, send, _still_moving(iid))
+                if hop and moves.moved_recently(iid):
+                    hop = False  # forwarded once more, to where it went (proxy/moves.py)
+                known = False
+                if fleet is not None and self._backends.target(route.service, route.tenant) is None:
+                    peer = await fleet.owner(iid)
+                    if isinstance(peer, Peer):
+                        return await self._to_peer(peer, route, hop, scope, receive, send, started)
+                    # this node's row: its to wake, even where this process has not read the
+                    # row yet (a worker or standby reads them every 0.2 s)
+                    known = peer is HERE
+                connected = await self._connect_direct(route.service, route.tenant, known=known)
+                if not isinstance(connected, _Moving):
+                    found = connected
+                    break
+                # it began to move while this request waited for it: held, then routed again
             if isinstance(found, OwnedElsewhere):
                 # claimed by another node since this node's directory last looked
                 assert fleet is not None
@@ -334,8 +348,8 @@ class Proxy:
             restart, connects, and answers errors. True once it was answered.
         """
         route = route_for(request.host.decode("latin-1"), self._domain)
-        if not isinstance(route, Direct):
-            return False
+        if not isinstance(route, Direct) or self.moves.moving(f"{route.service}:{route.tenant}"):
+            return False  # a tenant being moved: held the ASGI way
         service = self._backends.service(route.service)
         if service is None:
             return False
@@ -486,15 +500,18 @@ class Proxy:
 
     async def _connect_direct(
         self, service: str, tenant: str, *, known: bool = False
-    ) -> tuple[Target, Connection] | Rejected | OwnedElsewhere:
+    ) -> tuple[Target, Connection] | Rejected | OwnedElsewhere | _Moving:
         """Find (or wake) ``service:tenant`` and connect; wait out a restart (15 s).
 
         While it waits, an instance that turns out stopped (not restarting) is woken.
-        On a fleet node, a wake that finds the instance is another node's returns that.
+        On a fleet node, a wake that finds the instance is another node's returns that,
+        and an instance that is being moved away is never woken: :data:`_MOVING`.
         ``known``: its row names this node (woken whatever ``may_wake`` says).
         """
         target = self._backends.target(service, tenant)
         if target is None:
+            if self.moves.moving(f"{service}:{tenant}"):
+                return _MOVING
             if not (known or self._backends.may_wake(service, tenant)):
                 return NOT_FOUND
             woken = await self._wake(service, tenant)
@@ -509,6 +526,8 @@ class Proxy:
                 await trio.sleep(RETRY_INTERVAL_SECONDS)
                 backends = self._backends  # the leader's, if this server became the leader
                 again = backends.target(service, tenant)
+                if again is None and self.moves.moving(f"{service}:{tenant}"):
+                    return _MOVING  # stopped to be moved: never woken here meanwhile
                 if again is None and backends.may_wake(service, tenant):
                     woken = await self._wake(service, tenant)
                     if isinstance(woken, (Rejected, OwnedElsewhere)):
@@ -606,6 +625,22 @@ class _PeerTarget:
     port: int | None = None
     socket: str = ""
     weight: int = 0
+
+
+class _Moving:
+    """What :meth:`Proxy._connect_direct` returns for an instance being moved away."""
+
+
+_MOVING = _Moving()
+
+
+def _still_moving(instance_id: str) -> Rejected:
+    return Rejected(
+        503,
+        f"Service temporarily unavailable: {instance_id} is being moved to another fleet "
+        "node; retry in a moment",
+        retry_after_seconds=1,
+    )
 
 
 def _client_host(scope: Scope) -> str:

@@ -9,6 +9,7 @@ whole (at most :data:`MAX_ANSWER_BYTES`) and returned as it is.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import h11
 import trio
@@ -24,6 +25,8 @@ CONNECT_SECONDS = 2.0
 ANSWER_SECONDS = 120.0
 #: an API answer is small; a larger one is refused, not buffered
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+#: a file sent to another node goes in pieces of this size
+FILE_CHUNK_BYTES = 1024 * 1024
 
 
 class FleetRelay:
@@ -53,8 +56,17 @@ class FleetRelay:
         return sorted([self.node, *(peer.node for peer in peers if peer.up)])
 
     async def send(
-        self, node: str, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
+        self,
+        node: str,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | Path,
+        *,
+        answer_seconds: float = ANSWER_SECONDS,
     ) -> http.Response:
+        """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a file is
+        streamed from it (a tenant's data on its way to another node)."""
         retry_after = self._directory.retry_after_seconds
         peer = self._directory.peer(node)
         if peer is None or not peer.up:
@@ -81,7 +93,7 @@ class FleetRelay:
             ) from None
         async with stream:
             try:
-                with trio.fail_after(ANSWER_SECONDS):
+                with trio.fail_after(answer_seconds):
                     return await _exchange(
                         stream, peer, method, target, headers, body, self._directory.secret
                     )
@@ -99,19 +111,27 @@ async def _exchange(
     method: str,
     target: str,
     headers: list[tuple[bytes, bytes]],
-    body: bytes,
+    body: bytes | Path,
     secret: bytes,
 ) -> http.Response:
     conn = h11.Connection(h11.CLIENT)
+    length = body.stat().st_size if isinstance(body, Path) else len(body)
     sent = [
         (b"host", peer.advertise.encode()),
-        (b"content-length", str(len(body)).encode()),
+        (b"content-length", str(length).encode()),
         (b"connection", b"close"),
         (HOP_HEADER, secret),
         *headers,
     ]
     out = conn.send(h11.Request(method=method, target=target, headers=sent))
-    out += conn.send(h11.Data(data=body)) if body else b""
+    if isinstance(body, Path):
+        await stream.send_all(out)
+        with body.open("rb") as source:
+            while chunk := await trio.to_thread.run_sync(source.read, FILE_CHUNK_BYTES):
+                await stream.send_all(conn.send(h11.Data(data=chunk)))
+        out = b""
+    elif body:
+        out += conn.send(h11.Data(data=body))
     out += conn.send(h11.EndOfMessage())
     await stream.send_all(out)
     status = 0

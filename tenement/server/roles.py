@@ -30,6 +30,7 @@ from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_s
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
+    from tenement.api.moves import Mover
     from tenement.api.relay import Relay
     from tenement.proxy.fleet import Owners
     from tenement.store import Store
@@ -91,6 +92,9 @@ class Node:
         self._ready = ready
         self._api: ASGIApp | None = None
         self._fleet_relay = fleet_relay
+        #: a fleet node's mover of tenants (``moves.py``), set by the server; None on a
+        #: single host
+        self.mover: Mover | None = None
         self._leave = trio.Event()
         self._done = trio.Event()
         #: set by the server once it serves: adopted tenants' watchers start then
@@ -207,6 +211,7 @@ class Node:
             request_history=self.history,
             tls_status=lambda: self.tls_status() if self.tls_status is not None else None,
             fleet_relay=self._fleet_relay,
+            mover=self.mover,
         )
         self.proxy.use(sup, self._api)
 

@@ -206,6 +206,7 @@ async def serve(
                 async def reload_on_request() -> dict[str, Any]:
                     return (await reloader.reload()).as_json()
 
+                fleet_relay = _relay(directory)
                 node = Node(
                     config,
                     store,
@@ -219,8 +220,19 @@ async def serve(
                     may_lead=not role.worker,
                     reload=reload_on_request,
                     fleet=directory,
-                    fleet_relay=_relay(directory),
+                    fleet_relay=fleet_relay,
                 )
+                if fleet_relay is not None and directory is not None and not role.worker:
+                    from tenement.server.moves import Mover
+
+                    node.mover = Mover(
+                        store,
+                        lambda: node.supervisor,
+                        lambda: node.config,
+                        node.proxy.moves,
+                        fleet_relay,
+                        directory.refresh,
+                    )
                 reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
                 if membership is not None and not role.worker:
                     from tenement.server.fencing import Fencing

@@ -12,6 +12,7 @@ from tenement.store.failover import FailoverQueries
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
+from tenement.store.moves import MoveQueries
 from tenement.store.nodes import NodeQueries
 from tenement.store.private import private_database
 from tenement.store.tokens import TokenQueries
@@ -27,6 +28,7 @@ class Store(
     UserQueries,
     NodeQueries,
     FailoverQueries,
+    MoveQueries,
 ):
     """The database: tokens, instances, logs, audit trail, lease, servers, service users,
     fleet nodes.

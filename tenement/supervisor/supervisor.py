@@ -96,6 +96,9 @@ class Supervisor:
         #: why this fleet node serves no tenant now (it lost the database for
         #: node_timeout: ``server/fencing.py``), and the Retry-After to send; None: serving
         self.fenced: tuple[str, int] | None = None
+        #: instances being moved to another fleet node (``server/moves.py``): never woken
+        #: meanwhile, whichever serving process asks
+        self.moving: set[str] = set()
 
     # ---- configuration and lookups --------------------------------------------------------
 
@@ -511,6 +514,8 @@ class Supervisor:
         """
         iid = f"{service}:{tenant}"
         self.refuse_if_fenced(iid)
+        if iid in self.moving:
+            raise WakeError(iid, f"Instance {iid} is being moved to another fleet node")
         runner = self._runners.get(iid)
         if runner is not None:
             inst = runner.inst

@@ -86,7 +86,7 @@ def test_root_help_lists_every_command_with_its_real_short_help() -> None:
 def test_every_registered_command_is_in_the_table() -> None:
     names = {command.name for command in commands.all_commands()}
     assert set(ten.commands) == names
-    assert len(names) == 22  # `ten nodes` (the fleet) made it 22
+    assert len(names) == 23  # `ten nodes` and `ten move` (the fleet) made it 23
 
 
 def test_subcommand_help_and_groups_come_from_the_real_command() -> None:

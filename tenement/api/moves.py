@@ -1,0 +1,111 @@
+"""``POST /api/instances/{id}/move``, and what the destination of a move is sent.
+
+The move is the owner's to do (``tenement/server/moves.py``): a call to any other node
+is relayed to it. The owner then calls the destination itself, node to node, as a
+relayed call (the fleet secret, and the caller's admin token):
+
+- ``POST /api/fleet/storage/{service}/{tenant}/check?bytes=N``: 204 if the data fits,
+  507 with the numbers otherwise (asked before the tenant stops);
+- ``PUT /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the data, one tar file; 200
+  once it is checked and in place.
+
+Both are refused (403) without the fleet secret: only nodes of the fleet send them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from tenement.api import http
+from tenement.api.app import ApiContext, Request
+from tenement.api.errors import ApiError
+from tenement.api.instances import check_name, raise_if_elsewhere
+from tenement.types import Send
+
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+class Mover(Protocol):
+    """What the API needs of a fleet node to move tenants (``server/moves.py``)."""
+
+    async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
+        """Move this node's ``instance_id`` to node ``to``; what was done."""
+
+    def moving(self, instance_id: str) -> bool:
+        """Whether ``instance_id`` is being moved away from this node now."""
+
+    def check_room(self, service: str, tenant: str, size: int) -> None:
+        """Raise (507) unless ``size`` bytes of data for the tenant fit here."""
+
+    async def receive(
+        self, service: str, tenant: str, sha256: str, chunks: AsyncIterator[bytes]
+    ) -> dict[str, Any]:
+        """Take in the tenant's data (a tar file, streamed)."""
+
+
+async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    request.require_admin("Moving an instance needs the admin token")
+    body = await request.json()
+    to = http.field(body, "to", str)
+    if api.mover is None:
+        raise ApiError(
+            400,
+            "This server is not a fleet node (no [fleet] in its tenement.toml): an instance "
+            "moves between the nodes of a fleet (docs/fleet.md)",
+        )
+    await raise_if_elsewhere(api, str(ref))
+    report = await api.mover.move(str(ref), to, _authorization(request))
+    return http.json_response(report)
+
+
+async def check_room(api: ApiContext, request: Request, send: Send) -> http.Response:
+    mover, service, tenant = _from_a_node(api, request)
+    raw = request.query().get("bytes", "")
+    if not raw.isdigit():
+        raise ApiError(400, f"Invalid bytes '{raw}': the size of the data, in bytes")
+    mover.check_room(service, tenant, int(raw))
+    return http.empty(204)
+
+
+async def receive_data(api: ApiContext, request: Request, send: Send) -> http.Response:
+    mover, service, tenant = _from_a_node(api, request)
+    sha256 = request.query().get("sha256", "")
+    if not _SHA256.fullmatch(sha256):
+        raise ApiError(400, f"Invalid sha256 '{sha256[:80]}': 64 lowercase hex digits")
+    return http.json_response(await mover.receive(service, tenant, sha256, _body(request)))
+
+
+def _from_a_node(api: ApiContext, request: Request) -> tuple[Mover, str, str]:
+    """The mover and the tenant, for a call only another node of the fleet may make."""
+    if api.mover is None or api.relay is None:
+        raise ApiError(404, "Not found: this server is not a fleet node")
+    if api.relay.hop(request.scope["headers"]) != "valid":
+        raise ApiError(
+            403, "Forbidden: only the nodes of this fleet send a tenant's data (the fleet secret)"
+        )
+    request.require_admin("Sending a tenant's data needs the admin token")
+    service = check_name("process name", request.params["service"])
+    tenant = check_name("instance id", request.params["tenant"])
+    return api.mover, service, tenant
+
+
+async def _body(request: Request) -> AsyncIterator[bytes]:
+    while True:
+        message = await request.receive()
+        if message["type"] == "http.disconnect":
+            raise ApiError(400, "The sending node went away before the data was whole")
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _authorization(request: Request) -> bytes:
+    for name, value in request.scope["headers"]:
+        if name == b"authorization":
+            return bytes(value)
+    return b""

@@ -1,0 +1,65 @@
+"""Requests for a tenant being moved to another fleet node are held, not refused.
+
+While ``ten move`` stops a tenant here, sends its data to the new node and hands it over
+(``tenement/server/moves.py``), its requests wait here, as they wait for a wake; then
+they go to the new node. A request another node forwarded here (a hop) is forwarded once
+more, to the node the tenant moved to: the one exception to "one hop at most", bounded
+(the new owner serves it itself or answers 508) and kept for :data:`MOVED_HOP_SECONDS`,
+until every node's map knows the new owner.
+"""
+
+from __future__ import annotations
+
+import trio
+
+#: how long after a move a forwarded request for the tenant may be forwarded again to
+#: where it went (the other nodes' maps are read again every 0.5 s)
+MOVED_HOP_SECONDS = 30.0
+
+
+class Moves:
+    """The tenants being moved away from this node, and those just moved."""
+
+    def __init__(self) -> None:
+        self._holding: dict[str, trio.Event] = {}
+        self._moved: dict[str, float] = {}
+
+    def moving(self, instance_id: str) -> bool:
+        return instance_id in self._holding
+
+    def begin(self, instance_id: str) -> None:
+        """Hold the requests for ``instance_id`` from now on."""
+        self._holding.setdefault(instance_id, trio.Event())
+
+    def end(self, instance_id: str, *, moved: bool) -> None:
+        """Let the held requests go on (to the new node when ``moved``)."""
+        if moved:
+            self._moved[instance_id] = trio.current_time()
+        released = self._holding.pop(instance_id, None)
+        if released is not None:
+            released.set()
+
+    async def hold(self, instance_id: str, timeout: float) -> bool:
+        """Wait while ``instance_id`` is being moved, at most ``timeout`` seconds.
+
+        Returns:
+            False if it was still moving when the time ran out (the caller answers 503),
+            True otherwise.
+        """
+        event = self._holding.get(instance_id)
+        if event is None:
+            return True
+        with trio.move_on_after(timeout):
+            await event.wait()
+            return True
+        return False
+
+    def moved_recently(self, instance_id: str) -> bool:
+        """Whether ``instance_id`` left this node within :data:`MOVED_HOP_SECONDS`."""
+        at = self._moved.get(instance_id)
+        if at is None:
+            return False
+        if trio.current_time() - at > MOVED_HOP_SECONDS:
+            del self._moved[instance_id]
+            return False
+        return True

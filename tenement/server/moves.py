@@ -1,0 +1,392 @@
+"""``ten move``: a tenant and its data go from this fleet node to another.
+
+The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a tenant"):
+
+1. checks, before anything stops: the destination is another live node, the tenant is
+   not failed nor being moved, and the destination has room for its data;
+2. holds the tenant's requests (``tenement/proxy/moves.py``) and stops it gracefully:
+   requests in flight finish;
+3. packs its data directory into one file (``archive.py``) and sends it to the
+   destination, authenticated as a relayed call (the fleet secret and the caller's own
+   token), with its SHA-256; the destination checks the sum and unpacks it beside the
+   tenant's directory, renaming it into place only once it is whole: a transfer cut
+   short leaves nothing that could start (it is tried up to :data:`SEND_ATTEMPTS` times);
+4. hands the instance row over, in one transaction (``epoch + 1``), and asks the
+   destination to start it; the held requests go there;
+5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was.
+
+Anything that fails before step 4 puts everything back: the tenant starts again here,
+with its data where it was. A stateless tenant's directory is emptied when it stops
+(``storage_persist = false``): it moves without data.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import secrets
+import shutil
+import tarfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from tenement.api import http
+from tenement.api.errors import ApiError
+from tenement.api.relay import RelayFailed
+from tenement.config import Config
+from tenement.errors import TenementError
+from tenement.proxy.moves import Moves
+from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
+from tenement.server.relay import FleetRelay
+from tenement.store import Store
+from tenement.supervisor import InstanceNotFound, Supervisor
+from tenement.supervisor.instance import FAILED, STOPPED
+from tenement.supervisor.storage import dir_size
+
+log = logging.getLogger(__name__)
+
+#: how many times the data is sent before the move is given up
+SEND_ATTEMPTS = 3
+#: what the destination keeps free beyond the data it receives
+SPARE_BYTES = 64 * 1024 * 1024
+#: how long the destination may take to take in the data (a minute per 512 MB, and one)
+SECONDS_PER_BYTE = 60 / (512 * 1024 * 1024)
+#: where a node keeps archives being sent or received, under its data dir
+SPOOL = ".moves"
+
+
+def moved_aside_name(tenant: str) -> str:
+    return f"moved-{tenant}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
+
+
+class Mover:
+    """Moves this node's tenants to other nodes, and takes in the data of tenants that
+    move here.
+
+    Args:
+        store: the shared store (the hand-over transaction).
+        supervisor: this node's supervisor while it leads.
+        config: the configuration now (services, data dir).
+        moves: the proxy's holds (``proxy.moves``).
+        relay: how this node calls another node (``server/relay.py``).
+        refresh: read the fleet directory again (the proxy then knows the new owner).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        supervisor: Callable[[], Supervisor | None],
+        config: Callable[[], Config],
+        moves: Moves,
+        relay: FleetRelay,
+        refresh: Callable[[], Awaitable[None]],
+    ) -> None:
+        self._store = store
+        self._supervisor = supervisor
+        self._config = config
+        self._moves = moves
+        self._relay = relay
+        self._refresh = refresh
+
+    @property
+    def node(self) -> str:
+        return self._relay.node
+
+    def moving(self, instance_id: str) -> bool:
+        return self._moves.moving(instance_id)
+
+    def _spool(self) -> Path:
+        spool = self._config().settings.data_dir / SPOOL
+        spool.mkdir(mode=0o700, exist_ok=True)
+        return spool
+
+    # ---- the source --------------------------------------------------------------------
+
+    async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
+        """Move ``instance_id`` (this node's) to node ``to``; what was done, for the API.
+
+        Raises:
+            ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
+                or down), 507 (no room there), 502/503 (the transfer failed: the tenant
+                runs here again).
+            InstanceNotFound: no such instance here.
+        """
+        sup = self._supervisor()
+        runner = sup.runner(instance_id) if sup is not None else None
+        if sup is None or runner is None:
+            raise InstanceNotFound(instance_id)
+        service_name, _, tenant = instance_id.partition(":")
+        if to == self.node:
+            raise ApiError(409, f"Instance {instance_id} is on fleet node {to} already")
+        if self._relay.node_state(to) != "up":
+            await self._refresh()  # a node that joined since the directory last looked
+        if self._relay.node_state(to) != "up":
+            live = ", ".join(n for n in self._relay.live_nodes() if n != self.node) or "none"
+            what = "is down" if self._relay.node_state(to) == "down" else "is not in the fleet"
+            raise ApiError(400, f"Invalid node '{to}': it {what}; the other live nodes are {live}")
+        if runner.inst.state == FAILED:
+            raise ApiError(
+                409,
+                f"Instance {instance_id} has failed: restart it (ten restart {instance_id}) "
+                "or stop it before moving it",
+            )
+        if self._moves.moving(instance_id):
+            raise ApiError(409, f"Instance {instance_id} is being moved already")
+        service = sup.service(service_name)
+        persist = service is not None and service.storage_persist
+        tree = sup.instance_dir(service_name, tenant)
+        started = trio.current_time()
+        size = await trio.to_thread.run_sync(dir_size, tree) if persist else 0
+        await self._check_room(to, service_name, tenant, size, authorization)
+        owners = await self._store.run(self._store.owners, [instance_id])
+        epoch = owners[instance_id].epoch if instance_id in owners else 0
+        was_running = runner.inst.state != STOPPED
+        report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
+        self._moves.begin(instance_id)
+        sup.moving.add(instance_id)  # the other serving processes' wakes come to it
+        moved = False
+        packed: Packed | None = None
+        try:
+            log.info("moving %s to fleet node %s: stopping it here", instance_id, to)
+            if was_running:
+                await sup.stop(instance_id)
+            stopped = trio.current_time()
+            if persist:
+                spool = self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
+                packed = await trio.to_thread.run_sync(pack, tree, spool)
+                await self._send(to, service_name, tenant, packed, authorization)
+            sent = trio.current_time()
+            new_epoch = await self._store.run(
+                self._store.hand_instance_over, instance_id, epoch, to
+            )
+            if new_epoch is None:
+                raise ApiError(
+                    409,
+                    f"Instance {instance_id} was taken over by another node during the move; "
+                    "nothing was moved (ten ps shows where it runs)",
+                )
+            moved = True
+            sup.forget(instance_id)
+            kept = None
+            if persist and tree.exists():
+                kept = tree.with_name(moved_aside_name(tenant))
+                tree.rename(kept)
+            await self._refresh()
+            if was_running:
+                await self._start_there(to, service_name, tenant, authorization)
+            done = trio.current_time()
+            report.update(
+                epoch=new_epoch,
+                bytes=packed.size if packed else 0,
+                entries=packed.entries if packed else 0,
+                sha256=packed.sha256 if packed else None,
+                kept=str(kept) if kept else None,
+                stop_secs=round(stopped - started, 3),
+                transfer_secs=round(sent - stopped, 3),
+                start_secs=round(done - sent, 3),
+                total_secs=round(done - started, 3),
+            )
+            log.info(
+                "moved %s to fleet node %s (epoch %d): %d bytes in %.2f s, %.2f s in all; "
+                "this node's copy of its data is kept as %s",
+                instance_id,
+                to,
+                new_epoch,
+                report["bytes"],
+                report["transfer_secs"],
+                report["total_secs"],
+                kept or "(none: it kept no data)",
+            )
+            return report
+        except BaseException:
+            if not moved:
+                log.warning("the move of %s to %s failed: it runs here again", instance_id, to)
+                if was_running:
+                    with trio.CancelScope(shield=True):
+                        await self._start_here(sup, service_name, tenant)
+            raise
+        finally:
+            sup.moving.discard(instance_id)
+            self._moves.end(instance_id, moved=moved)
+            if packed is not None:
+                packed.path.unlink(missing_ok=True)
+
+    async def _check_room(
+        self, to: str, service: str, tenant: str, size: int, authorization: bytes
+    ) -> None:
+        answer = await self._call(
+            to,
+            "POST",
+            f"/api/fleet/storage/{service}/{tenant}/check?bytes={size}",
+            authorization,
+            b"",
+        )
+        if answer.status != 204:
+            raise ApiError(answer.status, _error_of(answer))
+
+    async def _send(
+        self, to: str, service: str, tenant: str, packed: Packed, authorization: bytes
+    ) -> None:
+        target = f"/api/fleet/storage/{service}/{tenant}?sha256={packed.sha256}"
+        seconds = 60 + packed.size * SECONDS_PER_BYTE
+        failure = ""
+        for attempt in range(1, SEND_ATTEMPTS + 1):
+            try:
+                answer = await self._call(
+                    to, "PUT", target, authorization, packed.path, answer_seconds=seconds
+                )
+            except ApiError as exc:
+                failure = exc.message
+            else:
+                if answer.status == 200:
+                    return
+                failure = _error_of(answer)
+                if answer.status < 500:
+                    break  # refused: sending again would be refused again
+            log.warning(
+                "sending the data of %s:%s to %s failed (attempt %d of %d): %s",
+                service,
+                tenant,
+                to,
+                attempt,
+                SEND_ATTEMPTS,
+                failure,
+            )
+        raise ApiError(
+            502,
+            f"The move of {service}:{tenant} to fleet node {to} failed while sending its "
+            f"data ({failure}); it runs on {self.node} again, with its data",
+        )
+
+    async def _call(
+        self,
+        to: str,
+        method: str,
+        target: str,
+        authorization: bytes,
+        body: bytes | Path,
+        *,
+        answer_seconds: float = 120.0,
+    ) -> http.Response:
+        headers = [(b"authorization", authorization), (b"content-type", b"application/json")]
+        try:
+            return await self._relay.send(
+                to, method, target, headers, body, answer_seconds=answer_seconds
+            )
+        except RelayFailed as exc:
+            raise ApiError(503, exc.message) from None
+
+    async def _start_there(self, to: str, service: str, tenant: str, authorization: bytes) -> None:
+        body = json.dumps({"process": service, "id": tenant}).encode()
+        try:
+            answer = await self._call(to, "POST", "/api/instances/spawn", authorization, body)
+        except ApiError as exc:
+            answer = http.error_response(exc.status, exc.message)
+        if answer.status != 200:
+            # the row is the destination's: its next request wakes it there
+            log.warning(
+                "moved %s:%s to %s, which did not start it (%s): it starts on its next request",
+                service,
+                tenant,
+                to,
+                _error_of(answer),
+            )
+
+    async def _start_here(self, sup: Supervisor, service: str, tenant: str) -> None:
+        try:
+            await sup.spawn(service, tenant)
+        except TenementError as exc:  # logged; the move's own failure is what is raised
+            log.error(
+                "could not start %s:%s here again after its move failed: %s", service, tenant, exc
+            )
+
+    # ---- the destination -----------------------------------------------------------------
+
+    def check_room(self, service: str, tenant: str, size: int) -> None:
+        """Refuse (507) data of ``size`` bytes that would not fit, with the numbers; 409
+        for a tenant this node runs."""
+        self._refuse_running(service, tenant)
+        data_dir = self._config().settings.data_dir
+        free = shutil.disk_usage(data_dir).free
+        # the archive and the unpacked tree are both on disk for a moment
+        needed = 2 * size + SPARE_BYTES
+        if needed > free:
+            raise ApiError(
+                507,
+                f"Not enough space on fleet node {self.node} for {service}:{tenant}: its data "
+                f"is {_mb(size)}, which needs {_mb(needed)} free in {data_dir} while it "
+                f"arrives; {_mb(free)} is free",
+            )
+
+    def _refuse_running(self, service: str, tenant: str) -> None:
+        sup = self._supervisor()
+        iid = f"{service}:{tenant}"
+        runner = sup.runner(iid) if sup is not None else None
+        if sup is None or sup.service(service) is None:
+            raise ApiError(404, f"Unknown process: {service} (not configured on {self.node})")
+        if runner is not None and runner.inst.state != STOPPED:
+            raise ApiError(409, f"Instance {iid} runs on fleet node {self.node} already")
+
+    async def receive(
+        self, service: str, tenant: str, sha256: str, chunks: AsyncIterator[bytes]
+    ) -> dict[str, Any]:
+        """Take in the data of ``service:tenant``: written to a spool file, its SHA-256
+        checked, unpacked beside the tenant's directory and renamed into place (a
+        directory there already is kept as ``moved-…``)."""
+        self._refuse_running(service, tenant)
+        sup = self._supervisor()
+        assert sup is not None
+        spool = self._spool() / f"{service}-{tenant}-{secrets.token_hex(4)}-in.tar"
+        try:
+            digest, size = await _write(spool, chunks)
+            if digest != sha256:
+                raise ApiError(
+                    422,
+                    f"The data of {service}:{tenant} arrived damaged: its SHA-256 is {digest}, "
+                    f"not {sha256}; nothing was kept",
+                )
+            final = sup.instance_dir(service, tenant)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            incoming = final.with_name(f".incoming-{tenant}-{secrets.token_hex(4)}")
+            try:
+                entries = await trio.to_thread.run_sync(unpack, spool, incoming)
+            except (UnsafeArchive, tarfile.TarError) as exc:
+                raise ApiError(422, f"The data of {service}:{tenant} was refused: {exc}") from None
+            if final.exists():
+                final.rename(final.with_name(moved_aside_name(tenant)))
+            os.rename(incoming, final)
+            log.info(
+                "took in the data of %s:%s: %d bytes, %d entries", service, tenant, size, entries
+            )
+            return {"bytes": size, "entries": entries}
+        finally:
+            spool.unlink(missing_ok=True)
+
+
+async def _write(path: Path, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("wb") as out:
+        async for chunk in chunks:
+            digest.update(chunk)
+            size += len(chunk)
+            await trio.to_thread.run_sync(out.write, chunk)
+    return digest.hexdigest(), size
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def _error_of(answer: http.Response) -> str:
+    """The ``error`` of a JSON error body, else the body as text."""
+    try:
+        return str(json.loads(answer.body)["error"])
+    except (ValueError, KeyError, TypeError):
+        return answer.body.decode("utf-8", "replace")[:300] or f"status {answer.status}"

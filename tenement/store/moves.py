@@ -1,0 +1,39 @@
+"""A tenant handed from one fleet node to another by ``ten move`` (``server/moves.py``)."""
+
+from __future__ import annotations
+
+import time
+
+from tenement.store._base import StoreBase
+
+
+class MoveQueries(StoreBase):
+    """The one transaction of a move that changes who runs the tenant."""
+
+    def hand_instance_over(self, instance_id: str, epoch: int, to_node: str) -> int | None:
+        """Give ``instance_id``, this node's at ``epoch``, to ``to_node``, stopped, at
+        ``epoch + 1`` (the new owner starts it).
+
+        Returns:
+            the new epoch, or None when the row no longer names this node at ``epoch``
+            (taken over meanwhile: nothing is changed).
+        """
+        with self._write() as conn:
+            changed = conn.execute(
+                "UPDATE instances SET node = :to, epoch = :next, pid = NULL, "
+                "start_ticks = NULL, pgid = NULL, port = NULL, health = 'unknown', "
+                "state = 'stopped', "
+                # later than every row's: the nodes' directories see the change at their
+                # next look (fleet_signature), whatever this node's clock says
+                "updated_at = GREATEST(:now, (SELECT MAX(updated_at) FROM instances) + 0.001) "
+                "WHERE instance_id = :id AND node = :here AND epoch = :epoch",
+                {
+                    "now": time.time(),
+                    "to": to_node,
+                    "next": epoch + 1,
+                    "id": instance_id,
+                    "here": self.node,
+                    "epoch": epoch,
+                },
+            )
+            return epoch + 1 if changed.rowcount == 1 else None

@@ -1,0 +1,176 @@
+"""`ten move`: a tenant and its data from one fleet node to another (issue 19).
+
+Two real `ten serve` nodes on loopback sharing a PostgreSQL (tests/fleet/conftest.py):
+the tenant moves from a to b under a load that goes through both nodes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import subprocess
+import sys
+import tarfile
+from pathlib import Path
+
+import httpx
+import trio
+
+from tests.fleet.conftest import Fleet, Node
+from tests.loadgen import Load, keep_alive_client, one_shot_client
+
+TENANT = "echo:alice"
+HOST = "alice.echo.localhost"
+MB = 1024 * 1024
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """What ``root`` holds: each entry's kind and content (a link's target, unfollowed)."""
+    found: dict[str, str] = {}
+    for top, dirs, files in os.walk(root):
+        for name in dirs + files:
+            path = Path(top) / name
+            rel = str(path.relative_to(root))
+            if path.is_symlink():
+                found[rel] = f"link -> {os.readlink(path)}"
+            elif path.is_dir():
+                found[rel] = "dir"
+            else:
+                found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+def fill(tree: Path) -> None:
+    """A tenant's data: files big and small, a subdirectory, links in and out of it."""
+    (tree / "db").mkdir(parents=True)
+    (tree / "db" / "big.bin").write_bytes(os.urandom(8 * MB))
+    (tree / "notes.txt").write_text("hello\n")
+    (tree / "inside").symlink_to("notes.txt")
+    (tree / "outside").symlink_to("/etc/hostname")  # copied as a link, never followed
+
+
+async def two_nodes(fleet: Fleet) -> tuple[Node, Node]:
+    a, b = fleet.node("a"), fleet.node("b")
+    fleet.make_token(a)
+    await a.start()
+    await b.start()
+    return a, b
+
+
+async def post(fleet: Fleet, node: Node, path: str, body: object) -> httpx.Response:
+    async with fleet.api(node) as api:
+        api.timeout = httpx.Timeout(120)
+        return await api.post(path, json=body)
+
+
+async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
+    fleet: Fleet,
+) -> None:
+    a, b = await two_nodes(fleet)
+    spawned = await post(fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice"})
+    assert spawned.status_code == 200, spawned.text
+    source = a.directory / "data" / "echo" / "alice"
+    fill(source)
+    before = tree_digest(source)
+    first_pid = fleet.instance_row(TENANT)["pid"]
+    epoch = fleet.instance_row(TENANT)["epoch"]
+
+    # a load per node and kind of client: a failure says which way it came
+    loads = {(node.name, kind): Load() for node in (a, b) for kind in ("one-shot", "keep-alive")}
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for node in (a, b):
+            nursery.start_soon(one_shot_client, node.port, loads[node.name, "one-shot"], stop, HOST)
+            nursery.start_soon(
+                keep_alive_client, node.url, loads[node.name, "keep-alive"], stop, HOST
+            )
+        with trio.fail_after(120):
+            for load in loads.values():
+                await load.wait_for_more(10)
+            # asked of b, which does not run it: relayed to a, which moves it to b
+            moved = await post(fleet, b, f"/api/instances/{TENANT}/move", {"to": "b"})
+            for load in loads.values():
+                await load.wait_for_more(10)
+        stop.set()
+
+    assert moved.status_code == 200, moved.text
+    report = moved.json()
+    assert (report["from"], report["to"], report["epoch"]) == ("a", "b", epoch + 1)
+    failures = {way: load.failures for way, load in loads.items() if load.failures}
+    assert not failures, failures
+    row = fleet.instance_row(TENANT)
+    assert (row["node"], row["epoch"], row["state"]) == ("b", epoch + 1, "running")
+    # the copy on b answered after the move, the one on a before
+    assert set().union(*(load.pids for load in loads.values())) == {str(first_pid), str(row["pid"])}
+    assert tree_digest(b.directory / "data" / "echo" / "alice") == before
+    # a keeps its copy, moved aside; nothing of it is left where it was
+    [kept] = (a.directory / "data" / "echo").glob("moved-alice-*")
+    assert Path(report["kept"]) == kept and tree_digest(kept) == before
+    assert not source.exists()
+    assert report["bytes"] > 8 * MB and report["sha256"]
+    assert "moved echo:alice to fleet node b (epoch" in a.log
+
+
+async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
+    fleet: Fleet,
+) -> None:
+    a, b = await two_nodes(fleet)
+    spawned = await post(fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice"})
+    assert spawned.status_code == 200, spawned.text
+    pid = fleet.instance_row(TENANT)["pid"]
+    path = f"/api/instances/{TENANT}/move"
+
+    here = await post(fleet, a, path, {"to": "a"})
+    assert here.status_code == 409, here.text
+    assert here.json()["error"] == "Instance echo:alice is on fleet node a already"
+    nowhere = await post(fleet, b, path, {"to": "zz"})
+    assert nowhere.status_code == 400, nowhere.text
+    assert (
+        "Invalid node 'zz': it is not in the fleet; the other live nodes are b"
+        in (nowhere.json()["error"])
+    )
+    unknown = await post(fleet, a, "/api/instances/echo:nobody/move", {"to": "b"})
+    assert unknown.status_code == 404, unknown.text
+    # the node-to-node part is the fleet's alone, even with the admin token
+    async with fleet.api(b) as api:
+        forged = await api.put(
+            "/api/fleet/storage/echo/alice?sha256=" + "0" * 64, content=b"not a tar"
+        )
+    assert forged.status_code == 403, forged.text
+    # and with the CLI, which says what the server said
+    cli = subprocess.run(
+        [sys.executable, "-m", "tenement", "move", TENANT, "--to", "a"],
+        cwd=a.directory,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "TENEMENT_SERVER": a.url, "TENEMENT_TOKEN": fleet.token or ""},
+    )
+    assert cli.returncode == 1, cli.stdout + cli.stderr
+    assert "Instance echo:alice is on fleet node a already" in cli.stderr
+    # what b is sent is checked before anything is kept: damaged, or hostile
+    hostile = io.BytesIO()
+    with tarfile.open(fileobj=hostile, mode="w") as archive:
+        archive.addfile(tarfile.TarInfo("../escape"), io.BytesIO(b""))
+    for content, digest, why in (
+        (b"damaged", "0" * 64, "arrived damaged"),
+        (hostile.getvalue(), hashlib.sha256(hostile.getvalue()).hexdigest(), "names a path"),
+    ):
+        async with fleet.api(b) as api:
+            sent = await api.put(
+                f"/api/fleet/storage/echo/carol?sha256={digest}",
+                content=content,
+                headers={"x-tenement-hop": fleet.secret or ""},
+            )
+        assert sent.status_code == 422 and why in sent.json()["error"], sent.text
+    service_dir = b.directory / "data" / "echo"
+    assert not service_dir.exists() or os.listdir(service_dir) == []
+    assert os.listdir(b.directory / "data" / ".moves") == []  # no spool file left
+    assert not (b.directory / "escape").exists() and not (b.directory / "data" / "escape").exists()
+    # a destination that is gone: refused before the tenant stops
+    b.kill()
+    gone = await post(fleet, a, path, {"to": "b"})
+    assert gone.status_code in (400, 503), gone.text
+    row = fleet.instance_row(TENANT)
+    assert (row["node"], row["pid"], row["state"]) == ("a", pid, "running")
