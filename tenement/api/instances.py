@@ -183,7 +183,7 @@ def _held_elsewhere(iid: str, holder: str, asked: str) -> ApiError:
     )
 
 
-async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:
+async def raise_if_elsewhere(api: ApiContext, iid: str) -> None:
     """Raise :class:`OwnedElsewhere` (the app relays the call) for an instance that does
     not run here and whose row names another fleet node."""
     if api.relay is None or api.supervisor.get(iid) is not None:
@@ -195,14 +195,14 @@ async def _raise_if_elsewhere(api: ApiContext, iid: str) -> None:
 
 async def stop(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     await api.supervisor.stop(str(ref))
     return http.empty(204)
 
 
 async def restart(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     if api.supervisor.get(str(ref)) is None:
         # As the reference: restarting an instance that is not running starts it.
         view = await api.supervisor.spawn(ref.service, ref.tenant)
@@ -213,7 +213,7 @@ async def restart(api: ApiContext, request: Request, send: Send) -> http.Respons
 
 async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
-    await _raise_if_elsewhere(api, str(ref))
+    await raise_if_elsewhere(api, str(ref))
     body = await request.json()
     weight = min(http.non_negative_int(body, "weight"), MAX_WEIGHT)
     applied = await api.supervisor.set_weight(str(ref), weight)
@@ -222,6 +222,7 @@ async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Resp
 
 async def health(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await raise_if_elsewhere(api, str(ref))
     try:
         state = await api.supervisor.check_health(str(ref))
     except LookupError:
@@ -232,6 +233,7 @@ async def health(api: ApiContext, request: Request, send: Send) -> http.Response
 
 async def storage(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await raise_if_elsewhere(api, str(ref))  # its storage is on its node's disk
     info = api.supervisor.storage(str(ref))
     return http.json_response(
         {
