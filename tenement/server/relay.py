@@ -31,6 +31,9 @@ ANSWER_SECONDS = 120.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 #: what a stream reads from the owner at a time
 STREAM_PIECE_BYTES = 65536
+#: a stream the owner sent nothing on for this long is ended: the owner sends a
+#: keep-alive every 15 s (``tenement.api.sse``), so it is gone (a partition sends no FIN)
+STREAM_IDLE_SECONDS = 60.0
 #: the owner's headers passed on with its answer (the length is the caller's server's)
 PASSED_HEADERS = (b"retry-after", b"etag", b"link", b"allow")
 STREAM_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", *PASSED_HEADERS)
@@ -157,11 +160,16 @@ async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object
 
 
 async def _pass_body(conn: h11.Connection, stream: trio.SocketStream, send: Send) -> None:
-    """Send the owner's body on until it ends; an owner that breaks off ends it too (the
-    head is out: there is no status left to tell it with)."""
+    """Send the owner's body on until it ends; an owner that breaks off, or is silent for
+    :data:`STREAM_IDLE_SECONDS`, ends it too (the head is out: there is no status left
+    to tell it with)."""
     try:
         while True:
-            event = await _next_event(conn, stream)
+            event = None
+            with trio.move_on_after(STREAM_IDLE_SECONDS):
+                event = await _next_event(conn, stream)
+            if event is None:
+                return
             if isinstance(event, h11.Data):
                 piece = bytes(event.data)
                 await send({"type": "http.response.body", "body": piece, "more_body": True})
