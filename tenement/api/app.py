@@ -108,8 +108,11 @@ class Route:
     method: str
     path: str
     handler: Handler
-    #: a mutation of one instance: relayed to the fleet node that runs it
+    #: a call about one instance that only the fleet node running it can answer (a
+    #: mutation, or a read of what it alone holds): relayed to that node
     relayable: bool = False
+    #: its answer is a stream (relayed as it comes, not read whole first)
+    streamed: bool = False
     segments: tuple[str, ...] = attrs.field(init=False)
 
     def __attrs_post_init__(self) -> None:
@@ -186,6 +189,8 @@ class ApiApp:
     async def _respond(self, scope: Scope, receive: Receive, send: Send) -> http.Response | None:
         path = scope["path"]
         identity = None
+        #: the token behind a redeemed stream ticket: what a relayed stream carries
+        ticket_token = None
         fleet = self.context.relay
         hop = fleet.hop(scope["headers"]) if fleet is not None else "none"
         if hop == "forged":
@@ -195,9 +200,10 @@ class ApiApp:
             authorization = http.header(scope, b"authorization")
             ticket = http.query(scope).get("ticket") if path == TICKET_PATH else None
             if authorization is None and ticket is not None:
-                identity = self.context.tickets.redeem(ticket, trio.current_time())
-                if identity is None:
+                redeemed = self.context.tickets.redeem_with_token(ticket, trio.current_time())
+                if redeemed is None:
                     return http.empty(401)
+                identity, ticket_token = redeemed
             else:
                 client = scope.get("client")
                 client_key = client[0] if client else "local"
@@ -221,7 +227,7 @@ class ApiApp:
                 continue
             body = b""
             try:
-                if fleet is not None and route.relayable:
+                if fleet is not None and route.relayable and not route.streamed:
                     body = await http.read_body(receive)
                     receive = relay.replay(body)
                 request = Request(scope, receive, identity, params)
@@ -231,7 +237,13 @@ class ApiApp:
                     return http.error_response(status_for(exc), exc.message)
                 if hop == "valid":
                     return relay.loop_detected(exc.instance_id, exc.node)
-                return await relay.relay_call(fleet, exc.node, scope, body)
+                if route.streamed:
+                    return await relay.relay_stream(
+                        fleet, exc.node, scope, receive, send, authorization=ticket_token
+                    )
+                return await relay.relay_call(
+                    fleet, exc.node, scope, body, authorization=ticket_token
+                )
             except TenementError as exc:
                 status = status_for(exc)
                 if status >= 500:

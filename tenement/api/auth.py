@@ -312,29 +312,37 @@ class StreamTickets:
     def __init__(self, *, lifetime: float = TICKET_SECONDS, capacity: int = MAX_TICKETS) -> None:
         self.lifetime = lifetime
         self.capacity = capacity
-        #: ticket -> (identity, expiry), in issue order (so the oldest is first)
-        self._tickets: dict[str, tuple[Identity, float]] = {}
+        #: ticket -> (identity, expiry, token), in issue order (so the oldest is first)
+        self._tickets: dict[str, tuple[Identity, float, str | None]] = {}
 
-    def issue(self, identity: Identity, now: float) -> str:
+    def issue(self, identity: Identity, now: float, *, token: str | None = None) -> str:
+        """A new ticket for ``identity``; ``token`` (the caller's ``Authorization``) is
+        kept with it on a fleet node, which relays a stream of another node's instance
+        with it: that node authenticates the caller itself."""
         self._expire(now)
-        own = [ticket for ticket, (holder, _) in self._tickets.items() if holder == identity]
+        own = [ticket for ticket, (holder, *_) in self._tickets.items() if holder == identity]
         for ticket in own[: max(len(own) - MAX_TICKETS_EACH + 1, 0)]:
             del self._tickets[ticket]
         while len(self._tickets) >= self.capacity:
             del self._tickets[next(iter(self._tickets))]
         ticket = secrets.token_urlsafe(32)
-        self._tickets[ticket] = (identity, now + self.lifetime)
+        self._tickets[ticket] = (identity, now + self.lifetime, token)
         return ticket
 
     def redeem(self, ticket: str, now: float) -> Identity | None:
         """The identity of a valid ticket, which is used up; None if unknown or expired."""
+        redeemed = self.redeem_with_token(ticket, now)
+        return redeemed[0] if redeemed is not None else None
+
+    def redeem_with_token(self, ticket: str, now: float) -> tuple[Identity, str | None] | None:
+        """:meth:`redeem`, with the token kept by :meth:`issue`."""
         found = self._tickets.pop(ticket, None)
         if found is None or found[1] <= now:
             return None
-        return found[0]
+        return found[0], found[2]
 
     def _expire(self, now: float) -> None:
-        for ticket, (_, expiry) in list(self._tickets.items()):
+        for ticket, (_, expiry, _token) in list(self._tickets.items()):
             if expiry > now:
                 break
             del self._tickets[ticket]

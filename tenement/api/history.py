@@ -33,6 +33,7 @@ import trio
 
 from tenement.api import http
 from tenement.api.app import ApiContext, Request
+from tenement.api.instances import raise_if_elsewhere
 from tenement.supervisor.procfs import GroupUsage, group_usage
 from tenement.types import Send
 
@@ -199,6 +200,7 @@ async def server_history(api: ApiContext, request: Request, send: Send) -> http.
 
 async def instance_history(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await raise_if_elsewhere(api, str(ref))  # the proxy of its node counts its requests
     history = api.history
     if history is None:
         return http.json_response(History().json(None))

@@ -230,6 +230,7 @@ async def set_weight(api: ApiContext, request: Request, send: Send) -> http.Resp
 
 async def health(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await raise_if_elsewhere(api, str(ref))
     try:
         state = await api.supervisor.check_health(str(ref))
     except LookupError:
@@ -240,6 +241,7 @@ async def health(api: ApiContext, request: Request, send: Send) -> http.Response
 
 async def storage(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
+    await raise_if_elsewhere(api, str(ref))  # its storage is on its node's disk
     info = api.supervisor.storage(str(ref))
     return http.json_response(
         {

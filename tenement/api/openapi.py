@@ -709,7 +709,9 @@ def _paths() -> dict[str, Any]:
             **scoped,
             "get": _op(
                 "Run a health check now",
-                _responses(400, 403, ok={"200": _json(_ref("InstanceHealth"), "Health.")}),
+                _responses(
+                    400, 403, 503, 508, ok={"200": _json(_ref("InstanceHealth"), "Health.")}
+                ),
                 operation_id="checkInstanceHealth",
             ),
         },
@@ -717,7 +719,7 @@ def _paths() -> dict[str, Any]:
             **scoped,
             "get": _op(
                 "Disk usage of the instance's data dir",
-                _responses(400, 403, 404, ok={"200": _json(_ref("Storage"), "Usage.")}),
+                _responses(400, 403, 404, 503, 508, ok={"200": _json(_ref("Storage"), "Usage.")}),
                 operation_id="getInstanceStorage",
             ),
         },
@@ -726,7 +728,7 @@ def _paths() -> dict[str, Any]:
             "get": _op(
                 "The instance's requests and p99 per 10 s over the last hour (in memory: "
                 "empty after a server restart). Added in 0.3.0.",
-                _responses(400, 403, ok={"200": _json(_ref("History"), "History.")}),
+                _responses(400, 403, 503, 508, ok={"200": _json(_ref("History"), "History.")}),
             ),
         },
         "/api/instances/{id}/events": {
@@ -809,6 +811,8 @@ def _paths() -> dict[str, Any]:
                 "New log entries as server-sent events (data: <LogEntry JSON>)",
                 _responses(
                     400,
+                    503,
+                    508,
                     ok={"200": {"description": "SSE stream", "content": {"text/event-stream": {}}}},
                 ),
                 params=[

@@ -1,10 +1,13 @@
 """A fleet node's API acting on another node's instance: the call is relayed to its owner.
 
-A mutation (spawn, stop, restart, weight) for an instance another node runs is sent to
-that node's advertised address with the fleet's hop header and the caller's own
-``Authorization`` (tokens live in the shared database: the owner authenticates the caller
-itself, with the scope of its token), and the owner's answer is returned as it is. A
-relayed call is never relayed again: the owner answers it alone, or 508.
+A mutation (spawn, stop, restart, weight) for an instance another node runs, or a read
+that only the node running it can answer (its health, storage, request history, and the
+live stream of its log), is sent to that node's advertised address with the fleet's hop
+header and the caller's own ``Authorization`` (tokens live in the shared database: the
+owner authenticates the caller itself, with the scope of its token), and the owner's
+answer is returned as it is; a stream is passed on as it comes. A relayed call is never
+relayed again: the owner answers it alone, or 508. What the shared database holds (logs,
+an instance's events) any node answers itself.
 
 The transport is the server's (:class:`Relay`, ``tenement/server/relay.py``); this module
 holds what the API decides.
@@ -19,12 +22,14 @@ import attrs
 
 from tenement.api import http
 from tenement.api.errors import ApiError
-from tenement.types import Receive, Scope
+from tenement.types import Receive, Scope, Send
 
 #: the header a relayed call carries (the proxy's hop header: the same secret)
 HOP_HEADER = b"x-tenement-hop"
 #: the caller's headers a relayed call keeps
 KEPT_HEADERS = (b"authorization", b"content-type")
+#: the query parameter of a stream ticket: used up by the node called, never relayed
+TICKET_PARAM = b"ticket"
 
 
 class RelayFailed(Exception):
@@ -65,6 +70,22 @@ class Relay(Protocol):
             RelayFailed: the node is down, refuses the connection or does not answer.
         """
 
+    async def stream(
+        self,
+        node: str,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        """Pass the owner's answer to a call without a body on to ``send`` as it comes,
+        until the owner ends it or the caller leaves (``http.disconnect`` on ``receive``).
+
+        Raises:
+            RelayFailed: before anything was sent, as :meth:`send`.
+        """
+
 
 FORGED = ApiError(
     403,
@@ -94,19 +115,57 @@ def check_target(relay: Relay, node: str) -> None:
     )
 
 
-async def relay_call(relay: Relay, node: str, scope: Scope, body: bytes) -> http.Response:
-    """Send the call of ``scope`` (with ``body``, already read) to ``node``."""
+def _relayed(scope: Scope, authorization: str | None) -> tuple[str, list[tuple[bytes, bytes]]]:
+    """The target and headers of the call of ``scope`` as relayed: ``authorization`` (the
+    token behind a stream ticket, which only this node could redeem) replaces the
+    caller's header, and the ticket stays here."""
     headers = [(name, value) for name, value in scope["headers"] if name.lower() in KEPT_HEADERS]
+    if authorization is not None:
+        headers = [(name, value) for name, value in headers if name.lower() != b"authorization"]
+        headers.append((b"authorization", authorization.encode("latin-1")))
     target = scope.get("raw_path") or scope["path"].encode()
-    if scope.get("query_string"):
-        target += b"?" + scope["query_string"]
+    query = scope.get("query_string") or b""
+    if query and authorization is not None:
+        kept = [item for item in query.split(b"&") if item.split(b"=")[0] != TICKET_PARAM]
+        query = b"&".join(kept)
+    if query:
+        target += b"?" + query
+    return target.decode("latin-1"), headers
+
+
+def unavailable(exc: RelayFailed) -> http.Response:
+    answer = http.error_response(503, exc.message)
+    return attrs.evolve(answer, headers=((b"retry-after", str(exc.retry_after_seconds).encode()),))
+
+
+async def relay_call(
+    relay: Relay, node: str, scope: Scope, body: bytes, *, authorization: str | None = None
+) -> http.Response:
+    """Send the call of ``scope`` (with ``body``, already read) to ``node``."""
+    target, headers = _relayed(scope, authorization)
     try:
-        return await relay.send(node, scope["method"], target.decode("latin-1"), headers, body)
+        return await relay.send(node, scope["method"], target, headers, body)
     except RelayFailed as exc:
-        answer = http.error_response(503, exc.message)
-        return attrs.evolve(
-            answer, headers=((b"retry-after", str(exc.retry_after_seconds).encode()),)
-        )
+        return unavailable(exc)
+
+
+async def relay_stream(
+    relay: Relay,
+    node: str,
+    scope: Scope,
+    receive: Receive,
+    send: Send,
+    *,
+    authorization: str | None = None,
+) -> http.Response | None:
+    """Pass the answer of ``node`` to the call of ``scope`` (a GET) on as it comes; a
+    503 to send instead when ``node`` cannot be asked."""
+    target, headers = _relayed(scope, authorization)
+    try:
+        await relay.stream(node, scope["method"], target, headers, receive, send)
+    except RelayFailed as exc:
+        return unavailable(exc)
+    return None
 
 
 def replay(body: bytes) -> Receive:

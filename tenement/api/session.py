@@ -27,7 +27,9 @@ async def stream_ticket(api: ApiContext, request: Request, send: Send) -> http.R
     if identity is None:
         # Not reachable (the path is not public), but never issue an admin ticket for it.
         return http.empty(401)
-    ticket = api.tickets.issue(identity, trio.current_time())
+    # a fleet node keeps the token to relay a stream of another node's instance with it
+    token = http.header(request.scope, b"authorization") if api.relay is not None else None
+    ticket = api.tickets.issue(identity, trio.current_time(), token=token)
     return http.json_response(
         {"ticket": ticket, "expires_in_secs": math.floor(api.tickets.lifetime)}
     )

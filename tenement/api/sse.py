@@ -6,6 +6,10 @@ connection open. A tenant token sees only its own entries (the reference streams
 everything to any token). ``backlog=N`` first sends the last N matching entries
 from the store (ours; the reference sends only new entries).
 
+In a fleet, a stream of one instance (``process`` and ``id``) that another node runs
+is that node's to send: the app relays it there (the node called never sees those
+lines as they come; the backlog, in the shared database, any node could read).
+
 A subscriber that falls far behind misses entries rather than slowing the supervisor.
 The stream ends when the server stops being ready (a stop or restart has begun), so an
 open stream never holds up the drain.
@@ -18,6 +22,7 @@ import json
 import trio
 
 from tenement.api.app import ApiContext, Request
+from tenement.api.instances import raise_if_elsewhere
 from tenement.api.logs import LogFilter, count_param, entry_json, query_store
 from tenement.asgi import cancel_on_disconnect
 from tenement.store import LogEntry
@@ -37,6 +42,8 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
     query = request.query()
     filters = LogFilter.from_query(query, request.tenant)
     backlog_size = count_param(query, "backlog")
+    if filters.process is not None and filters.instance_id is not None:
+        await raise_if_elsewhere(api, f"{filters.process}:{filters.instance_id}")
     # Read before the headers go out: a stop that begins after them must end the stream.
     was_ready = api.ready()
     # Subscribe before reading the backlog, so no entry falls between the two; the

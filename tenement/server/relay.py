@@ -3,11 +3,15 @@
 One short-lived connection per call to the owner's advertised address: API calls are
 rare and small, so they need no pool, and a fresh connection never carries a stale
 answer. The call has the hop header with the fleet secret; the owner's answer is read
-whole (at most :data:`MAX_ANSWER_BYTES`) and returned as it is.
+whole (at most :data:`MAX_ANSWER_BYTES`) and returned as it is, or, for a stream (the
+live log), passed on piece by piece as it comes: one piece of at most
+:data:`STREAM_PIECE_BYTES` is in memory at a time, the next is read only once the caller
+took it, and the caller leaving closes the owner's connection.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -16,8 +20,10 @@ import trio
 
 from tenement.api import http
 from tenement.api.relay import HOP_HEADER, RelayFailed
+from tenement.asgi import cancel_on_disconnect
 from tenement.proxy.fleet import Peer, check_hop, peer_address
 from tenement.server.directory import FleetDirectory
+from tenement.types import Receive, Send
 
 #: how long a node that is listed up may take to accept the connection
 CONNECT_SECONDS = 2.0
@@ -25,8 +31,16 @@ CONNECT_SECONDS = 2.0
 ANSWER_SECONDS = 120.0
 #: an API answer is small; a larger one is refused, not buffered
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
+#: what a stream reads from the owner at a time
+STREAM_PIECE_BYTES = 65536
 #: a file sent to another node goes in pieces of this size
 FILE_CHUNK_BYTES = 1024 * 1024
+#: a stream the owner sent nothing on for this long is ended: the owner sends a
+#: keep-alive every 15 s (``tenement.api.sse``), so it is gone (a partition sends no FIN)
+STREAM_IDLE_SECONDS = 60.0
+#: the owner's headers passed on with its answer (the length is the caller's server's)
+PASSED_HEADERS = (b"retry-after", b"etag", b"link", b"allow")
+STREAM_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", *PASSED_HEADERS)
 
 
 class FleetRelay:
@@ -55,18 +69,8 @@ class FleetRelay:
         peers = self._directory.peers()
         return sorted([self.node, *(peer.node for peer in peers if peer.up)])
 
-    async def send(
-        self,
-        node: str,
-        method: str,
-        target: str,
-        headers: list[tuple[bytes, bytes]],
-        body: bytes | Path,
-        *,
-        answer_seconds: float = ANSWER_SECONDS,
-    ) -> http.Response:
-        """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a file is
-        streamed from it (a tenant's data on its way to another node)."""
+    async def _open(self, node: str) -> tuple[Peer, trio.SocketStream]:
+        """A new connection to ``node``'s advertised address."""
         retry_after = self._directory.retry_after_seconds
         peer = self._directory.peer(node)
         if peer is None or not peer.up:
@@ -91,6 +95,28 @@ class FleetRelay:
                 f"({peer.advertise}), which {why}",
                 retry_after,
             ) from None
+        return peer, stream
+
+    def _silent(self, peer: Peer, exc: Exception) -> RelayFailed:
+        return RelayFailed(
+            f"Service temporarily unavailable: fleet node {peer.node} ({peer.advertise}) "
+            f"did not answer the relayed call ({type(exc).__name__}: {exc})",
+            self._directory.retry_after_seconds,
+        )
+
+    async def send(
+        self,
+        node: str,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes | Path,
+        *,
+        answer_seconds: float = ANSWER_SECONDS,
+    ) -> http.Response:
+        """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a file is
+        streamed from it (a tenant's data on its way to another node)."""
+        peer, stream = await self._open(node)
         async with stream:
             try:
                 with trio.fail_after(answer_seconds):
@@ -98,11 +124,125 @@ class FleetRelay:
                         stream, peer, method, target, headers, body, self._directory.secret
                     )
             except (OSError, trio.BrokenResourceError, trio.TooSlowError, h11.ProtocolError) as exc:
-                raise RelayFailed(
-                    f"Service temporarily unavailable: fleet node {node} ({peer.advertise}) "
-                    f"did not answer the relayed call ({type(exc).__name__}: {exc})",
-                    retry_after,
-                ) from None
+                raise self._silent(peer, exc) from None
+
+    async def stream(
+        self,
+        node: str,
+        method: str,
+        target: str,
+        headers: list[tuple[bytes, bytes]],
+        receive: Receive,
+        send: Send,
+    ) -> None:
+        peer, stream = await self._open(node)
+        async with stream:
+            conn = h11.Connection(h11.CLIENT)
+            try:
+                with trio.fail_after(ANSWER_SECONDS):
+                    await stream.send_all(
+                        _request(conn, peer, method, target, headers, b"", self._directory.secret)
+                    )
+                    head = await _next_event(conn, stream)
+                    if not isinstance(head, h11.Response):
+                        raise h11.RemoteProtocolError("the connection closed before an answer")
+            except (OSError, trio.BrokenResourceError, trio.TooSlowError, h11.ProtocolError) as exc:
+                raise self._silent(peer, exc) from None
+            kept = [(name, value) for name, value in head.headers if name in STREAM_HEADERS]
+            await send({"type": "http.response.start", "status": head.status_code, "headers": kept})
+            # the head goes out now, not with the first piece: an event stream's caller
+            # waits for it (the owner has sent it: it listens)
+            await send({"type": "http.response.body", "body": b"", "more_body": True})
+            ended = False
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(cancel_on_disconnect, receive, nursery.cancel_scope)
+                await _pass_body(conn, stream, send)
+                ended = True
+                nursery.cancel_scope.cancel()
+            if ended:  # else the caller left: the connection to the owner closes here
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+
+async def _next_event(conn: h11.Connection, stream: trio.SocketStream) -> object:
+    """The next h11 event of the owner's answer, reading at most a piece at a time."""
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        conn.receive_data(await stream.receive_some(STREAM_PIECE_BYTES))
+
+
+async def _pass_body(conn: h11.Connection, stream: trio.SocketStream, send: Send) -> None:
+    """Send the owner's body on until it ends; an owner that breaks off, or is silent for
+    :data:`STREAM_IDLE_SECONDS`, ends it too (the head is out: there is no status left
+    to tell it with)."""
+    try:
+        while True:
+            event = None
+            with trio.move_on_after(STREAM_IDLE_SECONDS):
+                event = await _next_event(conn, stream)
+            if event is None:
+                return
+            if isinstance(event, h11.Data):
+                piece = bytes(event.data)
+                await send({"type": "http.response.body", "body": piece, "more_body": True})
+            elif isinstance(event, (h11.EndOfMessage, h11.ConnectionClosed)):
+                return
+    except (OSError, trio.BrokenResourceError, h11.ProtocolError):
+        return
+
+
+def _request(
+    conn: h11.Connection,
+    peer: Peer,
+    method: str,
+    target: str,
+    headers: list[tuple[bytes, bytes]],
+    body: bytes,
+    secret: bytes,
+) -> bytes:
+    out = _head(conn, peer, method, target, headers, len(body), secret)
+    out += conn.send(h11.Data(data=body)) if body else b""
+    out += conn.send(h11.EndOfMessage())
+    return out
+
+
+def _head(
+    conn: h11.Connection,
+    peer: Peer,
+    method: str,
+    target: str,
+    headers: list[tuple[bytes, bytes]],
+    length: int,
+    secret: bytes,
+) -> bytes:
+    sent = [
+        (b"host", peer.advertise.encode()),
+        (b"content-length", str(length).encode()),
+        (b"connection", b"close"),
+        (HOP_HEADER, secret),
+        *headers,
+    ]
+    return conn.send(h11.Request(method=method, target=target, headers=sent))
+
+
+async def _send_file(
+    stream: trio.SocketStream,
+    conn: h11.Connection,
+    peer: Peer,
+    method: str,
+    target: str,
+    headers: list[tuple[bytes, bytes]],
+    path: Path,
+    secret: bytes,
+) -> None:
+    """The request with the file at ``path`` as its body, read and sent in pieces."""
+    with path.open("rb") as source:
+        length = os.fstat(source.fileno()).st_size
+        await stream.send_all(_head(conn, peer, method, target, headers, length, secret))
+        while chunk := await trio.to_thread.run_sync(source.read, FILE_CHUNK_BYTES):
+            await stream.send_all(conn.send(h11.Data(data=chunk)))
+    await stream.send_all(conn.send(h11.EndOfMessage()))
 
 
 async def _exchange(
@@ -115,25 +255,10 @@ async def _exchange(
     secret: bytes,
 ) -> http.Response:
     conn = h11.Connection(h11.CLIENT)
-    length = body.stat().st_size if isinstance(body, Path) else len(body)
-    sent = [
-        (b"host", peer.advertise.encode()),
-        (b"content-length", str(length).encode()),
-        (b"connection", b"close"),
-        (HOP_HEADER, secret),
-        *headers,
-    ]
-    out = conn.send(h11.Request(method=method, target=target, headers=sent))
     if isinstance(body, Path):
-        await stream.send_all(out)
-        with body.open("rb") as source:
-            while chunk := await trio.to_thread.run_sync(source.read, FILE_CHUNK_BYTES):
-                await stream.send_all(conn.send(h11.Data(data=chunk)))
-        out = b""
-    elif body:
-        out += conn.send(h11.Data(data=body))
-    out += conn.send(h11.EndOfMessage())
-    await stream.send_all(out)
+        await _send_file(stream, conn, peer, method, target, headers, body, secret)
+    else:
+        await stream.send_all(_request(conn, peer, method, target, headers, body, secret))
     status = 0
     content_type: str | None = None
     kept: list[tuple[bytes, bytes]] = []
@@ -149,7 +274,7 @@ async def _exchange(
             for name, value in event.headers:
                 if name == b"content-type":
                     content_type = value.decode("latin-1")
-                elif name in (b"retry-after", b"etag", b"link", b"allow"):
+                elif name in PASSED_HEADERS:
                     kept.append((name, value))
         elif isinstance(event, h11.Data):
             size += len(event.data)

@@ -1,6 +1,7 @@
 """The API of any node acts on any node's instances: three nodes in network namespaces,
-PostgreSQL in the hub. A mutation for an instance another node runs is relayed to that
-node, with the caller's token, and its answer comes back as it is.
+PostgreSQL in the hub. A mutation for an instance another node runs, or a read that only
+that node can answer (health, storage, history, the live log), is relayed to that node,
+with the caller's token, and its answer comes back as it is (a stream as it comes).
 
 The fleet is started once for the module; each test uses its own tenants and ends by
 checking that every node still runs and serves another client. The test that loses a
@@ -9,7 +10,9 @@ node runs last and starts it again.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -87,6 +90,110 @@ async def test_stop_restart_and_weight_of_a_remote_instance_through_a_node_that_
     await assert_fleet_serves(netfleet)
 
 
+def _connections(fleet: NetFleet, owner: NetNode, peer: NetNode) -> int:
+    """The TCP connections from ``peer`` to ``owner``'s server, as ``owner`` sees them."""
+    listed = subprocess.run(
+        fleet.network.command(
+            owner.namespace,
+            ["ss", "-Htn", "state", "established", "( sport = :8080 )", "dst", peer.address],
+        ),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return len(listed.stdout.splitlines())
+
+
+async def _follow_until(
+    process: trio.Process, wanted: str, restart: NetNode, fleet: NetFleet
+) -> str:
+    """Restart echo:reader (through ``restart``) until the followed output of ``process``
+    shows a line with ``wanted``: the CLI's stream may open after a restart's line."""
+    assert process.stdout is not None
+    seen = b""
+    with trio.fail_after(60):
+        while wanted.encode() not in seen:
+            async with fleet.api(restart) as api:
+                answer = await api.post("/api/instances/echo:reader/restart")
+            assert answer.status_code == 200, answer.text
+            with trio.move_on_after(3):
+                while wanted.encode() not in seen:
+                    piece = await process.stdout.receive_some(65536)
+                    assert piece, f"the follow ended: {seen!r}"
+                    seen += piece
+    return seen.decode()
+
+
+async def test_reads_of_a_remote_instance_come_from_its_owner(netfleet: NetFleet) -> None:
+    a, _b, c = netfleet.nodes
+    await _spawn_on(netfleet, a, "reader")
+    async with netfleet.api(c) as api:
+        # c runs nothing of it: without the relay it would say "unknown", and its own path
+        with trio.fail_after(30):
+            while True:
+                health = await api.get("/api/instances/echo:reader/health")
+                assert health.status_code == 200, health.text
+                if health.json()["health"] == "healthy":
+                    break
+                await trio.sleep(0.2)
+        assert health.json() == {"instance": "echo:reader", "health": "healthy"}
+        storage = await api.get("/api/instances/echo:reader/storage")
+        assert storage.status_code == 200, storage.text
+        assert storage.json()["path"].startswith(str(a.directory)), storage.json()
+        history = await api.get("/api/instances/echo:reader/history")
+        assert history.status_code == 200 and history.json()["interval_secs"] == 10, history.text
+        events = await api.get("/api/instances/echo:reader/events")
+        assert events.status_code == 200, events.text
+        assert "spawn" in {event["action"] for event in events.json()}, events.json()
+        # an instance nobody runs is answered by the node called
+        nobody = await api.get("/api/instances/echo:nobody/health")
+        assert nobody.json() == {"instance": "echo:nobody", "health": "unknown"}
+    # the log, once (any node reads the shared database) and followed (from the owner)
+    listed = ten(netfleet, c, "logs", "echo:reader")
+    assert listed.returncode == 0 and "LISTENING" in listed.stdout, listed
+    found = ten(netfleet, c, "logs", "echo:reader", "--search", "LISTENING", "--json")
+    assert found.returncode == 0, found.stderr
+    assert found.stdout and all("LISTENING" in e["message"] for e in json.loads(found.stdout))
+    options = ["--follow", "--level", "stdout", "--server", c.url, "--token", netfleet.token]
+    follow = netfleet.network.command(
+        c.namespace, [sys.executable, "-m", "tenement", "logs", "echo:reader", *options]
+    )
+    before = _connections(netfleet, a, c)
+    process = await trio.lowlevel.open_process(
+        follow, cwd=c.directory, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        shown = await _follow_until(process, "LISTENING", c, netfleet)
+        assert "echo:reader" in shown, shown
+    finally:
+        process.kill()
+        await process.wait()
+        assert process.stdout is not None
+        await process.stdout.aclose()
+    # the CLI left: c closes its connection to a (the owner's stream ends with it)
+    with trio.fail_after(10):
+        while _connections(netfleet, a, c) > before:
+            await trio.sleep(0.1)
+    # the dashboard's stream, opened with a ticket (c redeems it; a authenticates the token)
+    async with netfleet.api(c) as api:
+        ticket = (await api.post("/api/logs/stream/ticket")).json()["ticket"]
+        del api.headers["authorization"]
+        params = {"process": "echo", "id": "reader", "ticket": ticket}
+        # well within the owner's first keep-alive (15 s): the head must not wait for it
+        with trio.fail_after(12):
+            async with api.stream("GET", "/api/logs/stream", params=params) as stream:
+                assert stream.status_code == 200
+                assert stream.headers["content-type"] == "text/event-stream"
+                # the head comes once the owner listens: a restart's line is in the stream
+                async with netfleet.api(c) as other:
+                    restarted = await other.post("/api/instances/echo:reader/restart")
+                assert restarted.status_code == 200, restarted.text
+                async for line in stream.aiter_lines():
+                    if line.startswith("data:") and "LISTENING" in line:
+                        break
+    await assert_fleet_serves(netfleet)
+
+
 async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
     a, b, c = netfleet.nodes
     answer = ten(netfleet, c, "spawn", "echo:placed", "--node", "a")
@@ -124,6 +231,14 @@ async def test_a_tenant_token_keeps_its_scope_through_the_relay(netfleet: NetFle
         assert own.status_code == 200, own.text
         theirs = await client.delete("/api/instances/echo:other")
         assert theirs.status_code == 403, theirs.text
+        # reads too: its own from its owner (its storage is on a's disk), another
+        # tenant's refused before any relay
+        storage = await client.get("/api/instances/echo:scoped/storage")
+        assert storage.status_code == 200, storage.text
+        assert storage.json()["path"].startswith(str(a.directory)), storage.json()
+        for read in ("health", "storage", "history"):
+            refused = await client.get(f"/api/instances/echo:other/{read}")
+            assert refused.status_code == 403, (read, refused.text)
     assert netfleet.instance_row("echo:other")["pid"] is not None
     await assert_fleet_serves(netfleet)
 
@@ -147,6 +262,20 @@ async def test_a_forged_hop_on_the_api_is_refused_and_a_valid_one_never_relayed_
         )
     assert looped.status_code == 508, looped.text
     assert "fleet node a runs it" in looped.text
+    # reads the same
+    async with netfleet.api(b) as api:
+        forged = await api.get(
+            "/api/instances/echo:hopped/health", headers={"x-tenement-hop": "garbage"}
+        )
+        assert forged.status_code == 403 and "without the fleet secret" in forged.text
+        hop = {"x-tenement-hop": netfleet.secret}
+        for path in (
+            "/api/instances/echo:hopped/health",
+            "/api/logs/stream?process=echo&id=hopped",
+        ):
+            looped = await api.get(path, headers=hop)
+            assert looped.status_code == 508, (path, looped.text)
+            assert "fleet node a runs it" in looped.text
     assert netfleet.instance_row("echo:hopped")["pid"] is not None
     await assert_fleet_serves(netfleet)
 
@@ -179,6 +308,15 @@ async def test_an_unknown_or_down_node_is_refused_naming_the_live_ones(
             assert stop.status_code == 503, stop.text
             assert "fleet node a" in stop.text
             assert int(stop.headers["retry-after"]) >= 1
+            for path in ("/health", "/storage"):
+                read = await api.get(f"/api/instances/echo:stranded{path}")
+                assert read.status_code == 503, read.text
+                assert "fleet node a" in read.json()["error"]
+                assert int(read.headers["retry-after"]) >= 1
+        followed = ten(netfleet, b, "logs", "echo:stranded", "--follow")
+        assert followed.returncode != 0, followed.stdout
+        assert "fleet node a" in followed.stderr, followed.stderr
+        async with netfleet.api(b) as api:
             with trio.fail_after(30):  # once declared down, --node a is refused
                 while True:
                     down = await api.post(

@@ -52,6 +52,18 @@ def test_tickets_are_single_use_expire_and_are_bounded() -> None:
     assert len(tickets._tickets) == 1
 
 
+def test_a_ticket_keeps_the_token_it_was_issued_with_only_when_given_one() -> None:
+    """A fleet node relays a ticket's stream with the token behind it (the owner
+    authenticates it); a single host keeps no token."""
+    tickets = StreamTickets()
+    alice = Identity("alice")
+    relayed = tickets.issue(alice, now=0.0, token="Bearer secret-of-alice")
+    assert tickets.redeem_with_token(relayed, now=1.0) == (alice, "Bearer secret-of-alice")
+    assert tickets.redeem_with_token(relayed, now=1.0) is None
+    local = tickets.issue(alice, now=0.0)
+    assert tickets.redeem_with_token(local, now=1.0) == (alice, None)
+
+
 def test_one_token_cannot_push_out_the_others_tickets() -> None:
     """A regression: 10,001 tickets of one tenant evicted everyone's unused ones."""
     tickets = StreamTickets(lifetime=30.0, capacity=MAX_TICKETS_EACH * 2)
