@@ -11,6 +11,7 @@ from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
 from tenement.store.failover import FailoverQueries
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
+from tenement.store.placement import PlacementQueries
 from tenement.store.logs import LogQueries
 from tenement.store.nodes import NodeQueries
 from tenement.store.private import private_database
@@ -27,6 +28,7 @@ class Store(
     UserQueries,
     NodeQueries,
     FailoverQueries,
+    PlacementQueries,
 ):
     """The database: tokens, instances, logs, audit trail, lease, servers, service users,
     fleet nodes.

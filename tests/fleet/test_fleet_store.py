@@ -226,7 +226,7 @@ def test_a_lost_nodes_stateless_tenants_are_re_placed_once_and_the_rest_orphaned
     a.save_instances([attrs.evolve(_running("web:two", 3), pid=None, state="stopped")])
     silence(a, "a", 10)
     found = race(
-        [lambda s=stores[p], p=p: s.declare_nodes_lost(p, 3, ["web"]) for p in "bc"]  # type: ignore[misc]
+        [lambda s=stores[p], p=p: s.declare_nodes_lost(p, 3, {"web": None}) for p in "bc"]  # type: ignore[misc]
     )
     [lost] = [entry for results in found for entry in results]
     assert lost.node.name == "a"
