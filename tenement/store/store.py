@@ -11,9 +11,9 @@ from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
 from tenement.store.failover import FailoverQueries
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
-from tenement.store.placement import PlacementQueries
 from tenement.store.logs import LogQueries
 from tenement.store.nodes import NodeQueries
+from tenement.store.placement import PlacementQueries
 from tenement.store.private import private_database
 from tenement.store.tokens import TokenQueries
 from tenement.store.users import UserQueries

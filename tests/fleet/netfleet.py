@@ -51,6 +51,13 @@ command = "sh -c 'exec {backend}'"
 isolation = "process"
 health = "/"
 
+# installed on a and b only (placement tests)
+[service.pinned]
+command = "sh -c 'exec {backend}'"
+isolation = "process"
+health = "/"
+nodes = ["a", "b"]
+
 [service.sleepy]
 command = "sh -c 'exec {backend}'"
 isolation = "process"
