@@ -261,7 +261,7 @@ def fleet_nodes(answer: Any, server: str) -> tuple[tuple[str, str], ...]:
         name, address = str(node.get("name")), str(node.get("advertise"))
         if not _ADVERTISED.fullmatch(address):
             click.echo(
-                f"Warning: fleet node {shown(name)} advertises {shown(address)}, not "
+                f"Warning: fleet node {shown(name)} advertises '{shown(address)}', not "
                 "host:port; left out of the Caddyfile",
                 err=True,
             )
