@@ -156,34 +156,37 @@ async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
     request.require_tenant(tenant)
     iid = f"{service}:{tenant}"
     fleet = api.relay
-    svc = api.supervisor.service(service)  # None: the spawn below says "Unknown process"
-    if node is not None:
-        if fleet is None:
+    if fleet is None:
+        if node is not None:
             raise ApiError(
                 400,
                 f"Invalid node '{node}': this server is not a fleet node (no [fleet]); "
                 "spawn without a node",
             )
-        if node != fleet.node:
-            check_target(fleet, node)
-        if svc is not None:
-            check_allowed(fleet, svc, node)
-        if node != fleet.node:
-            here = fleet.node if api.supervisor.get(iid) is not None else None
-            holder = here or await fleet.owner_of(iid)
-            if holder is not None and holder != node:
-                raise _held_elsewhere(iid, holder, node)
-            raise OwnedElsewhere(iid, node)  # the app relays it there
-        try:
-            view = await api.supervisor.spawn(service, tenant)
-        except OwnedElsewhere as exc:
-            raise _held_elsewhere(iid, exc.node, node) from None
-    else:
-        if fleet is not None and svc is not None and api.supervisor.get(iid) is None:
+        view = await api.supervisor.spawn(service, tenant)
+        return http.json_response(spawn_json(iid, view))
+    svc = api.supervisor.service(service)  # None: the spawn below says "Unknown process"
+    if node is None:
+        if svc is not None and api.supervisor.get(iid) is None:
             owner = await _place(api, fleet, svc, iid, tenant)
             if owner != fleet.node:
                 raise OwnedElsewhere(iid, owner)  # the app relays it there
         view = await api.supervisor.spawn(service, tenant)
+        return http.json_response(spawn_json(iid, view))
+    if node != fleet.node:
+        check_target(fleet, node)
+    if svc is not None:
+        check_allowed(fleet, svc, node)
+    if node != fleet.node:
+        here = fleet.node if api.supervisor.get(iid) is not None else None
+        holder = here or await fleet.owner_of(iid)
+        if holder is not None and holder != node:
+            raise _held_elsewhere(iid, holder, node)
+        raise OwnedElsewhere(iid, node)  # the app relays it there
+    try:
+        view = await api.supervisor.spawn(service, tenant)
+    except OwnedElsewhere as exc:
+        raise _held_elsewhere(iid, exc.node, node) from None
     return http.json_response(spawn_json(iid, view))
 
 
