@@ -198,11 +198,16 @@ async def _place(api: ApiContext, fleet: Relay, svc: Service, iid: str, tenant: 
         store.place_instance, iid, svc.name, tenant, svc.nodes, fleet.node_timeout, time.time()
     )
     if placed.node is None:
+        why = (
+            "no node has a heartbeat within node_timeout, this one included (is the "
+            "database reachable?)"
+            if svc.nodes is None
+            else f"[service.{svc.name}] nodes = {', '.join(svc.nodes)}, and none of them is up"
+        )
         raise ApiError(
             503,
-            f"Service temporarily unavailable: no live fleet node may run {svc.name}: "
-            f"[service.{svc.name}] nodes = {', '.join(svc.nodes or ())}, and none of them is up; "
-            "start one of them (ten nodes lists the fleet)",
+            f"Service temporarily unavailable: no live fleet node may run {svc.name}: {why}; "
+            "retry once one is up (ten nodes lists the fleet)",
         )
     if placed.chosen:
         log.info(

@@ -58,6 +58,12 @@ isolation = "process"
 health = "/"
 nodes = ["a", "b"]
 
+# installed on a node that never joins
+[service.stray]
+command = "sh -c 'exec {backend}'"
+isolation = "process"
+nodes = ["zz"]
+
 [service.sleepy]
 command = "sh -c 'exec {backend}'"
 isolation = "process"
