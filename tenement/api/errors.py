@@ -14,6 +14,7 @@ from tenement.ids import InvalidInstanceId
 from tenement.supervisor import (
     DeployError,
     InstanceNotFound,
+    NotAllowedHere,
     OwnedElsewhere,
     SpawnError,
     UnknownService,
@@ -30,6 +31,7 @@ STATUS_BY_ERROR: tuple[tuple[type[TenementError], int], ...] = (
     (SpawnError, 500),
     (DeployError, 500),
     (OwnedElsewhere, 409),
+    (NotAllowedHere, 409),
     (WakeError, 500),
 )
 

@@ -6,16 +6,21 @@ instance's storage; we scope that too). Audit rows are the supervisor's job.
 
 from __future__ import annotations
 
+import logging
+import time
 from collections.abc import Hashable
 from typing import Any
 
 from tenement.api import conditional, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
-from tenement.api.relay import check_target
+from tenement.api.relay import Relay, check_allowed, check_target
+from tenement.config import Service
 from tenement.ids import NAME_RULE, is_valid_name
 from tenement.supervisor import OwnedElsewhere
 from tenement.types import Send
+
+log = logging.getLogger(__name__)
 
 #: the largest weight; larger requested weights are capped to it (reference)
 MAX_WEIGHT = 100
@@ -152,27 +157,69 @@ async def spawn(api: ApiContext, request: Request, send: Send) -> http.Response:
     iid = f"{service}:{tenant}"
     if api.mover is not None and api.mover.moving(iid):
         await raise_if_elsewhere(api, iid)  # 409: being moved
-    if node is not None:
-        if api.relay is None:
+    fleet = api.relay
+    if fleet is None:
+        if node is not None:
             raise ApiError(
                 400,
                 f"Invalid node '{node}': this server is not a fleet node (no [fleet]); "
                 "spawn without a node",
             )
-        if node != api.relay.node:
-            check_target(api.relay, node)
-            here = api.relay.node if api.supervisor.get(iid) is not None else None
-            holder = here or await api.relay.owner_of(iid)
-            if holder is not None and holder != node:
-                raise _held_elsewhere(iid, holder, node)
-            raise OwnedElsewhere(iid, node)  # the app relays it there
-        try:
-            view = await api.supervisor.spawn(service, tenant)
-        except OwnedElsewhere as exc:
-            raise _held_elsewhere(iid, exc.node, node) from None
-    else:
         view = await api.supervisor.spawn(service, tenant)
+        return http.json_response(spawn_json(iid, view))
+    svc = api.supervisor.service(service)  # None: the spawn below says "Unknown process"
+    if node is None:
+        if svc is not None and api.supervisor.get(iid) is None:
+            owner = await _place(api, fleet, svc, iid, tenant)
+            if owner != fleet.node:
+                raise OwnedElsewhere(iid, owner)  # the app relays it there
+        view = await api.supervisor.spawn(service, tenant)
+        return http.json_response(spawn_json(iid, view))
+    if node != fleet.node:
+        check_target(fleet, node)
+    if svc is not None:
+        check_allowed(fleet, svc, node)
+    if node != fleet.node:
+        here = fleet.node if api.supervisor.get(iid) is not None else None
+        holder = here or await fleet.owner_of(iid)
+        if holder is not None and holder != node:
+            raise _held_elsewhere(iid, holder, node)
+        raise OwnedElsewhere(iid, node)  # the app relays it there
+    try:
+        view = await api.supervisor.spawn(service, tenant)
+    except OwnedElsewhere as exc:
+        raise _held_elsewhere(iid, exc.node, node) from None
     return http.json_response(spawn_json(iid, view))
+
+
+async def _place(api: ApiContext, fleet: Relay, svc: Service, iid: str, tenant: str) -> str:
+    """The node ``iid`` is to run on: its row's, or one the placement policy chooses now
+    among the live nodes the service allows (``tenement/store/placement.py``)."""
+    store = api.store
+    placed = await store.run(
+        store.place_instance, iid, svc.name, tenant, svc.nodes, fleet.node_timeout, time.time()
+    )
+    if placed.node is None:
+        why = (
+            "no node has a heartbeat within node_timeout, this one included (is the "
+            "database reachable?)"
+            if svc.nodes is None
+            else f"[service.{svc.name}] nodes = {', '.join(svc.nodes)}, and none of them is up"
+        )
+        raise ApiError(
+            503,
+            f"Service temporarily unavailable: no live fleet node may run {svc.name}: {why}; "
+            "retry once one is up (ten nodes lists the fleet)",
+        )
+    if placed.chosen:
+        log.info(
+            "placed %s on fleet node %s (of %s, by free capacity)",
+            iid,
+            placed.node,
+            ", ".join(placed.live),
+        )
+    node: str = placed.node
+    return node
 
 
 def _held_elsewhere(iid: str, holder: str, asked: str) -> ApiError:

@@ -153,7 +153,8 @@ def _schemas() -> dict[str, Any]:
                 "node": {
                     "type": ["string", "null"],
                     "description": "In a fleet: the node to start it on (the call is relayed "
-                    "there); default: the node called. Added in 0.3.0.",
+                    "there; one of its service's [service.X] nodes); default: placed by "
+                    "free capacity among the live nodes the service allows. Added in 0.3.0.",
                 },
             }
         ),

@@ -22,6 +22,7 @@ import attrs
 
 from tenement.api import http
 from tenement.api.errors import ApiError
+from tenement.config import Service
 from tenement.types import Receive, Scope, Send
 
 #: the header a relayed call carries (the proxy's hop header: the same secret)
@@ -60,6 +61,10 @@ class Relay(Protocol):
 
     def live_nodes(self) -> Sequence[str]:
         """The nodes that are up, this one included, sorted."""
+
+    @property
+    def node_timeout(self) -> float:
+        """``[fleet] node_timeout``: how long a node may be silent and still be live."""
 
     async def send(
         self, node: str, method: str, target: str, headers: list[tuple[bytes, bytes]], body: bytes
@@ -112,6 +117,20 @@ def check_target(relay: Relay, node: str) -> None:
     raise ApiError(
         400,
         f"Invalid node '{node}': it {what}; the live nodes are {live} (ten nodes lists them)",
+    )
+
+
+def check_allowed(relay: Relay, service: Service, node: str) -> None:
+    """Refuse a ``node`` that ``[service.X] nodes`` leaves out (the app is not installed
+    there), naming the live nodes it allows."""
+    if service.allows(node):
+        return
+    live = [name for name in relay.live_nodes() if service.allows(name)]
+    raise ApiError(
+        400,
+        f"Invalid node '{node}' for {service.name}: [service.{service.name}] nodes = "
+        f"{', '.join(service.nodes or ())} (the app runs there only); the live ones are "
+        f"{', '.join(live) or 'none'} (spawn with one of them, or without --node)",
     )
 
 

@@ -54,7 +54,8 @@ json_option = click.option(
 @click.option(
     "--node",
     metavar="NAME",
-    help="In a fleet: start it on this node (ten nodes lists them); default: the node you call",
+    help="In a fleet: start it on this node (ten nodes lists them); default: the live node "
+    "with the most room that its service allows",
 )
 @global_options
 @pass_cli
@@ -62,8 +63,9 @@ def spawn(cli: CliContext, instance: str, old_id: str | None, node: str | None) 
     """Spawn a new process instance (e.g., ten spawn api:prod).
 
     INSTANCE is process:id. Spawning a running instance changes nothing. In a fleet,
-    --node NAME starts it on that node (the call is relayed there); without it, it
-    starts on the node you call.
+    --node NAME starts it on that node (the call is relayed there); without it, it is
+    placed on the live node with the most free capacity among those its service's
+    [service.X] nodes allows (an instance that ran before stays on its node).
     """
     if old_id is not None:
         if ":" in instance:

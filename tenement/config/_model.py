@@ -240,6 +240,13 @@ class Service:
     #: node; None: only when ``storage_persist`` is false (persisted data is on the lost
     #: disk). Added in 0.3.
     failover: bool | None = None
+    #: the fleet nodes its instances may run on (the app is installed there only);
+    #: None: any node. Needs ``[fleet]``. Added in 0.3.
+    nodes: tuple[str, ...] | None = None
+
+    def allows(self, node: str) -> bool:
+        """Whether ``nodes`` lets an instance of this service run on fleet node ``node``."""
+        return self.nodes is None or node in self.nodes
 
     @property
     def fails_over(self) -> bool:

@@ -230,6 +230,20 @@ def _fleet(report: Report, data: Any, settings: Settings, cwd: Path) -> Fleet | 
     return Fleet(**values)
 
 
+def _refuse_nodes_without_fleet(report: Report, services: Mapping[str, Service]) -> None:
+    """``nodes`` names fleet nodes: on a single host it would mean nothing, and a host
+    whose config lost its ``[fleet]`` would run as a single host on the fleet's
+    database (docs/fleet.md): an error says so rather than a constraint ignored."""
+    for name, service in services.items():
+        if service.nodes is not None:
+            report.error(
+                ("service", name),
+                "nodes",
+                f"nodes = {list(service.nodes)} names fleet nodes, and this config has "
+                "no [fleet]; add [fleet] (docs/fleet.md) or remove the key on a single host",
+            )
+
+
 def _host_node_name() -> str:
     """The host name, as a node name: its first label when it is fully qualified."""
     name = socket.gethostname().split(".")[0]
@@ -288,6 +302,8 @@ def parse_config(
         **check_fields(report, ("routing",), routing_data, schema.ROUTING, home="[routing]")
     )
     fleet = _fleet(report, document["fleet"], settings, cwd) if "fleet" in document else None
+    if "fleet" not in document:
+        _refuse_nodes_without_fleet(report, services)
     report.raise_if_failed()
     return Config(
         settings=settings,

@@ -255,6 +255,42 @@ def acme_directory(value: Any) -> str:
     return text
 
 
+def node_name(value: Any) -> str:
+    """A fleet node's name: a host-name-like label, so that it reads well in logs."""
+    name = string(value)
+    if not NODE_NAME.fullmatch(name):
+        raise Invalid(
+            f'expected a node name of letters, digits, "-", "_" and "." (up to 63, '
+            f'starting with a letter or digit, e.g. "web-1"), got "{name}"'
+        )
+    return name
+
+
+NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+
+
+def node_names(value: Any) -> tuple[str, ...]:
+    """``[service.X] nodes``: the fleet nodes an app is installed on, at least one."""
+    example = 'e.g. nodes = ["web-1", "web-2"]'
+    if not isinstance(value, list):
+        raise Invalid(f"expected an array of fleet node names ({example}), got {describe(value)}")
+    if not value:
+        raise Invalid(
+            f"expected at least one fleet node name ({example}); an empty list would let the "
+            "service run nowhere: remove the key to let it run on any node"
+        )
+    names = []
+    for item in value:
+        try:
+            names.append(node_name(item))
+        except Invalid as exc:
+            raise Invalid(f"{exc} in the array") from None
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise Invalid(f"node {', '.join(repeated)} is listed more than once ({example})")
+    return tuple(names)
+
+
 TLS: dict[str, Callable[[Any], Any]] = {
     "enabled": boolean,
     "acme_email": any_string,
@@ -292,6 +328,7 @@ SERVICE: dict[str, Callable[[Any], Any]] = {
     "image": string,
     "user": user_name,
     "failover": boolean,
+    "nodes": node_names,
 }
 MOUNT: dict[str, Callable[[Any], Any]] = {
     "source": string,
@@ -303,20 +340,6 @@ ROUTING: dict[str, Callable[[Any], Any]] = {
     "subdomain": string_table("subdomain -> service"),
     "path": string_table("path -> service"),
 }
-
-
-def node_name(value: Any) -> str:
-    """A fleet node's name: a host-name-like label, so that it reads well in logs."""
-    name = string(value)
-    if not NODE_NAME.fullmatch(name):
-        raise Invalid(
-            f'expected a node name of letters, digits, "-", "_" and "." (up to 63, '
-            f'starting with a letter or digit, e.g. "web-1"), got "{name}"'
-        )
-    return name
-
-
-NODE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 
 def advertise_address(value: Any) -> str:

@@ -47,6 +47,7 @@ class FleetDirectory:
         self._fleet = fleet
         self.node = fleet.node
         self.secret = secret
+        self.node_timeout = fleet.node_timeout
         self.retry_after_seconds = max(1, math.ceil(fleet.node_timeout))
         self._owners: dict[str, str] = {}
         self._rows: list[tuple[str, str, str, str, str, int]] = []

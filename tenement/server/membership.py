@@ -211,11 +211,23 @@ class Membership:
                 shown(str(was.down_by)),
                 was.silent_s,
             )
-        services = [name for name, svc in self.services().items() if svc.fails_over]
+        services = {name: svc.nodes for name, svc in self.services().items() if svc.fails_over}
         for lost in await store.run(
             store.declare_nodes_lost, me.name, self.fleet.node_timeout, services
         ):
             node = lost.node
+            if lost.stranded:
+                log.error(
+                    "fleet node %s is down and %d instance(s) that may fail over found no "
+                    "live node their [service.X] nodes allow: orphaned until %s returns (%s)",
+                    shown(node.name),
+                    len(lost.stranded),
+                    shown(node.name),
+                    ", ".join(
+                        f"{iid} (nodes {', '.join(services[iid.partition(':')[0]] or ())})"
+                        for iid in lost.stranded
+                    ),
+                )
             log.warning(
                 "declared fleet node %s (%s) down: silent for %.1f s, past node_timeout %g s; "
                 "%d instance(s) re-placed (%s), %d orphaned until it returns (%s)",

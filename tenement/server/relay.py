@@ -50,6 +50,10 @@ class FleetRelay:
         self._directory = directory
         self.node = directory.node
 
+    @property
+    def node_timeout(self) -> float:
+        return self._directory.node_timeout
+
     def hop(self, headers: list[tuple[bytes, bytes]]) -> str:
         return check_hop(headers, self._directory.secret).value
 

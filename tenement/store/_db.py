@@ -61,6 +61,13 @@ class Session(Protocol):
     def executemany(self, sql: str, rows: Sequence[Params]) -> None: ...
 
 
+def database_now(session: Session) -> str:
+    """SQL for the database's clock in epoch seconds (a double): a fleet's one clock."""
+    if session.dialect == "postgresql":
+        return "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)"
+    return "((julianday('now') - 2440587.5) * 86400.0)"
+
+
 class Database(Protocol):
     """A database the store can run read and write transactions on. Thread-safe."""
 

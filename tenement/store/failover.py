@@ -9,20 +9,18 @@ returning node finds out what was taken from it by reading its rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection
-from typing import Any
+from collections.abc import Collection, Mapping
 
 import attrs
 
 from tenement.store._base import StoreBase
 from tenement.store._db import Session
 from tenement.store.instances import COLUMNS, InstanceRecord
+from tenement.store.placement import LIVE_STATES, live_nodes, most_free
 
 #: a row whose node is down and whose service may not fail over: listed, answered 503,
 #: until its node returns (it re-adopts the tenant) or an operator re-places it
 ORPHANED = "orphaned"
-#: the states of an instance that has (or should have) a process
-LIVE_STATES = ("starting", "running")
 
 
 @attrs.frozen
@@ -61,51 +59,44 @@ class Owner:
     epoch: int
 
 
-def _live_nodes(session: Session, now: str, timeout_s: float) -> list[dict[str, Any]]:
-    """The nodes that may take instances: up and heard from within ``timeout_s``."""
-    rows = session.execute(
-        "SELECT name, memory_available, instances FROM nodes "
-        f"WHERE state = 'up' AND heartbeat_at >= {now} - :timeout ORDER BY name",
-        {"timeout": timeout_s},
-    ).rows
-    return [dict(row) for row in rows]
-
-
-def _most_free(nodes: list[dict[str, Any]]) -> dict[str, Any]:
-    """The live node with the most free capacity: memory available first, then the
-    fewest instances (a tie on both: by name, so the choice is the same on every peer)."""
-    return max(nodes, key=lambda n: (n["memory_available"], -n["instances"], n["name"]))
-
-
 def fail_over(
-    session: Session, lost: str, now: str, timeout_s: float, services: Collection[str]
-) -> tuple[list[Moved], list[str]]:
+    session: Session,
+    lost: str,
+    now: str,
+    timeout_s: float,
+    services: Mapping[str, Collection[str] | None],
+) -> tuple[list[Moved], list[str], list[str]]:
     """Within the caller's transaction, re-place the instances of the down node ``lost``
     whose service is in ``services`` on live nodes (epoch + 1), and mark its other live
-    instances orphaned. Returns the moves and the orphaned ids.
+    instances orphaned. Returns the moves, the orphaned ids, and those of the orphaned
+    that could have failed over but found no live node their service allows.
 
-    Each instance goes to the node with the most free capacity, counting those placed
-    before it in this pass (an estimated 256 MiB each), so a lost node's tenants spread.
-    With no live node (the declaring peer's own heartbeat is late too) nothing moves:
-    they are orphaned, and come back with their node.
+    ``services`` maps each service that may fail over to the nodes it may run on
+    (``[service.X] nodes``; None: any). Each instance goes where the placement policy
+    (``placement.py``, as a spawn) says, counting those placed before it in this pass,
+    so a lost node's tenants spread. With no live node it may go to (the declaring
+    peer's own heartbeat is late too, or its service's nodes are all down) it stays:
+    orphaned, and back with its node.
     """
     rows = session.execute(
         "SELECT instance_id, service, state, epoch FROM instances WHERE node = :lost "
         "ORDER BY instance_id",
         {"lost": lost},
     ).rows
-    nodes = [node for node in _live_nodes(session, now, timeout_s) if node["name"] != lost]
+    nodes = [node for node in live_nodes(session, now, timeout_s) if node["name"] != lost]
     moved: list[Moved] = []
     orphaned: list[str] = []
+    stranded: list[str] = []
     for row in rows:
         live = row["state"] in LIVE_STATES
-        if row["service"] not in services or not nodes:
+        service = row["service"]
+        target = most_free(nodes, services[service]) if service in services else None
+        if target is None:
             if live:
                 orphaned.append(row["instance_id"])
+                if service in services and nodes:
+                    stranded.append(row["instance_id"])
             continue
-        target = _most_free(nodes)
-        target["memory_available"] -= 256 << 20
-        target["instances"] += 1
         moved.append(Moved(row["instance_id"], target["name"], row["epoch"] + 1, live))
     for move in moved:
         # the lost node's process facts stay out: the new owner writes its own
@@ -127,7 +118,7 @@ def fail_over(
             f"AND state IN {LIVE_STATES!r}",
             {"lost": lost},
         )
-    return moved, orphaned
+    return moved, orphaned, stranded
 
 
 class FailoverQueries(StoreBase):

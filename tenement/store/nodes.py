@@ -8,13 +8,13 @@ a node down) is one transaction whose conditional ``UPDATE`` only one of them ca
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import attrs
 
 from tenement.store._base import StoreBase
-from tenement.store._db import Session
+from tenement.store._db import Session, database_now
 from tenement.store.failover import Moved, fail_over
 
 #: the states a node row takes; "draining" is for the moves still to come (#11)
@@ -30,13 +30,6 @@ _COLUMNS = (
     "name, advertise, host, data_dir, version, started_at, heartbeat_at, state, cpus, "
     "memory_total, memory_available, instances, down_at, down_by"
 )
-
-
-def database_now(session: Session) -> str:
-    """SQL for the database's clock in epoch seconds (a double)."""
-    if session.dialect == "postgresql":
-        return "CAST(EXTRACT(EPOCH FROM now()) AS DOUBLE PRECISION)"
-    return "((julianday('now') - 2440587.5) * 86400.0)"
 
 
 @attrs.frozen
@@ -108,11 +101,14 @@ class Lost:
     Attributes:
         moved: re-placed on live nodes (their services may fail over).
         orphaned: left to it (their data is on its disk): until it returns.
+        stranded: those of ``orphaned`` whose service may fail over, but whose
+            ``[service.X] nodes`` are none of them live.
     """
 
     node: NodeRow
     moved: tuple[Moved, ...] = ()
     orphaned: tuple[str, ...] = ()
+    stranded: tuple[str, ...] = ()
 
 
 @attrs.frozen
@@ -231,15 +227,19 @@ class NodeQueries(StoreBase):
 
     def declare_silent_nodes_down(self, by: str, timeout_s: float) -> list[NodeRow]:
         """:meth:`declare_nodes_lost` with no service allowed to fail over."""
-        return [lost.node for lost in self.declare_nodes_lost(by, timeout_s, ())]
+        return [lost.node for lost in self.declare_nodes_lost(by, timeout_s, {})]
 
     def declare_nodes_lost(
-        self, by: str, timeout_s: float, failover_services: Collection[str]
+        self,
+        by: str,
+        timeout_s: float,
+        failover_services: Mapping[str, Collection[str] | None],
     ) -> list[Lost]:
         """Mark down every other node up but silent for ``timeout_s`` (database clock; a
         restarting one: ``timeout_s`` and :data:`RESTART_GRACE_S`), and
         in the same transaction re-place its instances of ``failover_services`` on live
-        nodes (``failover.py``); its other live instances become orphaned.
+        nodes each service allows (``failover.py``; the map's values: ``[service.X]
+        nodes``, None for any); its other live instances become orphaned.
 
         One conditional ``UPDATE``: when peers run it at once, PostgreSQL lets the first
         change each row and re-checks the condition for the others, which then find the
@@ -258,8 +258,10 @@ class NodeQueries(StoreBase):
             lost = []
             for row in rows:
                 node = NodeRow.from_row(row)
-                moved, orphaned = fail_over(conn, node.name, now, timeout_s, failover_services)
-                lost.append(Lost(node, tuple(moved), tuple(orphaned)))
+                moved, orphaned, stranded = fail_over(
+                    conn, node.name, now, timeout_s, failover_services
+                )
+                lost.append(Lost(node, tuple(moved), tuple(orphaned), tuple(stranded)))
             return lost
 
     def list_nodes(self) -> list[NodeRow]:

@@ -14,6 +14,7 @@ from tenement.store.lease import LeaseQueries
 from tenement.store.logs import LogQueries
 from tenement.store.moves import MoveQueries
 from tenement.store.nodes import NodeQueries
+from tenement.store.placement import PlacementQueries
 from tenement.store.private import private_database
 from tenement.store.tokens import TokenQueries
 from tenement.store.users import UserQueries
@@ -29,6 +30,7 @@ class Store(
     NodeQueries,
     FailoverQueries,
     MoveQueries,
+    PlacementQueries,
 ):
     """The database: tokens, instances, logs, audit trail, lease, servers, service users,
     fleet nodes.

@@ -41,6 +41,20 @@ class OwnedElsewhere(WakeError):
         self.node = node
 
 
+class NotAllowedHere(WakeError):
+    """A new instance of a service whose ``[service.X] nodes`` leave this fleet node out:
+    it is not started here (the app may not be installed here)."""
+
+    def __init__(self, instance_id: str, node: str, nodes: tuple[str, ...]) -> None:
+        super().__init__(
+            instance_id,
+            f"Instance {instance_id} is not started on fleet node {node}: [service."
+            f"{instance_id.partition(':')[0]}] nodes = {', '.join(nodes)} (the app runs there "
+            "only); ten spawn places it on one of them",
+        )
+        self.node = node
+
+
 class InstanceFailed(WakeError):
     """The instance is failed: requests do not start it until an operator does (503)."""
 

@@ -29,6 +29,7 @@ from tenement.supervisor.errors import (
     DeployError,
     Fenced,
     InstanceNotFound,
+    NotAllowedHere,
     OwnedElsewhere,
     RestartPending,
     UnknownService,
@@ -363,20 +364,29 @@ class Supervisor:
         """
         svc = self._service_or_raise(service)
         self.refuse_if_fenced(f"{service}:{tenant}")
-        await self._claim(svc.name, tenant)
+        await self._claim(svc, tenant)
         runner = self._runner_for(svc, tenant)
         await runner.start(svc, revive=True)
         return self._view(runner.inst)
 
-    async def _claim(self, service: str, tenant: str) -> None:
+    async def _claim(self, svc: Service, tenant: str) -> None:
         """In a fleet, make the instance this node's before it starts here, or raise when
-        another node runs it (starting it here would run two copies). Asked only of an
-        instance this node does not run yet; a single host pays nothing."""
+        another node runs it (starting it here would run two copies), or when it has no
+        row yet and ``[service.X] nodes`` leaves this node out. Asked only of an instance
+        this node does not run yet; a single host pays nothing."""
         store = self._shared.store
-        iid = f"{service}:{tenant}"
-        if store.node is None or iid in self._runners or not is_valid_name(tenant):
+        iid = f"{svc.name}:{tenant}"
+        node = store.node
+        if node is None or iid in self._runners or not is_valid_name(tenant):
             return  # an invalid id is refused by _runner_for, with its own message
-        owner = await store.run(store.claim_instance, iid, service, tenant, time.time())
+        if not svc.allows(node):
+            # a row naming this node (placed before the constraint changed) is still its own
+            owner = await store.run(store.instance_node, iid)
+            if owner is None:
+                raise NotAllowedHere(iid, node, svc.nodes or ())
+            if owner != node:
+                raise OwnedElsewhere(iid, owner)
+        owner = await store.run(store.claim_instance, iid, svc.name, tenant, time.time())
         if owner is not None:
             raise OwnedElsewhere(iid, owner)
 
@@ -386,6 +396,13 @@ class Supervisor:
             await self.spawn(service, tenant)
         except OwnedElsewhere as exc:  # a fleet's nodes share [instances]: one runs each
             log.info("[instances] %s:%s runs on fleet node %s: not here", service, tenant, exc.node)
+        except NotAllowedHere:  # [service.X] nodes: one of those nodes starts it
+            log.info(
+                "[instances] %s:%s: not on this fleet node ([service.%s] nodes leaves it out)",
+                service,
+                tenant,
+                service,
+            )
         except TenementError as exc:  # logged; startup goes on, as in the reference
             log.error("could not start [instances] %s:%s: %s", service, tenant, exc)
 
@@ -523,7 +540,7 @@ class Supervisor:
                 inst.touch()
                 return inst.target()
         svc = self._service_or_raise(service)
-        await self._claim(service, tenant)
+        await self._claim(svc, tenant)
         deadline = trio.current_time() + svc.request_timeout
         while True:
             runner = self._runners.get(iid)

@@ -51,6 +51,19 @@ command = "sh -c 'exec {backend}'"
 isolation = "process"
 health = "/"
 
+# installed on a and b only (placement tests)
+[service.pinned]
+command = "sh -c 'exec {backend}'"
+isolation = "process"
+health = "/"
+nodes = ["a", "b"]
+
+# installed on a node that never joins
+[service.stray]
+command = "sh -c 'exec {backend}'"
+isolation = "process"
+nodes = ["zz"]
+
 [service.sleepy]
 command = "sh -c 'exec {backend}'"
 isolation = "process"

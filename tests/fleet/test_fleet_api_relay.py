@@ -11,14 +11,19 @@ node runs last and starts it again.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 import trio
 
-from tests.fleet.netfleet import NetFleet, NetNode, namespaced_fleet
+from tests.fleet.netfleet import PORT, NetFleet, NetNode, namespaced_fleet
+
+CADDY = shutil.which("caddy")
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +35,9 @@ def netfleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFleet]:
 
 async def _spawn_on(fleet: NetFleet, node: NetNode, tenant: str) -> None:
     async with fleet.api(node) as api:
-        answer = await api.post("/api/instances/spawn", json={"process": "echo", "id": tenant})
+        answer = await api.post(
+            "/api/instances/spawn", json={"process": "echo", "id": tenant, "node": node.name}
+        )
     assert answer.status_code == 200, answer.text
 
 
@@ -213,9 +220,6 @@ async def test_spawn_on_a_named_node(netfleet: NetFleet) -> None:
         assert moved.returncode != 0, (node.name, where, moved.stdout)
         assert f"belongs to fleet node a, not {where}" in moved.stderr, moved.stderr
     assert netfleet.instance_row("echo:placed")["pid"] == row["pid"]
-    # without --node a spawn stays on the node called
-    assert ten(netfleet, c, "spawn", "echo:local").returncode == 0
-    assert netfleet.instance_row("echo:local")["node"] == "c"
     await assert_fleet_serves(netfleet)
 
 
@@ -280,6 +284,130 @@ async def test_a_forged_hop_on_the_api_is_refused_and_a_valid_one_never_relayed_
     await assert_fleet_serves(netfleet)
 
 
+def live_counts(fleet: NetFleet) -> dict[str, int]:
+    """Each node's starting or running instances, as the placement counts them."""
+    counts = {node.name: 0 for node in fleet.nodes}
+    for row in fleet.rows(
+        "SELECT node, count(*) AS n FROM instances WHERE state IN ('starting', 'running') "
+        "GROUP BY node"
+    ):
+        counts[row["node"]] = row["n"]
+    return counts
+
+
+async def test_spawns_without_a_node_go_to_the_node_with_the_most_room(netfleet: NetFleet) -> None:
+    """The nodes share one host's memory (equal within the policy's slack): each spawn
+    goes to a node that had the fewest instances, through whichever node is called."""
+    a, _b, c = netfleet.nodes
+    placed = []
+    for i in range(4):
+        before = live_counts(netfleet)
+        if i == 0:
+            answer = ten(netfleet, c, "spawn", "echo:spread0")
+            assert answer.returncode == 0, answer.stderr
+            assert "Spawned echo:spread0" in answer.stdout
+        else:
+            await _post_spawn(netfleet, c if i % 2 else a, "echo", f"spread{i}", 200)
+        row = netfleet.instance_row(f"echo:spread{i}")
+        assert row["state"] == "running" and row["pid"] is not None, dict(row)
+        assert before[row["node"]] == min(before.values()), (i, before, row["node"])
+        placed.append(row["node"])
+    assert len(set(placed)) >= 2, placed
+    assert await _served(netfleet, a, "spread0") == netfleet.instance_row("echo:spread0")["pid"]
+    await assert_fleet_serves(netfleet)
+
+
+async def test_one_tenant_spawned_through_every_node_at_once_starts_once(
+    netfleet: NetFleet,
+) -> None:
+    for round_ in range(2):
+        tenant = f"race{round_}"
+        answers: dict[str, Any] = {}
+        async with trio.open_nursery() as nursery:
+            for node in netfleet.nodes:
+                nursery.start_soon(_spawn_into, netfleet, node, tenant, answers)
+        assert {name: answer.status_code for name, answer in answers.items()} == dict.fromkeys(
+            "abc", 200
+        ), {name: answer.text for name, answer in answers.items()}
+        assert len({answer.json()["port"] for answer in answers.values()}) == 1
+        owner = netfleet.instance_row(f"echo:{tenant}")["node"]
+        running = []  # each node lists what its own supervisor runs
+        for node in netfleet.nodes:
+            async with netfleet.api(node) as api:
+                listed = (await api.get("/api/instances")).json()
+            running += [item["node"] for item in listed if item["id"] == f"echo:{tenant}"]
+        assert running == [owner]
+    await assert_fleet_serves(netfleet)
+
+
+async def _spawn_into(fleet: NetFleet, node: NetNode, tenant: str, answers: dict[str, Any]) -> None:
+    async with fleet.api(node) as api:
+        answers[node.name] = await api.post(
+            "/api/instances/spawn", json={"process": "echo", "id": tenant}
+        )
+
+
+async def _post_spawn(
+    fleet: NetFleet, called: NetNode, service: str, tenant: str, status: int, **body: str
+) -> str:
+    """``POST /api/instances/spawn`` through ``called``, answered ``status``; its error."""
+    async with fleet.api(called) as api:
+        answer = await api.post(
+            "/api/instances/spawn", json={"process": service, "id": tenant, **body}
+        )
+    assert answer.status_code == status, answer.text
+    return str(answer.json().get("error", ""))
+
+
+async def test_a_service_pinned_to_some_nodes_runs_only_there(netfleet: NetFleet) -> None:
+    """``[service.pinned] nodes = ["a", "b"]``: a spawn through c goes to a or b, by room;
+    ``--node c`` is refused wherever it is asked, naming a and b."""
+    a, _b, c = netfleet.nodes
+    for i in range(2):
+        before = live_counts(netfleet)
+        await _post_spawn(netfleet, c, "pinned", f"p{i}", 200)
+        node = netfleet.instance_row(f"pinned:p{i}")["node"]
+        assert node in ("a", "b")
+        assert before[node] == min(before["a"], before["b"]), (i, before, node)
+    refused = ten(netfleet, c, "spawn", "pinned:off", "--node", "c")
+    assert refused.returncode != 0, refused.stdout
+    assert "Invalid node 'c' for pinned" in refused.stderr, refused.stderr
+    assert "nodes = a, b" in refused.stderr and "the live ones are a, b" in refused.stderr
+    error = await _post_spawn(netfleet, a, "pinned", "off", 400, node="c")
+    assert "Invalid node 'c' for pinned" in error and "the live ones are a, b" in error
+    assert not netfleet.rows("SELECT 1 FROM instances WHERE instance_id = 'pinned:off'")
+    # a service whose nodes are none of them up: 503, saying so, and no row
+    error = await _post_spawn(netfleet, c, "stray", "x", 503)
+    assert "no live fleet node may run stray: [service.stray] nodes = zz, and none of" in error
+    assert not netfleet.rows("SELECT 1 FROM instances WHERE instance_id = 'stray:x'")
+    await assert_fleet_serves(netfleet)
+
+
+@pytest.mark.skipif(CADDY is None, reason="caddy is not installed (apt-get install -y caddy)")
+async def test_caddy_fleet_proxies_to_every_live_node(netfleet: NetFleet) -> None:
+    written = caddy_fleet(netfleet, netfleet.nodes[2])
+    for node in netfleet.nodes:
+        assert f"{node.address}:{PORT}" in written
+    await assert_fleet_serves(netfleet)
+
+
+def caddy_fleet(fleet: NetFleet, node: NetNode) -> str:
+    """``ten caddy --fleet`` through ``node``: the file it writes, which Caddy accepts."""
+    target = node.directory / "Caddyfile"
+    made = ten(fleet, node, "caddy", "--fleet", "-d", "example.com", "-o", str(target))
+    assert made.returncode == 0, made.stderr
+    home = str(node.directory)
+    env = {"PATH": os.environ["PATH"], "HOME": home, "XDG_DATA_HOME": home,
+           "XDG_CONFIG_HOME": home}  # fmt: skip
+    assert CADDY is not None
+    checked = subprocess.run(
+        [CADDY, "validate", "--config", str(target), "--adapter", "caddyfile"],
+        capture_output=True, text=True, env=env, timeout=60, check=False,
+    )  # fmt: skip
+    assert checked.returncode == 0, checked.stderr
+    return target.read_text()
+
+
 async def test_an_unknown_or_down_node_is_refused_naming_the_live_ones(
     netfleet: NetFleet,
 ) -> None:
@@ -340,6 +468,13 @@ async def test_an_unknown_or_down_node_is_refused_naming_the_live_ones(
                 await trio.sleep(0.2)
         for node in (b, c):
             assert (await _served(netfleet, node, "other")) > 0
+        # a new tenant of a service pinned to a and b goes to b, the one of them alive
+        assert ten(netfleet, c, "spawn", "pinned:late").returncode == 0
+        assert netfleet.instance_row("pinned:late")["node"] == "b"
+        if CADDY is not None:  # and a front proxy's file leaves a out
+            written = caddy_fleet(netfleet, c)
+            assert f"{a.address}:{PORT}" not in written
+            assert f"{b.address}:{PORT}" in written and f"{c.address}:{PORT}" in written
     finally:
         a.spawn_server()
         await a.wait_healthy()

@@ -68,7 +68,9 @@ async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
     fleet: Fleet,
 ) -> None:
     a, b = await two_nodes(fleet)
-    spawned = await post(fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice"})
+    spawned = await post(
+        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
+    )
     assert spawned.status_code == 200, spawned.text
     source = a.directory / "data" / "echo" / "alice"
     fill(source)
@@ -116,7 +118,9 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
     fleet: Fleet,
 ) -> None:
     a, b = await two_nodes(fleet)
-    spawned = await post(fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice"})
+    spawned = await post(
+        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
+    )
     assert spawned.status_code == 200, spawned.text
     pid = fleet.instance_row(TENANT)["pid"]
     path = f"/api/instances/{TENANT}/move"

@@ -34,7 +34,9 @@ from tests.fleet.conftest import (
 async def spawn(fleet: Fleet, node: Node, tenant: str) -> int:
     """Spawn echo:<tenant> through ``node``'s API; returns its pid (from the tenant)."""
     async with fleet.api(node) as client:
-        response = await client.post("/api/instances/spawn", json={"process": "echo", "id": tenant})
+        response = await client.post(
+            "/api/instances/spawn", json={"process": "echo", "id": tenant, "node": node.name}
+        )
         assert response.status_code == 200, response.text
     return await tenant_pid(node, tenant)
 

@@ -93,7 +93,8 @@ async def test_a_fleet_upgraded_node_by_node_and_one_rolled_back_fails_no_reques
         for node in nodes:
             async with fleet.api(node) as api:
                 answer = await api.post(
-                    "/api/instances/spawn", json={"process": "echo", "id": node.name}
+                    "/api/instances/spawn",
+                    json={"process": "echo", "id": node.name, "node": node.name},
                 )
                 assert answer.status_code == 200, answer.text
         before = {row["instance_id"]: row for row in fleet.rows("SELECT * FROM instances")}

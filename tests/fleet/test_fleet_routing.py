@@ -30,7 +30,9 @@ def netfleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[NetFleet]:
 async def _spawn(fleet: NetFleet, node: NetNode, service: str, tenant: str) -> int:
     """Spawn ``service:tenant`` through ``node``'s API; its pid, from its row."""
     async with fleet.api(node) as api:
-        answer = await api.post("/api/instances/spawn", json={"process": service, "id": tenant})
+        answer = await api.post(
+            "/api/instances/spawn", json={"process": service, "id": tenant, "node": node.name}
+        )
         assert answer.status_code == 200, answer.text
     row = fleet.instance_row(f"{service}:{tenant}")
     assert row["node"] == node.name

@@ -252,7 +252,7 @@ def test_a_lost_nodes_stateless_tenants_are_re_placed_once_and_the_rest_orphaned
     a.save_instances([attrs.evolve(_running("web:two", 3), pid=None, state="stopped")])
     silence(a, "a", 10)
     found = race(
-        [lambda s=stores[p], p=p: s.declare_nodes_lost(p, 3, ["web"]) for p in "bc"]  # type: ignore[misc]
+        [lambda s=stores[p], p=p: s.declare_nodes_lost(p, 3, {"web": None}) for p in "bc"]  # type: ignore[misc]
     )
     [lost] = [entry for results in found for entry in results]
     assert lost.node.name == "a"
@@ -273,3 +273,60 @@ def test_a_lost_nodes_stateless_tenants_are_re_placed_once_and_the_rest_orphaned
     # a, back, cannot write over the row c owns now
     a.save_instances([_running("web:one", 1)])
     assert c.owners(["web:one"])["web:one"].node == "c"
+
+
+def test_a_lost_nodes_tenant_goes_only_to_a_node_its_service_allows(
+    stores: dict[str, Store],
+) -> None:
+    """``[service.X] nodes``: ``web`` may run on b only, so it goes there although c has
+    more room; ``pin`` may run on a only (down): orphaned, and said to be stranded;
+    ``free`` goes by room (c)."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    a.join_node(identity("a"), 3)
+    b.join_node(identity("b"), 3)
+    c.join_node(attrs.evolve(identity("c"), memory_available=6 << 30), 3)
+    a.save_instances([_running("web:one", 1), _running("pin:one", 2), _running("free:one", 3)])
+    silence(a, "a", 10)
+    [lost] = b.declare_nodes_lost("b", 3, {"web": ("b",), "pin": ("a",), "free": None})
+    assert [(m.instance_id, m.node) for m in lost.moved] == [("free:one", "c"), ("web:one", "b")]
+    assert lost.orphaned == lost.stranded == ("pin:one",)
+    assert a.get_instance("pin:one").state == "orphaned"  # type: ignore[union-attr]
+
+
+def test_placing_a_new_tenant_spreads_by_room_and_is_decided_once(
+    stores: dict[str, Store],
+) -> None:
+    """The policy a failover uses places a spawn: fewest live instances among nodes with
+    about the same memory, only among the nodes allowed; the same tenant placed through
+    three nodes at once gets one row and one node."""
+    for name, store in stores.items():
+        store.join_node(identity(name), 3)
+    a = stores["a"]
+    a.save_instances([_running("web:busy", 1)])  # a runs one already
+    first = a.place_instance("web:t0", "web", "t0", None, 3, time.time())
+    assert (first.node, first.chosen, first.live) == ("b", True, ("a", "b", "c"))
+    row = a.get_instance("web:t0")
+    assert row is not None and (row.node, row.state) == ("b", "stopped")
+    # once b runs it, c is the emptiest
+    stores["b"].save_instances([_running("web:t0", 2)])
+    assert a.place_instance("web:t1", "web", "t1", None, 3, time.time()).node == "c"
+    pinned = a.place_instance("web:t2", "web", "t2", ("a", "b"), 3, time.time())
+    assert (pinned.node, pinned.live) == ("a", ("a", "b"))  # a and b have one each: by name
+    again = stores["c"].place_instance("web:t0", "web", "t0", None, 3, time.time())
+    assert (again.node, again.chosen) == ("b", False)
+    silence(a, "b", 10)
+    nowhere = a.place_instance("web:t3", "web", "t3", ("b",), 3, time.time())
+    assert (nowhere.node, nowhere.live) == (None, ())
+    assert a.get_instance("web:t3") is None
+    for round_ in range(15):
+        iid = f"web:r{round_}"
+        placed = race(
+            [
+                functools.partial(stores[n].place_instance, iid, "web", f"r{round_}", None, 3, 0.0)
+                for n in "abc"
+            ]
+        )
+        assert len({p.node for p in placed}) == 1, placed
+        assert sum(p.chosen for p in placed) >= 1
+        row = a.get_instance(iid)
+        assert row is not None and row.node == placed[0].node

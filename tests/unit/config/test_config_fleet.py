@@ -148,3 +148,45 @@ def test_the_secret_file_defaults_to_the_data_dir_and_is_made_absolute(tmp_path:
     assert own.fleet is not None and own.fleet.secret_file == tmp_path / "keys" / "fleet"
     with pytest.raises(ConfigError, match="starts with '~'"):
         parse_config(text + 'secret_file = "~/fleet"\n', cwd=tmp_path)
+
+
+def test_a_service_may_be_pinned_to_some_fleet_nodes() -> None:
+    config = parse_config(
+        fleet('advertise = "10.0.0.11:8080"\n')
+        + '[service.web]\ncommand = "w"\nnodes = ["web-1", "web-2"]\n[service.any]\ncommand = "a"\n'
+    )
+    web, anywhere = config.services["web"], config.services["any"]
+    assert web.nodes == ("web-1", "web-2")
+    assert web.allows("web-2") and not web.allows("web-3")
+    assert anywhere.nodes is None and anywhere.allows("web-3")
+    assert config.warnings == ()
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("[]", "expected at least one fleet node name"),
+        ('"web-1"', 'expected an array of fleet node names (e.g. nodes = ["web-1", "web-2"]), '
+         'got the string "web-1"'),
+        ('["web 1"]', 'got "web 1" in the array'),
+        ('["-web"]', 'got "-web" in the array'),
+        ("[1]", "got the integer 1 in the array"),
+        ('["web-1", "web-2", "web-1"]', "node web-1 is listed more than once"),
+    ],
+)  # fmt: skip
+def test_bad_nodes_are_refused_naming_the_value(value: str, message: str) -> None:
+    text = (
+        fleet('advertise = "10.0.0.11:8080"\n') + f'[service.web]\ncommand = "w"\nnodes = {value}\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        parse_config(text)
+    assert "[service.web] nodes: " in str(caught.value)
+    assert message in str(caught.value)
+
+
+def test_nodes_without_a_fleet_are_refused() -> None:
+    """On a single host the key would mean nothing; more likely the host lost its [fleet]."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config('[service.web]\ncommand = "w"\nnodes = ["web-1"]\n')
+    assert "[service.web] nodes: nodes = ['web-1'] names fleet nodes, and this config has no " \
+        "[fleet]; add [fleet]" in str(caught.value)  # fmt: skip
