@@ -18,6 +18,7 @@ import trio
 from tenement.api import http, relay
 from tenement.api.auth import Authenticator, Identity, RateLimited, StreamTickets, Unauthorized
 from tenement.api.errors import ApiError, status_for
+from tenement.api.fleet_list import PeerAnswers
 from tenement.config import Settings
 from tenement.errors import TenementError
 from tenement.ids import InstanceRef
@@ -55,6 +56,9 @@ class ApiContext:
     #: a fleet node's way to relay a call to the node that runs its instance (None: a
     #: single host, where another node's instance cannot be)
     relay: relay.Relay | None = None
+    #: a fleet node's peers' last answers to its fleet-wide lists (see
+    #: :mod:`tenement.api.fleet_list`)
+    peer_answers: PeerAnswers = attrs.field(factory=PeerAnswers)
 
 
 @attrs.frozen
