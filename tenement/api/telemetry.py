@@ -92,8 +92,9 @@ async def fleet_telemetry(
     api: ApiContext, request: Request, local_tag: tuple[Hashable, ...]
 ) -> http.Response:
     """The whole fleet's telemetry: every instance names its node; the summary counts
-    them all. A live peer that does not answer is counted from its rows (health
-    ``unknown``, no requests) and named in the silent-nodes header."""
+    them all (its requests: those of the instances listed, once each). A live peer that
+    does not answer is counted from its rows (health ``unknown``, no requests) and named
+    in the silent-nodes header."""
     relay, store = api.relay, api.store
     assert relay is not None
     node: str = store.node
@@ -114,12 +115,14 @@ async def fleet_telemetry(
         return attrs.evolve(unchanged, headers=(*unchanged.headers, *headers))
     body = telemetry_json(api.supervisor, api.proxy_metrics)
     instances = [{**item, "node": node} for item in body["instances"]]
-    total_requests = body["summary"]["total_requests"]
     for part in parts:
         instances += part.items
-        requests = part.summary.get("total_requests")
-        total_requests += requests if isinstance(requests, int) else 0
     instances += [_row_telemetry(record) for record in records]
+    # each instance's requests as its owner counted them: a node's own total also
+    # counts the requests its proxy forwarded to another node, which that node counts
+    total_requests = sum(
+        item["requests_total"] for item in instances if isinstance(item.get("requests_total"), int)
+    )
     instances.sort(key=lambda item: (str(item.get("id")), str(item.get("node"))))
     body = {
         "summary": {
