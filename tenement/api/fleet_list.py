@@ -29,6 +29,9 @@ from tenement.api.relay import Relay, RelayFailed
 ANSWER_SECONDS = 2.0
 #: the answer's header naming the live peers that did not answer (comma-separated)
 SILENT_HEADER = b"x-tenement-silent-nodes"
+#: a peer's answer this recent is used without asking again (the routing directory's
+#: map of the fleet is as old, at most)
+FRESH_SECONDS = 0.5
 #: peers' answers kept, at most (one per peer, path and tenant scope)
 KEPT_ANSWERS = 1024
 
@@ -50,19 +53,35 @@ class _Kept:
     tag: str
     items: tuple[dict[str, Any], ...]
     summary: dict[str, Any]
+    #: when the peer sent the items (they age from then)
     at: float
+    #: when the peer last said they were current (200 or 304)
+    confirmed: float
+
+
+_Key = tuple[str, str, str | None]
+
+
+class _Flight:
+    """One ask of a peer under way, which every concurrent caller waits for."""
+
+    def __init__(self) -> None:
+        self.done = trio.Event()
+        self.part: PeerPart | None = None
 
 
 class PeerAnswers:
-    """The last answer of each peer, to ask it again with ``If-None-Match``."""
+    """The last answer of each peer, to ask it again with ``If-None-Match``, and the
+    asks under way."""
 
     def __init__(self) -> None:
-        self._kept: dict[tuple[str, str, str | None], _Kept] = {}
+        self._kept: dict[_Key, _Kept] = {}
+        self.flights: dict[_Key, _Flight] = {}
 
-    def get(self, key: tuple[str, str, str | None]) -> _Kept | None:
+    def get(self, key: _Key) -> _Kept | None:
         return self._kept.get(key)
 
-    def put(self, key: tuple[str, str, str | None], kept: _Kept) -> None:
+    def put(self, key: _Key, kept: _Kept) -> None:
         if key not in self._kept and len(self._kept) >= KEPT_ANSWERS:
             del self._kept[next(iter(self._kept))]  # the oldest: dicts keep insertion order
         self._kept[key] = kept
@@ -81,41 +100,66 @@ async def peer_parts(
     scope: Any,
     tenant: str | None,
 ) -> list[PeerPart]:
-    """Every node of ``nodes``' part of ``path``, asked at once, sorted by node."""
+    """Every node of ``nodes``' part of ``path``, asked at once, sorted by node.
+
+    ``/api/telemetry`` needs no token: however many clients ask a node, each peer is
+    asked at most once per :data:`FRESH_SECONDS` for a path and tenant scope, and
+    callers that come while it is asked wait for that one answer.
+    """
     authorization = http.header(scope, b"authorization")
     parts: list[PeerPart] = []
 
     async def ask(node: str) -> None:
         key = (node, path, tenant)
         kept = answers.get(key)
-        headers = [] if authorization is None else [(b"authorization", authorization.encode())]
-        if kept is not None:
-            headers.append((b"if-none-match", kept.tag.encode()))
-        answer: http.Response | None = None
-        with trio.move_on_after(ANSWER_SECONDS), contextlib.suppress(RelayFailed):
-            answer = await relay.send(node, "GET", path, headers, b"")
         now = trio.current_time()
-        if answer is not None and answer.status == 304 and kept is not None:
-            aged = _aged(kept.items, now - kept.at)
-            parts.append(PeerPart(node, kept.tag, aged, kept.summary))
+        if kept is not None and now - kept.confirmed < FRESH_SECONDS:
+            parts.append(PeerPart(node, kept.tag, _aged(kept.items, now - kept.at), kept.summary))
             return
-        body = _body(answer) if answer is not None and answer.status == 200 else None
-        items = _items(body, node) if body is not None else None
-        if answer is None or items is None:
-            parts.append(PeerPart(node, None, ()))
+        flight = answers.flights.get(key)
+        if flight is not None:
+            await flight.done.wait()
+            parts.append(flight.part or PeerPart(node, None, ()))
             return
-        summary = body.get("summary") if isinstance(body, dict) else None
-        summary = summary if isinstance(summary, dict) else {}
-        tag = dict(answer.headers).get(b"etag", b"").decode("latin-1")
-        if tag:
-            answers.put(key, _Kept(tag, items, summary, now))
-        # a peer that sends no tag (none does) changes the fleet's tag on every ask
-        parts.append(PeerPart(node, tag or f"untagged {now}", items, summary))
+        flight = answers.flights[key] = _Flight()
+        try:
+            flight.part = await _ask(relay, answers, key, kept, authorization)
+        finally:
+            del answers.flights[key]
+            flight.done.set()
+        parts.append(flight.part)
 
     async with trio.open_nursery() as nursery:
         for node in nodes:
             nursery.start_soon(ask, node)
     return sorted(parts, key=lambda part: part.node)
+
+
+async def _ask(
+    relay: Relay, answers: PeerAnswers, key: _Key, kept: _Kept | None, authorization: str | None
+) -> PeerPart:
+    node, path, _tenant = key
+    headers = [] if authorization is None else [(b"authorization", authorization.encode())]
+    if kept is not None:
+        headers.append((b"if-none-match", kept.tag.encode()))
+    answer: http.Response | None = None
+    with trio.move_on_after(ANSWER_SECONDS), contextlib.suppress(RelayFailed):
+        answer = await relay.send(node, "GET", path, headers, b"")
+    now = trio.current_time()
+    if answer is not None and answer.status == 304 and kept is not None:
+        answers.put(key, attrs.evolve(kept, confirmed=now))
+        return PeerPart(node, kept.tag, _aged(kept.items, now - kept.at), kept.summary)
+    body = _body(answer) if answer is not None and answer.status == 200 else None
+    items = _items(body, node) if body is not None else None
+    if answer is None or items is None:
+        return PeerPart(node, None, ())
+    summary = body.get("summary") if isinstance(body, dict) else None
+    summary = summary if isinstance(summary, dict) else {}
+    tag = dict(answer.headers).get(b"etag", b"").decode("latin-1")
+    if tag:
+        answers.put(key, _Kept(tag, items, summary, now, now))
+    # a peer that sends no tag (none does) changes the fleet's tag on every ask
+    return PeerPart(node, tag or f"untagged {now}", items, summary)
 
 
 def _body(answer: http.Response) -> Any:
