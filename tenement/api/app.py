@@ -18,6 +18,7 @@ import trio
 from tenement.api import http, relay
 from tenement.api.auth import Authenticator, Identity, RateLimited, StreamTickets, Unauthorized
 from tenement.api.errors import ApiError, status_for
+from tenement.api.fleet_list import PeerAnswers
 from tenement.config import Settings
 from tenement.errors import TenementError
 from tenement.ids import InstanceRef
@@ -57,6 +58,9 @@ class ApiContext:
     relay: relay.Relay | None = None
     #: a fleet node's mover of tenants to other nodes (None: a single host)
     mover: Any = None
+    #: a fleet node's peers' last answers to its fleet-wide lists (see
+    #: :mod:`tenement.api.fleet_list`)
+    peer_answers: PeerAnswers = attrs.field(factory=PeerAnswers)
 
 
 @attrs.frozen

@@ -11,7 +11,9 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from tenement.api import conditional, http
+import attrs
+
+from tenement.api import conditional, fleet_list, http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
 from tenement.api.relay import Relay, check_allowed, check_target
@@ -78,22 +80,19 @@ def check_name(kind: str, value: str) -> str:
 
 async def list_instances(api: ApiContext, request: Request, send: Send) -> http.Response:
     """The list, with a weak ETag: an ``If-None-Match`` naming it is answered 304
-    without building the list (see :mod:`tenement.api.conditional`)."""
+    without building the list (see :mod:`tenement.api.conditional`). A fleet node
+    lists the whole fleet's (:func:`fleet_instances`)."""
+    if api.store.node is not None and api.relay is not None:
+        return await fleet_instances(api, request)
+    if request.scope.get("query_string") and "node" in request.query():
+        raise ApiError(
+            400,
+            f"Invalid node '{request.query()['node']}': this server is not a fleet node "
+            "(no [fleet]); list without a node",
+        )
     history = api.history
-    store = api.store
-    # a fleet node lists a down node's instances that may not fail over too, until it
-    # returns: every node does (they are in the tag, so a change is never a 304)
-    orphaned = []
-    if store.node is not None:
-        orphaned = [
-            record
-            for record in await store.run(store.orphaned_elsewhere)
-            if request.tenant is None or record.tenant == request.tenant
-        ]
     tag = conditional.etag(
-        api.supervisor.signature(request.tenant),
-        _usage_signature(history, request.tenant),
-        tuple((record.instance_id, record.node) for record in orphaned),
+        api.supervisor.signature(request.tenant), _usage_signature(history, request.tenant)
     )
     unchanged = conditional.not_modified(request.scope, tag)
     if unchanged is not None:
@@ -101,13 +100,77 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     views = live_views(api.supervisor, request.tenant)
     usage = history.usage if history is not None else {}
     listed = [instance_json(view, usage.get(view.id)) for view in views]
-    node = store.node
-    if node is not None:  # a fleet node's instances are its own (docs/fleet.md)
-        for item in listed:
-            item["node"] = node
-        listed += [orphan_json(record) for record in orphaned]
-        listed.sort(key=lambda item: (item["id"], item["node"]))
     return conditional.tagged(http.json_response(listed), tag)
+
+
+async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
+    """A fleet node's list: its own instances, each live peer's (asked, see
+    :mod:`tenement.api.fleet_list`), and the rows of down nodes' orphaned instances and
+    of live peers that did not answer. ``?node=NAME`` lists one node's. Asked by a
+    peer (the hop header), a node lists only its own."""
+    relay = api.relay
+    assert relay is not None
+    store = api.store
+    node: str = store.node
+    history = api.history
+    local_parts = (
+        api.supervisor.signature(request.tenant),
+        _usage_signature(history, request.tenant),
+    )
+    if fleet_list.is_hop(relay, request.scope):
+        tag = conditional.etag(*local_parts, node)
+        unchanged = conditional.not_modified(request.scope, tag)
+        if unchanged is not None:
+            return unchanged
+        return conditional.tagged(http.json_response(_local_list(api, request, node)), tag)
+    wanted = request.query().get("node") if request.scope.get("query_string") else None
+    if wanted is not None and relay.node_state(wanted) is None:
+        names = ", ".join(row.name for row in await store.run(store.list_nodes))
+        raise ApiError(
+            400,
+            f"Invalid node '{wanted}': it is not a node of this fleet; its nodes are {names} "
+            "(ten nodes lists them)",
+        )
+    peers = [name for name in relay.live_nodes() if name != node and wanted in (None, name)]
+    parts = await fleet_list.peer_parts(
+        relay, api.peer_answers, peers, "/api/instances", request.scope, request.tenant
+    )
+    silent = fleet_list.silent(parts)
+    records = await store.run(store.orphaned_elsewhere)
+    if silent:
+        records += await store.run(store.listed_rows_of, silent)
+    records = [
+        record
+        for record in records
+        if (request.tenant is None or record.tenant == request.tenant)
+        and wanted in (None, record.node)
+    ]
+    tag = conditional.etag(
+        *local_parts,
+        wanted,
+        tuple((part.node, part.tag) for part in parts),
+        tuple((r.instance_id, r.node, r.state, r.restarts_total, r.weight) for r in records),
+    )
+    headers = fleet_list.silent_header(parts)
+    unchanged = conditional.not_modified(request.scope, tag)
+    if unchanged is not None:
+        return attrs.evolve(unchanged, headers=(*unchanged.headers, *headers))
+    listed = [item for part in parts for item in part.items]
+    listed += [orphan_json(record) for record in records]
+    if wanted in (None, node):
+        listed += _local_list(api, request, node)
+    listed.sort(key=lambda item: (str(item.get("id")), str(item.get("node"))))
+    answer = conditional.tagged(http.json_response(listed), tag)
+    return attrs.evolve(answer, headers=(*answer.headers, *headers))
+
+
+def _local_list(api: ApiContext, request: Request, node: str) -> list[dict[str, Any]]:
+    """This node's own instances, each naming it."""
+    usage = api.history.usage if api.history is not None else {}
+    return [
+        {**instance_json(view, usage.get(view.id)), "node": node}
+        for view in live_views(api.supervisor, request.tenant)
+    ]
 
 
 def _usage_signature(history: Any, tenant: str | None) -> Hashable:
@@ -124,8 +187,9 @@ def _usage_signature(history: Any, tenant: str | None) -> Hashable:
 
 
 def orphan_json(record: Any) -> dict[str, Any]:
-    """An orphaned instance (its node is down and it may not fail over) as the API shows
-    it: nothing runs it, so it has no process, socket, usage or uptime."""
+    """An instance shown from its row: orphaned (its node is down and it may not fail
+    over: nothing runs it, so it has no process, socket, usage or uptime), or of a live
+    node that did not answer (what only that node knows is unknown)."""
     return {
         "id": record.instance_id,
         "socket": "",

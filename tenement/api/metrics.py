@@ -47,9 +47,12 @@ class MetricsSnapshot:
     instance_restarts: tuple[tuple[str, str, int], ...]
     views: tuple[Any, ...]
     series: tuple[Any, ...]
+    #: a fleet node's name, a ``node`` label on every series (None: a single host's
+    #: series, which have none, as the reference's)
+    node: str | None = None
 
 
-def snapshot(supervisor: Any, proxy_metrics: Any) -> MetricsSnapshot:
+def snapshot(supervisor: Any, proxy_metrics: Any, node: str | None = None) -> MetricsSnapshot:
     """Read the supervisor and the proxy now. Call it from the event loop."""
     stats = supervisor.statistics()
     return MetricsSnapshot(
@@ -57,6 +60,7 @@ def snapshot(supervisor: Any, proxy_metrics: Any) -> MetricsSnapshot:
         instance_restarts=tuple(stats.instance_restarts),
         views=tuple(supervisor.instances()),
         series=tuple(request_series(proxy_metrics)),
+        node=node,
     )
 
 
@@ -77,16 +81,21 @@ class MetricsCollector:
         )
 
         data = self._data
+        # a fleet node's name on each series; a single host's are the reference's
+        node: tuple[str, ...] = () if data.node is None else ("node",)
+        here: tuple[str, ...] = () if data.node is None else (data.node,)
         requests = CounterMetricFamily(
-            "tenement_requests", "Total number of HTTP requests", labels=("instance", "process")
+            "tenement_requests",
+            "Total number of HTTP requests",
+            labels=("instance", "process", *node),
         )
         duration = HistogramMetricFamily(
             "tenement_request_duration_ms",
             "Request duration in milliseconds",
-            labels=("instance", "process"),
+            labels=("instance", "process", *node),
         )
         for item in data.series:
-            labels = (item.tenant, item.service)
+            labels = (item.tenant, item.service, *here)
             requests.add_metric(labels, item.requests_total)
             buckets = [
                 (_bound(bound), count)
@@ -97,32 +106,34 @@ class MetricsCollector:
         yield requests
         yield duration
 
-        up = GaugeMetricFamily("tenement_instances_up", "Number of running instances")
-        up.add_metric((), data.instances_up)
+        up = GaugeMetricFamily("tenement_instances_up", "Number of running instances", labels=node)
+        up.add_metric(here, data.instances_up)
         yield up
         restarts = CounterMetricFamily(
-            "tenement_instance_restarts", "Total instance restarts", labels=("id", "process")
+            "tenement_instance_restarts",
+            "Total instance restarts",
+            labels=("id", "process", *node),
         )
         used = GaugeMetricFamily(
             "tenement_instance_storage_bytes",
             "Current storage usage in bytes",
-            labels=("id", "process"),
+            labels=("id", "process", *node),
         )
         quota = GaugeMetricFamily(
             "tenement_instance_storage_quota_bytes",
             "Configured storage quota in bytes (0 = unlimited)",
-            labels=("id", "process"),
+            labels=("id", "process", *node),
         )
         ratio = GaugeMetricFamily(
             "tenement_instance_storage_usage_ratio",
             "Storage usage ratio (0.0 to 1.0+)",
-            labels=("id", "process"),
+            labels=("id", "process", *node),
         )
         # Every instance ever restarted keeps its series, as the reference's counters do.
         for service, tenant, count in data.instance_restarts:
-            restarts.add_metric((tenant, service), count)
+            restarts.add_metric((tenant, service, *here), count)
         for view in data.views:
-            labels = (view.tenant, view.service)
+            labels = (view.tenant, view.service, *here)
             used.add_metric(labels, view.storage_used_bytes)
             if view.storage_quota_bytes is not None:
                 quota.add_metric(labels, view.storage_quota_bytes)

@@ -59,6 +59,22 @@ INSTANCE_REQUIRED = (
     "memory_bytes",
     "cpu_percent",
 )
+#: every TelemetryInstance field but ``node`` (a fleet node's only)
+TELEMETRY_INSTANCE_REQUIRED = (
+    "id",
+    "process",
+    "instance",
+    "health",
+    "uptime_secs",
+    "idle_secs",
+    "restarts",
+    "weight",
+    "requests_total",
+    "request_duration_avg_ms",
+    "request_duration_p99_ms",
+    "storage_used_bytes",
+    "storage_quota_bytes",
+)
 HEALTH = {"type": "string", "enum": ["unknown", "healthy", "degraded", "unhealthy", "failed"]}
 
 
@@ -104,7 +120,8 @@ def _schemas() -> dict[str, Any]:
                 "node": {
                     **STR,
                     "description": "The fleet node that runs it; only in a fleet "
-                    "([fleet] set). Added in 0.3.0.",
+                    "([fleet] set), whose every node lists the whole fleet's instances. "
+                    "Added in 0.3.0.",
                 },
             },
             required=INSTANCE_REQUIRED,
@@ -330,7 +347,14 @@ def _schemas() -> dict[str, Any]:
                 "request_duration_p99_ms": NUM,
                 "storage_used_bytes": INT,
                 "storage_quota_bytes": NULLABLE_INT,
-            }
+                "node": {
+                    **STR,
+                    "description": "The fleet node that runs it; only in a fleet "
+                    "([fleet] set), whose every node's telemetry covers the whole fleet. "
+                    "Added in 0.3.0.",
+                },
+            },
+            required=TELEMETRY_INSTANCE_REQUIRED,
         ),
         "TlsStatus": _obj(
             {
@@ -435,13 +459,21 @@ ETAG = {
 }
 
 
+SILENT_NODES = {
+    "description": "On a fleet node: the live nodes that did not answer within 2 s; their "
+    "instances are shown from the shared database, with health `unknown`. Absent when every "
+    "node answered. Added in 0.3.0.",
+    "schema": {"type": "string"},
+}
+
+
 def _conditional(op: dict[str, Any]) -> dict[str, Any]:
     """``op`` (a GET) with ``If-None-Match``, the ETag of its 200, and its 304."""
-    op["responses"]["200"]["headers"] = {"ETag": ETAG}
+    op["responses"]["200"]["headers"] = {"ETag": ETAG, "X-Tenement-Silent-Nodes": SILENT_NODES}
     op["responses"]["304"] = {
         "description": "Not modified: `If-None-Match` names the current ETag (or is `*`); no "
         "body. Added in 0.3.0.",
-        "headers": {"ETag": ETAG},
+        "headers": {"ETag": ETAG, "X-Tenement-Silent-Nodes": SILENT_NODES},
     }
     op.setdefault("parameters", []).append(
         {
@@ -560,7 +592,8 @@ def _paths() -> dict[str, Any]:
         "/api/telemetry": {
             "get": _conditional(
                 _op(
-                    "Overview of every instance and its proxied requests",
+                    "Overview of every instance and its proxied requests (on a fleet node, "
+                    "of every node's)",
                     {"200": _json(_ref("Telemetry"), "Telemetry.")},
                     public=True,
                 )
@@ -569,8 +602,22 @@ def _paths() -> dict[str, Any]:
         "/api/instances": {
             "get": _conditional(
                 _op(
-                    "Running instances (a tenant token sees its own)",
-                    {"200": _json({"type": "array", "items": _ref("Instance")}, "Instances.")},
+                    "Running instances (a tenant token sees its own); on a fleet node, every "
+                    "node's",
+                    _responses(
+                        400,
+                        ok={
+                            "200": _json({"type": "array", "items": _ref("Instance")}, "Instances.")
+                        },
+                    ),
+                    params=[
+                        _query(
+                            "node",
+                            STR,
+                            "In a fleet: only this node's instances. Unknown node, or a "
+                            "server that is not a fleet node: 400. Added in 0.3.0.",
+                        )
+                    ],
                 )
             )
         },

@@ -6,6 +6,8 @@ Thin commands: parse the instance argument, call the server's REST API through
 
 from __future__ import annotations
 
+import json
+
 import click
 
 from tenement.cli.context import CliContext, global_options, pass_cli
@@ -122,13 +124,14 @@ def restart(cli: CliContext, instance: str) -> None:
     click.echo(f"Restarted {ref}")
 
 
-def _ps(cli: CliContext, as_json: bool) -> None:
+def _ps(cli: CliContext, as_json: bool, node: str | None) -> None:
     from tenement.cli import render
     from tenement.cli.client import ClientError, open_client
 
     with open_client(cli) as client:
-        response = client.request("GET", "/api/instances")
-        if as_json:
+        params = None if node is None else {"node": node}
+        response = client.request("GET", "/api/instances", params=params)
+        if as_json and node is None:
             echo_json(response.text)
             return
         instances = client.decode(response)
@@ -137,25 +140,46 @@ def _ps(cli: CliContext, as_json: bool) -> None:
             f"Server at {cli.server} answered GET /api/instances with something that is not "
             "a list of instances; is it a tenement server?"
         )
+    if node is not None:
+        # a server that does not know ?node= (a single host of 0.2.2) lists everything
+        if instances and not all("node" in item for item in instances):
+            raise ClientError(
+                f"Server at {cli.server} is not a fleet node: its instances have no node; "
+                "run ten ps without --node"
+            )
+        instances = [item for item in instances if item.get("node") == node]
+        if as_json:
+            echo_json(json.dumps(instances))
+            return
     click.echo(render.ps_table(instances, cli.server))
+
+
+node_filter = click.option(
+    "--node",
+    metavar="NAME",
+    default=None,
+    help="In a fleet: only this node's instances (ten nodes lists them)",
+)
 
 
 @click.command(short_help="List running instances")
 @json_option
+@node_filter
 @global_options
 @pass_cli
-def ps(cli: CliContext, as_json: bool) -> None:
-    """List running instances."""
-    _ps(cli, as_json)
+def ps(cli: CliContext, as_json: bool, node: str | None) -> None:
+    """List running instances; on a fleet node, every node's (--node NAME: one node's)."""
+    _ps(cli, as_json, node)
 
 
 @click.command(hidden=True, short_help="List running instances (alias of ps)")
 @json_option
+@node_filter
 @global_options
 @pass_cli
-def ls(cli: CliContext, as_json: bool) -> None:
+def ls(cli: CliContext, as_json: bool, node: str | None) -> None:
     """List running instances (alias of ps)."""
-    _ps(cli, as_json)
+    _ps(cli, as_json, node)
 
 
 @click.command(short_help="Check health of an instance (e.g., ten health api:prod)")

@@ -166,3 +166,19 @@ class FailoverQueries(StoreBase):
                 {"node": self.node},
             ).rows
             return [InstanceRecord.from_row(row, with_node=True) for row in rows]
+
+    def listed_rows_of(self, nodes: Collection[str]) -> list[InstanceRecord]:
+        """The instances (not stopped) whose rows name one of ``nodes``, by id: what the
+        fleet's list shows of a live node that did not answer (``tenement/api/fleet_list.py``)."""
+        if not nodes:
+            return []
+        with self._read() as conn:
+            found: list[InstanceRecord] = []
+            for node in sorted(nodes):
+                rows = conn.execute(
+                    f"SELECT {', '.join(COLUMNS)}, node FROM instances "
+                    "WHERE node = :node AND state <> 'stopped' ORDER BY instance_id",
+                    {"node": node},
+                ).rows
+                found += [InstanceRecord.from_row(row, with_node=True) for row in rows]
+            return found

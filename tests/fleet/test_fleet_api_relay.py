@@ -198,6 +198,90 @@ async def test_reads_of_a_remote_instance_come_from_its_owner(netfleet: NetFleet
                 async for line in stream.aiter_lines():
                     if line.startswith("data:") and "LISTENING" in line:
                         break
+
+
+async def test_every_node_lists_the_whole_fleet_with_each_instance_node_and_health(
+    netfleet: NetFleet,
+) -> None:
+    """ten ps, /api/instances and /api/telemetry through c, which owns nothing, show a's
+    and b's tenants with their node and their owner's health; /metrics names the node."""
+    a, _b, c = netfleet.nodes
+    await _spawn_on(netfleet, a, "listed")
+    with trio.fail_after(30):  # health is the owner's, checked every second
+        while True:
+            shown = ten(netfleet, c, "ps")
+            assert shown.returncode == 0, shown.stderr
+            rows = {line.split()[1]: line.split() for line in shown.stdout.splitlines()[1:-2]}
+            if {"echo:listed", "echo:other"} <= set(rows) and all(
+                rows[iid][-2] == "healthy" for iid in ("echo:listed", "echo:other")
+            ):
+                break
+            await trio.sleep(0.2)
+    assert shown.stdout.splitlines()[0].split()[:2] == ["NODE", "INSTANCE"]
+    assert rows["echo:listed"][0] == "a" and rows["echo:other"][0] == "b"
+    async with netfleet.api(c) as api:
+        listed = await api.get("/api/instances")
+        assert listed.status_code == 200, listed.text
+        assert "x-tenement-silent-nodes" not in listed.headers
+        items = {item["id"]: item for item in listed.json()}
+        for iid, node in (("echo:listed", "a"), ("echo:other", "b")):
+            row = netfleet.instance_row(iid)
+            assert (items[iid]["node"], items[iid]["pid"]) == (node, row["pid"])
+            assert items[iid]["uptime_secs"] >= 0 and items[iid]["state"] == "running"
+        # unchanged: 304, though a and b were asked again; a restart on a changes it
+        tag = listed.headers["etag"]
+        same = await api.get("/api/instances", headers={"if-none-match": tag})
+        assert same.status_code == 304, same.text
+        assert (await api.post("/api/instances/echo:listed/restart")).status_code == 200
+        with trio.fail_after(10):  # c asks a again once its answer is 0.5 s old
+            while (
+                changed := await api.get("/api/instances", headers={"if-none-match": tag})
+            ).status_code == 304:
+                await trio.sleep(0.1)
+        assert changed.status_code == 200, changed.text
+        [restarted] = [item for item in changed.json() if item["id"] == "echo:listed"]
+        now = netfleet.instance_row("echo:listed")["pid"]
+        assert restarted["pid"] == now != items["echo:listed"]["pid"]
+    # --node: one node's; an unknown one is refused, naming the fleet's nodes
+    only_a = ten(netfleet, c, "ps", "--node", "a")
+    assert only_a.returncode == 0, only_a.stderr
+    assert [line.split()[:2] for line in only_a.stdout.splitlines()[1:-2]] == [["a", "echo:listed"]]
+    unknown = ten(netfleet, c, "ps", "--node", "zz")
+    assert unknown.returncode != 0, unknown.stdout
+    assert "'zz'" in unknown.stderr and "nodes are a, b, c" in unknown.stderr, unknown.stderr
+    # a tenant token through c sees its own, wherever it runs
+    made = ten(netfleet, c, "token-gen", "--tenant", "listed")
+    token = next(word for word in made.stdout.split() if len(word) > 20)
+    async with netfleet.client(c) as client:
+        client.headers["authorization"] = f"Bearer {token}"
+        own = await client.get("/api/instances")
+        assert [item["id"] for item in own.json()] == ["echo:listed"], own.text
+        # telemetry covers both nodes, with a's requests
+        assert await _served(netfleet, c, "listed") > 0
+        with trio.fail_after(30):
+            while True:
+                telemetry = (await client.get("/api/telemetry")).json()
+                seen = {item["id"]: item for item in telemetry["instances"]}
+                if seen.get("echo:listed", {}).get("requests_total", 0) > 0:
+                    break
+                await trio.sleep(0.2)
+        assert (seen["echo:listed"]["node"], seen["echo:other"]["node"]) == ("a", "b")
+        assert telemetry["summary"]["total_instances"] == len(seen) >= 2
+        assert telemetry["summary"]["total_requests"] == sum(
+            item["requests_total"] for item in seen.values()
+        )
+    # each node's /metrics: its own series, each with its node
+    async with netfleet.client(a) as client:
+        metrics_a = (await client.get("/metrics")).text
+    async with netfleet.client(c) as client:
+        metrics_c = (await client.get("/metrics")).text
+    assert 'tenement_requests_total{instance="listed",process="echo",node="a"}' in metrics_a
+    assert 'tenement_instances_up{node="c"} 0\n' in metrics_c
+    # c's proxy forwarded a request to a: counted by both, each under its own node
+    assert 'tenement_requests_total{instance="listed",process="echo",node="c"} ' in metrics_c
+    assert 'tenement_instance_storage_bytes{id="listed"' not in metrics_c
+    series = [line for line in metrics_a.splitlines() if line.startswith("tenement_")]
+    assert series and all('node="a"' in line for line in series), metrics_a
     await assert_fleet_serves(netfleet)
 
 
@@ -445,6 +529,19 @@ async def test_an_unknown_or_down_node_is_refused_naming_the_live_ones(
         assert followed.returncode != 0, followed.stdout
         assert "fleet node a" in followed.stderr, followed.stderr
         async with netfleet.api(b) as api:
+            # a is listed up but does not answer: its instances come from its rows (once
+            # b's last answer from a, from the previous test's check, is 0.5 s old)
+            with trio.fail_after(10):
+                while (
+                    "x-tenement-silent-nodes"
+                    not in (listed := await api.get("/api/instances")).headers
+                ):
+                    assert listed.status_code == 200, listed.text
+                    await trio.sleep(0.1)
+            assert listed.headers["x-tenement-silent-nodes"] == "a"
+            [stranded] = [item for item in listed.json() if item["id"] == "echo:stranded"]
+            assert (stranded["node"], stranded["health"]) == ("a", "unknown")
+            assert [item["node"] for item in listed.json() if item["id"] == "echo:other"] == ["b"]
             with trio.fail_after(30):  # once declared down, --node a is refused
                 while True:
                     down = await api.post(

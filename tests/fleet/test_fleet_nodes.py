@@ -52,10 +52,19 @@ async def tenant_pid(node: Node, tenant: str) -> int:
 
 
 async def listed(fleet: Fleet, node: Node) -> dict[str, dict]:
+    """The whole fleet's instances, as ``node`` lists them."""
     async with fleet.api(node) as client:
         response = await client.get("/api/instances")
         assert response.status_code == 200
         return {item["id"]: item for item in response.json()}
+
+
+async def own(fleet: Fleet, node: Node) -> set[str]:
+    """The instances ``node`` runs, as it lists them (``?node=``)."""
+    async with fleet.api(node) as client:
+        response = await client.get("/api/instances", params={"node": node.name})
+        assert response.status_code == 200, response.text
+        return {item["id"] for item in response.json()}
 
 
 async def nodes_seen_by(fleet: Fleet, node: Node) -> dict[str, dict]:
@@ -105,14 +114,14 @@ async def test_nodes_list_each_other_and_a_killed_node_is_declared_down_by_one_p
     ps = ten(a, "ps", token=fleet.token)
     assert ps.stdout.splitlines()[0].split()[:2] == ["NODE", "INSTANCE"], ps.stdout
     assert ps.stdout.splitlines()[1].split()[:2] == ["a", "echo:alice"]
-    assert set(await listed(fleet, b)) == {"echo:bob"}
+    assert await own(fleet, b) == {"echo:bob"}
     # another node will not start a second copy of a's tenant: it relays the spawn to a
     pid = fleet.instance_row("echo:alice")["pid"]
     async with fleet.api(b) as client:
         relayed = await client.post("/api/instances/spawn", json={"process": "echo", "id": "alice"})
     assert relayed.status_code == 200, relayed.text
     assert relayed.json()["instance"] == "echo:alice"
-    assert set(await listed(fleet, b)) == {"echo:bob"}
+    assert await own(fleet, b) == {"echo:bob"}
     row = fleet.instance_row("echo:alice")
     assert row["node"] == "a" and row["pid"] == pid
 
@@ -148,9 +157,9 @@ async def test_nodes_list_each_other_and_a_killed_node_is_declared_down_by_one_p
     assert fleet.node_row("a")["down_by"] is None
     assert "fleet node a is up again" in a.log
     assert await tenant_pid(a, "alice") == alice  # re-adopted, not restarted
-    assert set(await listed(fleet, a)) == {"echo:alice"}
+    assert await own(fleet, a) == {"echo:alice"}
     assert fleet.instance_row("echo:alice")["state"] == "running"  # orphaned no more
-    assert set(await listed(fleet, b)) == {"echo:bob"}
+    assert await own(fleet, b) == {"echo:bob"}
     assert await tenant_pid(b, "bob") == bob  # b's untouched
     assert fleet.instance_row("echo:bob")["node"] == "b"
     assert fleet.instance_row("echo:bob")["pid"] == bob
@@ -166,7 +175,7 @@ async def test_a_node_adopts_restarts_and_reaps_only_its_own_tenants(fleet: Flee
     os.killpg(alice, signal.SIGKILL)  # a's tenant dies while a is away
     before = fleet.instance_row("echo:alice")
     await b.start()  # b adopts its rows before it answers /health
-    assert "echo:alice" not in await listed(fleet, b)
+    assert "echo:alice" not in await own(fleet, b)
     assert fleet.instance_row("echo:alice") == before
     async with httpx.AsyncClient(
         base_url=b.url, headers={"host": "alice.echo.localhost"}
@@ -216,11 +225,11 @@ async def test_the_same_nodes_standby_is_not_refused_and_takes_the_tenants_over(
     assert "handing the tenants over" in a.log
     a.port, a.url, a.process = standby_port, f"http://127.0.0.1:{standby_port}", standby
     with trio.fail_after(30):
-        while "echo:alice" not in await listed(fleet, a):
+        while "echo:alice" not in await own(fleet, a):
             await trio.sleep(0.1)
     assert await tenant_pid(a, "alice") == alice
     assert fleet.node_row("a")["state"] == "up"
-    assert "echo:alice" not in await listed(fleet, b)
+    assert "echo:alice" not in await own(fleet, b)
     assert fleet.instance_row("echo:alice")["node"] == "a"
 
 
@@ -294,7 +303,7 @@ async def test_the_same_instances_list_on_every_node_starts_each_tenant_once(
     with trio.fail_after(60):
         while len(fleet.rows("SELECT 1 FROM instances WHERE state = 'running'")) < 3:
             await trio.sleep(0.1)
-    on_a, on_b = set(await listed(fleet, a)), set(await listed(fleet, b))
+    on_a, on_b = await own(fleet, a), await own(fleet, b)
     assert on_a | on_b == {"echo:s1", "echo:s2", "echo:s3"}
     assert not on_a & on_b
     for iid in on_a | on_b:

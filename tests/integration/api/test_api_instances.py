@@ -40,6 +40,10 @@ async def test_spawn_list_weight_health_storage_restart_stop(api: Harness) -> No
         assert [item["id"] for item in listed] == ["notes:alice"]
         assert listed[0]["socket"] == f"127.0.0.1:{body['port']}"
         assert listed[0]["weight"] == 100
+        # a single host has no nodes to filter by: said so, not an empty list
+        one_node = await http.get("/api/instances", params={"node": "web-1"})
+        assert one_node.status_code == 400, one_node.text
+        assert "Invalid node 'web-1': this server is not a fleet node" in one_node.text
 
         await wait_healthy(http, "notes:alice")
 

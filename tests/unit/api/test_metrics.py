@@ -166,3 +166,25 @@ def test_label_values_are_escaped() -> None:
 
 def test_without_proxy_metrics_there_are_no_request_series() -> None:
     assert request_series(None) == []
+
+
+def test_a_fleet_nodes_series_each_carry_its_node_and_a_single_hosts_none() -> None:
+    """The fleet node's text is the single host's with ``node="…"`` after each series'
+    own labels (before ``le``): nothing else differs, so every series is named."""
+    views = (View("notes:alice", "notes", "alice", restarts=1, storage_quota_bytes=10),)
+    requests = proxy_metrics({"notes:alice": [3.0]})
+    single = render_metrics(snapshot(Instances(views), requests)).decode()
+    fleet = render_metrics(snapshot(Instances(views), requests, "web-1")).decode()
+    assert "node=" not in single
+    expected = []
+    for line in single.splitlines():
+        if line.startswith("tenement_instances_up "):
+            line = line.replace(" ", '{node="web-1"} ', 1)
+        elif line.startswith("tenement_") and ',le="' in line:
+            line = line.replace(',le="', ',node="web-1",le="')
+        elif line.startswith("tenement_"):
+            line = line.replace("} ", ',node="web-1"} ', 1)
+        expected.append(line)
+    assert fleet.splitlines() == expected
+    series = [line for line in fleet.splitlines() if line.startswith("tenement_")]
+    assert len(series) > 10 and all('node="web-1"' in line for line in series)
