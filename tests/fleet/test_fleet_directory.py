@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import sqlalchemy as sa
 
 from tenement.config import Fleet
 from tenement.proxy.fleet import HERE
@@ -85,6 +86,23 @@ async def test_owners_come_from_memory_and_lookups_are_bounded(
     await seen_by_a.refresh()
     assert await seen_by_a.owner("echo:mine") is HERE
     assert await seen_by_a.owner("echo:new") is not None
+
+
+async def test_an_unchanged_fleet_costs_one_read_transaction_per_look(
+    stores: dict[str, Store],
+) -> None:
+    """Scale (bench/fleet_scale.py): every node looks twice a second; an idle look is
+    one transaction (the nodes and the rows' signature), not one per query."""
+    a = stores["a"]
+    join(a, "a", "10.0.0.11:8080")
+    a.save_instances([record("echo:one")])
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    began: list[object] = []
+    sa.event.listen(a.engine, "begin", began.append)
+    for _ in range(3):
+        await seen_by_a.refresh()
+    assert len(began) == 3
 
 
 async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
