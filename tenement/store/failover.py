@@ -80,6 +80,16 @@ def _most_free(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     return max(nodes, key=lambda n: (n["memory_available"], -n["instances"], n["name"]))
 
 
+def _change_stamp(session: Session, now: str) -> float:
+    """An ``updated_at`` for the rows failover changes: the database's clock, or just
+    past the latest row's if a node's clock ran ahead of it. Every node's directory
+    reloads its map when the latest ``updated_at`` moves (``server/directory.py``);
+    without it, a moved stopped tenant (started only when woken) stayed mapped to its
+    lost node, which answered 503 for it, until some other row changed."""
+    row = session.execute(f"SELECT {now} AS now, max(updated_at) AS latest FROM instances").first()
+    return max(float(row["now"]), float(row["latest"] or 0.0) + 0.001)
+
+
 def fail_over(
     session: Session, lost: str, now: str, timeout_s: float, services: Collection[str]
 ) -> tuple[list[Moved], list[str]]:
@@ -110,19 +120,21 @@ def fail_over(
         target["memory_available"] -= 256 << 20
         target["instances"] += 1
         moved.append(Moved(row["instance_id"], target["name"], row["epoch"] + 1, live))
+    changed = _change_stamp(session, now) if moved or orphaned else 0.0
     if moved:
         # one statement for all of them (a lost node's 1,000 tenants were 1,000 round
         # trips, in the transaction that holds the nodes' rows); the lost node's process
         # facts stay out: the new owner writes its own
         session.executemany(
             "UPDATE instances SET node = :node, epoch = :epoch, pid = NULL, start_ticks = NULL, "
-            "pgid = NULL, port = NULL, health = 'unknown', state = :state "
-            "WHERE instance_id = :id AND node = :lost",
+            "pgid = NULL, port = NULL, health = 'unknown', state = :state, "
+            "updated_at = :changed WHERE instance_id = :id AND node = :lost",
             [
                 {
                     "node": move.node,
                     "epoch": move.epoch,
                     "state": "starting" if move.start else "stopped",
+                    "changed": changed,
                     "id": move.instance_id,
                     "lost": lost,
                 }
@@ -131,9 +143,9 @@ def fail_over(
         )
     if orphaned:
         session.execute(
-            f"UPDATE instances SET state = '{ORPHANED}' WHERE node = :lost "
-            f"AND state IN {LIVE_STATES!r}",
-            {"lost": lost},
+            f"UPDATE instances SET state = '{ORPHANED}', updated_at = :changed "
+            f"WHERE node = :lost AND state IN {LIVE_STATES!r}",
+            {"lost": lost, "changed": changed},
         )
     return moved, orphaned
 
