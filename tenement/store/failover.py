@@ -80,14 +80,15 @@ def _most_free(nodes: list[dict[str, Any]]) -> dict[str, Any]:
     return max(nodes, key=lambda n: (n["memory_available"], -n["instances"], n["name"]))
 
 
-def _change_stamp(session: Session, now: str) -> float:
-    """An ``updated_at`` for the rows failover changes: the database's clock, or just
-    past the latest row's if a node's clock ran ahead of it. Every node's directory
-    reloads its map when the latest ``updated_at`` moves (``server/directory.py``);
-    without it, a moved stopped tenant (started only when woken) stayed mapped to its
-    lost node, which answered 503 for it, until some other row changed."""
-    row = session.execute(f"SELECT {now} AS now, max(updated_at) AS latest FROM instances").first()
-    return max(float(row["now"]), float(row["latest"] or 0.0) + 0.001)
+def _change_stamp(session: Session) -> float:
+    """An ``updated_at`` for the rows failover changes: just past the latest of every
+    row's. Every node's directory reloads its map when the latest ``updated_at`` moves
+    (``server/directory.py``); without it, a moved stopped tenant (started only when
+    woken) stayed mapped to its lost node, which answered 503 for it, until some other
+    row changed. Not the database's clock: the rows carry their nodes' clocks, and a
+    stamp far past them would hide the nodes' next saves from that signature."""
+    latest = session.execute("SELECT max(updated_at) AS latest FROM instances").scalar()
+    return float(latest or 0.0) + 0.001
 
 
 def fail_over(
@@ -120,7 +121,7 @@ def fail_over(
         target["memory_available"] -= 256 << 20
         target["instances"] += 1
         moved.append(Moved(row["instance_id"], target["name"], row["epoch"] + 1, live))
-    changed = _change_stamp(session, now) if moved or orphaned else 0.0
+    changed = _change_stamp(session) if moved or orphaned else 0.0
     if moved:
         # one statement for all of them (a lost node's 1,000 tenants were 1,000 round
         # trips, in the transaction that holds the nodes' rows); the lost node's process
