@@ -4,7 +4,7 @@ The proxy asks it on every request for a tenant that does not run here, so it an
 from memory: a map of instance id -> node, reloaded only when the instance rows'
 signature (their count and latest ``updated_at``, one aggregate query) changed, and the
 nodes' rows, read on each look (a handful). Both are looked at every
-:data:`REFRESH_SECONDS`.
+:data:`REFRESH_SECONDS`, in one read transaction.
 
 A tenant the map does not have (placed elsewhere since the last look) is looked up by
 its primary key, once per id between two looks, and at most :data:`MAX_LOOKUPS` ids
@@ -117,7 +117,7 @@ class FleetDirectory:
     async def refresh(self) -> None:
         """Read the nodes, and the owners if the rows changed since the last look."""
         store = self._store
-        nodes = await store.run(store.list_nodes)
+        nodes, signature = await store.run(store.fleet_look)
         timeout = self._fleet.node_timeout
         peers: dict[str, Peer] = {}
         for row in nodes:
@@ -132,7 +132,6 @@ class FleetDirectory:
             up = row.alive(timeout)
             peers[row.name] = Peer(row.name, row.advertise, address, up)
         self._peers = peers
-        signature = await store.run(store.fleet_signature)
         if signature != self._signature:
             self._rows = await store.run(store.fleet_owners)
             self._owners = {row[0]: row[3] for row in self._rows}

@@ -87,6 +87,13 @@ class InstanceRecord:
         return row
 
 
+def fleet_signature(session: Session) -> tuple[int, float]:
+    """The count and latest ``updated_at`` of every node's instance rows: whether any
+    moved (``tenement/server/directory.py``)."""
+    row = session.execute("SELECT count(*) AS n, max(updated_at) AS latest FROM instances").first()
+    return int(row["n"]), float(row["latest"] or 0.0)
+
+
 def upsert_instances(
     session: Session, records: Sequence[InstanceRecord], node: str | None = None
 ) -> None:
@@ -206,14 +213,6 @@ class InstanceQueries(StoreBase):
         with self._read() as conn:
             row = conn.execute(
                 f"SELECT count(*) AS n, max(updated_at) AS latest FROM instances {mine}", params
-            ).first()
-            return int(row["n"]), float(row["latest"] or 0.0)
-
-    def fleet_signature(self) -> tuple[int, float]:
-        """:meth:`instances_signature` over every node's rows: whether any moved."""
-        with self._read() as conn:
-            row = conn.execute(
-                "SELECT count(*) AS n, max(updated_at) AS latest FROM instances"
             ).first()
             return int(row["n"]), float(row["latest"] or 0.0)
 

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 from tenement.store._base import StoreBase
+from tenement.store.failover import change_stamp
 
 
 class MoveQueries(StoreBase):
@@ -19,16 +18,16 @@ class MoveQueries(StoreBase):
             (taken over meanwhile: nothing is changed).
         """
         with self._write() as conn:
-            changed = conn.execute(
+            updated = conn.execute(
                 "UPDATE instances SET node = :to, epoch = :next, pid = NULL, "
                 "start_ticks = NULL, pgid = NULL, port = NULL, health = 'unknown', "
                 "state = 'stopped', "
-                # later than every row's: the nodes' directories see the change at their
-                # next look (fleet_signature), whatever this node's clock says
-                "updated_at = GREATEST(:now, (SELECT MAX(updated_at) FROM instances) + 0.001) "
+                # just past every row's: the nodes' directories see the change at their
+                # next look (fleet_signature), as after a failover
+                "updated_at = :changed "
                 "WHERE instance_id = :id AND node = :here AND epoch = :epoch",
                 {
-                    "now": time.time(),
+                    "changed": change_stamp(conn),
                     "to": to_node,
                     "next": epoch + 1,
                     "id": instance_id,
@@ -36,4 +35,4 @@ class MoveQueries(StoreBase):
                     "epoch": epoch,
                 },
             )
-            return epoch + 1 if changed.rowcount == 1 else None
+            return epoch + 1 if updated.rowcount == 1 else None

@@ -16,6 +16,7 @@ import attrs
 from tenement.store._base import StoreBase
 from tenement.store._db import Session, database_now
 from tenement.store.failover import Moved, fail_over
+from tenement.store.instances import fleet_signature
 
 #: the states a node row takes; "draining" is for the moves still to come (#11)
 UP, DOWN, RESTARTING = "up", "down", "restarting"
@@ -128,6 +129,12 @@ def _select(session: Session, where: str = "") -> str:
     return (
         f"SELECT {_COLUMNS}, {database_now(session)} - heartbeat_at AS silent_s FROM nodes {where}"
     )
+
+
+def _nodes(session: Session) -> list[NodeRow]:
+    return [
+        NodeRow.from_row(row) for row in session.execute(_select(session, "ORDER BY name")).rows
+    ]
 
 
 def _capacity(identity: NodeIdentity) -> dict[str, Any]:
@@ -267,5 +274,10 @@ class NodeQueries(StoreBase):
     def list_nodes(self) -> list[NodeRow]:
         """Every node, by name."""
         with self._read() as conn:
-            rows = conn.execute(_select(conn, "ORDER BY name")).rows
-            return [NodeRow.from_row(row) for row in rows]
+            return _nodes(conn)
+
+    def fleet_look(self) -> tuple[list[NodeRow], tuple[int, float]]:
+        """Every node, and the instance rows' signature (``fleet_signature``): what a
+        node's directory reads twice a second, in one transaction."""
+        with self._read() as conn:
+            return _nodes(conn), fleet_signature(conn)

@@ -6,7 +6,9 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import attrs
 import pytest
+import sqlalchemy as sa
 import trio
 
 from tenement.config import Fleet
@@ -111,6 +113,23 @@ async def test_requests_that_arrive_during_a_lookup_wait_for_its_answer(
     assert seen_by_a.lookups == 1
 
 
+async def test_an_unchanged_fleet_costs_one_read_transaction_per_look(
+    stores: dict[str, Store],
+) -> None:
+    """Scale (bench/fleet_scale.py): every node looks twice a second; an idle look is
+    one transaction (the nodes and the rows' signature), not one per query."""
+    a = stores["a"]
+    join(a, "a", "10.0.0.11:8080")
+    a.save_instances([record("echo:one")])
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()
+    began: list[object] = []
+    sa.event.listen(a.engine, "begin", began.append)
+    for _ in range(3):
+        await seen_by_a.refresh()
+    assert len(began) == 3
+
+
 async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
     a, b = stores["a"], stores["b"]
     join(a, "a", "10.0.0.11:8080")
@@ -123,6 +142,32 @@ async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
     peer = await seen_by_a.owner("echo:bob")
     assert peer is not None and not peer.up
     assert seen_by_a.remote_instances("echo") == []  # not picked by a weighted route
+
+
+async def test_every_directory_sees_where_a_lost_nodes_tenants_went(
+    stores: dict[str, Store],
+) -> None:
+    """A stopped tenant moved by failover is not started (it is woken where it went), so
+    no later save tells the directories it moved: the move itself must."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    join(a, "a", "10.0.0.11:8080")
+    join(b, "b", "10.0.0.12:8080")
+    join(c, "c", "10.0.0.13:8080")
+    a.save_instances([attrs.evolve(record("echo:sleepy"), pid=None, state="stopped")])
+    a.save_instances([record("db:kept")])
+    seen_by_c = directory(c, "c")
+    await seen_by_c.refresh()
+    peer = await seen_by_c.owner("echo:sleepy")
+    assert peer is not None and peer.node == "a"
+    with a.engine.begin() as conn:
+        conn.exec_driver_sql("UPDATE nodes SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
+    [lost] = b.declare_nodes_lost("b", 10.0, ["echo"])
+    [moved] = lost.moved
+    assert lost.orphaned == ("db:kept",)
+    await seen_by_c.refresh()
+    owner = await seen_by_c.owner("echo:sleepy")
+    assert owner is HERE if moved.node == "c" else (owner is not None and owner.node == "b")
+    assert seen_by_c.lookups == 0
 
 
 async def test_a_peer_row_with_a_bad_address_is_skipped_not_fatal(

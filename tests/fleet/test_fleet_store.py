@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 import attrs
+import sqlalchemy as sa
 
 from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
 from tenement.store.nodes import RESTART_GRACE_S, RESTARTING, NodeIdentity
@@ -330,3 +331,42 @@ def test_placing_a_new_tenant_spreads_by_room_and_is_decided_once(
         assert sum(p.chosen for p in placed) >= 1
         row = a.get_instance(iid)
         assert row is not None and row.node == placed[0].node
+
+
+def statements(store: Store) -> list[str]:
+    """The SQL statements ``store`` sends from now on (an executemany counts once)."""
+    sent: list[str] = []
+
+    def note(*args: Any) -> None:
+        sent.append(args[2])
+
+    sa.event.listen(store.engine, "before_cursor_execute", note)
+    return sent
+
+
+def test_a_thousand_tenants_move_and_are_asked_after_in_a_few_statements(
+    stores: dict[str, Store],
+) -> None:
+    """Scale (bench/fleet_scale.py): a lost node's tenants are re-placed, and a node
+    back from fencing asks who owns its tenants, in a few statements, not one each."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    for name, store in stores.items():
+        store.join_node(identity(name), 3)
+    ids = [f"web:t{i}" for i in range(1000)]
+    a.save_instances([_running(iid, 1000 + i) for i, iid in enumerate(ids)])
+    silence(a, "a", 10)
+    sent_by_b = statements(b)
+    [lost] = b.declare_nodes_lost("b", 3, ["web"])
+    assert sorted(m.instance_id for m in lost.moved) == sorted(ids)
+    assert {m.node for m in lost.moved} == {"b", "c"}  # spread by free capacity
+    moves = [sql for sql in sent_by_b if sql.lstrip().startswith("UPDATE instances")]
+    assert len(moves) == 1, moves[:3]
+    sent_by_a = statements(a)
+    owners = a.owners([*ids, "nope:x"])
+    assert len(sent_by_a) <= 3, sent_by_a[:3]  # 2 chunks, and at most a BEGIN/ROLLBACK
+    assert "nope:x" not in owners
+    assert {iid: o.node for iid, o in owners.items()} == {m.instance_id: m.node for m in lost.moved}
+    assert {o.epoch for o in owners.values()} == {1}
+    assert {row.instance_id for row in c.held_here()} == {
+        m.instance_id for m in lost.moved if m.node == "c"
+    }
