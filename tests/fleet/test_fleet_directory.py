@@ -161,7 +161,7 @@ async def test_every_directory_sees_where_a_lost_nodes_tenants_went(
     assert peer is not None and peer.node == "a"
     with a.engine.begin() as conn:
         conn.exec_driver_sql("UPDATE nodes SET heartbeat_at = heartbeat_at - 60 WHERE name = 'a'")
-    [lost] = b.declare_nodes_lost("b", 10.0, ["echo"])
+    [lost] = b.declare_nodes_lost("b", 10.0, {"echo": None})
     [moved] = lost.moved
     assert lost.orphaned == ("db:kept",)
     await seen_by_c.refresh()

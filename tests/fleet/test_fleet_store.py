@@ -356,7 +356,7 @@ def test_a_thousand_tenants_move_and_are_asked_after_in_a_few_statements(
     a.save_instances([_running(iid, 1000 + i) for i, iid in enumerate(ids)])
     silence(a, "a", 10)
     sent_by_b = statements(b)
-    [lost] = b.declare_nodes_lost("b", 3, ["web"])
+    [lost] = b.declare_nodes_lost("b", 3, {"web": None})
     assert sorted(m.instance_id for m in lost.moved) == sorted(ids)
     assert {m.node for m in lost.moved} == {"b", "c"}  # spread by free capacity
     moves = [sql for sql in sent_by_b if sql.lstrip().startswith("UPDATE instances")]
