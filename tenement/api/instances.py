@@ -85,8 +85,15 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
             for record in await store.run(store.orphaned_elsewhere)
             if request.tenant is None or record.tenant == request.tenant
         ]
+    # the admin's list: the O(1) count of changes; a tenant's: the hash of its own
+    # instances, so that its tag does not move with another tenant's (a 304 would say so)
+    shown = (
+        api.supervisor.changes()
+        if request.tenant is None
+        else api.supervisor.signature(request.tenant)
+    )
     tag = conditional.etag(
-        api.supervisor.signature(request.tenant),
+        shown,
         _usage_signature(history, request.tenant),
         tuple((record.instance_id, record.node) for record in orphaned),
     )

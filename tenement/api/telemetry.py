@@ -66,7 +66,7 @@ async def telemetry(api: ApiContext, request: Request, send: Send) -> http.Respo
     recorded by the proxy change it too)."""
     proxy_metrics = api.proxy_metrics
     tag = conditional.etag(
-        api.supervisor.signature(), proxy_metrics.changes if proxy_metrics is not None else 0
+        api.supervisor.changes(), proxy_metrics.changes if proxy_metrics is not None else 0
     )
     unchanged = conditional.not_modified(request.scope, tag)
     if unchanged is not None:
