@@ -239,13 +239,21 @@ def test_a_single_host_shows_no_nodes(page: Any, server: DashboardServer) -> Non
     sign_in(page, server.admin_token)
     signed_in_as(page, "admin")
     wait_for(page, lambda d: shown(d, "state-counts"), "the overview's counts")
-    # several polls later the node list was asked once: its answer said fleet false
-    wait_for(
-        page,
-        lambda d: d.execute_script(REQUESTS_OF, "/api/instances") >= 3,
-        "three polls of the instance list",
-        timeout=WAIT_SECONDS + 3 * POLL_SECONDS,
-    )
+    # several refreshes later the node list was asked once: its answer said fleet false
+    # (a single host's page opens its stream, and asks again when told of a change)
+    wait_for(page, lambda d: d.execute_script(STREAM_STATE) == "open", "the open stream")
+    asked = page.execute_script(REQUESTS_OF, "/api/instances")
+    with server.client() as client:
+        for weight in (43, 100):
+            client.put("/api/instances/tiny:t002/weight", json={"weight": weight})
+            wait_for(
+                page,
+                lambda d, before=asked: d.execute_script(REQUESTS_OF, "/api/instances") > before,
+                "the instance list asked again after a change",
+                timeout=WAIT_SECONDS + 3 * POLL_SECONDS,
+            )
+            asked = page.execute_script(REQUESTS_OF, "/api/instances")
+    assert asked >= 3
     assert page.execute_script(REQUESTS_OF, "/api/nodes") == 1
     assert page.find_elements(By.ID, "nodes") == []
     assert "orphaned" not in text_of(page, "state-counts")
