@@ -322,7 +322,8 @@ def streams(url: str, token: str, count: int) -> Iterator[list[int]]:
         connections.append((connection, response))
 
     def drain(n: int, response: Any) -> None:
-        with contextlib.suppress(OSError, ValueError, http.client.HTTPException):
+        # the end: the socket shut down under the read, in any of http.client's ways
+        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
             while chunk := response.read1(65536):
                 read[n] += len(chunk)
 
@@ -336,11 +337,12 @@ def streams(url: str, token: str, count: int) -> Iterator[list[int]]:
         yield read
     finally:
         for connection, _ in connections:
-            with contextlib.suppress(OSError):
+            with contextlib.suppress(OSError, AttributeError):
                 connection.sock.shutdown(socket.SHUT_RDWR)
-            connection.close()
         for thread in threads:
             thread.join(timeout=10)
+        for connection, _ in connections:
+            connection.close()
 
 
 CONDITIONS = ("none", "unconditional", "visible", "hidden", "streams")

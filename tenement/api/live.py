@@ -16,9 +16,11 @@ what changed instead:
 While nothing changes the stream costs a comparison of two counters every
 :data:`CHECK_SECONDS` (``Supervisor.changes``, O(1)), and a keep-alive comment. A tenant
 token sees only its own instances: ``changed`` only when its own list changed, ``usage``
-only of its own. The stream ends when the server stops being ready (a stop or restart
-has begun): the client opens a new one (a browser's EventSource, with a new ticket from
-``POST /api/logs/stream/ticket``, which opens this stream too).
+only of its own. A fleet node tells of the instances it runs (the dashboard of a fleet
+polls instead: its lists come from other nodes too). The stream ends when the server
+stops being ready (a stop or restart has begun): the client opens a new one (a
+browser's EventSource, with a new ticket from ``POST /api/logs/stream/ticket``, which
+opens this stream too).
 """
 
 from __future__ import annotations

@@ -546,8 +546,9 @@ def _paths() -> dict[str, Any]:
                 "sampled memory and CPU (ask them again, conditionally; at most one per 2 s); "
                 "`event: usage` with the instances whose memory or CPU changed at the last "
                 "sample, as `{id: {memory_bytes, cpu_percent}}` (null: no sample any more). "
-                "A tenant token sees its own instances only. The stream ends when the server "
-                "stops or restarts. Added in 0.3.0.",
+                "A tenant token sees its own instances only; a fleet node tells of the "
+                "instances it runs. The stream ends when the server stops or restarts. "
+                "Added in 0.3.0.",
                 {"200": {"description": "SSE stream", "content": {"text/event-stream": {}}}},
                 params=[
                     _query(
