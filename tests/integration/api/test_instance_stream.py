@@ -13,7 +13,7 @@ import trio
 from tenement.api.history import History
 from tenement.supervisor.procfs import GroupUsage
 from tests.integration.api.harness import open_api
-from tests.integration.api.test_conditional_polls import spawn_healthy
+from tests.integration.api.test_conditional_polls import settled_tag, spawn_healthy
 
 
 class Events:
@@ -67,6 +67,8 @@ async def test_changes_and_usage_come_by_the_stream_a_tenant_hears_its_own(
 
         sample(1 << 20, 1 << 20, 1.0)
         sample(1 << 20, 1 << 20, 2.0)  # both have a CPU percent now
+        # alice's own list settled (a spawn's last writes would be news to her)
+        await settled_tag(tenant, "/api/instances")
         ticket = (await tenant.post("/api/logs/stream/ticket")).json()["ticket"]
         everyone, alices = Events(), Events()
         async with (
@@ -87,6 +89,17 @@ async def test_changes_and_usage_come_by_the_stream_a_tenant_hears_its_own(
             _, data = await alices.wait(lambda n, d: n == "usage", "alice's own usage")
             assert data == {"notes:alice": {"memory_bytes": 2 << 20, "cpu_percent": 0.0}}
             assert all("notes:bob" not in data for name, data in alices.seen if name == "usage")
+            # bob's change is no news to alice: by the time her next usage comes, a
+            # "changed" for it would have come before it (one check sends both, in order)
+            put = await admin.put("/api/instances/notes:bob/weight", json={"weight": 9})
+            assert put.is_success
+            await everyone.wait(lambda n, d: n == "changed", "bob's change, to the admin")
+            sample(3 << 20, 5 << 20, 5.0)
+            await alices.wait(
+                lambda n, d: n == "usage" and d["notes:alice"]["memory_bytes"] == 3 << 20,
+                "alice's next usage",
+            )
+            assert [name for name, _ in alices.seen] == ["usage", "usage"]
             # a change of what the list shows: both hear of it (it is alice's)
             put = await admin.put("/api/instances/notes:alice/weight", json={"weight": 7})
             assert put.is_success
