@@ -21,9 +21,11 @@ instances tab in headless Chromium with the admin token already in the tab's ses
   last answers in ``If-None-Match``), less what the idle server used meanwhile;
 - idle CPU: the server's CPU over ``--idle-seconds`` with no dashboard; with the full
   polls every 2 s (from this script, the browser on no dashboard); with one visible
-  dashboard on the instances tab (conditional polls: 304s while nothing changes); and
-  with that tab hidden. The four are measured in turn, ``--idle-rounds`` times, each
-  round starting with the next, so that each meets the same load; each round's figure
+  dashboard on the instances tab (its stream of changes open); with that tab hidden;
+  and with :data:`STREAMS` streams of changes open from this script (what as many idle
+  visible dashboards cost, large enough to show). The five are measured in turn,
+  ``--idle-rounds`` times, each round starting with the next, so that each meets the
+  same load; each round's figure
   less the same round's "no dashboard" is the cost.
 
 Prints a Markdown table (medians of ``--runs`` loads and of the rounds) and the load
@@ -35,9 +37,11 @@ from __future__ import annotations
 import argparse
 import concurrent.futures
 import contextlib
+import http.client
 import json
 import os
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -287,14 +291,61 @@ const done = arguments[arguments.length - 1];
 const wait = () => {
   const polls = performance.getEntriesByType("resource")
     .filter((e) => new URL(e.name).pathname === "/api/instances");
-  if (polls.length && polls[polls.length - 1].responseStatus === 304) return done(true);
+  if (polls.length && document.getElementById("link").dataset.stream === "open") {
+    return done(true);
+  }
   setTimeout(wait, 50);
 };
 wait();
 """
 
+#: the streams of changes (GET /api/instances/stream) the "streams" condition holds open:
+#: many, so that one's cost is above the rounds' noise
+STREAMS = 50
 
-CONDITIONS = ("none", "unconditional", "visible", "hidden")
+
+@contextlib.contextmanager
+def streams(url: str, token: str, count: int) -> Iterator[list[int]]:
+    """``count`` open ``GET /api/instances/stream``s (as many idle visible dashboards
+    would hold, without their browsers) while the ``with`` block runs; yields the count
+    of event bytes read so far, per stream."""
+    host, port = url.removeprefix("http://").split(":")
+    connections = []
+    read = [0] * count
+    for _ in range(count):
+        connection = http.client.HTTPConnection(host, int(port), timeout=120)
+        connection.request(
+            "GET", "/api/instances/stream", headers={"Authorization": f"Bearer {token}"}
+        )
+        response = connection.getresponse()
+        assert response.status == 200, response.status
+        connections.append((connection, response))
+
+    def drain(n: int, response: Any) -> None:
+        # the end: the socket shut down under the read, in any of http.client's ways
+        with contextlib.suppress(OSError, ValueError, AttributeError, http.client.HTTPException):
+            while chunk := response.read1(65536):
+                read[n] += len(chunk)
+
+    threads = [
+        threading.Thread(target=drain, args=(n, response), daemon=True)
+        for n, (_, response) in enumerate(connections)
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        yield read
+    finally:
+        for connection, _ in connections:
+            with contextlib.suppress(OSError, AttributeError):
+                connection.sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(timeout=10)
+        for connection, _ in connections:
+            connection.close()
+
+
+CONDITIONS = ("none", "unconditional", "visible", "hidden", "streams")
 
 
 def idle_rounds(
@@ -312,6 +363,9 @@ def idle_rounds(
             found[name].append(idle_cpu(pid, seconds))
         elif name == "unconditional":
             with polling(Poller(url, token, conditional=False)):
+                found[name].append(idle_cpu(pid, seconds))
+        elif name == "streams":
+            with streams(url, token, STREAMS):
                 found[name].append(idle_cpu(pid, seconds))
         else:
             driver.get(f"{url}/#/instances")
@@ -377,8 +431,9 @@ def main() -> None:
     what = {
         "none": "no dashboard",
         "unconditional": "full polls every 2 s (the page before conditional polls)",
-        "visible": "one visible idle dashboard (conditional polls)",
+        "visible": "one visible idle dashboard (its stream of changes)",
         "hidden": "one hidden dashboard",
+        "streams": f"{STREAMS} open streams of changes, no browser",
     }
     for name in CONDITIONS:
         figures = cpu[name]
@@ -389,6 +444,9 @@ def main() -> None:
         shown = ", ".join(f"{x:+.1f}" for x in costs)
         print(f"| ... {what[name]} less no dashboard (ms/s; rounds: {shown}) | "
               f"{median(costs):+.1f} |")  # fmt: skip
+    costs = [(x - none) / STREAMS for x, none in zip(cpu["streams"], cpu["none"], strict=True)]
+    print(f"| ... one stream of changes (ms/s; rounds: {', '.join(f'{x:+.2f}' for x in costs)}) "
+          f"| {median(costs):+.2f} |")  # fmt: skip
     load_after = os.getloadavg()
     print(f"\nload average (1, 5, 15 min) before: {load_before}, after: {load_after}")
 

@@ -30,8 +30,9 @@ log = logging.getLogger(__name__)
 #: paths that need no token (reference), plus our OpenAPI document
 PUBLIC_PATHS = frozenset({"/", "/health", "/metrics", "/api/telemetry", "/api/openapi.json"})
 PUBLIC_PREFIXES = ("/assets/",)
-#: the one path a stream ticket opens (see :class:`~tenement.api.auth.StreamTickets`)
-TICKET_PATH = "/api/logs/stream"
+#: the paths a stream ticket opens (see :class:`~tenement.api.auth.StreamTickets`): the
+#: read-only event streams, which a browser's EventSource opens without a header
+TICKET_PATHS = frozenset({"/api/logs/stream", "/api/instances/stream"})
 #: a refused forged hop is logged at most this often
 FORGED_LOG_SECONDS = 10.0
 
@@ -202,7 +203,7 @@ class ApiApp:
             return http.error_response(relay.FORGED.status, relay.FORGED.message)
         if not _is_public(path):
             authorization = http.header(scope, b"authorization")
-            ticket = http.query(scope).get("ticket") if path == TICKET_PATH else None
+            ticket = http.query(scope).get("ticket") if path in TICKET_PATHS else None
             if authorization is None and ticket is not None:
                 redeemed = self.context.tickets.redeem_with_token(ticket, trio.current_time())
                 if redeemed is None:

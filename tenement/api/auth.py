@@ -300,7 +300,8 @@ MAX_TICKETS_EACH = 100
 
 
 class StreamTickets:
-    """Single-use, short-lived stand-ins for a token, for ``GET /api/logs/stream``.
+    """Single-use, short-lived stand-ins for a token, for the event streams
+    (``GET /api/logs/stream`` and ``GET /api/instances/stream``).
 
     A browser's EventSource cannot send an ``Authorization`` header, and the token must
     never go into a URL (it would land in logs and history). So an authenticated

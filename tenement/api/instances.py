@@ -92,7 +92,7 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
         )
     history = api.history
     tag = conditional.etag(
-        api.supervisor.signature(request.tenant), _usage_signature(history, request.tenant)
+        _shown_signature(api, request.tenant), _usage_signature(history, request.tenant)
     )
     unchanged = conditional.not_modified(request.scope, tag)
     if unchanged is not None:
@@ -101,6 +101,13 @@ async def list_instances(api: ApiContext, request: Request, send: Send) -> http.
     usage = history.usage if history is not None else {}
     listed = [instance_json(view, usage.get(view.id)) for view in views]
     return conditional.tagged(http.json_response(listed), tag)
+
+
+def _shown_signature(api: ApiContext, tenant: str | None) -> object:
+    """What the list shows, for its tag: the admin's, the supervisor's O(1) count of
+    changes; a tenant's, the hash of its own instances, so that its tag does not move
+    with another tenant's (a 304 would say so)."""
+    return api.supervisor.changes() if tenant is None else api.supervisor.signature(tenant)
 
 
 async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
@@ -114,7 +121,7 @@ async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
     node: str = store.node
     history = api.history
     local_parts = (
-        api.supervisor.signature(request.tenant),
+        _shown_signature(api, request.tenant),
         _usage_signature(history, request.tenant),
     )
     if fleet_list.is_hop(relay, request.scope):

@@ -319,7 +319,8 @@ def _schemas() -> dict[str, Any]:
             {
                 "ticket": {
                     **STR,
-                    "description": "Pass as `?ticket=` to GET /api/logs/stream, once.",
+                    "description": "Pass as `?ticket=` to GET /api/logs/stream or "
+                    "GET /api/instances/stream, once.",
                 },
                 "expires_in_secs": {**INT, "description": "Unused, it expires after this."},
             }
@@ -621,6 +622,28 @@ def _paths() -> dict[str, Any]:
                 )
             )
         },
+        "/api/instances/stream": {
+            "get": _op(
+                "What changes in the instance list, as server-sent events: `event: changed` "
+                "(data `{}`) when the list or the telemetry may show something new but the "
+                "sampled memory and CPU (ask them again, conditionally; at most one per 2 s); "
+                "`event: usage` with the instances whose memory or CPU changed at the last "
+                "sample, as `{id: {memory_bytes, cpu_percent}}` (null: no sample any more). "
+                "A tenant token sees its own instances only; a fleet node tells of the "
+                "instances it runs. The stream ends when the server stops or restarts. "
+                "Added in 0.3.0.",
+                {"200": {"description": "SSE stream", "content": {"text/event-stream": {}}}},
+                params=[
+                    _query(
+                        "ticket",
+                        STR,
+                        "Instead of the Authorization header (which a browser's EventSource "
+                        "cannot send): a ticket from POST /api/logs/stream/ticket, good once. "
+                        "An unknown, used or expired ticket is 401. Added in 0.3.0.",
+                    ),
+                ],
+            )
+        },
         "/api/instances/spawn": {
             "post": _op(
                 "Start an instance (idempotent)",
@@ -880,7 +903,8 @@ def _paths() -> dict[str, Any]:
         },
         "/api/logs/stream/ticket": {
             "post": _op(
-                "A single-use ticket that opens one log stream as the caller, within "
+                "A single-use ticket that opens one event stream (of logs or of instance "
+                "changes) as the caller, within "
                 "`expires_in_secs`. Added in 0.3.0.",
                 {"200": _json(_ref("StreamTicket"), "Issued.")},
             )

@@ -3,7 +3,8 @@
 ``GET /api/whoami`` lets the dashboard show only the controls a token can use (a tenant
 token gets no deploy, no other tenant's instances). ``POST /api/logs/stream/ticket``
 trades the caller's bearer token for a single-use ticket that ``GET /api/logs/stream``
-accepts in its query, since a browser's EventSource cannot send a header.
+or ``GET /api/instances/stream`` accepts in its query, since a browser's EventSource
+cannot send a header.
 """
 
 from __future__ import annotations

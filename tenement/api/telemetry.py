@@ -69,7 +69,7 @@ async def telemetry(api: ApiContext, request: Request, send: Send) -> http.Respo
     recorded by the proxy change it too). A fleet node's covers the whole fleet."""
     proxy_metrics = api.proxy_metrics
     local_tag = (
-        api.supervisor.signature(),
+        api.supervisor.changes(),
         proxy_metrics.changes if proxy_metrics is not None else 0,
     )
     relay = api.relay

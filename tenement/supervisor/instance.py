@@ -128,7 +128,45 @@ class PendingRestart:
         return None
 
 
-@attrs.define(eq=False)
+#: the fields :meth:`Instance.view` reads (directly or through a property), but the
+#: clock's; setting one to another value is a change of what the API shows
+SHOWN = frozenset(
+    {
+        "socket",
+        "port",
+        "weight",
+        "state",
+        "health_state",
+        "run",
+        "started_at",
+        "last_activity",
+        "restarts_total",
+        "pending_restart",
+        "storage_used_bytes",
+        "active_connections",
+    }
+)
+
+
+class Changes:
+    """A count of changes to what the API shows of any instance in this process (see
+    :data:`SHOWN`), bumped as they are made: the dashboard's validators compare it
+    instead of hashing every instance (O(1) where :meth:`Instance.signature` is O(n)).
+    Counted per process, not per supervisor: one supervisor's change may move another's
+    count (a validator that moves too often costs a full answer, never a stale one)."""
+
+    count = 0
+
+
+def _noted(inst: Instance, attribute: attrs.Attribute[object], value: object) -> object:
+    # an unchanged value (a second touch() in the same instant, a state set twice) moves
+    # nothing; the comparison is cheaper than the full answer a move would cost
+    if attribute.name in SHOWN and getattr(inst, attribute.name) != value:
+        Changes.count += 1
+    return value
+
+
+@attrs.define(eq=False, on_setattr=_noted)
 class Instance:
     """The supervisor's live record of one instance.
 

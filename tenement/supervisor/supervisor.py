@@ -40,6 +40,7 @@ from tenement.supervisor.health import Health
 from tenement.supervisor.instance import (
     FAILED,
     STOPPED,
+    Changes,
     Instance,
     InstanceView,
     Target,
@@ -93,6 +94,8 @@ class Supervisor:
     ) -> None:
         self._shared = Shared(config, store, environ=environ, nursery=nursery, tailer=tailer)
         self._runners: dict[str, Runner] = {}
+        #: moves when an instance is kept or forgotten, or the config changes (changes())
+        self._kept = 0
         self._detached = False
         #: why this fleet node serves no tenant now (it lost the database for
         #: node_timeout: ``server/fencing.py``), and the Retry-After to send; None: serving
@@ -163,6 +166,7 @@ class Supervisor:
         """Keep ``inst`` (replacing any instance of its id) and return its runner."""
         runner = Runner(inst, self._shared)
         self._runners[inst.id] = runner
+        self._kept += 1
         return runner
 
     def start_soon(self, work: Callable[[], Awaitable[None]]) -> None:
@@ -172,6 +176,7 @@ class Supervisor:
     def forget(self, iid: str) -> None:
         """Drop ``iid`` from memory (not its row): another fleet node owns it now."""
         self._runners.pop(iid, None)
+        self._kept += 1
 
     def refuse_if_fenced(self, iid: str) -> None:
         """Raise :class:`Fenced` while this fleet node is fenced: it starts nothing."""
@@ -243,6 +248,14 @@ class Supervisor:
             items.append((inst.signature(), quotas[inst.service]))
         # a set: the same instances registered in another order list the same
         return hash(frozenset(items))
+
+    def changes(self) -> tuple[int, int]:
+        """A validator of what :meth:`instances` shows, but the clock, in O(1): it moves
+        whenever that may have changed (an instance's shown field set to another value,
+        an instance kept or forgotten, a new config's quotas), so an equal value means
+        an equal list. It may move without a change (it counts every instance of the
+        process); :meth:`signature` is the exact one, at O(n)."""
+        return (Changes.count, self._kept)
 
     def get(self, iid: str) -> InstanceView | None:
         """The instance ``iid`` unless it is stopped (or unknown)."""
@@ -607,6 +620,7 @@ class Supervisor:
         """
         old = self._shared.config
         self._shared.config = config
+        self._kept += 1  # the services' quotas are in the list
         removed = [
             runner
             for runner in self._runners.values()

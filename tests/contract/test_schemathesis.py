@@ -14,8 +14,8 @@ a fifth of this budget it took 108 s on a machine at load average 500).
 ``SCHEMATHESIS_SEED=N`` replays a run (a failing run prints its seed and a curl command
 per failure).
 
-Left out: ``GET /api/logs/stream``: an SSE stream ends only when the server stops, so a
-call never returns (tests/integration/api covers it).
+Left out: ``GET /api/logs/stream`` and ``GET /api/instances/stream``: an SSE stream ends
+only when the server stops, so a call never returns (tests/integration/api covers them).
 
 The runner, in a subprocess: the pytest plugin's ``from_fixture`` does not run under
 pytest 9 (it reads ``request.node._nodeid``). One worker: with two, CPython 3.11 failed
@@ -152,6 +152,10 @@ def _settings(token: str) -> str:
         [[operations]]
         include-path = "/api/logs/stream"
         enabled = false
+
+        [[operations]]
+        include-path = "/api/instances/stream"
+        enabled = false
         """
     )
 
@@ -176,7 +180,7 @@ def test_the_api_answers_every_request_as_its_document_says(
     # the run reached every phase and operation it was asked to
     for phase in ("Coverage", "Fuzzing", "Stateful"):
         assert f"{phase} (in" in report, report[-5000:]
-    # every operation schemathesis finds (26) but the log stream
+    # every operation schemathesis finds (27) but the two event streams
     assert "Tested: 25" in report, report[-5000:]
     # the stateful phase followed links (the document's, from spawn, restart and deploy)
     links = re.search(r"API Links:\s+(\d+) covered / (\d+) selected", report)

@@ -2,9 +2,10 @@
 //
 // The token lives in sessionStorage (this tab, this origin only: tenant hosts are
 // subdomains, another origin, and cannot read it) and goes out only as an
-// Authorization header. The instance list is polled (see POLL_MS) while the tab is
-// visible, conditionally (an unchanged list is a bodiless 304: see conditional()); rows
-// are kept by id and only changed cells are written.
+// Authorization header. The instance list is fetched conditionally (an unchanged list is
+// a bodiless 304: see conditional()) when its stream says it changed, or polled (see
+// POLL_MS) without one, only while the tab is visible; rows are kept by id and only
+// changed cells are written.
 
 const TOKEN_KEY = "tenement.token";
 const POLL_MS = 2000;
@@ -203,6 +204,9 @@ function setLink(text, state) {
   link.dataset.state = state;
 }
 
+// The last answers refresh() got, so that show() can count uptime on without asking.
+let shown = null;
+
 async function refresh() {
   const nodes = session.admin && (!fleet.known || (fleet.on && fleet.wanted));
   const [instances, telemetry] = await Promise.all([
@@ -210,6 +214,15 @@ async function refresh() {
     conditional("/api/telemetry", false),
     nodes ? askNodes() : null,
   ]);
+  shown = { instances, telemetry };
+  show();
+}
+
+// The store from the last answers (and the usage the stream patched into them), their
+// uptime and idle counted on by the seconds since they came.
+function show() {
+  if (!shown) return;
+  const { instances, telemetry } = shown;
   const traffic = new Map();
   for (const item of (telemetry && telemetry.data.instances) || []) traffic.set(item.id, item);
   const grown = since(instances);
@@ -231,32 +244,138 @@ async function refresh() {
   for (const listener of store.listeners) listener();
 }
 
+// Live updates. On a single host the page opens GET /api/instances/stream, which says
+// when something changed ("changed": refresh, conditionally) and sends the memory and
+// CPU that changed at each sample ("usage": patched into the copy, no refetch); while
+// it is open the page asks only every CHECK_MS (in case an event was lost), and counts
+// uptime on every POLL_MS by itself. An idle page so costs the server nothing but the
+// stream's check of two counters. Without the stream (it broke, or a fleet, whose
+// lists and nodes come from other nodes too) the page polls every POLL_MS.
+const CHECK_MS = 30000;
+let stream = null; // the EventSource, or "opening" while its ticket is asked for
+let ticker = null;
+let polling = false; // a refresh is under way
+let again = false; // the stream said "changed" meanwhile: refresh once more after it
+
+function streamable() {
+  if (!session || document.hidden || !window.EventSource) return false;
+  return session.admin ? fleet.known && !fleet.on : !inFleet();
+}
+
+function streamOpen() {
+  return stream instanceof EventSource && stream.readyState === EventSource.OPEN;
+}
+
+async function openStream() {
+  if (stream !== null || !streamable()) return;
+  stream = "opening";
+  let ticket;
+  try {
+    ({ ticket } = await call("POST", "/api/logs/stream/ticket"));
+  } catch {
+    stream = null; // the next poll tries again
+    return;
+  }
+  if (stream !== "opening" || !streamable()) {
+    if (stream === "opening") stream = null;
+    return;
+  }
+  const source = new EventSource(`/api/instances/stream?ticket=${encodeURIComponent(ticket)}`);
+  stream = source;
+  source.onopen = () => {
+    $("link").dataset.stream = "open";
+    // the list may have changed before the stream saw it: look once, then wait for news
+    changed();
+    restartTimer();
+  };
+  source.addEventListener("changed", changed);
+  source.addEventListener("usage", (event) => patchUsage(JSON.parse(event.data)));
+  // A ticket is good once: on any error poll, and open a new stream after a good poll.
+  source.onerror = () => {
+    closeStream();
+    restartTimer();
+  };
+}
+
+function closeStream() {
+  if (stream instanceof EventSource) stream.close();
+  stream = null;
+  delete $("link").dataset.stream;
+}
+
+function changed() {
+  if (polling) {
+    again = true;
+    return;
+  }
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  poll();
+}
+
+// The stream's memory and CPU of the instances that changed, written into the copy.
+function patchUsage(delta) {
+  if (!shown) return;
+  for (const item of shown.instances.data) {
+    const usage = delta[item.id];
+    if (usage && typeof item.node !== "string") {
+      item.memory_bytes = usage.memory_bytes;
+      item.cpu_percent = usage.cpu_percent;
+    }
+  }
+  show();
+}
+
+function restartTimer() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  schedule();
+}
+
 async function poll() {
   pollTimer = null;
   if (!session) return;
+  polling = true;
   try {
     await refresh();
     failures = 0;
     setLink("live", "live");
+    openStream();
   } catch (error) {
+    polling = false;
+    again = false;
     if (error.status === 401) return signOut(error.message);
     failures += 1;
     setLink("reconnecting…", "down");
+  }
+  polling = false;
+  if (again) {
+    again = false;
+    return poll();
   }
   schedule();
 }
 
 function schedule() {
   if (!session || document.hidden || pollTimer !== null) return;
-  const delay = failures ? RETRY_MS[Math.min(failures, RETRY_MS.length) - 1] : POLL_MS;
+  let delay = streamOpen() ? CHECK_MS : POLL_MS;
+  if (failures) delay = RETRY_MS[Math.min(failures, RETRY_MS.length) - 1];
   pollTimer = setTimeout(poll, delay);
+  if (ticker === null) ticker = setInterval(() => streamOpen() && show(), POLL_MS);
+}
+
+function stopUpdates() {
+  clearTimeout(pollTimer);
+  pollTimer = null;
+  clearInterval(ticker);
+  ticker = null;
+  closeStream();
 }
 
 document.addEventListener("visibilitychange", () => {
-  // A hidden tab does not poll (an open log stream only gets its keep-alive).
+  // A hidden tab neither polls nor streams (an open log stream only gets its keep-alive).
   if (document.hidden) {
-    clearTimeout(pollTimer);
-    pollTimer = null;
+    stopUpdates();
   } else if (session) {
     poll();
   }
@@ -434,8 +553,8 @@ async function signIn(token) {
 function signOut(note) {
   session = null;
   sessionStorage.removeItem(TOKEN_KEY);
-  clearTimeout(pollTimer);
-  pollTimer = null;
+  stopUpdates();
+  shown = null;
   store.instances = new Map();
   store.loaded = false;
   resetFleet();

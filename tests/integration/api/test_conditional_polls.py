@@ -3,6 +3,8 @@ list with a bodiless 304, and anything that changes shows in a new ETag."""
 
 from __future__ import annotations
 
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -94,6 +96,33 @@ async def test_a_tenant_has_its_own_tag_and_no_token_is_still_401(api: Harness) 
     async with api.client() as anonymous:
         answer = await anonymous.get("/api/instances", headers={"If-None-Match": "*"})
         assert answer.status_code == 401
+
+
+async def test_a_health_flip_is_a_new_tag_for_the_admin_and_the_tenant(api: Harness) -> None:
+    """The admin's tag is a count of changes, not a hash of the list: a field set
+    behind the API's back (the health checker's verdict) must move it too."""
+    async with api.admin() as admin, api.tenant() as tenant:
+        await spawn_healthy(admin, "alice")
+        tags = {
+            "admin": (await settled_tag(admin, "/api/instances")).headers["etag"],
+            "tenant": (await settled_tag(tenant, "/api/instances")).headers["etag"],
+        }
+        (pid,) = [view.pid for view in api.supervisor.instances()]
+        assert pid is not None
+        os.kill(pid, signal.SIGSTOP)  # its health checks time out from now on
+        try:
+            for who, http in (("admin", admin), ("tenant", tenant)):
+                with trio.fail_after(30):
+                    while True:
+                        answer = await http.get(
+                            "/api/instances", headers={"If-None-Match": tags[who]}
+                        )
+                        if answer.status_code == 200 and answer.json()[0]["health"] != "healthy":
+                            break
+                        assert answer.status_code in (200, 304), (who, answer.text)
+                        await trio.sleep(0.1)
+        finally:
+            os.kill(pid, signal.SIGCONT)
 
 
 async def test_another_tenants_memory_or_cpu_is_no_news_to_a_tenant(tmp_path: Path) -> None:

@@ -154,9 +154,8 @@ window.fetch = async (...args) => {
 """
 
 
-def poll_statuses(driver: Any) -> list[int]:
-    """The statuses of the page's requests for the instance list since WATCH_POLLS."""
-    return driver.execute_script("return window.polls")
+#: "open" while the page hears of changes from GET /api/instances/stream (else it polls)
+STREAM_STATE = "return document.getElementById('link').dataset.stream"
 
 
 def cell(driver: Any, iid: str, key: str) -> str:
@@ -170,7 +169,7 @@ def cell(driver: Any, iid: str, key: str) -> str:
     )
 
 
-def test_an_idle_page_polls_with_304s_and_shows_a_change(
+def test_an_idle_page_waits_on_its_stream_and_shows_a_change(
     page: Any, server: DashboardServer
 ) -> None:
     sign_in(page, server.admin_token)
@@ -178,8 +177,12 @@ def test_an_idle_page_polls_with_304s_and_shows_a_change(
     go(page, "#/instances")
     wait_for(page, lambda d: len(row_ids(d)) == 100, "the first 100 rows")
     page.execute_script(WATCH_POLLS)
-    # nothing changes: the polls are answered 304, without a body
-    wait_for(page, lambda d: 304 in poll_statuses(d), "a poll answered 304")
+    # a single host: the page opens GET /api/instances/stream and stops polling
+    wait_for(
+        page,
+        lambda d: d.execute_script(STREAM_STATE) == "open",
+        "the open stream of changes",
+    )
     # ... and the uptime the page shows still grows: it counts the seconds itself. Read
     # with the count of full answers in one script, so that no answer comes in between.
     look = (
@@ -193,7 +196,7 @@ def test_an_idle_page_polls_with_304s_and_shows_a_change(
     full_answers = -1
     texts: set[str] = set()
 
-    def grew_on_304s(driver: Any) -> bool:
+    def grew_by_itself(driver: Any) -> bool:
         # twice: the answer that came just before the first look may show once
         nonlocal full_answers, texts
         text, count = driver.execute_script(look)
@@ -202,8 +205,8 @@ def test_an_idle_page_polls_with_304s_and_shows_a_change(
         texts.add(text)
         return len(texts) >= 3
 
-    wait_for(page, grew_on_304s, "the uptime growing while the polls are 304s")
-    # a change shows within a poll (and what a loaded machine adds)
+    wait_for(page, grew_by_itself, "the uptime growing without full answers")
+    # a change shows: the stream says so and the page asks (and what a loaded machine adds)
     with server.client() as client:
         client.put("/api/instances/tiny:t001/weight", json={"weight": 42}).raise_for_status()
     try:
@@ -213,6 +216,8 @@ def test_an_idle_page_polls_with_304s_and_shows_a_change(
             "the new weight in the table",
             timeout=POLL_SECONDS + SLACK_SECONDS,
         )
+        # told by the stream, which is still the page's way to hear of changes
+        assert page.execute_script(STREAM_STATE) == "open"
     finally:
         with server.client() as client:
             client.put("/api/instances/tiny:t001/weight", json={"weight": 100}).raise_for_status()
@@ -234,13 +239,21 @@ def test_a_single_host_shows_no_nodes(page: Any, server: DashboardServer) -> Non
     sign_in(page, server.admin_token)
     signed_in_as(page, "admin")
     wait_for(page, lambda d: shown(d, "state-counts"), "the overview's counts")
-    # several polls later the node list was asked once: its answer said fleet false
-    wait_for(
-        page,
-        lambda d: d.execute_script(REQUESTS_OF, "/api/instances") >= 3,
-        "three polls of the instance list",
-        timeout=WAIT_SECONDS + 3 * POLL_SECONDS,
-    )
+    # several refreshes later the node list was asked once: its answer said fleet false
+    # (a single host's page opens its stream, and asks again when told of a change)
+    wait_for(page, lambda d: d.execute_script(STREAM_STATE) == "open", "the open stream")
+    asked = page.execute_script(REQUESTS_OF, "/api/instances")
+    with server.client() as client:
+        for weight in (43, 100):
+            client.put("/api/instances/tiny:t002/weight", json={"weight": weight})
+            wait_for(
+                page,
+                lambda d, before=asked: d.execute_script(REQUESTS_OF, "/api/instances") > before,
+                "the instance list asked again after a change",
+                timeout=WAIT_SECONDS + 3 * POLL_SECONDS,
+            )
+            asked = page.execute_script(REQUESTS_OF, "/api/instances")
+    assert asked >= 3
     assert page.execute_script(REQUESTS_OF, "/api/nodes") == 1
     assert page.find_elements(By.ID, "nodes") == []
     assert "orphaned" not in text_of(page, "state-counts")

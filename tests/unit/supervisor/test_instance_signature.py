@@ -1,7 +1,9 @@
-"""Instance.signature(): whatever the API shows of an instance, but the clock.
+"""Instance.signature() and the count of changes (instance.Changes): whatever the API
+shows of an instance, but the clock.
 
-The ETag of ``GET /api/instances`` is made of it: a change it misses leaves every
-dashboard showing the old value (a 304), so each field of the view is checked here.
+The ETags of ``GET /api/instances`` are made of them (a tenant's of the signature, the
+admin's of the count): a change either misses leaves every dashboard showing the old
+value (a 304), so each field of the view is checked here.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from tenement.supervisor.health import Health, HealthState
 from tenement.supervisor.instance import (
     FAILED,
     RUNNING,
+    SHOWN,
+    Changes,
     Instance,
     InstanceView,
     PendingRestart,
@@ -79,6 +83,40 @@ async def test_each_change_the_view_shows_changes_the_signature() -> None:
         change(inst)
         assert shown(inst)[name] != before[0][name], name
         assert inst.signature() != before[1], name
+
+
+async def test_each_change_the_view_shows_moves_the_count_of_changes() -> None:
+    for name, change in CHANGES.items():
+        inst = running()
+        count = Changes.count
+        change(inst)
+        assert Changes.count > count, name
+
+
+async def test_a_field_the_count_ignores_does_not_change_the_view() -> None:
+    """Each field of Instance not in SHOWN, set to another value, shows nothing new: a
+    field the view comes to read must be put in SHOWN (else the count misses it)."""
+    others = {
+        "restart_times": (1.0, 2.0),
+        "lock": trio.Lock(),
+        "watcher": trio.CancelScope(),
+        "_target": None,
+    }
+    names = {field.name for field in attrs.fields(Instance)}
+    assert names - SHOWN - {"service", "tenant"} == set(others)
+    for name, value in others.items():
+        inst = running()
+        before = shown(inst)
+        setattr(inst, name, value)
+        assert shown(inst) == before, name
+
+
+async def test_setting_a_field_to_its_value_again_does_not_move_the_count() -> None:
+    inst = running()
+    count = Changes.count
+    inst.state = RUNNING
+    inst.weight = inst.weight
+    assert Changes.count == count
 
 
 async def test_the_clock_alone_does_not_change_it_but_a_request_or_a_start_does() -> None:
