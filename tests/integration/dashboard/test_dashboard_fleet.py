@@ -1,6 +1,10 @@
 """The dashboard of a real `ten serve` that is a one-node fleet (PostgreSQL, a fleet
-secret), in the browsers of conftest: the Nodes panel, the Node column, and that what
-other hosts wrote in the shared database is shown as text.
+secret), in Chromium: the Nodes panel, the Node column, and that what other hosts wrote
+in the shared database is shown as text.
+
+Chromium only: the panel is drawn by the same code as the instance table, which
+test_dashboard_browser.py runs in both browsers; a second fleet for Firefox cost CI
+about 20 s for nothing more.
 """
 
 from __future__ import annotations
@@ -36,6 +40,11 @@ from tests.postgresql import Cluster
 NODE = "n1"
 #: a peer's name as a hostile or broken host could write it in the shared database
 HOSTILE = '<img src=x onerror="document.title=1">'
+
+
+@pytest.fixture(scope="module")
+def browser_name() -> str:
+    return "chromium"
 
 
 @pytest.fixture(scope="module")
