@@ -31,6 +31,8 @@ log = logging.getLogger(__name__)
 REFRESH_SECONDS = 0.5
 #: ids looked up one by one between two looks, at most
 MAX_LOOKUPS = 32
+#: how often a request for a node the map has not seen may make it read the nodes again
+REREAD_SECONDS = 0.1
 
 
 class FleetDirectory:
@@ -60,6 +62,9 @@ class FleetDirectory:
         self._looked_up: set[str] = set()
         #: the lookups under way: who asks for the same id meanwhile waits for it
         self._pending: dict[str, trio.Event] = {}
+        #: a read of the nodes for a node the map has not seen: under way, and when last
+        self._rereading: trio.Event | None = None
+        self._reread_at = -REREAD_SECONDS
         #: how many queries the lookups made, in all
         self.lookups = 0
 
@@ -85,7 +90,32 @@ class FleetDirectory:
                 node = await self._look_up(instance_id)
                 if node is None:
                     return None
-        return HERE if node == self.node else self._peers.get(node)
+        if node == self.node:
+            return HERE
+        peer = self._peers.get(node)
+        if peer is None:
+            # a node that joined since the last look (the nodes start together, or one
+            # was added): read the nodes again now rather than answer 404 until the next
+            await self._read_again()
+            peer = self._peers.get(node)
+        return peer
+
+    async def _read_again(self) -> None:
+        """:meth:`refresh` for a request that found a node the map has not seen: once at
+        a time (who asks meanwhile waits for it), at most every :data:`REREAD_SECONDS`."""
+        if self._rereading is not None:
+            await self._rereading.wait()
+            return
+        if trio.current_time() - self._reread_at < REREAD_SECONDS:
+            return
+        done = self._rereading = trio.Event()
+        try:
+            with self._store.outage.tolerated("the fleet directory"):
+                await self.refresh()
+        finally:
+            self._reread_at = trio.current_time()
+            self._rereading = None
+            done.set()
 
     async def _look_up(self, instance_id: str) -> str | None:
         """One query for a tenant the map does not have yet (placed a moment ago)."""

@@ -130,6 +130,20 @@ async def test_an_unchanged_fleet_costs_one_read_transaction_per_look(
     assert len(began) == 3
 
 
+async def test_a_tenant_of_a_node_that_joined_since_the_last_look_is_found(
+    stores: dict[str, Store],
+) -> None:
+    a, b = stores["a"], stores["b"]
+    join(a, "a", "10.0.0.11:8080")
+    seen_by_a = directory(a, "a")
+    await seen_by_a.refresh()  # b is not there yet (the nodes start together)
+    join(b, "b", "10.0.0.12:8080")
+    b.save_instances([record("echo:early")])
+    # a request for b's tenant before a's next look: found, not a 404
+    peer = await seen_by_a.owner("echo:early")
+    assert peer is not None and peer is not HERE and peer.node == "b" and peer.up
+
+
 async def test_a_node_declared_down_is_not_up(stores: dict[str, Store]) -> None:
     a, b = stores["a"], stores["b"]
     join(a, "a", "10.0.0.11:8080")
