@@ -18,7 +18,7 @@ import shutil
 import stat
 import tarfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, BinaryIO, cast
 
 import attrs
 
@@ -43,24 +43,51 @@ class Packed:
 
 
 def pack(tree: Path, into: Path) -> Packed:
-    """Write ``tree`` (which may be missing: an empty archive) into the tar file ``into``."""
+    """Write ``tree`` (which may be missing: an empty archive) into the tar file ``into``,
+    hashing it as it is written (one pass over the data)."""
+    with into.open("wb") as raw:
+        hashing = _Hashing(raw)
+        with tarfile.open(
+            fileobj=cast(IO[bytes], hashing), mode="w", format=tarfile.PAX_FORMAT
+        ) as archive:
+            entries = _add_tree(archive, tree)
+    return Packed(into, hashing.digest.hexdigest(), into.stat().st_size, entries)
+
+
+def _add_tree(archive: tarfile.TarFile, tree: Path) -> int:
+    """Add what ``tree`` holds to ``archive``, sockets left out; the number of entries."""
     entries = 0
-    with tarfile.open(into, "w", format=tarfile.PAX_FORMAT) as archive:
-        if tree.is_dir():
-            for top, dirs, files in os.walk(tree):
-                dirs.sort()
-                for name in sorted(dirs) + sorted(files):
-                    path = Path(top) / name
-                    if stat.S_ISSOCK(path.lstat().st_mode):
-                        continue
-                    info = archive.gettarinfo(str(path), str(path.relative_to(tree)))
-                    entries += 1
-                    if info.isreg():
-                        with path.open("rb") as data:
-                            archive.addfile(info, data)
-                    else:
-                        archive.addfile(info)
-    return Packed(into, file_sha256(into), into.stat().st_size, entries)
+    if not tree.is_dir():
+        return entries
+    for top, dirs, files in os.walk(tree):
+        dirs.sort()
+        for name in sorted(dirs) + sorted(files):
+            path = Path(top) / name
+            if stat.S_ISSOCK(path.lstat().st_mode):
+                continue
+            info = archive.gettarinfo(str(path), str(path.relative_to(tree)))
+            entries += 1
+            if info.isreg():
+                with path.open("rb") as data:
+                    archive.addfile(info, data)
+            else:
+                archive.addfile(info)
+    return entries
+
+
+class _Hashing:
+    """A file being written that hashes what goes into it (one pass over the data)."""
+
+    def __init__(self, raw: BinaryIO) -> None:
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.digest.update(data)
+        return self.raw.write(data)
+
+    def tell(self) -> int:
+        return self.raw.tell()
 
 
 def file_sha256(path: Path) -> str:

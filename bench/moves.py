@@ -1,0 +1,158 @@
+"""`ten move` of a tenant with its data: the pause its clients see, and how fast the data
+goes from node to node against `tar | nc` over the same link (``python -m bench.moves``;
+root: it makes network namespaces; needs `nc`, Debian's netcat-openbsd).
+
+Two nodes, each in its own network namespace on a bridge (tests/netns.py), one
+PostgreSQL in the hub (tests/postgresql.py), as bench/fleet.py. The tenant is
+``bench/apps/fast_backend.py`` with a data directory of random bytes. While it moves
+back and forth, one client in the hub sends requests one after another through the
+node that does not run it at the start: the longest wait of a request during a move is
+the pause it saw. The limit for the data is ``tar -cf - DIR | nc`` from the source's
+namespace into ``nc -l > /dev/null`` in the destination's.
+"""
+
+from __future__ import annotations
+
+import os
+import statistics
+import subprocess
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+import httpx
+import trio
+
+from bench.fleet import FAST
+from tests.fleet.netfleet import NetFleet, NetNode, started_fleet
+from tests.netns import fleet_network
+from tests.postgresql import running_cluster
+
+SIZES_MB = (1, 100)
+MOVES = 3
+MB = 1024 * 1024
+NC_PORT = 9099
+
+
+def fill(tree: Path, size: int) -> None:
+    tree.mkdir(parents=True, exist_ok=True)
+    with (tree / "data.bin").open("wb") as out:
+        left = size
+        while left:
+            piece = min(left, 4 * MB)
+            out.write(os.urandom(piece))
+            left -= piece
+
+
+async def spawn(fleet: NetFleet, tenant: str, node: NetNode) -> None:
+    async with fleet.api(node) as api:
+        answer = await api.post(
+            "/api/instances/spawn", json={"process": "fast", "id": tenant, "node": node.name}
+        )
+        assert answer.status_code == 200, answer.text
+
+
+async def moves_of(fleet: NetFleet, tenant: str, size: int) -> list[tuple[float, dict]]:
+    """``MOVES`` moves of ``tenant`` back and forth under one client: (its longest wait
+    during each move in ms, the move's report)."""
+    a, b = fleet.nodes
+    host = f"{tenant}.fast.localhost"
+    results: list[tuple[float, dict]] = []
+    waits: list[tuple[float, float]] = []  # (start, seconds) of every request
+    failures: Counter[str] = Counter()
+    stop = trio.Event()
+
+    async def client() -> None:
+        async with fleet.client(b, host) as c:
+            while not stop.is_set():
+                began = time.monotonic()
+                try:
+                    answer = await c.get("/")
+                    if answer.status_code != 200:
+                        failures[f"{answer.status_code} {answer.text[:80]}"] += 1
+                except httpx.HTTPError as exc:
+                    failures[type(exc).__name__] += 1
+                waits.append((began, time.monotonic() - began))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(client)
+        await trio.sleep(1)
+        here, there = a, b
+        for _ in range(MOVES):
+            started = time.monotonic()
+            async with fleet.api(b) as api:
+                api.timeout = httpx.Timeout(600)
+                answer = await api.post(
+                    f"/api/instances/fast:{tenant}/move", json={"to": there.name}
+                )
+            assert answer.status_code == 200, answer.text
+            ended = time.monotonic()
+            await trio.sleep(1)
+            during = [w for began, w in waits if started - 1 <= began <= ended]
+            results.append((1000 * max(during, default=0.0), answer.json()))
+            here, there = there, here
+        stop.set()
+    assert not failures, f"failed requests: {failures}"
+    return results
+
+
+def tar_nc_mb_s(fleet: NetFleet, tree: Path, size: int) -> float:
+    """``tar | nc`` of ``tree`` from node a's namespace into node b's: MB/s."""
+    a, b = fleet.nodes
+    network = fleet.network
+    sink = subprocess.Popen(
+        network.command(b.namespace, ["sh", "-c", f"nc -l -N {NC_PORT} > /dev/null"])
+    )
+    time.sleep(0.5)
+    began = time.monotonic()
+    subprocess.run(
+        network.command(
+            a.namespace,
+            ["sh", "-c", f"tar -C {tree} -cf - . | nc -N -q 0 {b.address} {NC_PORT}"],
+        ),
+        check=True,
+        timeout=600,
+    )
+    sink.wait(timeout=600)
+    return size / MB / (time.monotonic() - began)
+
+
+def main() -> None:
+    work = Path(tempfile.mkdtemp(prefix="bench-moves-"))
+    print(f"load average before: {os.getloadavg()[0]:.2f}")
+    with (
+        fleet_network(2) as network,
+        running_cluster(host=network.hub_address, netns=network.hub) as cluster,
+        started_fleet(work, network, cluster, ["a", "b"], extra=FAST) as fleet,
+    ):
+        a, _b = fleet.nodes
+        print("| data | pause seen by a client: median / max of moves (ms) | data stream, "
+              "ours (MB/s, median) | tar \\| nc (MB/s, median) | ours / tar \\| nc |")  # fmt: skip
+        print("|---|---|---|---|---|")
+        for size_mb in SIZES_MB:
+            tenant = f"m{size_mb}"
+            size = size_mb * MB
+            trio.run(spawn, fleet, tenant, a)
+            tree = a.directory / "data" / "fast" / tenant
+            fill(tree, size)
+            moved = trio.run(moves_of, fleet, tenant, size)
+            pauses = [pause for pause, _ in moved]
+            rates = [r["bytes"] / MB / r["transfer_secs"] for _, r in moved if r["transfer_secs"]]
+            current = fleet.instance_row(f"fast:{tenant}")["node"]
+            holder = next(n for n in fleet.nodes if n.name == current)
+            live = holder.directory / "data" / "fast" / tenant
+            baseline = statistics.median(tar_nc_mb_s(fleet, live, size) for _ in range(3))
+            ours = statistics.median(rates)
+            print(f"| {size_mb} MB | {statistics.median(pauses):.0f} / {max(pauses):.0f} | "
+                  f"{ours:.0f} | {baseline:.0f} | {ours / baseline:.2f}x |")  # fmt: skip
+            for pause, report in moved:
+                print(f"  move {report['from']}->{report['to']}: pause {pause:.0f} ms, "
+                      f"stop {report['stop_secs']} s, transfer {report['transfer_secs']} s, "
+                      f"start {report['start_secs']} s, total {report['total_secs']} s"
+                      )  # fmt: skip
+    print(f"load average after: {os.getloadavg()[0]:.2f}")
+
+
+if __name__ == "__main__":
+    main()
