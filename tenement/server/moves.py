@@ -43,6 +43,12 @@ from tenement.config import Config
 from tenement.errors import TenementError
 from tenement.proxy.moves import Moves
 from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
+from tenement.server.move_journal import (
+    INCOMING_PREFIX,
+    read_markers,
+    remove_stale,
+    write_marker,
+)
 from tenement.server.relay import FleetRelay
 from tenement.store import Store
 from tenement.supervisor import InstanceNotFound, Supervisor
@@ -93,6 +99,8 @@ class Mover:
         self._moves = moves
         self._relay = relay
         self._refresh = refresh
+        #: spool files and incoming trees older than this are no live server's
+        self._started = time.time()
 
     @property
     def node(self) -> str:
@@ -105,6 +113,70 @@ class Mover:
         spool = self._config().settings.data_dir / SPOOL
         spool.mkdir(mode=0o700, exist_ok=True)
         return spool
+
+    def _out_path(self, instance_id: str) -> Path:
+        return self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
+
+    async def recover(self) -> None:
+        """Finish what a killed server of this node left of its moves; run once this
+        server leads (its tenants adopted).
+
+        A move cut short before the hand-over (the row names this node still): the
+        tenant starts here again, from its data, untouched, if it ran. One cut short
+        after it (the row is the destination's, which wakes it on its next request):
+        this node's copy of the data is moved aside, as a finished move does. Then the
+        archives and half-unpacked trees of transfers cut short are removed.
+        """
+        try:
+            await self._recover()
+        except (OSError, TenementError) as exc:  # logged: the node serves on regardless
+            log.error("could not finish the moves a stopped server left: %s", exc)
+
+    async def _recover(self) -> None:
+        sup = self._supervisor()
+        if sup is None:
+            return
+        spool = self._spool()
+        markers = read_markers(spool)
+        live = [m for m in markers if m.writer_alive()]
+        owners = await self._store.run(
+            self._store.owners, [m.instance_id for m in markers if m not in live]
+        )
+        for marker in markers:
+            if marker in live:
+                continue
+            iid = marker.instance_id
+            service, _, tenant = iid.partition(":")
+            owner = owners.get(iid)
+            if owner is not None and owner.node == self.node:
+                log.warning(
+                    "the move of %s to fleet node %s was cut short (its server stopped) "
+                    "before the hand-over: it stays here, with its data%s",
+                    iid,
+                    marker.to,
+                    ", and starts again" if marker.running else "",
+                )
+                if marker.running:
+                    await self._start_here(sup, service, tenant)
+            else:
+                tree = sup.instance_dir(service, tenant)
+                kept = tree.with_name(moved_aside_name(tenant))
+                if tree.exists():
+                    tree.rename(kept)
+                sup.forget(iid)
+                log.warning(
+                    "the move of %s to fleet node %s was cut short (its server stopped) after "
+                    "the hand-over: it is %s's now; this node's copy of its data is kept as %s",
+                    iid,
+                    marker.to,
+                    owner.node if owner else "nobody",
+                    kept if kept.exists() else "(none)",
+                )
+            marker.path.unlink(missing_ok=True)
+        keep = {self._out_path(m.instance_id) for m in live}
+        data_dir = self._config().settings.data_dir
+        for path in remove_stale(data_dir, spool, self._started, keep):
+            log.warning("removed %s, left by a transfer of a move that was cut short", path)
 
     # ---- the source --------------------------------------------------------------------
 
@@ -148,6 +220,8 @@ class Mover:
         epoch = owners[instance_id].epoch if instance_id in owners else 0
         was_running = runner.inst.state != STOPPED
         report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
+        # on disk before the tenant stops: a server killed mid-move restarts it (recover)
+        marker = write_marker(self._spool(), instance_id, to, running=was_running)
         self._moves.begin(instance_id)
         sup.moving.add(instance_id)  # the other serving processes' wakes come to it
         moved = False
@@ -158,7 +232,7 @@ class Mover:
                 await sup.stop(instance_id)
             stopped = trio.current_time()
             if persist:
-                spool = self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
+                spool = self._out_path(instance_id)
                 packed = await trio.to_thread.run_sync(pack, tree, spool)
                 await self._send(to, service_name, tenant, packed, authorization)
             sent = trio.current_time()
@@ -216,6 +290,7 @@ class Mover:
             self._moves.end(instance_id, moved=moved)
             if packed is not None:
                 packed.path.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
 
     async def _check_room(
         self, to: str, service: str, tenant: str, size: int, authorization: bytes
@@ -353,7 +428,7 @@ class Mover:
                 )
             final = sup.instance_dir(service, tenant)
             final.parent.mkdir(parents=True, exist_ok=True)
-            incoming = final.with_name(f".incoming-{tenant}-{secrets.token_hex(4)}")
+            incoming = final.with_name(f"{INCOMING_PREFIX}{tenant}-{secrets.token_hex(4)}")
             try:
                 entries = await trio.to_thread.run_sync(unpack, spool, incoming)
             except (UnsafeArchive, tarfile.TarError) as exc:
