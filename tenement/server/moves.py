@@ -101,6 +101,9 @@ class Mover:
         self._refresh = refresh
         #: spool files and incoming trees older than this are no live server's
         self._started = time.time()
+        #: the trees taken in for moves, by instance: (SHA-256 of the archive, inode),
+        #: so that the sender of one can have it removed when its move fails after all
+        self._received: dict[str, tuple[str, int]] = {}
 
     @property
     def node(self) -> str:
@@ -138,7 +141,7 @@ class Mover:
             return
         spool = self._spool()
         markers = read_markers(spool)
-        live = [m for m in markers if m.writer_alive()]
+        live = [m for m in markers if m.writer_alive() or self._moves.moving(m.instance_id)]
         owners = await self._store.run(
             self._store.owners, [m.instance_id for m in markers if m not in live]
         )
@@ -225,6 +228,7 @@ class Mover:
         self._moves.begin(instance_id)
         sup.moving.add(instance_id)  # the other serving processes' wakes come to it
         moved = False
+        delivered = False
         packed: Packed | None = None
         try:
             log.info("moving %s to fleet node %s: stopping it here", instance_id, to)
@@ -235,6 +239,7 @@ class Mover:
                 spool = self._out_path(instance_id)
                 packed = await trio.to_thread.run_sync(pack, tree, spool)
                 await self._send(to, service_name, tenant, packed, authorization)
+                delivered = True
             sent = trio.current_time()
             new_epoch = await self._store.run(
                 self._store.hand_instance_over, instance_id, epoch, to
@@ -281,9 +286,12 @@ class Mover:
         except BaseException:
             if not moved:
                 log.warning("the move of %s to %s failed: it runs here again", instance_id, to)
-                if was_running:
-                    with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True):
+                    if was_running:
                         await self._start_here(sup, service_name, tenant)
+                    if delivered and packed is not None:
+                        # its copy there must never start: this one is the tenant's
+                        await self._discard_there(to, service_name, tenant, packed, authorization)
             raise
         finally:
             sup.moving.discard(instance_id)
@@ -373,6 +381,25 @@ class Mover:
                 _error_of(answer),
             )
 
+    async def _discard_there(
+        self, to: str, service: str, tenant: str, packed: Packed, authorization: bytes
+    ) -> None:
+        target = f"/api/fleet/storage/{service}/{tenant}?sha256={packed.sha256}"
+        try:
+            answer = await self._call(to, "DELETE", target, authorization, b"")
+        except ApiError as exc:
+            answer = http.error_response(exc.status, exc.message)
+        if answer.status != 200:
+            log.error(
+                "the move of %s:%s failed after its data reached %s, which did not remove "
+                "it (%s): remove %s there by hand; it must not start there",
+                service,
+                tenant,
+                to,
+                _error_of(answer),
+                f"{service}/{tenant} in its data dir",
+            )
+
     async def _start_here(self, sup: Supervisor, service: str, tenant: str) -> None:
         try:
             await sup.spawn(service, tenant)
@@ -436,12 +463,37 @@ class Mover:
             if final.exists():
                 final.rename(final.with_name(moved_aside_name(tenant)))
             os.rename(incoming, final)
+            self._received[f"{service}:{tenant}"] = (sha256, final.stat().st_ino)
             log.info(
                 "took in the data of %s:%s: %d bytes, %d entries", service, tenant, size, entries
             )
             return {"bytes": size, "entries": entries}
         finally:
             spool.unlink(missing_ok=True)
+
+    async def discard(self, service: str, tenant: str, sha256: str) -> dict[str, Any]:
+        """Remove the tree taken in for a move (the archive's ``sha256``) that failed
+        after: it must never start here. Anything else (another tree there since, a
+        tenant this node owns or runs) is left alone."""
+        self._refuse_running(service, tenant)
+        iid = f"{service}:{tenant}"
+        owners = await self._store.run(self._store.owners, [iid])
+        if iid in owners and owners[iid].node == self.node:
+            raise ApiError(409, f"Instance {iid} is fleet node {self.node}'s: its data stays")
+        sup = self._supervisor()
+        assert sup is not None
+        tree = sup.instance_dir(service, tenant)
+        received = self._received.get(iid)
+        try:
+            same = received == (sha256, tree.stat().st_ino)
+        except FileNotFoundError:
+            same = False
+        if not same:
+            return {"discarded": False}
+        del self._received[iid]
+        await trio.to_thread.run_sync(shutil.rmtree, tree)
+        log.warning("removed the data of %s taken in for a move that failed after", iid)
+        return {"discarded": True}
 
 
 async def _write(path: Path, chunks: AsyncIterator[bytes]) -> tuple[str, int]:

@@ -16,6 +16,7 @@ import tarfile
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 import trio
 
 from tests.fleet.conftest import Fleet, Node
@@ -323,3 +324,22 @@ async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_d
     assert tree_digest(source) == before
     assert not (b.directory / "data" / "echo" / "alice").exists()
     assert list((a.directory / "data" / ".moves").iterdir()) == []
+
+    # 3. a move that fails after its data arrived (another node took the tenant over
+    # meanwhile, as the row says): the copy taken in on b is removed, never to start
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(move)
+        await transfer_caught(fleet, b)
+        with fleet.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE instances SET epoch = epoch + 1 WHERE instance_id = :i"),
+                {"i": TENANT},
+            )
+        b.process.send_signal(signal.SIGCONT)
+    taken = answers["move"]
+    assert taken.status_code == 409, taken.text
+    assert "was taken over by another node during the move" in taken.json()["error"]
+    assert "took in the data of echo:alice" in b.log  # it had arrived whole
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    assert "removed the data of echo:alice taken in for a move that failed" in b.log
+    assert tree_digest(source) == before
