@@ -16,8 +16,10 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
 5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was.
 
 Anything that fails before step 4 puts everything back: the tenant starts again here,
-with its data where it was. A stateless tenant's directory is emptied when it stops
-(``storage_persist = false``): it moves without data.
+with its data where it was; one that fails after the data arrived has the destination
+remove what it took in. A server killed mid-move is made good when it starts again
+(``move_journal.py``, :meth:`Mover.recover`). A stateless tenant's directory is emptied
+when it stops (``storage_persist = false``): it moves without data.
 """
 
 from __future__ import annotations
