@@ -7,7 +7,9 @@ relayed call (the fleet secret, and the caller's admin token):
 - ``POST /api/fleet/storage/{service}/{tenant}/check?bytes=N``: 204 if the data fits,
   507 with the numbers otherwise (asked before the tenant stops);
 - ``PUT /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the data, one tar file; 200
-  once it is checked and in place.
+  once it is checked and in place;
+- ``DELETE /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the tree taken in by
+  that PUT is removed, when the move failed after it (it must never start there).
 
 Both are refused (403) without the fleet secret: only nodes of the fleet send them.
 """
@@ -44,6 +46,9 @@ class Mover(Protocol):
     ) -> dict[str, Any]:
         """Take in the tenant's data (a tar file, streamed)."""
 
+    async def discard(self, service: str, tenant: str, sha256: str) -> dict[str, Any]:
+        """Remove the tree taken in (from the archive ``sha256``) for a failed move."""
+
 
 async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
     ref = request.instance()
@@ -72,10 +77,20 @@ async def check_room(api: ApiContext, request: Request, send: Send) -> http.Resp
 
 async def receive_data(api: ApiContext, request: Request, send: Send) -> http.Response:
     mover, service, tenant = _from_a_node(api, request)
+    sha256 = _sha256(request)
+    return http.json_response(await mover.receive(service, tenant, sha256, _body(request)))
+
+
+async def discard_data(api: ApiContext, request: Request, send: Send) -> http.Response:
+    mover, service, tenant = _from_a_node(api, request)
+    return http.json_response(await mover.discard(service, tenant, _sha256(request)))
+
+
+def _sha256(request: Request) -> str:
     sha256 = request.query().get("sha256", "")
     if not _SHA256.fullmatch(sha256):
         raise ApiError(400, f"Invalid sha256 '{sha256[:80]}': 64 lowercase hex digits")
-    return http.json_response(await mover.receive(service, tenant, sha256, _body(request)))
+    return sha256
 
 
 def _from_a_node(api: ApiContext, request: Request) -> tuple[Mover, str, str]:

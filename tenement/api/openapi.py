@@ -201,6 +201,7 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "StorageReceived": _obj({"bytes": INT, "entries": INT}),
+        "StorageDiscarded": _obj({"discarded": {"type": "boolean"}}),
         "WeightRequest": _obj(
             {
                 "weight": {
@@ -774,7 +775,21 @@ def _paths() -> dict[str, Any]:
                     _path("tenant", "The tenant."),
                     _query("sha256", STR, "SHA-256 of the body, in hex."),
                 ],
-            )
+            ),
+            "delete": _op(
+                "Node to node, after a move failed past the transfer: the tree the PUT of "
+                "`sha256` took in is removed (it must never start here); anything else is "
+                "left alone (`discarded`: false). Added in 0.3.0.",
+                {
+                    **_responses(400, 403, 404, 409),
+                    "200": _json(_ref("StorageDiscarded"), "Removed, or nothing to remove."),
+                },
+                params=[
+                    _path("service", "The service."),
+                    _path("tenant", "The tenant."),
+                    _query("sha256", STR, "SHA-256 of the archive the PUT took in, in hex."),
+                ],
+            ),
         },
         "/api/instances/{id}/health": {
             **scoped,

@@ -16,8 +16,10 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
 5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was.
 
 Anything that fails before step 4 puts everything back: the tenant starts again here,
-with its data where it was. A stateless tenant's directory is emptied when it stops
-(``storage_persist = false``): it moves without data.
+with its data where it was; one that fails after the data arrived has the destination
+remove what it took in. A server killed mid-move is made good when it starts again
+(``move_journal.py``, :meth:`Mover.recover`). A stateless tenant's directory is emptied
+when it stops (``storage_persist = false``): it moves without data.
 """
 
 from __future__ import annotations
@@ -43,6 +45,12 @@ from tenement.config import Config
 from tenement.errors import TenementError
 from tenement.proxy.moves import Moves
 from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
+from tenement.server.move_journal import (
+    INCOMING_PREFIX,
+    read_markers,
+    remove_stale,
+    write_marker,
+)
 from tenement.server.relay import FleetRelay
 from tenement.store import Store
 from tenement.supervisor import InstanceNotFound, Supervisor
@@ -95,6 +103,11 @@ class Mover:
         self._moves = moves
         self._relay = relay
         self._refresh = refresh
+        #: spool files and incoming trees older than this are no live server's
+        self._started = time.time()
+        #: the trees taken in for moves, by instance: (SHA-256 of the archive, inode),
+        #: so that the sender of one can have it removed when its move fails after all
+        self._received: dict[str, tuple[str, int]] = {}
 
     @property
     def node(self) -> str:
@@ -107,6 +120,70 @@ class Mover:
         spool = self._config().settings.data_dir / SPOOL
         spool.mkdir(mode=0o700, exist_ok=True)
         return spool
+
+    def _out_path(self, instance_id: str) -> Path:
+        return self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
+
+    async def recover(self) -> None:
+        """Finish what a killed server of this node left of its moves; run once this
+        server leads (its tenants adopted).
+
+        A move cut short before the hand-over (the row names this node still): the
+        tenant starts here again, from its data, untouched, if it ran. One cut short
+        after it (the row is the destination's, which wakes it on its next request):
+        this node's copy of the data is moved aside, as a finished move does. Then the
+        archives and half-unpacked trees of transfers cut short are removed.
+        """
+        try:
+            await self._recover()
+        except (OSError, TenementError) as exc:  # logged: the node serves on regardless
+            log.error("could not finish the moves a stopped server left: %s", exc)
+
+    async def _recover(self) -> None:
+        sup = self._supervisor()
+        if sup is None:
+            return
+        spool = self._spool()
+        markers = read_markers(spool)
+        live = [m for m in markers if m.writer_alive() or self._moves.moving(m.instance_id)]
+        owners = await self._store.run(
+            self._store.owners, [m.instance_id for m in markers if m not in live]
+        )
+        for marker in markers:
+            if marker in live:
+                continue
+            iid = marker.instance_id
+            service, _, tenant = iid.partition(":")
+            owner = owners.get(iid)
+            if owner is not None and owner.node == self.node:
+                log.warning(
+                    "the move of %s to fleet node %s was cut short (its server stopped) "
+                    "before the hand-over: it stays here, with its data%s",
+                    iid,
+                    marker.to,
+                    ", and starts again" if marker.running else "",
+                )
+                if marker.running:
+                    await self._start_here(sup, service, tenant)
+            else:
+                tree = sup.instance_dir(service, tenant)
+                kept = tree.with_name(moved_aside_name(tenant))
+                if tree.exists():
+                    tree.rename(kept)
+                sup.forget(iid)
+                log.warning(
+                    "the move of %s to fleet node %s was cut short (its server stopped) after "
+                    "the hand-over: it is %s's now; this node's copy of its data is kept as %s",
+                    iid,
+                    marker.to,
+                    owner.node if owner else "nobody",
+                    kept if kept.exists() else "(none)",
+                )
+            marker.path.unlink(missing_ok=True)
+        keep = {self._out_path(m.instance_id) for m in live}
+        data_dir = self._config().settings.data_dir
+        for path in remove_stale(data_dir, spool, self._started, keep):
+            log.warning("removed %s, left by a transfer of a move that was cut short", path)
 
     # ---- the source --------------------------------------------------------------------
 
@@ -150,9 +227,12 @@ class Mover:
         epoch = owners[instance_id].epoch if instance_id in owners else 0
         was_running = runner.inst.state != STOPPED
         report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
+        # on disk before the tenant stops: a server killed mid-move restarts it (recover)
+        marker = write_marker(self._spool(), instance_id, to, running=was_running)
         self._moves.begin(instance_id)
         sup.moving.add(instance_id)  # the other serving processes' wakes come to it
         moved = False
+        delivered = False
         packed: Packed | None = None
         try:
             log.info("moving %s to fleet node %s: stopping it here", instance_id, to)
@@ -160,9 +240,10 @@ class Mover:
                 await sup.stop(instance_id)
             stopped = trio.current_time()
             if persist:
-                spool = self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
+                spool = self._out_path(instance_id)
                 packed = await trio.to_thread.run_sync(pack, tree, spool)
                 await self._send(to, service_name, tenant, packed, authorization)
+                delivered = True
             sent = trio.current_time()
             new_epoch = await self._store.run(
                 self._store.hand_instance_over, instance_id, epoch, to
@@ -209,15 +290,19 @@ class Mover:
         except BaseException:
             if not moved:
                 log.warning("the move of %s to %s failed: it runs here again", instance_id, to)
-                if was_running:
-                    with trio.CancelScope(shield=True):
+                with trio.CancelScope(shield=True):
+                    if was_running:
                         await self._start_here(sup, service_name, tenant)
+                    if delivered and packed is not None:
+                        # its copy there must never start: this one is the tenant's
+                        await self._discard_there(to, service_name, tenant, packed, authorization)
             raise
         finally:
             sup.moving.discard(instance_id)
             self._moves.end(instance_id, moved=moved)
             if packed is not None:
                 packed.path.unlink(missing_ok=True)
+            marker.unlink(missing_ok=True)
 
     async def _check_room(
         self, to: str, service: str, tenant: str, size: int, authorization: bytes
@@ -300,6 +385,25 @@ class Mover:
                 _error_of(answer),
             )
 
+    async def _discard_there(
+        self, to: str, service: str, tenant: str, packed: Packed, authorization: bytes
+    ) -> None:
+        target = f"/api/fleet/storage/{service}/{tenant}?sha256={packed.sha256}"
+        try:
+            answer = await self._call(to, "DELETE", target, authorization, b"")
+        except ApiError as exc:
+            answer = http.error_response(exc.status, exc.message)
+        if answer.status != 200:
+            log.error(
+                "the move of %s:%s failed after its data reached %s, which did not remove "
+                "it (%s): remove %s there by hand; it must not start there",
+                service,
+                tenant,
+                to,
+                _error_of(answer),
+                f"{service}/{tenant} in its data dir",
+            )
+
     async def _start_here(self, sup: Supervisor, service: str, tenant: str) -> None:
         try:
             await sup.spawn(service, tenant)
@@ -355,7 +459,7 @@ class Mover:
                 )
             final = sup.instance_dir(service, tenant)
             final.parent.mkdir(parents=True, exist_ok=True)
-            incoming = final.with_name(f".incoming-{tenant}-{secrets.token_hex(4)}")
+            incoming = final.with_name(f"{INCOMING_PREFIX}{tenant}-{secrets.token_hex(4)}")
             try:
                 entries = await trio.to_thread.run_sync(unpack, spool, incoming)
             except (UnsafeArchive, tarfile.TarError) as exc:
@@ -363,12 +467,37 @@ class Mover:
             if final.exists():
                 final.rename(final.with_name(moved_aside_name(tenant)))
             os.rename(incoming, final)
+            self._received[f"{service}:{tenant}"] = (sha256, final.stat().st_ino)
             log.info(
                 "took in the data of %s:%s: %d bytes, %d entries", service, tenant, size, entries
             )
             return {"bytes": size, "entries": entries}
         finally:
             spool.unlink(missing_ok=True)
+
+    async def discard(self, service: str, tenant: str, sha256: str) -> dict[str, Any]:
+        """Remove the tree taken in for a move (the archive's ``sha256``) that failed
+        after: it must never start here. Anything else (another tree there since, a
+        tenant this node owns or runs) is left alone."""
+        self._refuse_running(service, tenant)
+        iid = f"{service}:{tenant}"
+        owners = await self._store.run(self._store.owners, [iid])
+        if iid in owners and owners[iid].node == self.node:
+            raise ApiError(409, f"Instance {iid} is fleet node {self.node}'s: its data stays")
+        sup = self._supervisor()
+        assert sup is not None
+        tree = sup.instance_dir(service, tenant)
+        received = self._received.get(iid)
+        try:
+            same = received == (sha256, tree.stat().st_ino)
+        except FileNotFoundError:
+            same = False
+        if not same:
+            return {"discarded": False}
+        del self._received[iid]
+        await trio.to_thread.run_sync(shutil.rmtree, tree)
+        log.warning("removed the data of %s taken in for a move that failed after", iid)
+        return {"discarded": True}
 
 
 async def _write(path: Path, chunks: AsyncIterator[bytes]) -> tuple[str, int]:

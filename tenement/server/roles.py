@@ -30,9 +30,9 @@ from tenement.supervisor import Supervisor, SupervisorBusy, holder_alive, open_s
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from tenement.api.moves import Mover
     from tenement.api.relay import Relay
     from tenement.proxy.fleet import Owners
+    from tenement.server.moves import Mover
     from tenement.store import Store
 
 log = logging.getLogger(__name__)
@@ -214,6 +214,9 @@ class Node:
             mover=self.mover,
         )
         self.proxy.use(sup, self._api)
+        if self.mover is not None:
+            # moves a killed server of this node left half done (``moves.py``)
+            sup.start_soon(self.mover.recover)
 
     def hand_over(self) -> None:
         """When leaving, leave the tenants running (a restart, or a successor present)."""

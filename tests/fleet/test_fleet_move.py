@@ -9,12 +9,14 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import signal
 import subprocess
 import sys
 import tarfile
 from pathlib import Path
 
 import httpx
+import sqlalchemy as sa
 import trio
 
 from tests.fleet.conftest import Fleet, Node
@@ -178,3 +180,166 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
     assert gone.status_code in (400, 503), gone.text
     row = fleet.instance_row(TENANT)
     assert (row["node"], row["pid"], row["state"]) == ("a", pid, "running")
+
+
+def fill_big(tree: Path) -> None:
+    """:func:`fill`, and 64 MB more (sparse: cheap to make, whole bytes to send), so
+    that a transfer lasts long enough to be caught in the middle."""
+    fill(tree)
+    with (tree / "db" / "sparse.bin").open("wb") as out:
+        out.truncate(64 * MB)
+
+
+async def pid_via(node: Node) -> str:
+    """The pid of the copy of alice that answers a request through ``node``."""
+    async with httpx.AsyncClient(base_url=node.url, timeout=60) as client:
+        answer = await client.get("/", headers={"host": HOST})
+    assert answer.status_code == 200, answer.text
+    return answer.text.split()[1]
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+class Held:
+    pid = ""
+
+
+async def ask_raw(node: Node, *, task_status: trio.TaskStatus[Held]) -> None:
+    """GET alice through ``node``: started once the request is sent; ``pid`` is set
+    when the answer came."""
+    held = Held()
+    stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+    async with stream:
+        await stream.send_all(
+            f"GET / HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode()
+        )
+        task_status.started(held)
+        answer = b""
+        while chunk := await stream.receive_some():
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), answer
+    held.pid = body.split()[1].decode()
+
+
+async def transfer_caught(fleet: Fleet, receiver: Node) -> Path:
+    """Wait until ``receiver`` takes in alice's data, then freeze it (SIGSTOP) with the
+    transfer half done; the spool file being written."""
+    spool = receiver.directory / "data" / ".moves"
+    assert receiver.process is not None
+    with trio.fail_after(60):
+        while True:
+            started = [p for p in spool.glob("echo-alice-*-in.tar") if p.stat().st_size > 0]
+            if started:
+                receiver.process.send_signal(signal.SIGSTOP)
+                break
+            await trio.sleep(0.002)
+    [partial] = started
+    # still a spool file, not yet checked nor unpacked: caught mid-transfer
+    assert partial.exists() and "took in the data" not in receiver.log
+    return partial
+
+
+async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_data(
+    fleet: Fleet,
+) -> None:
+    a, b = await two_nodes(fleet)
+    spawned = await post(
+        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
+    )
+    assert spawned.status_code == 200, spawned.text
+    source = a.directory / "data" / "echo" / "alice"
+    fill_big(source)
+    before = tree_digest(source)
+    path = f"/api/instances/{TENANT}/move"
+
+    # 1. the destination dies while it receives: the move fails, alice runs on a again
+    answers: dict[str, httpx.Response] = {}
+
+    async def move() -> None:
+        answers["move"] = await post(fleet, a, path, {"to": "b"})
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(move)
+        await transfer_caught(fleet, b)
+        # a request that comes meanwhile is held (in a's socket before b dies)
+        held = await nursery.start(ask_raw, a)
+        b.kill()
+    failed = answers["move"]
+    assert isinstance(failed, httpx.Response)
+    assert failed.status_code == 502, failed.text
+    assert "failed while sending its data" in failed.json()["error"]
+    assert "it runs on a again, with its data" in failed.json()["error"]
+    row = fleet.instance_row(TENANT)
+    assert (row["node"], row["state"]) == ("a", "running")
+    assert held.pid == str(row["pid"])  # the held request was let go, to the new copy
+    assert tree_digest(source) == before
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    # what the killed destination left is removed when it starts again, and said
+    leftovers = list((b.directory / "data" / ".moves").iterdir())
+    assert leftovers, "the kill left no spool file: the transfer was not caught"
+    unpacking = b.directory / "data" / "echo" / ".incoming-alice-0badf00d"
+    (unpacking / "db").mkdir(parents=True)  # as a kill during the unpacking leaves it
+    await b.start()
+    with trio.fail_after(30):
+        while (b.directory / "data" / ".moves").exists() and any(
+            (b.directory / "data" / ".moves").iterdir()
+        ):
+            await trio.sleep(0.02)
+    assert not unpacking.exists()
+    for leftover in [*leftovers, unpacking]:
+        assert f"removed {leftover}, left by a transfer" in b.log
+
+    # 2. the source dies mid-transfer (alice stopped, the row not handed over): when it
+    # starts again alice runs there again, from its data; b never ran it
+    pid = fleet.instance_row(TENANT)["pid"]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(move)
+        partial = await transfer_caught(fleet, b)
+        a.kill()
+        assert b.process is not None
+        b.process.send_signal(signal.SIGCONT)
+        nursery.cancel_scope.cancel()  # the calls to a that were cut
+    assert not alive(pid)
+    row = fleet.instance_row(TENANT)
+    assert (row["node"], row["state"], row["pid"]) == ("a", "stopped", None)
+    with trio.fail_after(30):
+        while partial.exists():  # b gave up the transfer, and kept nothing of it
+            await trio.sleep(0.02)
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    await a.start()
+    with trio.fail_after(60):
+        while (row := fleet.instance_row(TENANT))["state"] != "running":
+            await trio.sleep(0.05)
+    assert row["node"] == "a" and alive(row["pid"])
+    assert "was cut short (its server stopped) before the hand-over" in a.log
+    # one copy: the one the row names answers through either node, and its data is whole
+    assert await pid_via(a) == await pid_via(b) == str(row["pid"])
+    assert tree_digest(source) == before
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    assert list((a.directory / "data" / ".moves").iterdir()) == []
+
+    # 3. a move that fails after its data arrived (another node took the tenant over
+    # meanwhile, as the row says): the copy taken in on b is removed, never to start
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(move)
+        await transfer_caught(fleet, b)
+        with fleet.engine.begin() as conn:
+            conn.execute(
+                sa.text("UPDATE instances SET epoch = epoch + 1 WHERE instance_id = :i"),
+                {"i": TENANT},
+            )
+        b.process.send_signal(signal.SIGCONT)
+    taken = answers["move"]
+    assert taken.status_code == 409, taken.text
+    assert "was taken over by another node during the move" in taken.json()["error"]
+    assert "took in the data of echo:alice" in b.log  # it had arrived whole
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    assert "removed the data of echo:alice taken in for a move that failed" in b.log
+    assert tree_digest(source) == before
