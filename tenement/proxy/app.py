@@ -181,7 +181,7 @@ class Proxy:
             if isinstance(found, OwnedElsewhere):
                 # claimed by another node since this node's directory last looked
                 assert fleet is not None
-                peer = fleet.peer(found.node)
+                peer = await fleet.find_peer(found.node)
                 if peer is None:
                     return await self._answer(scope, send, UNAVAILABLE)
                 return await self._to_peer(peer, route, hop, scope, receive, send, started)

@@ -96,6 +96,10 @@ class Owners(Protocol):
     def peer(self, node: str) -> Peer | None:
         """The node named ``node``, or None when this node does not know it (yet)."""
 
+    async def find_peer(self, node: str) -> Peer | None:
+        """:meth:`peer`, reading the nodes again when ``node`` is not known yet (it
+        joined since the last look); bounded as :meth:`owner`'s lookups are."""
+
     def remote_instances(self, service: str) -> Sequence[RemoteInstance]:
         """The running instances of ``service`` on other nodes that are up (memory)."""
 

@@ -92,6 +92,9 @@ class FleetDirectory:
                     return None
         if node == self.node:
             return HERE
+        return await self.find_peer(node)
+
+    async def find_peer(self, node: str) -> Peer | None:
         peer = self._peers.get(node)
         if peer is None:
             # a node that joined since the last look (the nodes start together, or one

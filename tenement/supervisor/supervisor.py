@@ -382,16 +382,43 @@ class Supervisor:
         await runner.start(svc, revive=True)
         return self._view(runner.inst)
 
-    async def _claim(self, svc: Service, tenant: str) -> None:
+    async def _claim(self, svc: Service, tenant: str, *, place: bool = False) -> None:
         """In a fleet, make the instance this node's before it starts here, or raise when
         another node runs it (starting it here would run two copies), or when it has no
         row yet and ``[service.X] nodes`` leaves this node out. Asked only of an instance
-        this node does not run yet; a single host pays nothing."""
+        this node does not run yet; a single host pays nothing.
+
+        ``place``: an instance with no row yet (a request woke a new tenant) goes where
+        the placement policy says, as a spawn does (``store/placement.py``); raises
+        :class:`OwnedElsewhere` naming that node when it is another one."""
         store = self._shared.store
         iid = f"{svc.name}:{tenant}"
         node = store.node
         if node is None or iid in self._runners or not is_valid_name(tenant):
             return  # an invalid id is refused by _runner_for, with its own message
+        fleet = self._shared.config.fleet
+        if place and fleet is not None:
+            placed = await store.run(
+                store.place_instance,
+                iid,
+                svc.name,
+                tenant,
+                svc.nodes,
+                fleet.node_timeout,
+                time.time(),
+            )
+            if placed.node is None:
+                if not svc.allows(node):
+                    raise NotAllowedHere(iid, node, svc.nodes or ())
+                raise WakeError(
+                    iid,
+                    f"Instance {iid} was not started: no live fleet node may run it "
+                    f"(live: {', '.join(placed.live) or 'none'}); ten nodes lists the fleet",
+                )
+            if placed.node != node:
+                if placed.chosen:
+                    log.info("placed %s on fleet node %s (a request woke it)", iid, placed.node)
+                raise OwnedElsewhere(iid, placed.node)
         if not svc.allows(node):
             # a row naming this node (placed before the constraint changed) is still its own
             owner = await store.run(store.instance_node, iid)
@@ -553,7 +580,7 @@ class Supervisor:
                 inst.touch()
                 return inst.target()
         svc = self._service_or_raise(service)
-        await self._claim(svc, tenant)
+        await self._claim(svc, tenant, place=True)
         deadline = trio.current_time() + svc.request_timeout
         while True:
             runner = self._runners.get(iid)

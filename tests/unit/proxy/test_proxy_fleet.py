@@ -31,6 +31,9 @@ class Owners:
     def peer(self, node: str) -> Peer | None:
         return next((p for p in self._owners.values() if isinstance(p, Peer)), None)
 
+    async def find_peer(self, node: str) -> Peer | None:
+        return self.peer(node)
+
 
 def peer(up: bool = True) -> Peer:
     advertise = f"127.0.0.1:{dead_port()}"
