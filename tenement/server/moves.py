@@ -111,6 +111,9 @@ class Mover:
     async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
         """Move ``instance_id`` (this node's) to node ``to``; what was done, for the API.
 
+        ``authorization`` empty: this node's own move (a drain's), made with the fleet
+        secret alone; the destination then starts the tenant from its row.
+
         Raises:
             ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
                 or down), 507 (no room there), 502/503 (the transfer failed: the tenant
@@ -126,6 +129,12 @@ class Mover:
             raise ApiError(409, f"Instance {instance_id} is on fleet node {to} already")
         if self._relay.node_state(to) != "up":
             await self._refresh()  # a node that joined since the directory last looked
+        if self._relay.node_state(to) == "draining":
+            raise ApiError(
+                409,
+                f"Fleet node {to} is being drained (ten drain): no tenant moves there; "
+                f"ten undrain {to} first, or move it to another node",
+            )
         if self._relay.node_state(to) != "up":
             live = ", ".join(n for n in self._relay.live_nodes() if n != self.node) or "none"
             what = "is down" if self._relay.node_state(to) == "down" else "is not in the fleet"
@@ -162,8 +171,9 @@ class Mover:
                 packed = await trio.to_thread.run_sync(pack, tree, spool)
                 await self._send(to, service_name, tenant, packed, authorization)
             sent = trio.current_time()
+            own = not authorization
             new_epoch = await self._store.run(
-                self._store.hand_instance_over, instance_id, epoch, to
+                self._store.hand_instance_over, instance_id, epoch, to, own and was_running
             )
             if new_epoch is None:
                 raise ApiError(
@@ -178,7 +188,7 @@ class Mover:
                 kept = tree.with_name(moved_aside_name(tenant))
                 tree.rename(kept)
             await self._refresh()
-            if was_running:
+            if was_running and not own:
                 await self._start_there(to, service_name, tenant, authorization)
             done = trio.current_time()
             report.update(
@@ -274,7 +284,9 @@ class Mover:
         *,
         answer_seconds: float = 120.0,
     ) -> http.Response:
-        headers = [(b"authorization", authorization), (b"content-type", b"application/json")]
+        headers = [(b"content-type", b"application/json")]
+        if authorization:  # else a node's own call: the fleet secret is its credential
+            headers.append((b"authorization", authorization))
         try:
             return await self._relay.send(
                 to, method, target, headers, body, answer_seconds=answer_seconds
