@@ -57,6 +57,10 @@ SEND_ATTEMPTS = 3
 SPARE_BYTES = 64 * 1024 * 1024
 #: how long the destination may take to take in the data (a minute per 512 MB, and one)
 SECONDS_PER_BYTE = 60 / (512 * 1024 * 1024)
+#: how long a drain's move waits for the destination to start the tenant from its row
+#: (it looks at its rows once a second), and how often it looks
+START_WAIT_SECONDS = 30.0
+START_POLL_SECONDS = 0.1
 #: where a node keeps archives being sent or received, under its data dir
 SPOOL = ".moves"
 
@@ -188,7 +192,9 @@ class Mover:
                 kept = tree.with_name(moved_aside_name(tenant))
                 tree.rename(kept)
             await self._refresh()
-            if was_running and not own:
+            if was_running and own:
+                await self._started_there(instance_id, to)
+            elif was_running:
                 await self._start_there(to, service_name, tenant, authorization)
             done = trio.current_time()
             report.update(
@@ -309,6 +315,24 @@ class Mover:
                 to,
                 _error_of(answer),
             )
+
+    async def _started_there(self, instance_id: str, to: str) -> None:
+        """Wait (at most :data:`START_WAIT_SECONDS`) until ``to`` runs the tenant its row
+        told it to start: the held requests go there only then, and the destination
+        serves them itself (its directory may not know yet that the row is its own)."""
+        store = self._store
+        with trio.move_on_after(START_WAIT_SECONDS):
+            while True:
+                # "starting" until the destination's process is up (or it failed)
+                if await store.run(store.instance_holder, instance_id) != (to, "starting"):
+                    return
+                await trio.sleep(START_POLL_SECONDS)
+        log.warning(
+            "moved %s to %s, which has not started it within %g s: it starts there later",
+            instance_id,
+            to,
+            START_WAIT_SECONDS,
+        )
 
     async def _start_here(self, sup: Supervisor, service: str, tenant: str) -> None:
         try:

@@ -41,3 +41,11 @@ class MoveQueries(StoreBase):
                 },
             )
             return epoch + 1 if updated.rowcount == 1 else None
+
+    def instance_holder(self, instance_id: str) -> tuple[str | None, str] | None:
+        """The node ``instance_id``'s row names and its state (None: no row)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT node, state FROM instances WHERE instance_id = :id", {"id": instance_id}
+            ).first()
+            return (row["node"], row["state"]) if row is not None else None
