@@ -11,6 +11,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 
+import httpx
 import trio
 
 from tests.apps import PID_APP
@@ -166,6 +167,12 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     cli_unknown = ten(a, "drain", "zz", token=fleet.token)
     assert cli_unknown.returncode == 1
     assert "Invalid node 'zz'" in cli_unknown.stderr
+    # the fleet secret alone (a drain's own moves) opens the node-to-node storage paths
+    # only: it is no admin token anywhere else
+    async with httpx.AsyncClient(base_url=b.url, timeout=30) as bare:
+        hop = {"x-tenement-hop": fleet.secret or ""}
+        assert (await bare.post("/api/nodes/b/drain", headers=hop)).status_code == 401
+        assert (await bare.get("/api/nodes", headers=hop)).status_code == 401
     # a down node: its tenants failed over or wait for it; there is nothing to drain
     assert (await post(fleet, b, "/api/nodes/a/undrain", {})).json()["was_draining"] is True
     a.kill()
