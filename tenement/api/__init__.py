@@ -77,6 +77,8 @@ def routes() -> list[Route]:
         Route("GET", "/api/whoami", session.whoami),
         Route("GET", "/api/tls/status", telemetry.tls_status),
         Route("GET", "/api/nodes", nodes.list_nodes),
+        Route("POST", "/api/nodes/{name}/drain", nodes.drain),
+        Route("POST", "/api/nodes/{name}/undrain", nodes.undrain),
     ]
 
 

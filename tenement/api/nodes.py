@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Collection
 from typing import Any
 
 from tenement.api import http
 from tenement.api.app import ApiContext, Request
+from tenement.api.errors import ApiError
+from tenement.shown import shown
 from tenement.types import Send
 
 
-def node_json(row: Any) -> dict[str, Any]:
-    """A node row as the API shows it; times are the database's epoch seconds."""
+def node_json(row: Any, held: int = 0) -> dict[str, Any]:
+    """A node row as the API shows it; times are the database's epoch seconds. ``held``:
+    the instance rows naming it, stopped ones too (what a drain has left to move)."""
     return {
         "name": row.name,
         "advertise": row.advertise,
@@ -26,6 +30,7 @@ def node_json(row: Any) -> dict[str, Any]:
         "instances": row.instances,
         "down_at": _finite(row.down_at),
         "down_by": row.down_by,
+        "instances_held": held,
     }
 
 
@@ -41,6 +46,97 @@ async def list_nodes(api: ApiContext, request: Request, send: Send) -> http.Resp
     if store.node is None:  # a single host: no [fleet], nothing to list
         return http.json_response({"fleet": False, "node": None, "nodes": []})
     rows = await store.run(store.list_nodes)
+    held = await store.run(store.rows_per_node)
     return http.json_response(
-        {"fleet": True, "node": store.node, "nodes": [node_json(row) for row in rows]}
+        {
+            "fleet": True,
+            "node": store.node,
+            "nodes": [node_json(row, held.get(row.name, 0)) for row in rows],
+        }
+    )
+
+
+def _fleet_store(api: ApiContext, what: str) -> Any:
+    if api.store.node is None or api.relay is None:
+        raise ApiError(
+            400,
+            f"This server is not a fleet node (no [fleet] in its tenement.toml): {what} "
+            "is for the nodes of a fleet (docs/fleet.md)",
+        )
+    return api.store
+
+
+def _allowed(api: ApiContext) -> Callable[[str], Collection[str] | None]:
+    supervisor = api.supervisor
+
+    def allowed(name: str) -> Collection[str] | None:
+        service = supervisor.service(name) if supervisor is not None else None
+        return service.nodes if service is not None else None
+
+    return allowed
+
+
+async def drain(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """``POST /api/nodes/{name}/drain``: mark the node draining; it moves its tenants
+    away itself (``server/drain.py``), from the rows, until it holds none."""
+    request.require_admin("Draining a node requires the admin token")
+    name = request.params["name"]
+    store = _fleet_store(api, "ten drain")
+    assert api.relay is not None
+    asked = await store.run(store.drain_node, name, api.relay.node_timeout, _allowed(api))
+    node = asked.node
+    if node is None:
+        raise ApiError(
+            400,
+            f"Invalid node '{shown(name)}': it is not a node of this fleet; its nodes are "
+            f"{', '.join(asked.nodes) or 'none'} (ten nodes lists them)",
+        )
+    if not asked.alive:
+        raise ApiError(
+            409,
+            f"Fleet node {node.name} is {node.state}, not up: only a live node is drained "
+            f"(its tenants move from it); a down node's tenants failed over or wait for it",
+        )
+    if asked.alone:
+        raise ApiError(
+            409,
+            f"Cannot drain fleet node {node.name}: it is the only live node of the fleet, so "
+            f"its {asked.left} instance(s) would have nowhere to go; start another node "
+            "first. Nothing was moved",
+        )
+    if asked.stuck:
+        shown_ids = ", ".join(asked.stuck[:10]) + (" …" if len(asked.stuck) > 10 else "")
+        raise ApiError(
+            409,
+            f"Cannot drain fleet node {node.name}: {len(asked.stuck)} of its instance(s) "
+            f"would have nowhere to go (no other live node their [service.X] nodes allow): "
+            f"{shown_ids}; start another node first. Nothing was moved",
+        )
+    return http.json_response(
+        {
+            "node": node.name,
+            "state": node.state,
+            "already": asked.already,
+            "instances_left": asked.left,
+        }
+    )
+
+
+async def undrain(api: ApiContext, request: Request, send: Send) -> http.Response:
+    """``POST /api/nodes/{name}/undrain``: a draining node goes back to up (the move under
+    way finishes; no other starts). Harmless for a node that is not draining."""
+    request.require_admin("Undraining a node requires the admin token")
+    name = request.params["name"]
+    store = _fleet_store(api, "ten undrain")
+    node, was = await store.run(store.undrain_node, name)
+    if node is None:
+        names = ", ".join(row.name for row in await store.run(store.list_nodes))
+        raise ApiError(
+            400,
+            f"Invalid node '{shown(name)}': it is not a node of this fleet; its nodes are "
+            f"{names or 'none'} (ten nodes lists them)",
+        )
+    left = (await store.run(store.rows_per_node)).get(node.name, 0)
+    return http.json_response(
+        {"node": node.name, "state": node.state, "was_draining": was, "instances_left": left}
     )

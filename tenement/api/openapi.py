@@ -154,6 +154,30 @@ def _schemas() -> dict[str, Any]:
                     "type": ["string", "null"],
                     "description": "The peer that declared it down.",
                 },
+                "instances_held": {
+                    **INT,
+                    "description": "Instance rows that name it, stopped ones too: what a "
+                    "drain has left to move. Added in 0.3.0.",
+                },
+            }
+        ),
+        "DrainResponse": _obj(
+            {
+                "node": STR,
+                "state": {**STR, "description": "draining"},
+                "already": {"type": "boolean", "description": "It was draining before."},
+                "instances_left": {**INT, "description": "Instance rows that still name it."},
+            }
+        ),
+        "UndrainResponse": _obj(
+            {
+                "node": STR,
+                "state": {**STR, "description": "Its state now (up, unless it was not draining)."},
+                "was_draining": {
+                    "type": "boolean",
+                    "description": "False: it was not draining, and nothing changed.",
+                },
+                "instances_left": {**INT, "description": "Instance rows that name it."},
             }
         ),
         "Nodes": _obj(
@@ -170,8 +194,9 @@ def _schemas() -> dict[str, Any]:
                 "node": {
                     "type": ["string", "null"],
                     "description": "In a fleet: the node to start it on (the call is relayed "
-                    "there; one of its service's [service.X] nodes); default: placed by "
-                    "free capacity among the live nodes the service allows. Added in 0.3.0.",
+                    "there; one of its service's [service.X] nodes; a draining node is "
+                    "refused with 409); default: placed by free capacity among the live "
+                    "nodes the service allows, draining ones left out. Added in 0.3.0.",
                 },
             }
         ),
@@ -729,7 +754,8 @@ def _paths() -> dict[str, Any]:
                     ),
                     "409": _json(
                         _ref("Error"),
-                        "On that node already, failed, being moved, or taken over meanwhile.",
+                        "On that node already, failed, being moved, or taken over meanwhile; "
+                        "or that node is draining.",
                     ),
                     "502": _json(
                         _ref("Error"),
@@ -838,6 +864,41 @@ def _paths() -> dict[str, Any]:
                 "The fleet's nodes (admin); fleet false and no nodes without [fleet]. "
                 "Added in 0.3.0.",
                 _responses(403, ok={"200": _json(_ref("Nodes"), "Nodes.")}),
+            )
+        },
+        "/api/nodes/{name}/drain": {
+            "post": _op(
+                "Drain a fleet node (admin): no tenant is placed on it any more, and it "
+                "moves its tenants to other nodes, one at a time, until it holds none "
+                "(ten drain). Answered at once; GET /api/nodes shows the progress. "
+                "Added in 0.3.0.",
+                {
+                    **_responses(403, ok={"200": _json(_ref("DrainResponse"), "Draining.")}),
+                    "400": _json(_ref("Error"), "Not a fleet node, or no such node."),
+                    "409": _json(
+                        _ref("Error"),
+                        "Not live (down, restarting), or its tenants would have nowhere to "
+                        "go (the only live node, or no live node their service allows): "
+                        "nothing moved.",
+                    ),
+                },
+                params=[_path("name", "The node.")],
+                operation_id="drainNode",
+            )
+        },
+        "/api/nodes/{name}/undrain": {
+            "post": _op(
+                "Put a draining fleet node back to up (admin): it takes tenants again, and "
+                "no further tenant moves off it (ten undrain); harmless for a node that is "
+                "not draining. Added in 0.3.0.",
+                {
+                    **_responses(
+                        403, ok={"200": _json(_ref("UndrainResponse"), "Up, or unchanged.")}
+                    ),
+                    "400": _json(_ref("Error"), "Not a fleet node, or no such node."),
+                },
+                params=[_path("name", "The node.")],
+                operation_id="undrainNode",
             )
         },
         "/api/history": {

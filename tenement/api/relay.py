@@ -57,7 +57,8 @@ class Relay(Protocol):
         directory's answer: from memory, but for a bounded number of lookups)."""
 
     def node_state(self, node: str) -> str | None:
-        """``"up"``, ``"down"``, or None for a node this one does not know."""
+        """``"up"``, ``"down"``, ``"draining"`` (up, but taking no new tenant), or None
+        for a node this one does not know."""
 
     def live_nodes(self) -> Sequence[str]:
         """The nodes that are up, this one included, sorted."""
@@ -112,6 +113,12 @@ def check_target(relay: Relay, node: str) -> None:
     state = relay.node_state(node)
     if state == "up":
         return
+    if state == "draining":
+        raise ApiError(
+            409,
+            f"Fleet node {node} is being drained (ten drain {node}): nothing new starts "
+            f"there; spawn without --node, or ten undrain {node} first",
+        )
     live = ", ".join(relay.live_nodes())
     what = "is not a node of this fleet" if state is None else "is down"
     raise ApiError(

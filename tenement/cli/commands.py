@@ -65,6 +65,15 @@ _TABLE: tuple[tuple[str, str, str, str | None, str, bool], ...] = (
     ("nodes", "nodes", "nodes", "List the fleet's nodes (with [fleet])", "", False),
     ("move", "move", "move", "Move an instance and its data to another fleet node", "", False),
     (
+        "drain",
+        "nodes",
+        "drain",
+        "Move every tenant off a fleet node, placing none there",
+        "",
+        False,
+    ),
+    ("undrain", "nodes", "undrain", "Let a drained fleet node take tenants again", "", False),
+    (
         "init",
         "init",
         "init",

@@ -30,3 +30,62 @@ def nodes(cli: CliContext, as_json: bool) -> None:
             "list; is it a tenement server of 0.3 or later?"
         )
     click.echo(render.nodes_table(answer, cli.server))
+
+
+@click.command(short_help="Move every tenant off a fleet node, placing none there")
+@click.argument("node")
+@json_option
+@global_options
+@pass_cli
+def drain(cli: CliContext, node: str, as_json: bool) -> None:
+    """Drain fleet NODE: no tenant is placed on it any more (spawn without --node,
+    failover), and it moves its tenants away one at a time, each as ten move does, to
+    the node placement chooses among those its service allows. Returns at once; ten
+    nodes shows how many are left. Goes on if NODE's server restarts; ten undrain NODE
+    stops it."""
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        response = client.request("POST", f"/api/nodes/{_path(node)}/drain")
+        if as_json:
+            echo_json(response.text)
+            return
+        answer = client.decode(response)
+    left = answer.get("instances_left", 0) if isinstance(answer, dict) else 0
+    if isinstance(answer, dict) and answer.get("already"):
+        click.echo(f"{node} is draining already: {left} instance(s) left to move")
+    else:
+        click.echo(
+            f"Draining {node}: its {left} instance(s) move to other nodes, one at a time "
+            "(ten nodes shows how many are left)"
+        )
+
+
+@click.command(short_help="Let a drained fleet node take tenants again")
+@click.argument("node")
+@json_option
+@global_options
+@pass_cli
+def undrain(cli: CliContext, node: str, as_json: bool) -> None:
+    """Put fleet NODE back to up: it takes new tenants again, and no further tenant
+    moves off it (a move under way finishes). Harmless for a node that is not draining."""
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        response = client.request("POST", f"/api/nodes/{_path(node)}/undrain")
+        if as_json:
+            echo_json(response.text)
+            return
+        answer = client.decode(response)
+    answer = answer if isinstance(answer, dict) else {}
+    left = answer.get("instances_left", 0)
+    if answer.get("was_draining"):
+        click.echo(f"{node} is up again: {left} instance(s) stay on it")
+    else:
+        click.echo(f"{node} was not draining (it is {answer.get('state', '?')}): nothing changed")
+
+
+def _path(node: str) -> str:
+    from urllib.parse import quote
+
+    return quote(node, safe="")

@@ -126,8 +126,18 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
         )
         lines.append(_nodes_row(cells, memory))
     up = sum(1 for node in nodes if node.get("state") == "up")
+    draining = [node for node in nodes if node.get("state") == "draining"]
     lines.append("")
-    lines.append(f"{len(nodes)} node(s), {up} up, seen from {_text(answer.get('node'))} ({server})")
+    counts = f"{len(nodes)} node(s), {up} up" + (f", {len(draining)} draining" if draining else "")
+    lines.append(f"{counts}, seen from {_text(answer.get('node'))} ({server})")
+    for node in draining:
+        left = node.get("instances_held")
+        lines.append(
+            f"{_text(node.get('name'))} is draining: {_text(left)} instance(s) left to move"
+            if left
+            else f"{_text(node.get('name'))} is drained: it holds no instance "
+            f"(ten undrain {_text(node.get('name'))} puts it back)"
+        )
     return "\n".join(lines)
 
 

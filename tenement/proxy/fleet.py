@@ -48,6 +48,8 @@ class Peer:
     address: Address
     #: up by the database, and heard from within node_timeout
     up: bool
+    #: its row's state: "draining" is up, but takes no new tenant (``ten drain``)
+    state: str = "up"
 
 
 @attrs.frozen

@@ -48,6 +48,8 @@ class FleetDirectory:
         self._store = store
         self._fleet = fleet
         self.node = fleet.node
+        #: this node's own row's state as last read ("draining": no spawn comes here)
+        self.own_state = "up"
         self.secret = secret
         self.node_timeout = fleet.node_timeout
         self.retry_after_seconds = max(1, math.ceil(fleet.node_timeout))
@@ -155,6 +157,7 @@ class FleetDirectory:
         peers: dict[str, Peer] = {}
         for row in nodes:
             if row.name == self.node:
+                self.own_state = row.state
                 continue
             try:
                 address = peer_address(row.advertise)
@@ -163,7 +166,7 @@ class FleetDirectory:
                 continue
             # a restarting node's socket queues what is sent meanwhile
             up = row.alive(timeout)
-            peers[row.name] = Peer(row.name, row.advertise, address, up)
+            peers[row.name] = Peer(row.name, row.advertise, address, up, row.state)
         self._peers = peers
         if signature != self._signature:
             self._rows = await store.run(store.fleet_owners)

@@ -167,7 +167,8 @@ class Fencing:
             if runner is not None and (runner.inst.state != STOPPED or not placed_anew):
                 continue
             log.info(
-                "starting %s, placed on this node (epoch %d) after its node was lost",
+                "starting %s, placed on this node (epoch %d) by a peer (its node was lost, "
+                "or drained)",
                 row.instance_id,
                 row.epoch,
             )

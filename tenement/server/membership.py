@@ -22,7 +22,7 @@ from tenement.config import Fleet, Service
 from tenement.errors import TenementError
 from tenement.shown import shown
 from tenement.store import Store
-from tenement.store.nodes import RESTARTING, UP, NodeIdentity, NodeRow
+from tenement.store.nodes import DRAINING, RESTARTING, UP, NodeIdentity, NodeRow
 
 if TYPE_CHECKING:
     from tenement.server.fencing import Fencing
@@ -122,7 +122,7 @@ class Membership:
         if joined.taken_by is not None:
             raise NodeNameTaken(self.fleet.node, joined.taken_by)
         was = joined.was
-        if was is not None and was.state not in (UP, RESTARTING):
+        if was is not None and was.state not in (UP, RESTARTING, DRAINING):
             log.info(
                 "fleet node %s is up again (declared down by %s)",
                 self.fleet.node,
@@ -204,7 +204,7 @@ class Membership:
                 me.name,
             )
             await self.join()
-        elif was.state not in (UP, RESTARTING):
+        elif was.state not in (UP, RESTARTING, DRAINING):
             log.warning(
                 "fleet node %s had been declared down by %s after %.1f s of silence; up again",
                 me.name,

@@ -65,6 +65,10 @@ SEND_ATTEMPTS = 3
 SPARE_BYTES = 64 * 1024 * 1024
 #: how long the destination may take to take in the data (a minute per 512 MB, and one)
 SECONDS_PER_BYTE = 60 / (512 * 1024 * 1024)
+#: how long a drain's move waits for the destination to start the tenant from its row
+#: (it looks at its rows once a second), and how often it looks
+START_WAIT_SECONDS = 30.0
+START_POLL_SECONDS = 0.1
 #: where a node keeps archives being sent or received, under its data dir
 SPOOL = ".moves"
 #: the data that arrives is written to disk in pieces of this size
@@ -190,6 +194,9 @@ class Mover:
     async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
         """Move ``instance_id`` (this node's) to node ``to``; what was done, for the API.
 
+        ``authorization`` empty: this node's own move (a drain's), made with the fleet
+        secret alone; the destination then starts the tenant from its row.
+
         Raises:
             ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
                 or down), 507 (no room there), 502/503 (the transfer failed: the tenant
@@ -205,6 +212,12 @@ class Mover:
             raise ApiError(409, f"Instance {instance_id} is on fleet node {to} already")
         if self._relay.node_state(to) != "up":
             await self._refresh()  # a node that joined since the directory last looked
+        if self._relay.node_state(to) == "draining":
+            raise ApiError(
+                409,
+                f"Fleet node {to} is being drained (ten drain): no tenant moves there; "
+                f"ten undrain {to} first, or move it to another node",
+            )
         if self._relay.node_state(to) != "up":
             live = ", ".join(n for n in self._relay.live_nodes() if n != self.node) or "none"
             what = "is down" if self._relay.node_state(to) == "down" else "is not in the fleet"
@@ -245,8 +258,9 @@ class Mover:
                 await self._send(to, service_name, tenant, packed, authorization)
                 delivered = True
             sent = trio.current_time()
+            own = not authorization
             new_epoch = await self._store.run(
-                self._store.hand_instance_over, instance_id, epoch, to
+                self._store.hand_instance_over, instance_id, epoch, to, own and was_running
             )
             if new_epoch is None:
                 raise ApiError(
@@ -261,7 +275,9 @@ class Mover:
                 kept = tree.with_name(moved_aside_name(tenant))
                 tree.rename(kept)
             await self._refresh()
-            if was_running:
+            if was_running and own:
+                await self._started_there(instance_id, to)
+            elif was_running:
                 await self._start_there(to, service_name, tenant, authorization)
             done = trio.current_time()
             report.update(
@@ -361,7 +377,9 @@ class Mover:
         *,
         answer_seconds: float = 120.0,
     ) -> http.Response:
-        headers = [(b"authorization", authorization), (b"content-type", b"application/json")]
+        headers = [(b"content-type", b"application/json")]
+        if authorization:  # else a node's own call: the fleet secret is its credential
+            headers.append((b"authorization", authorization))
         try:
             return await self._relay.send(
                 to, method, target, headers, body, answer_seconds=answer_seconds
@@ -403,6 +421,24 @@ class Mover:
                 _error_of(answer),
                 f"{service}/{tenant} in its data dir",
             )
+
+    async def _started_there(self, instance_id: str, to: str) -> None:
+        """Wait (at most :data:`START_WAIT_SECONDS`) until ``to`` runs the tenant its row
+        told it to start: the held requests go there only then, and the destination
+        serves them itself (its directory may not know yet that the row is its own)."""
+        store = self._store
+        with trio.move_on_after(START_WAIT_SECONDS):
+            while True:
+                # "starting" until the destination's process is up (or it failed)
+                if await store.run(store.instance_holder, instance_id) != (to, "starting"):
+                    return
+                await trio.sleep(START_POLL_SECONDS)
+        log.warning(
+            "moved %s to %s, which has not started it within %g s: it starts there later",
+            instance_id,
+            to,
+            START_WAIT_SECONDS,
+        )
 
     async def _start_here(self, sup: Supervisor, service: str, tenant: str) -> None:
         try:

@@ -63,11 +63,13 @@ class FleetRelay:
 
     def node_state(self, node: str) -> str | None:
         if node == self.node:
-            return "up"
+            return "draining" if self._directory.own_state == "draining" else "up"
         peer = self._directory.peer(node)
         if peer is None:
             return None
-        return "up" if peer.up else "down"
+        if not peer.up:
+            return "down"
+        return "draining" if peer.state == "draining" else "up"
 
     def live_nodes(self) -> Sequence[str]:
         peers = self._directory.peers()

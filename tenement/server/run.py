@@ -233,6 +233,17 @@ async def serve(
                         fleet_relay,
                         directory.refresh,
                     )
+                drainer = None
+                if membership is not None and node.mover is not None:
+                    from tenement.server.drain import Drainer
+
+                    drainer = Drainer(
+                        store,
+                        node.mover,
+                        membership.fleet,
+                        lambda: node.config.services,
+                        lambda: node.supervisor is not None,
+                    )
                 reloader = Reloader(node, notifier, reload_config, workers, record=not role.worker)
                 if membership is not None and not role.worker:
                     from tenement.server.fencing import Fencing
@@ -285,6 +296,8 @@ async def serve(
                         await nursery.start(directory.run)
                     notifier.status("adopting tenants")
                     await nursery.start(node.run)
+                    if drainer is not None:
+                        nursery.start_soon(drainer.run)
                     plain, https, redirect = split_sockets(sockets, settings.tls)
                     missing = missing_ports(https, redirect, settings.tls)
                     if missing is not None and not role.worker:

@@ -9,9 +9,13 @@ from tenement.store.failover import change_stamp
 class MoveQueries(StoreBase):
     """The one transaction of a move that changes who runs the tenant."""
 
-    def hand_instance_over(self, instance_id: str, epoch: int, to_node: str) -> int | None:
+    def hand_instance_over(
+        self, instance_id: str, epoch: int, to_node: str, start: bool = False
+    ) -> int | None:
         """Give ``instance_id``, this node's at ``epoch``, to ``to_node``, stopped, at
-        ``epoch + 1`` (the new owner starts it).
+        ``epoch + 1`` (the new owner starts it). ``start``: ``starting`` instead, which
+        the new owner's next look at its rows starts by itself, as after a failover (a
+        drain's move: no caller's token to ask it with).
 
         Returns:
             the new epoch, or None when the row no longer names this node at ``epoch``
@@ -21,7 +25,7 @@ class MoveQueries(StoreBase):
             updated = conn.execute(
                 "UPDATE instances SET node = :to, epoch = :next, pid = NULL, "
                 "start_ticks = NULL, pgid = NULL, port = NULL, health = 'unknown', "
-                "state = 'stopped', "
+                "state = :state, "
                 # just past every row's: the nodes' directories see the change at their
                 # next look (fleet_signature), as after a failover
                 "updated_at = :changed "
@@ -29,6 +33,7 @@ class MoveQueries(StoreBase):
                 {
                     "changed": change_stamp(conn),
                     "to": to_node,
+                    "state": "starting" if start else "stopped",
                     "next": epoch + 1,
                     "id": instance_id,
                     "here": self.node,
@@ -36,3 +41,11 @@ class MoveQueries(StoreBase):
                 },
             )
             return epoch + 1 if updated.rowcount == 1 else None
+
+    def instance_holder(self, instance_id: str) -> tuple[str | None, str] | None:
+        """The node ``instance_id``'s row names and its state (None: no row)."""
+        with self._read() as conn:
+            row = conn.execute(
+                "SELECT node, state FROM instances WHERE instance_id = :id", {"id": instance_id}
+            ).first()
+            return (row["node"], row["state"]) if row is not None else None

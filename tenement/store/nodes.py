@@ -18,8 +18,9 @@ from tenement.store._db import Session, database_now
 from tenement.store.failover import Moved, fail_over
 from tenement.store.instances import fleet_signature
 
-#: the states a node row takes; "draining" is for the moves still to come (#11)
-UP, DOWN, RESTARTING = "up", "down", "restarting"
+#: the states a node row takes; a draining node is live (it serves, heartbeats and
+#: forwards) but placement never chooses it, and it moves its tenants away (``ten drain``)
+UP, DOWN, RESTARTING, DRAINING = "up", "down", "restarting", "draining"
 #: how much longer than ``node_timeout`` a node whose server is being replaced (a
 #: restart or an upgrade: it left its tenants running for the next server) may stay
 #: silent before a peer declares it down: its socket (systemd's) queues its clients
@@ -92,7 +93,7 @@ class NodeRow:
         """Up and heard from within ``timeout_s``, or restarting within its grace."""
         if self.state == RESTARTING:
             return self.silent_s < timeout_s + RESTART_GRACE_S
-        return self.state == UP and self.silent_s < timeout_s
+        return self.state in (UP, DRAINING) and self.silent_s < timeout_s
 
 
 @attrs.frozen
@@ -190,12 +191,17 @@ class NodeQueries(StoreBase):
             if was.alive(timeout_s) and not identity.same_node(was):
                 return Joined(taken_by=was)
             restarted = (
-                "started_at" if identity.same_node(was) and was.state in (UP, RESTARTING) else now
+                "started_at"
+                if identity.same_node(was) and was.state in (UP, RESTARTING, DRAINING)
+                else now
             )
+            # a drain survives its node's server being restarted: the plan is this state
+            # and the rows still naming the node, never the old server's memory
+            state = DRAINING if identity.same_node(was) and was.state == DRAINING else UP
             conn.execute(
                 f"UPDATE nodes SET advertise = :advertise, host = :host, data_dir = :data_dir, "
                 f"version = :version, started_at = {restarted}, heartbeat_at = {now}, "
-                f"state = '{UP}', down_at = NULL, down_by = NULL, cpus = :cpus, "
+                f"state = '{state}', down_at = NULL, down_by = NULL, cpus = :cpus, "
                 "memory_total = :memory_total, memory_available = :memory_available, "
                 f"instances = {_COUNT} WHERE name = :name",
                 params,
@@ -224,8 +230,12 @@ class NodeQueries(StoreBase):
             row = conn.execute(_select(conn, where + lock), params).first()
             if row is None:
                 return None
+            # a draining node stays draining in its heartbeats, its restart's included
+            # (so it has node_timeout only, without the restart's grace: docs/fleet.md)
             conn.execute(
-                f"UPDATE nodes SET heartbeat_at = {database_now(conn)}, state = :state, "
+                f"UPDATE nodes SET heartbeat_at = {database_now(conn)}, state = CASE WHEN "
+                f"state = '{DRAINING}' AND :state IN ('{UP}', '{RESTARTING}') THEN state "
+                "ELSE :state END, "
                 "down_at = NULL, down_by = NULL, cpus = :cpus, memory_total = :memory_total, "
                 f"memory_available = :memory_available, instances = {_COUNT} {where}",
                 params,
@@ -257,7 +267,8 @@ class NodeQueries(StoreBase):
             now = database_now(conn)
             rows = conn.execute(
                 f"UPDATE nodes SET state = '{DOWN}', down_at = {now}, down_by = :by "
-                f"WHERE name <> :by AND (state = '{UP}' AND heartbeat_at < {now} - :timeout "
+                f"WHERE name <> :by AND (state IN ('{UP}', '{DRAINING}') "
+                f"AND heartbeat_at < {now} - :timeout "
                 f"OR state = '{RESTARTING}' AND heartbeat_at < {now} - :timeout - :grace) "
                 f"RETURNING {_COLUMNS}, {now} - heartbeat_at AS silent_s",
                 {"by": by, "timeout": timeout_s, "grace": RESTART_GRACE_S},

@@ -8,6 +8,7 @@ from collections.abc import Iterator, Sequence
 from tenement.store import _sqlite
 from tenement.store._db import open_database
 from tenement.store.audit import AuditArgs, AuditQueries, insert_audit
+from tenement.store.drain import DrainQueries
 from tenement.store.failover import FailoverQueries
 from tenement.store.instances import InstanceQueries, InstanceRecord, upsert_instances
 from tenement.store.lease import LeaseQueries
@@ -31,6 +32,7 @@ class Store(
     FailoverQueries,
     MoveQueries,
     PlacementQueries,
+    DrainQueries,
 ):
     """The database: tokens, instances, logs, audit trail, lease, servers, service users,
     fleet nodes.

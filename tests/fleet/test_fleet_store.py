@@ -13,7 +13,7 @@ import attrs
 import sqlalchemy as sa
 
 from tenement.store import InstanceRecord, Store, is_at_head, migrate_to_head, open_store
-from tenement.store.nodes import RESTART_GRACE_S, RESTARTING, NodeIdentity
+from tenement.store.nodes import DRAINING, RESTART_GRACE_S, RESTARTING, NodeIdentity
 from tests.postgresql import Cluster
 
 T = TypeVar("T")
@@ -370,3 +370,29 @@ def test_a_thousand_tenants_move_and_are_asked_after_in_a_few_statements(
     assert {row.instance_id for row in c.held_here()} == {
         m.instance_id for m in lost.moved if m.node == "c"
     }
+
+
+def test_a_draining_node_stays_draining_live_and_unplaced_until_silent(
+    stores: dict[str, Store],
+) -> None:
+    for name, store in stores.items():
+        assert store.join_node(identity(name), 3).taken_by is None
+    asked = stores["b"].drain_node("a", 3, lambda service: None)
+    assert asked.started and not asked.already
+    # its heartbeats (its restart's too) and its next server's join keep the plan
+    stores["a"].node_heartbeat(identity("a"))
+    stores["a"].node_heartbeat(identity("a"), RESTARTING)
+    assert stores["a"].join_node(identity("a"), 3).was is not None
+    stores["a"].node_heartbeat(identity("a"))
+    [row] = [row for row in stores["b"].list_nodes() if row.name == "a"]
+    assert row.state == DRAINING and row.alive(3)
+    assert stores["b"].declare_silent_nodes_down("b", 3) == []
+    # placement passes it by
+    for n in range(4):
+        placed = stores["b"].place_instance(f"echo:t{n}", "echo", f"t{n}", None, 3, 0.0)
+        assert placed.node in ("b", "c") and "a" not in placed.live
+    # silent: down like any node (no restart's grace), and the drain ends with it
+    silence(stores["a"], "a", 4)
+    [down] = stores["b"].declare_silent_nodes_down("b", 3)
+    assert (down.name, down.state) == ("a", "down")
+    assert stores["b"].undrain_node("a")[1] is False

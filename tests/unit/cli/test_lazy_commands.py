@@ -86,7 +86,7 @@ def test_root_help_lists_every_command_with_its_real_short_help() -> None:
 def test_every_registered_command_is_in_the_table() -> None:
     names = {command.name for command in commands.all_commands()}
     assert set(ten.commands) == names
-    assert len(names) == 23  # `ten nodes` and `ten move` (the fleet) made it 23
+    assert len(names) == 25  # `ten nodes`, `ten move`, `ten drain`, `ten undrain` (the fleet)
 
 
 def test_subcommand_help_and_groups_come_from_the_real_command() -> None:

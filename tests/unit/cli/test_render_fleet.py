@@ -96,3 +96,22 @@ def test_a_hostile_node_row_cannot_drive_the_terminal_or_crash_the_table() -> No
 def test_ps_escapes_a_hostile_node_name() -> None:
     text = render.ps_table([{**INSTANCE, "node": "web\x1b[2J"}], "http://localhost:8080")
     assert "\x1b" not in text and "web\\x1b[2J" in text
+
+
+def test_nodes_says_how_much_a_draining_node_has_left() -> None:
+    node = {"advertise": "10.0.0.11:8080", "version": "0.3.0", "silent_secs": 0.1}
+    answer = {
+        "fleet": True,
+        "node": "web-2",
+        "nodes": [
+            {**node, "name": "web-1", "state": "draining", "instances_held": 3},
+            {**node, "name": "web-2", "state": "up", "instances_held": 9},
+            {**node, "name": "web-3", "state": "draining", "instances_held": 0},
+        ],
+    }
+    lines = render.nodes_table(answer, "http://h:8080").splitlines()
+    assert lines[-3:] == [
+        "3 node(s), 1 up, 2 draining, seen from web-2 (http://h:8080)",
+        "web-1 is draining: 3 instance(s) left to move",
+        "web-3 is drained: it holds no instance (ten undrain web-3 puts it back)",
+    ]
