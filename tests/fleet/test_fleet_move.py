@@ -60,6 +60,16 @@ async def two_nodes(fleet: Fleet) -> tuple[Node, Node]:
     return a, b
 
 
+async def alice_on_a(fleet: Fleet) -> tuple[Node, Node]:
+    """Nodes a and b, with echo:alice spawned on a."""
+    a, b = await two_nodes(fleet)
+    spawned = await post(
+        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
+    )
+    assert spawned.status_code == 200, spawned.text
+    return a, b
+
+
 async def post(fleet: Fleet, node: Node, path: str, body: object) -> httpx.Response:
     async with fleet.api(node) as api:
         api.timeout = httpx.Timeout(120)
@@ -69,11 +79,7 @@ async def post(fleet: Fleet, node: Node, path: str, body: object) -> httpx.Respo
 async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
     fleet: Fleet,
 ) -> None:
-    a, b = await two_nodes(fleet)
-    spawned = await post(
-        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
-    )
-    assert spawned.status_code == 200, spawned.text
+    a, b = await alice_on_a(fleet)
     source = a.directory / "data" / "echo" / "alice"
     fill(source)
     before = tree_digest(source)
@@ -119,11 +125,7 @@ async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
 async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
     fleet: Fleet,
 ) -> None:
-    a, b = await two_nodes(fleet)
-    spawned = await post(
-        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
-    )
-    assert spawned.status_code == 200, spawned.text
+    a, b = await alice_on_a(fleet)
     pid = fleet.instance_row(TENANT)["pid"]
     path = f"/api/instances/{TENANT}/move"
 
@@ -249,11 +251,7 @@ async def transfer_caught(fleet: Fleet, receiver: Node) -> Path:
 async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_data(
     fleet: Fleet,
 ) -> None:
-    a, b = await two_nodes(fleet)
-    spawned = await post(
-        fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
-    )
-    assert spawned.status_code == 200, spawned.text
+    a, b = await alice_on_a(fleet)
     source = a.directory / "data" / "echo" / "alice"
     fill_big(source)
     before = tree_digest(source)
