@@ -32,7 +32,7 @@ from typing import Any
 import trio
 
 from tenement.api.app import ApiContext, Request
-from tenement.api.sse import KEEPALIVE_FRAME
+from tenement.api.sse import KEEPALIVE_FRAME, start_event_stream
 from tenement.asgi import cancel_on_disconnect
 from tenement.types import Send
 
@@ -45,18 +45,7 @@ CHANGED_SECONDS = 2.0
 
 async def stream_changes(api: ApiContext, request: Request, send: Send) -> None:
     was_ready = api.ready()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 200,
-            "headers": [
-                (b"content-type", b"text/event-stream"),
-                (b"cache-control", b"no-cache"),
-                (b"x-accel-buffering", b"no"),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": b"", "more_body": True})
+    await start_event_stream(send)
     ended = False
     async with trio.open_nursery() as nursery:
         nursery.start_soon(cancel_on_disconnect, request.receive, nursery.cancel_scope)

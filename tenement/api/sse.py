@@ -38,6 +38,23 @@ def event(entry: object) -> bytes:
     return b"data: " + json.dumps(entry_json(entry), separators=(",", ":")).encode() + b"\n\n"
 
 
+async def start_event_stream(send: Send) -> None:
+    """The head of a ``text/event-stream`` answer, sent at once (not buffered by a
+    proxy in front), and an empty first piece: the client sees the stream open."""
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 200,
+            "headers": [
+                (b"content-type", b"text/event-stream"),
+                (b"cache-control", b"no-cache"),
+                (b"x-accel-buffering", b"no"),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": b"", "more_body": True})
+
+
 async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
     query = request.query()
     filters = LogFilter.from_query(query, request.tenant)
@@ -53,18 +70,7 @@ async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:
         backlog = []
         if backlog_size:
             backlog = await query_store(api.store, filters, search=None, limit=backlog_size)
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 200,
-                "headers": [
-                    (b"content-type", b"text/event-stream"),
-                    (b"cache-control", b"no-cache"),
-                    (b"x-accel-buffering", b"no"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": b"", "more_body": True})
+        await start_event_stream(send)
         for entry in backlog:
             await send({"type": "http.response.body", "body": event(entry), "more_body": True})
         ended = False
