@@ -62,15 +62,18 @@ class Drainer:
         self._said_drained = False
 
     async def run(self) -> None:
+        moved = False
         while True:
-            await trio.sleep(LOOK_SECONDS)
+            if not moved:  # the next tenant goes at once after a move
+                await trio.sleep(LOOK_SECONDS)
+            moved = False
             if not self._leads():
                 continue
             with self._store.outage.tolerated("the drain"):
-                await self.step()
+                moved = await self.step()
 
-    async def step(self) -> None:
-        """Move the next tenant, if this node is draining."""
+    async def step(self) -> bool:
+        """Move the next tenant, if this node is draining; whether one moved."""
         store = self._store
         now = trio.current_time()
         skip = {iid for iid, when in self._later.items() if when > now}
@@ -84,7 +87,7 @@ class Drainer:
         if found is None:  # not draining (or undrained): forget the last drain's failures
             self._later.clear()
             self._said_drained = False
-            return
+            return False
         if isinstance(found, int):
             if found == 0 and not self._said_drained:
                 log.info(
@@ -94,7 +97,7 @@ class Drainer:
                     store.node,
                 )
                 self._said_drained = True
-            return
+            return False
         self._said_drained = False
         iid = found.instance_id
         if found.to is None:
@@ -106,7 +109,7 @@ class Drainer:
                 RETRY_SECONDS,
             )
             self._later[iid] = now + RETRY_SECONDS
-            return
+            return False
         log.info(
             "draining fleet node %s: moving %s to %s (%d instance(s) left here)",
             store.node,
@@ -126,3 +129,5 @@ class Drainer:
                 RETRY_SECONDS,
             )
             self._later[iid] = now + RETRY_SECONDS
+            return False
+        return True
