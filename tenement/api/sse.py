@@ -30,6 +30,8 @@ from tenement.types import Send
 
 KEEPALIVE_SECONDS = 15.0
 KEEPALIVE_FRAME = b": keep-alive\n\n"
+#: the first bytes of every stream's body (a comment: clients skip it)
+OPENED_FRAME = b": open\n\n"
 #: how often an idle stream checks whether the server is stopping
 STOP_POLL_SECONDS = 0.5
 
@@ -40,7 +42,9 @@ def event(entry: object) -> bytes:
 
 async def start_event_stream(send: Send) -> None:
     """The head of a ``text/event-stream`` answer, sent at once (not buffered by a
-    proxy in front), and an empty first piece: the client sees the stream open."""
+    proxy in front), and a comment: Firefox's EventSource is open only once some of
+    the body has come (an empty piece sends nothing), which was the first keep-alive,
+    15 s later."""
     await send(
         {
             "type": "http.response.start",
@@ -52,7 +56,7 @@ async def start_event_stream(send: Send) -> None:
             ],
         }
     )
-    await send({"type": "http.response.body", "body": b"", "more_body": True})
+    await send({"type": "http.response.body", "body": OPENED_FRAME, "more_body": True})
 
 
 async def stream_logs(api: ApiContext, request: Request, send: Send) -> None:

@@ -299,7 +299,9 @@ def test_a_log_line_appears_live_in_the_detail(page: Any, server: DashboardServe
     sign_in(page, server.admin_token)
     signed_in_as(page, "admin")
     go(page, "#/instance/api:alice")
-    wait_for(page, lambda d: text_of(d, "log-state") == "live", "the live log")
+    # open well before the stream's first keep-alive (15 s): Firefox's EventSource opens
+    # only once some of the body has come
+    wait_for(page, lambda d: text_of(d, "log-state") == "live", "the live log", 8)
     marker = uuid.uuid4().hex
     response = httpx.get(f"{server.url}/{marker}", headers={"host": "alice.api.localhost"})
     assert response.status_code == 200
