@@ -163,12 +163,26 @@ async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
     if unchanged is not None:
         return attrs.evolve(unchanged, headers=(*unchanged.headers, *headers))
     listed = [item for part in parts for item in part.items]
-    listed += [orphan_json(record) for record in records]
     if wanted in (None, node):
         listed += _local_list(api, request, node)
+    listed = with_rows(listed, records)
     listed.sort(key=lambda item: (str(item.get("id")), str(item.get("node"))))
     answer = conditional.tagged(http.json_response(listed), tag)
     return attrs.evolve(answer, headers=(*answer.headers, *headers))
+
+
+def with_rows(listed: list[dict[str, Any]], records: list[Any]) -> list[dict[str, Any]]:
+    """``listed`` (what nodes answered) and, once each, the rows of instances no node
+    answered for: a node declared down a moment ago is still asked (and is silent, so
+    its orphaned rows come twice), and one back in the fleet answers for instances its
+    rows still call orphaned."""
+    shown = {item["id"] for item in listed}
+    merged = list(listed)
+    for record in records:
+        if record.instance_id not in shown:
+            shown.add(record.instance_id)
+            merged.append(orphan_json(record))
+    return merged
 
 
 def _local_list(api: ApiContext, request: Request, node: str) -> list[dict[str, Any]]:

@@ -158,15 +158,20 @@ class NetFleet:
         return self._first("SELECT * FROM nodes WHERE name = :n", n=name)
 
     async def until(self, what: str, check: Any, seconds: float = 60) -> Any:
-        with trio.fail_after(seconds):
+        with trio.move_on_after(seconds):
             while True:
                 for i, server in enumerate(self.servers):
-                    if server is not None:
-                        assert server.poll() is None, f"n{i} exited:\n{self.log(i)[-3000:]}"
+                    if server is not None and server.poll() is not None:
+                        raise AssertionError(f"n{i} exited while waiting for {what}\n{self.logs()}")
                 found = check()
                 if found:
                     return found
                 await trio.sleep(0.05)
+        raise AssertionError(f"no {what} within {seconds:g} s\n{self.logs()}")
+
+    def logs(self) -> str:
+        """The end of every node's log, for a failure's message."""
+        return "\n".join(f"--- n{i}:\n{self.log(i)[-3000:]}" for i in range(len(self.servers)))
 
     def running(self, iid: str, node: str) -> Any:
         row = self.row(iid)
@@ -197,8 +202,14 @@ class NetFleet:
             client.connect((self.network.addresses[i], PORT))
             client.sendall(request.encode())
             answer = b""
-            while chunk := client.recv(65536):
-                answer += chunk
+            try:
+                while chunk := client.recv(65536):
+                    answer += chunk
+            except TimeoutError:
+                raise AssertionError(
+                    f"n{i} did not answer {host}{path} within 10 s (got {answer[:200]!r}):\n"
+                    f"{self.log(i)[-4000:]}"
+                ) from None
             return answer
 
     def close(self) -> None:

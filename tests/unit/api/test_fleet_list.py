@@ -14,7 +14,9 @@ import trio.testing
 
 from tenement.api import http
 from tenement.api.fleet_list import FRESH_SECONDS, PeerAnswers, peer_parts
+from tenement.api.instances import with_rows
 from tenement.api.relay import RelayFailed
+from tenement.store.instances import InstanceRecord
 
 SCOPE = {"headers": [(b"authorization", b"Bearer t")]}
 
@@ -91,3 +93,27 @@ async def test_a_peer_that_does_not_answer_is_silent_and_the_others_are_shown(
         ("a", False, 1),
         ("b", True, 0),
     ]
+
+
+def _row(iid: str, node: str, state: str) -> InstanceRecord:
+    service, tenant = iid.split(":")
+    return InstanceRecord(iid, service, tenant, None, None, None, None, "", state, 0.0, node=node)
+
+
+def test_a_row_is_shown_once_and_never_beside_a_node_s_answer_for_it() -> None:
+    # a: declared down a moment ago, still asked and silent: its orphaned row comes
+    # from both queries; b: back in the fleet, answering for a row still orphaned
+    answered = [{"id": "db:carol", "node": "b", "state": "running"}]
+    rows = [
+        _row("db:bob", "a", "orphaned"),
+        _row("db:carol", "b", "orphaned"),
+        _row("db:bob", "a", "orphaned"),
+        _row("web:dan", "a", "running"),
+    ]
+    merged = with_rows(answered, rows)
+    assert [(item["id"], item["node"], item["state"]) for item in merged] == [
+        ("db:carol", "b", "running"),
+        ("db:bob", "a", "orphaned"),
+        ("web:dan", "a", "running"),
+    ]
+    assert answered == [{"id": "db:carol", "node": "b", "state": "running"}]
