@@ -12,12 +12,20 @@ between two looks whatever clients send: a request for a tenant nobody has, repe
 or under ever new names, adds at most that many queries per look. Past that, the map
 answers alone (and a wake here finds the owner when it claims the row,
 ``tenement/proxy/app.py``).
+
+A request waits for a lookup (or a read of the nodes) at most :data:`LOOKUP_SECONDS`,
+and for none while the database is known to be out of reach: these reads run beside the
+store's queue of writes, and one that the database does not answer (a partition waits
+for the connection's timeout) is left to end on its own while the request is routed by
+what the map knows (a fenced node answers 503 at once rather than after the timeout).
 """
 
 from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 
@@ -33,6 +41,9 @@ REFRESH_SECONDS = 0.5
 MAX_LOOKUPS = 32
 #: how often a request for a node the map has not seen may make it read the nodes again
 REREAD_SECONDS = 0.1
+#: how long a request waits for a lookup or a read of the nodes: past that (a database
+#: out of reach, a partition) it is routed by what the map knows
+LOOKUP_SECONDS = 2.0
 
 
 class FleetDirectory:
@@ -82,7 +93,8 @@ class FleetDirectory:
             pending = self._pending.get(instance_id)
             if pending is not None:
                 # requests that arrive while the first one looks it up wait for its answer
-                await pending.wait()
+                with trio.move_on_after(LOOKUP_SECONDS):
+                    await pending.wait()
                 node = self._owners.get(instance_id)
                 if node is None:
                     return None
@@ -109,14 +121,18 @@ class FleetDirectory:
         """:meth:`refresh` for a request that found a node the map has not seen: once at
         a time (who asks meanwhile waits for it), at most every :data:`REREAD_SECONDS`."""
         if self._rereading is not None:
-            await self._rereading.wait()
+            with trio.move_on_after(LOOKUP_SECONDS):
+                await self._rereading.wait()
             return
-        if trio.current_time() - self._reread_at < REREAD_SECONDS:
+        if trio.current_time() - self._reread_at < REREAD_SECONDS or (
+            self._store.outage.since is not None
+        ):
             return
         done = self._rereading = trio.Event()
         try:
-            with self._store.outage.tolerated("the fleet directory"):
-                await self.refresh()
+            with trio.move_on_after(LOOKUP_SECONDS):
+                with self._store.outage.tolerated("the fleet directory"):
+                    await self.refresh(read=self._store.read_aside)
         finally:
             self._reread_at = trio.current_time()
             self._rereading = None
@@ -124,14 +140,17 @@ class FleetDirectory:
 
     async def _look_up(self, instance_id: str) -> str | None:
         """One query for a tenant the map does not have yet (placed a moment ago)."""
+        store = self._store
+        if store.outage.since is not None:
+            return None  # it would wait for the database's connect timeout
         self._looked_up.add(instance_id)
         self.lookups += 1
         done = self._pending[instance_id] = trio.Event()
-        store = self._store
         node = None
         try:
-            with store.outage.tolerated("the fleet directory"):
-                node = await store.run(store.instance_node, instance_id)
+            with trio.move_on_after(LOOKUP_SECONDS):
+                with store.outage.tolerated("the fleet directory"):
+                    node = await store.read_aside(store.instance_node, instance_id)
             if node is not None:
                 self._owners[instance_id] = node
         finally:
@@ -149,10 +168,14 @@ class FleetDirectory:
     def remote_instances(self, service: str) -> list[RemoteInstance]:
         return self._running.get(service, [])
 
-    async def refresh(self) -> None:
-        """Read the nodes, and the owners if the rows changed since the last look."""
+    async def refresh(self, read: Callable[..., Awaitable[Any]] | None = None) -> None:
+        """Read the nodes, and the owners if the rows changed since the last look.
+
+        ``read``: how to run the store's reads (:meth:`Store.run` unless given: a
+        request's re-read runs them aside, so that it can stop waiting)."""
         store = self._store
-        nodes, signature = await store.run(store.fleet_look)
+        read = read or store.run
+        nodes, signature = await read(store.fleet_look)
         timeout = self._fleet.node_timeout
         peers: dict[str, Peer] = {}
         for row in nodes:
@@ -169,7 +192,7 @@ class FleetDirectory:
             peers[row.name] = Peer(row.name, row.advertise, address, up, row.state)
         self._peers = peers
         if signature != self._signature:
-            self._rows = await store.run(store.fleet_owners)
+            self._rows = await read(store.fleet_owners)
             self._owners = {row[0]: row[3] for row in self._rows}
             self._signature = signature
         running: dict[str, list[RemoteInstance]] = {}

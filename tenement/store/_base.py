@@ -86,6 +86,16 @@ class StoreBase:
             self._limiter = trio.CapacityLimiter(1)
         return await trio.to_thread.run_sync(fn, *args, limiter=self._limiter)
 
+    async def read_aside(self, fn: Callable[..., T], *args: Any) -> T:
+        """Run a blocking read in a worker thread of its own, beside the queue of
+        :meth:`run`: it waits for no write, and a caller that is cancelled stops
+        waiting for it at once (the read ends on its own, within the connection's
+        bounds, and its answer is dropped). For reads a request waits on; never for a
+        write, which must not go on unseen."""
+        import trio
+
+        return await trio.to_thread.run_sync(fn, *args, abandon_on_cancel=True)
+
     def close(self) -> None:
         """Close every pooled connection. Idempotent."""
         self.database.close()

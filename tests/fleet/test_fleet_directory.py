@@ -3,6 +3,7 @@ PostgreSQL: it answers from memory, and no client can make it query per request.
 
 from __future__ import annotations
 
+import socket
 import time
 from pathlib import Path
 
@@ -13,8 +14,8 @@ import trio
 
 from tenement.config import Fleet
 from tenement.proxy.fleet import HERE
-from tenement.server.directory import MAX_LOOKUPS, FleetDirectory
-from tenement.store import InstanceRecord, Store
+from tenement.server.directory import LOOKUP_SECONDS, MAX_LOOKUPS, FleetDirectory
+from tenement.store import InstanceRecord, Store, open_store
 from tenement.store.nodes import NodeIdentity
 
 
@@ -201,3 +202,33 @@ async def test_a_peer_row_with_a_bad_address_is_skipped_not_fatal(
     warnings = [r.getMessage() for r in caplog.records if "<img src=x>" in r.getMessage()]
     assert len(warnings) == 1, warnings  # once, not at every look
     assert "node 'b'" in warnings[0]
+
+
+async def test_a_database_that_does_not_answer_never_holds_a_request_for_long() -> None:
+    """A partition, or a database server that hangs: a request for a tenant the map does
+    not have is routed by the map after LOOKUP_SECONDS, however long the read would wait
+    (it is left to end on its own), and so is every request that came meanwhile."""
+    pytest.importorskip("psycopg")
+    with socket.socket() as silent:  # accepts connections, answers nothing
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        url = f"postgresql://ten@127.0.0.1:{port}/ten?connect_timeout=60"
+        with open_store(url) as store:
+            store.node = "a"
+            seen = directory(store, "a")
+            answers: list[object] = []
+
+            async def ask(iid: str) -> None:
+                answers.append(await seen.owner(iid))
+
+            # far below the read's 60 s: the requests did not wait for it
+            with trio.fail_after(LOOKUP_SECONDS + 8):
+                async with trio.open_nursery() as nursery:
+                    for i in range(10):
+                        nursery.start_soon(ask, "echo:fresh")
+                        nursery.start_soon(ask, f"echo:other{i}")
+                # a node it has not seen yet: the nodes are read again, as long at most
+                assert await seen.find_peer("b") is None
+            assert answers == [None] * 20
+            assert seen.lookups == 11
