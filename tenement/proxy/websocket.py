@@ -8,7 +8,10 @@ messages both ways until either side closes:
 - the tenant accepts -> the client is accepted with the tenant's subprotocol and headers;
 - the tenant refuses (any non-101 answer) -> the client gets the tenant's status and body
   when the server supports the ``websocket.http.response`` extension, else a close (403);
-- the client leaves -> the tenant gets a close frame with the client's code;
+- the client leaves -> the tenant gets a close frame with the client's code; a client
+  whose connection breaks while both directions wait on each other (it sent more than
+  the tenant reads while the tenant's answers back up) ends the relay all the same, by
+  the server's word (:data:`tenement.asgi.CLIENT_GONE`), not the disconnect it queues;
 - the tenant closes or its connection drops -> the client is closed with the tenant's
   code (1011 when the connection was lost without a close frame).
 
@@ -38,6 +41,7 @@ from wsproto.events import (
 )
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
+from tenement.asgi import client_gone
 from tenement.proxy.forward import (
     BadRequest,
     ClientGone,
@@ -54,6 +58,8 @@ log = logging.getLogger(__name__)
 
 #: the largest message relayed from a tenant (hypercorn's default for clients)
 MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+#: how long a relay whose client is gone reads what the server queued, for its disconnect
+DISCONNECT_SECONDS = 5.0
 
 _WS_RESPONSE_OWN = frozenset(
     {b"sec-websocket-accept", b"sec-websocket-extensions", b"sec-websocket-protocol"}
@@ -134,12 +140,33 @@ async def relay_websocket(
             }
         )
         tenant = _Tenant(conn, ws)
+        gone = client_gone(scope)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_client_to_tenant, tenant, receive, nursery.cancel_scope)
+            if gone is not None:
+                nursery.start_soon(_cancel_when_set, gone, nursery.cancel_scope)
             await _tenant_to_client(tenant, send)
             nursery.cancel_scope.cancel()
+        if gone is not None and gone.is_set():
+            await _take_the_disconnect(receive)
     finally:
         conn.close()
+
+
+async def _cancel_when_set(gone: trio.Event, relay: trio.CancelScope) -> None:
+    """End the relay once the client's connection broke, whichever side waits: the
+    server cannot put the client's disconnect in a queue the relay does not read."""
+    await gone.wait()
+    relay.cancel()
+
+
+async def _take_the_disconnect(receive: Receive) -> None:
+    """Read (and drop) what the server queued from the gone client, up to its
+    disconnect: the server's reader waits on that queue before it can end the
+    connection. Bounded: a server that sends none is left to its own timeouts."""
+    with trio.move_on_after(DISCONNECT_SECONDS):
+        while (await receive())["type"] != "websocket.disconnect":
+            pass
 
 
 async def _handshake(

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 import trio
 
+from tenement.asgi import CLIENT_GONE
 from tenement.errors import TenementError
 from tenement.types import ASGIApp, Message, Receive, Scope, Send
 from tenement.wire import MAX_HEAD
@@ -99,10 +100,42 @@ class _DrainEvent:
         raise RuntimeError("a connection's drain state follows the server's shutdown event")
 
 
-def _closing_when(app: ASGIApp, shutdown: trio.Event) -> ASGIApp:
-    """Wrap ``app`` so responses started after ``shutdown`` say ``Connection: close``."""
+class _WatchedStream:
+    """A connection's stream as hypercorn sees it, setting ``gone`` when a read or a
+    write fails (the client reset it, or went away): see :data:`tenement.asgi.CLIENT_GONE`.
+    Everything else (the socket, the TLS questions) is the stream's own."""
+
+    def __init__(self, stream: trio.SocketStream | TlsStream | ReplayStream, gone: trio.Event):
+        self._stream = stream
+        self._gone = gone
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        try:
+            return await self._stream.receive_some(max_bytes)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._gone.set()
+            raise
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        try:
+            await self._stream.send_all(data)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            self._gone.set()
+            raise
+
+
+def _closing_when(app: ASGIApp, shutdown: trio.Event, gone: trio.Event) -> ASGIApp:
+    """Wrap ``app`` so responses started after ``shutdown`` say ``Connection: close``,
+    and a WebSocket's scope carries ``gone`` (:data:`tenement.asgi.CLIENT_GONE`)."""
 
     async def draining_app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            extensions = {**(scope.get("extensions") or {}), CLIENT_GONE: gone}
+            await app({**scope, "extensions": extensions}, receive, send)
+            return
         if scope["type"] != "http":
             await app(scope, receive, send)
             return
@@ -116,6 +149,18 @@ def _closing_when(app: ASGIApp, shutdown: trio.Event) -> ASGIApp:
         await app(scope, receive, send_closing)
 
     return draining_app
+
+
+async def _cut_when_done(stream: trio.SocketStream | TlsStream | ReplayStream) -> None:
+    """Close the connection's socket once it is served or cancelled (a drain's deadline,
+    a stop). hypercorn writes under a shield: a client that reads nothing (a WebSocket's
+    echoes backed up) would hold a cancelled connection, and the server's stop, open
+    for ever; with its socket closed the write ends at once."""
+    try:
+        await trio.sleep_forever()
+    finally:
+        trio.lowlevel.notify_closing(stream.socket)
+        stream.socket.close()
 
 
 class Hypercorn:
@@ -145,16 +190,20 @@ class Hypercorn:
 
         config = self.config
         shutdown = self._shutdown
-        # hypercorn types apps with its own TypedDicts (ours are MutableMappings) and
-        # its stream as an SSLStream (it needs only a trio Stream): both casts say so
-        app = cast("Framework", _closing_when(self._app, shutdown))
-        wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
 
         async def serve(stream: trio.SocketStream | TlsStream | ReplayStream) -> None:
             context = WorkerContext(max_requests=None)
             context.terminated = _DrainEvent(shutdown)
-            ssl_typed = cast("trio.SSLStream[trio.SocketStream]", stream)
-            await TCPServer(wrapped, config, context, {}, ssl_typed).run()
+            gone = trio.Event()
+            # hypercorn types apps with its own TypedDicts (ours are MutableMappings) and
+            # its stream as an SSLStream (it needs only a trio Stream): both casts say so
+            app = cast("Framework", _closing_when(self._app, shutdown, gone))
+            wrapped = wrap_app(app, config.wsgi_max_body_size, "asgi")
+            ssl_typed = cast("trio.SSLStream[trio.SocketStream]", _WatchedStream(stream, gone))
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_cut_when_done, stream)
+                await TCPServer(wrapped, config, context, {}, ssl_typed).run()
+                nursery.cancel_scope.cancel()
 
         self._serve = serve
         return serve

@@ -170,11 +170,14 @@ class ProxyServer:
 
 
 async def serve_proxy(
-    nursery: trio.Nursery, proxy: Proxy, tls: ChooseContext | None = None
+    nursery: trio.Nursery,
+    proxy: Proxy,
+    tls: ChooseContext | None = None,
+    shutdown: trio.Event | None = None,
 ) -> ProxyServer:
     """Run ``proxy`` as ``ten serve`` does (``serve_http``: its own HTTP/1.1 and the
     express lane for tenant hosts, hypercorn for the rest) on 127.0.0.1:0 until the test
-    ends; over TLS with ``tls`` (``serve_http``'s)."""
+    ends, or ``shutdown`` is set; over TLS with ``tls`` (``serve_http``'s)."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -183,7 +186,7 @@ async def serve_proxy(
             serve_http,
             proxy,
             [sock],
-            shutdown=trio.Event(),
+            shutdown=trio.Event() if shutdown is None else shutdown,
             grace_seconds=1,
             config_overrides={"include_server_header": False},
             fast_path=lambda host: True,  # as ten serve: every HTTP/1.1 request h1.py serves

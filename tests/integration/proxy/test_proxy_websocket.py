@@ -114,17 +114,18 @@ async def test_tenant_pings_are_answered_while_messages_flow(nursery) -> None:
 async def test_a_client_that_resets_mid_relay_ends_it_quietly(
     nursery, fresh_backend, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """The client resets its connection while the tenant's echoes are on their way to it:
-    the relay ends (the tenant's connection is let go), nothing is logged as an error,
-    and the next WebSocket is relayed."""
+    """The client sends without reading until nothing moves any more (the tenant's
+    echoes fill every buffer back to the client, so the relay waits to write both ways
+    and the server's queue of the client's messages is full), then resets: the relay
+    ends (the tenant's connection is let go), nothing is logged as an error, and the
+    next WebSocket is relayed."""
     caplog.set_level(logging.WARNING)
     port, backends = await proxy_to(nursery, fresh_backend)
-    with trio.fail_after(20):
+    with trio.fail_after(60):
         client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
         assert isinstance(answer, AcceptConnection)
-        for _ in range(40):  # echoed back, far more than the socket buffers hold
-            await client.send(b"x" * 100_000)
-        assert await client.receive() == BytesMessage(data=b"x" * 100_000)
+        await _flood_until_stalled(client)
+        assert backends.active["notes:alice"] == 1
         client.stream.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         await client.stream.aclose()
         while backends.active["notes:alice"]:
@@ -135,3 +136,55 @@ async def test_a_client_that_resets_mid_relay_ends_it_quietly(
         assert await client.receive() == TextMessage(data="again")
         await client.close()
     assert not [record for record in caplog.records if record.levelno >= logging.ERROR]
+
+
+async def _flood_until_stalled(client: WebSocketClient) -> None:
+    """Send messages, reading none of the tenant's echoes, until none goes out for half
+    a second: every buffer between the client and the tenant is full, both ways."""
+    sent = 0
+
+    async def flood() -> None:
+        nonlocal sent
+        while True:
+            await client.send(b"x" * 100_000)
+            sent += 1
+
+    async with trio.open_nursery() as flooding:
+        flooding.start_soon(flood)
+        last = -1
+        while sent != last:
+            last = sent
+            await trio.sleep(0.5)
+        flooding.cancel_scope.cancel()
+
+
+async def test_a_client_that_reads_nothing_does_not_hold_the_server_s_stop(
+    fresh_backend,
+) -> None:
+    """The client floods, reads nothing and stays: the server stops all the same once
+    its drain's grace (1 s) is over (hypercorn writes to the client under a shield from
+    cancellation, so the connection's socket is closed under it)."""
+    backends = Backends()
+    backends.add(target_for("notes", "alice", fresh_backend))
+    shutdown = trio.Event()
+    stopped = trio.Event()
+
+    async def serving(task_status: trio.TaskStatus[int]) -> None:
+        async with trio.open_nursery() as nursery:
+            proxy = Proxy(backends, domain=DOMAIN, fallback=fallback_app)
+            server = await serve_proxy(nursery, proxy, shutdown=shutdown)
+            task_status.started(server.port)
+        stopped.set()
+
+    with trio.fail_after(90):
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(serving)
+            client, answer, _ = await WebSocketClient.connect(port, HOST, "/ws")
+            assert isinstance(answer, AcceptConnection)
+            await _flood_until_stalled(client)
+            shutdown.set()
+            with trio.move_on_after(30):
+                await stopped.wait()
+            stopped_alone = stopped.is_set()
+            await client.stream.aclose()  # lets a server that waited for it stop
+    assert stopped_alone, "the server's stop waited for a client that reads nothing"
