@@ -30,6 +30,8 @@ MAX_BODY_BYTES = 1024 * 1024
 #: the largest integer a body field or a query count takes (the reference's 64-bit
 #: unsigned fields; beyond it a timeout no longer fits a float)
 MAX_INT = 2**64 - 1
+#: the longest a moved tenant's old copy may be kept (``keep_source``): 10 years, in seconds
+MAX_KEEP_SOURCE = 10 * 365 * 24 * 3600
 
 JSON = "application/json"
 TEXT = "text/plain; charset=utf-8"

@@ -32,8 +32,11 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 class Mover(Protocol):
     """What the API needs of a fleet node to move tenants (``server/moves.py``)."""
 
-    async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
-        """Move this node's ``instance_id`` to node ``to``; what was done."""
+    async def move(
+        self, instance_id: str, to: str, authorization: bytes, keep_source: int | None = None
+    ) -> dict[str, Any]:
+        """Move this node's ``instance_id`` to node ``to``, keeping the old copy of its
+        data ``keep_source`` seconds (the node's ``keep_moved`` when None); what was done."""
 
     def moving(self, instance_id: str) -> bool:
         """Whether ``instance_id`` is being moved away from this node now."""
@@ -55,6 +58,14 @@ async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
     request.require_admin("Moving an instance needs the admin token")
     body = await request.json()
     to = http.field(body, "to", str)
+    keep_source = http.field(body, "keep_source", int, None)
+    if keep_source is not None and not 0 <= keep_source <= http.MAX_KEEP_SOURCE:
+        shown = str(keep_source)[:40]
+        raise ApiError(
+            422,
+            f"field `keep_source` must be an integer from 0 to {http.MAX_KEEP_SOURCE} (seconds the "
+            f"old node keeps its copy of the data: up to 10 years), got {shown}",
+        )
     if api.mover is None:
         raise ApiError(
             400,
@@ -62,7 +73,7 @@ async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
             "moves between the nodes of a fleet (docs/fleet.md)",
         )
     await raise_if_elsewhere(api, str(ref))
-    report = await api.mover.move(str(ref), to, _authorization(request))
+    report = await api.mover.move(str(ref), to, _authorization(request), keep_source)
     return http.json_response(report)
 
 

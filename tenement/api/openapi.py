@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from tenement._version import __version__
-from tenement.api.http import MAX_INT
+from tenement.api.http import MAX_INT, MAX_KEEP_SOURCE
 from tenement.ids import NAME_PATTERN as _NAME
 
 NAME_PATTERN = f"^{_NAME.pattern}$"
@@ -201,7 +201,20 @@ def _schemas() -> dict[str, Any]:
             }
         ),
         "SpawnResponse": _obj({"instance": STR, "socket": STR, "port": NULLABLE_INT}),
-        "MoveRequest": _obj({"to": {**STR, "description": "The fleet node to move it to."}}),
+        "MoveRequest": _obj(
+            {
+                "to": {**STR, "description": "The fleet node to move it to."},
+                "keep_source": {
+                    "type": ["integer", "null"],
+                    "minimum": 0,
+                    "maximum": MAX_KEEP_SOURCE,
+                    "description": "Seconds the old node keeps its copy of the data before "
+                    "removing it; default: its [fleet] keep_moved (7 days unless set). "
+                    "Added in 0.3.0.",
+                },
+            },
+            required=("to",),
+        ),
         "MoveResponse": _obj(
             {
                 "id": STR,
@@ -218,6 +231,11 @@ def _schemas() -> dict[str, Any]:
                 "kept": {
                     "type": ["string", "null"],
                     "description": "Where the old node keeps its copy of the data.",
+                },
+                "kept_until": {
+                    "type": ["number", "null"],
+                    "description": "When the old node removes its copy (epoch seconds); "
+                    "null when it kept none.",
                 },
                 "stop_secs": NUM,
                 "transfer_secs": NUM,

@@ -30,6 +30,7 @@ from tenement.config._discovery import SAMPLE_CONFIG, find_config, load_config
 from tenement.config._model import (
     CONFIG_FILENAME,
     DEFAULT_DATA_DIR,
+    DEFAULT_KEEP_MOVED,
     ISOLATIONS,
     MAX_WORKERS,
     RESTART_POLICIES,
@@ -54,6 +55,7 @@ from tenement.config._parse import parse_config, read_config_file
 __all__ = [
     "CONFIG_FILENAME",
     "DEFAULT_DATA_DIR",
+    "DEFAULT_KEEP_MOVED",
     "ISOLATIONS",
     "MAX_WORKERS",
     "RESTART_POLICIES",

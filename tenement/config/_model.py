@@ -295,6 +295,8 @@ DEFAULT_NODE_TIMEOUT = 10 * SECONDS
 #: [fleet] secret_file's default, in the data dir
 FLEET_SECRET_FILE = "fleet_secret"
 MIN_NODE_TIMEOUT = 2 * SECONDS
+#: [fleet] keep_moved's default: how long a node keeps a moved tenant's data (7 days)
+DEFAULT_KEEP_MOVED = 7 * 24 * 3600 * SECONDS
 MAX_NODE_TIMEOUT = 600 * SECONDS
 
 
@@ -312,6 +314,8 @@ class Fleet:
     #: the file holding the fleet secret that node-to-node requests carry (absolute;
     #: ``{data_dir}/fleet_secret`` when not set)
     secret_file: Path | None = None
+    #: how long the old node keeps a moved tenant's data (``moved-…``), in seconds
+    keep_moved: float = DEFAULT_KEEP_MOVED
 
 
 @attrs.frozen

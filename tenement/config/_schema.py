@@ -398,6 +398,7 @@ FLEET: dict[str, Callable[[Any], Any]] = {
     "advertise": advertise_address,
     "node_timeout": node_timeout,
     "secret_file": path,
+    "keep_moved": seconds,
 }
 TOP_LEVEL = ("settings", "service", "instances", "routing", "fleet")
 #: aliases accepted with a deprecation warning: old spelling -> new

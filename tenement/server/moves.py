@@ -13,7 +13,8 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
    short leaves nothing that could start (it is tried up to :data:`SEND_ATTEMPTS` times);
 4. hands the instance row over, in one transaction (``epoch + 1``), and asks the
    destination to start it; the held requests go there;
-5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was.
+5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was, for
+   ``[fleet] keep_moved`` or the move's ``keep_source`` (``moved_copies.py``).
 
 Anything that fails before step 4 puts everything back: the tenant starts again here,
 with its data where it was; one that fails after the data arrived has the destination
@@ -41,7 +42,7 @@ import trio
 from tenement.api import http
 from tenement.api.errors import ApiError
 from tenement.api.relay import RelayFailed
-from tenement.config import Config
+from tenement.config import DEFAULT_KEEP_MOVED, Config
 from tenement.errors import TenementError
 from tenement.proxy.moves import Moves
 from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
@@ -51,6 +52,7 @@ from tenement.server.move_journal import (
     remove_stale,
     write_marker,
 )
+from tenement.server.moved_copies import aside_name, expires_at, sweep
 from tenement.server.relay import FleetRelay
 from tenement.store import Store
 from tenement.supervisor import InstanceNotFound, Supervisor
@@ -73,10 +75,6 @@ START_POLL_SECONDS = 0.1
 SPOOL = ".moves"
 #: the data that arrives is written to disk in pieces of this size
 WRITE_BYTES = 1024 * 1024
-
-
-def moved_aside_name(tenant: str) -> str:
-    return f"moved-{tenant}-{time.strftime('%Y%m%dT%H%M%SZ', time.gmtime())}"
 
 
 class Mover:
@@ -119,6 +117,15 @@ class Mover:
 
     def moving(self, instance_id: str) -> bool:
         return self._moves.moving(instance_id)
+
+    def _keep_moved(self) -> float:
+        fleet = self._config().fleet
+        return DEFAULT_KEEP_MOVED if fleet is None else fleet.keep_moved
+
+    async def sweep_moved(self) -> None:
+        """Remove the copies of moved tenants' data whose time is up, now and from time
+        to time, while this server leads (``moved_copies.py``)."""
+        await sweep(lambda: self._config().settings.data_dir, self._keep_moved)
 
     def _spool(self) -> Path:
         spool = self._config().settings.data_dir / SPOOL
@@ -171,7 +178,7 @@ class Mover:
                     await self._start_here(sup, service, tenant)
             else:
                 tree = sup.instance_dir(service, tenant)
-                kept = tree.with_name(moved_aside_name(tenant))
+                kept = tree.with_name(aside_name(tenant))
                 if tree.exists():
                     tree.rename(kept)
                 sup.forget(iid)
@@ -191,11 +198,15 @@ class Mover:
 
     # ---- the source --------------------------------------------------------------------
 
-    async def move(self, instance_id: str, to: str, authorization: bytes) -> dict[str, Any]:
+    async def move(
+        self, instance_id: str, to: str, authorization: bytes, keep_source: int | None = None
+    ) -> dict[str, Any]:
         """Move ``instance_id`` (this node's) to node ``to``; what was done, for the API.
 
         ``authorization`` empty: this node's own move (a drain's), made with the fleet
         secret alone; the destination then starts the tenant from its row.
+        ``keep_source``: how long this node keeps its copy of the data, in seconds
+        (``[fleet] keep_moved`` when None).
 
         Raises:
             ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
@@ -272,7 +283,7 @@ class Mover:
             sup.forget(instance_id)
             kept = None
             if persist and tree.exists():
-                kept = tree.with_name(moved_aside_name(tenant))
+                kept = tree.with_name(aside_name(tenant, keep_source))
                 tree.rename(kept)
             await self._refresh()
             if was_running and own:
@@ -286,6 +297,7 @@ class Mover:
                 entries=packed.entries if packed else 0,
                 sha256=packed.sha256 if packed else None,
                 kept=str(kept) if kept else None,
+                kept_until=expires_at(kept.name, self._keep_moved()) if kept else None,
                 stop_secs=round(stopped - started, 3),
                 transfer_secs=round(sent - stopped, 3),
                 start_secs=round(done - sent, 3),
@@ -501,7 +513,7 @@ class Mover:
             except (UnsafeArchive, tarfile.TarError) as exc:
                 raise ApiError(422, f"The data of {service}:{tenant} was refused: {exc}") from None
             if final.exists():
-                final.rename(final.with_name(moved_aside_name(tenant)))
+                final.rename(final.with_name(aside_name(tenant)))
             os.rename(incoming, final)
             self._received[f"{service}:{tenant}"] = (sha256, final.stat().st_ino)
             log.info(

@@ -215,8 +215,10 @@ class Node:
         )
         self.proxy.use(sup, self._api)
         if self.mover is not None:
-            # moves a killed server of this node left half done (``moves.py``)
+            # moves a killed server of this node left half done (``moves.py``), and
+            # the copies of moved tenants' data whose time is up (``moved_copies.py``)
             sup.start_soon(self.mover.recover)
+            sup.start_soon(self.mover.sweep_moved)
 
     def hand_over(self) -> None:
         """When leaving, leave the tenants running (a restart, or a successor present)."""

@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 
 import httpx
@@ -341,3 +342,50 @@ async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_d
     assert not (b.directory / "data" / "echo" / "alice").exists()
     assert "removed the data of echo:alice taken in for a move that failed" in b.log
     assert tree_digest(source) == before
+
+
+async def test_the_old_copy_is_removed_once_its_keep_time_passes(fleet: Fleet) -> None:
+    """`--keep-source 0`: the old node removes its copy at its next look (one is taken
+    when its server starts); copies whose time has not come, and anything else under
+    a moved-… name, stay."""
+    a, _ = await alice_on_a(fleet)
+    (a.directory / "data" / "echo" / "alice" / "notes.txt").write_text("hello\n")
+    for wrong in (-1, 10**12, "1h", 1.5):
+        refused = await post(
+            fleet, a, f"/api/instances/{TENANT}/move", {"to": "b", "keep_source": wrong}
+        )
+        assert refused.status_code == 422, refused.text
+        assert "keep_source" in refused.json()["error"]
+    assert fleet.instance_row(TENANT)["node"] == "a"
+
+    moved_at = time.time()
+    moved = await post(fleet, a, f"/api/instances/{TENANT}/move", {"to": "b", "keep_source": 0})
+    assert moved.status_code == 200, moved.text
+    report = moved.json()
+    kept = Path(report["kept"])
+    assert kept.name.startswith("moved-alice-") and kept.name.endswith("-keep0s")
+    assert kept.is_dir() and int(moved_at) - 1 <= report["kept_until"] <= time.time()
+
+    echo = a.directory / "data" / "echo"
+    planted = {
+        "moved-bob-20200101T000000Z": "expired",  # [fleet] keep_moved (7 days) is over
+        "moved-carol-20200101T000000Z-keep999999999s": "kept",
+        time.strftime("moved-dan-%Y%m%dT%H%M%SZ", time.gmtime()): "kept",
+        "moved-notes": "kept",  # no time in its name: not a copy of ours
+    }
+    for name in planted:
+        (echo / name).mkdir()
+        (echo / name / "data").write_text(name)
+    elsewhere = a.directory / "keep-me"
+    elsewhere.mkdir()
+    (echo / "moved-eve-20200101T000000Z").symlink_to(elsewhere)  # a link is not a copy
+
+    a.kill()
+    await a.start()
+    with trio.fail_after(60):
+        while kept.exists() or (echo / "moved-bob-20200101T000000Z").exists():
+            await trio.sleep(0.1)
+    for name, fate in planted.items():
+        assert (echo / name).exists() == (fate == "kept"), name
+    assert (echo / "moved-eve-20200101T000000Z").is_symlink() and elsewhere.is_dir()
+    assert f"removed {kept}" in a.log

@@ -39,7 +39,8 @@ def server_program() -> tuple[str, ...]:
     return (sys.executable, "-m", "tenement")
 
 
-def write_project(project: Path) -> None:
+def write_project(project: Path, settings: str = "") -> None:
+    """The project: ``app.py`` as service ``api``; ``settings``: more [settings] lines."""
     (project / "app.py").write_text(LOGGING_APP)
     (project / "tenement.toml").write_text(
         textwrap.dedent(
@@ -48,6 +49,7 @@ def write_project(project: Path) -> None:
             data_dir = "./data"
             # app.py lives in tmp_path (0700): the tenant runs as the server's user
             tenant_users = false
+            {settings}
 
             [service.api]
             command = "{sys.executable} app.py"
@@ -84,16 +86,19 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
 
 @pytest.fixture(scope="module")
 def module_server(
-    tmp_path_factory: pytest.TempPathFactory, server_program: tuple[str, ...]
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    server_program: tuple[str, ...],
 ) -> Iterator[LiveServer]:
-    """`ten serve --port P` in a fresh project, shared by one test module.
+    """`ten serve --port P` in a fresh project, shared by one test module; with the
+    module's ``SERVER_SETTINGS`` ([settings] lines) when it has some.
 
     Module scope because a server start (token-gen, migrations, serve) and its graceful
     stop take seconds; :func:`live_server` empties it between tests.
     """
     project = tmp_path_factory.mktemp("cli-server") / "project"
     project.mkdir()
-    write_project(project)
+    write_project(project, getattr(request.module, "SERVER_SETTINGS", ""))
     env = {k: v for k, v in os.environ.items() if not k.startswith("TENEMENT_")}
     subprocess.run(
         [*server_program, "token-gen"], cwd=project, env=env, check=True,

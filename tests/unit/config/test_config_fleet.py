@@ -18,10 +18,12 @@ def fleet(body: str, settings: str = PG) -> str:
 
 
 def test_a_fleet_node_with_every_key() -> None:
-    config = parse_config(fleet('node = "web-1"\nadvertise = "10.0.0.11:8080"\nnode_timeout = 5\n'))
+    config = parse_config(
+        fleet('node = "web-1"\nadvertise = "10.0.0.11:8080"\nnode_timeout = 5\nkeep_moved = 0\n')
+    )
     assert config.fleet is not None
     assert (config.fleet.node, config.fleet.advertise) == ("web-1", "10.0.0.11:8080")
-    assert config.fleet.node_timeout == 5
+    assert (config.fleet.node_timeout, config.fleet.keep_moved) == (5, 0)
     assert config.warnings == ()
 
 
@@ -30,6 +32,7 @@ def test_the_node_name_defaults_to_the_host_name_and_the_timeout_to_10_s() -> No
     assert config.fleet is not None
     assert config.fleet.node == socket.gethostname().split(".")[0]
     assert config.fleet.node_timeout == 10
+    assert config.fleet.keep_moved == 7 * 24 * 3600
 
 
 @pytest.mark.parametrize(
@@ -59,6 +62,8 @@ def test_the_node_name_defaults_to_the_host_name_and_the_timeout_to_10_s() -> No
         ('advertise = "10.0.0.11:8080"\nnode_timeout = 1\n', "expected 2 to 600 seconds"),
         ('advertise = "10.0.0.11:8080"\nnode_timeout = 601\n', "got 601"),
         ('advertise = "10.0.0.11:8080"\nnode_timeout = "10s"\n', "expected a number of seconds"),
+        ('advertise = "10.0.0.11:8080"\nkeep_moved = -1\n', "expected 0 or more seconds"),
+        ('advertise = "10.0.0.11:8080"\nkeep_moved = "7d"\n', "expected a number of seconds"),
     ],
 )
 def test_each_bad_value_is_refused_saying_what_to_write(body: str, message: str) -> None:
