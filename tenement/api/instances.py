@@ -123,6 +123,8 @@ async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
     local_parts = (
         _shown_signature(api, request.tenant),
         _usage_signature(history, request.tenant),
+        # a move's step (its seconds aside: the tag would never hold still)
+        tuple((iid, move["step"]) for iid, move in sorted(_moves_under_way(api).items())),
     )
     if fleet_list.is_hop(relay, request.scope):
         tag = conditional.etag(*local_parts, node)
@@ -186,12 +188,28 @@ def with_rows(listed: list[dict[str, Any]], records: list[Any]) -> list[dict[str
 
 
 def _local_list(api: ApiContext, request: Request, node: str) -> list[dict[str, Any]]:
-    """This node's own instances, each naming it."""
+    """This node's own instances, each naming it; one being moved away is ``moving``,
+    with what its move is doing (``move``), stopped as it is for most of the move."""
     usage = api.history.usage if api.history is not None else {}
-    return [
-        {**instance_json(view, usage.get(view.id)), "node": node}
-        for view in live_views(api.supervisor, request.tenant)
-    ]
+    moves = _moves_under_way(api)
+    views = live_views(api.supervisor, request.tenant)
+    shown = {view.id for view in views}
+    for iid in moves.keys() - shown:
+        view = api.supervisor.get(iid, stopped=True)
+        if view is not None and request.tenant in (None, view.tenant):
+            views.append(view)
+    listed = []
+    for view in sorted(views, key=lambda view: view.id):
+        item = {**instance_json(view, usage.get(view.id)), "node": node}
+        if view.id in moves:
+            item.update(state="moving", move=moves[view.id])
+        listed.append(item)
+    return listed
+
+
+def _moves_under_way(api: ApiContext) -> dict[str, dict[str, Any]]:
+    progress: dict[str, dict[str, Any]] = api.mover.progress() if api.mover is not None else {}
+    return progress
 
 
 def _usage_signature(history: Any, tenant: str | None) -> Hashable:

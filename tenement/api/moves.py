@@ -41,6 +41,9 @@ class Mover(Protocol):
     def moving(self, instance_id: str) -> bool:
         """Whether ``instance_id`` is being moved away from this node now."""
 
+    def progress(self) -> dict[str, dict[str, Any]]:
+        """The moves under way from this node, by instance (``ten ps`` shows them)."""
+
     def check_room(self, service: str, tenant: str, size: int) -> None:
         """Raise (507) unless ``size`` bytes of data for the tenant fit here."""
 

@@ -97,10 +97,11 @@ def _schemas() -> dict[str, Any]:
                 "tenant": {**STR, "description": "Added in 0.3.0."},
                 "state": {
                     "type": "string",
-                    "enum": ["starting", "running", "stopped", "failed", "orphaned"],
+                    "enum": ["starting", "running", "stopped", "failed", "orphaned", "moving"],
                     "description": "Added in 0.3.0. orphaned: in a fleet, its node is down "
                     "and its service may not fail over ([service.X] failover); nothing runs "
-                    "it until the node returns.",
+                    "it until the node returns. moving: in a fleet, it is being moved to "
+                    "another node (ten move, ten drain), as `move` says.",
                 },
                 "pid": {**NULLABLE_INT, "description": "Added in 0.3.0."},
                 "port": {**NULLABLE_INT, "description": "Added in 0.3.0."},
@@ -122,6 +123,21 @@ def _schemas() -> dict[str, Any]:
                     "description": "The fleet node that runs it; only in a fleet "
                     "([fleet] set), whose every node lists the whole fleet's instances. "
                     "Added in 0.3.0.",
+                },
+                "move": {
+                    **_obj(
+                        {
+                            "to": STR,
+                            "step": {
+                                "type": "string",
+                                "enum": ["stopping", "packing", "sending", "handover", "starting"],
+                            },
+                            "bytes": {**INT, "description": "Size of its data."},
+                            "secs": {**NUM, "description": "Since the move began."},
+                        }
+                    ),
+                    "description": "Only while it is being moved to another fleet node "
+                    "(state moving): where to, and what the move is doing. Added in 0.3.0.",
                 },
             },
             required=INSTANCE_REQUIRED,

@@ -73,14 +73,19 @@ def ps_table(instances: Sequence[Mapping[str, Any]], server: str) -> str:
     fleet = any("node" in item for item in instances)
     lines = [_row([name for name, _ in PS_COLUMNS], PS_LAST_COLUMN[0], fleet and "NODE")]
     for item in instances:
+        # a tenant being moved: where to, and the move's step in place of its health
+        move = item.get("move") if isinstance(item.get("move"), Mapping) else None
+        node = _text(item.get("node"))
         cells = [
             _text(item.get("id")),
             _text(item.get("socket")),
             format_duration(item.get("uptime_secs")),
             format_duration(item.get("idle_secs")),
-            _text(item.get("health")),
+            _text(item.get("health") if move is None else move.get("step")),
         ]
-        lines.append(_row(cells, _text(item.get("weight")), fleet and _text(item.get("node"))))
+        if move is not None:
+            node = f"{node}->{_text(move.get('to'))}"
+        lines.append(_row(cells, _text(item.get("weight")), fleet and node))
     lines.append("")
     lines.append(f"{len(instances)} instance(s) running on {server}")
     return "\n".join(lines)

@@ -37,6 +37,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import trio
 
 from tenement.api import http
@@ -77,6 +78,16 @@ SPOOL = ".moves"
 WRITE_BYTES = 1024 * 1024
 
 
+@attrs.define
+class Progress:
+    """A move under way, as ``ten ps`` shows it (:meth:`Mover.progress`)."""
+
+    to: str
+    bytes: int
+    began: float
+    step: str = "stopping"
+
+
 class Mover:
     """Moves this node's tenants to other nodes, and takes in the data of tenants that
     move here.
@@ -107,6 +118,8 @@ class Mover:
         self._refresh = refresh
         #: spool files and incoming trees older than this are no live server's
         self._started = time.time()
+        #: the moves under way from this node, by instance: what they are doing
+        self._progress: dict[str, Progress] = {}
         #: the trees taken in for moves, by instance: (SHA-256 of the archive, inode),
         #: so that the sender of one can have it removed when its move fails after all
         self._received: dict[str, tuple[str, int]] = {}
@@ -117,6 +130,16 @@ class Mover:
 
     def moving(self, instance_id: str) -> bool:
         return self._moves.moving(instance_id)
+
+    def progress(self) -> dict[str, dict[str, Any]]:
+        """The moves under way from this node, by instance: where to, the step (stopping,
+        packing, sending, handover, starting), the data's size in bytes (as measured, then
+        the archive's), and the seconds since the move began."""
+        now = trio.current_time()
+        return {
+            iid: {"to": p.to, "step": p.step, "bytes": p.bytes, "secs": round(now - p.began, 3)}
+            for iid, p in self._progress.items()
+        }
 
     def _keep_moved(self) -> float:
         fleet = self._config().fleet
@@ -254,6 +277,7 @@ class Mover:
         # on disk before the tenant stops: a server killed mid-move restarts it (recover)
         marker = write_marker(self._spool(), instance_id, to, running=was_running)
         self._moves.begin(instance_id)
+        progress = self._progress[instance_id] = Progress(to, size, trio.current_time())
         sup.moving.add(instance_id)  # the other serving processes' wakes come to it
         moved = False
         delivered = False
@@ -265,11 +289,14 @@ class Mover:
             stopped = trio.current_time()
             if persist:
                 spool = self._out_path(instance_id)
+                progress.step = "packing"
                 packed = await trio.to_thread.run_sync(pack, tree, spool)
+                progress.step, progress.bytes = "sending", packed.size
                 await self._send(to, service_name, tenant, packed, authorization)
                 delivered = True
             sent = trio.current_time()
             own = not authorization
+            progress.step = "handover"
             new_epoch = await self._store.run(
                 self._store.hand_instance_over, instance_id, epoch, to, own and was_running
             )
@@ -286,6 +313,7 @@ class Mover:
                 kept = tree.with_name(aside_name(tenant, keep_source))
                 tree.rename(kept)
             await self._refresh()
+            progress.step = "starting"
             if was_running and own:
                 await self._started_there(instance_id, to)
             elif was_running:
@@ -328,6 +356,7 @@ class Mover:
         finally:
             sup.moving.discard(instance_id)
             self._moves.end(instance_id, moved=moved)
+            del self._progress[instance_id]
             if packed is not None:
                 packed.path.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)

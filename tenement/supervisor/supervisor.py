@@ -257,10 +257,10 @@ class Supervisor:
         process); :meth:`signature` is the exact one, at O(n)."""
         return (Changes.count, self._kept)
 
-    def get(self, iid: str) -> InstanceView | None:
-        """The instance ``iid`` unless it is stopped (or unknown)."""
+    def get(self, iid: str, *, stopped: bool = False) -> InstanceView | None:
+        """The instance ``iid`` unless it is stopped (``stopped``: stopped too) or unknown."""
         runner = self._runners.get(iid)
-        if runner is None or runner.inst.state == STOPPED:
+        if runner is None or (runner.inst.state == STOPPED and not stopped):
             return None
         return self._view(runner.inst)
 

@@ -329,6 +329,13 @@ async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_d
     async with trio.open_nursery() as nursery:
         nursery.start_soon(move)
         await transfer_caught(fleet, b)
+        # while it is sent, the source lists it as moving, with the move's step
+        async with fleet.api(a) as api:
+            listed = await api.get("/api/instances", params={"node": "a"})
+        [alice] = [item for item in listed.json() if item["id"] == TENANT]
+        assert (alice["state"], alice["node"], alice["pid"]) == ("moving", "a", None)
+        assert alice["move"]["to"] == "b" and alice["move"]["step"] == "sending"
+        assert alice["move"]["bytes"] > 0 and alice["move"]["secs"] > 0
         with fleet.engine.begin() as conn:
             conn.execute(
                 sa.text("UPDATE instances SET epoch = epoch + 1 WHERE instance_id = :i"),

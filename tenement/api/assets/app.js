@@ -15,8 +15,9 @@ const LOG_LINES = 1000;
 const PAGE_ROWS = 100;
 const HEALTHS = ["healthy", "degraded", "unhealthy", "failed", "unknown"];
 const STATES = ["running", "starting", "failed"];
-// In a fleet an instance of a down node may be orphaned (nothing runs it until it returns).
-const FLEET_STATES = [...STATES, "orphaned"];
+// In a fleet an instance of a down node may be orphaned (nothing runs it until it returns),
+// and one being moved to another node is moving.
+const FLEET_STATES = [...STATES, "orphaned", "moving"];
 const NODE_STATES = ["up", "draining", "down"];
 
 const $ = (id) => document.getElementById(id);

@@ -23,6 +23,19 @@ def test_ps_has_a_node_column_only_when_the_server_names_nodes() -> None:
     assert row == "web-1        " + single.splitlines()[1]
 
 
+def test_a_tenant_being_moved_shows_where_to_and_its_step() -> None:
+    moving = {
+        **INSTANCE,
+        "node": "web-1",
+        "state": "moving",
+        "health": "unknown",
+        "move": {"to": "web-2", "step": "sending", "bytes": 8 * 2**20, "secs": 1.5},
+    }
+    row = render.ps_table([moving], "http://localhost:8080").splitlines()[1]
+    assert row.startswith("web-1->web-2 echo:alice ")
+    assert row.split()[5] == "sending"  # in place of its health
+
+
 def test_nodes_table() -> None:
     answer = {
         "fleet": True,
