@@ -11,7 +11,10 @@ the first connection handed over, and its ``keep_alive_timeout`` is ``h1.py``'s 
 
 How it plugs in (pinned by ``tests/integration/server/test_http_serving.py``): each
 connection gets its own ``WorkerContext`` whose ``terminated`` event is a
-:class:`_DrainEvent` (see ``http.py`` for the drain).
+:class:`_DrainEvent` (see ``http.py`` for the drain). Its stream is watched
+(:class:`_WatchedStream`): a WebSocket's app learns at once that its client is gone
+(``tenement.asgi.CLIENT_GONE``), and a cancelled connection's socket is closed under
+hypercorn's shielded writes (:func:`_cut_when_done`).
 """
 
 from __future__ import annotations
