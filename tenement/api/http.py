@@ -207,14 +207,16 @@ def field(body: Mapping[str, Any], name: str, kind: type, default: Any = attrs.N
     return value
 
 
-def non_negative_int(body: Mapping[str, Any], name: str, default: Any = attrs.NOTHING) -> int:
-    """``body[name]`` as an integer from 0 to :data:`MAX_INT`.
+def non_negative_int(
+    body: Mapping[str, Any], name: str, default: Any = attrs.NOTHING, *, maximum: int = MAX_INT
+) -> int:
+    """``body[name]`` as an integer from 0 to ``maximum`` (:data:`MAX_INT` unless given).
 
     Raises:
         ApiError: 422 naming the field and the range (as :func:`field`).
     """
     value = field(body, name, int, default)
-    if not 0 <= value <= MAX_INT:
+    if not 0 <= value <= maximum:
         shown = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
-        raise ApiError(422, f"field `{name}` must be an integer from 0 to {MAX_INT}, got {shown}")
+        raise ApiError(422, f"field `{name}` must be an integer from 0 to {maximum}, got {shown}")
     return int(value)

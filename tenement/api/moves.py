@@ -61,14 +61,9 @@ async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
     request.require_admin("Moving an instance needs the admin token")
     body = await request.json()
     to = http.field(body, "to", str)
-    keep_source = http.field(body, "keep_source", int, None)
-    if keep_source is not None and not 0 <= keep_source <= http.MAX_KEEP_SOURCE:
-        shown = str(keep_source)[:40]
-        raise ApiError(
-            422,
-            f"field `keep_source` must be an integer from 0 to {http.MAX_KEEP_SOURCE} (seconds the "
-            f"old node keeps its copy of the data: up to 10 years), got {shown}",
-        )
+    keep_source = None
+    if body.get("keep_source") is not None:  # seconds the old node keeps its copy
+        keep_source = http.non_negative_int(body, "keep_source", maximum=http.MAX_KEEP_SOURCE)
     if api.mover is None:
         raise ApiError(
             400,
