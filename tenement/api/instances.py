@@ -120,18 +120,20 @@ async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
     store = api.store
     node: str = store.node
     history = api.history
+    # read once: the tag and the list say the same of each move
+    moves: dict[str, dict[str, Any]] = api.mover.progress() if api.mover is not None else {}
     local_parts = (
         _shown_signature(api, request.tenant),
         _usage_signature(history, request.tenant),
         # a move's step (its seconds aside: the tag would never hold still)
-        tuple((iid, move["step"]) for iid, move in sorted(_moves_under_way(api).items())),
+        tuple((iid, move["step"]) for iid, move in sorted(moves.items())),
     )
     if fleet_list.is_hop(relay, request.scope):
         tag = conditional.etag(*local_parts, node)
         unchanged = conditional.not_modified(request.scope, tag)
         if unchanged is not None:
             return unchanged
-        return conditional.tagged(http.json_response(_local_list(api, request, node)), tag)
+        return conditional.tagged(http.json_response(_local_list(api, request, node, moves)), tag)
     wanted = request.query().get("node") if request.scope.get("query_string") else None
     if wanted is not None and relay.node_state(wanted) is None:
         names = ", ".join(row.name for row in await store.run(store.list_nodes))
@@ -166,7 +168,7 @@ async def fleet_instances(api: ApiContext, request: Request) -> http.Response:
         return attrs.evolve(unchanged, headers=(*unchanged.headers, *headers))
     listed = [item for part in parts for item in part.items]
     if wanted in (None, node):
-        listed += _local_list(api, request, node)
+        listed += _local_list(api, request, node, moves)
     listed = with_rows(listed, records)
     listed.sort(key=lambda item: (str(item.get("id")), str(item.get("node"))))
     answer = conditional.tagged(http.json_response(listed), tag)
@@ -187,11 +189,13 @@ def with_rows(listed: list[dict[str, Any]], records: list[Any]) -> list[dict[str
     return merged
 
 
-def _local_list(api: ApiContext, request: Request, node: str) -> list[dict[str, Any]]:
-    """This node's own instances, each naming it; one being moved away is ``moving``,
-    with what its move is doing (``move``), stopped as it is for most of the move."""
+def _local_list(
+    api: ApiContext, request: Request, node: str, moves: dict[str, dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """This node's own instances, each naming it; one being moved away (``moves``, the
+    mover's progress) is ``moving``, with what its move is doing (``move``), stopped as
+    it is for most of the move."""
     usage = api.history.usage if api.history is not None else {}
-    moves = _moves_under_way(api)
     views = live_views(api.supervisor, request.tenant)
     shown = {view.id for view in views}
     for iid in moves.keys() - shown:
@@ -205,11 +209,6 @@ def _local_list(api: ApiContext, request: Request, node: str) -> list[dict[str, 
             item.update(state="moving", move=moves[view.id])
         listed.append(item)
     return listed
-
-
-def _moves_under_way(api: ApiContext) -> dict[str, dict[str, Any]]:
-    progress: dict[str, dict[str, Any]] = api.mover.progress() if api.mover is not None else {}
-    return progress
 
 
 def _usage_signature(history: Any, tenant: str | None) -> Hashable:
