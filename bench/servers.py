@@ -184,20 +184,9 @@ class Server:
         self.proc = None
 
     def serving_pids(self) -> list[int]:
-        """The server's process and its workers: the children that are forks of it (the
-        same command line), not its tenants."""
+        """The server's process and its workers, not its tenants (:func:`serving_pids`)."""
         assert self.proc is not None
-        main = self.proc.pid
-        cmdline = Path(f"/proc/{main}/cmdline").read_bytes()
-        children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
-        pids = [main]
-        for pid in map(int, children):
-            try:
-                if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
-                    pids.append(pid)
-            except OSError:  # exited meanwhile
-                continue
-        return pids
+        return serving_pids(self.proc.pid)
 
     def memory_kb(self) -> dict[str, int]:
         """Resident memory of the serving processes, in kB: ``rss`` summed (pages they
@@ -260,3 +249,31 @@ class Server:
             check=True,
         )
         return time.monotonic() - began
+
+
+def serving_pids(main: int) -> list[int]:
+    """Process ``main`` and its workers: the children that are forks of it (the same
+    command line), not its tenants."""
+    cmdline = Path(f"/proc/{main}/cmdline").read_bytes()
+    children = Path(f"/proc/{main}/task/{main}/children").read_text().split()
+    pids = [main]
+    for pid in map(int, children):
+        try:
+            if Path(f"/proc/{pid}/cmdline").read_bytes() == cmdline:
+                pids.append(pid)
+        except OSError:  # exited meanwhile
+            continue
+    return pids
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU time of these processes so far (all their threads); a process
+    gone counts nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")

@@ -41,7 +41,7 @@ from cryptography.x509.oid import NameOID
 from bench.load import WrkResult, run_wrk
 from bench.procs import Procs
 from bench.refbin import reference_binary
-from bench.servers import APPS, free_port, tenant_python
+from bench.servers import APPS, cpu_seconds, free_port, serving_pids, tenant_python
 
 DOMAIN = "bench.test"
 HOST = f"t1.fast.{DOMAIN}"
@@ -136,6 +136,8 @@ class Target:
     name: str
     port: int
     scheme: str
+    #: the server's main process: its CPU, and its workers', is measured (not the tenant's)
+    pid: int
 
 
 def wait_answering(target: Target, work: Path) -> None:
@@ -157,11 +159,16 @@ def wrk(target: Target, work: Path, **options: Any) -> WrkResult:
 
 def measure_once(target: Target, work: Path, seconds: float) -> dict[str, float]:
     keep_alive = wrk(target, work, connections=32, seconds=seconds)
+    pids = serving_pids(target.pid)
+    used = cpu_seconds(pids)
     new_connections = wrk(target, work, connections=32, seconds=seconds, close=True)
+    used = cpu_seconds(pids) - used
     single = wrk(target, work, connections=1, seconds=seconds)
     return {
         "keep_alive_rps": keep_alive.rps,
         "new_connections_per_s": new_connections.rps,
+        # what a new connection costs the server, whatever else the machine is doing
+        "server_cpu_us_per_new_connection": 1e6 * used / (new_connections.rps * seconds),
         "one_connection_p50_ms": single.p50_ms,
         "errors": keep_alive.errors + new_connections.errors + single.errors,
     }
@@ -186,7 +193,7 @@ def main() -> None:
             ref_dir = work / "reference"
             cache = write_project(ref_dir, procs.marker, ref_https, ref_http, pem)
             (cache / rustls_acme_cert_name([DOMAIN], LETS_ENCRYPT)).write_bytes(pem)
-            procs.start(
+            reference = procs.start(
                 [
                     str(reference_binary(download=False)),
                     *("serve", "--tls", "--email", f"ops@{DOMAIN}", "-d", DOMAIN),
@@ -199,7 +206,7 @@ def main() -> None:
             cache = write_project(ours_dir, procs.marker, https, http, pem)
             (cache / "certs").mkdir(mode=0o700)
             (cache / "certs" / f"{DOMAIN}.pem").write_bytes(pem)
-            procs.start(
+            ours = procs.start(
                 [
                     sys.executable,
                     "-m",
@@ -214,9 +221,9 @@ def main() -> None:
                 env={"PYTHONPATH": str(Path(__file__).resolve().parents[1])},
             )
             targets = [
-                Target("ours https", https, "https"),
-                Target("reference https", ref_https, "https"),
-                Target("ours http", plain, "http"),
+                Target("ours https", https, "https", ours.pid),
+                Target("reference https", ref_https, "https", reference.pid),
+                Target("ours http", plain, "http", ours.pid),
             ]
             for target in targets:
                 wait_answering(target, work)

@@ -156,7 +156,7 @@ def main() -> None:
                 launcher = ["-m", "tenement"]
                 if tickets is not None:
                     launcher = ["-m", "bench.tls_options", "variant", str(tickets)]
-                procs.start(
+                server = procs.start(
                     [
                         sys.executable,
                         *launcher,
@@ -168,7 +168,7 @@ def main() -> None:
                     cwd=directory,
                     env={"PYTHONPATH": root},
                 )
-                targets.append(Target(name, https, "https"))
+                targets.append(Target(name, https, "https", server.pid))
             for target in targets:
                 wait_answering(target, work)
             for _ in range(args.runs):
