@@ -1,6 +1,7 @@
 """Built-in TLS against a real ACME server (pebble on loopback): issuance for the domain
 and, on demand, for a tenant host; the cache across a restart without the CA; unknown
-names causing no order; back-off; renewal swapped in without a restart; the redirect."""
+names causing no order; back-off; the redirect. Renewal, swapped in without a restart,
+is tested with workers (test_tls_workers.py): the main process renews there too."""
 
 from __future__ import annotations
 
@@ -174,36 +175,6 @@ async def test_a_failed_order_backs_the_host_off(tmp_path: Path) -> None:
             with trio.fail_after(30):
                 await refused_handshake(https_port, TENANT_HOST, context)
             assert pebble.orders() == orders
-
-
-async def test_renewal_is_swapped_in_without_a_restart(tmp_path: Path) -> None:
-    """Certificates that live 21 s are renewed after 14 s; new handshakes get the new one.
-
-    Orders run one at a time, and under load each takes seconds: the 7 s left between a
-    renewal and the expiry must cover the bare domain's order and then the tenant's."""
-    async with open_fd_holder(tmp_path, extra_tcp=2) as holder:
-        https_port, http_port = holder.extra_ports
-        async with open_pebble(
-            tmp_path / "pebble", http_port=http_port, tls_port=https_port, validity_seconds=21
-        ) as pebble:
-            write_config(tmp_path, holder, pebble.directory)
-            await start_server(holder, tmp_path, dict(pebble.environ))
-            server = holder.process.pid
-            context = client_context(await pebble.root_pem())
-            with trio.fail_after(60):
-                first = await wait_for_certificate(https_port, DOMAIN, context)
-                tenant = await https_get(https_port, TENANT_HOST, context)
-            serials = {first.serial}
-            tenant_serials = {tenant.serial}
-            with trio.fail_after(90):
-                while len(serials) < 3 or len(tenant_serials) < 2:
-                    answer = await https_get(https_port, DOMAIN, context, "/health")
-                    assert answer.status == 200
-                    serials.add(answer.serial)
-                    tenant_serials.add((await https_get(https_port, TENANT_HOST, context)).serial)
-                    await trio.sleep(0.2)
-            assert holder.process.pid == server
-            assert holder.process.returncode is None
 
 
 async def test_challenge_lookups_from_the_network_reach_only_our_answers(tmp_path: Path) -> None:

@@ -107,8 +107,9 @@ async def test_on_demand_certificates_with_two_serving_processes(
 
 
 async def test_renewal_reaches_every_serving_process(tmp_path: Path) -> None:
-    """Certificates that live 21 s are renewed after 14 s: a process still presenting
-    the old one after its expiry fails the client's verification."""
+    """Certificates that live 21 s are renewed after 14 s, twice, swapped in without a
+    restart: a process still presenting the old one after its expiry fails the client's
+    verification. (The single-process case is this one's main process.)"""
     async with open_fd_holder(tmp_path, extra_tcp=2) as holder:
         https_port, http_port = holder.extra_ports
         async with open_pebble(
@@ -116,6 +117,7 @@ async def test_renewal_reaches_every_serving_process(tmp_path: Path) -> None:
         ) as pebble:
             write_config(tmp_path, holder, pebble.directory)
             await start_server(holder, tmp_path, dict(pebble.environ), *WORKERS)
+            server = holder.process.pid
             context = client_context(await pebble.root_pem())
             with trio.fail_after(60):
                 await wait_for_certificate(https_port, DOMAIN, context)
@@ -131,6 +133,8 @@ async def test_renewal_reaches_every_serving_process(tmp_path: Path) -> None:
                     failures += failed + tenant_failed
                     await trio.sleep(0.3)
             assert failures == []
+            assert holder.process.pid == server
+            assert holder.process.returncode is None
             log = (tmp_path / "serve.log").read_text(errors="replace")
             assert acme_errors(tmp_path / "serve.log") == []
             # every order was validated and installed: none ran twice for one renewal
