@@ -273,7 +273,7 @@ def _schemas() -> dict[str, Any]:
                 "back": {
                     "type": "boolean",
                     "description": "Whether it was started here again (if it ran) before "
-                    "the answer; false only when that took longer than 2 minutes.",
+                    "the answer; false only when that took longer than 90 s (ten ps shows it).",
                 },
             }
         ),

@@ -23,8 +23,10 @@ from tenement.api.errors import ApiError
 
 #: the steps of a move that an abort may stop (the ones before the hand-over)
 ABORTABLE = frozenset({"stopping", "packing", "sending"})
-#: how long an abort waits for the tenant to be back (started here again, if it ran)
-BACK_WAIT_SECONDS = 120.0
+#: how long an abort waits for the tenant to be back (started here again, if it ran):
+#: within the 120 s a relayed call's answer may take (``server/relay.py``); a packing
+#: under way is finished first (its thread is not left behind, writing)
+BACK_WAIT_SECONDS = 90.0
 #: how long an aborted move waits for the destination to remove what it took in
 DISCARD_SECONDS = 30.0
 

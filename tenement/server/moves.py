@@ -247,7 +247,8 @@ class Mover:
         (``[fleet] keep_moved`` when None).
 
         Raises:
-            ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
+            ApiError: 409 (on ``to`` already, failed, being moved, aborted before the
+                hand-over: the tenant runs here again), 400 (``to`` unknown
                 or down), 507 (no room there), 502/503 (the transfer failed: the tenant
                 runs here again).
             InstanceNotFound: no such instance here.
