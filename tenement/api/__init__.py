@@ -61,6 +61,7 @@ def routes() -> list[Route]:
         Route("POST", "/api/instances/{id}/restart", instances.restart, relayable=True),
         Route("PUT", "/api/instances/{id}/weight", instances.set_weight, relayable=True),
         Route("POST", "/api/instances/{id}/move", moves.move, relayable=True),
+        Route("DELETE", "/api/instances/{id}/move", moves.abort_move, relayable=True),
         Route("POST", "/api/fleet/storage/{service}/{tenant}/check", moves.check_room),
         Route("PUT", "/api/fleet/storage/{service}/{tenant}", moves.receive_data),
         Route("DELETE", "/api/fleet/storage/{service}/{tenant}", moves.discard_data),

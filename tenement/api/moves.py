@@ -1,8 +1,9 @@
-"""``POST /api/instances/{id}/move``, and what the destination of a move is sent.
+"""``POST /api/instances/{id}/move``, ``DELETE`` of it (abort the move under way), and
+what the destination of a move is sent.
 
-The move is the owner's to do (``tenement/server/moves.py``): a call to any other node
-is relayed to it. The owner then calls the destination itself, node to node, as a
-relayed call (the fleet secret, and the caller's admin token):
+The move, and its abort, are the owner's to do (``tenement/server/moves.py``): a call to
+any other node is relayed to it. The owner then calls the destination itself, node to
+node, as a relayed call (the fleet secret, and the caller's admin token):
 
 - ``POST /api/fleet/storage/{service}/{tenant}/check?bytes=N``: 204 if the data fits,
   507 with the numbers otherwise (asked before the tenant stops);
@@ -24,6 +25,7 @@ from tenement.api import http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
 from tenement.api.instances import check_name, raise_if_elsewhere
+from tenement.supervisor import InstanceNotFound, OwnedElsewhere
 from tenement.types import Send
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -37,6 +39,13 @@ class Mover(Protocol):
     ) -> dict[str, Any]:
         """Move this node's ``instance_id`` to node ``to``, keeping the old copy of its
         data ``keep_source`` seconds (the node's ``keep_moved`` when None); what was done."""
+
+    @property
+    def node(self) -> str:
+        """This node's name."""
+
+    async def abort(self, instance_id: str) -> dict[str, Any]:
+        """Abort the move of ``instance_id`` under way from this node; what was done."""
 
     def moving(self, instance_id: str) -> bool:
         """Whether ``instance_id`` is being moved away from this node now."""
@@ -73,6 +82,30 @@ async def move(api: ApiContext, request: Request, send: Send) -> http.Response:
     await raise_if_elsewhere(api, str(ref))
     report = await api.mover.move(str(ref), to, _authorization(request), keep_source)
     return http.json_response(report)
+
+
+async def abort_move(api: ApiContext, request: Request, send: Send) -> http.Response:
+    ref = request.instance()
+    request.require_admin("Aborting a move needs the admin token")
+    iid = str(ref)
+    if api.mover is None:
+        raise ApiError(
+            400,
+            "This server is not a fleet node (no [fleet] in its tenement.toml): there is "
+            "no move to abort",
+        )
+    if not api.mover.moving(iid):
+        if api.supervisor.get(iid) is None:
+            owner = await api.relay.owner_of(iid) if api.relay is not None else None
+            if owner is not None:
+                raise OwnedElsewhere(iid, owner)  # the move is its owner's: relayed there
+            raise InstanceNotFound(iid)
+        raise ApiError(
+            409,
+            f"No move of {iid} is under way: it runs on fleet node {api.mover.node} "
+            f"(ten move {iid} --to NODE moves it)",
+        )
+    return http.json_response(await api.mover.abort(iid))
 
 
 async def check_room(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -259,6 +259,24 @@ def _schemas() -> dict[str, Any]:
                 "total_secs": NUM,
             }
         ),
+        "MoveAborted": _obj(
+            {
+                "id": STR,
+                "aborted": {"type": "boolean"},
+                "step": {
+                    **STR,
+                    "description": "What the move was doing when it was aborted: stopping, "
+                    "packing or sending.",
+                },
+                "to": {**STR, "description": "The node it was being moved to."},
+                "runs_on": {**STR, "description": "The node it runs on again (its old one)."},
+                "back": {
+                    "type": "boolean",
+                    "description": "Whether it was started here again (if it ran) before "
+                    "the answer; false only when that took longer than 90 s (ten ps shows it).",
+                },
+            }
+        ),
         "StorageReceived": _obj({"bytes": INT, "entries": INT}),
         "StorageDiscarded": _obj({"discarded": {"type": "boolean"}}),
         "WeightRequest": _obj(
@@ -799,6 +817,24 @@ def _paths() -> dict[str, Any]:
                 },
                 body="MoveRequest",
                 operation_id="moveInstance",
+            ),
+            "delete": _op(
+                "Abort the move of an instance under way (admin; ten move --abort), before "
+                "its hand-over: it runs on its old node again, with its data; the node it "
+                "was going to keeps nothing of it, and the move's own call is answered 409. "
+                "Answered once it is back. Added in 0.3.0.",
+                {
+                    **_responses(
+                        403, 404, 503, 508, ok={"200": _json(_ref("MoveAborted"), "Aborted.")}
+                    ),
+                    "400": _json(_ref("Error"), "Not a fleet node, or an invalid id."),
+                    "409": _json(
+                        _ref("Error"),
+                        "No move of it is under way, or it is too late: the hand-over to the "
+                        "new node has begun.",
+                    ),
+                },
+                operation_id="abortInstanceMove",
             ),
         },
         "/api/fleet/storage/{service}/{tenant}/check": {

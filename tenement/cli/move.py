@@ -25,7 +25,7 @@ ASSUMED_BYTES_PER_SECOND = 100 * 1024 * 1024
 
 @click.command(short_help="Move an instance and its data to another fleet node")
 @click.argument("instance")
-@click.option("--to", "to", required=True, metavar="NODE", help="The node to move it to")
+@click.option("--to", "to", metavar="NODE", help="The node to move it to")
 @click.option(
     "--keep-source",
     "keep_source",
@@ -36,11 +36,23 @@ ASSUMED_BYTES_PER_SECOND = 100 * 1024 * 1024
     "look, within 10 minutes)",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask first, however much data it has")
+@click.option(
+    "--abort",
+    is_flag=True,
+    help="Abort the move of INSTANCE under way (before the new node has it): it runs "
+    "where it was again, with its data",
+)
 @json_option
 @global_options
 @pass_cli
 def move(
-    cli: CliContext, instance: str, to: str, keep_source: int | None, yes: bool, as_json: bool
+    cli: CliContext,
+    instance: str,
+    to: str | None,
+    keep_source: int | None,
+    yes: bool,
+    abort: bool,
+    as_json: bool,
 ) -> None:
     """Move INSTANCE (process:id) and its data to fleet node NODE.
 
@@ -50,9 +62,27 @@ def move(
     time passes. If anything fails before NODE has it, it runs where it was again, with
     its data. With 1 GiB of data or more, it says how much and how long its requests
     would wait, and asks first (--yes does not ask).
+
+    With --abort (and no --to), the move of INSTANCE under way is stopped before NODE
+    has it: it runs where it was again, with its data, and NODE keeps nothing of it.
     """
     ref = parse_instance(instance)
     from tenement.cli.client import open_client
+
+    if abort:
+        if to is not None or keep_source is not None:
+            given = "--to" if to is not None else "--keep-source"
+            raise click.UsageError(
+                f"{given} does not go with --abort: ten move {ref} --abort stops the move of "
+                f"{ref} under way, wherever it was going"
+            )
+        abort_move(cli, str(ref), as_json)
+        return
+    if to is None:
+        raise click.UsageError(
+            f"Missing option '--to': the fleet node to move {ref} to (ten nodes lists them); "
+            f"or --abort, to stop its move under way"
+        )
 
     body: dict[str, Any] = {"to": to}
     if keep_source is not None:
@@ -71,6 +101,28 @@ def move(
             return
         report = client.decode(response)
     click.echo(summary(report if isinstance(report, dict) else {}, str(ref), to))
+
+
+def abort_move(cli: CliContext, instance: str, as_json: bool) -> None:
+    """``ten move INSTANCE --abort``: what was undone."""
+    from tenement.cli.client import open_client
+
+    with open_client(cli) as client:
+        response = client.request("DELETE", f"/api/instances/{instance}/move")
+        if as_json:
+            echo_json(response.text)
+            return
+        report = client.decode(response)
+    report = report if isinstance(report, dict) else {}
+    doing = {"stopping": "stopping it", "packing": "packing its data"}.get(
+        str(report.get("step")), "sending its data"
+    )
+    runs_on = report.get("runs_on", "?")
+    click.echo(
+        f"Aborted the move of {instance} to {report.get('to', '?')} (it was {doing}): "
+        f"it runs on {runs_on} again, with its data"
+        + ("" if report.get("back", True) else " (still starting there: ten ps shows it)")
+    )
 
 
 def summary(report: dict[str, Any], instance: str, to: str) -> str:

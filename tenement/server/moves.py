@@ -18,7 +18,8 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
 
 Anything that fails before step 4 puts everything back: the tenant starts again here,
 with its data where it was; one that fails after the data arrived has the destination
-remove what it took in. A server killed mid-move is made good when it starts again
+remove what it took in. ``ten move --abort`` makes a move fail so, until step 4
+(``move_abort.py``). A server killed mid-move is made good when it starts again
 (``move_journal.py``, :meth:`Mover.recover`). A stateless tenant's directory is emptied
 when it stops (``storage_persist = false``): it moves without data.
 """
@@ -47,6 +48,7 @@ from tenement.config import DEFAULT_KEEP_MOVED, Config
 from tenement.errors import TenementError
 from tenement.proxy.moves import Moves
 from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
+from tenement.server.move_abort import DISCARD_SECONDS, Abort, abort
 from tenement.server.move_journal import (
     INCOMING_PREFIX,
     read_markers,
@@ -86,6 +88,7 @@ class Progress:
     bytes: int
     began: float
     step: str = "stopping"
+    abort: Abort = attrs.field(factory=Abort)
 
 
 class Mover:
@@ -140,6 +143,18 @@ class Mover:
             iid: {"to": p.to, "step": p.step, "bytes": p.bytes, "secs": round(now - p.began, 3)}
             for iid, p in self._progress.items()
         }
+
+    async def abort(self, instance_id: str) -> dict[str, Any]:
+        """Abort the move of ``instance_id`` under way from this node, before its
+        hand-over; what was done, once the tenant is back here (``move_abort.py``).
+
+        Raises:
+            ApiError: 409 when no move of it is under way, or it is too late.
+        """
+        progress = self._progress.get(instance_id)
+        if progress is None or not self._moves.moving(instance_id):
+            raise ApiError(409, f"No move of {instance_id} is under way on fleet node {self.node}")
+        return await abort(progress.abort, progress.step, instance_id, progress.to, self.node)
 
     def _keep_moved(self) -> float:
         fleet = self._config().fleet
@@ -232,7 +247,8 @@ class Mover:
         (``[fleet] keep_moved`` when None).
 
         Raises:
-            ApiError: 409 (on ``to`` already, failed, being moved), 400 (``to`` unknown
+            ApiError: 409 (on ``to`` already, failed, being moved, aborted before the
+                hand-over: the tenant runs here again), 400 (``to`` unknown
                 or down), 507 (no room there), 502/503 (the transfer failed: the tenant
                 runs here again).
             InstanceNotFound: no such instance here.
@@ -262,7 +278,8 @@ class Mover:
                 f"Instance {instance_id} has failed: restart it (ten restart {instance_id}) "
                 "or stop it before moving it",
             )
-        if self._moves.moving(instance_id):
+        if self._moves.moving(instance_id) or instance_id in sup.moving:
+            # (an aborted move may still be asking its destination to remove the data)
             raise ApiError(409, f"Instance {instance_id} is being moved already")
         service = sup.service(service_name)
         persist = service is not None and service.storage_persist
@@ -282,18 +299,24 @@ class Mover:
         moved = False
         delivered = False
         packed: Packed | None = None
+        spool = self._out_path(instance_id)
+        stopped = started
         try:
-            log.info("moving %s to fleet node %s: stopping it here", instance_id, to)
-            if was_running:
-                await sup.stop(instance_id)
-            stopped = trio.current_time()
-            if persist:
-                spool = self._out_path(instance_id)
-                progress.step = "packing"
-                packed = await trio.to_thread.run_sync(pack, tree, spool)
-                progress.step, progress.bytes = "sending", packed.size
-                await self._send(to, service_name, tenant, packed, authorization)
-                delivered = True
+            # an abort cancels this, and only this: the hand-over is never cut halfway
+            with progress.abort.scope:
+                log.info("moving %s to fleet node %s: stopping it here", instance_id, to)
+                if was_running:
+                    with trio.CancelScope(shield=True):  # a stop is never left half done
+                        await sup.stop(instance_id)
+                stopped = trio.current_time()
+                if persist:
+                    progress.step = "packing"
+                    packed = await trio.to_thread.run_sync(pack, tree, spool)
+                    progress.step, progress.bytes = "sending", packed.size
+                    await self._send(to, service_name, tenant, packed, authorization)
+                    delivered = True
+            if progress.abort.at is not None:  # even if it came as the last step ended
+                raise progress.abort.aborted_error(instance_id, to, self.node)
             sent = trio.current_time()
             own = not authorization
             progress.step = "handover"
@@ -345,20 +368,40 @@ class Mover:
             return report
         except BaseException:
             if not moved:
-                log.warning("the move of %s to %s failed: it runs here again", instance_id, to)
+                aborted = progress.abort.at is not None
+                log.warning(
+                    "the move of %s to %s %s: it runs here again",
+                    instance_id,
+                    to,
+                    "was aborted" if aborted else "failed",
+                )
                 with trio.CancelScope(shield=True):
                     if was_running:
                         await self._start_here(sup, service_name, tenant)
-                    if delivered and packed is not None:
+                    # the tenant is back: its held requests are served here meanwhile
+                    self._moves.end(instance_id, moved=False)
+                    del self._progress[instance_id]
+                    progress.abort.back.set()
+                    # an abort may cut the transfer after the destination took it all in
+                    sent_some = delivered or (aborted and progress.step == "sending")
+                    if sent_some and packed is not None:
                         # its copy there must never start: this one is the tenant's
-                        await self._discard_there(to, service_name, tenant, packed, authorization)
+                        await self._discard_there(
+                            to,
+                            service_name,
+                            tenant,
+                            packed,
+                            authorization,
+                            answer_seconds=DISCARD_SECONDS if aborted else 120.0,
+                        )
             raise
         finally:
             sup.moving.discard(instance_id)
             self._moves.end(instance_id, moved=moved)
-            del self._progress[instance_id]
-            if packed is not None:
-                packed.path.unlink(missing_ok=True)
+            self._progress.pop(instance_id, None)
+            progress.abort.back.set()
+            if persist:  # an abort may have cut the packing short
+                spool.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
 
     async def _check_room(
@@ -445,17 +488,27 @@ class Mover:
             )
 
     async def _discard_there(
-        self, to: str, service: str, tenant: str, packed: Packed, authorization: bytes
+        self,
+        to: str,
+        service: str,
+        tenant: str,
+        packed: Packed,
+        authorization: bytes,
+        *,
+        answer_seconds: float,
     ) -> None:
         target = f"/api/fleet/storage/{service}/{tenant}?sha256={packed.sha256}"
         try:
-            answer = await self._call(to, "DELETE", target, authorization, b"")
+            answer = await self._call(
+                to, "DELETE", target, authorization, b"", answer_seconds=answer_seconds
+            )
         except ApiError as exc:
             answer = http.error_response(exc.status, exc.message)
         if answer.status != 200:
             log.error(
-                "the move of %s:%s failed after its data reached %s, which did not remove "
-                "it (%s): remove %s there by hand; it must not start there",
+                "the move of %s:%s failed after its data was sent to %s, which did not "
+                "remove what it took in (%s): if %s is there, remove it by hand; it must "
+                "not start there",
                 service,
                 tenant,
                 to,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import json
 import os
 import signal
 import subprocess
@@ -20,7 +21,7 @@ import httpx
 import sqlalchemy as sa
 import trio
 
-from tests.fleet.conftest import Fleet, Node
+from tests.fleet.conftest import Fleet, Node, ten
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
 TENANT = "echo:alice"
@@ -236,6 +237,7 @@ async def transfer_caught(fleet: Fleet, receiver: Node) -> Path:
     transfer half done; the spool file being written."""
     spool = receiver.directory / "data" / ".moves"
     assert receiver.process is not None
+    taken_in = receiver.log.count("took in the data")
     with trio.fail_after(60):
         while True:
             started = [p for p in spool.glob("echo-alice-*-in.tar") if p.stat().st_size > 0]
@@ -245,7 +247,7 @@ async def transfer_caught(fleet: Fleet, receiver: Node) -> Path:
             await trio.sleep(0.002)
     [partial] = started
     # still a spool file, not yet checked nor unpacked: caught mid-transfer
-    assert partial.exists() and "took in the data" not in receiver.log
+    assert partial.exists() and receiver.log.count("took in the data") == taken_in
     return partial
 
 
@@ -349,6 +351,59 @@ async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_d
     assert not (b.directory / "data" / "echo" / "alice").exists()
     assert "removed the data of echo:alice taken in for a move that failed" in b.log
     assert tree_digest(source) == before
+
+    # 4. `ten move --abort`, asked of a third node while the data is on its way (relayed
+    # to a): the move is called off, alice runs on a again with all its data, the request
+    # held meanwhile is served there, and b keeps nothing of it and never runs it
+    c = fleet.node("c")
+    await c.start()
+    row = fleet.instance_row(TENANT)
+    taken_in = b.log.count("took in the data of echo:alice")
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(move)
+        partial = await transfer_caught(fleet, b)
+        held = await nursery.start(ask_raw, a)
+        aborted = await trio.to_thread.run_sync(
+            lambda: ten(c, "move", TENANT, "--abort", "--json", token=fleet.token)
+        )
+        b.process.send_signal(signal.SIGCONT)
+    assert aborted.returncode == 0, aborted.stdout + aborted.stderr
+    assert json.loads(aborted.stdout) == {
+        "id": TENANT,
+        "aborted": True,
+        "step": "sending",
+        "to": "b",
+        "runs_on": "a",
+        "back": True,
+    }
+    called_off = answers["move"]
+    assert called_off.status_code == 409, called_off.text
+    error = called_off.json()["error"]
+    assert "The move of echo:alice to fleet node b was aborted (ten move --abort) at" in error
+    assert "while sending its data: nothing was moved; it runs on fleet node a again" in error
+    after = fleet.instance_row(TENANT)
+    assert (after["node"], after["epoch"], after["state"]) == ("a", row["epoch"], "running")
+    assert held.pid == str(after["pid"])
+    assert tree_digest(source) == before
+    with trio.fail_after(30):
+        while partial.exists():  # b saw the transfer end unfinished, and kept nothing
+            await trio.sleep(0.02)
+    assert not (b.directory / "data" / "echo" / "alice").exists()
+    assert b.log.count("took in the data of echo:alice") == taken_in
+    assert await pid_via(b) == str(after["pid"])  # b sends its requests to a's copy
+    assert "the move of echo:alice to b was aborted: it runs here again" in a.log
+    # nothing under way, or nothing of that name: refused, saying so
+    for instance, said in (
+        (TENANT, "No move of echo:alice is under way: it runs on fleet node a"),
+        ("echo:nobody", "Instance not found: echo:nobody"),
+    ):
+        refused = ten(c, "move", instance, "--abort", token=fleet.token)
+        assert refused.returncode == 1, refused.stdout + refused.stderr
+        assert said in refused.stderr
+    async with fleet.api(c) as api:
+        nothing = await api.delete(f"/api/instances/{TENANT}/move")
+    assert nothing.status_code == 409, nothing.text
+    assert fleet.instance_row(TENANT)["pid"] == after["pid"]
 
 
 async def test_the_old_copy_is_removed_once_its_keep_time_passes(fleet: Fleet) -> None:

@@ -46,3 +46,20 @@ def test_the_summary_says_until_when_the_copy_is_kept() -> None:
     report = {"from": "a", "to": "b", "kept": "/d/echo/moved-alice-x", "kept_until": 1796644800}
     text = summary(report, "echo:alice", "b")
     assert "keeps its copy of the data in /d/echo/moved-alice-x until 2026-12-07 12:00 UTC" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (["--abort", "--to", "b"], "--to does not go with --abort"),
+        (["--abort", "--keep-source", "1h"], "--keep-source does not go with --abort"),
+        ([], "Missing option '--to': the fleet node to move echo:alice to"),
+    ],
+)
+def test_abort_takes_no_destination_and_a_move_needs_one(args: list[str], said: str) -> None:
+    # a server that is not there: the usage is refused before any call
+    result = CliRunner().invoke(
+        ten, ["move", "echo:alice", *args, "--server", "http://127.0.0.1:9"]
+    )
+    assert result.exit_code == 2, result.output
+    assert said in result.output
