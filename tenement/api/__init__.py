@@ -63,6 +63,7 @@ def routes() -> list[Route]:
         Route("POST", "/api/instances/{id}/move", moves.move, relayable=True),
         Route("DELETE", "/api/instances/{id}/move", moves.abort_move, relayable=True),
         Route("POST", "/api/fleet/storage/{service}/{tenant}/check", moves.check_room),
+        Route("POST", "/api/fleet/storage/{service}/{tenant}/start", moves.start_handed),
         Route("PUT", "/api/fleet/storage/{service}/{tenant}", moves.receive_data),
         Route("DELETE", "/api/fleet/storage/{service}/{tenant}", moves.discard_data),
         Route("GET", "/api/instances/{id}/health", instances.health, relayable=True),

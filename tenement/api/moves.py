@@ -10,9 +10,12 @@ node, as a relayed call (the fleet secret, and the caller's admin token):
 - ``PUT /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the data, one tar file; 200
   once it is checked and in place;
 - ``DELETE /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the tree taken in by
-  that PUT is removed, when the move failed after it (it must never start there).
+  that PUT is removed, when the move failed after it (it must never start there);
+- ``POST /api/fleet/storage/{service}/{tenant}/start``: 204 once the destination has
+  looked at its rows, starting the tenant a drain handed over to it (it would at its
+  next look, within a second, else).
 
-Both are refused (403) without the fleet secret: only nodes of the fleet send them.
+All are refused (403) without the fleet secret: only nodes of the fleet send them.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class Mover(Protocol):
 
     def check_room(self, service: str, tenant: str, size: int) -> None:
         """Raise (507) unless ``size`` bytes of data for the tenant fit here."""
+
+    async def look_now(self) -> None:
+        """Look at this node's rows now, starting what was handed over to it."""
 
     async def receive(
         self, service: str, tenant: str, sha256: str, chunks: AsyncIterator[bytes]
@@ -121,6 +127,12 @@ async def receive_data(api: ApiContext, request: Request, send: Send) -> http.Re
     mover, service, tenant = _from_a_node(api, request)
     sha256 = _sha256(request)
     return http.json_response(await mover.receive(service, tenant, sha256, _body(request)))
+
+
+async def start_handed(api: ApiContext, request: Request, send: Send) -> http.Response:
+    mover, _service, _tenant = _from_a_node(api, request)
+    await mover.look_now()
+    return http.empty(204)
 
 
 async def discard_data(api: ApiContext, request: Request, send: Send) -> http.Response:

@@ -853,6 +853,18 @@ def _paths() -> dict[str, Any]:
                 ],
             )
         },
+        "/api/fleet/storage/{service}/{tenant}/start": {
+            "post": _op(
+                "Node to node, after a drain handed the tenant's row to this node: look at "
+                "this node's rows now, starting what was handed or placed here (needs the "
+                "fleet secret in X-Tenement-Hop). Added in 0.3.0.",
+                {
+                    **_responses(400, 403, 404),
+                    "204": {"description": "Looked: what its rows say to start is starting."},
+                },
+                params=[_path("service", "The service."), _path("tenant", "The tenant.")],
+            )
+        },
         "/api/fleet/storage/{service}/{tenant}": {
             "put": _op(
                 "Node to node, during a move: the tenant's data, one tar file (needs the "

@@ -71,9 +71,12 @@ SPARE_BYTES = 64 * 1024 * 1024
 #: how long the destination may take to take in the data (a minute per 512 MB, and one)
 SECONDS_PER_BYTE = 60 / (512 * 1024 * 1024)
 #: how long a drain's move waits for the destination to start the tenant from its row
-#: (it looks at its rows once a second), and how often it looks
+#: (it looks at its rows once a second, and at once when told), and how often it looks
 START_WAIT_SECONDS = 30.0
 START_POLL_SECONDS = 0.1
+#: how long a drain's move waits for the destination to answer "look at your rows now"
+#: (the destination's own look, once a second, starts the tenant anyway)
+LOOK_NOW_SECONDS = 5.0
 #: where a node keeps archives being sent or received, under its data dir
 SPOOL = ".moves"
 #: the data that arrives is written to disk in pieces of this size
@@ -126,6 +129,9 @@ class Mover:
         #: the trees taken in for moves, by instance: (SHA-256 of the archive, inode),
         #: so that the sender of one can have it removed when its move fails after all
         self._received: dict[str, tuple[str, int]] = {}
+        #: this node's look at its instance rows, starting what was placed here
+        #: (``Fencing.take_over``; set once the fleet's membership runs)
+        self.look_at_rows: Callable[[], Awaitable[None]] | None = None
 
     @property
     def node(self) -> str:
@@ -338,6 +344,7 @@ class Mover:
             await self._refresh()
             progress.step = "starting"
             if was_running and own:
+                await self._tell_to_look(to, service_name, tenant)
                 await self._started_there(instance_id, to)
             elif was_running:
                 await self._start_there(to, service_name, tenant, authorization)
@@ -516,6 +523,24 @@ class Mover:
                 f"{service}/{tenant} in its data dir",
             )
 
+    async def _tell_to_look(self, to: str, service: str, tenant: str) -> None:
+        """Have ``to`` look at its rows now: it starts the tenant handed to it at once,
+        not at its next look (within a second), while the tenant's requests are held."""
+        target = f"/api/fleet/storage/{service}/{tenant}/start"
+        try:
+            answer = await self._call(to, "POST", target, b"", b"", answer_seconds=LOOK_NOW_SECONDS)
+        except ApiError as exc:
+            answer = http.error_response(exc.status, exc.message)
+        if answer.status != 204:
+            log.info(
+                "fleet node %s did not take the word to start %s:%s now (%s): it starts it "
+                "at its next look at its rows",
+                to,
+                service,
+                tenant,
+                _error_of(answer),
+            )
+
     async def _started_there(self, instance_id: str, to: str) -> None:
         """Wait (at most :data:`START_WAIT_SECONDS`) until ``to`` runs the tenant its row
         told it to start: the held requests go there only then, and the destination
@@ -543,6 +568,12 @@ class Mover:
             )
 
     # ---- the destination -----------------------------------------------------------------
+
+    async def look_now(self) -> None:
+        """Look at this node's rows now, starting what another node handed or placed
+        here (a drain's move tells this node so once the row is its own)."""
+        if self.look_at_rows is not None:
+            await self.look_at_rows()
 
     def check_room(self, service: str, tenant: str, size: int) -> None:
         """Refuse (507) data of ``size`` bytes that would not fit, with the numbers; 409

@@ -249,6 +249,8 @@ async def serve(
                     from tenement.server.fencing import Fencing
 
                     membership.fencing = Fencing(store, membership.fleet, lambda: node.supervisor)
+                    if node.mover is not None:
+                        node.mover.look_at_rows = membership.fencing.take_over
                     membership.services = lambda: node.config.services
                 public_stop, control_stop = trio.Event(), trio.Event()
                 public_drained, control_drained = trio.Event(), trio.Event()

@@ -146,6 +146,8 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     with trio.fail_after(10):  # said at its next look
         while "fleet node a is drained" not in a.log:
             await trio.sleep(0.1)
+    # each destination was told to start its tenant at once, and took the word
+    assert "did not take the word" not in a.log
 
     # -- bad input, each refused with what to do, nothing changed
     unknown = await post(fleet, b, "/api/nodes/zz/drain", {})

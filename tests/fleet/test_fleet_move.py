@@ -148,6 +148,12 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
             "/api/fleet/storage/echo/alice?sha256=" + "0" * 64, content=b"not a tar"
         )
     assert forged.status_code == 403, forged.text
+    # "look at your rows now", which a drain's move sends its destination: the fleet's too
+    async with fleet.api(b) as api:
+        look = "/api/fleet/storage/echo/alice/start"
+        assert (await api.post(look)).status_code == 403
+        told = await api.post(look, headers={"x-tenement-hop": fleet.secret or ""})
+    assert told.status_code == 204, told.text
     # and with the CLI, which says what the server said
     cli = subprocess.run(
         [sys.executable, "-m", "tenement", "move", TENANT, "--to", "a"],
