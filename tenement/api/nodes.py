@@ -10,6 +10,7 @@ from tenement.api import http
 from tenement.api.app import ApiContext, Request
 from tenement.api.errors import ApiError
 from tenement.shown import shown
+from tenement.store.drain import DEFAULT_PARALLEL, MAX_PARALLEL
 from tenement.types import Send
 
 
@@ -31,6 +32,9 @@ def node_json(row: Any, held: int = 0) -> dict[str, Any]:
         "down_at": _finite(row.down_at),
         "down_by": row.down_by,
         "instances_held": held,
+        "drain_parallel": (row.drain_parallel or DEFAULT_PARALLEL)
+        if row.state == "draining"
+        else None,
     }
 
 
@@ -78,12 +82,14 @@ def _allowed(api: ApiContext) -> Callable[[str], Collection[str] | None]:
 
 async def drain(api: ApiContext, request: Request, send: Send) -> http.Response:
     """``POST /api/nodes/{name}/drain``: mark the node draining; it moves its tenants
-    away itself (``server/drain.py``), from the rows, until it holds none."""
+    away itself (``server/drain.py``), from the rows, ``parallel`` at a time, until it
+    holds none. Asked again of a draining node, a ``parallel`` given changes it."""
     request.require_admin("Draining a node requires the admin token")
     name = request.params["name"]
+    parallel = _parallel(await _optional_json(request))
     store = _fleet_store(api, "ten drain")
     assert api.relay is not None
-    asked = await store.run(store.drain_node, name, api.relay.node_timeout, _allowed(api))
+    asked = await store.run(store.drain_node, name, api.relay.node_timeout, _allowed(api), parallel)
     node = asked.node
     if node is None:
         raise ApiError(
@@ -118,8 +124,33 @@ async def drain(api: ApiContext, request: Request, send: Send) -> http.Response:
             "state": node.state,
             "already": asked.already,
             "instances_left": asked.left,
+            "parallel": asked.parallel,
         }
     )
+
+
+async def _optional_json(request: Request) -> dict[str, Any]:
+    """The body as a JSON object; none at all (an older ``ten drain``) is ``{}``."""
+    if http.header(request.scope, b"content-type") is None:
+        if await http.read_body(request.receive):
+            raise ApiError(415, "Expected request with `Content-Type: application/json`")
+        return {}
+    return await request.json()
+
+
+def _parallel(body: dict[str, Any]) -> int | None:
+    """The body's ``parallel`` (None: not given), checked to be 1 to :data:`MAX_PARALLEL`."""
+    if body.get("parallel") is None:
+        return None
+    value = http.field(body, "parallel", int)
+    if not 1 <= value <= MAX_PARALLEL:
+        shown_value = str(value) if len(str(value)) <= 40 else str(value)[:40] + "..."
+        raise ApiError(
+            422,
+            f"field `parallel` must be an integer from 1 to {MAX_PARALLEL} (how many tenants "
+            f"move at once), got {shown_value}",
+        )
+    return int(value)
 
 
 async def undrain(api: ApiContext, request: Request, send: Send) -> http.Response:

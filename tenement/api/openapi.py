@@ -12,6 +12,7 @@ from typing import Any
 from tenement._version import __version__
 from tenement.api.http import MAX_INT, MAX_KEEP_SOURCE
 from tenement.ids import NAME_PATTERN as _NAME
+from tenement.store.drain import MAX_PARALLEL
 
 NAME_PATTERN = f"^{_NAME.pattern}$"
 INSTANCE_ID_PATTERN = f"^{_NAME.pattern}:{_NAME.pattern}$"
@@ -175,6 +176,24 @@ def _schemas() -> dict[str, Any]:
                     "description": "Instance rows that name it, stopped ones too: what a "
                     "drain has left to move. Added in 0.3.0.",
                 },
+                "drain_parallel": {
+                    "type": ["integer", "null"],
+                    "description": "While draining: how many of its tenants move at once; "
+                    "null otherwise. Added in 0.3.0.",
+                },
+            }
+        ),
+        "DrainRequest": _obj(
+            {
+                "parallel": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "maximum": MAX_PARALLEL,
+                    "description": "How many of its tenants move at once (ten drain "
+                    "--parallel); default 1, or, for a node draining already, what its "
+                    "drain was given. Kept in the database: a restart of the node's server "
+                    "goes on with it. Added in 0.3.0.",
+                },
             }
         ),
         "DrainResponse": _obj(
@@ -183,6 +202,7 @@ def _schemas() -> dict[str, Any]:
                 "state": {**STR, "description": "draining"},
                 "already": {"type": "boolean", "description": "It was draining before."},
                 "instances_left": {**INT, "description": "Instance rows that still name it."},
+                "parallel": {**INT, "description": "How many of its tenants move at once."},
             }
         ),
         "UndrainResponse": _obj(
@@ -527,6 +547,12 @@ def _op(
         }
     if params:
         op["parameters"] = params
+    return op
+
+
+def _optional_body(op: dict[str, Any]) -> dict[str, Any]:
+    """``op`` with its JSON body optional (an older client sends none)."""
+    op["requestBody"]["required"] = False
     return op
 
 
@@ -949,23 +975,34 @@ def _paths() -> dict[str, Any]:
             )
         },
         "/api/nodes/{name}/drain": {
-            "post": _op(
-                "Drain a fleet node (admin): no tenant is placed on it any more, and it "
-                "moves its tenants to other nodes, one at a time, until it holds none "
-                "(ten drain). Answered at once; GET /api/nodes shows the progress. "
-                "Added in 0.3.0.",
-                {
-                    **_responses(403, ok={"200": _json(_ref("DrainResponse"), "Draining.")}),
-                    "400": _json(_ref("Error"), "Not a fleet node, or no such node."),
-                    "409": _json(
-                        _ref("Error"),
-                        "Not live (down, restarting), or its tenants would have nowhere to "
-                        "go (the only live node, or no live node their service allows): "
-                        "nothing moved.",
-                    ),
-                },
-                params=[_path("name", "The node.")],
-                operation_id="drainNode",
+            "post": _optional_body(
+                _op(
+                    "Drain a fleet node (admin): no tenant is placed on it any more, and it "
+                    "moves its tenants to other nodes, `parallel` at a time (default 1), "
+                    "until it holds none (ten drain). Answered at once; GET /api/nodes shows "
+                    "the progress. Asked again of a draining node, a `parallel` given "
+                    "changes it. Added in 0.3.0.",
+                    {
+                        **_responses(
+                            *JSON_BODY_ERRORS,
+                            403,
+                            ok={"200": _json(_ref("DrainResponse"), "Draining.")},
+                        ),
+                        "400": _json(
+                            _ref("Error"),
+                            "Not a fleet node, no such node, or a body that is not JSON.",
+                        ),
+                        "409": _json(
+                            _ref("Error"),
+                            "Not live (down, restarting), or its tenants would have nowhere "
+                            "to go (the only live node, or no live node their service "
+                            "allows): nothing moved.",
+                        ),
+                    },
+                    body="DrainRequest",
+                    params=[_path("name", "The node.")],
+                    operation_id="drainNode",
+                )
             )
         },
         "/api/nodes/{name}/undrain": {

@@ -137,8 +137,11 @@ def nodes_table(answer: Mapping[str, Any], server: str) -> str:
     lines.append(f"{counts}, seen from {_text(answer.get('node'))} ({server})")
     for node in draining:
         left = node.get("instances_held")
+        parallel = node.get("drain_parallel")
+        at_once = f", {_text(parallel)} at a time" if parallel is not None else ""
         lines.append(
-            f"{_text(node.get('name'))} is draining: {_text(left)} instance(s) left to move"
+            f"{_text(node.get('name'))} is draining: {_text(left)} instance(s) left to "
+            f"move{at_once}"
             if left
             else f"{_text(node.get('name'))} is drained: it holds no instance "
             f"(ten undrain {_text(node.get('name'))} puts it back)"

@@ -1,15 +1,18 @@
-"""The draining node's side of ``ten drain``: move this node's tenants away, one at a time.
+"""The draining node's side of ``ten drain``: move this node's tenants away, N at a time.
 
-What to do is read from the database once a second (``store/drain.py``): whether this
-node's row says ``draining``, and which instance rows still name it. Nothing of the
+What to do is read from the database once a second, and again as soon as a move ends
+(``store/drain.py``): whether this node's row says ``draining``, how many tenants move
+at once (``drain_parallel``), and which instance rows still name it. Nothing of the
 plan lives here: a server restarted (or killed and started again) midway reads the
-same rows and carries on; ``ten undrain`` stops it before the next move.
+same rows and carries on; ``ten undrain`` stops it before the next move (those under
+way finish).
 
 Each tenant goes with ``ten move``'s machinery (``moves.py``) to the node placement
-chooses among the live ones its service allows; a stateless one moves the same way
-(stopped, handed over, started there: a pause, not an error). The move is this node's
-own, made with the fleet secret (no caller's token outlives a restart), and the
-destination starts the tenant from its row, as after a failover.
+chooses among the live ones its service allows, the moves under way counted on their
+destinations; a stateless one moves the same way (stopped, handed over, started there:
+a pause, not an error). The move is this node's own, made with the fleet secret (no
+caller's token outlives a restart), and the destination starts the tenant from its
+row, as after a failover.
 """
 
 from __future__ import annotations
@@ -59,21 +62,28 @@ class Drainer:
         self._leads = leads
         #: instance id -> when (trio's clock) its failed move may be tried again
         self._later: dict[str, float] = {}
+        #: the moves under way: instance id -> destination
+        self._going: dict[str, str] = {}
+        #: set when a move ends: the next look comes at once
+        self._ended = trio.Event()
         self._said_drained = False
 
     async def run(self) -> None:
-        moved = False
-        while True:
-            if not moved:  # the next tenant goes at once after a move
-                await trio.sleep(LOOK_SECONDS)
-            moved = False
-            if not self._leads():
-                continue
-            with self._store.outage.tolerated("the drain"):
-                moved = await self.step()
+        async with trio.open_nursery() as nursery:
+            while True:
+                with trio.move_on_after(LOOK_SECONDS):
+                    await self._ended.wait()
+                self._ended = trio.Event()
+                if not self._leads():
+                    continue
+                with self._store.outage.tolerated("the drain"):
+                    for iid, to in await self.step():
+                        self._going[iid] = to
+                        nursery.start_soon(self._move, iid, to)
 
-    async def step(self) -> bool:
-        """Move the next tenant, if this node is draining; whether one moved."""
+    async def step(self) -> list[tuple[str, str]]:
+        """The next moves to start (instance, destination), if this node is draining:
+        as many as its ``drain_parallel`` leaves beside those under way."""
         store = self._store
         now = trio.current_time()
         skip = {iid for iid, when in self._later.items() if when > now}
@@ -83,13 +93,15 @@ class Drainer:
             service = services.get(name)
             return service.nodes if service is not None else None
 
-        found = await store.run(store.next_drain_move, self._fleet.node_timeout, allowed, skip)
-        if found is None:  # not draining (or undrained): forget the last drain's failures
+        look = await store.run(
+            store.next_drain_moves, self._fleet.node_timeout, allowed, skip, dict(self._going)
+        )
+        if look is None:  # not draining (or undrained): forget the last drain's failures
             self._later.clear()
             self._said_drained = False
-            return False
-        if isinstance(found, int):
-            if found == 0 and not self._said_drained:
+            return []
+        if look.left == 0:
+            if not self._said_drained:
                 log.info(
                     "fleet node %s is drained: it holds no instance (ten undrain %s puts it "
                     "back to up)",
@@ -97,37 +109,52 @@ class Drainer:
                     store.node,
                 )
                 self._said_drained = True
-            return False
+            return []
         self._said_drained = False
-        iid = found.instance_id
-        if found.to is None:
-            log.error(
-                "draining fleet node %s: %s has no live node its service allows to go to; "
-                "it stays here for now (tried again in %g s)",
-                store.node,
-                iid,
-                RETRY_SECONDS,
-            )
-            self._later[iid] = now + RETRY_SECONDS
-            return False
-        log.info(
-            "draining fleet node %s: moving %s to %s (%d instance(s) left here)",
-            store.node,
-            iid,
-            found.to,
-            found.left,
-        )
-        try:
-            await self._mover.move(iid, found.to, b"")
-        except TenementError as exc:
-            log.warning(
-                "draining fleet node %s: the move of %s to %s failed (%s); tried again in %g s",
+        started = []
+        for found in look.moves:
+            iid = found.instance_id
+            if found.to is None:
+                log.error(
+                    "draining fleet node %s: %s has no live node its service allows to go "
+                    "to; it stays here for now (tried again in %g s)",
+                    store.node,
+                    iid,
+                    RETRY_SECONDS,
+                )
+                self._later[iid] = now + RETRY_SECONDS
+                continue
+            log.info(
+                "draining fleet node %s: moving %s to %s (%d instance(s) left here, %d "
+                "moved at once)",
                 store.node,
                 iid,
                 found.to,
-                exc,
-                RETRY_SECONDS,
+                look.left,
+                look.parallel,
             )
-            self._later[iid] = now + RETRY_SECONDS
-            return False
-        return True
+            started.append((iid, found.to))
+        return started
+
+    async def _move(self, iid: str, to: str) -> None:
+        failure = "the database is out of reach"
+        try:
+            with self._store.outage.tolerated("the drain"):
+                await self._mover.move(iid, to, b"")
+                failure = ""
+        except TenementError as exc:
+            failure = str(exc)
+        finally:
+            del self._going[iid]
+            self._ended.set()
+        if not failure:
+            return
+        log.warning(
+            "draining fleet node %s: the move of %s to %s failed (%s); tried again in %g s",
+            self._store.node,
+            iid,
+            to,
+            failure,
+            RETRY_SECONDS,
+        )
+        self._later[iid] = trio.current_time() + RETRY_SECONDS

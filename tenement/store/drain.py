@@ -1,21 +1,29 @@
-"""``ten drain``: a node no tenant is placed on, whose tenants move away one by one.
+"""``ten drain``: a node no tenant is placed on, whose tenants move away, N at a time.
 
-The plan is rows, never a server's memory: the node's state says ``draining``, and
-what is left to move is the instance rows that still name it. The draining node's
-server reads both once a second (``server/drain.py``), so a drain goes on after that
-server is restarted or killed and started again.
+The plan is rows, never a server's memory: the node's state says ``draining`` and its
+``drain_parallel`` how many tenants move at once, and what is left to move is the
+instance rows that still name it. The draining node's server reads them once a second
+(``server/drain.py``), so a drain goes on, as asked, after that server is restarted or
+killed and started again.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 
 import attrs
 
 from tenement.store._base import StoreBase
 from tenement.store._db import database_now
 from tenement.store.nodes import DRAINING, UP, NodeRow, _select
-from tenement.store.placement import live_nodes, most_free
+from tenement.store.placement import PLACED_MEMORY, live_nodes, most_free
+
+#: how many tenants a drain moves at once when not told (``ten drain`` without
+#: ``--parallel``, or a drain asked of an older release)
+DEFAULT_PARALLEL = 1
+#: the most ``--parallel`` takes: each move holds a tenant's requests and sends its
+#: data, and more at once than this only queues on the disks and the network
+MAX_PARALLEL = 32
 
 
 @attrs.frozen
@@ -32,6 +40,7 @@ class DrainAsked:
         stuck: its instances that could go to no live node their service allows.
         alone: no other node is live: nothing could go anywhere.
         left: the instance rows that name it.
+        parallel: how many of its tenants move at once (once ``started``).
     """
 
     node: NodeRow | None
@@ -42,6 +51,7 @@ class DrainAsked:
     stuck: tuple[str, ...] = ()
     alone: bool = False
     left: int = 0
+    parallel: int = DEFAULT_PARALLEL
 
 
 @attrs.frozen
@@ -50,7 +60,21 @@ class NextMove:
 
     instance_id: str
     to: str | None
+
+
+@attrs.frozen
+class DrainLook:
+    """What a draining node has to do now (:meth:`DrainQueries.next_drain_moves`).
+
+    Attributes:
+        parallel: how many of its tenants are to move at once.
+        left: the instance rows that still name it (those being moved too).
+        moves: the next ones to move, and where, at most as many as were asked for.
+    """
+
+    parallel: int
     left: int
+    moves: tuple[NextMove, ...]
 
 
 #: the nodes a service may run on (``[service.X] nodes``), None for any
@@ -65,11 +89,13 @@ class DrainQueries(StoreBase):
         name: str,
         timeout_s: float,
         allowed: Allowed,
+        parallel: int | None = None,
     ) -> DrainAsked:
-        """Mark ``name`` draining, in one transaction, unless it is unknown, not live
+        """Mark ``name`` draining, ``parallel`` tenants at a time (None:
+        :data:`DEFAULT_PARALLEL`), in one transaction, unless it is unknown, not live
         (judged with ``timeout_s``), or holds an instance that no other live node its
-        service allows could take:
-        then nothing changes. Draining already: nothing to do."""
+        service allows could take: then nothing changes. Draining already: only a
+        ``parallel`` given changes (None keeps the drain's)."""
         with self._write() as conn:
             lock = " FOR UPDATE" if conn.dialect == "postgresql" else ""
             row = conn.execute(_select(conn, f"WHERE name = :name{lock}"), {"name": name}).first()
@@ -86,7 +112,17 @@ class DrainQueries(StoreBase):
             if not node.alive(timeout_s) or node.state not in (UP, DRAINING):
                 return DrainAsked(node, alive=False, left=left)
             if node.state == DRAINING:
-                return DrainAsked(node, started=True, already=True, left=left)
+                now_parallel = node.drain_parallel or DEFAULT_PARALLEL
+                if parallel is not None and parallel != node.drain_parallel:
+                    conn.execute(
+                        "UPDATE nodes SET drain_parallel = :parallel WHERE name = :name",
+                        {"name": name, "parallel": parallel},
+                    )
+                    now_parallel = parallel
+                node = attrs.evolve(node, drain_parallel=now_parallel)
+                return DrainAsked(
+                    node, started=True, already=True, left=left, parallel=now_parallel
+                )
             others = [
                 n for n in live_nodes(conn, database_now(conn), timeout_s) if n["name"] != name
             ]
@@ -100,51 +136,77 @@ class DrainQueries(StoreBase):
             )
             if stuck:
                 return DrainAsked(node, stuck=stuck, left=left)
+            parallel = parallel or DEFAULT_PARALLEL
             conn.execute(
-                f"UPDATE nodes SET state = '{DRAINING}' WHERE name = :name AND state = '{UP}'",
-                {"name": name},
+                f"UPDATE nodes SET state = '{DRAINING}', drain_parallel = :parallel "
+                f"WHERE name = :name AND state = '{UP}'",
+                {"name": name, "parallel": parallel},
             )
-            return DrainAsked(attrs.evolve(node, state=DRAINING), started=True, left=left)
+            node = attrs.evolve(node, state=DRAINING, drain_parallel=parallel)
+            return DrainAsked(node, started=True, left=left, parallel=parallel)
 
     def undrain_node(self, name: str) -> tuple[NodeRow | None, bool]:
         """Put a draining node back to up; the row, and whether it was draining."""
         with self._write() as conn:
             changed = conn.execute(
-                f"UPDATE nodes SET state = '{UP}' WHERE name = :name AND state = '{DRAINING}'",
+                f"UPDATE nodes SET state = '{UP}', drain_parallel = NULL "
+                f"WHERE name = :name AND state = '{DRAINING}'",
                 {"name": name},
             ).rowcount
             row = conn.execute(_select(conn, "WHERE name = :name"), {"name": name}).first()
             return (NodeRow.from_row(row) if row is not None else None), changed == 1
 
-    def next_drain_move(
+    def next_drain_moves(
         self,
         timeout_s: float,
         allowed: Allowed,
         skip: Collection[str] = (),
-    ) -> NextMove | int | None:
-        """For this node: None when it is not draining; else the next of its rows to
-        move (not in ``skip``) and the node placement chooses for it, or, with none
-        left to try, how many rows still name it."""
+        going: Mapping[str, str] | None = None,
+    ) -> DrainLook | None:
+        """For this node: None when it is not draining; else its ``drain_parallel``, and
+        the next of its rows to move (none in ``skip``, nor in ``going``: the moves under
+        way, instance -> destination), as many as the moves under way leave room for,
+        each with the node placement chooses for it.
+
+        Placement counts a node's starting and running rows, and a moving tenant's row
+        names this node until its hand-over: each move under way whose row is still
+        here is counted on its destination, and each move chosen here on its own, so
+        that moves at once spread over the nodes as spawns one after another do.
+        """
+        going = going or {}
         with self._read() as conn:
-            state = conn.execute(
-                "SELECT state FROM nodes WHERE name = :name", {"name": self.node}
-            ).scalar()
-            if state != DRAINING:
+            row = conn.execute(
+                "SELECT state, drain_parallel FROM nodes WHERE name = :name", {"name": self.node}
+            ).first()
+            if row is None or row["state"] != DRAINING:
                 return None
+            parallel = int(row["drain_parallel"] or DEFAULT_PARALLEL)
             held = conn.execute(
                 "SELECT instance_id, service FROM instances WHERE node = :name "
                 "ORDER BY instance_id",
                 {"name": self.node},
             ).rows
-            todo = [r for r in held if r["instance_id"] not in skip]
-            if not todo:
-                return len(held)
+            here = {r["instance_id"] for r in held}
+            under_way = [to for iid, to in going.items() if iid in here]
+            want = parallel - len(going)
+            todo = [
+                r for r in held if r["instance_id"] not in skip and r["instance_id"] not in going
+            ]
+            if want <= 0 or not todo:
+                return DrainLook(parallel, len(held), ())
             nodes = [
                 n for n in live_nodes(conn, database_now(conn), timeout_s) if n["name"] != self.node
             ]
-            first = todo[0]
-            target = most_free(nodes, allowed(first["service"]))
-            return NextMove(first["instance_id"], target["name"] if target else None, len(held))
+            by_name = {n["name"]: n for n in nodes}
+            for to in under_way:
+                if to in by_name:
+                    by_name[to]["instances"] += 1
+                    by_name[to]["memory_available"] -= PLACED_MEMORY
+            moves = []
+            for r in todo[:want]:
+                target = most_free(nodes, allowed(r["service"]))
+                moves.append(NextMove(r["instance_id"], target["name"] if target else None))
+            return DrainLook(parallel, len(held), tuple(moves))
 
     def rows_per_node(self) -> dict[str, int]:
         """How many instance rows (stopped ones too) name each node: a drain's progress."""

@@ -30,7 +30,7 @@ RESTART_GRACE_S = 60.0
 
 _COLUMNS = (
     "name, advertise, host, data_dir, version, started_at, heartbeat_at, state, cpus, "
-    "memory_total, memory_available, instances, down_at, down_by"
+    "memory_total, memory_available, instances, down_at, down_by, drain_parallel"
 )
 
 
@@ -64,6 +64,8 @@ class NodeRow:
         instances: its running or starting instances at its last heartbeat.
         down_by: the node that declared it down (itself, never: a node that stops
             leaves its row to its peers).
+        drain_parallel: while draining, how many of its tenants move at once (``ten
+            drain --parallel``); None otherwise.
     """
 
     name: str
@@ -80,6 +82,7 @@ class NodeRow:
     instances: int
     down_at: float | None
     down_by: str | None
+    drain_parallel: int | None
     silent_s: float
 
     @classmethod
@@ -198,10 +201,12 @@ class NodeQueries(StoreBase):
             # a drain survives its node's server being restarted: the plan is this state
             # and the rows still naming the node, never the old server's memory
             state = DRAINING if identity.same_node(was) and was.state == DRAINING else UP
+            params["parallel"] = was.drain_parallel if state == DRAINING else None
             conn.execute(
                 f"UPDATE nodes SET advertise = :advertise, host = :host, data_dir = :data_dir, "
                 f"version = :version, started_at = {restarted}, heartbeat_at = {now}, "
-                f"state = '{state}', down_at = NULL, down_by = NULL, cpus = :cpus, "
+                f"state = '{state}', down_at = NULL, down_by = NULL, drain_parallel = :parallel, "
+                "cpus = :cpus, "
                 "memory_total = :memory_total, memory_available = :memory_available, "
                 f"instances = {_COUNT} WHERE name = :name",
                 params,

@@ -192,4 +192,6 @@ nodes = sa.Table(
     sa.Column("instances", sa.Integer, nullable=False, server_default=sa.text("0")),
     sa.Column("down_at", sa.Double),
     sa.Column("down_by", sa.Text),  # the peer that declared it down
+    # revision 0006: how many of its tenants a drain moves at once (NULL: not draining)
+    sa.Column("drain_parallel", sa.Integer),
 )

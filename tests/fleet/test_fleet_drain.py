@@ -1,13 +1,15 @@
-"""`ten drain` / `ten undrain`: a node's tenants move away, one at a time (issue 19).
+"""`ten drain` / `ten undrain`: a node's tenants move away, N at a time (issue 19).
 
 Two real `ten serve` nodes on loopback sharing a PostgreSQL (tests/fleet/conftest.py),
-one fleet for every scenario (a fleet's start is the dear part): a drain under load
-through the other node, a drain carried on by the draining node's next server after
-`kill -9`, then the bad inputs.
+one fleet for every scenario (a fleet's start is the dear part): a drain two at a time
+under load through the other node, a drain carried on (two at a time still) by the
+draining node's next server after `kill -9`, then the bad inputs.
 """
 
 from __future__ import annotations
 
+import json
+import re
 import sys
 from collections.abc import Iterable
 
@@ -46,6 +48,18 @@ async def spawn_on(fleet: Fleet, via: Node, node: str, ids: Iterable[str]) -> No
                 assert "is being drained" in spawned.text, spawned.text
                 await trio.sleep(0.1)
         assert spawned.status_code == 200, spawned.text
+
+
+def at_once(log: str) -> int:
+    """The most moves the draining node's log shows under way at the same time."""
+    under_way = most = 0
+    for line in log.splitlines():
+        if re.search(r"moving \S+ to fleet node \S+: stopping it here", line):
+            under_way += 1
+            most = max(most, under_way)
+        elif re.search(r"moved \S+ to fleet node |the move of \S+ to \S+ failed", line):
+            under_way -= 1
+    return most
 
 
 async def wait_until_empty(fleet: Fleet, node: Node, seconds: float = 90) -> None:
@@ -89,13 +103,14 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
         with trio.fail_after(120):
             for load in loads.values():
                 await load.wait_for_more(5)
-            drained = await post(fleet, b, "/api/nodes/a/drain", {})
+            drained = await post(fleet, b, "/api/nodes/a/drain", {"parallel": 2})
             assert drained.status_code == 200, drained.text
             assert drained.json() == {
                 "node": "a",
                 "state": "draining",
                 "already": False,
                 "instances_left": 4,
+                "parallel": 2,
             }
             # placement passes a draining node by: this one goes to b
             placed = await post(fleet, a, "/api/instances/spawn", {"process": "web", "id": "eve"})
@@ -109,6 +124,7 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     failures = {way: load.failures for way, load in loads.items() if load.failures}
     assert not failures, failures
     print(f"drained 4 tenants in {took:.1f} s, {sum(x.ok for x in loads.values())} requests")
+    assert at_once(a.log) == 2, a.log
     with trio.fail_after(30):  # the last one's move returned once it was no more here
         while {fleet.instance_row(iid)["state"] for iid in first} != {"running"}:
             await trio.sleep(0.1)
@@ -127,15 +143,26 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     await spawn_on(fleet, b, "a", second)
     async with fleet.api(a) as api:  # a stopped tenant moves too, and stays stopped
         assert (await api.delete("/api/instances/web:frank")).status_code == 204
-    asked = ten(b, "drain", "a", token=fleet.token)
+    assert fleet.node_row("a")["drain_parallel"] is None  # undrained: forgotten
+    asked = ten(b, "drain", "a", "--parallel", "2", token=fleet.token)
     assert asked.returncode == 0, asked.stderr
-    assert "Draining a: its 3 instance(s) move" in asked.stdout
+    assert "Draining a: its 3 instance(s) move to other nodes, 2 at a time" in asked.stdout
     with trio.fail_after(60):
         while len(held_by(fleet, "a")) == 3:
             await trio.sleep(0.02)
-    a.kill()  # its next server finds the plan in the rows: the node's state and these
+    a.kill()  # its next server finds the plan in the rows: the node's state, how many
+    # at once, and these
     assert held_by(fleet, "a"), "the drain ended before the kill: nothing shows it carried on"
     await a.start()
+    assert fleet.node_row("a")["drain_parallel"] == 2
+    listed = ten(b, "nodes", "--json", token=fleet.token)
+    [shown] = [n for n in json.loads(listed.stdout)["nodes"] if n["name"] == "a"]
+    assert (shown["state"], shown["drain_parallel"]) == ("draining", 2), shown
+    # asked again with another --parallel: changed, the drain going on
+    faster = ten(b, "drain", "a", "--parallel", "3", token=fleet.token)
+    assert faster.returncode == 0, faster.stderr
+    assert "a is draining already:" in faster.stdout and "3 at a time" in faster.stdout
+    assert fleet.node_row("a")["drain_parallel"] == 3
     await wait_until_empty(fleet, a)
     states = {"web:frank": "stopped", "web:grace": "running", "web:heidi": "running"}
     with trio.fail_after(30):  # the last one's move returned once it was no more here
@@ -158,6 +185,31 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     )
     again = await post(fleet, b, "/api/nodes/a/drain", {})
     assert again.status_code == 200 and again.json()["already"] is True, again.text
+    assert again.json()["parallel"] == 3  # none given: the drain's is kept
+    for bad, said in [
+        (0, "got 0"),
+        (33, "got 33"),
+        (-1, "got -1"),
+        ("2", 'must be an integer, got "2"'),
+        (True, "must be an integer, got true"),
+        (1.5, "must be an integer, got 1.5"),
+    ]:
+        refused = await post(fleet, b, "/api/nodes/a/drain", {"parallel": bad})
+        assert refused.status_code == 422, (bad, refused.text)
+        assert said in refused.json()["error"] and "`parallel`" in refused.json()["error"]
+    assert (
+        "from 1 to 32 (how many tenants move at once)"
+        in (await post(fleet, b, "/api/nodes/a/drain", {"parallel": 0})).json()["error"]
+    )
+    assert fleet.node_row("a")["drain_parallel"] == 3
+    async with fleet.api(b) as api:  # an older `ten drain` sends no body: as `{}`
+        bare_post = await api.post("/api/nodes/a/drain")
+        assert bare_post.status_code == 200 and bare_post.json()["parallel"] == 3, bare_post.text
+        texted = await api.post("/api/nodes/a/drain", content=b"parallel=2")
+        assert texted.status_code == 415, texted.text
+    cli_bad = ten(b, "drain", "a", "--parallel", "0", token=fleet.token)
+    assert cli_bad.returncode == 2 and "--parallel" in cli_bad.stderr, cli_bad.stderr
+    assert "0 is not in the range 1<=x<=32" in cli_bad.stderr, cli_bad.stderr
     alone = await post(fleet, a, "/api/nodes/b/drain", {})
     assert alone.status_code == 409, alone.text
     assert "it is the only live node of the fleet" in alone.json()["error"]

@@ -377,20 +377,43 @@ def test_a_draining_node_stays_draining_live_and_unplaced_until_silent(
 ) -> None:
     for name, store in stores.items():
         assert store.join_node(identity(name), 3).taken_by is None
-    asked = stores["b"].drain_node("a", 3, lambda service: None)
-    assert asked.started and not asked.already
-    # its heartbeats (its restart's too) and its next server's join keep the plan
+    held = [f"echo:h{n}" for n in range(4)]
+    for iid in held:
+        assert stores["b"].place_instance(iid, "echo", iid[5:], {"a"}, 3, 0.0).node == "a"
+    anywhere = lambda service: None  # noqa: E731
+    asked = stores["b"].drain_node("a", 3, anywhere, 3)
+    assert asked.started and not asked.already and asked.parallel == 3
+    # its heartbeats (its restart's too) and its next server's join keep the plan, and
+    # how many move at once
     stores["a"].node_heartbeat(identity("a"))
     stores["a"].node_heartbeat(identity("a"), RESTARTING)
     assert stores["a"].join_node(identity("a"), 3).was is not None
     stores["a"].node_heartbeat(identity("a"))
     [row] = [row for row in stores["b"].list_nodes() if row.name == "a"]
-    assert row.state == DRAINING and row.alive(3)
+    assert row.state == DRAINING and row.alive(3) and row.drain_parallel == 3
+    # asked again: a parallel given changes it, none keeps it
+    assert stores["b"].drain_node("a", 3, anywhere, 2).parallel == 2
+    again = stores["c"].drain_node("a", 3, anywhere)
+    assert again.already and again.parallel == 2 and again.node.drain_parallel == 2
+    # two at once, spread over b and c; with one under way to b (its row still on a),
+    # the next goes to c: placement counts the move under way on its destination
+    look = stores["a"].next_drain_moves(3, anywhere)
+    assert look is not None and (look.parallel, look.left) == (2, 4)
+    assert [(m.instance_id, m.to) for m in look.moves] == [("echo:h0", "b"), ("echo:h1", "c")]
+    look = stores["a"].next_drain_moves(3, anywhere, (), {"echo:h0": "b"})
+    assert look is not None and [(m.instance_id, m.to) for m in look.moves] == [("echo:h1", "c")]
+    full = stores["a"].next_drain_moves(3, anywhere, (), {"echo:h0": "b", "echo:h1": "c"})
+    assert full is not None and full.moves == () and full.left == 4
+    assert stores["b"].next_drain_moves(3, anywhere) is None  # b is not draining
     assert stores["b"].declare_silent_nodes_down("b", 3) == []
     # placement passes it by
     for n in range(4):
         placed = stores["b"].place_instance(f"echo:t{n}", "echo", f"t{n}", None, 3, 0.0)
         assert placed.node in ("b", "c") and "a" not in placed.live
+    # undrained, it forgets how many moved at once: the next drain starts from one
+    node, was = stores["b"].undrain_node("a")
+    assert was and node is not None and node.drain_parallel is None
+    assert stores["b"].drain_node("a", 3, anywhere).parallel == 1
     # silent: down like any node (no restart's grace), and the drain ends with it
     silence(stores["a"], "a", 4)
     [down] = stores["b"].declare_silent_nodes_down("b", 3)

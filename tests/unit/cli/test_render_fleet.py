@@ -117,14 +117,28 @@ def test_nodes_says_how_much_a_draining_node_has_left() -> None:
         "fleet": True,
         "node": "web-2",
         "nodes": [
-            {**node, "name": "web-1", "state": "draining", "instances_held": 3},
-            {**node, "name": "web-2", "state": "up", "instances_held": 9},
+            {
+                **node,
+                "name": "web-1",
+                "state": "draining",
+                "instances_held": 3,
+                "drain_parallel": 4,
+            },
+            {**node, "name": "web-2", "state": "up", "instances_held": 9, "drain_parallel": None},
             {**node, "name": "web-3", "state": "draining", "instances_held": 0},
         ],
     }
     lines = render.nodes_table(answer, "http://h:8080").splitlines()
     assert lines[-3:] == [
         "3 node(s), 1 up, 2 draining, seen from web-2 (http://h:8080)",
-        "web-1 is draining: 3 instance(s) left to move",
+        "web-1 is draining: 3 instance(s) left to move, 4 at a time",
         "web-3 is drained: it holds no instance (ten undrain web-3 puts it back)",
     ]
+
+
+def test_the_cli_and_the_server_take_the_same_parallel_drains() -> None:
+    # the CLI imports no server module: its bound is a copy, which must not drift
+    from tenement.cli.nodes import MAX_PARALLEL as CLI_MAX
+    from tenement.store.drain import MAX_PARALLEL
+
+    assert CLI_MAX == MAX_PARALLEL
