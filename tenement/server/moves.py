@@ -6,11 +6,12 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
    not failed nor being moved, and the destination has room for its data;
 2. holds the tenant's requests (``tenement/proxy/moves.py``) and stops it gracefully:
    requests in flight finish;
-3. packs its data directory into one file (``archive.py``) and sends it to the
-   destination, authenticated as a relayed call (the fleet secret and the caller's own
-   token), with its SHA-256; the destination checks the sum and unpacks it beside the
-   tenant's directory, renaming it into place only once it is whole: a transfer cut
-   short leaves nothing that could start (it is tried up to :data:`SEND_ATTEMPTS` times);
+3. packs its data directory (``archive.py``) as it sends it to the destination,
+   authenticated as a relayed call (the fleet secret and the caller's own token), its
+   SHA-256 last (a trailer); the destination unpacks it as it arrives beside the
+   tenant's directory, checks the sum and renames it into place only once it is whole:
+   a transfer cut short leaves nothing that could start (it is tried up to
+   :data:`SEND_ATTEMPTS` times, packed again each time);
 4. hands the instance row over, in one transaction (``epoch + 1``), and asks the
    destination to start it; the held requests go there;
 5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was, for
@@ -140,8 +141,8 @@ class Mover:
 
     def progress(self) -> dict[str, dict[str, Any]]:
         """The moves under way from this node, by instance: where to, the step (stopping,
-        packing, sending, handover, starting), the data's size in bytes (as measured, then
-        the archive's), and the seconds since the move began."""
+        sending (which packs as it goes), handover, starting), the data's size in bytes
+        (as measured, then the archive's), and the seconds since the move began."""
         now = trio.current_time()
         return {
             iid: {"to": p.to, "step": p.step, "bytes": p.bytes, "secs": round(now - p.began, 3)}
