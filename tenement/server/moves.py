@@ -508,7 +508,8 @@ class Mover:
         self._refuse_running(service, tenant)
         data_dir = self._config().settings.data_dir
         free = shutil.disk_usage(data_dir).free
-        # the archive and the unpacked tree are both on disk for a moment
+        # twice the data, as when an archive was spooled beside the tree (it streams now):
+        # room to spare for what the tree takes beyond its bytes (blocks, entries)
         needed = 2 * size + SPARE_BYTES
         if needed > free:
             raise ApiError(
