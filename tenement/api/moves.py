@@ -8,7 +8,8 @@ node, as a relayed call (the fleet secret, and the caller's admin token):
 - ``POST /api/fleet/storage/{service}/{tenant}/check?bytes=N``: 204 if the data fits,
   507 with the numbers otherwise (asked before the tenant stops);
 - ``PUT /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the data, one tar file; 200
-  once it is checked and in place;
+  once it is checked and in place. The sum may instead come last, as the trailer field
+  ``X-Tenement-Sha256`` of a chunked body: a node sends the data as it packs it;
 - ``DELETE /api/fleet/storage/{service}/{tenant}?sha256=HEX``: the tree taken in by
   that PUT is removed, when the move failed after it (it must never start there);
 - ``POST /api/fleet/storage/{service}/{tenant}/start``: 204 once the destination has
@@ -21,7 +22,7 @@ All are refused (403) without the fleet secret: only nodes of the fleet send the
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any, Protocol
 
 from tenement.api import http
@@ -32,6 +33,8 @@ from tenement.supervisor import InstanceNotFound, OwnedElsewhere
 from tenement.types import Send
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+#: the trailer field that gives the data's SHA-256 at the end of a chunked body
+SHA256_TRAILER = b"x-tenement-sha256"
 
 
 class Mover(Protocol):
@@ -63,9 +66,14 @@ class Mover(Protocol):
         """Look at this node's rows now, starting what was handed over to it."""
 
     async def receive(
-        self, service: str, tenant: str, sha256: str, chunks: AsyncIterator[bytes]
+        self,
+        service: str,
+        tenant: str,
+        sha256: Callable[[], str],
+        chunks: AsyncIterator[bytes],
     ) -> dict[str, Any]:
-        """Take in the tenant's data (a tar file, streamed)."""
+        """Take in the tenant's data (a tar file, streamed); ``sha256()``, once it all
+        arrived, is the sum it must have."""
 
     async def discard(self, service: str, tenant: str, sha256: str) -> dict[str, Any]:
         """Remove the tree taken in (from the archive ``sha256``) for a failed move."""
@@ -125,8 +133,23 @@ async def check_room(api: ApiContext, request: Request, send: Send) -> http.Resp
 
 async def receive_data(api: ApiContext, request: Request, send: Send) -> http.Response:
     mover, service, tenant = _from_a_node(api, request)
-    sha256 = _sha256(request)
-    return http.json_response(await mover.receive(service, tenant, sha256, _body(request)))
+    given = _sha256(request) if "sha256" in request.query() else None
+    trailers: dict[bytes, bytes] = {}
+
+    def sha256() -> str:
+        if given is not None:
+            return given
+        sent = trailers.get(SHA256_TRAILER, b"").decode("latin-1")
+        if not _SHA256.fullmatch(sent):
+            raise ApiError(
+                400,
+                f"Invalid sha256 '{sent[:80]}': the data's SHA-256 comes as ?sha256= or as the "
+                "chunked body's trailer X-Tenement-Sha256, 64 lowercase hex digits",
+            )
+        return sent
+
+    answer = await mover.receive(service, tenant, sha256, _body(request, trailers))
+    return http.json_response(answer)
 
 
 async def start_handed(api: ApiContext, request: Request, send: Send) -> http.Response:
@@ -161,7 +184,8 @@ def _from_a_node(api: ApiContext, request: Request) -> tuple[Mover, str, str]:
     return api.mover, service, tenant
 
 
-async def _body(request: Request) -> AsyncIterator[bytes]:
+async def _body(request: Request, trailers: dict[bytes, bytes]) -> AsyncIterator[bytes]:
+    """The body's pieces; its trailer fields, if any, go into ``trailers`` at its end."""
     while True:
         message = await request.receive()
         if message["type"] == "http.disconnect":
@@ -170,6 +194,7 @@ async def _body(request: Request) -> AsyncIterator[bytes]:
         if chunk:
             yield chunk
         if not message.get("more_body", False):
+            trailers.update(message.get("trailers", ()))
             return
 
 

@@ -894,9 +894,10 @@ def _paths() -> dict[str, Any]:
         "/api/fleet/storage/{service}/{tenant}": {
             "put": _op(
                 "Node to node, during a move: the tenant's data, one tar file (needs the "
-                "fleet secret in X-Tenement-Hop, and the admin token); checked against "
-                "`sha256` and unpacked beside the tenant's directory, renamed into place "
-                "only once whole. Added in 0.3.0.",
+                "fleet secret in X-Tenement-Hop, and the admin token); unpacked beside the "
+                "tenant's directory as it arrives, checked against `sha256` (or, without "
+                "it, the chunked body's trailer X-Tenement-Sha256: a node sends the data "
+                "as it packs it) and renamed into place only once whole. Added in 0.3.0.",
                 {
                     **_responses(400, 403, 404, 409),
                     "200": _json(_ref("StorageReceived"), "Taken in."),
@@ -907,7 +908,11 @@ def _paths() -> dict[str, Any]:
                 params=[
                     _path("service", "The service."),
                     _path("tenant", "The tenant."),
-                    _query("sha256", STR, "SHA-256 of the body, in hex."),
+                    _query(
+                        "sha256",
+                        STR,
+                        "SHA-256 of the body, in hex (else the trailer X-Tenement-Sha256).",
+                    ),
                 ],
             ),
             "delete": _op(

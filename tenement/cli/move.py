@@ -114,9 +114,7 @@ def abort_move(cli: CliContext, instance: str, as_json: bool) -> None:
             return
         report = client.decode(response)
     report = report if isinstance(report, dict) else {}
-    doing = {"stopping": "stopping it", "packing": "packing its data"}.get(
-        str(report.get("step")), "sending its data"
-    )
+    doing = {"stopping": "stopping it"}.get(str(report.get("step")), "sending its data")
     runs_on = report.get("runs_on", "?")
     click.echo(
         f"Aborted the move of {instance} to {report.get('to', '?')} (it was {doing}): "

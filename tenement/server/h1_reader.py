@@ -174,6 +174,13 @@ class RequestReader:
             self.body_bytes += len(event.data)
             return {"type": "http.request", "body": bytes(event.data), "more_body": True}
         if isinstance(event, h11.EndOfMessage):
+            if event.headers:  # a chunked body's trailer (not in ASGI: ours, by this name)
+                return {
+                    "type": "http.request",
+                    "body": b"",
+                    "more_body": False,
+                    "trailers": list(event.headers),
+                }
             return {"type": "http.request", "body": b"", "more_body": False}
         return DISCONNECT
 

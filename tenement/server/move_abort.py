@@ -1,10 +1,11 @@
 """``ten move --abort``: a move stopped before its hand-over puts everything back.
 
-Each move under way (``moves.py``) runs its steps before the hand-over (stopping,
-packing, sending) in a cancel scope of its own, :class:`Abort`. Aborting it cancels that
-scope; the move then fails as any move that fails before the hand-over does: the tenant
-starts here again with its data, its held requests are served here, and the destination
-is asked to remove anything it took in. The move's caller is answered 409, saying so.
+Each move under way (``moves.py``) runs its steps before the hand-over (stopping, and
+sending, which packs as it goes) in a cancel scope of its own, :class:`Abort`. Aborting
+it cancels that scope; the move then fails as any move that fails before the hand-over
+does: the tenant starts here again with its data, its held requests are served here,
+and the destination is asked to remove anything it took in. The move's caller is
+answered 409, saying so.
 
 From the hand-over on it is too late: the hand-over transaction is never cancelled
 halfway (it runs outside the scope, and an abort is refused once the step is reached).
@@ -22,10 +23,10 @@ import trio
 from tenement.api.errors import ApiError
 
 #: the steps of a move that an abort may stop (the ones before the hand-over)
-ABORTABLE = frozenset({"stopping", "packing", "sending"})
+ABORTABLE = frozenset({"stopping", "sending"})
 #: how long an abort waits for the tenant to be back (started here again, if it ran):
-#: within the 120 s a relayed call's answer may take (``server/relay.py``); a packing
-#: under way is finished first (its thread is not left behind, writing)
+#: within the 120 s a relayed call's answer may take (``server/relay.py``); the packing
+#: thread stops at its next piece (it is not left behind, writing)
 BACK_WAIT_SECONDS = 90.0
 #: how long an aborted move waits for the destination to remove what it took in
 DISCARD_SECONDS = 30.0
@@ -85,6 +86,5 @@ async def abort(abort: Abort, step: str, instance_id: str, to: str, node: str) -
 def _doing(step: str) -> str:
     return {
         "stopping": "stopping it",
-        "packing": "packing its data",
         "sending": "sending its data",
     }.get(step, step)

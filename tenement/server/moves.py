@@ -6,11 +6,12 @@ The node that runs the tenant does it, in this order (docs/fleet.md, "Moving a t
    not failed nor being moved, and the destination has room for its data;
 2. holds the tenant's requests (``tenement/proxy/moves.py``) and stops it gracefully:
    requests in flight finish;
-3. packs its data directory into one file (``archive.py``) and sends it to the
-   destination, authenticated as a relayed call (the fleet secret and the caller's own
-   token), with its SHA-256; the destination checks the sum and unpacks it beside the
-   tenant's directory, renaming it into place only once it is whole: a transfer cut
-   short leaves nothing that could start (it is tried up to :data:`SEND_ATTEMPTS` times);
+3. packs its data directory (``archive.py``) as it sends it to the destination,
+   authenticated as a relayed call (the fleet secret and the caller's own token), its
+   SHA-256 last (a trailer); the destination unpacks it as it arrives beside the
+   tenant's directory, checks the sum and renames it into place only once it is whole:
+   a transfer cut short leaves nothing that could start (it is tried up to
+   :data:`SEND_ATTEMPTS` times, packed again each time);
 4. hands the instance row over, in one transaction (``epoch + 1``), and asks the
    destination to start it; the held requests go there;
 5. keeps its own copy of the data as ``moved-TENANT-TIME`` beside where it was, for
@@ -26,7 +27,6 @@ when it stops (``storage_persist = false``): it moves without data.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -43,11 +43,19 @@ import trio
 
 from tenement.api import http
 from tenement.api.errors import ApiError
+from tenement.api.moves import SHA256_TRAILER
 from tenement.api.relay import RelayFailed
 from tenement.config import DEFAULT_KEEP_MOVED, Config
 from tenement.errors import TenementError
 from tenement.proxy.moves import Moves
-from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
+from tenement.server.archive import (
+    PIECE_BYTES,
+    Incoming,
+    Streamed,
+    UnsafeArchive,
+    pack_into,
+    unpack_from,
+)
 from tenement.server.move_abort import DISCARD_SECONDS, Abort, abort
 from tenement.server.move_journal import (
     INCOMING_PREFIX,
@@ -56,7 +64,7 @@ from tenement.server.move_journal import (
     write_marker,
 )
 from tenement.server.moved_copies import aside_name, expires_at, sweep
-from tenement.server.relay import FleetRelay
+from tenement.server.relay import FleetRelay, Producer
 from tenement.store import Store
 from tenement.supervisor import InstanceNotFound, Supervisor
 from tenement.supervisor.instance import FAILED, STOPPED
@@ -79,8 +87,8 @@ START_POLL_SECONDS = 0.1
 LOOK_NOW_SECONDS = 5.0
 #: where a node keeps archives being sent or received, under its data dir
 SPOOL = ".moves"
-#: the data that arrives is written to disk in pieces of this size
-WRITE_BYTES = 1024 * 1024
+#: pieces of the data between the packing (or unpacking) thread and the connection
+PIECES_IN_FLIGHT = 4
 
 
 @attrs.define
@@ -92,6 +100,9 @@ class Progress:
     began: float
     step: str = "stopping"
     abort: Abort = attrs.field(factory=Abort)
+    #: the archive of the last attempt that went out whole, answered or not: the one
+    #: the destination may hold when the move is aborted before the answer came
+    sent: Streamed | None = None
 
 
 class Mover:
@@ -142,8 +153,8 @@ class Mover:
 
     def progress(self) -> dict[str, dict[str, Any]]:
         """The moves under way from this node, by instance: where to, the step (stopping,
-        packing, sending, handover, starting), the data's size in bytes (as measured, then
-        the archive's), and the seconds since the move began."""
+        sending (which packs as it goes), handover, starting), the data's size in bytes
+        (as measured, then the archive's), and the seconds since the move began."""
         now = trio.current_time()
         return {
             iid: {"to": p.to, "step": p.step, "bytes": p.bytes, "secs": round(now - p.began, 3)}
@@ -303,9 +314,7 @@ class Mover:
         progress = self._progress[instance_id] = Progress(to, size, trio.current_time())
         sup.moving.add(instance_id)  # the other serving processes' wakes come to it
         moved = False
-        delivered = False
-        packed: Packed | None = None
-        spool = self._out_path(instance_id)
+        packed: Streamed | None = None
         stopped = started
         try:
             # an abort cancels this, and only this: the hand-over is never cut halfway
@@ -316,11 +325,12 @@ class Mover:
                         await sup.stop(instance_id)
                 stopped = trio.current_time()
                 if persist:
-                    progress.step = "packing"
-                    packed = await trio.to_thread.run_sync(pack, tree, spool)
-                    progress.step, progress.bytes = "sending", packed.size
-                    await self._send(to, service_name, tenant, packed, authorization)
-                    delivered = True
+                    # packed as it is sent, no file between: see _send
+                    progress.step = "sending"
+                    packed = await self._send(
+                        to, service_name, tenant, tree, size, authorization, progress
+                    )
+                    progress.bytes = packed.size
             if progress.abort.at is not None:  # even if it came as the last step ended
                 raise progress.abort.aborted_error(instance_id, to, self.node)
             sent = trio.current_time()
@@ -390,8 +400,8 @@ class Mover:
                     del self._progress[instance_id]
                     progress.abort.back.set()
                     # an abort may cut the transfer after the destination took it all in
-                    sent_some = delivered or (aborted and progress.step == "sending")
-                    if sent_some and packed is not None:
+                    packed = packed or (progress.sent if aborted else None)
+                    if packed is not None:
                         # its copy there must never start: this one is the tenant's
                         await self._discard_there(
                             to,
@@ -407,8 +417,6 @@ class Mover:
             self._moves.end(instance_id, moved=moved)
             self._progress.pop(instance_id, None)
             progress.abort.back.set()
-            if persist:  # an abort may have cut the packing short
-                spool.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
 
     async def _check_room(
@@ -425,21 +433,35 @@ class Mover:
             raise ApiError(answer.status, _error_of(answer))
 
     async def _send(
-        self, to: str, service: str, tenant: str, packed: Packed, authorization: bytes
-    ) -> None:
-        target = f"/api/fleet/storage/{service}/{tenant}?sha256={packed.sha256}"
-        seconds = 60 + packed.size * SECONDS_PER_BYTE
+        self,
+        to: str,
+        service: str,
+        tenant: str,
+        tree: Path,
+        size: int,
+        authorization: bytes,
+        progress: Progress,
+    ) -> Streamed:
+        """Send ``tree`` (``size`` bytes of data) to ``to``, packed as it goes (a thread
+        packs, the connection sends: one pass over the data, no file); its SHA-256 goes
+        last, as the body's trailer, and the destination checks it before anything is
+        renamed into place. Each attempt packs again: the tenant is stopped, the tree
+        does not change. ``progress.sent`` is each attempt's archive once it went out
+        whole."""
+        target = f"/api/fleet/storage/{service}/{tenant}"
+        seconds = 60 + size * SECONDS_PER_BYTE
         failure = ""
         for attempt in range(1, SEND_ATTEMPTS + 1):
+            packing = _Packing(tree, progress)
             try:
                 answer = await self._call(
-                    to, "PUT", target, authorization, packed.path, answer_seconds=seconds
+                    to, "PUT", target, authorization, packing.produce, answer_seconds=seconds
                 )
             except ApiError as exc:
                 failure = exc.message
             else:
-                if answer.status == 200:
-                    return
+                if answer.status == 200 and packing.done is not None:
+                    return packing.done
                 failure = _error_of(answer)
                 if answer.status < 500:
                     break  # refused: sending again would be refused again
@@ -464,7 +486,7 @@ class Mover:
         method: str,
         target: str,
         authorization: bytes,
-        body: bytes | Path,
+        body: bytes | Producer,
         *,
         answer_seconds: float = 120.0,
     ) -> http.Response:
@@ -499,7 +521,7 @@ class Mover:
         to: str,
         service: str,
         tenant: str,
-        packed: Packed,
+        packed: Streamed,
         authorization: bytes,
         *,
         answer_seconds: float,
@@ -581,7 +603,8 @@ class Mover:
         self._refuse_running(service, tenant)
         data_dir = self._config().settings.data_dir
         free = shutil.disk_usage(data_dir).free
-        # the archive and the unpacked tree are both on disk for a moment
+        # twice the data, as when an archive was spooled beside the tree (it streams now):
+        # room to spare for what the tree takes beyond its bytes (blocks, entries)
         needed = 2 * size + SPARE_BYTES
         if needed > free:
             raise ApiError(
@@ -601,40 +624,49 @@ class Mover:
             raise ApiError(409, f"Instance {iid} runs on fleet node {self.node} already")
 
     async def receive(
-        self, service: str, tenant: str, sha256: str, chunks: AsyncIterator[bytes]
+        self,
+        service: str,
+        tenant: str,
+        sha256: Callable[[], str],
+        chunks: AsyncIterator[bytes],
     ) -> dict[str, Any]:
-        """Take in the data of ``service:tenant``: written to a spool file, its SHA-256
-        checked, unpacked beside the tenant's directory and renamed into place (a
+        """Take in the data of ``service:tenant``: unpacked as it arrives beside the
+        tenant's directory, its SHA-256 checked against ``sha256()`` (asked once it all
+        arrived: a trailer gives it at the end) and only then renamed into place (a
         directory there already is kept as ``moved-…``)."""
         self._refuse_running(service, tenant)
         sup = self._supervisor()
         assert sup is not None
-        spool = self._spool() / f"{service}-{tenant}-{secrets.token_hex(4)}-in.tar"
+        final = sup.instance_dir(service, tenant)
+        final.parent.mkdir(parents=True, exist_ok=True)
+        incoming = final.with_name(f"{INCOMING_PREFIX}{tenant}-{secrets.token_hex(4)}")
         try:
-            digest, size = await _write(spool, chunks)
-            if digest != sha256:
+            arrived, entries, refused = await _unpack_arriving(chunks, incoming)
+            expected = sha256()
+            if arrived.sha256() != expected:
                 raise ApiError(
                     422,
-                    f"The data of {service}:{tenant} arrived damaged: its SHA-256 is {digest}, "
-                    f"not {sha256}; nothing was kept",
+                    f"The data of {service}:{tenant} arrived damaged: its SHA-256 is "
+                    f"{arrived.sha256()}, not {expected}; nothing was kept",
                 )
-            final = sup.instance_dir(service, tenant)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            incoming = final.with_name(f"{INCOMING_PREFIX}{tenant}-{secrets.token_hex(4)}")
-            try:
-                entries = await trio.to_thread.run_sync(unpack, spool, incoming)
-            except (UnsafeArchive, tarfile.TarError) as exc:
-                raise ApiError(422, f"The data of {service}:{tenant} was refused: {exc}") from None
+            if refused is not None:
+                raise ApiError(422, f"The data of {service}:{tenant} was refused: {refused}")
             if final.exists():
                 final.rename(final.with_name(aside_name(tenant)))
             os.rename(incoming, final)
-            self._received[f"{service}:{tenant}"] = (sha256, final.stat().st_ino)
-            log.info(
-                "took in the data of %s:%s: %d bytes, %d entries", service, tenant, size, entries
-            )
-            return {"bytes": size, "entries": entries}
-        finally:
-            spool.unlink(missing_ok=True)
+        except BaseException:
+            with trio.CancelScope(shield=True):
+                await trio.to_thread.run_sync(shutil.rmtree, incoming, True)
+            raise
+        self._received[f"{service}:{tenant}"] = (expected, final.stat().st_ino)
+        log.info(
+            "took in the data of %s:%s: %d bytes, %d entries",
+            service,
+            tenant,
+            arrived.size,
+            entries,
+        )
+        return {"bytes": arrived.size, "entries": entries}
 
     async def discard(self, service: str, tenant: str, sha256: str) -> dict[str, Any]:
         """Remove the tree taken in for a move (the archive's ``sha256``) that failed
@@ -661,25 +693,102 @@ class Mover:
         return {"discarded": True}
 
 
-async def _write(path: Path, chunks: AsyncIterator[bytes]) -> tuple[str, int]:
-    digest = hashlib.sha256()
-    size = 0
-    pending: list[bytes] = []
-    buffered = 0
-    with path.open("wb") as out:
-        # written a megabyte at a time: a thread's hop for each 64 KiB piece halved the
-        # rate at which the data arrives
-        async for chunk in chunks:
-            digest.update(chunk)
-            size += len(chunk)
-            pending.append(chunk)
-            buffered += len(chunk)
-            if buffered >= WRITE_BYTES:
-                await trio.to_thread.run_sync(out.write, b"".join(pending))
-                pending, buffered = [], 0
-        if pending:
-            await trio.to_thread.run_sync(out.write, b"".join(pending))
-    return digest.hexdigest(), size
+class _Packing:
+    """One attempt's packing of a tree as the relay sends it (a :data:`Producer`):
+    a thread packs into a bounded channel, the connection takes the pieces from it."""
+
+    def __init__(self, tree: Path, progress: Progress) -> None:
+        self._tree = tree
+        self._progress = progress
+        #: the archive that was sent, once all of it was
+        self.done: Streamed | None = None
+
+    async def produce(
+        self, send_piece: Callable[[bytes], Awaitable[None]]
+    ) -> list[tuple[bytes, bytes]]:
+        put, take = trio.open_memory_channel[bytes](PIECES_IN_FLIGHT)
+        failures: list[Exception] = []
+
+        def write(piece: bytes) -> None:
+            trio.from_thread.run(put.send, piece)
+
+        async def pack() -> None:
+            async with put:
+                try:
+                    self.done = await trio.to_thread.run_sync(pack_into, self._tree, write)
+                except trio.BrokenResourceError:
+                    pass  # the sending stopped: its own failure is the one to tell
+                except (OSError, tarfile.TarError) as exc:
+                    failures.append(ApiError(500, f"could not pack {self._tree}: {exc}"))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(pack)
+            try:
+                async with take:
+                    async for piece in take:
+                        await send_piece(piece)
+            except Exception as exc:  # the connection's: after the thread stopped
+                failures.append(exc)
+        if failures:
+            raise failures[-1]
+        assert self.done is not None
+        self._progress.sent = self.done
+        return [(SHA256_TRAILER, self.done.sha256.encode())]
+
+
+async def _unpack_arriving(
+    chunks: AsyncIterator[bytes], into: Path
+) -> tuple[Incoming, int, Exception | None]:
+    """Unpack what arrives into ``into`` as it arrives (a thread unpacks from a bounded
+    channel), hashing all of it; (what arrived, the entries, why it was refused if it
+    was: an unsafe or broken archive, told only once the sum shows it arrived whole)."""
+    put, take = trio.open_memory_channel[list[bytes]](PIECES_IN_FLIGHT)
+    failures: list[Exception] = []
+    entries = 0
+    refused: Exception | None = None
+
+    def next_pieces() -> list[bytes]:
+        try:
+            return trio.from_thread.run(take.receive)
+        except trio.EndOfChannel:
+            return []
+
+    incoming = Incoming(next_pieces)
+
+    async def feed() -> None:
+        # handed on a megabyte at a time, as they came (not joined: no copy): a thread's
+        # hop for each 64 KiB piece halved the rate at which the data arrives
+        pending: list[bytes] = []
+        buffered = 0
+        async with put:
+            try:
+                async for chunk in chunks:
+                    pending.append(chunk)
+                    buffered += len(chunk)
+                    if buffered >= PIECE_BYTES:
+                        await put.send(pending)
+                        pending, buffered = [], 0
+                if pending:
+                    await put.send(pending)
+            except Exception as exc:  # the sender went away: the unpacking sees the end
+                failures.append(exc)
+
+    async def unpack() -> None:
+        nonlocal entries, refused
+        async with take:
+            try:
+                entries = await trio.to_thread.run_sync(unpack_from, incoming, into)
+            except (UnsafeArchive, tarfile.TarError) as exc:
+                refused = exc
+            except Exception as exc:  # the disk's (full, say): told as it is
+                failures.insert(0, exc)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(feed)
+        nursery.start_soon(unpack)
+    if failures:
+        raise failures[0]
+    return incoming, entries, refused
 
 
 def _mb(size: int) -> str:

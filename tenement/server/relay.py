@@ -12,7 +12,7 @@ took it, and the caller leaving closes the owner's connection.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
 import h11
@@ -41,6 +41,11 @@ STREAM_IDLE_SECONDS = 60.0
 #: the owner's headers passed on with its answer (the length is the caller's server's)
 PASSED_HEADERS = (b"retry-after", b"etag", b"link", b"allow")
 STREAM_HEADERS = (b"content-type", b"cache-control", b"x-accel-buffering", *PASSED_HEADERS)
+
+#: a body made as it is sent (a tenant's data being packed): given the function that
+#: sends a piece, it sends them all, and returns the trailer fields that end the body
+#: (what is known only at the end: the data's SHA-256); sent chunked
+Producer = Callable[[Callable[[bytes], Awaitable[None]]], Awaitable[list[tuple[bytes, bytes]]]]
 
 
 class FleetRelay:
@@ -116,12 +121,13 @@ class FleetRelay:
         method: str,
         target: str,
         headers: list[tuple[bytes, bytes]],
-        body: bytes | Path,
+        body: bytes | Path | Producer,
         *,
         answer_seconds: float = ANSWER_SECONDS,
     ) -> http.Response:
         """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a file is
-        streamed from it (a tenant's data on its way to another node)."""
+        streamed from it, a :data:`Producer` as it makes it (a tenant's data on its way
+        to another node)."""
         peer, stream = await self._open(node)
         async with stream:
             try:
@@ -219,12 +225,17 @@ def _head(
     method: str,
     target: str,
     headers: list[tuple[bytes, bytes]],
-    length: int,
+    length: int | None,
     secret: bytes,
 ) -> bytes:
+    framing = (
+        (b"transfer-encoding", b"chunked")
+        if length is None
+        else (b"content-length", b"%d" % length)
+    )
     sent = [
         (b"host", peer.advertise.encode()),
-        (b"content-length", str(length).encode()),
+        framing,
         (b"connection", b"close"),
         (HOP_HEADER, secret),
         *headers,
@@ -251,18 +262,42 @@ async def _send_file(
     await stream.send_all(conn.send(h11.EndOfMessage()))
 
 
+async def _send_produced(
+    stream: trio.SocketStream,
+    conn: h11.Connection,
+    peer: Peer,
+    method: str,
+    target: str,
+    headers: list[tuple[bytes, bytes]],
+    produce: Producer,
+    secret: bytes,
+) -> None:
+    """The request with a body made as it is sent, chunked, its trailer at the end."""
+    await stream.send_all(_head(conn, peer, method, target, headers, None, secret))
+
+    async def send_piece(piece: bytes) -> None:
+        # the piece itself goes to the socket, between its chunk's framing: no join
+        for part in conn.send_with_data_passthrough(h11.Data(data=piece)) or ():
+            await stream.send_all(part)
+
+    trailers = await produce(send_piece)
+    await stream.send_all(conn.send(h11.EndOfMessage(headers=trailers)))
+
+
 async def _exchange(
     stream: trio.SocketStream,
     peer: Peer,
     method: str,
     target: str,
     headers: list[tuple[bytes, bytes]],
-    body: bytes | Path,
+    body: bytes | Path | Producer,
     secret: bytes,
 ) -> http.Response:
     conn = h11.Connection(h11.CLIENT)
     if isinstance(body, Path):
         await _send_file(stream, conn, peer, method, target, headers, body, secret)
+    elif callable(body):
+        await _send_produced(stream, conn, peer, method, target, headers, body, secret)
     else:
         await stream.send_all(_request(conn, peer, method, target, headers, body, secret))
     status = 0

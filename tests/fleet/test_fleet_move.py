@@ -17,6 +17,7 @@ import tarfile
 import time
 from pathlib import Path
 
+import h11
 import httpx
 import sqlalchemy as sa
 import trio
@@ -180,9 +181,20 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
                 headers={"x-tenement-hop": fleet.secret or ""},
             )
         assert sent.status_code == 422 and why in sent.json()["error"], sent.text
+    # the way a node sends it: chunked, packed as it goes, its sum last as the trailer
+    whole = io.BytesIO()
+    with tarfile.open(fileobj=whole, mode="w") as archive:
+        archive.addfile(tarfile.TarInfo("db"), io.BytesIO(b""))
+    for trailer, status, why in (
+        ([(b"x-tenement-sha256", b"0" * 64)], 422, "arrived damaged"),
+        ([], 400, "as the chunked body's trailer X-Tenement-Sha256"),
+    ):
+        answer = await put_chunked(fleet, b, "/api/fleet/storage/echo/carol", whole, trailer)
+        assert answer.status_code == status and why in answer.json()["error"], answer.text
     service_dir = b.directory / "data" / "echo"
     assert not service_dir.exists() or os.listdir(service_dir) == []
-    assert os.listdir(b.directory / "data" / ".moves") == []  # no spool file left
+    spool = b.directory / "data" / ".moves"
+    assert not spool.exists() or os.listdir(spool) == []  # nothing kept there
     assert not (b.directory / "escape").exists() and not (b.directory / "data" / "escape").exists()
     # a destination that is gone: refused before the tenant stops
     b.kill()
@@ -190,6 +202,37 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
     assert gone.status_code in (400, 503), gone.text
     row = fleet.instance_row(TENANT)
     assert (row["node"], row["pid"], row["state"]) == ("a", pid, "running")
+
+
+async def put_chunked(
+    fleet: Fleet,
+    node: Node,
+    target: str,
+    body: io.BytesIO,
+    trailer: list[tuple[bytes, bytes]],
+) -> httpx.Response:
+    """A PUT from a node (the fleet secret) with ``body`` chunked and ``trailer`` after
+    it (httpx sends no trailers)."""
+    conn = h11.Connection(h11.CLIENT)
+    headers = [
+        (b"host", b"node"),
+        (b"transfer-encoding", b"chunked"),
+        (b"x-tenement-hop", (fleet.secret or "").encode()),
+        (b"connection", b"close"),
+    ]
+    if fleet.token:
+        headers.append((b"authorization", f"Bearer {fleet.token}".encode()))
+    stream = await trio.open_tcp_stream("127.0.0.1", node.port)
+    async with stream:
+        await stream.send_all(conn.send(h11.Request(method="PUT", target=target, headers=headers)))
+        await stream.send_all(conn.send(h11.Data(data=body.getvalue())))
+        await stream.send_all(conn.send(h11.EndOfMessage(headers=trailer)))
+        answer = b""
+        while chunk := await stream.receive_some():
+            answer += chunk
+    head, _, content = answer.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    return httpx.Response(status, content=content)
 
 
 def fill_big(tree: Path) -> None:
@@ -239,20 +282,24 @@ async def ask_raw(node: Node, *, task_status: trio.TaskStatus[Held]) -> None:
 
 
 async def transfer_caught(fleet: Fleet, receiver: Node) -> Path:
-    """Wait until ``receiver`` takes in alice's data, then freeze it (SIGSTOP) with the
-    transfer half done; the spool file being written."""
-    spool = receiver.directory / "data" / ".moves"
+    """Wait until ``receiver`` unpacks alice's data as it arrives, then freeze it
+    (SIGSTOP) with the transfer half done: the incoming tree being written."""
+    service_dir = receiver.directory / "data" / "echo"
     assert receiver.process is not None
     taken_in = receiver.log.count("took in the data")
     with trio.fail_after(60):
         while True:
-            started = [p for p in spool.glob("echo-alice-*-in.tar") if p.stat().st_size > 0]
+            started = [
+                p
+                for p in service_dir.glob(".incoming-alice-*")
+                if (p / "db" / "sparse.bin").exists()
+            ]
             if started:
                 receiver.process.send_signal(signal.SIGSTOP)
                 break
             await trio.sleep(0.002)
     [partial] = started
-    # still a spool file, not yet checked nor unpacked: caught mid-transfer
+    # still beside alice's place, not yet checked nor renamed: caught mid-transfer
     assert partial.exists() and receiver.log.count("took in the data") == taken_in
     return partial
 
@@ -289,18 +336,16 @@ async def test_a_node_killed_mid_transfer_leaves_one_copy_serving_with_all_its_d
     assert tree_digest(source) == before
     assert not (b.directory / "data" / "echo" / "alice").exists()
     # what the killed destination left is removed when it starts again, and said
-    leftovers = list((b.directory / "data" / ".moves").iterdir())
-    assert leftovers, "the kill left no spool file: the transfer was not caught"
-    unpacking = b.directory / "data" / "echo" / ".incoming-alice-0badf00d"
-    (unpacking / "db").mkdir(parents=True)  # as a kill during the unpacking leaves it
+    leftovers = list((b.directory / "data" / "echo").glob(".incoming-alice-*"))
+    assert leftovers, "the kill left no incoming tree: the transfer was not caught"
+    spooled = b.directory / "data" / ".moves" / "echo-alice-0badf00d-in.tar"
+    spooled.parent.mkdir(exist_ok=True)
+    spooled.write_bytes(b"half")  # as a kill of an older server's transfer left it
     await b.start()
     with trio.fail_after(30):
-        while (b.directory / "data" / ".moves").exists() and any(
-            (b.directory / "data" / ".moves").iterdir()
-        ):
+        while any(p.exists() for p in [*leftovers, spooled]):
             await trio.sleep(0.02)
-    assert not unpacking.exists()
-    for leftover in [*leftovers, unpacking]:
+    for leftover in [*leftovers, spooled]:
         assert f"removed {leftover}, left by a transfer" in b.log
 
     # 2. the source dies mid-transfer (alice stopped, the row not handed over): when it

@@ -3,6 +3,7 @@ an archive that would write outside its directory refused whole."""
 
 from __future__ import annotations
 
+import hashlib
 import io
 import os
 import socket
@@ -11,7 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from tenement.server.archive import UnsafeArchive, file_sha256, pack, unpack
+from tenement.server.archive import (
+    Incoming,
+    UnsafeArchive,
+    file_sha256,
+    pack,
+    pack_into,
+    unpack,
+    unpack_from,
+)
 
 
 def test_a_tree_is_copied_as_it_is_links_unfollowed_sockets_left_out(tmp_path: Path) -> None:
@@ -107,4 +116,46 @@ def test_what_is_not_a_tar_is_an_error_and_leaves_nothing(tmp_path: Path) -> Non
     junk.write_bytes(os.urandom(4096))
     with pytest.raises(tarfile.TarError):
         unpack(junk, tmp_path / "copy")
+    assert not (tmp_path / "copy").exists()
+
+
+def _arriving(data: bytes, size: int) -> Incoming:
+    """``data`` as it would arrive, in pieces of ``size`` bytes."""
+    pieces = iter([[data[i : i + size]] for i in range(0, len(data), size)])
+    return Incoming(lambda: next(pieces, []))
+
+
+def test_an_archive_unpacks_as_it_arrives_in_pieces_of_any_size_hashed_whole(
+    tmp_path: Path,
+) -> None:
+    """The destination of a move unpacks the archive as its pieces arrive: whatever
+    their sizes (a hard link and a file of 3 MB, not a multiple of 512, across them),
+    the tree is whole, and the sum is of every byte that arrived, the archive's
+    padding and anything after it included."""
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    (tree / "big.bin").write_bytes(os.urandom(3 * 1024 * 1024 + 7))
+    os.link(tree / "big.bin", tree / "same.bin")
+    (tree / "small.txt").write_text("x")
+    pieces: list[bytes] = []
+    packed = pack_into(tree, pieces.append)
+    whole = b"".join(pieces) + b"trailing"
+    assert hashlib.sha256(whole[: packed.size]).hexdigest() == packed.sha256
+    for size in (511, 4096, 65536, 1024 * 1024 + 3, len(whole)):
+        incoming = _arriving(whole, size)
+        copy = tmp_path / f"copy-{size}"
+        assert unpack_from(incoming, copy) == 3
+        assert incoming.sha256() == hashlib.sha256(whole).hexdigest(), size
+        assert (copy / "big.bin").read_bytes() == (tree / "big.bin").read_bytes()
+        assert (copy / "same.bin").stat().st_ino == (copy / "big.bin").stat().st_ino
+
+
+def test_a_refused_archive_is_still_read_to_its_end(tmp_path: Path) -> None:
+    """So that its sum can tell a damaged transfer from a hostile archive."""
+    hostile = _archive(tmp_path / "h.tar", _file("ok"), _file("../escape"))
+    data = hostile.read_bytes() + os.urandom(100_000)
+    incoming = _arriving(data, 1000)
+    with pytest.raises(UnsafeArchive):
+        unpack_from(incoming, tmp_path / "copy")
+    assert incoming.sha256() == hashlib.sha256(data).hexdigest()
     assert not (tmp_path / "copy").exists()
