@@ -603,9 +603,9 @@ class Mover:
         self._refuse_running(service, tenant)
         data_dir = self._config().settings.data_dir
         free = shutil.disk_usage(data_dir).free
-        # twice the data, as when an archive was spooled beside the tree (it streams now):
-        # room to spare for what the tree takes beyond its bytes (blocks, entries)
-        needed = 2 * size + SPARE_BYTES
+        # the tree is unpacked as it arrives (no archive beside it), with room to spare
+        # for what it takes beyond its bytes (blocks, entries) and for everything else
+        needed = size + SPARE_BYTES
         if needed > free:
             raise ApiError(
                 507,

@@ -196,6 +196,21 @@ async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(
     spool = b.directory / "data" / ".moves"
     assert not spool.exists() or os.listdir(spool) == []  # nothing kept there
     assert not (b.directory / "escape").exists() and not (b.directory / "data" / "escape").exists()
+    # a destination without room for the data: refused, with the numbers, before the
+    # tenant stops (a sparse file: its size counts, its blocks cost nothing)
+    sparse = a.directory / "data" / "echo" / "alice" / "huge.bin"
+    with sparse.open("wb") as out:
+        out.truncate(2**43)  # 8 TiB, below ext4's largest file
+    try:
+        full = await post(fleet, a, path, {"to": "b"})
+    finally:
+        sparse.unlink()
+    assert full.status_code == 507, full.text
+    said = full.json()["error"]
+    assert said.startswith("Not enough space on fleet node b for echo:alice: its data is 838"), said
+    assert " MB free in " in said and " MB is free" in said, said
+    row = fleet.instance_row(TENANT)
+    assert (row["node"], row["pid"], row["state"]) == ("a", pid, "running")
     # a destination that is gone: refused before the tenant stops
     b.kill()
     gone = await post(fleet, a, path, {"to": "b"})
