@@ -23,6 +23,8 @@ class Moves:
     def __init__(self) -> None:
         self._holding: dict[str, trio.Event] = {}
         self._moved: dict[str, float] = {}
+        #: the requests held for each tenant being moved, told when its move ends
+        self._held: dict[str, int] = {}
 
     def moving(self, instance_id: str) -> bool:
         return instance_id in self._holding
@@ -31,13 +33,15 @@ class Moves:
         """Hold the requests for ``instance_id`` from now on."""
         self._holding.setdefault(instance_id, trio.Event())
 
-    def end(self, instance_id: str, *, moved: bool) -> None:
-        """Let the held requests go on (to the new node when ``moved``)."""
+    def end(self, instance_id: str, *, moved: bool) -> int:
+        """Let the held requests go on (to the new node when ``moved``); how many
+        requests were held (the move's log says: a stateless move holds none)."""
         if moved:
             self._moved[instance_id] = trio.current_time()
         released = self._holding.pop(instance_id, None)
         if released is not None:
             released.set()
+        return self._held.pop(instance_id, 0)
 
     async def hold(self, instance_id: str, timeout: float) -> bool:
         """Wait while ``instance_id`` is being moved, at most ``timeout`` seconds.
@@ -49,6 +53,7 @@ class Moves:
         event = self._holding.get(instance_id)
         if event is None:
             return True
+        self._held[instance_id] = self._held.get(instance_id, 0) + 1
         with trio.move_on_after(timeout):
             await event.wait()
             return True

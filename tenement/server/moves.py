@@ -349,6 +349,7 @@ class Mover:
             elif was_running:
                 await self._start_there(to, service_name, tenant, authorization)
             done = trio.current_time()
+            held = self._moves.end(instance_id, moved=True)
             report.update(
                 epoch=new_epoch,
                 bytes=packed.size if packed else 0,
@@ -362,14 +363,15 @@ class Mover:
                 total_secs=round(done - started, 3),
             )
             log.info(
-                "moved %s to fleet node %s (epoch %d): %d bytes in %.2f s, %.2f s in all; "
-                "this node's copy of its data is kept as %s",
+                "moved %s to fleet node %s (epoch %d): %d bytes in %.2f s, %.2f s in all, "
+                "%d request(s) held meanwhile; this node's copy of its data is kept as %s",
                 instance_id,
                 to,
                 new_epoch,
                 report["bytes"],
                 report["transfer_secs"],
                 report["total_secs"],
+                held,
                 kept or "(none: it kept no data)",
             )
             return report
