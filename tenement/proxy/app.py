@@ -167,6 +167,11 @@ class Proxy:
                     hop = False  # forwarded once more, to where it went (proxy/moves.py)
                 known = False
                 if fleet is not None and self._backends.target(route.service, route.tenant) is None:
+                    source = None if hop else moves.arriving_from(iid)
+                    back = fleet.peer(source) if source is not None else None
+                    if back is not None and back.up:
+                        # moved here without a pause: served where it ran until it runs here
+                        return await self._to_peer(back, route, hop, scope, receive, send, started)
                     peer = await fleet.owner(iid)
                     if isinstance(peer, Peer):
                         return await self._to_peer(peer, route, hop, scope, receive, send, started)

@@ -51,6 +51,7 @@ from tenement.server.archive import Packed, UnsafeArchive, pack, unpack
 from tenement.server.move_abort import DISCARD_SECONDS, Abort, abort
 from tenement.server.move_journal import (
     INCOMING_PREFIX,
+    TenantProcess,
     read_markers,
     remove_stale,
     write_marker,
@@ -221,6 +222,14 @@ class Mover:
                 if marker.running:
                     await self._start_here(sup, service, tenant)
             else:
+                if marker.tenant is not None and await marker.tenant.stop():
+                    log.warning(
+                        "stopped process %d of %s, left running here by a move to fleet "
+                        "node %s cut short (its server stopped) after the hand-over",
+                        marker.tenant.pid,
+                        iid,
+                        marker.to,
+                    )
                 tree = sup.instance_dir(service, tenant)
                 kept = tree.with_name(aside_name(tenant))
                 if tree.exists():
@@ -284,7 +293,11 @@ class Mover:
                 f"Instance {instance_id} has failed: restart it (ten restart {instance_id}) "
                 "or stop it before moving it",
             )
-        if self._moves.moving(instance_id) or instance_id in sup.moving:
+        if (
+            self._moves.moving(instance_id)
+            or instance_id in sup.moving
+            or (instance_id in self._progress)
+        ):
             # (an aborted move may still be asking its destination to remove the data)
             raise ApiError(409, f"Instance {instance_id} is being moved already")
         service = sup.service(service_name)
@@ -297,6 +310,10 @@ class Mover:
         epoch = owners[instance_id].epoch if instance_id in owners else 0
         was_running = runner.inst.state != STOPPED
         report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
+        run = runner.inst.run
+        if not persist and was_running and run is not None:
+            left = TenantProcess(run.pid, run.process.start_ticks, run.process.pgid)
+            return await self._move_alongside(sup, instance_id, to, epoch, left, report)
         # on disk before the tenant stops: a server killed mid-move restarts it (recover)
         marker = write_marker(self._spool(), instance_id, to, running=was_running)
         self._moves.begin(instance_id)
@@ -413,6 +430,103 @@ class Mover:
                 spool.unlink(missing_ok=True)
             marker.unlink(missing_ok=True)
 
+    async def _move_alongside(
+        self,
+        sup: Supervisor,
+        instance_id: str,
+        to: str,
+        epoch: int,
+        left: TenantProcess,
+        report: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Move a running stateless tenant without a pause: hand its row to ``to``
+        (``starting``) while its process here serves on, have ``to`` start it, and only
+        once it runs there (or did not within :data:`START_WAIT_SECONDS`: its next
+        request wakes it there) stop the process here. No request is held.
+
+        Meanwhile this node's proxy serves it from its own process (a running one here
+        comes before the directory), ``to`` sends its own clients' requests for it here
+        until its copy is up (``Moves.arriving``), and this node's supervisor can no
+        longer write the row (its writes name this node). A server killed meanwhile
+        leaves the process to the marker: the next one stops it (``recover``).
+        """
+        service, _, tenant = instance_id.partition(":")
+        started = trio.current_time()
+        # on disk before the row is handed over: nothing here is stopped yet, so a server
+        # killed before it has nothing to start again; one killed after, a process to stop
+        marker = write_marker(self._spool(), instance_id, to, running=False, tenant=left)
+        progress = self._progress[instance_id] = Progress(to, 0, started, step="handover")
+        handed = False
+        try:
+            log.info(
+                "moving %s to fleet node %s: starting it there first (it keeps no data: "
+                "it serves here until it runs there)",
+                instance_id,
+                to,
+            )
+            new_epoch = await self._store.run(
+                self._store.hand_instance_over, instance_id, epoch, to, True
+            )
+            if new_epoch is None:
+                raise ApiError(
+                    409,
+                    f"Instance {instance_id} was taken over by another node during the move; "
+                    "nothing was moved (ten ps shows where it runs)",
+                )
+            handed = True
+            progress.step = "starting"
+            await self._tell_to_look(to, service, tenant)
+            await self._started_there(instance_id, to)
+            up = trio.current_time()
+        finally:
+            if handed:
+                with trio.CancelScope(shield=True):  # never two copies left running
+                    progress.step = "stopping"
+                    await self._stop_left(sup, instance_id, left)
+                    self._moves.end(instance_id, moved=True)  # hops go on to ``to``
+            self._progress.pop(instance_id, None)
+            marker.unlink(missing_ok=True)
+        done = trio.current_time()
+        report.update(
+            epoch=new_epoch,
+            bytes=0,
+            entries=0,
+            sha256=None,
+            kept=None,
+            kept_until=None,
+            stop_secs=round(done - up, 3),
+            transfer_secs=0.0,
+            start_secs=round(up - started, 3),
+            total_secs=round(done - started, 3),
+        )
+        log.info(
+            "moved %s to fleet node %s (epoch %d): 0 bytes in 0.00 s, %.2f s in all, "
+            "0 request(s) held meanwhile (started there before it stopped here); this "
+            "node's copy of its data is kept as (none: it kept no data)",
+            instance_id,
+            to,
+            new_epoch,
+            report["total_secs"],
+        )
+        return report
+
+    async def _stop_left(self, sup: Supervisor, instance_id: str, left: TenantProcess) -> None:
+        """Stop this node's process of a tenant handed over alongside it: requests in
+        flight finish, new ones go to its new node (the directory is read first)."""
+        try:
+            await self._refresh()
+        finally:
+            runner = sup.runner(instance_id)
+            # forgotten first: no new request is routed to it (they go to its new node),
+            # while those in flight finish (the stop waits for them, up to 5 s)
+            sup.forget(instance_id)
+            try:
+                if runner is not None and runner.inst.state != STOPPED:
+                    await runner.stop(kind="stop")
+            finally:
+                # whatever its runner did meanwhile, the process recorded must not outlive it
+                await left.stop()
+
     async def _check_room(
         self, to: str, service: str, tenant: str, size: int, authorization: bytes
     ) -> None:
@@ -528,7 +642,8 @@ class Mover:
     async def _tell_to_look(self, to: str, service: str, tenant: str) -> None:
         """Have ``to`` look at its rows now: it starts the tenant handed to it at once,
         not at its next look (within a second), while the tenant's requests are held."""
-        target = f"/api/fleet/storage/{service}/{tenant}/start"
+        # ``from``: it sends its own clients' requests here until its copy is up
+        target = f"/api/fleet/storage/{service}/{tenant}/start?from={self.node}"
         try:
             answer = await self._call(to, "POST", target, b"", b"", answer_seconds=LOOK_NOW_SECONDS)
         except ApiError as exc:
@@ -571,9 +686,13 @@ class Mover:
 
     # ---- the destination -----------------------------------------------------------------
 
-    async def look_now(self) -> None:
+    async def look_now(self, instance_id: str | None = None, source: str | None = None) -> None:
         """Look at this node's rows now, starting what another node handed or placed
-        here (a drain's move tells this node so once the row is its own)."""
+        here (a drain's move tells this node so once the row is its own). ``source``:
+        the node that handed ``instance_id`` over and serves it until it runs here (a
+        stateless move): this node's own clients' requests for it go there meanwhile."""
+        if instance_id is not None and source is not None and source != self.node:
+            self._moves.arrive(instance_id, source, START_WAIT_SECONDS)
         if self.look_at_rows is not None:
             await self.look_at_rows()
 
