@@ -20,8 +20,12 @@ Anything that fails before step 4 puts everything back: the tenant starts again 
 with its data where it was; one that fails after the data arrived has the destination
 remove what it took in. ``ten move --abort`` makes a move fail so, until step 4
 (``move_abort.py``). A server killed mid-move is made good when it starts again
-(``move_journal.py``, :meth:`Mover.recover`). A stateless tenant's directory is emptied
-when it stops (``storage_persist = false``): it moves without data.
+(``move_journal.py``, :meth:`Mover.recover`).
+
+A stateless tenant (``storage_persist = false``: its directory is emptied when it stops)
+moves without data, and one that runs without a pause: its row is handed over first,
+the destination starts it while it serves here, and only then is it stopped here
+(:meth:`Mover._move_alongside`); no request is held.
 """
 
 from __future__ import annotations
@@ -187,7 +191,9 @@ class Mover:
         A move cut short before the hand-over (the row names this node still): the
         tenant starts here again, from its data, untouched, if it ran. One cut short
         after it (the row is the destination's, which wakes it on its next request):
-        this node's copy of the data is moved aside, as a finished move does. Then the
+        this node's copy of the data is moved aside, as a finished move does, and the
+        process a stateless move left running here (its marker says which) is stopped:
+        no server adopts a process whose row names another node. Then the
         archives and half-unpacked trees of transfers cut short are removed.
         """
         try:
