@@ -97,6 +97,8 @@ class Progress:
     began: float
     step: str = "stopping"
     abort: Abort = attrs.field(factory=Abort)
+    #: a stateless tenant handed over while it serves here (nothing to abort)
+    alongside: bool = False
 
 
 class Mover:
@@ -143,7 +145,9 @@ class Mover:
         return self._relay.node
 
     def moving(self, instance_id: str) -> bool:
-        return self._moves.moving(instance_id)
+        """Whether a move of ``instance_id`` from this node is under way (its spawn,
+        stop, restart and weight are refused meanwhile)."""
+        return self._moves.moving(instance_id) or instance_id in self._progress
 
     def progress(self) -> dict[str, dict[str, Any]]:
         """The moves under way from this node, by instance: where to, the step (stopping,
@@ -163,8 +167,16 @@ class Mover:
             ApiError: 409 when no move of it is under way, or it is too late.
         """
         progress = self._progress.get(instance_id)
-        if progress is None or not self._moves.moving(instance_id):
+        if progress is None:
             raise ApiError(409, f"No move of {instance_id} is under way on fleet node {self.node}")
+        if progress.alongside:
+            raise ApiError(
+                409,
+                f"Too late to abort the move of {instance_id}: it keeps no data, so its row "
+                f"went to fleet node {progress.to} at once, which runs it from now on (this "
+                f"node serves it until then); move it back with ten move {instance_id} "
+                f"--to {self.node} once it is there",
+            )
         return await abort(progress.abort, progress.step, instance_id, progress.to, self.node)
 
     def _keep_moved(self) -> float:
@@ -299,11 +311,7 @@ class Mover:
                 f"Instance {instance_id} has failed: restart it (ten restart {instance_id}) "
                 "or stop it before moving it",
             )
-        if (
-            self._moves.moving(instance_id)
-            or instance_id in sup.moving
-            or (instance_id in self._progress)
-        ):
+        if self.moving(instance_id) or instance_id in sup.moving:
             # (an aborted move may still be asking its destination to remove the data)
             raise ApiError(409, f"Instance {instance_id} is being moved already")
         service = sup.service(service_name)
@@ -461,7 +469,8 @@ class Mover:
         # on disk before the row is handed over: nothing here is stopped yet, so a server
         # killed before it has nothing to start again; one killed after, a process to stop
         marker = write_marker(self._spool(), instance_id, to, running=False, tenant=left)
-        progress = self._progress[instance_id] = Progress(to, 0, started, step="handover")
+        progress = Progress(to, 0, started, step="handover", alongside=True)
+        self._progress[instance_id] = progress
         handed = False
         try:
             log.info(
@@ -481,7 +490,7 @@ class Mover:
                 )
             handed = True
             progress.step = "starting"
-            await self._tell_to_look(to, service, tenant)
+            await self._tell_to_look(to, service, tenant, serving_here=True)
             await self._started_there(instance_id, to)
             up = trio.current_time()
         finally:
@@ -521,6 +530,10 @@ class Mover:
         flight finish, new ones go to its new node (the directory is read first)."""
         try:
             await self._refresh()
+        except TenementError as exc:  # logged: the stop is what matters now
+            log.warning(
+                "could not read the fleet's directory before stopping %s: %s", instance_id, exc
+            )
         finally:
             runner = sup.runner(instance_id)
             # forgotten first: no new request is routed to it (they go to its new node),
@@ -645,11 +658,15 @@ class Mover:
                 f"{service}/{tenant} in its data dir",
             )
 
-    async def _tell_to_look(self, to: str, service: str, tenant: str) -> None:
+    async def _tell_to_look(
+        self, to: str, service: str, tenant: str, *, serving_here: bool = False
+    ) -> None:
         """Have ``to`` look at its rows now: it starts the tenant handed to it at once,
-        not at its next look (within a second), while the tenant's requests are held."""
-        # ``from``: it sends its own clients' requests here until its copy is up
-        target = f"/api/fleet/storage/{service}/{tenant}/start?from={self.node}"
+        not at its next look (within a second), while the tenant's requests are held
+        (``serving_here``: while this node serves them)."""
+        target = f"/api/fleet/storage/{service}/{tenant}/start"
+        if serving_here:  # ``to`` sends its own clients' requests here until its copy is up
+            target += f"?from={self.node}"
         try:
             answer = await self._call(to, "POST", target, b"", b"", answer_seconds=LOOK_NOW_SECONDS)
         except ApiError as exc:
