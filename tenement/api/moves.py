@@ -14,7 +14,8 @@ node, as a relayed call (the fleet secret, and the caller's admin token):
   that PUT is removed, when the move failed after it (it must never start there);
 - ``POST /api/fleet/storage/{service}/{tenant}/start``: 204 once the destination has
   looked at its rows, starting the tenant a drain handed over to it (it would at its
-  next look, within a second, else).
+  next look, within a second, else); ``?from=NODE``: a stateless tenant, which that
+  node serves until it runs here (the destination sends its requests there meanwhile).
 
 All are refused (403) without the fleet secret: only nodes of the fleet send them.
 """
@@ -62,8 +63,9 @@ class Mover(Protocol):
     def check_room(self, service: str, tenant: str, size: int) -> None:
         """Raise (507) unless ``size`` bytes of data for the tenant fit here."""
 
-    async def look_now(self) -> None:
-        """Look at this node's rows now, starting what was handed over to it."""
+    async def look_now(self, instance_id: str | None = None, source: str | None = None) -> None:
+        """Look at this node's rows now, starting what was handed over to it;
+        ``source`` serves ``instance_id`` until it runs here."""
 
     async def receive(
         self,
@@ -153,8 +155,10 @@ async def receive_data(api: ApiContext, request: Request, send: Send) -> http.Re
 
 
 async def start_handed(api: ApiContext, request: Request, send: Send) -> http.Response:
-    mover, _service, _tenant = _from_a_node(api, request)
-    await mover.look_now()
+    mover, service, tenant = _from_a_node(api, request)
+    # from a stateless move: the node that serves the tenant until it runs here
+    source = request.query().get("from") or None
+    await mover.look_now(f"{service}:{tenant}", source)
     return http.empty(204)
 
 

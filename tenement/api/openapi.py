@@ -881,14 +881,23 @@ def _paths() -> dict[str, Any]:
         },
         "/api/fleet/storage/{service}/{tenant}/start": {
             "post": _op(
-                "Node to node, after a drain handed the tenant's row to this node: look at "
+                "Node to node, after a move handed the tenant's row to this node: look at "
                 "this node's rows now, starting what was handed or placed here (needs the "
                 "fleet secret in X-Tenement-Hop). Added in 0.3.0.",
                 {
                     **_responses(400, 403, 404),
                     "204": {"description": "Looked: what its rows say to start is starting."},
                 },
-                params=[_path("service", "The service."), _path("tenant", "The tenant.")],
+                params=[
+                    _path("service", "The service."),
+                    _path("tenant", "The tenant."),
+                    _query(
+                        "from",
+                        STR,
+                        "The node that handed over a tenant that keeps no data and serves it "
+                        "until it runs here: this node sends its requests there meanwhile.",
+                    ),
+                ],
             )
         },
         "/api/fleet/storage/{service}/{tenant}": {

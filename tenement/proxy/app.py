@@ -30,6 +30,7 @@ from tenement.config import Service
 from tenement.errors import TenementError
 from tenement.proxy.backends import Backends, Target
 from tenement.proxy.fleet import (
+    BACK_HEADER,
     FORGED_HOP,
     HERE,
     HOP_HEADER,
@@ -40,6 +41,7 @@ from tenement.proxy.fleet import (
     check_hop,
     loop_detected,
     owner_down,
+    sent_back,
     without_hop,
 )
 from tenement.proxy.forward import (
@@ -144,7 +146,7 @@ class Proxy:
         if isinstance(route, Rejected):
             return await self._answer(scope, send, route)
         fleet = self._fleet
-        hop = False
+        hop = back = False
         if fleet is not None:
             checked = check_hop(scope["headers"], fleet.secret)
             if checked is Hop.FORGED:
@@ -152,6 +154,7 @@ class Proxy:
                 return await self._answer(scope, send, FORGED_HOP)
             if checked is Hop.VALID:
                 hop = True
+                back = sent_back(scope["headers"])
                 # the peer told the client's address in X-Forwarded-For already
                 scope = {**scope, "headers": without_hop(scope["headers"]), "client": None}
         service = self._backends.service(route.service)
@@ -163,10 +166,17 @@ class Proxy:
             while True:
                 if moves.moving(iid) and not await moves.hold(iid, service.request_timeout):
                     return await self._answer(scope, send, _still_moving(iid))
-                if hop and moves.moved_recently(iid):
+                if hop and (back or moves.moved_recently(iid)):
                     hop = False  # forwarded once more, to where it went (proxy/moves.py)
                 known = False
                 if fleet is not None and self._backends.target(route.service, route.tenant) is None:
+                    source = None if hop else moves.arriving_from(iid)
+                    old = fleet.peer(source) if source is not None else None
+                    if old is not None and old.up:
+                        # moved here without a pause: served where it ran until it runs here
+                        return await self._to_peer(
+                            old, route, hop, scope, receive, send, started, back=True
+                        )
                     peer = await fleet.owner(iid)
                     if isinstance(peer, Peer):
                         return await self._to_peer(peer, route, hop, scope, receive, send, started)
@@ -258,10 +268,13 @@ class Proxy:
         receive: Receive,
         send: Send,
         started: float,
+        *,
+        back: bool = False,
     ) -> None:
         """Forward the request for ``route`` to ``peer``, the node that runs it: once
         (a hop that would go on is a loop: 508), with the fleet secret, streamed both
-        ways, a WebSocket relayed; 503 with ``Retry-After`` if that node is down."""
+        ways, a WebSocket relayed; 503 with ``Retry-After`` if that node is down.
+        ``back``: to the node a stateless move took it from, which still serves it."""
         assert self._fleet is not None
         iid = f"{route.service}:{route.tenant}"
         if hop:
@@ -281,7 +294,10 @@ class Proxy:
             if conn is None:
                 log.warning("%s: fleet node %s %s", iid, peer.node, why)
                 return await self._answer(scope, send, owner_down(iid, peer, retry_after, why))
-        scope = {**scope, "headers": [*scope["headers"], (HOP_HEADER, self._fleet.secret)]}
+        sent = [*without_hop(scope["headers"]), (HOP_HEADER, self._fleet.secret)]
+        if back:
+            sent.append((BACK_HEADER, b"1"))
+        scope = {**scope, "headers": sent}
         service = self._backends.service(route.service)
         timeout = service.request_timeout if service is not None else 60.0
         target = _PeerTarget(iid, route.service, route.tenant)
@@ -420,7 +436,9 @@ class Proxy:
             return False
         self.metrics.request()
         # the client's own hop header, if any, was refused above: this one is the only one
-        request = request._replace(headers=[*request.headers, (HOP_HEADER, fleet.secret)])
+        request = request._replace(
+            headers=[*without_hop(request.headers), (HOP_HEADER, fleet.secret)]
+        )
         forward = forward_whole(
             self._upstream,
             conn,

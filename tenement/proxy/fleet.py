@@ -25,6 +25,11 @@ from tenement.proxy.upstream import Address
 
 #: the header a node's forwarded request carries: the fleet secret
 HOP_HEADER = b"x-tenement-hop"
+#: beside the hop header, on a request a tenant's new node sends back to its old one
+#: while a stateless move starts it there (``proxy/moves.py``): the old node routes it
+#: as its own (its copy serves it, or it goes on to the new node, once). Heeded only
+#: with the hop header's secret, and removed from every request a node forwards.
+BACK_HEADER = b"x-tenement-hop-back"
 
 FORGED_HOP = Rejected(
     403,
@@ -125,8 +130,14 @@ def check_hop(headers: list[tuple[bytes, bytes]], secret: bytes) -> Hop:
 
 
 def without_hop(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
-    """``headers`` less the hop header: the secret never reaches a tenant."""
-    return [field for field in headers if field[0] != HOP_HEADER]
+    """``headers`` less the hop header (the secret never reaches a tenant) and the
+    back header (it counts for one forward only, and only a node's)."""
+    return [field for field in headers if field[0] not in (HOP_HEADER, BACK_HEADER)]
+
+
+def sent_back(headers: list[tuple[bytes, bytes]]) -> bool:
+    """Whether ``headers`` carry :data:`BACK_HEADER` (heed it only on a valid hop)."""
+    return any(name == BACK_HEADER for name, _ in headers)
 
 
 def peer_address(advertise: str) -> Address:

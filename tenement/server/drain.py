@@ -9,10 +9,10 @@ way finish).
 
 Each tenant goes with ``ten move``'s machinery (``moves.py``) to the node placement
 chooses among the live ones its service allows, the moves under way counted on their
-destinations; a stateless one moves the same way (stopped, handed over, started there:
-a pause, not an error). The move is this node's own, made with the fleet secret (no
-caller's token outlives a restart), and the destination starts the tenant from its
-row, as after a failover.
+destinations; a stateless one that runs is started there before it stops here (no
+pause: ``Mover._move_alongside``). The move is this node's own, made with the fleet
+secret (no caller's token outlives a restart), and the destination starts the tenant
+from its row, as after a failover.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ either way. A server that starts leading reads the markers its dead predecessors
 (``Mover.recover``), and removes what half-done transfers left: spool archives and
 ``.incoming-*`` trees last written before it started.
 
+A stateless tenant moves without a pause: its row is handed over while its process
+here still serves, and that process is stopped once the new copy runs. The marker of
+such a move records that process (pid, start time, group): a server killed during that
+overlap leaves it running with a row naming another node, which no next server adopts,
+so its ``recover`` stops it (if it is still that process).
+
 Blocking (small files, a directory listing): cheap enough for the event loop.
 """
 
@@ -18,11 +24,13 @@ import json
 import logging
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import attrs
+import trio
 
-from tenement.supervisor.procfs import read_start_ticks
+from tenement.supervisor.procfs import read_start_ticks, read_stat
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +38,44 @@ log = logging.getLogger(__name__)
 MARKER_SUFFIX = ".moving"
 #: a tree being unpacked beside the tenant's directory starts so
 INCOMING_PREFIX = ".incoming-"
+#: how long a left-over tenant process has to exit on SIGTERM before it is killed
+LEFT_OVER_GRACE_SECONDS = 5.0
+
+
+@attrs.frozen
+class TenantProcess:
+    """The tenant's process a move left running here (``pid``, started at ``ticks``,
+    in the process group ``pgid``)."""
+
+    pid: int
+    ticks: int
+    pgid: int | None
+
+    def alive(self) -> bool:
+        """Whether it is still that process, and not exited (a zombie has)."""
+        stat = read_stat(self.pid)
+        return stat is not None and not stat.exited and stat.start_ticks == self.ticks
+
+    async def stop(self) -> bool:
+        """Stop it (its group), SIGTERM then SIGKILL after a grace; whether it ran."""
+        if not self.alive():
+            return False
+        self._signal(signal.SIGTERM)
+        with trio.move_on_after(LEFT_OVER_GRACE_SECONDS):
+            while self.alive():
+                await trio.sleep(0.05)
+            return True
+        self._signal(signal.SIGKILL)
+        return True
+
+    def _signal(self, sig: signal.Signals) -> None:
+        try:
+            if self.pgid is not None and self.pgid > 1:
+                os.killpg(self.pgid, sig)
+            elif self.alive():
+                os.kill(self.pid, sig)
+        except ProcessLookupError:
+            pass
 
 
 @attrs.frozen
@@ -43,6 +89,8 @@ class Marker:
     running: bool
     pid: int
     ticks: int | None
+    #: a stateless move's process here, left running while the new copy starts
+    tenant: TenantProcess | None = None
 
     def writer_alive(self) -> bool:
         """Whether the server that wrote it runs still (another server of this data dir,
@@ -54,19 +102,28 @@ def marker_path(spool: Path, instance_id: str) -> Path:
     return spool / f"{instance_id.replace(':', '-')}{MARKER_SUFFIX}"
 
 
-def write_marker(spool: Path, instance_id: str, to: str, *, running: bool) -> Path:
-    """Record, durably, that ``instance_id`` is being moved to ``to`` by this process."""
+def write_marker(
+    spool: Path,
+    instance_id: str,
+    to: str,
+    *,
+    running: bool,
+    tenant: TenantProcess | None = None,
+) -> Path:
+    """Record, durably, that ``instance_id`` is being moved to ``to`` by this process
+    (``tenant``: its process here, which runs on while the new copy starts)."""
     path = marker_path(spool, instance_id)
     pid = os.getpid()
-    text = json.dumps(
-        {
-            "instance": instance_id,
-            "to": to,
-            "running": running,
-            "pid": pid,
-            "ticks": read_start_ticks(pid),
-        }
-    )
+    fields: dict[str, object] = {
+        "instance": instance_id,
+        "to": to,
+        "running": running,
+        "pid": pid,
+        "ticks": read_start_ticks(pid),
+    }
+    if tenant is not None:
+        fields["tenant"] = attrs.asdict(tenant)
+    text = json.dumps(fields)
     part = path.with_name(path.name + ".part")
     with part.open("w") as out:
         out.write(text)
@@ -85,6 +142,13 @@ def read_markers(spool: Path) -> list[Marker]:
     for path in sorted(spool.glob(f"*{MARKER_SUFFIX}")):
         try:
             data = json.loads(path.read_text())
+            left = data.get("tenant")
+            tenant = None
+            if left is not None:
+                pgid = left["pgid"]
+                tenant = TenantProcess(
+                    int(left["pid"]), int(left["ticks"]), None if pgid is None else int(pgid)
+                )
             found.append(
                 Marker(
                     path,
@@ -93,6 +157,7 @@ def read_markers(spool: Path) -> list[Marker]:
                     bool(data["running"]),
                     int(data["pid"]),
                     None if data["ticks"] is None else int(data["ticks"]),
+                    tenant,
                 )
             )
         except (OSError, ValueError, KeyError, TypeError) as exc:

@@ -21,8 +21,12 @@ Anything that fails before step 4 puts everything back: the tenant starts again 
 with its data where it was; one that fails after the data arrived has the destination
 remove what it took in. ``ten move --abort`` makes a move fail so, until step 4
 (``move_abort.py``). A server killed mid-move is made good when it starts again
-(``move_journal.py``, :meth:`Mover.recover`). A stateless tenant's directory is emptied
-when it stops (``storage_persist = false``): it moves without data.
+(``move_journal.py``, :meth:`Mover.recover`).
+
+A stateless tenant (``storage_persist = false``: its directory is emptied when it stops)
+moves without data, and one that runs without a pause: its row is handed over first,
+the destination starts it while it serves here, and only then is it stopped here
+(:meth:`Mover._move_alongside`); no request is held.
 """
 
 from __future__ import annotations
@@ -59,6 +63,7 @@ from tenement.server.archive import (
 from tenement.server.move_abort import DISCARD_SECONDS, Abort, abort
 from tenement.server.move_journal import (
     INCOMING_PREFIX,
+    TenantProcess,
     read_markers,
     remove_stale,
     write_marker,
@@ -103,6 +108,8 @@ class Progress:
     #: the archive of the last attempt that went out whole, answered or not: the one
     #: the destination may hold when the move is aborted before the answer came
     sent: Streamed | None = None
+    #: a stateless tenant handed over while it serves here (nothing to abort)
+    alongside: bool = False
 
 
 class Mover:
@@ -149,7 +156,9 @@ class Mover:
         return self._relay.node
 
     def moving(self, instance_id: str) -> bool:
-        return self._moves.moving(instance_id)
+        """Whether a move of ``instance_id`` from this node is under way (its spawn,
+        stop, restart and weight are refused meanwhile)."""
+        return self._moves.moving(instance_id) or instance_id in self._progress
 
     def progress(self) -> dict[str, dict[str, Any]]:
         """The moves under way from this node, by instance: where to, the step (stopping,
@@ -169,8 +178,16 @@ class Mover:
             ApiError: 409 when no move of it is under way, or it is too late.
         """
         progress = self._progress.get(instance_id)
-        if progress is None or not self._moves.moving(instance_id):
+        if progress is None:
             raise ApiError(409, f"No move of {instance_id} is under way on fleet node {self.node}")
+        if progress.alongside:
+            raise ApiError(
+                409,
+                f"Too late to abort the move of {instance_id}: it keeps no data, so its row "
+                f"went to fleet node {progress.to} at once, which runs it from now on (this "
+                f"node serves it until then); move it back with ten move {instance_id} "
+                f"--to {self.node} once it is there",
+            )
         return await abort(progress.abort, progress.step, instance_id, progress.to, self.node)
 
     def _keep_moved(self) -> float:
@@ -197,7 +214,9 @@ class Mover:
         A move cut short before the hand-over (the row names this node still): the
         tenant starts here again, from its data, untouched, if it ran. One cut short
         after it (the row is the destination's, which wakes it on its next request):
-        this node's copy of the data is moved aside, as a finished move does. Then the
+        this node's copy of the data is moved aside, as a finished move does, and the
+        process a stateless move left running here (its marker says which) is stopped:
+        no server adopts a process whose row names another node. Then the
         archives and half-unpacked trees of transfers cut short are removed.
         """
         try:
@@ -232,6 +251,14 @@ class Mover:
                 if marker.running:
                     await self._start_here(sup, service, tenant)
             else:
+                if marker.tenant is not None and await marker.tenant.stop():
+                    log.warning(
+                        "stopped process %d of %s, left running here by a move to fleet "
+                        "node %s cut short (its server stopped) after the hand-over",
+                        marker.tenant.pid,
+                        iid,
+                        marker.to,
+                    )
                 tree = sup.instance_dir(service, tenant)
                 kept = tree.with_name(aside_name(tenant))
                 if tree.exists():
@@ -295,7 +322,7 @@ class Mover:
                 f"Instance {instance_id} has failed: restart it (ten restart {instance_id}) "
                 "or stop it before moving it",
             )
-        if self._moves.moving(instance_id) or instance_id in sup.moving:
+        if self.moving(instance_id) or instance_id in sup.moving:
             # (an aborted move may still be asking its destination to remove the data)
             raise ApiError(409, f"Instance {instance_id} is being moved already")
         service = sup.service(service_name)
@@ -308,6 +335,10 @@ class Mover:
         epoch = owners[instance_id].epoch if instance_id in owners else 0
         was_running = runner.inst.state != STOPPED
         report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
+        run = runner.inst.run
+        if not persist and was_running and run is not None:
+            left = TenantProcess(run.pid, run.process.start_ticks, run.process.pgid)
+            return await self._move_alongside(sup, instance_id, to, epoch, left, report)
         # on disk before the tenant stops: a server killed mid-move restarts it (recover)
         marker = write_marker(self._spool(), instance_id, to, running=was_running)
         self._moves.begin(instance_id)
@@ -359,6 +390,7 @@ class Mover:
             elif was_running:
                 await self._start_there(to, service_name, tenant, authorization)
             done = trio.current_time()
+            held = self._moves.end(instance_id, moved=True)
             report.update(
                 epoch=new_epoch,
                 bytes=packed.size if packed else 0,
@@ -372,14 +404,15 @@ class Mover:
                 total_secs=round(done - started, 3),
             )
             log.info(
-                "moved %s to fleet node %s (epoch %d): %d bytes in %.2f s, %.2f s in all; "
-                "this node's copy of its data is kept as %s",
+                "moved %s to fleet node %s (epoch %d): %d bytes in %.2f s, %.2f s in all, "
+                "%d request(s) held meanwhile; this node's copy of its data is kept as %s",
                 instance_id,
                 to,
                 new_epoch,
                 report["bytes"],
                 report["transfer_secs"],
                 report["total_secs"],
+                held,
                 kept or "(none: it kept no data)",
             )
             return report
@@ -418,6 +451,108 @@ class Mover:
             self._progress.pop(instance_id, None)
             progress.abort.back.set()
             marker.unlink(missing_ok=True)
+
+    async def _move_alongside(
+        self,
+        sup: Supervisor,
+        instance_id: str,
+        to: str,
+        epoch: int,
+        left: TenantProcess,
+        report: dict[str, Any],
+    ) -> dict[str, Any]:
+        """Move a running stateless tenant without a pause: hand its row to ``to``
+        (``starting``) while its process here serves on, have ``to`` start it, and only
+        once it runs there (or did not within :data:`START_WAIT_SECONDS`: its next
+        request wakes it there) stop the process here. No request is held.
+
+        Meanwhile this node's proxy serves it from its own process (a running one here
+        comes before the directory), ``to`` sends its own clients' requests for it here
+        until its copy is up (``Moves.arriving``), and this node's supervisor can no
+        longer write the row (its writes name this node). A server killed meanwhile
+        leaves the process to the marker: the next one stops it (``recover``).
+        """
+        service, _, tenant = instance_id.partition(":")
+        started = trio.current_time()
+        # on disk before the row is handed over: nothing here is stopped yet, so a server
+        # killed before it has nothing to start again; one killed after, a process to stop
+        marker = write_marker(self._spool(), instance_id, to, running=False, tenant=left)
+        progress = Progress(to, 0, started, step="handover", alongside=True)
+        self._progress[instance_id] = progress
+        handed = False
+        try:
+            log.info(
+                "moving %s to fleet node %s: starting it there first (it keeps no data: "
+                "it serves here until it runs there)",
+                instance_id,
+                to,
+            )
+            new_epoch = await self._store.run(
+                self._store.hand_instance_over, instance_id, epoch, to, True
+            )
+            if new_epoch is None:
+                raise ApiError(
+                    409,
+                    f"Instance {instance_id} was taken over by another node during the move; "
+                    "nothing was moved (ten ps shows where it runs)",
+                )
+            handed = True
+            progress.step = "starting"
+            await self._tell_to_look(to, service, tenant, serving_here=True)
+            await self._started_there(instance_id, to)
+            up = trio.current_time()
+        finally:
+            if handed:
+                with trio.CancelScope(shield=True):  # never two copies left running
+                    progress.step = "stopping"
+                    await self._stop_left(sup, instance_id, left)
+                    self._moves.end(instance_id, moved=True)  # hops go on to ``to``
+            self._progress.pop(instance_id, None)
+            marker.unlink(missing_ok=True)
+        done = trio.current_time()
+        report.update(
+            epoch=new_epoch,
+            bytes=0,
+            entries=0,
+            sha256=None,
+            kept=None,
+            kept_until=None,
+            stop_secs=round(done - up, 3),
+            transfer_secs=0.0,
+            start_secs=round(up - started, 3),
+            total_secs=round(done - started, 3),
+        )
+        log.info(
+            "moved %s to fleet node %s (epoch %d): 0 bytes in 0.00 s, %.2f s in all, "
+            "0 request(s) held meanwhile (started there before it stopped here); this "
+            "node's copy of its data is kept as (none: it kept no data)",
+            instance_id,
+            to,
+            new_epoch,
+            report["total_secs"],
+        )
+        return report
+
+    async def _stop_left(self, sup: Supervisor, instance_id: str, left: TenantProcess) -> None:
+        """Stop this node's process of a tenant handed over alongside it: requests in
+        flight finish, new ones go to its new node (the directory is read first)."""
+        try:
+            await self._refresh()
+        except TenementError as exc:  # logged: the stop is what matters now
+            log.warning(
+                "could not read the fleet's directory before stopping %s: %s", instance_id, exc
+            )
+        finally:
+            runner = sup.runner(instance_id)
+            # forgotten first: no new request is routed to it (they go to its new node),
+            # while those in flight finish (the stop waits for them, up to 5 s)
+            sup.forget(instance_id)
+            try:
+                if runner is not None and runner.inst.state != STOPPED:
+                    await runner.stop(kind="stop")
+            finally:
+                # whatever its runner did meanwhile, the process recorded must not outlive it
+                await left.stop()
 
     async def _check_room(
         self, to: str, service: str, tenant: str, size: int, authorization: bytes
@@ -545,10 +680,15 @@ class Mover:
                 f"{service}/{tenant} in its data dir",
             )
 
-    async def _tell_to_look(self, to: str, service: str, tenant: str) -> None:
+    async def _tell_to_look(
+        self, to: str, service: str, tenant: str, *, serving_here: bool = False
+    ) -> None:
         """Have ``to`` look at its rows now: it starts the tenant handed to it at once,
-        not at its next look (within a second), while the tenant's requests are held."""
+        not at its next look (within a second), while the tenant's requests are held
+        (``serving_here``: while this node serves them)."""
         target = f"/api/fleet/storage/{service}/{tenant}/start"
+        if serving_here:  # ``to`` sends its own clients' requests here until its copy is up
+            target += f"?from={self.node}"
         try:
             answer = await self._call(to, "POST", target, b"", b"", answer_seconds=LOOK_NOW_SECONDS)
         except ApiError as exc:
@@ -591,9 +731,13 @@ class Mover:
 
     # ---- the destination -----------------------------------------------------------------
 
-    async def look_now(self) -> None:
+    async def look_now(self, instance_id: str | None = None, source: str | None = None) -> None:
         """Look at this node's rows now, starting what another node handed or placed
-        here (a drain's move tells this node so once the row is its own)."""
+        here (a drain's move tells this node so once the row is its own). ``source``:
+        the node that handed ``instance_id`` over and serves it until it runs here (a
+        stateless move): this node's own clients' requests for it go there meanwhile."""
+        if instance_id is not None and source is not None and source != self.node:
+            self._moves.arrive(instance_id, source, START_WAIT_SECONDS)
         if self.look_at_rows is not None:
             await self.look_at_rows()
 

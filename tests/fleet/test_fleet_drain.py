@@ -12,6 +12,7 @@ import json
 import re
 import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import httpx
 import trio
@@ -62,6 +63,29 @@ def at_once(log: str) -> int:
     return most
 
 
+def held_in_moves(log: str) -> dict[str, int]:
+    """How many requests each move the log shows held (its tenant's, by id)."""
+    return {
+        found[1]: int(found[2])
+        for found in re.finditer(r"moved (\S+) to fleet node .* (\d+) request\(s\) held", log)
+    }
+
+
+async def gone(pids: Iterable[int]) -> None:
+    """Wait until no process (a zombie counts as gone) has any of ``pids``."""
+
+    def alive(pid: int) -> bool:
+        try:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except FileNotFoundError:
+            return False
+        return stat.rpartition(")")[2].split()[0] != "Z"
+
+    with trio.fail_after(30):
+        while any(alive(pid) for pid in pids):
+            await trio.sleep(0.1)
+
+
 async def wait_until_empty(fleet: Fleet, node: Node, seconds: float = 90) -> None:
     with trio.fail_after(seconds):
         while held_by(fleet, node.name):
@@ -95,11 +119,17 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
                 while (await client.get("/", headers={"host": host})).status_code != 200:
                     await trio.sleep(0.1)
     loads = {(host, kind): Load() for host in hosts for kind in ("one-shot", "keep-alive")}
+    # the stateless one through its own node too: served there until its copy on b is up
+    loads["carol via a", "keep-alive"] = Load()
+    old_pids = {iid: fleet.instance_row(iid)["pid"] for iid in ("web:carol", "web:dave")}
     stop = trio.Event()
     async with trio.open_nursery() as nursery:
         for host in hosts:
             nursery.start_soon(one_shot_client, b.port, loads[host, "one-shot"], stop, host)
             nursery.start_soon(keep_alive_client, b.url, loads[host, "keep-alive"], stop, host)
+        nursery.start_soon(
+            keep_alive_client, a.url, loads["carol via a", "keep-alive"], stop, hosts[1]
+        )
         with trio.fail_after(120):
             for load in loads.values():
                 await load.wait_for_more(5)
@@ -125,6 +155,11 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     assert not failures, failures
     print(f"drained 4 tenants in {took:.1f} s, {sum(x.ok for x in loads.values())} requests")
     assert at_once(a.log) == 2, a.log
+    # a stateless tenant moved without a pause: started on b before it stopped on a,
+    # no request held; a tenant with data had its requests held while it moved
+    held = held_in_moves(a.log)
+    assert (held.get("web:carol"), held.get("web:dave")) == (0, 0), a.log
+    await gone(old_pids.values())
     with trio.fail_after(30):  # the last one's move returned once it was no more here
         while {fleet.instance_row(iid)["state"] for iid in first} != {"running"}:
             await trio.sleep(0.1)
@@ -139,16 +174,19 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     undrained = ten(b, "undrain", "a", token=fleet.token)
     assert undrained.returncode == 0, undrained.stderr
     assert "a is up again: 0 instance(s) stay on it" in undrained.stdout
-    second = ["web:frank", "web:grace", "web:heidi"]
+    # enough that the kill comes with some still here (a stateless one's row is handed
+    # over at once, its move then lasting as long as its start on b)
+    second = ["web:frank", "web:grace", "web:heidi", "web:judy", "web:ken", "web:leo"]
     await spawn_on(fleet, b, "a", second)
     async with fleet.api(a) as api:  # a stopped tenant moves too, and stays stopped
         assert (await api.delete("/api/instances/web:frank")).status_code == 204
+    old_pids = {iid: fleet.instance_row(iid)["pid"] for iid in second[1:]}
     assert fleet.node_row("a")["drain_parallel"] is None  # undrained: forgotten
     asked = ten(b, "drain", "a", "--parallel", "2", token=fleet.token)
     assert asked.returncode == 0, asked.stderr
-    assert "Draining a: its 3 instance(s) move to other nodes, 2 at a time" in asked.stdout
+    assert "Draining a: its 6 instance(s) move to other nodes, 2 at a time" in asked.stdout
     with trio.fail_after(60):
-        while len(held_by(fleet, "a")) == 3:
+        while len(held_by(fleet, "a")) == len(second):
             await trio.sleep(0.02)
     a.kill()  # its next server finds the plan in the rows: the node's state, how many
     # at once, and these
@@ -164,11 +202,14 @@ async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_inp
     assert "a is draining already:" in faster.stdout and "3 at a time" in faster.stdout
     assert fleet.node_row("a")["drain_parallel"] == 3
     await wait_until_empty(fleet, a)
-    states = {"web:frank": "stopped", "web:grace": "running", "web:heidi": "running"}
+    states = {iid: "stopped" if iid == "web:frank" else "running" for iid in second}
     with trio.fail_after(30):  # the last one's move returned once it was no more here
         while {iid: fleet.instance_row(iid)["state"] for iid in second} != states:
             await trio.sleep(0.1)
     assert {fleet.instance_row(iid)["node"] for iid in second} == {"b"}
+    # the old copy of the one moving when a was killed (started on b, not yet stopped
+    # on a) was stopped by a's next server: none is left running unsupervised
+    await gone(old_pids.values())
     assert fleet.node_row("a")["state"] == "draining"
     with trio.fail_after(10):  # said at its next look
         while "fleet node a is drained" not in a.log:

@@ -10,6 +10,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -22,10 +23,19 @@ import httpx
 import sqlalchemy as sa
 import trio
 
+from tests.apps import PID_APP
 from tests.fleet.conftest import Fleet, Node, ten
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
 TENANT = "echo:alice"
+#: a service that keeps no data: it moves without a pause
+STATELESS = f"""
+[service.web]
+command = "{sys.executable} {PID_APP}"
+isolation = "process"
+health = "/"
+storage_persist = false
+"""
 HOST = "alice.echo.localhost"
 MB = 1024 * 1024
 
@@ -55,17 +65,21 @@ def fill(tree: Path) -> None:
     (tree / "outside").symlink_to("/etc/hostname")  # copied as a link, never followed
 
 
-async def two_nodes(fleet: Fleet) -> tuple[Node, Node]:
+async def two_nodes(fleet: Fleet, also: str = "") -> tuple[Node, Node]:
+    """Nodes a and b, started (``also``: more of their tenement.toml)."""
     a, b = fleet.node("a"), fleet.node("b")
+    for node in (a, b):
+        with (node.directory / "tenement.toml").open("a") as config:
+            config.write(also)
     fleet.make_token(a)
     await a.start()
     await b.start()
     return a, b
 
 
-async def alice_on_a(fleet: Fleet) -> tuple[Node, Node]:
+async def alice_on_a(fleet: Fleet, also: str = "") -> tuple[Node, Node]:
     """Nodes a and b, with echo:alice spawned on a."""
-    a, b = await two_nodes(fleet)
+    a, b = await two_nodes(fleet, also)
     spawned = await post(
         fleet, a, "/api/instances/spawn", {"process": "echo", "id": "alice", "node": "a"}
     )
@@ -82,7 +96,7 @@ async def post(fleet: Fleet, node: Node, path: str, body: object) -> httpx.Respo
 async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
     fleet: Fleet,
 ) -> None:
-    a, b = await alice_on_a(fleet)
+    a, b = await alice_on_a(fleet, also=STATELESS)
     source = a.directory / "data" / "echo" / "alice"
     fill(source)
     before = tree_digest(source)
@@ -123,6 +137,40 @@ async def test_a_tenant_moves_with_its_data_under_load_and_no_request_fails(
     assert not source.exists()
     assert report["bytes"] > 8 * MB and report["sha256"]
     assert "moved echo:alice to fleet node b (epoch" in a.log
+
+    # a tenant that keeps no data moves without a pause: started on b before it stops
+    # on a, under a load through both nodes, not one request held
+    spawned = await post(
+        fleet, a, "/api/instances/spawn", {"process": "web", "id": "carol", "node": "a"}
+    )
+    assert spawned.status_code == 200, spawned.text
+    old_pid = fleet.instance_row("web:carol")["pid"]
+    carol = "carol.web.localhost"
+    async with httpx.AsyncClient(base_url=b.url, timeout=30) as client:
+        with trio.fail_after(10):  # once b's directory has read its row
+            while (await client.get("/", headers={"host": carol})).status_code != 200:
+                await trio.sleep(0.05)
+    loads = {node.name: Load() for node in (a, b)}
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        for node in (a, b):
+            nursery.start_soon(keep_alive_client, node.url, loads[node.name], stop, carol)
+        with trio.fail_after(60):
+            for load in loads.values():
+                await load.wait_for_more(10)
+            moved = await post(fleet, b, "/api/instances/web:carol/move", {"to": "b"})
+            for load in loads.values():
+                await load.wait_for_more(10)
+        stop.set()
+    assert moved.status_code == 200, moved.text
+    assert moved.json()["bytes"] == 0 and moved.json()["kept"] is None, moved.text
+    failures = {way: load.failures for way, load in loads.items() if load.failures}
+    assert not failures, failures
+    row = fleet.instance_row("web:carol")
+    assert (row["node"], row["state"]) == ("b", "running")
+    assert set().union(*(load.pids for load in loads.values())) == {str(old_pid), str(row["pid"])}
+    assert re.search(r"moved web:carol to fleet node b .* 0 request\(s\) held", a.log), a.log
+    assert not alive(old_pid)  # stopped once the copy on b ran
 
 
 async def test_bad_moves_are_refused_with_what_is_going_on_and_nothing_changes(

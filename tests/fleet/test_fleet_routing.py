@@ -73,6 +73,12 @@ async def test_a_tenant_on_a_is_answered_through_every_node(netfleet: NetFleet) 
     assert headers["host"] == host("alice")
     assert "x-tenement-hop" not in headers
     assert netfleet.secret not in str(seen)
+    # a client's own "sent back" header (a stateless move's, node to node) is dropped
+    # where a node forwards the request: it counts for nothing
+    async with netfleet.client(b, host("alice")) as client:
+        sent = await client.get("/headers", headers={"x-tenement-hop-back": "1"})
+    assert sent.status_code == 200, sent.text
+    assert "x-tenement-hop-back" not in {name for name, _ in sent.json()["headers"]}
     # the client's address once, as the first node saw it (the hub's), not the node's
     assert headers["x-forwarded-for"] == netfleet.network.hub_address
     await assert_fleet_serves(netfleet)
@@ -198,6 +204,13 @@ async def test_a_second_hop_is_a_loop_answered_508(netfleet: NetFleet) -> None:
         answer = await client.get("/pid", headers={"x-tenement-hop": netfleet.secret})
     assert answer.status_code == 508, answer.text
     assert "Loop detected" in answer.text and "fleet node a runs it" in answer.text
+    # one a node sent back (a stateless move's new node, while its copy starts) is
+    # routed as the node's own: forwarded once more, to the owner, which serves it
+    back = {"x-tenement-hop": netfleet.secret, "x-tenement-hop-back": "1"}
+    async with netfleet.client(b, host("looped")) as client:
+        answer = await client.get("/pid", headers=back)
+    assert answer.status_code == 200, answer.text
+    assert int(answer.text) == int(netfleet.instance_row("echo:looped")["pid"])
     # the owner serves a valid hop itself
     async with netfleet.client(a, host("looped")) as client:
         answer = await client.get("/pid", headers={"x-tenement-hop": netfleet.secret})
