@@ -70,7 +70,9 @@ class TenantProcess:
 
     def _signal(self, sig: signal.Signals) -> None:
         try:
-            if self.pgid is not None and self.pgid > 1:
+            # its group only when it leads it (a tenant leads its own session): never a
+            # group it merely belongs to, which may hold others
+            if self.pgid == self.pid:
                 os.killpg(self.pgid, sig)
             elif self.alive():
                 os.kill(self.pid, sig)
