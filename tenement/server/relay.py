@@ -11,9 +11,7 @@ took it, and the caller leaving closes the owner's connection.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
 
 import h11
 import trio
@@ -33,8 +31,6 @@ ANSWER_SECONDS = 120.0
 MAX_ANSWER_BYTES = 4 * 1024 * 1024
 #: what a stream reads from the owner at a time
 STREAM_PIECE_BYTES = 65536
-#: a file sent to another node goes in pieces of this size
-FILE_CHUNK_BYTES = 1024 * 1024
 #: a stream the owner sent nothing on for this long is ended: the owner sends a
 #: keep-alive every 15 s (``tenement.api.sse``), so it is gone (a partition sends no FIN)
 STREAM_IDLE_SECONDS = 60.0
@@ -121,13 +117,13 @@ class FleetRelay:
         method: str,
         target: str,
         headers: list[tuple[bytes, bytes]],
-        body: bytes | Path | Producer,
+        body: bytes | Producer,
         *,
         answer_seconds: float = ANSWER_SECONDS,
     ) -> http.Response:
-        """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a file is
-        streamed from it, a :data:`Producer` as it makes it (a tenant's data on its way
-        to another node)."""
+        """The owner's answer (see :class:`tenement.api.relay.Relay`); ``body`` a
+        :data:`Producer` is sent as it makes it (a tenant's data on its way to another
+        node)."""
         peer, stream = await self._open(node)
         async with stream:
             try:
@@ -243,25 +239,6 @@ def _head(
     return conn.send(h11.Request(method=method, target=target, headers=sent))
 
 
-async def _send_file(
-    stream: trio.SocketStream,
-    conn: h11.Connection,
-    peer: Peer,
-    method: str,
-    target: str,
-    headers: list[tuple[bytes, bytes]],
-    path: Path,
-    secret: bytes,
-) -> None:
-    """The request with the file at ``path`` as its body, read and sent in pieces."""
-    with path.open("rb") as source:
-        length = os.fstat(source.fileno()).st_size
-        await stream.send_all(_head(conn, peer, method, target, headers, length, secret))
-        while chunk := await trio.to_thread.run_sync(source.read, FILE_CHUNK_BYTES):
-            await stream.send_all(conn.send(h11.Data(data=chunk)))
-    await stream.send_all(conn.send(h11.EndOfMessage()))
-
-
 async def _send_produced(
     stream: trio.SocketStream,
     conn: h11.Connection,
@@ -290,13 +267,11 @@ async def _exchange(
     method: str,
     target: str,
     headers: list[tuple[bytes, bytes]],
-    body: bytes | Path | Producer,
+    body: bytes | Producer,
     secret: bytes,
 ) -> http.Response:
     conn = h11.Connection(h11.CLIENT)
-    if isinstance(body, Path):
-        await _send_file(stream, conn, peer, method, target, headers, body, secret)
-    elif callable(body):
+    if callable(body):
         await _send_produced(stream, conn, peer, method, target, headers, body, secret)
     else:
         await stream.send_all(_request(conn, peer, method, target, headers, body, secret))
