@@ -168,19 +168,17 @@ def read_markers(spool: Path) -> list[Marker]:
     return found
 
 
-def remove_stale(data_dir: Path, spool: Path, before: float, keep: set[Path]) -> list[Path]:
-    """Remove what half-done transfers left: the spool's files (archives sent or
-    received, a marker's ``.part``) and the ``.incoming-*`` trees beside tenants'
+def remove_stale(data_dir: Path, spool: Path, before: float) -> list[Path]:
+    """Remove what half-done transfers left: the spool's files (a marker's ``.part``,
+    archives an older server spooled) and the ``.incoming-*`` trees beside tenants'
     directories, last changed before ``before`` (this server's start: a newer one is
-    another live server's), but markers and ``keep``. Returns what was removed."""
+    another live server's), but markers. Returns what was removed."""
     removed: list[Path] = []
     candidates: list[Path] = []
     if spool.is_dir():
         candidates += [p for p in spool.iterdir() if not p.name.endswith(MARKER_SUFFIX)]
     candidates += list(data_dir.glob(f"*/{INCOMING_PREFIX}*"))
     for path in candidates:
-        if path in keep:
-            continue
         try:
             if path.lstat().st_mtime >= before:
                 continue

@@ -204,9 +204,6 @@ class Mover:
         spool.mkdir(mode=0o700, exist_ok=True)
         return spool
 
-    def _out_path(self, instance_id: str) -> Path:
-        return self._spool() / f"{instance_id.replace(':', '-')}-out.tar"
-
     async def recover(self) -> None:
         """Finish what a killed server of this node left of its moves; run once this
         server leads (its tenants adopted).
@@ -273,9 +270,8 @@ class Mover:
                     kept if kept.exists() else "(none)",
                 )
             marker.path.unlink(missing_ok=True)
-        keep = {self._out_path(m.instance_id) for m in live}
         data_dir = self._config().settings.data_dir
-        for path in remove_stale(data_dir, spool, self._started, keep):
+        for path in remove_stale(data_dir, spool, self._started):
             log.warning("removed %s, left by a transfer of a move that was cut short", path)
 
     # ---- the source --------------------------------------------------------------------
