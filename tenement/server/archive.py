@@ -26,8 +26,6 @@ import attrs
 
 from tenement.errors import TenementError
 
-#: the file is read back in pieces of this size to be hashed
-_HASH_CHUNK = 1024 * 1024
 #: an archive goes out and comes in in pieces of (at least) this size: a piece is one
 #: thread hop, one hash update and one write; tarfile's own 16 KiB and 10 KiB made its
 #: copying loops the bulk of a move's time
@@ -36,24 +34,6 @@ PIECE_BYTES = 1024 * 1024
 
 class UnsafeArchive(TenementError):
     """A member of the archive would land outside the directory it is unpacked into."""
-
-
-@attrs.frozen
-class Packed:
-    """A tree packed into ``path``: its SHA-256 (hex), size and number of entries."""
-
-    path: Path
-    sha256: str
-    size: int
-    entries: int
-
-
-def pack(tree: Path, into: Path) -> Packed:
-    """Write ``tree`` (which may be missing: an empty archive) into the tar file ``into``,
-    hashing it as it is written (one pass over the data)."""
-    with into.open("wb") as raw:
-        done = pack_into(tree, raw.write)
-    return Packed(into, done.sha256, done.size, done.entries)
 
 
 @attrs.frozen
@@ -66,8 +46,9 @@ class Streamed:
 
 
 def pack_into(tree: Path, write: Callable[[bytes], object]) -> Streamed:
-    """Pack ``tree`` as :func:`pack` does, handing the archive to ``write`` in pieces of
-    at least :data:`PIECE_BYTES` (the last may be smaller), hashed on the way."""
+    """Pack ``tree`` (which may be missing: an empty archive), handing the archive to
+    ``write`` in pieces of at least :data:`PIECE_BYTES` (the last may be smaller), hashed
+    on the way (one pass over the data)."""
     out = _Out(write)
     with tarfile.open(
         fileobj=cast(IO[bytes], out),
@@ -205,34 +186,14 @@ class Incoming:
         return self._digest.hexdigest()
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as data:
-        while chunk := data.read(_HASH_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def unpack(archive_path: Path, into: Path) -> int:
-    """Unpack ``archive_path`` into the new directory ``into``; the number of entries.
+def unpack_from(incoming: Incoming, into: Path) -> int:
+    """Unpack the archive as it arrives into the new directory ``into``; the number of
+    entries. It is read to its end, even when refused (:meth:`Incoming.drain`).
 
     Raises:
         UnsafeArchive: a member would land outside ``into`` (nothing is left of it).
-        tarfile.TarError: the file is not a tar archive.
+        tarfile.TarError: the bytes are not a tar archive.
     """
-    with archive_path.open("rb") as source:
-
-        def next_pieces() -> list[bytes]:
-            piece = source.read(PIECE_BYTES)
-            return [piece] if piece else []
-
-        return unpack_from(Incoming(next_pieces), into)
-
-
-def unpack_from(incoming: Incoming, into: Path) -> int:
-    """Unpack the archive as it arrives into the new directory ``into``, as
-    :func:`unpack` does; the number of entries. It is read to its end, even when refused
-    (:meth:`Incoming.drain`)."""
     into.mkdir(mode=0o700)
     root = os.path.realpath(into)
     entries = 0

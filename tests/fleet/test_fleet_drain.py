@@ -10,26 +10,15 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 
 import httpx
 import trio
 
-from tests.apps import PID_APP
 from tests.fleet.conftest import Fleet, Node, ten
-from tests.fleet.test_fleet_move import fill, post, tree_digest
+from tests.fleet.test_fleet_move import STATELESS, fill, post, tree_digest
 from tests.loadgen import Load, keep_alive_client, one_shot_client
-
-#: a service that keeps no data (moved without any)
-STATELESS = f"""
-[service.web]
-command = "{sys.executable} {PID_APP}"
-isolation = "process"
-health = "/"
-storage_persist = false
-"""
 
 
 def held_by(fleet: Fleet, node: str) -> list[str]:

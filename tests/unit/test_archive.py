@@ -10,17 +10,49 @@ import socket
 import tarfile
 from pathlib import Path
 
+import attrs
 import pytest
 
 from tenement.server.archive import (
+    PIECE_BYTES,
     Incoming,
+    Streamed,
     UnsafeArchive,
-    file_sha256,
-    pack,
     pack_into,
-    unpack,
     unpack_from,
 )
+
+
+@attrs.frozen
+class Packed:
+    """An archive written to a file by :func:`pack`, with what the packing told."""
+
+    path: Path
+    sha256: str
+    size: int
+    entries: int
+
+
+def pack(tree: Path, into: Path) -> Packed:
+    """The streamed packing, written to a file (what a move sends, kept to look at)."""
+    with into.open("wb") as raw:
+        done: Streamed = pack_into(tree, raw.write)
+    return Packed(into, done.sha256, done.size, done.entries)
+
+
+def file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def unpack(archive_path: Path, into: Path) -> int:
+    """The streamed unpacking, fed from a file in a move's pieces."""
+    with archive_path.open("rb") as source:
+
+        def next_pieces() -> list[bytes]:
+            piece = source.read(PIECE_BYTES)
+            return [piece] if piece else []
+
+        return unpack_from(Incoming(next_pieces), into)
 
 
 def test_a_tree_is_copied_as_it_is_links_unfollowed_sockets_left_out(tmp_path: Path) -> None:
