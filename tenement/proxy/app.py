@@ -198,6 +198,8 @@ class Proxy:
         else:
             if fleet is not None and not hop:
                 remote = fleet.remote_instances(route.service)
+                if not remote and not self._backends.weighted_targets(route.service):
+                    remote = await fleet.find_instances(route.service)
                 if remote:
                     every: list[Target | RemoteInstance] = [
                         *self._backends.weighted_targets(route.service),

@@ -110,6 +110,11 @@ class Owners(Protocol):
     def remote_instances(self, service: str) -> Sequence[RemoteInstance]:
         """The running instances of ``service`` on other nodes that are up (memory)."""
 
+    async def find_instances(self, service: str) -> Sequence[RemoteInstance]:
+        """:meth:`remote_instances`, or when there are none, after reading the rows
+        again (bounded as :meth:`owner`'s lookups are): a route must not answer 503
+        for a service whose first instances were placed since this node's last look."""
+
 
 def check_hop(headers: list[tuple[bytes, bytes]], secret: bytes) -> Hop:
     """Whether ``headers`` claim to be a hop, and with the fleet secret.

@@ -2,16 +2,17 @@
 
 The proxy asks it on every request for a tenant that does not run here, so it answers
 from memory: a map of instance id -> node, reloaded only when the instance rows'
-signature (their count and latest ``updated_at``, one aggregate query) changed, and the
-nodes' rows, read on each look (a handful). Both are looked at every
-:data:`REFRESH_SECONDS`, in one read transaction.
+signature (their count, latest and sum of ``updated_at``, one aggregate query) changed
+or :data:`RELOAD_SECONDS` passed, and the nodes' rows, read on each look (a handful).
+Both are looked at every :data:`REFRESH_SECONDS`, in one read transaction.
 
 A tenant the map does not have (placed elsewhere since the last look) is looked up by
 its primary key, once per id between two looks, and at most :data:`MAX_LOOKUPS` ids
 between two looks whatever clients send: a request for a tenant nobody has, repeated
 or under ever new names, adds at most that many queries per look. Past that, the map
 answers alone (and a wake here finds the owner when it claims the row,
-``tenement/proxy/app.py``).
+``tenement/proxy/app.py``). A weighted route for a service of which the map knows no
+running instance reads the rows again, at most every :data:`REFRESH_SECONDS`.
 
 A request waits for a lookup (or a read of the nodes) at most :data:`LOOKUP_SECONDS`,
 and for none while the database is known to be out of reach: these reads run beside the
@@ -37,6 +38,9 @@ log = logging.getLogger(__name__)
 
 #: how often the rows are looked at
 REFRESH_SECONDS = 0.5
+#: how often the rows are read again whatever their signature says (a change can leave
+#: it as it was: ``tenement/store/instances.py``'s ``fleet_signature``)
+RELOAD_SECONDS = 5.0
 #: ids looked up one by one between two looks, at most
 MAX_LOOKUPS = 32
 #: how often a request for a node the map has not seen may make it read the nodes again
@@ -68,7 +72,12 @@ class FleetDirectory:
         self._rows: list[tuple[str, str, str, str, str, int]] = []
         self._running: dict[str, list[RemoteInstance]] = {}
         self._peers: dict[str, Peer] = {}
-        self._signature: tuple[int, float] | None = None
+        self._signature: tuple[int, float, float] | None = None
+        #: when the rows were last read, and how often they are whatever the signature
+        self._loaded_at = -math.inf
+        self.reload_seconds = RELOAD_SECONDS
+        #: when a weighted route that knew no instance last made them read again
+        self._sought_at = -math.inf
         #: the (node, advertise) whose address did not parse, said once each
         self._skipped: set[tuple[str, str]] = set()
         #: the ids looked up since the last look
@@ -117,22 +126,38 @@ class FleetDirectory:
             peer = self._peers.get(node)
         return peer
 
-    async def _read_again(self) -> None:
-        """:meth:`refresh` for a request that found a node the map has not seen: once at
-        a time (who asks meanwhile waits for it), at most every :data:`REREAD_SECONDS`."""
+    async def find_instances(self, service: str) -> list[RemoteInstance]:
+        """:meth:`remote_instances`; when there are none, after reading the rows again
+        (placed since the last look), at most every :data:`REFRESH_SECONDS`, and waiting
+        for that read at most :data:`LOOKUP_SECONDS`: a route of a service that runs
+        nowhere, asked again and again, reads no more often than the looks do."""
+        found = self.remote_instances(service)
+        if found:
+            return found
+        if self._rereading is None:  # else: wait for the read under way
+            now = trio.current_time()
+            if now - self._sought_at < REFRESH_SECONDS:
+                return found
+            self._sought_at = now
+        await self._read_again(rows=True)
+        return self.remote_instances(service)
+
+    async def _read_again(self, *, rows: bool = False) -> None:
+        """:meth:`refresh` for a request that found a node the map has not seen (or, with
+        ``rows``, the rows too): once at a time (who asks meanwhile waits for it), at
+        most every :data:`REREAD_SECONDS`."""
         if self._rereading is not None:
             with trio.move_on_after(LOOKUP_SECONDS):
                 await self._rereading.wait()
             return
-        if trio.current_time() - self._reread_at < REREAD_SECONDS or (
-            self._store.outage.since is not None
-        ):
+        too_soon = not rows and trio.current_time() - self._reread_at < REREAD_SECONDS
+        if too_soon or self._store.outage.since is not None:
             return
         done = self._rereading = trio.Event()
         try:
             with trio.move_on_after(LOOKUP_SECONDS):
                 with self._store.outage.tolerated("the fleet directory"):
-                    await self.refresh(read=self._store.read_aside)
+                    await self.refresh(read=self._store.read_aside, rows=rows)
         finally:
             self._reread_at = trio.current_time()
             self._rereading = None
@@ -168,8 +193,11 @@ class FleetDirectory:
     def remote_instances(self, service: str) -> list[RemoteInstance]:
         return self._running.get(service, [])
 
-    async def refresh(self, read: Callable[..., Awaitable[Any]] | None = None) -> None:
-        """Read the nodes, and the owners if the rows changed since the last look.
+    async def refresh(
+        self, read: Callable[..., Awaitable[Any]] | None = None, *, rows: bool = False
+    ) -> None:
+        """Read the nodes, and the owners if the rows changed since the last look, if
+        :attr:`reload_seconds` passed since they were read, or with ``rows``.
 
         ``read``: how to run the store's reads (:meth:`Store.run` unless given: a
         request's re-read runs them aside, so that it can stop waiting)."""
@@ -191,10 +219,12 @@ class FleetDirectory:
             up = row.alive(timeout)
             peers[row.name] = Peer(row.name, row.advertise, address, up, row.state)
         self._peers = peers
-        if signature != self._signature:
+        now = trio.current_time()
+        if rows or signature != self._signature or now - self._loaded_at >= self.reload_seconds:
             self._rows = await read(store.fleet_owners)
             self._owners = {row[0]: row[3] for row in self._rows}
             self._signature = signature
+            self._loaded_at = now
         running: dict[str, list[RemoteInstance]] = {}
         for iid, service, tenant, node, state, weight in self._rows:
             peer = self._peers.get(node)

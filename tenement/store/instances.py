@@ -87,11 +87,20 @@ class InstanceRecord:
         return row
 
 
-def fleet_signature(session: Session) -> tuple[int, float]:
-    """The count and latest ``updated_at`` of every node's instance rows: whether any
-    moved (``tenement/server/directory.py``)."""
-    row = session.execute("SELECT count(*) AS n, max(updated_at) AS latest FROM instances").first()
-    return int(row["n"]), float(row["latest"] or 0.0)
+def fleet_signature(session: Session) -> tuple[int, float, float]:
+    """The count, latest and sum of ``updated_at`` of every node's instance rows: whether
+    any changed (``tenement/server/directory.py``).
+
+    The latest alone misses a save stamped before it and committed after it: every
+    node stamps its rows with its own clock when it builds them, and the nodes' writes
+    commit in any order (a node's spawn went unseen by a third node until some other row
+    changed). The sum moves with any row's stamp; the directory reloads every few
+    seconds whatever the signature says, for the changes that cancel out in it.
+    """
+    row = session.execute(
+        "SELECT count(*) AS n, max(updated_at) AS latest, sum(updated_at) AS total FROM instances"
+    ).first()
+    return int(row["n"]), float(row["latest"] or 0.0), float(row["total"] or 0.0)
 
 
 def upsert_instances(

@@ -292,7 +292,7 @@ class NodeQueries(StoreBase):
         with self._read() as conn:
             return _nodes(conn)
 
-    def fleet_look(self) -> tuple[list[NodeRow], tuple[int, float]]:
+    def fleet_look(self) -> tuple[list[NodeRow], tuple[int, float, float]]:
         """Every node, and the instance rows' signature (``fleet_signature``): what a
         node's directory reads twice a second, in one transaction."""
         with self._read() as conn:

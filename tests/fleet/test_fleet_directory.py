@@ -185,6 +185,69 @@ async def test_every_directory_sees_where_a_lost_nodes_tenants_went(
     assert seen_by_c.lookups == 0
 
 
+async def test_a_save_stamped_before_the_latest_row_is_seen_all_the_same(
+    stores: dict[str, Store],
+) -> None:
+    """Each node stamps its rows with its own clock when it builds them, and the nodes'
+    saves commit in any order: a weighted route's instance, started on b, was left out
+    of c's directory (a 503 from c) until some other row changed."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    for store, name in ((a, "a"), (b, "b"), (c, "c")):
+        join(store, name, f"10.0.0.1{ord(name) - 96}:8080")
+    now = float(int(time.time()))  # whole seconds: the sums below are exact
+    b.save_instances([attrs.evolve(record("wt:y"), state="starting", updated_at=now - 2)])
+    a.save_instances([attrs.evolve(record("wt:x"), updated_at=now)])  # the latest
+    seen_by_c = directory(c, "c")
+    await seen_by_c.refresh()
+    assert [r.instance_id for r in seen_by_c.remote_instances("wt")] == ["wt:x"]
+    # b's start saves y running, stamped before a's save, committed after it
+    b.save_instances([attrs.evolve(record("wt:y"), updated_at=now - 1)])
+    await seen_by_c.refresh()
+    assert sorted(r.instance_id for r in seen_by_c.remote_instances("wt")) == ["wt:x", "wt:y"]
+
+    # a change the signature cannot tell (two stamps moved by as much, either way):
+    # found at once by a route that knows no instance, and by a look a while later
+    b.save_instances([attrs.evolve(record("wt:y"), state="stopped", updated_at=now - 3)])
+    b.save_instances([attrs.evolve(record("wt:z"), state="stopped", updated_at=now - 1)])
+    a.save_instances([attrs.evolve(record("wt:x"), state="stopped", updated_at=now + 1)])
+    await seen_by_c.refresh()
+    assert seen_by_c.remote_instances("wt") == []
+    b.save_instances(
+        [
+            attrs.evolve(record("wt:y"), updated_at=now - 2),
+            attrs.evolve(record("wt:z"), state="stopped", updated_at=now - 2),
+        ]
+    )
+    await seen_by_c.refresh()
+    assert seen_by_c.remote_instances("wt") == []  # the signature did not move
+    [found] = await seen_by_c.find_instances("wt")
+    assert found.instance_id == "wt:y"
+    # asked again at once for a service that runs nowhere: no read until the next look
+    began: list[object] = []
+    count = began.append
+    sa.event.listen(c.engine, "begin", count)
+    for _ in range(100):
+        assert await seen_by_c.find_instances("nowhere") == []
+    assert len(began) <= 1
+    sa.event.remove(c.engine, "begin", count)
+    # and the looks read the rows again every reload_seconds, whatever the signature
+    b.save_instances([attrs.evolve(record("wt:y"), state="stopped", updated_at=now - 4)])
+    await seen_by_c.refresh()
+    assert seen_by_c.remote_instances("wt") == []
+    b.save_instances(
+        [
+            attrs.evolve(record("wt:y"), updated_at=now - 2),
+            attrs.evolve(record("wt:z"), state="stopped", updated_at=now - 4),
+        ]
+    )
+    seen_by_c.reload_seconds = 1.0
+    await seen_by_c.refresh()
+    assert seen_by_c.remote_instances("wt") == []
+    await trio.sleep(1.1)
+    await seen_by_c.refresh()
+    assert [r.instance_id for r in seen_by_c.remote_instances("wt")] == ["wt:y"]
+
+
 async def test_a_peer_row_with_a_bad_address_is_skipped_not_fatal(
     stores: dict[str, Store], caplog: pytest.LogCaptureFixture
 ) -> None:

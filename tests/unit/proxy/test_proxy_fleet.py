@@ -8,7 +8,7 @@ from __future__ import annotations
 import pytest
 
 from tenement.proxy import Proxy
-from tenement.proxy.fleet import HERE, Here, Peer, peer_address
+from tenement.proxy.fleet import HERE, Here, Peer, RemoteInstance, peer_address
 from tests.integration.proxy.proxy_support import dead_port
 from tests.unit.proxy.test_proxy_app import Backends, call, fallback
 
@@ -21,6 +21,7 @@ class Owners:
         self.secret = SECRET
         self.retry_after_seconds = 10
         self._owners = owners
+        self.sought: list[str] = []
 
     def known_owner(self, instance_id: str) -> Peer | Here | None:
         return self._owners.get(instance_id)
@@ -33,6 +34,19 @@ class Owners:
 
     async def find_peer(self, node: str) -> Peer | None:
         return self.peer(node)
+
+    def remote_instances(self, service: str) -> list[RemoteInstance]:
+        return []  # what the last look saw: none yet
+
+    async def find_instances(self, service: str) -> list[RemoteInstance]:
+        """The rows read again: each peer's tenant of ``service``, running."""
+        self.sought.append(service)
+        found = []
+        for iid, owner in self._owners.items():
+            named, _, tenant = iid.partition(":")
+            if isinstance(owner, Peer) and named == service:
+                found.append(RemoteInstance(iid, service, tenant, 100, owner))
+        return found
 
 
 def peer(up: bool = True) -> Peer:
@@ -114,6 +128,16 @@ def test_a_remote_tenant_may_get_a_certificate() -> None:
     assert app.routes_to_instance(HOST, running_only=True)
     assert not app.routes_to_instance("bob.notes.example.com")
     assert not proxy(None).routes_to_instance(HOST)
+
+
+async def test_a_weighted_route_this_node_knows_no_instance_of_reads_the_rows_again() -> None:
+    """Placed on a peer since this node's directory last looked: the route goes there
+    (here unreachable, which the answer says), not a bare 503 from what it knew."""
+    owners = Owners({"notes:alice": peer()})
+    app = Proxy(Backends(), domain="example.com", fallback=fallback, fleet=owners)
+    status, body = await call(app, "notes.example.com")
+    assert owners.sought == ["notes"]
+    assert status == 503 and b"notes:alice runs on fleet node a" in body, body
 
 
 async def test_forged_hops_by_the_thousand_are_logged_once(
