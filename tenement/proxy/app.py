@@ -20,6 +20,7 @@ drains streaming responses and the idle reaper leaves an open WebSocket alone.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Awaitable
 
@@ -77,6 +78,9 @@ PROBE_SECONDS = 0.150
 #: how often a dead direct target is looked up again, and for how long
 RETRY_INTERVAL_SECONDS = 0.100
 RETRY_DEADLINE_SECONDS = 15.0
+#: how often a request waiting for a tenant gone from this process's rows has its row
+#: read again (it may have moved to another fleet node)
+RECHECK_SECONDS = 0.5
 #: how long a connect to another fleet node may take before it counts as down (a node
 #: cut off by a partition answers nothing: without this, the kernel's minutes)
 PEER_CONNECT_SECONDS = 2.0
@@ -166,7 +170,7 @@ class Proxy:
             while True:
                 if moves.moving(iid) and not await moves.hold(iid, service.request_timeout):
                     return await self._answer(scope, send, _still_moving(iid))
-                if hop and (back or moves.moved_recently(iid)):
+                if hop and (back or moves.moved_recently(iid) or _moved(fleet, iid)):
                     hop = False  # forwarded once more, to where it went (proxy/moves.py)
                 known = False
                 if fleet is not None and self._backends.target(route.service, route.tenant) is None:
@@ -178,6 +182,11 @@ class Proxy:
                             old, route, hop, scope, receive, send, started, back=True
                         )
                     peer = await fleet.owner(iid)
+                    if isinstance(peer, Peer) and hop:
+                        # forwarded here by a node whose map says this one runs it: this
+                        # process's map may be the one behind (each keeps its own)
+                        peer = await fleet.recheck(iid)
+                        hop = not fleet.moved_recently(iid)
                     if isinstance(peer, Peer):
                         return await self._to_peer(peer, route, hop, scope, receive, send, started)
                     # this node's row: its to wake, even where this process has not read the
@@ -189,12 +198,13 @@ class Proxy:
                     break
                 # it began to move while this request waited for it: held, then routed again
             if isinstance(found, OwnedElsewhere):
-                # claimed by another node since this node's directory last looked
+                # claimed by another node (or moved there) since this process's map looked:
+                # a forwarded request goes on once more, to that node
                 assert fleet is not None
                 peer = await fleet.find_peer(found.node)
                 if peer is None:
                     return await self._answer(scope, send, UNAVAILABLE)
-                return await self._to_peer(peer, route, hop, scope, receive, send, started)
+                return await self._to_peer(peer, route, False, scope, receive, send, started)
         else:
             if fleet is not None and not hop:
                 remote = fleet.remote_instances(route.service)
@@ -505,7 +515,9 @@ class Proxy:
         except UpstreamUnavailable:
             return False
         try:
-            await forward_http(self._upstream, conn, scope, receive, send, timeout=timeout)
+            await forward_http(
+                self._upstream, conn, scope, receive, send, timeout=timeout, trailers=True
+            )
         except ForwardTimedOut as exc:
             log.warning("%s", exc)
             await respond(scope, send, GATEWAY_TIMEOUT.status, GATEWAY_TIMEOUT.message)
@@ -541,6 +553,7 @@ class Proxy:
         conn = await self._probe(target)
         if conn is not None:
             return target, conn
+        rechecked = -math.inf
         with trio.move_on_after(RETRY_DEADLINE_SECONDS):
             while True:
                 await trio.sleep(RETRY_INTERVAL_SECONDS)
@@ -548,6 +561,14 @@ class Proxy:
                 again = backends.target(service, tenant)
                 if again is None and self.moves.moving(f"{service}:{tenant}"):
                     return _MOVING  # stopped to be moved: never woken here meanwhile
+                now = trio.current_time()
+                if again is None and self._fleet is not None and now - rechecked >= RECHECK_SECONDS:
+                    # gone from this process's rows: moved to another node (the old
+                    # process stops once the new one runs)?
+                    rechecked = now
+                    owner = await self._fleet.recheck(f"{service}:{tenant}")
+                    if isinstance(owner, Peer):
+                        return OwnedElsewhere(f"{service}:{tenant}", owner.node)
                 if again is None and backends.may_wake(service, tenant):
                     woken = await self._wake(service, tenant)
                     if isinstance(woken, (Rejected, OwnedElsewhere)):
@@ -652,6 +673,11 @@ class _Moving:
 
 
 _MOVING = _Moving()
+
+
+def _moved(fleet: Owners | None, instance_id: str) -> bool:
+    """Whether this process's fleet map saw ``instance_id`` change node a moment ago."""
+    return fleet is not None and fleet.moved_recently(instance_id)
 
 
 def _still_moving(instance_id: str) -> Rejected:

@@ -100,6 +100,14 @@ class Owners(Protocol):
     def known_owner(self, instance_id: str) -> Peer | Here | None:
         """:meth:`owner` from memory alone (the express lane: it never waits)."""
 
+    async def recheck(self, instance_id: str) -> Peer | Here | None:
+        """:meth:`owner` from the row as it is now (bounded as :meth:`owner`'s lookups
+        are): for a forwarded request that the map says another node runs."""
+
+    def moved_recently(self, instance_id: str) -> bool:
+        """Whether this process saw ``instance_id`` change node a short while ago: a
+        forwarded request for it may then be forwarded once more, to where it went."""
+
     def peer(self, node: str) -> Peer | None:
         """The node named ``node``, or None when this node does not know it (yet)."""
 

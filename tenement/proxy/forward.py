@@ -87,6 +87,7 @@ async def forward_http(
     send: Send,
     *,
     timeout: float,
+    trailers: bool = False,
 ) -> float:
     """Send the request in ``scope``/``receive`` over ``conn`` and relay the response.
 
@@ -102,6 +103,9 @@ async def forward_http(
         upstream: the pool ``conn`` came from; it gets the connection back (or closed).
         conn: a connection to the chosen tenant; ownership passes to this function.
         timeout: seconds from now until the response head must have arrived.
+        trailers: pass a chunked body's trailer fields on (a standby's API requests to
+            the leader: a node's data for a move carries its SHA-256 so); a tenant never
+            gets them.
 
     Returns:
         ``trio.current_time()`` when the response head arrived.
@@ -126,7 +130,10 @@ async def forward_http(
         raise ClientGone
     body = message.get("body", b"")
     target = request_target(scope)
-    if not message.get("more_body", False):
+    more = message.get("more_body", False)
+    # a chunked body short enough to arrive whole still ends with its trailer fields
+    ended = None if more or not trailers else list(message.get("trailers", ())) or None
+    if not more and ended is None:
         return await _forward_whole_body(
             upstream, conn, method, target, headers, body, receive, send, timeout
         )
@@ -135,7 +142,9 @@ async def forward_http(
         request = h11.Request(method=method, target=target, headers=headers)
     except h11.LocalProtocolError as exc:
         raise _refused(upstream, conn, exc) from exc
-    return await _forward_duplex(upstream, conn, request, body, receive, send, timeout)
+    return await _forward_duplex(
+        upstream, conn, request, body, receive, send, timeout, trailers=trailers, ended=ended
+    )
 
 
 def forward_whole(
@@ -350,9 +359,13 @@ async def _forward_duplex(
     receive: Receive,
     send: Send,
     timeout: float,
+    *,
+    trailers: bool,
+    ended: list[tuple[bytes, bytes]] | None,
 ) -> float:
     """:func:`forward_http` for a streamed request body: one task writes it, this one
-    reads the response. The writer, once done, watches for the client leaving."""
+    reads the response. The writer, once done, watches for the client leaving.
+    ``ended``: the body ended in the first message, with these trailer fields."""
     relaying = False
     failure: TenementError | None = None
     response: h11.Response | None = None
@@ -366,7 +379,16 @@ async def _forward_duplex(
                     await conn.send(request)
                     if body:
                         await conn.send(h11.Data(data=body))
-                    nursery.start_soon(_write_body, conn, receive, nursery.cancel_scope)
+                    if ended is not None:
+                        await conn.send(h11.EndOfMessage(headers=ended))
+                    nursery.start_soon(
+                        _write_body,
+                        conn,
+                        receive,
+                        nursery.cancel_scope,
+                        trailers,
+                        ended is not None,
+                    )
                     response = await _read_head(conn)
                     held = _held_body(conn)
                 if deadline.cancelled_caught:
@@ -393,10 +415,12 @@ async def _forward_duplex(
     return head_at
 
 
-async def _write_body(conn: Connection, receive: Receive, cancel: trio.CancelScope) -> None:
-    """Write the rest of the request body, then wait for the client to leave (cancelling
-    the exchange if it leaves first)."""
-    done = False
+async def _write_body(
+    conn: Connection, receive: Receive, cancel: trio.CancelScope, trailers: bool, done: bool
+) -> None:
+    """Write the rest of the request body (with its trailer fields if ``trailers``), then
+    wait for the client to leave (cancelling the exchange if it leaves first); ``done``:
+    all of it was written already."""
     try:
         while True:
             message = await receive()
@@ -409,7 +433,8 @@ async def _write_body(conn: Connection, receive: Receive, cancel: trio.CancelSco
             if chunk:
                 await conn.send(h11.Data(data=chunk))
             if not message.get("more_body", False):
-                await conn.send(h11.EndOfMessage())
+                fields = list(message.get("trailers", ())) if trailers else []
+                await conn.send(h11.EndOfMessage(headers=fields))
                 done = True
     except UpstreamError:
         # the tenant stopped reading; its answer, or the failure, comes from the reader

@@ -7,10 +7,13 @@ the same server id. Access is the file system's: the directory is the service us
 On the leader's control socket (:class:`ControlApp`):
 
 - ``POST /_tenement/wake/{service}/{tenant}`` — wake an instance for a standby's
-  request: 200 with the target as JSON, 404 when it may not be woken, 503 when waking
-  failed (JSON ``{"error": ...}``, plus ``"retry_after"``, whole seconds, when the
-  instance is in backoff, or ``"failed": true`` when it failed) or this server does not
-  hold the lease (yet);
+  request: 200 with the target as JSON, 404 when it may not be woken, 409 with
+  ``"node"`` when another fleet node's row holds it (moved or placed there: the standby
+  forwards the request there), 503 when waking failed (JSON ``{"error": ...}``, plus
+  ``"retry_after"``, whole seconds, when the instance is in backoff, or ``"failed":
+  true`` when it failed) or this server does not hold the lease (yet). While the
+  instance is being moved away from this node the call waits, as the leader's own
+  requests for it are held, at most the service's ``request_timeout``;
 - ``POST /_tenement/report`` — from a standby, every second: ``activity``, the seconds
   since its last request to each instance (so that the idle reaper does not stop an
   instance only it serves), and ``metrics``, its proxy's new request counts (so that
@@ -45,7 +48,14 @@ from tenement.control_sockets import control_sockets
 from tenement.errors import TenementError
 from tenement.processes import process_exists
 from tenement.proxy import ProxyMetrics
-from tenement.supervisor import InstanceFailed, RestartPending, Supervisor, Target, WakeError
+from tenement.supervisor import (
+    InstanceFailed,
+    OwnedElsewhere,
+    RestartPending,
+    Supervisor,
+    Target,
+    WakeError,
+)
 from tenement.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
@@ -60,6 +70,8 @@ CLIENT_HEADER = b"x-tenement-client"
 MAX_SOCKET_PATH = 107
 #: how long one call to the leader may take (a wake waits for the tenant to start)
 CALL_SECONDS = 120.0
+#: how often a wake for an instance being moved away looks whether the move ended
+MOVE_POLL_SECONDS = 0.05
 
 
 class NoLeader(TenementError):
@@ -175,11 +187,28 @@ class ControlApp:
         return http.json_response({"error": "not found"}, 404)
 
 
+def _elsewhere(iid: str, node: str) -> http.Response:
+    return http.json_response({"error": f"{iid} runs on fleet node {node}", "node": node}, 409)
+
+
 async def _wake(sup: Supervisor, service: str, tenant: str) -> http.Response:
+    iid = f"{service}:{tenant}"
+    svc = sup.service(service)
+    if svc is not None and iid in sup.moving:
+        # held as the leader's own requests for it are (proxy/moves.py): then it runs
+        # on another node, or here again if the move failed
+        with trio.move_on_after(svc.request_timeout):
+            while iid in sup.moving:
+                await trio.sleep(MOVE_POLL_SECONDS)
+    elsewhere = await sup.owner_elsewhere(iid)
+    if elsewhere is not None:
+        return _elsewhere(iid, elsewhere)
     if not sup.may_wake(service, tenant):
         return http.json_response({"error": f"{service}:{tenant} may not be woken"}, 404)
     try:
         target = await sup.wake(service, tenant)
+    except OwnedElsewhere as exc:
+        return _elsewhere(iid, exc.node)
     except RestartPending as exc:
         return http.json_response({"error": str(exc), "retry_after": exc.retry_after_seconds}, 503)
     except InstanceFailed as exc:
@@ -267,6 +296,7 @@ class LeaderClient:
             NoLeader: the leader could not be reached.
             RestartPending: it is in backoff, restarting after the request's deadline.
             InstanceFailed: it failed; only an operator starts it again.
+            OwnedElsewhere: another fleet node's row holds it (moved or placed there).
             WakeError: the leader could not wake it (or it may not be woken).
         """
         path = await self.socket_path()
@@ -276,6 +306,8 @@ class LeaderClient:
             raise RestartPending(f"{service}:{tenant}", data["retry_after"], data.get("error"))
         if status == 503 and data.get("failed") is True:
             raise InstanceFailed(f"{service}:{tenant}")
+        if status == 409 and isinstance(data.get("node"), str):
+            raise OwnedElsewhere(f"{service}:{tenant}", data["node"])
         if status != 200:
             raise WakeError(f"{service}:{tenant}", data.get("error", f"status {status}"))
         return Target(

@@ -14,6 +14,15 @@ answers alone (and a wake here finds the owner when it claims the row,
 ``tenement/proxy/app.py``). A weighted route for a service of which the map knows no
 running instance reads the rows again, at most every :data:`REFRESH_SECONDS`.
 
+It also remembers which tenants it saw change node in the last
+:data:`MOVED_HOP_SECONDS` (:meth:`FleetDirectory.moved_recently`), and looks a tenant
+up again for a request another node forwarded here that its map says runs elsewhere
+(:meth:`FleetDirectory.recheck`, a read per such request, a few at a time): every
+serving process keeps its own map (``workers``,
+standbys), read at its own times, so a forward made by a map that knew of a move can
+meet one that does not yet, or the other way round. Such a request is forwarded once
+more, or served here, not refused as a loop.
+
 A request waits for a lookup (or a read of the nodes) at most :data:`LOOKUP_SECONDS`,
 and for none while the database is known to be out of reach: these reads run beside the
 store's queue of writes, and one that the database does not answer (a partition waits
@@ -48,6 +57,11 @@ REREAD_SECONDS = 0.1
 #: how long a request waits for a lookup or a read of the nodes: past that (a database
 #: out of reach, a partition) it is routed by what the map knows
 LOOKUP_SECONDS = 2.0
+#: how long after the map saw a tenant change node a forwarded request for it may be
+#: forwarded once more (as ``tenement/proxy/moves.py``'s, for this process's map)
+MOVED_HOP_SECONDS = 30.0
+#: reads of :meth:`FleetDirectory.recheck` under way at once, at most
+RECHECKS_AT_ONCE = 4
 
 
 class FleetDirectory:
@@ -89,6 +103,10 @@ class FleetDirectory:
         self._reread_at = -REREAD_SECONDS
         #: how many queries the lookups made, in all
         self.lookups = 0
+        #: instance id -> when the map saw it change node
+        self._moved: dict[str, float] = {}
+        #: the reads of :meth:`recheck` under way at once, at most
+        self._rechecks = trio.CapacityLimiter(RECHECKS_AT_ONCE)
 
     def known_owner(self, instance_id: str) -> Peer | Here | None:
         node = self._owners.get(instance_id)
@@ -177,11 +195,42 @@ class FleetDirectory:
                 with store.outage.tolerated("the fleet directory"):
                     node = await store.read_aside(store.instance_node, instance_id)
             if node is not None:
-                self._owners[instance_id] = node
+                self._note_owner(instance_id, node)
         finally:
             del self._pending[instance_id]
             done.set()
         return node
+
+    def moved_recently(self, instance_id: str) -> bool:
+        moved = self._moved.get(instance_id)
+        return moved is not None and trio.current_time() - moved < MOVED_HOP_SECONDS
+
+    async def recheck(self, instance_id: str) -> Peer | Here | None:
+        """:meth:`owner` as its row says now, read again (a forwarded request found the
+        map naming another node; the node that sent it may have just read the row's
+        change). A read for each such request, begun after it arrived: at most
+        :data:`RECHECKS_AT_ONCE` at a time, the map's answer while the database is out of
+        reach. Forwarded requests come from nodes only (the fleet secret), and only
+        while two maps disagree. A changed node counts as a move."""
+        store = self._store
+        if store.outage.since is not None:
+            return await self.owner(instance_id)
+        node = None
+        with trio.move_on_after(LOOKUP_SECONDS):
+            async with self._rechecks:
+                self.lookups += 1
+                with store.outage.tolerated("the fleet directory"):
+                    node = await store.read_aside(store.instance_node, instance_id)
+        if node is None:
+            return await self.owner(instance_id)
+        self._note_owner(instance_id, node)
+        return HERE if node == self.node else await self.find_peer(node)
+
+    def _note_owner(self, instance_id: str, node: str) -> None:
+        before = self._owners.get(instance_id)
+        if before is not None and before != node:
+            self._moved[instance_id] = trio.current_time()
+        self._owners[instance_id] = node
 
     def peer(self, node: str) -> Peer | None:
         return self._peers.get(node)
@@ -222,9 +271,17 @@ class FleetDirectory:
         now = trio.current_time()
         if rows or signature != self._signature or now - self._loaded_at >= self.reload_seconds:
             self._rows = await read(store.fleet_owners)
-            self._owners = {row[0]: row[3] for row in self._rows}
+            owners = {row[0]: row[3] for row in self._rows}
+            before = self._owners
+            for iid, node in owners.items():
+                if before.get(iid, node) != node:
+                    self._moved[iid] = now
+            self._owners = owners
             self._signature = signature
             self._loaded_at = now
+            self._moved = {
+                iid: at for iid, at in self._moved.items() if now - at < MOVED_HOP_SECONDS
+            }
         running: dict[str, list[RemoteInstance]] = {}
         for iid, service, tenant, node, state, weight in self._rows:
             peer = self._peers.get(node)

@@ -205,7 +205,9 @@ class SharedBackends:
             raise WakeError(f"{service}:{tenant}", str(exc)) from exc
         if isinstance(found, Supervisor):
             return await found.wake(service, tenant)
-        self._targets[found.instance_id] = found
+        # for this request only: the next ones use the rows once they have it, and ask
+        # the leader again until then (a target kept here would outlive an instance
+        # that moved to another fleet node, still served here until its new copy runs)
         self._touched[found.instance_id] = trio.current_time()
         return found
 

@@ -178,6 +178,16 @@ class Supervisor:
         self._runners.pop(iid, None)
         self._kept += 1
 
+    async def owner_elsewhere(self, iid: str) -> str | None:
+        """The other fleet node whose row holds ``iid`` (it moved or was placed there),
+        or None: a single host, an instance this node runs, or a row naming no other
+        node. One query, for a standby's or worker's wake only."""
+        store = self._shared.store
+        if store.node is None or iid in self._runners:
+            return None
+        owner: str | None = await store.run(store.instance_node, iid)
+        return owner if owner is not None and owner != store.node else None
+
     def refuse_if_fenced(self, iid: str) -> None:
         """Raise :class:`Fenced` while this fleet node is fenced: it starts nothing."""
         if self.fenced is not None:

@@ -248,6 +248,38 @@ async def test_a_save_stamped_before_the_latest_row_is_seen_all_the_same(
     assert [r.instance_id for r in seen_by_c.remote_instances("wt")] == ["wt:y"]
 
 
+async def test_a_move_is_remembered_and_a_forwarded_request_reads_the_row_again(
+    stores: dict[str, Store],
+) -> None:
+    """Each serving process keeps its own map: a request forwarded by a process that has
+    read a move may reach one that has not. It reads the row again (one read per such
+    request), and a process that saw the tenant change node may forward it once more."""
+    a, b, c = stores["a"], stores["b"], stores["c"]
+    for store, name in ((a, "a"), (b, "b"), (c, "c")):
+        join(store, name, f"10.0.0.1{ord(name) - 96}:8080")
+    a.save_instances([record("echo:mover")])
+    seen_by_c = directory(c, "c")
+    await seen_by_c.refresh()
+    assert not seen_by_c.moved_recently("echo:mover")
+    [epoch] = [h.epoch for h in a.held_here() if h.instance_id == "echo:mover"]
+    assert a.hand_instance_over("echo:mover", epoch, "c", False) == epoch + 1
+    # before c's next look: the map still says a, the row says c
+    assert getattr(await seen_by_c.owner("echo:mover"), "node", None) == "a"
+    before = seen_by_c.lookups
+    assert await seen_by_c.recheck("echo:mover") is HERE
+    assert seen_by_c.lookups == before + 1
+    assert seen_by_c.moved_recently("echo:mover")
+    assert await seen_by_c.owner("echo:mover") is HERE  # the map has it now
+    # a process that learns of it at a look remembers it the same way
+    seen_again = directory(c, "c")
+    await seen_again.refresh()
+    assert not seen_again.moved_recently("echo:mover")
+    assert c.hand_instance_over("echo:mover", epoch + 1, "b", False) == epoch + 2
+    await seen_again.refresh()
+    assert seen_again.moved_recently("echo:mover")
+    assert getattr(await seen_again.owner("echo:mover"), "node", None) == "b"
+
+
 async def test_a_peer_row_with_a_bad_address_is_skipped_not_fatal(
     stores: dict[str, Store], caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -22,12 +22,20 @@ class Owners:
         self.retry_after_seconds = 10
         self._owners = owners
         self.sought: list[str] = []
+        self.rechecked: list[str] = []
 
     def known_owner(self, instance_id: str) -> Peer | Here | None:
         return self._owners.get(instance_id)
 
     async def owner(self, instance_id: str) -> Peer | Here | None:
         return self._owners.get(instance_id)
+
+    async def recheck(self, instance_id: str) -> Peer | Here | None:
+        self.rechecked.append(instance_id)  # the row says what the map says: a loop
+        return self._owners.get(instance_id)
+
+    def moved_recently(self, instance_id: str) -> bool:
+        return False
 
     def peer(self, node: str) -> Peer | None:
         return next((p for p in self._owners.values() if isinstance(p, Peer)), None)
@@ -102,10 +110,13 @@ async def test_two_hop_headers_are_forged_even_with_the_secret() -> None:
 
 
 async def test_a_valid_hop_for_another_nodes_tenant_is_a_loop() -> None:
-    app = proxy({"notes:alice": peer()})
+    """Once its row, read again, says the same: this process's map was not behind."""
+    owners = Owners({"notes:alice": peer()})
+    app = Proxy(Backends(), domain="example.com", fallback=fallback, fleet=owners)
     headers = [(b"host", HOST.encode()), (b"x-tenement-hop", SECRET)]
     status, body = await call(app, HOST, headers=headers)
     assert status == 508 and b"fleet node a runs it" in body
+    assert owners.rechecked == ["notes:alice"]
 
 
 async def test_a_valid_hop_for_nobody_is_404_and_a_row_here_is_woken() -> None:
