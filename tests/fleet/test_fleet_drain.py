@@ -17,7 +17,7 @@ import httpx
 import trio
 
 from tests.fleet.conftest import Fleet, Node, ten
-from tests.fleet.test_fleet_move import STATELESS, fill, post, tree_digest
+from tests.fleet.test_fleet_move import STATELESS, fill, post, tree_digest, two_nodes
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
 
@@ -84,13 +84,7 @@ async def wait_until_empty(fleet: Fleet, node: Node, seconds: float = 90) -> Non
 async def test_a_node_drains_under_load_survives_its_restart_and_refuses_bad_input(
     fleet: Fleet,
 ) -> None:
-    a, b = fleet.node("a"), fleet.node("b")
-    for node in (a, b):
-        with (node.directory / "tenement.toml").open("a") as config:
-            config.write(STATELESS)
-    fleet.make_token(a)
-    await a.start()
-    await b.start()
+    a, b = await two_nodes(fleet, STATELESS)
     first = ["echo:alice", "echo:bob", "web:carol", "web:dave"]
     await spawn_on(fleet, b, "a", first)
     source = a.directory / "data" / "echo" / "alice"

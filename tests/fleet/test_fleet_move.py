@@ -65,15 +65,16 @@ def fill(tree: Path) -> None:
     (tree / "outside").symlink_to("/etc/hostname")  # copied as a link, never followed
 
 
-async def two_nodes(fleet: Fleet, also: str = "") -> tuple[Node, Node]:
-    """Nodes a and b, started (``also``: more of their tenement.toml)."""
+async def two_nodes(fleet: Fleet, also: str = "", *options: str) -> tuple[Node, Node]:
+    """Nodes a and b, started (``also``: more of their tenement.toml; ``options``: of
+    their ``ten serve``)."""
     a, b = fleet.node("a"), fleet.node("b")
     for node in (a, b):
         with (node.directory / "tenement.toml").open("a") as config:
             config.write(also)
     fleet.make_token(a)
-    await a.start()
-    await b.start()
+    await a.start(*options)
+    await b.start(*options)
     return a, b
 
 

@@ -15,20 +15,14 @@ from __future__ import annotations
 import trio
 
 from tests.fleet.conftest import Fleet
-from tests.fleet.test_fleet_move import STATELESS, alive, post
+from tests.fleet.test_fleet_move import STATELESS, alive, post, two_nodes
 from tests.loadgen import Load, keep_alive_client, one_shot_client
 
 
 async def test_moves_between_nodes_of_two_serving_processes_fail_no_request(
     fleet: Fleet,
 ) -> None:
-    a, b = fleet.node("a"), fleet.node("b")
-    for node in (a, b):
-        with (node.directory / "tenement.toml").open("a") as config:
-            config.write(STATELESS)
-    fleet.make_token(a)
-    await a.start("--workers", "2")
-    await b.start("--workers", "2")
+    a, b = await two_nodes(fleet, STATELESS, "--workers", "2")
     for service, tenant in (("web", "carol"), ("echo", "alice")):
         iid = f"{service}:{tenant}"
         spawned = await post(
