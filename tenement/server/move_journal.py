@@ -11,7 +11,7 @@ either way. A server that starts leading reads the markers its dead predecessors
 
 A stateless tenant moves without a pause: its row is handed over while its process
 here still serves, and that process is stopped once the new copy runs. The marker of
-such a move records that process (pid, start time, group): a server killed during that
+such a move records that process (pid, start time): a server killed during that
 overlap leaves it running with a row naming another node, which no next server adopts,
 so its ``recover`` stops it (if it is still that process).
 
@@ -24,12 +24,12 @@ import json
 import logging
 import os
 import shutil
-import signal
 from pathlib import Path
 
 import attrs
-import trio
 
+from tenement.supervisor import cgroups
+from tenement.supervisor.process import TenantProcess
 from tenement.supervisor.procfs import read_start_ticks, read_stat
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,11 @@ LEFT_OVER_GRACE_SECONDS = 5.0
 
 
 @attrs.frozen
-class TenantProcess:
-    """The tenant's process a move left running here (``pid``, started at ``ticks``,
-    in the process group ``pgid``)."""
+class LeftProcess:
+    """The tenant's process a move left running here (``pid``, started at ``ticks``)."""
 
     pid: int
     ticks: int
-    pgid: int | None
 
     def alive(self) -> bool:
         """Whether it is still that process, and not exited (a zombie has)."""
@@ -57,27 +55,13 @@ class TenantProcess:
         return stat is not None and not stat.exited and stat.start_ticks == self.ticks
 
     async def stop(self) -> bool:
-        """Stop it (its group), SIGTERM then SIGKILL after a grace; whether it ran."""
-        if not self.alive():
+        """Stop it and its group as the supervisor stops a tenant (SIGTERM, a grace,
+        SIGKILL, its cgroup), if it is still that process; whether it was."""
+        running = TenantProcess.adopt(self.pid, self.ticks, cgroups_v2=cgroups.available())
+        if running is None:
             return False
-        self._signal(signal.SIGTERM)
-        with trio.move_on_after(LEFT_OVER_GRACE_SECONDS):
-            while self.alive():
-                await trio.sleep(0.05)
-            return True
-        self._signal(signal.SIGKILL)
+        await running.terminate(LEFT_OVER_GRACE_SECONDS)
         return True
-
-    def _signal(self, sig: signal.Signals) -> None:
-        try:
-            # its group only when it leads it (a tenant leads its own session): never a
-            # group it merely belongs to, which may hold others
-            if self.pgid == self.pid:
-                os.killpg(self.pgid, sig)
-            elif self.alive():
-                os.kill(self.pid, sig)
-        except ProcessLookupError:
-            pass
 
 
 @attrs.frozen
@@ -92,7 +76,7 @@ class Marker:
     pid: int
     ticks: int | None
     #: a stateless move's process here, left running while the new copy starts
-    tenant: TenantProcess | None = None
+    tenant: LeftProcess | None = None
 
     def writer_alive(self) -> bool:
         """Whether the server that wrote it runs still (another server of this data dir,
@@ -110,7 +94,7 @@ def write_marker(
     to: str,
     *,
     running: bool,
-    tenant: TenantProcess | None = None,
+    tenant: LeftProcess | None = None,
 ) -> Path:
     """Record, durably, that ``instance_id`` is being moved to ``to`` by this process
     (``tenant``: its process here, which runs on while the new copy starts)."""
@@ -145,12 +129,7 @@ def read_markers(spool: Path) -> list[Marker]:
         try:
             data = json.loads(path.read_text())
             left = data.get("tenant")
-            tenant = None
-            if left is not None:
-                pgid = left["pgid"]
-                tenant = TenantProcess(
-                    int(left["pid"]), int(left["ticks"]), None if pgid is None else int(pgid)
-                )
+            tenant = None if left is None else LeftProcess(int(left["pid"]), int(left["ticks"]))
             found.append(
                 Marker(
                     path,

@@ -63,7 +63,7 @@ from tenement.server.archive import (
 from tenement.server.move_abort import DISCARD_SECONDS, Abort, abort
 from tenement.server.move_journal import (
     INCOMING_PREFIX,
-    TenantProcess,
+    LeftProcess,
     read_markers,
     remove_stale,
     write_marker,
@@ -333,7 +333,7 @@ class Mover:
         report: dict[str, Any] = {"id": instance_id, "from": self.node, "to": to}
         run = runner.inst.run
         if not persist and was_running and run is not None:
-            left = TenantProcess(run.pid, run.process.start_ticks, run.process.pgid)
+            left = LeftProcess(run.pid, run.process.start_ticks)
             return await self._move_alongside(sup, instance_id, to, epoch, left, report)
         # on disk before the tenant stops: a server killed mid-move restarts it (recover)
         marker = write_marker(self._spool(), instance_id, to, running=was_running)
@@ -454,7 +454,7 @@ class Mover:
         instance_id: str,
         to: str,
         epoch: int,
-        left: TenantProcess,
+        left: LeftProcess,
         report: dict[str, Any],
     ) -> dict[str, Any]:
         """Move a running stateless tenant without a pause: hand its row to ``to``
@@ -529,7 +529,7 @@ class Mover:
         )
         return report
 
-    async def _stop_left(self, sup: Supervisor, instance_id: str, left: TenantProcess) -> None:
+    async def _stop_left(self, sup: Supervisor, instance_id: str, left: LeftProcess) -> None:
         """Stop this node's process of a tenant handed over alongside it: requests in
         flight finish, new ones go to its new node (the directory is read first)."""
         try:

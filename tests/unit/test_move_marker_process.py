@@ -4,7 +4,6 @@ still that process. And the proxy's holds count what they held (``proxy/moves.py
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,17 +12,17 @@ import trio
 import trio.testing
 
 from tenement.proxy.moves import Moves
-from tenement.server.move_journal import TenantProcess, read_markers, write_marker
+from tenement.server.move_journal import LeftProcess, read_markers, write_marker
 from tenement.supervisor.procfs import read_start_ticks
 
 SLEEPER = [sys.executable, "-c", "import time; time.sleep(60)"]
 
 
-def started() -> tuple[subprocess.Popen[bytes], TenantProcess]:
+def started() -> tuple[subprocess.Popen[bytes], LeftProcess]:
     child = subprocess.Popen(SLEEPER, start_new_session=True)
     ticks = read_start_ticks(child.pid)
     assert ticks is not None
-    return child, TenantProcess(child.pid, ticks, os.getpgid(child.pid))
+    return child, LeftProcess(child.pid, ticks)
 
 
 async def test_the_marker_keeps_the_process_and_recover_stops_only_that_one(
@@ -37,7 +36,7 @@ async def test_the_marker_keeps_the_process_and_recover_stops_only_that_one(
         assert markers["web:carol"].tenant == left
         assert markers["echo:alice"].tenant is None  # a persisted move's: as before
         # another process with that pid (a later start time) is never signalled
-        other = TenantProcess(left.pid, left.ticks + 1, left.pgid)
+        other = LeftProcess(left.pid, left.ticks + 1)
         assert not other.alive()
         assert await other.stop() is False
         assert child.poll() is None
