@@ -101,8 +101,9 @@ class Owners(Protocol):
         """:meth:`owner` from memory alone (the express lane: it never waits)."""
 
     async def recheck(self, instance_id: str) -> Peer | Here | None:
-        """:meth:`owner` from the row as it is now (bounded as :meth:`owner`'s lookups
-        are): for a forwarded request that the map says another node runs."""
+        """:meth:`owner` from the row as it is now, read for this request (a few such
+        reads at a time; the map's answer while the database is out of reach): for a
+        forwarded request that the map says another node runs."""
 
     def moved_recently(self, instance_id: str) -> bool:
         """Whether this process saw ``instance_id`` change node a short while ago: a

@@ -15,7 +15,8 @@ answers alone (and a wake here finds the owner when it claims the row,
 running instance reads the rows again, at most every :data:`REFRESH_SECONDS`.
 
 It also remembers which tenants it saw change node in the last
-:data:`MOVED_HOP_SECONDS` (:meth:`FleetDirectory.moved_recently`), and looks a tenant
+``MOVED_HOP_SECONDS`` (``tenement/proxy/moves.py``'s window for this node's own moves;
+:meth:`FleetDirectory.moved_recently`), and looks a tenant
 up again for a request another node forwarded here that its map says runs elsewhere
 (:meth:`FleetDirectory.recheck`, a read per such request, a few at a time): every
 serving process keeps its own map (``workers``,
@@ -41,6 +42,7 @@ import trio
 
 from tenement.config import Fleet
 from tenement.proxy.fleet import HERE, Here, Peer, RemoteInstance, peer_address
+from tenement.proxy.moves import MOVED_HOP_SECONDS
 from tenement.store import Store
 
 log = logging.getLogger(__name__)
@@ -57,9 +59,6 @@ REREAD_SECONDS = 0.1
 #: how long a request waits for a lookup or a read of the nodes: past that (a database
 #: out of reach, a partition) it is routed by what the map knows
 LOOKUP_SECONDS = 2.0
-#: how long after the map saw a tenant change node a forwarded request for it may be
-#: forwarded once more (as ``tenement/proxy/moves.py``'s, for this process's map)
-MOVED_HOP_SECONDS = 30.0
 #: reads of :meth:`FleetDirectory.recheck` under way at once, at most
 RECHECKS_AT_ONCE = 4
 
